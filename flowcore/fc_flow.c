@@ -1,0 +1,566 @@
+/* fc_flow: interpolants, the flow-matching loss, fixed-step ODE samplers, and
+ * the Local Flow Matching chain with its trainer and diagnostics.
+ * Algorithms: docs/lfm.md sections 1 (FM), 2 (LFM) and 5 (diagnostics). */
+#include "fc_flow.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "fc_base.h"
+#include "fc_ckpt.h"
+
+/* ---------- interpolants ---------- */
+
+void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, double *db) {
+  if (k == FC_INTERP_TRIG) {
+    double h = 0.5 * FC_PI;
+    *a = cos(h * t);
+    *b = sin(h * t);
+    *da = -h * sin(h * t);
+    *db = h * cos(h * t);
+  } else {
+    *a = 1.0 - t;
+    *b = t;
+    *da = -1.0;
+    *db = 1.0;
+  }
+}
+
+/* ---------- the flow-matching loss, float and double ---------- */
+
+#define REAL float
+#define FM_LOSS_NAME s_fm_loss_f
+#define FM_CTX_PARAMS const fc_mlp *net, fc_mlp_ws *nws, float *grads, const float *c
+#define FM_FORWARD(v, t, xt) fc_mlp_forward(net, nws, v, t, xt, c, B)
+#define FM_BACKWARD(dv) fc_mlp_backward(net, nws, grads, NULL, NULL, dv, B)
+#define FM_WANT_GRAD (grads != NULL)
+#include "fc_fm_impl.inc"
+#undef REAL
+#undef FM_LOSS_NAME
+#undef FM_CTX_PARAMS
+#undef FM_FORWARD
+#undef FM_BACKWARD
+#undef FM_WANT_GRAD
+
+#define REAL double
+#define FM_LOSS_NAME s_fm_loss_d
+#define FM_CTX_PARAMS const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *nws, double *grads, const double *c
+#define FM_FORWARD(v, t, xt) fc_mlp_forward_ref(cfg, params, nws, v, t, xt, c, B)
+#define FM_BACKWARD(dv) fc_mlp_backward_ref(cfg, params, nws, grads, NULL, NULL, dv, B)
+#define FM_WANT_GRAD (grads != NULL)
+#include "fc_fm_impl.inc"
+#undef REAL
+#undef FM_LOSS_NAME
+#undef FM_CTX_PARAMS
+#undef FM_FORWARD
+#undef FM_BACKWARD
+#undef FM_WANT_GRAD
+
+fc_fm_ws *fc_fm_ws_new(const fc_mlp_config *cfg, int max_batch) {
+  fc_fm_ws *ws = fc_calloc(1, sizeof(*ws));
+  size_t n = (size_t)max_batch * (size_t)cfg->dx;
+  ws->net = fc_mlp_ws_new(cfg, max_batch);
+  ws->max_batch = max_batch;
+  ws->xt = fc_calloc(n, sizeof(float));
+  ws->target = fc_calloc(n, sizeof(float));
+  ws->v = fc_calloc(n, sizeof(float));
+  return ws;
+}
+
+void fc_fm_ws_free(fc_fm_ws *ws) {
+  if (!ws) return;
+  fc_mlp_ws_free(ws->net);
+  free(ws->xt);
+  free(ws->target);
+  free(ws->v);
+  free(ws);
+}
+
+double fc_fm_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
+                  const float *x0, const float *x1, const float *c, int B) {
+  FC_ASSERT(B >= 1 && B <= ws->max_batch);
+  return s_fm_loss_f(net->cfg.dx, k, t, x0, x1, ws->xt, ws->target, ws->v, B, net, ws->net, grads, c);
+}
+
+double fc_fm_loss_ref(const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *ws,
+                      double *grads, fc_interp k, const double *t, const double *x0,
+                      const double *x1, const double *c, int B) {
+  size_t n = (size_t)B * (size_t)cfg->dx;
+  double *xt = fc_malloc(n * sizeof(double)), *tg = fc_malloc(n * sizeof(double));
+  double *v = fc_malloc(n * sizeof(double));
+  double loss = s_fm_loss_d(cfg->dx, k, t, x0, x1, xt, tg, v, B, cfg, params, ws, grads, c);
+  free(xt);
+  free(tg);
+  free(v);
+  return loss;
+}
+
+/* ---------- fixed-step ODE samplers ---------- */
+
+fc_ode_ws *fc_ode_ws_new(int max_batch, int dim) {
+  fc_ode_ws *ws = fc_calloc(1, sizeof(*ws));
+  size_t n = (size_t)max_batch * (size_t)dim;
+  ws->max_batch = max_batch;
+  ws->dim = dim;
+  ws->k1 = fc_calloc(n, sizeof(float));
+  ws->k2 = fc_calloc(n, sizeof(float));
+  ws->k3 = fc_calloc(n, sizeof(float));
+  ws->k4 = fc_calloc(n, sizeof(float));
+  ws->xt = fc_calloc(n, sizeof(float));
+  return ws;
+}
+
+void fc_ode_ws_free(fc_ode_ws *ws) {
+  if (!ws) return;
+  free(ws->k1); free(ws->k2); free(ws->k3); free(ws->k4); free(ws->xt);
+  free(ws);
+}
+
+int fc_sampler_stages(fc_sampler s) { return s == FC_SAMPLER_RK4 ? 4 : s == FC_SAMPLER_HEUN ? 2 : 1; }
+
+/* out = x + h * k */
+static void s_axpy_to(float *out, const float *x, float h, const float *restrict k, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = x[i] + h * k[i];
+}
+
+void fc_ode_integrate(fc_field_fn f, void *ctx, fc_ode_ws *ws, fc_sampler s, float *x, int B,
+                      double t0, double t1, int steps) {
+  FC_ASSERT(B >= 1 && B <= ws->max_batch && steps >= 1);
+  const size_t n = (size_t)B * (size_t)ws->dim;
+  const double h = (t1 - t0) / steps;
+  const float hf = (float)h;
+  float *k1 = ws->k1, *k2 = ws->k2, *k3 = ws->k3, *k4 = ws->k4, *xt = ws->xt;
+  for (int i = 0; i < steps; i++) {
+    double t = t0 + i * h; /* computed from i, so no drift in t */
+    switch (s) {
+      case FC_SAMPLER_EULER:
+        f(ctx, t, x, k1, B);
+        s_axpy_to(x, x, hf, k1, n);
+        break;
+      case FC_SAMPLER_HEUN: /* explicit trapezoid (Heun's method) */
+        f(ctx, t, x, k1, B);
+        s_axpy_to(xt, x, hf, k1, n);
+        f(ctx, t + h, xt, k2, B);
+        for (size_t j = 0; j < n; j++) x[j] += 0.5f * hf * (k1[j] + k2[j]);
+        break;
+      case FC_SAMPLER_RK4: /* classical Runge-Kutta */
+        f(ctx, t, x, k1, B);
+        s_axpy_to(xt, x, 0.5f * hf, k1, n);
+        f(ctx, t + 0.5 * h, xt, k2, B);
+        s_axpy_to(xt, x, 0.5f * hf, k2, n);
+        f(ctx, t + 0.5 * h, xt, k3, B);
+        s_axpy_to(xt, x, hf, k3, n);
+        f(ctx, t + h, xt, k4, B);
+        for (size_t j = 0; j < n; j++) x[j] += (hf / 6.0f) * (k1[j] + 2.0f * k2[j] + 2.0f * k3[j] + k4[j]);
+        break;
+    }
+  }
+}
+
+/* ---------- the LFM chain ---------- */
+
+void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc) {
+  cfg->nblocks = 4;
+  fc_mlp_config_default(&cfg->net, dx, dc);
+  cfg->interp = FC_INTERP_LINEAR;
+  cfg->gamma_c = 0.2f;
+  cfg->gamma_rho = 1.25f;
+  cfg->coupling = FC_COUPLING_DEPENDENT;
+  cfg->sampler = FC_SAMPLER_RK4;
+  cfg->steps = 4;
+}
+
+int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz) {
+  if (cfg->nblocks < 1 || cfg->nblocks > 64)
+    return fc_set_err(err, errsz, "number of blocks must be in 1..64 (got %d)", cfg->nblocks), -1;
+  if (fc_mlp_config_check(&cfg->net, err, errsz)) return -1;
+  if (cfg->interp != FC_INTERP_LINEAR && cfg->interp != FC_INTERP_TRIG)
+    return fc_set_err(err, errsz, "unknown interpolant %d", (int)cfg->interp), -1;
+  if (cfg->nblocks > 1 && !(cfg->gamma_c > 0.0f && isfinite(cfg->gamma_c)))
+    return fc_set_err(err, errsz, "gamma c must be a positive number (got %g)", (double)cfg->gamma_c), -1;
+  if (cfg->nblocks > 1 && !(cfg->gamma_rho > 0.0f && isfinite(cfg->gamma_rho)))
+    return fc_set_err(err, errsz, "gamma rho must be a positive number (got %g)", (double)cfg->gamma_rho), -1;
+  if (cfg->coupling < FC_COUPLING_DEPENDENT || cfg->coupling > FC_COUPLING_INDEPENDENT)
+    return fc_set_err(err, errsz, "unknown coupling %d", (int)cfg->coupling), -1;
+  if (cfg->sampler < FC_SAMPLER_EULER || cfg->sampler > FC_SAMPLER_RK4)
+    return fc_set_err(err, errsz, "unknown sampler %d", (int)cfg->sampler), -1;
+  if (cfg->steps < 1 || cfg->steps > 10000)
+    return fc_set_err(err, errsz, "steps per block must be in 1..10000 (got %d)", cfg->steps), -1;
+  return 0;
+}
+
+double fc_lfm_gamma(const fc_lfm_config *cfg, int n) {
+  if (n < 1 || n >= cfg->nblocks) return 0.0;
+  return (double)cfg->gamma_c * pow((double)cfg->gamma_rho, (double)(n - 1));
+}
+
+fc_lfm *fc_lfm_new(const fc_lfm_config *cfg, char *err, size_t errsz) {
+  if (fc_lfm_config_check(cfg, err, errsz)) return NULL;
+  fc_lfm *m = fc_calloc(1, sizeof(*m));
+  m->cfg = *cfg;
+  m->block_params = fc_mlp_nparams(&cfg->net);
+  m->params = fc_calloc(m->block_params * (size_t)cfg->nblocks, sizeof(float));
+  m->blocks = fc_calloc((size_t)cfg->nblocks, sizeof(fc_mlp));
+  for (int i = 0; i < cfg->nblocks; i++)
+    fc_mlp_bind(&m->blocks[i], &cfg->net, m->params + (size_t)i * m->block_params);
+  return m;
+}
+
+void fc_lfm_free(fc_lfm *m) {
+  if (!m) return;
+  free(m->params);
+  free(m->blocks);
+  free(m);
+}
+
+size_t fc_lfm_nparams(const fc_lfm *m) { return m->block_params * (size_t)m->cfg.nblocks; }
+
+int fc_lfm_nfe(const fc_lfm *m, fc_sampler s, int steps) {
+  return m->cfg.nblocks * steps * fc_sampler_stages(s);
+}
+
+fc_lfm_ws *fc_lfm_ws_new(const fc_lfm *m, int max_batch) {
+  fc_lfm_ws *ws = fc_calloc(1, sizeof(*ws));
+  ws->max_batch = max_batch;
+  ws->net = fc_mlp_ws_new(&m->cfg.net, max_batch);
+  ws->ode = fc_ode_ws_new(max_batch, m->cfg.net.dx);
+  ws->tbuf = fc_calloc((size_t)max_batch, sizeof(float));
+  return ws;
+}
+
+void fc_lfm_ws_free(fc_lfm_ws *ws) {
+  if (!ws) return;
+  fc_mlp_ws_free(ws->net);
+  fc_ode_ws_free(ws->ode);
+  free(ws->tbuf);
+  free(ws);
+}
+
+/* the velocity field of one block, as an ODE right-hand side */
+typedef struct {
+  const fc_mlp *net;
+  fc_mlp_ws *ws;
+  const float *c;
+  float *tbuf;
+} s_net_field;
+
+static void s_net_field_eval(void *ctx, double t, const float *x, float *v, int B) {
+  s_net_field *f = ctx;
+  for (int b = 0; b < B; b++) f->tbuf[b] = (float)t;
+  fc_mlp_forward(f->net, f->ws, v, f->tbuf, x, f->c, B);
+}
+
+void fc_lfm_push(const fc_lfm *m, fc_lfm_ws *ws, int blk, int forward, float *x, const float *c,
+                 int B, fc_sampler s, int steps) {
+  FC_ASSERT(blk >= 0 && blk < m->cfg.nblocks);
+  const int D = m->cfg.net.dx, C = m->cfg.net.dc;
+  for (int off = 0; off < B; off += ws->max_batch) {
+    int nb = B - off < ws->max_batch ? B - off : ws->max_batch;
+    s_net_field f = {&m->blocks[blk], ws->net, c ? c + (size_t)off * C : NULL, ws->tbuf};
+    fc_ode_integrate(s_net_field_eval, &f, ws->ode, s, x + (size_t)off * D, nb,
+                     forward ? 0.0 : 1.0, forward ? 1.0 : 0.0, steps);
+  }
+}
+
+void fc_lfm_generate(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B,
+                     fc_sampler s, int steps) {
+  for (int blk = m->cfg.nblocks - 1; blk >= 0; blk--) fc_lfm_push(m, ws, blk, 0, x, c, B, s, steps);
+}
+
+static double s_mean_dist(const float *a, const float *b, int n, int D) {
+  double sum = 0.0;
+  for (int i = 0; i < n; i++) {
+    double ss = 0.0;
+    for (int j = 0; j < D; j++) {
+      double d = (double)a[(size_t)i * D + j] - (double)b[(size_t)i * D + j];
+      ss += d * d;
+    }
+    sum += sqrt(ss);
+  }
+  return n ? sum / n : 0.0;
+}
+
+void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float *c, int n,
+                     fc_sampler s, int steps, fc_block_diag *out) {
+  const int D = m->cfg.net.dx;
+  size_t bytes = (size_t)n * D * sizeof(float);
+  float *cur = fc_malloc(bytes), *fwd = fc_malloc(bytes), *back = fc_malloc(bytes);
+  memcpy(cur, x, bytes);
+  for (int blk = 0; blk < m->cfg.nblocks; blk++) {
+    memcpy(fwd, cur, bytes);
+    fc_lfm_push(m, ws, blk, 1, fwd, c, n, s, steps);
+    memcpy(back, fwd, bytes);
+    fc_lfm_push(m, ws, blk, 0, back, c, n, s, steps);
+    out[blk].inversion_err = s_mean_dist(cur, back, n, D);
+    out[blk].transport = s_mean_dist(cur, fwd, n, D);
+    memcpy(cur, fwd, bytes); /* the next block's inputs */
+  }
+  free(cur);
+  free(fwd);
+  free(back);
+}
+
+/* ---------- training ---------- */
+
+void fc_train_config_default(fc_train_config *tc) {
+  tc->steps = 10000;
+  tc->batch = 256;
+  fc_adamw_config_default(&tc->opt);
+  tc->warm_start = 1;
+  tc->seed = 0;
+}
+
+struct fc_lfm_trainer {
+  fc_lfm *model;
+  fc_train_config tc;
+  const float *data, *c; /* (n, D), (n, C) */
+  size_t n;
+  const float *cur;      /* the current block's inputs: data or cache */
+  float *cache;          /* (n, D) training set pushed through the trained blocks */
+  fc_rng rng;
+  int *perm;             /* epoch permutation of 0..n-1 */
+  size_t perm_pos;
+  float *grads, *ema;    /* block_params each */
+  fc_adamw *opt;
+  fc_fm_ws *fm;
+  fc_lfm_ws *push;
+  int *idx;              /* (B) */
+  float *x0, *x1, *cb, *t, *z; /* (B, D), (B, D), (B, C), (B), (B, D) */
+  int block;
+  int64_t step_in_block, steps_done, *block_steps;
+  float last_lr;
+  int64_t nonfinite;
+};
+
+fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c, size_t n,
+                                   const fc_train_config *tc, char *err, size_t errsz) {
+  const int N = model->cfg.nblocks, D = model->cfg.net.dx, C = model->cfg.net.dc;
+  if (n < 1) return fc_set_err(err, errsz, "training set is empty"), NULL;
+  if (n > (size_t)1 << 30) return fc_set_err(err, errsz, "training set too large (%zu samples)", n), NULL;
+  if (C > 0 && !c) return fc_set_err(err, errsz, "the network expects %d condition values per sample but none were given", C), NULL;
+  if (tc->batch < 1) return fc_set_err(err, errsz, "batch size must be >= 1 (got %d)", tc->batch), NULL;
+  if (tc->steps < N)
+    return fc_set_err(err, errsz, "training steps (%lld) must be at least the number of blocks (%d)", (long long)tc->steps, N), NULL;
+  fc_lfm_trainer *tr = fc_calloc(1, sizeof(*tr));
+  const size_t B = (size_t)tc->batch, P = model->block_params;
+  tr->model = model;
+  tr->tc = *tc;
+  tr->data = x;
+  tr->c = c;
+  tr->n = n;
+  tr->cur = x;
+  fc_rng_seed(&tr->rng, tc->seed);
+  tr->perm = fc_malloc(n * sizeof(int));
+  fc_rng_permutation(&tr->rng, tr->perm, (int)n);
+  tr->grads = fc_calloc(P, sizeof(float));
+  tr->ema = fc_calloc(P, sizeof(float));
+  tr->opt = fc_adamw_new(P, &tc->opt);
+  tr->fm = fc_fm_ws_new(&model->cfg.net, tc->batch);
+  tr->push = fc_lfm_ws_new(model, 1024);
+  tr->idx = fc_calloc(B, sizeof(int));
+  tr->x0 = fc_calloc(B * D, sizeof(float));
+  tr->x1 = fc_calloc(B * D, sizeof(float));
+  tr->cb = fc_calloc(B * (C ? C : 1), sizeof(float));
+  tr->t = fc_calloc(B, sizeof(float));
+  tr->z = fc_calloc(B * D, sizeof(float));
+  tr->block_steps = fc_calloc((size_t)N, sizeof(int64_t));
+  for (int i = 0; i < N; i++) tr->block_steps[i] = tc->steps / N + (i < tc->steps % N ? 1 : 0);
+  return tr;
+}
+
+void fc_lfm_trainer_free(fc_lfm_trainer *tr) {
+  if (!tr) return;
+  free(tr->cache); free(tr->perm); free(tr->grads); free(tr->ema);
+  fc_adamw_free(tr->opt);
+  fc_fm_ws_free(tr->fm);
+  fc_lfm_ws_free(tr->push);
+  free(tr->idx); free(tr->x0); free(tr->x1); free(tr->cb); free(tr->t); free(tr->z);
+  free(tr->block_steps);
+  free(tr);
+}
+
+int fc_lfm_trainer_done(const fc_lfm_trainer *tr) { return tr->block >= tr->model->cfg.nblocks; }
+int64_t fc_lfm_trainer_steps_done(const fc_lfm_trainer *tr) { return tr->steps_done; }
+int fc_lfm_trainer_block(const fc_lfm_trainer *tr) { return tr->block; }
+float fc_lfm_trainer_lr(const fc_lfm_trainer *tr) { return tr->last_lr; }
+int64_t fc_lfm_trainer_nonfinite(const fc_lfm_trainer *tr) { return tr->nonfinite; }
+
+/* next B indices of the epoch permutation, reshuffling when it runs out */
+static void s_next_indices(fc_lfm_trainer *tr, int *idx, int B) {
+  for (int b = 0; b < B; b++) {
+    if (tr->perm_pos >= tr->n) {
+      fc_rng_permutation(&tr->rng, tr->perm, (int)tr->n);
+      tr->perm_pos = 0;
+    }
+    idx[b] = tr->perm[tr->perm_pos++];
+  }
+}
+
+/* a new block starts from fresh weights, or from its predecessor's (warm start) */
+static void s_block_begin(fc_lfm_trainer *tr) {
+  fc_lfm *m = tr->model;
+  fc_mlp *net = &m->blocks[tr->block];
+  if (tr->block > 0 && tr->tc.warm_start)
+    memcpy(net->params, m->blocks[tr->block - 1].params, m->block_params * sizeof(float));
+  else
+    fc_mlp_init(net, &tr->rng);
+  fc_adamw_reset(tr->opt);
+  memcpy(tr->ema, net->params, m->block_params * sizeof(float));
+}
+
+/* a finished block keeps its EMA weights; its inputs, pushed forward through
+ * it (t: 0 -> 1), become the next block's inputs */
+static void s_block_end(fc_lfm_trainer *tr) {
+  fc_lfm *m = tr->model;
+  const int D = m->cfg.net.dx;
+  memcpy(m->blocks[tr->block].params, tr->ema, m->block_params * sizeof(float));
+  if (tr->block + 1 < m->cfg.nblocks) {
+    if (!tr->cache) {
+      tr->cache = fc_malloc(tr->n * D * sizeof(float));
+      memcpy(tr->cache, tr->data, tr->n * D * sizeof(float));
+    }
+    fc_lfm_push(m, tr->push, tr->block, 1, tr->cache, tr->c, (int)tr->n, m->cfg.sampler, m->cfg.steps);
+    tr->cur = tr->cache;
+  }
+  tr->block++;
+  tr->step_in_block = 0;
+}
+
+double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
+  FC_ASSERT(!fc_lfm_trainer_done(tr));
+  fc_lfm *m = tr->model;
+  const int B = tr->tc.batch, D = m->cfg.net.dx, C = m->cfg.net.dc, N = m->cfg.nblocks;
+  if (tr->step_in_block == 0) s_block_begin(tr);
+  fc_mlp *net = &m->blocks[tr->block];
+
+  /* minibatch: inputs x0 and their conditions */
+  s_next_indices(tr, tr->idx, B);
+  for (int b = 0; b < B; b++) {
+    memcpy(tr->x0 + (size_t)b * D, tr->cur + (size_t)tr->idx[b] * D, D * sizeof(float));
+    if (C) memcpy(tr->cb + (size_t)b * C, tr->c + (size_t)tr->idx[b] * C, C * sizeof(float));
+  }
+
+  /* targets x1: an OU step of length gamma from a coupled input, or pure
+   * noise for the free last block */
+  fc_rng_normal_fill(&tr->rng, tr->z, (size_t)B * D);
+  if (tr->block == N - 1) {
+    memcpy(tr->x1, tr->z, (size_t)B * D * sizeof(float));
+  } else {
+    double g = fc_lfm_gamma(&m->cfg, tr->block + 1);
+    float ea = (float)exp(-g), sg = (float)sqrt(1.0 - exp(-2.0 * g));
+    for (int b = 0; b < B; b++) {
+      const float *src = tr->x0 + (size_t)b * D;
+      if (m->cfg.coupling == FC_COUPLING_SHUFFLED)
+        src = tr->x0 + (size_t)fc_rng_below(&tr->rng, (uint64_t)B) * D;
+      else if (m->cfg.coupling == FC_COUPLING_INDEPENDENT)
+        src = tr->cur + (size_t)fc_rng_below(&tr->rng, tr->n) * D;
+      float *dst = tr->x1 + (size_t)b * D;
+      const float *zb = tr->z + (size_t)b * D;
+      for (int j = 0; j < D; j++) dst[j] = ea * src[j] + sg * zb[j];
+    }
+  }
+  for (int b = 0; b < B; b++) tr->t[b] = (float)fc_rng_uniform(&tr->rng);
+
+  /* loss, gradient, clipped AdamW step, EMA */
+  memset(tr->grads, 0, m->block_params * sizeof(float));
+  double loss = fc_fm_loss(net, tr->fm, tr->grads, m->cfg.interp, tr->t, tr->x0, tr->x1,
+                           C ? tr->cb : NULL, B);
+  float gn = fc_clip_grad_norm(tr->grads, m->block_params, tr->tc.opt.clip);
+  tr->last_lr = fc_lr_schedule(&tr->tc.opt, tr->step_in_block, tr->block_steps[tr->block]);
+  if (isfinite(loss) && isfinite(gn)) {
+    fc_adamw_step(tr->opt, net->params, tr->grads, tr->last_lr);
+    fc_ema_update(tr->ema, net->params, m->block_params, fc_ema_decay(&tr->tc.opt, tr->step_in_block));
+  } else {
+    tr->nonfinite++;
+  }
+
+  tr->step_in_block++;
+  tr->steps_done++;
+  if (tr->step_in_block >= tr->block_steps[tr->block]) s_block_end(tr);
+  return loss;
+}
+
+/* ---------- names ---------- */
+
+static const char *const s_interp_names[] = {"linear", "trig"};
+static const char *const s_sampler_names[] = {"euler", "heun", "rk4"};
+static const char *const s_coupling_names[] = {"dependent", "shuffled", "independent"};
+
+const char *fc_interp_name(fc_interp k) { return (unsigned)k < 2 ? s_interp_names[k] : "?"; }
+int fc_interp_parse(const char *s) { return fc_name_index(s, s_interp_names, 2); }
+const char *fc_sampler_name(fc_sampler s) { return (unsigned)s < 3 ? s_sampler_names[s] : "?"; }
+int fc_sampler_parse(const char *s) { return fc_name_index(s, s_sampler_names, 3); }
+const char *fc_coupling_name(fc_coupling c) { return (unsigned)c < 3 ? s_coupling_names[c] : "?"; }
+int fc_coupling_parse(const char *s) { return fc_name_index(s, s_coupling_names, 3); }
+
+/* ---------- checkpoints ---------- */
+
+/* The config as 16 int32 then 4 float32 slots (fixed order, zero-padded). */
+enum { S_CFG_INTS = 16, S_CFG_FLOATS = 4 };
+
+static void s_sec_name(char *out, size_t n, const char *prefix, const char *name) {
+  snprintf(out, n, "%s%s", prefix ? prefix : "", name);
+}
+
+void fc_lfm_save(const fc_lfm *m, fc_ckpt_writer *w, const char *prefix) {
+  const fc_lfm_config *c = &m->cfg;
+  int32_t iv[S_CFG_INTS] = {c->nblocks, c->net.dx, c->net.dc, c->net.width, c->net.depth,
+                            c->net.temb, c->net.act, c->net.cond, c->interp, c->coupling,
+                            c->sampler, c->steps};
+  float fv[S_CFG_FLOATS] = {c->gamma_c, c->gamma_rho};
+  unsigned char buf[sizeof(iv) + sizeof(fv)];
+  memcpy(buf, iv, sizeof(iv));
+  memcpy(buf + sizeof(iv), fv, sizeof(fv));
+  char name[FC_CKPT_NAME_MAX];
+  s_sec_name(name, sizeof(name), prefix, "lfm.config");
+  fc_ckpt_add(w, name, buf, sizeof(buf));
+  s_sec_name(name, sizeof(name), prefix, "lfm.params");
+  fc_ckpt_add(w, name, m->params, fc_lfm_nparams(m) * sizeof(float));
+}
+
+fc_lfm *fc_lfm_load(const fc_ckpt *ck, const char *prefix, char *err, size_t errsz) {
+  int32_t iv[S_CFG_INTS];
+  float fv[S_CFG_FLOATS];
+  unsigned char buf[sizeof(iv) + sizeof(fv)];
+  char name[FC_CKPT_NAME_MAX];
+  s_sec_name(name, sizeof(name), prefix, "lfm.config");
+  if (fc_ckpt_get_exact(ck, name, buf, sizeof(buf), err, errsz)) return NULL;
+  memcpy(iv, buf, sizeof(iv));
+  memcpy(fv, buf + sizeof(iv), sizeof(fv));
+  fc_lfm_config c;
+  memset(&c, 0, sizeof(c));
+  c.nblocks = iv[0];
+  c.net.dx = iv[1]; c.net.dc = iv[2]; c.net.width = iv[3]; c.net.depth = iv[4];
+  c.net.temb = iv[5]; c.net.act = (fc_act)iv[6]; c.net.cond = (fc_cond_mode)iv[7];
+  c.interp = (fc_interp)iv[8]; c.coupling = (fc_coupling)iv[9];
+  c.sampler = (fc_sampler)iv[10]; c.steps = iv[11];
+  c.gamma_c = fv[0]; c.gamma_rho = fv[1];
+  char why[200];
+  if (fc_lfm_config_check(&c, why, sizeof(why)))
+    return fc_set_err(err, errsz, "checkpoint is mismatched: its model config is invalid (%s)", why), NULL;
+  fc_lfm *m = fc_lfm_new(&c, err, errsz);
+  s_sec_name(name, sizeof(name), prefix, "lfm.params");
+  if (fc_ckpt_get_exact(ck, name, m->params, fc_lfm_nparams(m) * sizeof(float), err, errsz)) {
+    fc_lfm_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+int fc_lfm_save_file(const fc_lfm *m, const char *path, char *err, size_t errsz) {
+  fc_ckpt_writer *w = fc_ckpt_writer_new("lfm");
+  fc_lfm_save(m, w, NULL);
+  int rc = fc_ckpt_write(w, path, err, errsz);
+  fc_ckpt_writer_free(w);
+  return rc;
+}
+
+fc_lfm *fc_lfm_load_file(const char *path, char *err, size_t errsz) {
+  fc_ckpt *ck = fc_ckpt_read(path, "lfm", err, errsz);
+  if (!ck) return NULL;
+  char why[300];
+  fc_lfm *m = fc_lfm_load(ck, NULL, why, sizeof(why));
+  if (!m) fc_set_err(err, errsz, "%s: %s", path, why);
+  fc_ckpt_free(ck);
+  return m;
+}

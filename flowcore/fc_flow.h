@@ -1,0 +1,200 @@
+/* fc_flow: flow matching and Local Flow Matching (LFM) on fc_mlp networks.
+ *
+ * Convention (the LFM authors'): t = 0 is the data side, t = 1 the noise side;
+ * a network v(t, x, c) points data -> noise; pushing forward integrates
+ * t: 0 -> 1 and generation integrates t: 1 -> 0.
+ *
+ * An LFM model is a chain of N blocks (sub-flows). Block n (1-based) is
+ * trained to carry its inputs x_{n-1} (block 1: the data; block n > 1: the
+ * training set pushed forward through the trained block n-1) to an
+ * Ornstein-Uhlenbeck step of length gamma_n = c * rho^(n-1) from them; the
+ * last block is free: its target is N(0, I). N = 1 is global flow matching,
+ * through exactly the same code.
+ *
+ *   fc_lfm_config lc; fc_lfm_config_default(&lc, D, C);
+ *   lc.nblocks = 4;
+ *   fc_lfm *model = fc_lfm_new(&lc, err, sizeof err);
+ *   fc_train_config tc; fc_train_config_default(&tc);
+ *   fc_lfm_trainer *tr = fc_lfm_trainer_new(model, x, c, n, &tc, err, sizeof err);
+ *   while (!fc_lfm_trainer_done(tr)) loss = fc_lfm_trainer_step(tr);
+ *   fc_lfm_trainer_free(tr);                       // model now holds EMA weights
+ *   fc_lfm_ws *ws = fc_lfm_ws_new(model, 1000);
+ *   fc_rng_normal_fill(&rng, xs, 1000 * D);       // z ~ N(0, I)
+ *   fc_lfm_generate(model, ws, xs, c, 1000, lc.sampler, lc.steps);  // xs: samples
+ */
+#ifndef FC_FLOW_H
+#define FC_FLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fc_mlp.h"
+#include "fc_optim.h"
+#include "fc_rng.h"
+
+/* ---------- interpolants and the flow-matching loss ---------- */
+
+typedef enum { FC_INTERP_LINEAR = 0, FC_INTERP_TRIG = 1 } fc_interp;
+
+/* I_t = a(t) x0 + b(t) x1, dI/dt = a'(t) x0 + b'(t) x1.
+ * linear: a = 1 - t, b = t.  trig: a = cos(pi t / 2), b = sin(pi t / 2). */
+void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, double *db);
+
+/* Scratch for the loss, one per thread. */
+typedef struct {
+  fc_mlp_ws *net;
+  int max_batch;
+  float *xt, *target, *v; /* (B, D) each */
+} fc_fm_ws;
+fc_fm_ws *fc_fm_ws_new(const fc_mlp_config *cfg, int max_batch);
+void fc_fm_ws_free(fc_fm_ws *ws);
+
+/* Flow-matching loss (1 / (B D)) sum_b || v(t_b, I_t, c_b) - dI/dt ||^2 for
+ * pairs (x0, x1) (B, D) with times t (B) and conditions c (B, C) or NULL.
+ * When grads != NULL, dLoss/dparams is added to it. */
+double fc_fm_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
+                  const float *x0, const float *x1, const float *c, int B);
+/* The same in double precision on the reference network (test oracle). */
+double fc_fm_loss_ref(const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *ws,
+                      double *grads, fc_interp k, const double *t, const double *x0,
+                      const double *x1, const double *c, int B);
+
+/* ---------- fixed-step ODE samplers ---------- */
+
+typedef enum { FC_SAMPLER_EULER = 0, FC_SAMPLER_HEUN = 1, FC_SAMPLER_RK4 = 2 } fc_sampler;
+
+/* v (B, D) = f(t, x (B, D)) */
+typedef void (*fc_field_fn)(void *ctx, double t, const float *x, float *v, int B);
+
+typedef struct {
+  int max_batch, dim;
+  float *k1, *k2, *k3, *k4, *xt; /* (B, D) each */
+} fc_ode_ws;
+fc_ode_ws *fc_ode_ws_new(int max_batch, int dim);
+void fc_ode_ws_free(fc_ode_ws *ws);
+/* Integrate dx/dt = f(t, x) from t0 to t1 (either direction) in `steps` equal
+ * steps of Euler (order 1), Heun (2) or classical RK4 (4); x is updated in place. */
+void fc_ode_integrate(fc_field_fn f, void *ctx, fc_ode_ws *ws, fc_sampler s, float *x, int B,
+                      double t0, double t1, int steps);
+/* Network evaluations per step: 1, 2, 4. */
+int fc_sampler_stages(fc_sampler s);
+
+/* ---------- Local Flow Matching chain ---------- */
+
+typedef enum {
+  FC_COUPLING_DEPENDENT = 0,   /* OU step from the same sample (the authors' default) */
+  FC_COUPLING_SHUFFLED = 1,    /* OU step from a sample permuted within the batch */
+  FC_COUPLING_INDEPENDENT = 2  /* OU step from an independently drawn sample */
+} fc_coupling;
+
+typedef struct {
+  int nblocks;          /* N >= 1; N = 1 is global flow matching */
+  fc_mlp_config net;    /* each block's network */
+  fc_interp interp;
+  float gamma_c, gamma_rho; /* gamma_n = c * rho^(n-1), n = 1..N-1 */
+  fc_coupling coupling;
+  fc_sampler sampler;   /* default sampler for push-forward and generation */
+  int steps;            /* ODE steps per block */
+} fc_lfm_config;
+
+typedef struct {
+  fc_lfm_config cfg;
+  size_t block_params;  /* parameters of one block */
+  float *params;        /* nblocks * block_params, owned */
+  fc_mlp *blocks;       /* nblocks views into params */
+} fc_lfm;
+
+/* N = 4, default network, linear interpolant, c = 0.2, rho = 1.25, dependent,
+ * RK4 with 4 steps per block. */
+void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc);
+int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz);
+/* gamma_n for block n = 1..N-1; the free last block has no gamma (returns 0). */
+double fc_lfm_gamma(const fc_lfm_config *cfg, int n);
+fc_lfm *fc_lfm_new(const fc_lfm_config *cfg, char *err, size_t errsz);
+void fc_lfm_free(fc_lfm *m);
+size_t fc_lfm_nparams(const fc_lfm *m);
+/* Network evaluations to generate one sample with (s, steps). */
+int fc_lfm_nfe(const fc_lfm *m, fc_sampler s, int steps);
+
+/* Per-caller scratch for pushing and generating (no allocation afterwards). */
+typedef struct {
+  int max_batch;
+  fc_mlp_ws *net;
+  fc_ode_ws *ode;
+  float *tbuf;          /* (B) */
+} fc_lfm_ws;
+fc_lfm_ws *fc_lfm_ws_new(const fc_lfm *m, int max_batch);
+void fc_lfm_ws_free(fc_lfm_ws *ws);
+
+/* Integrate block `blk` (0-based) over t: 0 -> 1 (forward = 1, towards noise)
+ * or 1 -> 0 (forward = 0, towards data) on x (B, D) in place. Any B: larger
+ * batches are processed in slices of ws->max_batch. */
+void fc_lfm_push(const fc_lfm *m, fc_lfm_ws *ws, int blk, int forward, float *x, const float *c,
+                 int B, fc_sampler s, int steps);
+/* Generation: x (B, D) holds z ~ N(0, I) on entry and samples on return;
+ * blocks run in reverse order, each t: 1 -> 0. */
+void fc_lfm_generate(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B,
+                     fc_sampler s, int steps);
+
+/* Per-block diagnostics on a sample of inputs x (n, D): push each block's
+ * inputs forward, then back, and measure. */
+typedef struct {
+  double inversion_err; /* mean || x - back(fwd(x)) || */
+  double transport;     /* mean || fwd(x) - x || */
+} fc_block_diag;
+void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float *c, int n,
+                     fc_sampler s, int steps, fc_block_diag *out);
+
+/* ---------- checkpoints (see fc_ckpt.h) ---------- */
+
+struct fc_ckpt_writer;
+struct fc_ckpt;
+/* Add sections "<prefix>lfm.config" and "<prefix>lfm.params" to a checkpoint. */
+void fc_lfm_save(const fc_lfm *m, struct fc_ckpt_writer *w, const char *prefix);
+/* Rebuild a model from those sections; NULL with a sentence in err when they
+ * are missing, invalid or of the wrong size. */
+fc_lfm *fc_lfm_load(const struct fc_ckpt *ck, const char *prefix, char *err, size_t errsz);
+/* Whole-file helpers: a checkpoint of kind "lfm" holding one model. */
+int fc_lfm_save_file(const fc_lfm *m, const char *path, char *err, size_t errsz);
+fc_lfm *fc_lfm_load_file(const char *path, char *err, size_t errsz);
+
+/* ---------- training ---------- */
+
+typedef struct {
+  int64_t steps;        /* optimizer steps over all blocks (split evenly) */
+  int batch;
+  fc_adamw_config opt;  /* schedule restarts for each block */
+  int warm_start;       /* initialize block n from block n-1's weights */
+  uint64_t seed;
+} fc_train_config;
+
+/* 10000 steps, batch 256, fc_adamw defaults, warm start on, seed 0. */
+void fc_train_config_default(fc_train_config *tc);
+
+typedef struct fc_lfm_trainer fc_lfm_trainer;
+
+/* Train model on n samples x (n, D) with conditions c (n, C) or NULL. The
+ * trainer reads x and c (not copied: keep them alive) and writes model's
+ * weights; when it is done the model holds each block's EMA weights. */
+fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c, size_t n,
+                                   const fc_train_config *tc, char *err, size_t errsz);
+void fc_lfm_trainer_free(fc_lfm_trainer *tr);
+/* One optimizer step on one minibatch; returns its loss. At the end of each
+ * block it stores the EMA weights and pushes the training set forward. A
+ * non-finite loss skips the update and is counted (fc_lfm_trainer_nonfinite). */
+double fc_lfm_trainer_step(fc_lfm_trainer *tr);
+int fc_lfm_trainer_done(const fc_lfm_trainer *tr);
+int64_t fc_lfm_trainer_steps_done(const fc_lfm_trainer *tr);
+int fc_lfm_trainer_block(const fc_lfm_trainer *tr);       /* block being trained, 0-based */
+float fc_lfm_trainer_lr(const fc_lfm_trainer *tr);         /* learning rate of the last step */
+int64_t fc_lfm_trainer_nonfinite(const fc_lfm_trainer *tr);
+
+/* ---------- names ---------- */
+const char *fc_interp_name(fc_interp k);
+int fc_interp_parse(const char *s);          /* "linear", "trig" */
+const char *fc_sampler_name(fc_sampler s);
+int fc_sampler_parse(const char *s);         /* "euler", "heun", "rk4" */
+const char *fc_coupling_name(fc_coupling c);
+int fc_coupling_parse(const char *s);        /* "dependent", "shuffled", "independent" */
+
+#endif

@@ -1,0 +1,61 @@
+/* fc_optim: AdamW with decoupled weight decay, global gradient-norm clipping,
+ * linear warm-up + cosine learning-rate schedule, and an EMA of the weights.
+ * Everything acts on flat float vectors (params, grads, m, v, ema share one
+ * layout), so an optimizer step is one loop.
+ *
+ *   fc_adamw_config oc; fc_adamw_config_default(&oc);
+ *   fc_adamw *opt = fc_adamw_new(n, &oc);
+ *   for (step = 0; step < total; step++) {
+ *     memset(grads, 0, n * sizeof(float)); ... backward ...
+ *     float gnorm = fc_clip_grad_norm(grads, n, oc.clip);
+ *     float lr = fc_lr_schedule(&oc, step, total);
+ *     fc_adamw_step(opt, params, grads, lr);
+ *     fc_ema_update(ema, params, n, fc_ema_decay(&oc, step));
+ *   }
+ */
+#ifndef FC_OPTIM_H
+#define FC_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  float lr;           /* peak learning rate */
+  float lr_min;       /* floor of the cosine decay */
+  float beta1, beta2, eps;
+  float weight_decay; /* decoupled (AdamW): p -= lr * wd * p */
+  float clip;         /* max global gradient L2 norm; <= 0 disables */
+  int warmup;         /* linear warm-up steps */
+  float ema;          /* EMA decay (0 disables: EMA = weights) */
+  int ema_warmup;     /* EMA decay ramps as min(ema, (1 + s) / (10 + s)) */
+} fc_adamw_config;
+
+typedef struct {
+  fc_adamw_config cfg;
+  size_t n;
+  int64_t t;    /* steps taken (for bias correction) */
+  float *m, *v; /* first and second moments, n each */
+} fc_adamw;
+
+/* lr 1e-3, lr_min 0, betas (0.9, 0.999), eps 1e-8, wd 1e-6, clip 1, warmup 500,
+ * ema 0.999 with warm-up on. */
+void fc_adamw_config_default(fc_adamw_config *cfg);
+fc_adamw *fc_adamw_new(size_t n, const fc_adamw_config *cfg);
+void fc_adamw_free(fc_adamw *opt);
+/* Zero the moments and the step count. */
+void fc_adamw_reset(fc_adamw *opt);
+/* One AdamW step (Loshchilov & Hutter 2019, Alg. 2) with learning rate lr. */
+void fc_adamw_step(fc_adamw *opt, float *params, const float *grads, float lr);
+
+/* Scale grads so their global L2 norm is at most max_norm (no-op when
+ * max_norm <= 0); returns the norm before clipping. */
+float fc_clip_grad_norm(float *grads, size_t n, float max_norm);
+/* Learning rate at step (0-based) of total: linear warm-up from lr / warmup to
+ * lr, then cosine decay to lr_min at the last step. */
+float fc_lr_schedule(const fc_adamw_config *cfg, int64_t step, int64_t total);
+/* EMA decay to use after step (0-based). */
+float fc_ema_decay(const fc_adamw_config *cfg, int64_t step);
+/* ema = decay * ema + (1 - decay) * params */
+void fc_ema_update(float *ema, const float *params, size_t n, float decay);
+
+#endif

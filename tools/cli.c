@@ -1,0 +1,196 @@
+/* cli: option parsing, JSON helpers, progress bar. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void cli_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "lfp %s: ", cmd);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+static void s_print_default(const cli_opt *o) {
+  switch (o->type) {
+    case CLI_INT: printf(" (default %d)", *(int *)o->dst); break;
+    case CLI_I64: printf(" (default %lld)", (long long)*(int64_t *)o->dst); break;
+    case CLI_DOUBLE: printf(" (default %g)", *(double *)o->dst); break;
+    case CLI_STR:
+    case CLI_CHOICE:
+      if (*(const char **)o->dst) printf(" (default %s)", *(const char **)o->dst);
+      break;
+    case CLI_FLAG: break;
+  }
+}
+
+static void s_help(const char *usage, const cli_opt *opts, int n) {
+  printf("usage: %s\n\noptions:\n", usage);
+  for (int i = 0; i < n; i++) {
+    const cli_opt *o = &opts[i];
+    char head[64];
+    if (o->type == CLI_CHOICE) {
+      char list[256] = "";
+      for (int k = 0; o->choices[k]; k++) {
+        if (k) strncat(list, "|", sizeof(list) - strlen(list) - 1);
+        strncat(list, o->choices[k], sizeof(list) - strlen(list) - 1);
+      }
+      printf("  %s {%s}\n      %s", o->name, list, o->help);
+    } else {
+      const char *arg = o->type == CLI_FLAG ? "" : o->type == CLI_STR ? " S" : o->type == CLI_DOUBLE ? " X" : " N";
+      snprintf(head, sizeof(head), "%s%s", o->name, arg);
+      printf("  %-22s %s", head, o->help);
+    }
+    s_print_default(o);
+    printf("\n");
+  }
+  printf("  %-22s %s\n", "--help", "show this help");
+}
+
+static int s_number(const char *cmd, const cli_opt *o, const char *val) {
+  char *end = NULL;
+  errno = 0;
+  double d;
+  if (o->type == CLI_DOUBLE) {
+    d = strtod(val, &end);
+    if (end == val || *end || errno || !isfinite(d)) {
+      cli_error(cmd, "%s expects a number, got '%s'", o->name, val);
+      return -1;
+    }
+  } else {
+    long long v = strtoll(val, &end, 10);
+    if (end == val || *end || errno) {
+      cli_error(cmd, "%s expects an integer, got '%s'", o->name, val);
+      return -1;
+    }
+    d = (double)v;
+    if (o->type == CLI_INT && (v < -2147483647LL || v > 2147483647LL)) {
+      cli_error(cmd, "%s value %s is out of range", o->name, val);
+      return -1;
+    }
+  }
+  if (o->min < o->max && (d < o->min || d > o->max)) {
+    cli_error(cmd, "%s must be between %g and %g, got %s", o->name, o->min, o->max, val);
+    return -1;
+  }
+  if (o->type == CLI_DOUBLE) *(double *)o->dst = d;
+  else if (o->type == CLI_I64) *(int64_t *)o->dst = (int64_t)strtoll(val, NULL, 10);
+  else *(int *)o->dst = (int)d;
+  return 0;
+}
+
+int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      s_help(usage, opts, n);
+      return 1;
+    }
+    /* accept both "--name value" and "--name=value" */
+    const char *eq = strchr(a, '=');
+    size_t alen = eq ? (size_t)(eq - a) : strlen(a);
+    const cli_opt *o = NULL;
+    for (int k = 0; k < n; k++)
+      if (strlen(opts[k].name) == alen && !strncmp(opts[k].name, a, alen)) o = &opts[k];
+    if (!o) {
+      if (a[0] == '-') cli_error(cmd, "unknown option '%.*s' (see 'lfp %s --help')", (int)alen, a, cmd);
+      else cli_error(cmd, "unexpected argument '%s' (see 'lfp %s --help')", a, cmd);
+      return -1;
+    }
+    if (o->type == CLI_FLAG) {
+      if (eq) {
+        cli_error(cmd, "%s takes no value", o->name);
+        return -1;
+      }
+      *(int *)o->dst = 1;
+      continue;
+    }
+    const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+    if (!val) {
+      cli_error(cmd, "%s needs a value", o->name);
+      return -1;
+    }
+    if (o->type == CLI_STR) {
+      *(const char **)o->dst = val;
+    } else if (o->type == CLI_CHOICE) {
+      int ok = 0;
+      for (int k = 0; o->choices[k]; k++)
+        if (!strcmp(o->choices[k], val)) ok = 1;
+      if (!ok) {
+        char list[256] = "";
+        for (int k = 0; o->choices[k]; k++) {
+          if (k) strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+          strncat(list, o->choices[k], sizeof(list) - strlen(list) - 1);
+        }
+        cli_error(cmd, "%s must be one of %s, got '%s'", o->name, list, val);
+        return -1;
+      }
+      *(const char **)o->dst = val;
+    } else if (s_number(cmd, o, val)) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+      case '"': fputs("\\\"", f); break;
+      case '\\': fputs("\\\\", f); break;
+      case '\n': fputs("\\n", f); break;
+      case '\r': fputs("\\r", f); break;
+      case '\t': fputs("\\t", f); break;
+      default:
+        if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+  }
+  fputc('"', f);
+}
+
+void cli_json_num(FILE *f, double v) {
+  if (isfinite(v)) fprintf(f, "%.6g", v);
+  else fputs("null", f);
+}
+
+void cli_progress_begin(cli_progress *p, const char *label, int64_t total) {
+  p->enabled = isatty(STDERR_FILENO);
+  p->t0 = p->last = cli_now();
+  p->total = total;
+  snprintf(p->label, sizeof(p->label), "%s", label);
+}
+
+void cli_progress_update(cli_progress *p, int64_t done, const char *extra) {
+  if (!p->enabled) return;
+  double now = cli_now();
+  if (now - p->last < 0.1 && done < p->total) return;
+  p->last = now;
+  double frac = p->total > 0 ? (double)done / (double)p->total : 1.0;
+  int w = 24, fill = (int)(frac * w);
+  char bar[32];
+  for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
+  bar[w] = 0;
+  double el = now - p->t0, eta = frac > 0 ? el * (1.0 - frac) / frac : 0.0;
+  fprintf(stderr, "\r%s [%s] %lld/%lld %s  %.0fs ETA %.0fs \033[K", p->label, bar, (long long)done,
+          (long long)p->total, extra ? extra : "", el, eta);
+  fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+  if (p->enabled) fprintf(stderr, "\r\033[K");
+}

@@ -1,0 +1,57 @@
+/* cli: what every lfp subcommand shares: option parsing with one-sentence
+ * errors, --help text, JSON output helpers, a terminal progress bar, timing.
+ *
+ *   int steps = 1000; int json = 0; const char *dist = "8gaussians";
+ *   static const char *const dists[] = {"moons", "8gaussians", NULL};
+ *   cli_opt opts[] = {
+ *     {"--steps", CLI_INT, &steps, "training steps", NULL, 1, 1e9},
+ *     {"--dist", CLI_CHOICE, &dist, "distribution", dists, 0, 0},
+ *     {"--json", CLI_FLAG, &json, "print one JSON object last", NULL, 0, 0},
+ *   };
+ *   int rc = cli_parse("toy", "lfp toy [options]", argc, argv, opts, 3);
+ *   if (rc) return rc > 0 ? 0 : 2;     // 1: --help printed; -1: error printed
+ */
+#ifndef LFP_CLI_H
+#define LFP_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { CLI_INT, CLI_I64, CLI_DOUBLE, CLI_STR, CLI_FLAG, CLI_CHOICE } cli_type;
+
+typedef struct {
+  const char *name;            /* "--steps" */
+  cli_type type;
+  void *dst;                   /* int*, int64_t*, double*, const char**, int* (flag), const char** (choice) */
+  const char *help;
+  const char *const *choices;  /* NULL-terminated, for CLI_CHOICE */
+  double min, max;             /* numeric bounds (inclusive) when min < max */
+} cli_opt;
+
+/* Parse argv[1..] (argv[0] is the subcommand). 0 on success, 1 when --help was
+ * printed, -1 after printing one error sentence to stderr. Defaults are the
+ * values in dst before the call and are shown by --help. */
+int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n);
+/* Print "lfp <cmd>: <message>" to stderr. */
+void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Monotonic seconds. */
+double cli_now(void);
+
+/* JSON: a string literal with escapes, and a number that prints null when not finite. */
+void cli_json_str(FILE *f, const char *s);
+void cli_json_num(FILE *f, double v);
+
+/* A one-line progress bar on stderr, only when stderr is a terminal. */
+typedef struct {
+  int enabled;
+  double t0, last;
+  int64_t total;
+  char label[32];
+} cli_progress;
+void cli_progress_begin(cli_progress *p, const char *label, int64_t total);
+/* extra: text shown after the counters (e.g. "loss 0.123"). */
+void cli_progress_update(cli_progress *p, int64_t done, const char *extra);
+void cli_progress_end(cli_progress *p);
+
+#endif

@@ -1,0 +1,248 @@
+/* lfp bench: benchmarks (ratios measured side by side in one run, never
+ * timed tests). `lfp bench flowcore` times the reference velocity network
+ * against the OpenBLAS sgemm peak, the sgemv memory floor and PyTorch. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "flowcore.h"
+
+static int s_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double s_median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof(double), s_cmp_double);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* best-of-reps GFLOP/s of a square sgemm: what the BLAS reaches on this machine */
+static double s_sgemm_peak(int n, int reps) {
+  float *a = fc_malloc((size_t)n * n * sizeof(float)), *b = fc_malloc((size_t)n * n * sizeof(float));
+  float *c = fc_calloc((size_t)n * n, sizeof(float));
+  for (size_t i = 0; i < (size_t)n * n; i++) {
+    a[i] = (float)((i % 7) - 3) * 0.1f;
+    b[i] = (float)((i % 5) - 2) * 0.1f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+  double best = 0.0;
+  for (int r = 0; r < reps; r++) {
+    double t0 = cli_now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    double g = 2.0 * n * (double)n * n / (cli_now() - t0) * 1e-9;
+    if (g > best) best = g;
+  }
+  free(a); free(b); free(c);
+  return best;
+}
+
+/* pull "key": number out of a JSON line; NAN when absent or null */
+static double s_json_number(const char *line, const char *key) {
+  char pat[96];
+  snprintf(pat, sizeof(pat), "\"%s\":", key);
+  const char *p = strstr(line, pat);
+  if (!p) return NAN;
+  p += strlen(pat);
+  while (*p == ' ') p++;
+  char *end;
+  double v = strtod(p, &end);
+  return end == p ? NAN : v;
+}
+
+typedef struct {
+  double train_sps, fwd_b1_us, threads;
+  char version[32];
+  int ok;
+} s_torch;
+
+static void s_run_torch(const char *script, const char *python, s_torch *out) {
+  memset(out, 0, sizeof(*out));
+  out->train_sps = out->fwd_b1_us = NAN;
+  struct stat st;
+  if (stat(script, &st) != 0 || stat(python, &st) != 0) return;
+  char cmd[1024];
+  snprintf(cmd, sizeof(cmd), "'%s' '%s' --json 2>/dev/null", python, script);
+  FILE *p = popen(cmd, "r");
+  if (!p) return;
+  char line[4096], last[4096] = "";
+  while (fgets(line, sizeof(line), p)) {
+    if (line[0] == '{') snprintf(last, sizeof(last), "%s", line);
+    else fputs(line, stderr);
+  }
+  int rc = pclose(p);
+  if (rc != 0 || !last[0]) return;
+  out->train_sps = s_json_number(last, "torch_train_samples_per_s");
+  out->fwd_b1_us = s_json_number(last, "torch_fwd_b1_us");
+  out->threads = s_json_number(last, "torch_train_threads");
+  const char *v = strstr(last, "\"torch_version\": \"");
+  if (v) sscanf(v + 18, "%31[^\"]", out->version);
+  out->ok = isfinite(out->train_sps) && isfinite(out->fwd_b1_us);
+}
+
+static int s_bench_flowcore(int argc, char **argv) {
+  int json = 0, no_torch = 0, iters = 30, threads = 0;
+  const char *script = LFP_SOURCE_DIR "/tools/bench_torch.py", *python = "/usr/bin/python3";
+  cli_opt opts[] = {
+      {"--iters", CLI_INT, &iters, "timed training steps", NULL, 3, 100000},
+      {"--threads", CLI_INT, &threads, "BLAS threads for training (0: the library default)", NULL, 0, 256},
+      {"--torch-script", CLI_STR, &script, "the PyTorch reference script", NULL, 0, 0},
+      {"--python", CLI_STR, &python, "interpreter that has Debian's python3-torch", NULL, 0, 0},
+      {"--no-torch", CLI_FLAG, &no_torch, "skip the PyTorch comparison", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("bench flowcore", "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--json]",
+                     argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  fc_blas_set_threads(threads);
+  const int train_threads = fc_blas_threads();
+
+  /* the reference network: x 112 (Tp 16 x 7-D actions), condition 38 (To 2 x
+   * 19-D Lift observations), width 512, 4 residual blocks, batch 256 */
+  const int B = 256;
+  fc_mlp_config cfg;
+  fc_mlp_config_default(&cfg, 112, 38);
+  cfg.width = 512;
+  cfg.depth = 4;
+  fc_mlp_layout lay;
+  fc_mlp_layout_make(&lay, &cfg);
+  const size_t P = lay.total;
+  const double macs = fc_mlp_macs(&cfg);
+  /* forward MACs + weight gradients (same) + input gradients (all but the first layer) */
+  const double train_flops = 2.0 * B * (3.0 * macs - (double)cfg.width * lay.din);
+
+  printf("lfp bench flowcore: reference network D=%d C=%d width %d depth %d (%s, %s), %zu parameters, batch %d\n",
+         cfg.dx, cfg.dc, cfg.width, cfg.depth, fc_act_name(cfg.act), fc_cond_name(cfg.cond), P, B);
+  fflush(stdout);
+
+  /* 1. the sgemm peak, with the threads used for training */
+  double peak = s_sgemm_peak(2048, 5);
+
+  /* 2. training throughput: FM loss forward + backward, clipping, AdamW, EMA */
+  fc_rng rng;
+  fc_rng_seed(&rng, 1);
+  float *params = fc_calloc(P, sizeof(float)), *grads = fc_calloc(P, sizeof(float));
+  float *ema = fc_calloc(P, sizeof(float));
+  fc_mlp net;
+  fc_mlp_bind(&net, &cfg, params);
+  fc_mlp_init(&net, &rng);
+  memcpy(ema, params, P * sizeof(float));
+  fc_adamw_config oc;
+  fc_adamw_config_default(&oc);
+  fc_adamw *opt = fc_adamw_new(P, &oc);
+  fc_fm_ws *fws = fc_fm_ws_new(&cfg, B);
+  float *x0 = fc_malloc((size_t)B * cfg.dx * sizeof(float)), *x1 = fc_malloc((size_t)B * cfg.dx * sizeof(float));
+  float *c = fc_malloc((size_t)B * cfg.dc * sizeof(float)), *t = fc_malloc((size_t)B * sizeof(float));
+  fc_rng_normal_fill(&rng, x0, (size_t)B * cfg.dx);
+  fc_rng_normal_fill(&rng, x1, (size_t)B * cfg.dx);
+  fc_rng_normal_fill(&rng, c, (size_t)B * cfg.dc);
+  for (int b = 0; b < B; b++) t[b] = (float)fc_rng_uniform(&rng);
+  double *st = fc_malloc((size_t)iters * sizeof(double));
+  for (int it = -3; it < iters; it++) {
+    double t0 = cli_now();
+    memset(grads, 0, P * sizeof(float));
+    fc_fm_loss(&net, fws, grads, FC_INTERP_LINEAR, t, x0, x1, c, B);
+    fc_clip_grad_norm(grads, P, 1.0f);
+    fc_adamw_step(opt, params, grads, 1e-4f);
+    fc_ema_update(ema, params, P, 0.999f);
+    if (it >= 0) st[it] = cli_now() - t0;
+  }
+  double step_s = s_median(st, iters);
+  double train_sps = B / step_s, train_gflops = train_flops / step_s * 1e-9;
+
+  /* 3. batch-1 forward latency, on one thread (BLAS threading only adds
+   * overhead at this size) */
+  fc_blas_set_threads(1);
+  const int reps = 3000;
+  double *lt = fc_malloc((size_t)reps * sizeof(double));
+  fc_mlp_ws *ws1 = fc_mlp_ws_new(&cfg, 1);
+  float y1[112];
+  for (int r = -200; r < reps; r++) {
+    double t0 = cli_now();
+    fc_mlp_forward(&net, ws1, y1, t, x0, c, 1);
+    if (r >= 0) lt[r] = cli_now() - t0;
+  }
+  double fwd_b1_us = s_median(lt, reps) * 1e6;
+
+  /* 4. the memory floor: a bare chain of sgemv over weights of the same shapes */
+  fc_tensor_info ti[4 + 6 * 64 + 2];
+  int nt = fc_mlp_tensors(&cfg, ti, (int)(sizeof(ti) / sizeof(ti[0])));
+  float *vin = fc_calloc(4096, sizeof(float)), *vout = fc_calloc(4096, sizeof(float));
+  for (int i = 0; i < 4096; i++) vin[i] = 0.01f * (float)(i % 13);
+  for (int r = -200; r < reps; r++) {
+    double t0 = cli_now();
+    for (int k = 0; k < nt; k++)
+      if (ti[k].cols > 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, ti[k].rows, ti[k].cols, 1.0f, params + ti[k].offset,
+                    ti[k].cols, vin, 1, 0.0f, vout, 1);
+    if (r >= 0) lt[r] = cli_now() - t0;
+  }
+  double sgemv_us = s_median(lt, reps) * 1e6;
+  fc_blas_set_threads(train_threads);
+
+  /* 5. PyTorch, same network, in its fastest setting */
+  s_torch th;
+  if (no_torch) memset(&th, 0, sizeof(th)), th.train_sps = th.fwd_b1_us = NAN;
+  else s_run_torch(script, python, &th);
+
+  printf("\n  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s\n", train_threads, peak);
+  printf("  training (fwd+bwd+AdamW+EMA, %d thr)   %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n",
+         train_threads, train_sps, train_gflops, 100.0 * train_gflops / peak);
+  printf("  batch-1 forward (1 thread)             %8.1f us   sgemv floor %.1f us  (x%.2f)\n", fwd_b1_us, sgemv_us,
+         fwd_b1_us / sgemv_us);
+  if (th.ok) {
+    printf("  PyTorch %s training                  %8.0f samples/s  -> lfp x%.2f\n", th.version, th.train_sps,
+           train_sps / th.train_sps);
+    printf("  PyTorch %s batch-1 forward           %8.1f us         -> lfp x%.2f faster\n", th.version,
+           th.fwd_b1_us, th.fwd_b1_us / fwd_b1_us);
+  } else if (!no_torch) {
+    printf("  PyTorch: not measured (%s with torch, or %s, not found)\n", python, script);
+  }
+  if (json) {
+    printf("{\"bench\": \"flowcore\", \"params\": %zu, \"batch\": %d, \"threads\": %d, \"sgemm_peak_gflops\": ", P, B, train_threads);
+    cli_json_num(stdout, peak);
+    printf(", \"train_samples_per_s\": ");
+    cli_json_num(stdout, train_sps);
+    printf(", \"train_gflops\": ");
+    cli_json_num(stdout, train_gflops);
+    printf(", \"peak_fraction\": ");
+    cli_json_num(stdout, train_gflops / peak);
+    printf(", \"fwd_b1_us\": ");
+    cli_json_num(stdout, fwd_b1_us);
+    printf(", \"sgemv_floor_us\": ");
+    cli_json_num(stdout, sgemv_us);
+    printf(", \"torch_train_samples_per_s\": ");
+    cli_json_num(stdout, th.train_sps);
+    printf(", \"torch_fwd_b1_us\": ");
+    cli_json_num(stdout, th.fwd_b1_us);
+    printf(", \"train_vs_torch\": ");
+    cli_json_num(stdout, train_sps / th.train_sps);
+    printf(", \"fwd_b1_vs_torch\": ");
+    cli_json_num(stdout, th.fwd_b1_us / fwd_b1_us);
+    printf("}\n");
+  }
+  free(params); free(grads); free(ema); free(x0); free(x1); free(c); free(t); free(st); free(lt);
+  free(vin); free(vout);
+  fc_adamw_free(opt);
+  fc_fm_ws_free(fws);
+  fc_mlp_ws_free(ws1);
+  return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+  static const char *usage = "usage: lfp bench <target> [options]\n\ntargets:\n"
+                             "  flowcore   the velocity network: training throughput vs sgemm peak and PyTorch,\n"
+                             "             batch-1 forward latency vs the sgemv floor\n";
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "flowcore")) return s_bench_flowcore(argc - 1, argv + 1);
+  cli_error("bench", "unknown target '%s' (targets: flowcore)", argv[1]);
+  return 2;
+}

@@ -1,0 +1,9 @@
+/* commands: the lfp subcommands; each takes argv with argv[0] = its name and
+ * returns the process exit status (0 ok, 1 failure, 2 bad usage). */
+#ifndef LFP_COMMANDS_H
+#define LFP_COMMANDS_H
+
+int cmd_toy(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,53 @@
+/* lfp: the command-line program. One subcommand per job; `lfp help` lists them
+ * and `lfp <cmd> --help` describes one. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} s_command;
+
+static const s_command s_commands[] = {
+    {"toy", cmd_toy, "train FM and Local Flow Matching on a 2-D distribution and compare them"},
+    {"bench", cmd_bench, "benchmarks: 'lfp bench flowcore' times the numerical core"},
+};
+#define S_NCMD ((int)(sizeof(s_commands) / sizeof(s_commands[0])))
+
+static void s_usage(FILE *f) {
+  fprintf(f, "lfp %s: local flow policies (flow matching for robot policies)\n\n"
+             "usage: lfp <command> [options]   (lfp <command> --help for its options)\n\ncommands:\n",
+          LFP_VERSION);
+  for (int i = 0; i < S_NCMD; i++) fprintf(f, "  %-10s %s\n", s_commands[i].name, s_commands[i].summary);
+  fprintf(f, "  %-10s %s\n  %-10s %s\n", "help", "show this list", "version", "print the version");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    s_usage(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    if (argc > 2) {
+      for (int i = 0; i < S_NCMD; i++)
+        if (!strcmp(argv[2], s_commands[i].name)) {
+          char *help_argv[] = {argv[2], "--help", NULL};
+          return s_commands[i].run(2, help_argv);
+        }
+    }
+    s_usage(stdout);
+    return 0;
+  }
+  if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    printf("lfp %s\n", LFP_VERSION);
+    return 0;
+  }
+  for (int i = 0; i < S_NCMD; i++)
+    if (!strcmp(cmd, s_commands[i].name)) return s_commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "lfp: unknown command '%s' (see 'lfp help')\n", cmd);
+  return 2;
+}

@@ -1,0 +1,220 @@
+/* toy: 2-D distributions (as in FFJORD's and the LFM authors' toy code) and
+ * the train / sample / measure experiment of `lfp toy`. */
+#include "toy.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const s_names[] = {"8gaussians", "moons", "checkerboard", "rings"};
+static const int s_nmodes[] = {8, 2, 8, 4};
+
+const char *toy_dist_name(toy_dist d) { return (unsigned)d < TOY_NDIST ? s_names[d] : "?"; }
+int toy_dist_parse(const char *s) { return fc_name_index(s, s_names, TOY_NDIST); }
+int toy_dist_modes(toy_dist d) { return s_nmodes[d]; }
+
+void toy_sample(toy_dist d, fc_rng *r, float *x, int *label, int n) {
+  for (int i = 0; i < n; i++) {
+    double a, b;
+    int lab;
+    switch (d) {
+      case TOY_8GAUSSIANS: { /* 8 centres on a circle of radius 4/sqrt2, std 0.5/sqrt2 */
+        lab = (int)fc_rng_below(r, 8);
+        double th = 2.0 * FC_PI * lab / 8.0;
+        a = (4.0 * cos(th) + 0.5 * fc_rng_normal(r)) / 1.414;
+        b = (4.0 * sin(th) + 0.5 * fc_rng_normal(r)) / 1.414;
+        break;
+      }
+      case TOY_MOONS: { /* two interleaved half circles, noise 0.1, centred and x2 */
+        lab = (int)fc_rng_below(r, 2);
+        double th = FC_PI * fc_rng_uniform(r);
+        a = lab ? 1.0 - cos(th) : cos(th);
+        b = lab ? 0.5 - sin(th) : sin(th);
+        a = (a + 0.1 * fc_rng_normal(r) - 0.5) * 2.0;
+        b = (b + 0.1 * fc_rng_normal(r) - 0.25) * 2.0;
+        break;
+      }
+      case TOY_CHECKERBOARD: { /* 8 occupied unit cells of a 4x4 board, x2 */
+        double x1 = fc_rng_uniform(r) * 4.0 - 2.0;
+        double x2 = fc_rng_uniform(r) - 2.0 * (double)fc_rng_below(r, 2);
+        int col = (int)floor(x1);
+        x2 += (double)(((col % 2) + 2) % 2);
+        int ix = col + 2, iy = (int)floor(x2) + 2;
+        lab = ix * 2 + iy / 2;
+        a = 2.0 * x1;
+        b = 2.0 * x2;
+        break;
+      }
+      default: { /* 4 concentric rings of radii 3, 2.25, 1.5, 0.75, noise 0.08 */
+        lab = (int)fc_rng_below(r, 4);
+        double rad = 3.0 * (1.0 - 0.25 * lab), th = 2.0 * FC_PI * fc_rng_uniform(r);
+        a = rad * cos(th) + 0.08 * fc_rng_normal(r);
+        b = rad * sin(th) + 0.08 * fc_rng_normal(r);
+        break;
+      }
+    }
+    x[2 * i] = (float)a;
+    x[2 * i + 1] = (float)b;
+    if (label) label[i] = lab;
+  }
+}
+
+void toy_config_default(toy_config *tc) {
+  tc->dist = TOY_8GAUSSIANS;
+  tc->steps = 6000;
+  tc->batch = 256;
+  tc->width = 256;
+  tc->depth = 2;
+  tc->train_size = 20000;
+  tc->eval_size = 1000;
+  tc->sampler = FC_SAMPLER_RK4;
+  tc->ode_steps = 8;
+  tc->lr = 2e-3f;
+  tc->gamma_c = 0.2f;
+  tc->gamma_rho = 1.25f;
+  tc->seed = 0;
+  tc->progress = 1;
+}
+
+static void s_net_config(const toy_config *tc, fc_mlp_config *net, int width) {
+  fc_mlp_config_default(net, 2, 0);
+  net->width = width;
+  net->depth = tc->depth;
+}
+
+int toy_block_width(const toy_config *tc, int blocks) {
+  fc_mlp_config net;
+  s_net_config(tc, &net, tc->width);
+  double target = (double)fc_mlp_nparams(&net);
+  int best = 1;
+  double best_gap = 1e300;
+  for (int w = 1; w <= tc->width; w++) {
+    s_net_config(tc, &net, w);
+    double gap = fabs((double)fc_mlp_nparams(&net) * blocks - target);
+    if (gap < best_gap) {
+      best_gap = gap;
+      best = w;
+    }
+  }
+  return best;
+}
+
+/* Label generated points by their nearest held-out target point (within tau);
+ * a mode is covered when it receives at least a quarter of its fair share. */
+static void s_modes(const float *gen, const float *tgt, const int *lab, int n, int modes,
+                    int *covered, double *off) {
+  const double tau = 0.5;
+  int counts[16] = {0}, far = 0;
+  for (int i = 0; i < n; i++) {
+    double best = 1e300;
+    int bl = -1;
+    for (int j = 0; j < n; j++) {
+      double dx = gen[2 * i] - tgt[2 * j], dy = gen[2 * i + 1] - tgt[2 * j + 1];
+      double d = dx * dx + dy * dy;
+      if (d < best) {
+        best = d;
+        bl = lab[j];
+      }
+    }
+    if (best <= tau * tau) counts[bl]++;
+    else far++;
+  }
+  *covered = 0;
+  for (int m = 0; m < modes; m++)
+    if (counts[m] >= 0.25 * n / modes) (*covered)++;
+  *off = (double)far / n;
+}
+
+int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t errsz) {
+  memset(out, 0, sizeof(*out));
+  if (blocks < 1 || blocks > 64) return fc_set_err(err, errsz, "blocks must be in 1..64 (got %d)", blocks), -1;
+
+  /* independent streams: training set, two held-out target sets, noise, training */
+  fc_rng master, r_train, r_a, r_b, r_z;
+  fc_rng_seed(&master, tc->seed);
+  fc_rng_split(&master, &r_train);
+  fc_rng_split(&master, &r_a);
+  fc_rng_split(&master, &r_b);
+  fc_rng_split(&master, &r_z);
+  uint64_t train_seed = fc_rng_u64(&master);
+
+  const int n = tc->eval_size;
+  float *train = fc_malloc((size_t)tc->train_size * 2 * sizeof(float));
+  float *ta = fc_malloc((size_t)n * 2 * sizeof(float)), *tb = fc_malloc((size_t)n * 2 * sizeof(float));
+  float *gen = fc_malloc((size_t)n * 2 * sizeof(float));
+  int *lab = fc_malloc((size_t)n * sizeof(int));
+  toy_sample(tc->dist, &r_train, train, NULL, tc->train_size);
+  toy_sample(tc->dist, &r_a, ta, lab, n);
+  toy_sample(tc->dist, &r_b, tb, NULL, n);
+
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 2, 0);
+  lc.nblocks = blocks;
+  out->width = blocks == 1 ? tc->width : toy_block_width(tc, blocks);
+  s_net_config(tc, &lc.net, out->width);
+  lc.sampler = tc->sampler;
+  lc.steps = tc->ode_steps;
+  lc.gamma_c = tc->gamma_c;
+  lc.gamma_rho = tc->gamma_rho;
+  fc_lfm *model = fc_lfm_new(&lc, err, errsz);
+  fc_train_config trc;
+  fc_train_config_default(&trc);
+  trc.steps = tc->steps;
+  trc.batch = tc->batch;
+  trc.opt.lr = tc->lr;
+  trc.opt.warmup = 200;
+  trc.seed = train_seed;
+  fc_lfm_trainer *tr = model ? fc_lfm_trainer_new(model, train, NULL, (size_t)tc->train_size, &trc, err, errsz) : NULL;
+  if (!tr) {
+    fc_lfm_free(model);
+    free(train); free(ta); free(tb); free(gen); free(lab);
+    return -1;
+  }
+
+  /* train */
+  cli_progress pb;
+  char label[32], extra[64];
+  snprintf(label, sizeof(label), "%s N=%d", blocks == 1 ? "fm" : "lfm", blocks);
+  cli_progress_begin(&pb, label, tc->steps);
+  pb.enabled &= tc->progress;
+  double t0 = cli_now(), ema_loss = 0.0;
+  while (!fc_lfm_trainer_done(tr)) {
+    double loss = fc_lfm_trainer_step(tr);
+    ema_loss = fc_lfm_trainer_steps_done(tr) == 1 ? loss : 0.98 * ema_loss + 0.02 * loss;
+    snprintf(extra, sizeof(extra), "block %d loss %.4f", fc_lfm_trainer_block(tr) + 1, ema_loss);
+    cli_progress_update(&pb, fc_lfm_trainer_steps_done(tr), extra);
+  }
+  cli_progress_end(&pb);
+  out->train_s = cli_now() - t0;
+  int64_t bad = fc_lfm_trainer_nonfinite(tr);
+  fc_lfm_trainer_free(tr);
+
+  /* generate, then measure against held-out targets */
+  fc_lfm_ws *ws = fc_lfm_ws_new(model, 1024);
+  fc_rng_normal_fill(&r_z, gen, (size_t)n * 2);
+  t0 = cli_now();
+  fc_lfm_generate(model, ws, gen, NULL, n, lc.sampler, lc.steps);
+  out->sample_s = cli_now() - t0;
+  fc_lfm_diagnose(model, ws, train, NULL, n, lc.sampler, lc.steps, out->diag);
+  fc_lfm_ws_free(ws);
+
+  out->blocks = blocks;
+  out->params = fc_lfm_nparams(model);
+  out->steps = tc->steps;
+  out->nfe = fc_lfm_nfe(model, lc.sampler, lc.steps);
+  out->w2 = fc_w2_exact(gen, ta, n, 2, NULL);
+  out->w2_floor = fc_w2_exact(tb, ta, n, 2, NULL);
+  out->energy = fc_energy_distance(gen, n, ta, n, 2);
+  out->modes_total = toy_dist_modes(tc->dist);
+  s_modes(gen, ta, lab, n, out->modes_total, &out->modes_covered, &out->off_mode);
+  int rc = 0;
+  if (bad) {
+    fc_set_err(err, errsz, "training diverged: %lld steps had a non-finite loss", (long long)bad);
+    rc = -1;
+  }
+  fc_lfm_free(model);
+  free(train); free(ta); free(tb); free(gen); free(lab);
+  return rc;
+}

@@ -1,0 +1,61 @@
+/* toy: 2-D benchmark distributions and the FM-vs-LFM experiment behind
+ * `lfp toy` (and its end-to-end test).
+ *
+ *   toy_config tc; toy_config_default(&tc);
+ *   tc.dist = TOY_8GAUSSIANS;
+ *   toy_result r;
+ *   if (toy_run(&tc, 4, &r, err, sizeof err) == 0)   // 4 blocks: LFM; 1: FM
+ *     printf("W2 %.3f (floor %.3f), %d/%d modes\n", r.w2, r.w2_floor, r.modes_covered, r.modes_total);
+ */
+#ifndef LFP_TOY_H
+#define LFP_TOY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowcore.h"
+
+typedef enum { TOY_8GAUSSIANS = 0, TOY_MOONS, TOY_CHECKERBOARD, TOY_RINGS, TOY_NDIST } toy_dist;
+
+const char *toy_dist_name(toy_dist d);
+int toy_dist_parse(const char *s);
+int toy_dist_modes(toy_dist d);
+/* n points (n, 2) and, when label != NULL, the mode each came from. */
+void toy_sample(toy_dist d, fc_rng *rng, float *x, int *label, int n);
+
+typedef struct {
+  toy_dist dist;
+  int64_t steps;        /* training steps, total over blocks */
+  int batch;
+  int width, depth;     /* the global (N = 1) network; LFM blocks get the width that
+                           matches its parameter count with N blocks */
+  int train_size;       /* fixed training set (pushed through the LFM blocks) */
+  int eval_size;        /* held-out target and generated points for W2 */
+  fc_sampler sampler;
+  int ode_steps;        /* per block */
+  float lr;
+  float gamma_c, gamma_rho;
+  uint64_t seed;
+  int progress;         /* show a progress bar on a terminal */
+} toy_config;
+
+typedef struct {
+  int blocks, width;
+  size_t params;
+  int64_t steps;
+  int nfe;
+  double w2, w2_floor, energy;
+  int modes_covered, modes_total;
+  double off_mode;      /* fraction of generated points far from every target point */
+  double train_s, sample_s;
+  fc_block_diag diag[64];
+} toy_result;
+
+void toy_config_default(toy_config *tc);
+/* Width of each of `blocks` networks so their total parameter count is
+ * closest to one network of tc->width. */
+int toy_block_width(const toy_config *tc, int blocks);
+/* Train a chain of `blocks` blocks on tc->dist and evaluate it. */
+int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t errsz);
+
+#endif
