@@ -162,6 +162,8 @@ done:
 fc_ckpt *fc_ckpt_parse(const void *bytes, size_t size, const char *path, const char *kind,
                        char *err, size_t errsz) {
   const unsigned char *b = bytes;
+  if (size < 8 && memcmp(b, S_MAGIC, size) == 0)
+    return fc_set_err(err, errsz, "%s is truncated: %zu bytes, shorter than the header", path, size), NULL;
   if (size < 8 || memcmp(b, S_MAGIC, 8) != 0)
     return fc_set_err(err, errsz, "%s is not an lfp checkpoint (bad magic)", path), NULL;
   if (size < S_HDR + 8)

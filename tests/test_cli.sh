@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# CLI behaviour: help, and bad flags get one clear sentence and exit code 2.
+set -u
+LFP=$1
+fail=0
+expect() { # expect CODE "substring" args...
+  local code=$1 want=$2; shift 2
+  local out rc
+  out=$("$LFP" "$@" 2>&1); rc=$?
+  if [ "$rc" != "$code" ] || [[ "$out" != *"$want"* ]]; then
+    echo "FAIL: lfp $* -> exit $rc, output: $out (wanted exit $code and '$want')"; fail=1
+  fi
+}
+expect 0 "usage: lfp <command>" help
+expect 0 "--dist" toy --help
+expect 0 "--dist" help toy
+expect 0 "flowcore" bench --help
+expect 2 "unknown command 'frobnicate'" frobnicate
+expect 2 "unknown option '--bogus'" toy --bogus
+expect 2 "--steps expects an integer, got 'ten'" toy --steps ten
+expect 2 "--steps must be between 1 and" toy --steps 0
+expect 2 "--dist must be one of 8gaussians, moons, checkerboard, rings, got 'spiral'" toy --dist spiral
+expect 2 "--steps needs a value" toy --steps
+expect 2 "--lr expects a number, got 'nan'" toy --lr nan
+expect 2 "--json takes no value" toy --json=1
+expect 2 "unknown target 'gpu'" bench gpu
+[ $fail = 0 ] && echo "all CLI checks passed"
+exit $fail

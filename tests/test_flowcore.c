@@ -1,0 +1,744 @@
+/* Tests of flowcore: RNG, gradients (finite differences in double), BLAS vs
+ * the naive reference, AdamW by hand, sampler convergence orders, LFM with
+ * N = 1 vs global FM, checkpoints, W2, and LFM end to end on 8 Gaussians. */
+#include <dirent.h>
+#include <unistd.h>
+
+#include "flowcore.h"
+#include "test.h"
+#include "toy.h"
+
+/* ---------- RNG ---------- */
+
+TEST(rng_determinism) {
+  fc_rng a, b, c;
+  fc_rng_seed(&a, 123);
+  fc_rng_seed(&b, 123);
+  fc_rng_seed(&c, 124);
+  int differ = 0;
+  for (int i = 0; i < 1000; i++) {
+    uint64_t x = fc_rng_u64(&a), y = fc_rng_u64(&b), z = fc_rng_u64(&c);
+    ASSERT(x == y);
+    differ += x != z;
+  }
+  ASSERT(differ > 990);
+  /* normals: same stream, and moments of 200k draws within 5 standard errors */
+  fc_rng_seed(&a, 7);
+  fc_rng_seed(&b, 7);
+  double s = 0, ss = 0;
+  const int n = 200000;
+  for (int i = 0; i < n; i++) {
+    double x = fc_rng_normal(&a);
+    ASSERT(x == fc_rng_normal(&b));
+    s += x;
+    ss += x * x;
+  }
+  ASSERT_NEAR(s / n, 0.0, 5.0 / sqrt(n));
+  ASSERT_NEAR(ss / n, 1.0, 5.0 * sqrt(2.0 / n));
+  /* a saved state continues identically */
+  fc_rng saved = a;
+  double next = fc_rng_normal(&a);
+  ASSERT(fc_rng_normal(&saved) == next);
+  /* permutations are permutations; fc_rng_below stays in range */
+  int perm[100], seen[100] = {0};
+  fc_rng_permutation(&a, perm, 100);
+  for (int i = 0; i < 100; i++) seen[perm[i]]++;
+  for (int i = 0; i < 100; i++) ASSERT_EQ_INT(seen[i], 1);
+  for (int i = 0; i < 10000; i++) ASSERT(fc_rng_below(&a, 3) < 3);
+  return 0;
+}
+
+/* ---------- gradients against central finite differences (double) ---------- */
+
+static void s_fill_uniform(fc_rng *r, double *x, size_t n, double lo, double hi) {
+  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * fc_rng_uniform(r);
+}
+
+/* scale-aware comparison of an analytic and a numerical derivative */
+static int s_grad_close(double a, double n) { return fabs(a - n) <= 1e-6 * (fabs(a) + fabs(n)) + 1e-9; }
+
+TEST(activation_gradients) {
+  for (int act = 0; act < 3; act++)
+    for (double x = -8.0; x <= 8.0; x += 0.37) {
+      double d;
+      fc_act_ref((fc_act)act, x, &d);
+      const double h = 1e-6;
+      double num = (fc_act_ref((fc_act)act, x + h, NULL) - fc_act_ref((fc_act)act, x - h, NULL)) / (2 * h);
+      ASSERT_MSG(s_grad_close(d, num), "%s at %g: analytic %.12g numeric %.12g", fc_act_name((fc_act)act), x, d, num);
+    }
+  return 0;
+}
+
+/* L = sum(r * y) for a random r: checks every parameter, x and c */
+static int s_check_mlp_grads(fc_cond_mode cond, fc_act act, int ndc) {
+  fc_mlp_config cfg = {.dx = 3, .dc = ndc, .width = 5, .depth = 2, .temb = 4, .act = act, .cond = cond};
+  const int B = 3, D = cfg.dx, C = cfg.dc;
+  size_t P = fc_mlp_nparams(&cfg);
+  fc_rng rng;
+  fc_rng_seed(&rng, 11 + act + 10 * cond);
+  double *p = malloc(P * sizeof(double)), *g = calloc(P, sizeof(double));
+  double t[3], x[9], c[6] = {0}, r[9], y[9], dx[9], dc[6];
+  s_fill_uniform(&rng, p, P, -0.8, 0.8);
+  s_fill_uniform(&rng, t, 3, 0.0, 1.0);
+  s_fill_uniform(&rng, x, 9, -2.0, 2.0);
+  s_fill_uniform(&rng, c, (size_t)B * C, -2.0, 2.0);
+  s_fill_uniform(&rng, r, 9, -1.0, 1.0);
+  fc_mlp_ws_ref *ws = fc_mlp_ws_new_ref(&cfg, B);
+  fc_mlp_forward_ref(&cfg, p, ws, y, t, x, C ? c : NULL, B);
+  fc_mlp_backward_ref(&cfg, p, ws, g, dx, C ? dc : NULL, r, B);
+#define S_LOSS(out)                                                    \
+  do {                                                                 \
+    fc_mlp_forward_ref(&cfg, p, ws, y, t, x, C ? c : NULL, B);         \
+    out = 0;                                                           \
+    for (int i_ = 0; i_ < B * D; i_++) out += r[i_] * y[i_];           \
+  } while (0)
+  const double h = 1e-5;
+  /* every tensor of the layout, every element */
+  fc_tensor_info ti[64];
+  int nt = fc_mlp_tensors(&cfg, ti, 64);
+  for (int k = 0; k < nt; k++) {
+    size_t cnt = (size_t)ti[k].rows * ti[k].cols;
+    double gmax = 0;
+    for (size_t j = 0; j < cnt; j++) {
+      size_t i = ti[k].offset + j;
+      double keep = p[i], lp, lm;
+      p[i] = keep + h; S_LOSS(lp);
+      p[i] = keep - h; S_LOSS(lm);
+      p[i] = keep;
+      double num = (lp - lm) / (2 * h);
+      ASSERT_MSG(s_grad_close(g[i], num), "%s/%s %s[%zu]: analytic %.12g numeric %.12g", fc_cond_name(cond),
+                 fc_act_name(act), ti[k].name, j, g[i], num);
+      if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
+    }
+    ASSERT_MSG(gmax > 1e-6, "gradient of %s is trivially zero", ti[k].name);
+  }
+  /* inputs x and c */
+  for (int i = 0; i < B * D; i++) {
+    double keep = x[i], lp, lm;
+    x[i] = keep + h; S_LOSS(lp);
+    x[i] = keep - h; S_LOSS(lm);
+    x[i] = keep;
+    ASSERT_MSG(s_grad_close(dx[i], (lp - lm) / (2 * h)), "dx[%d]", i);
+  }
+  for (int i = 0; i < B * C; i++) {
+    double keep = c[i], lp, lm;
+    c[i] = keep + h; S_LOSS(lp);
+    c[i] = keep - h; S_LOSS(lm);
+    c[i] = keep;
+    ASSERT_MSG(s_grad_close(dc[i], (lp - lm) / (2 * h)), "dc[%d]", i);
+  }
+#undef S_LOSS
+  fc_mlp_ws_free_ref(ws);
+  free(p);
+  free(g);
+  return 0;
+}
+
+TEST(mlp_gradients_film) {
+  for (int act = 0; act < 3; act++)
+    if (s_check_mlp_grads(FC_COND_FILM, (fc_act)act, 2)) return 1;
+  return s_check_mlp_grads(FC_COND_FILM, FC_ACT_SILU, 0);
+}
+
+TEST(mlp_gradients_concat) {
+  for (int act = 0; act < 3; act++)
+    if (s_check_mlp_grads(FC_COND_CONCAT, (fc_act)act, 2)) return 1;
+  return s_check_mlp_grads(FC_COND_CONCAT, FC_ACT_MISH, 0);
+}
+
+TEST(fm_loss_gradients) {
+  for (int interp = 0; interp < 2; interp++)
+    for (int cond = 0; cond < 2; cond++) {
+      fc_mlp_config cfg = {.dx = 2, .dc = 3, .width = 4, .depth = 1, .temb = 4, .act = FC_ACT_GELU, .cond = (fc_cond_mode)cond};
+      const int B = 4;
+      size_t P = fc_mlp_nparams(&cfg);
+      fc_rng rng;
+      fc_rng_seed(&rng, 5 + interp);
+      double *p = malloc(P * sizeof(double)), *g = calloc(P, sizeof(double));
+      double t[4], x0[8], x1[8], c[12];
+      s_fill_uniform(&rng, p, P, -0.8, 0.8);
+      s_fill_uniform(&rng, t, 4, 0.0, 1.0);
+      s_fill_uniform(&rng, x0, 8, -2.0, 2.0);
+      s_fill_uniform(&rng, x1, 8, -2.0, 2.0);
+      s_fill_uniform(&rng, c, 12, -1.0, 1.0);
+      fc_mlp_ws_ref *ws = fc_mlp_ws_new_ref(&cfg, B);
+      fc_fm_loss_ref(&cfg, p, ws, g, (fc_interp)interp, t, x0, x1, c, B);
+      const double h = 1e-5;
+      for (size_t i = 0; i < P; i++) {
+        double keep = p[i];
+        p[i] = keep + h;
+        double lp = fc_fm_loss_ref(&cfg, p, ws, NULL, (fc_interp)interp, t, x0, x1, c, B);
+        p[i] = keep - h;
+        double lm = fc_fm_loss_ref(&cfg, p, ws, NULL, (fc_interp)interp, t, x0, x1, c, B);
+        p[i] = keep;
+        double num = (lp - lm) / (2 * h);
+        ASSERT_MSG(s_grad_close(g[i], num), "%s/%s param %zu: analytic %.12g numeric %.12g",
+                   fc_interp_name((fc_interp)interp), fc_cond_name((fc_cond_mode)cond), i, g[i], num);
+      }
+      fc_mlp_ws_free_ref(ws);
+      free(p);
+      free(g);
+    }
+  return 0;
+}
+
+TEST(interpolant_derivatives) {
+  for (int k = 0; k < 2; k++)
+    for (double t = 0.05; t < 1.0; t += 0.1) {
+      double a, b, da, db, ap, bp, am, bm, dummy;
+      const double h = 1e-6;
+      fc_interp_coef((fc_interp)k, t, &a, &b, &da, &db);
+      fc_interp_coef((fc_interp)k, t + h, &ap, &bp, &dummy, &dummy);
+      fc_interp_coef((fc_interp)k, t - h, &am, &bm, &dummy, &dummy);
+      ASSERT_NEAR(da, (ap - am) / (2 * h), 1e-8);
+      ASSERT_NEAR(db, (bp - bm) / (2 * h), 1e-8);
+    }
+  /* endpoints: t = 0 is the data, t = 1 the noise */
+  for (int k = 0; k < 2; k++) {
+    double a, b, da, db;
+    fc_interp_coef((fc_interp)k, 0.0, &a, &b, &da, &db);
+    ASSERT_NEAR(a, 1.0, 1e-15);
+    ASSERT_NEAR(b, 0.0, 1e-15);
+    fc_interp_coef((fc_interp)k, 1.0, &a, &b, &da, &db);
+    ASSERT_NEAR(a, 0.0, 1e-15);
+    ASSERT_NEAR(b, 1.0, 1e-15);
+  }
+  return 0;
+}
+
+/* ---------- the BLAS float path agrees with the naive double reference ---------- */
+
+static double s_max_abs(const double *v, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) m = fabs(v[i]) > m ? fabs(v[i]) : m;
+  return m;
+}
+
+TEST(mlp_blas_matches_reference) {
+  for (int cond = 0; cond < 2; cond++)
+    for (int act = 0; act < 3; act++)
+      for (int bi = 0; bi < 2; bi++) {
+        const int B = bi ? 7 : 1; /* B = 1 takes the sgemv path */
+        fc_mlp_config cfg = {.dx = 5, .dc = 3, .width = 33, .depth = 2, .temb = 8, .act = (fc_act)act, .cond = (fc_cond_mode)cond};
+        const int D = cfg.dx, C = cfg.dc;
+        size_t P = fc_mlp_nparams(&cfg);
+        fc_rng rng;
+        fc_rng_seed(&rng, 100 + act);
+        float *pf = malloc(P * sizeof(float)), *gf = calloc(P, sizeof(float));
+        double *pd = malloc(P * sizeof(double)), *gd = calloc(P, sizeof(double));
+        fc_mlp net;
+        fc_mlp_bind(&net, &cfg, pf);
+        fc_mlp_init(&net, &rng);
+        for (size_t i = 0; i < P; i++) pd[i] = pf[i];
+        float tf[7], xf[35], cf[21], yf[35], dyf[35], dxf[35], dcf[21];
+        double td[7], xd[35], cd[21], yd[35], dyd[35], dxd[35], dcd[21];
+        for (int i = 0; i < B; i++) td[i] = tf[i] = (float)fc_rng_uniform(&rng);
+        for (int i = 0; i < B * D; i++) {
+          xd[i] = xf[i] = (float)fc_rng_normal(&rng);
+          dyd[i] = dyf[i] = (float)fc_rng_normal(&rng);
+        }
+        for (int i = 0; i < B * C; i++) cd[i] = cf[i] = (float)fc_rng_normal(&rng);
+        fc_mlp_ws *wsf = fc_mlp_ws_new(&cfg, B);
+        fc_mlp_ws_ref *wsd = fc_mlp_ws_new_ref(&cfg, B);
+        fc_mlp_forward(&net, wsf, yf, tf, xf, cf, B);
+        fc_mlp_forward_ref(&cfg, pd, wsd, yd, td, xd, cd, B);
+        double ys = s_max_abs(yd, (size_t)B * D);
+        for (int i = 0; i < B * D; i++) ASSERT_NEAR(yf[i], yd[i], 1e-5 * (1 + ys));
+        fc_mlp_backward(&net, wsf, gf, dxf, dcf, dyf, B);
+        fc_mlp_backward_ref(&cfg, pd, wsd, gd, dxd, dcd, dyd, B);
+        fc_tensor_info ti[64];
+        int nt = fc_mlp_tensors(&cfg, ti, 64);
+        for (int k = 0; k < nt; k++) {
+          size_t cnt = (size_t)ti[k].rows * ti[k].cols;
+          double gs = s_max_abs(gd + ti[k].offset, cnt);
+          for (size_t j = 0; j < cnt; j++)
+            ASSERT_MSG(fabs(gf[ti[k].offset + j] - gd[ti[k].offset + j]) <= 1e-4 * (1 + gs),
+                       "%s[%zu] B=%d: %g vs %g", ti[k].name, j, B, gf[ti[k].offset + j], gd[ti[k].offset + j]);
+        }
+        double xs = s_max_abs(dxd, (size_t)B * D), cs = s_max_abs(dcd, (size_t)B * C);
+        for (int i = 0; i < B * D; i++) ASSERT_NEAR(dxf[i], dxd[i], 1e-4 * (1 + xs));
+        for (int i = 0; i < B * C; i++) ASSERT_NEAR(dcf[i], dcd[i], 1e-4 * (1 + cs));
+        fc_mlp_ws_free(wsf);
+        fc_mlp_ws_free_ref(wsd);
+        free(pf); free(gf); free(pd); free(gd);
+      }
+  return 0;
+}
+
+/* ---------- optimizer ---------- */
+
+TEST(adamw_step_by_hand) {
+  fc_adamw_config oc;
+  fc_adamw_config_default(&oc);
+  oc.beta1 = 0.9f; oc.beta2 = 0.999f; oc.eps = 1e-8f; oc.weight_decay = 0.1f;
+  float p[3] = {1.0f, -2.0f, 0.5f};
+  const float g1[3] = {0.1f, -0.3f, 0.02f}, g2[3] = {-0.2f, 0.1f, 0.05f};
+  const float lr1 = 0.01f, lr2 = 0.005f;
+  fc_adamw *opt = fc_adamw_new(3, &oc);
+  fc_adamw_step(opt, p, g1, lr1);
+  fc_adamw_step(opt, p, g2, lr2);
+  /* Loshchilov & Hutter, Algorithm 2, in double, textbook form */
+  for (int i = 0; i < 3; i++) {
+    double q = i == 0 ? 1.0 : i == 1 ? -2.0 : 0.5, m = 0, v = 0;
+    const double gs[2] = {g1[i], g2[i]}, lrs[2] = {lr1, lr2};
+    for (int t = 1; t <= 2; t++) {
+      double g = gs[t - 1], lr = lrs[t - 1];
+      m = 0.9 * m + 0.1 * g;
+      v = 0.999 * v + 0.001 * g * g;
+      double mh = m / (1 - pow(0.9, t)), vh = v / (1 - pow(0.999, t));
+      q -= lr * 0.1 * q;
+      q -= lr * mh / (sqrt(vh) + 1e-8);
+    }
+    ASSERT_NEAR(p[i], q, 1e-6);
+  }
+  fc_adamw_free(opt);
+
+  /* clipping to a global norm */
+  float g[2] = {3.0f, 4.0f};
+  ASSERT_NEAR(fc_clip_grad_norm(g, 2, 1.0f), 5.0, 1e-6);
+  ASSERT_NEAR(g[0], 0.6, 1e-5);
+  ASSERT_NEAR(g[1], 0.8, 1e-5);
+  ASSERT_NEAR(fc_clip_grad_norm(g, 2, 10.0f), 1.0, 1e-5); /* under the bound: unchanged */
+  ASSERT_NEAR(g[0], 0.6, 1e-5);
+
+  /* warm-up then cosine */
+  oc.lr = 1.0f; oc.lr_min = 0.1f; oc.warmup = 10;
+  ASSERT_NEAR(fc_lr_schedule(&oc, 0, 110), 0.1, 1e-6);
+  ASSERT_NEAR(fc_lr_schedule(&oc, 9, 110), 1.0, 1e-6);
+  ASSERT_NEAR(fc_lr_schedule(&oc, 10, 110), 1.0, 1e-6);
+  ASSERT_NEAR(fc_lr_schedule(&oc, 109, 110), 0.1, 1e-6);
+  ASSERT_NEAR(fc_lr_schedule(&oc, 10 + 99 / 2.0, 110), 0.55, 0.02);
+
+  /* EMA */
+  float e[2] = {0.0f, 1.0f};
+  const float w[2] = {1.0f, 1.0f};
+  fc_ema_update(e, w, 2, 0.9f);
+  ASSERT_NEAR(e[0], 0.1, 1e-7);
+  ASSERT_NEAR(e[1], 1.0, 1e-7);
+  oc.ema = 0.999f; oc.ema_warmup = 1;
+  ASSERT_NEAR(fc_ema_decay(&oc, 0), 0.1, 1e-7);
+  ASSERT_NEAR(fc_ema_decay(&oc, 1000000), 0.999, 1e-7);
+  return 0;
+}
+
+/* ---------- samplers: convergence order on an analytic field ---------- */
+
+/* dx/dt = (1 + 2t) x, so x(t) = x(t0) exp(t + t^2 - t0 - t0^2): time-dependent,
+ * and its leading error terms do not cancel in either direction */
+static void s_field(void *ctx, double t, const float *x, float *v, int B) {
+  (void)ctx;
+  for (int i = 0; i < 2 * B; i++) v[i] = (float)(1.0 + 2.0 * t) * x[i];
+}
+
+static double s_sampler_error(fc_sampler s, int steps, double t0, double t1) {
+  fc_ode_ws *ws = fc_ode_ws_new(2, 2);
+  float x[4] = {1.0f, -0.5f, 2.0f, 0.25f};
+  float x0[4];
+  memcpy(x0, x, sizeof(x));
+  fc_ode_integrate(s_field, NULL, ws, s, x, 2, t0, t1, steps);
+  double f = exp(t1 + t1 * t1 - t0 - t0 * t0), err = 0;
+  for (int i = 0; i < 4; i++) err = fmax(err, fabs(x[i] - x0[i] * f));
+  fc_ode_ws_free(ws);
+  return err;
+}
+
+TEST(sampler_convergence_order) {
+  const int order[3] = {1, 2, 4};
+  /* steps chosen so the error stays far above float rounding yet in the asymptotic regime */
+  const int base[3] = {64, 32, 6};
+  for (int s = 0; s < 3; s++)
+    for (int dir = 0; dir < 2; dir++) {
+      double t0 = dir ? 1.0 : 0.0, t1 = dir ? 0.0 : 1.0;
+      double e1 = s_sampler_error((fc_sampler)s, base[s], t0, t1);
+      double e2 = s_sampler_error((fc_sampler)s, 2 * base[s], t0, t1);
+      double p = log2(e1 / e2);
+      ASSERT_MSG(fabs(p - order[s]) < 0.3, "%s: observed order %.3f (errors %.3g, %.3g), expected %d",
+                 fc_sampler_name((fc_sampler)s), p, e1, e2, order[s]);
+    }
+  return 0;
+}
+
+/* ---------- LFM with N = 1 is global flow matching ---------- */
+
+typedef struct {
+  const fc_mlp *net;
+  fc_mlp_ws *ws;
+} s_one_net;
+
+static void s_one_net_field(void *ctx, double t, const float *x, float *v, int B) {
+  s_one_net *f = ctx;
+  float tb[64];
+  for (int b = 0; b < B; b++) tb[b] = (float)t;
+  fc_mlp_forward(f->net, f->ws, v, tb, x, NULL, B);
+}
+
+TEST(lfm_single_block_is_fm) {
+  /* the chain with N = 1 ... */
+  const int D = 2, n = 100, B = 16, steps = 40;
+  float data[200];
+  fc_rng dr;
+  fc_rng_seed(&dr, 3);
+  toy_sample(TOY_MOONS, &dr, data, NULL, n);
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, D, 0);
+  lc.nblocks = 1;
+  lc.net.width = 16;
+  lc.net.depth = 1;
+  char err[256];
+  fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = steps;
+  tc.batch = B;
+  tc.opt.warmup = 5;
+  tc.seed = 99;
+  fc_lfm_trainer *tr = fc_lfm_trainer_new(m, data, NULL, n, &tc, err, sizeof(err));
+  ASSERT(tr);
+  while (!fc_lfm_trainer_done(tr)) fc_lfm_trainer_step(tr);
+  fc_lfm_trainer_free(tr);
+
+  /* ... equals plain flow matching written out: x0 from the data, x1 = z ~ N(0, I),
+   * t ~ U(0, 1), loss, clip, AdamW on the schedule, EMA */
+  size_t P = fc_mlp_nparams(&lc.net);
+  float *p = calloc(P, sizeof(float)), *g = calloc(P, sizeof(float)), *ema = calloc(P, sizeof(float));
+  fc_mlp net;
+  fc_mlp_bind(&net, &lc.net, p);
+  fc_rng rng;
+  fc_rng_seed(&rng, tc.seed);
+  int perm[100], pos = 0;
+  fc_rng_permutation(&rng, perm, n);
+  fc_mlp_init(&net, &rng);
+  memcpy(ema, p, P * sizeof(float));
+  fc_adamw *opt = fc_adamw_new(P, &tc.opt);
+  fc_fm_ws *fws = fc_fm_ws_new(&lc.net, B);
+  float x0[32], x1[32], t[16];
+  for (int s = 0; s < steps; s++) {
+    for (int b = 0; b < B; b++) {
+      if (pos >= n) {
+        fc_rng_permutation(&rng, perm, n);
+        pos = 0;
+      }
+      memcpy(x0 + 2 * b, data + 2 * perm[pos++], 2 * sizeof(float));
+    }
+    fc_rng_normal_fill(&rng, x1, (size_t)B * D);
+    for (int b = 0; b < B; b++) t[b] = (float)fc_rng_uniform(&rng);
+    memset(g, 0, P * sizeof(float));
+    fc_fm_loss(&net, fws, g, lc.interp, t, x0, x1, NULL, B);
+    fc_clip_grad_norm(g, P, tc.opt.clip);
+    fc_adamw_step(opt, p, g, fc_lr_schedule(&tc.opt, s, steps));
+    fc_ema_update(ema, p, P, fc_ema_decay(&tc.opt, s));
+  }
+  ASSERT(memcmp(ema, m->params, P * sizeof(float)) == 0);
+
+  /* generation with N = 1 is one integration of that network from t = 1 to 0 */
+  float za[32], zb[32];
+  fc_rng_normal_fill(&rng, za, 32);
+  memcpy(zb, za, sizeof(za));
+  fc_lfm_ws *lws = fc_lfm_ws_new(m, 16);
+  fc_lfm_generate(m, lws, za, NULL, 16, FC_SAMPLER_HEUN, 5);
+  memcpy(p, ema, P * sizeof(float));
+  fc_mlp_ws *mws = fc_mlp_ws_new(&lc.net, 16);
+  fc_ode_ws *ows = fc_ode_ws_new(16, 2);
+  s_one_net f = {&net, mws};
+  fc_ode_integrate(s_one_net_field, &f, ows, FC_SAMPLER_HEUN, zb, 16, 1.0, 0.0, 5);
+  ASSERT(memcmp(za, zb, sizeof(za)) == 0);
+  ASSERT_EQ_INT(fc_lfm_nfe(m, FC_SAMPLER_HEUN, 5), 10);
+
+  fc_lfm_ws_free(lws); fc_mlp_ws_free(mws); fc_ode_ws_free(ows); fc_fm_ws_free(fws);
+  fc_adamw_free(opt); free(p); free(g); free(ema);
+  fc_lfm_free(m);
+  return 0;
+}
+
+TEST(lfm_training_is_deterministic) {
+  /* the same seed gives a bit-identical multi-block run */
+  float data[2 * 300];
+  fc_rng dr;
+  fc_rng_seed(&dr, 4);
+  toy_sample(TOY_8GAUSSIANS, &dr, data, NULL, 300);
+  float *out[2];
+  size_t P = 0;
+  for (int run = 0; run < 2; run++) {
+    fc_lfm_config lc;
+    fc_lfm_config_default(&lc, 2, 0);
+    lc.nblocks = 3;
+    lc.net.width = 24;
+    lc.net.depth = 1;
+    lc.steps = 2;
+    fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
+    fc_train_config tc;
+    fc_train_config_default(&tc);
+    tc.steps = 60;
+    tc.batch = 32;
+    tc.seed = 17;
+    fc_lfm_trainer *tr = fc_lfm_trainer_new(m, data, NULL, 300, &tc, NULL, 0);
+    ASSERT(tr);
+    while (!fc_lfm_trainer_done(tr)) ASSERT(isfinite(fc_lfm_trainer_step(tr)));
+    ASSERT_EQ_INT(fc_lfm_trainer_steps_done(tr), 60);
+    fc_lfm_trainer_free(tr);
+    P = fc_lfm_nparams(m);
+    out[run] = malloc(P * sizeof(float));
+    memcpy(out[run], m->params, P * sizeof(float));
+    fc_lfm_free(m);
+  }
+  ASSERT(memcmp(out[0], out[1], P * sizeof(float)) == 0);
+  free(out[0]);
+  free(out[1]);
+  return 0;
+}
+
+TEST(lfm_gamma_schedule) {
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 2, 0);
+  lc.nblocks = 4;
+  lc.gamma_c = 0.025f;
+  lc.gamma_rho = 1.25f;
+  ASSERT_NEAR(fc_lfm_gamma(&lc, 1), 0.025, 1e-7);
+  ASSERT_NEAR(fc_lfm_gamma(&lc, 2), 0.03125, 1e-7);
+  ASSERT_NEAR(fc_lfm_gamma(&lc, 3), 0.0390625, 1e-7);
+  ASSERT_NEAR(fc_lfm_gamma(&lc, 4), 0.0, 0); /* the free last block */
+  char err[256];
+  lc.nblocks = 0;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "blocks");
+  lc.nblocks = 2;
+  lc.net.temb = 3;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "time embedding");
+  return 0;
+}
+
+/* ---------- checkpoints ---------- */
+
+static unsigned char *s_slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  *n = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc(*n);
+  if (fread(b, 1, *n, f) != *n) *n = 0;
+  fclose(f);
+  return b;
+}
+
+static void s_spit(const char *path, const unsigned char *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  fwrite(b, 1, n, f);
+  fclose(f);
+}
+
+static fc_lfm *s_random_model(uint64_t seed) {
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 3, 2);
+  lc.nblocks = 2;
+  lc.net.width = 8;
+  lc.net.depth = 1;
+  lc.interp = FC_INTERP_TRIG;
+  lc.coupling = FC_COUPLING_SHUFFLED;
+  fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
+  fc_rng r;
+  fc_rng_seed(&r, seed);
+  for (int b = 0; b < lc.nblocks; b++) fc_mlp_init(&m->blocks[b], &r);
+  return m;
+}
+
+TEST(checkpoint_round_trip_and_damage) {
+  char dir[] = "/tmp/lfp_test_ckpt_XXXXXX";
+  ASSERT(mkdtemp(dir));
+  char path[256], bad[256], err[512];
+  snprintf(path, sizeof(path), "%s/model.lfp", dir);
+  snprintf(bad, sizeof(bad), "%s/bad.lfp", dir);
+  fc_lfm *m = s_random_model(1);
+  ASSERT(fc_lfm_save_file(m, path, err, sizeof(err)) == 0);
+
+  /* round trip: same config, same bytes */
+  fc_lfm *r = fc_lfm_load_file(path, err, sizeof(err));
+  ASSERT_MSG(r, "%s", err);
+  ASSERT(memcmp(&r->cfg, &m->cfg, sizeof(m->cfg)) == 0);
+  ASSERT(memcmp(r->params, m->params, fc_lfm_nparams(m) * sizeof(float)) == 0);
+  fc_lfm_free(r);
+
+  /* overwriting is atomic and leaves no temporary file behind */
+  fc_lfm *m2 = s_random_model(2);
+  ASSERT(fc_lfm_save_file(m2, path, err, sizeof(err)) == 0);
+  r = fc_lfm_load_file(path, err, sizeof(err));
+  ASSERT(r && memcmp(r->params, m2->params, fc_lfm_nparams(m2) * sizeof(float)) == 0);
+  fc_lfm_free(r);
+  DIR *d = opendir(dir);
+  int entries = 0;
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.') entries++;
+  closedir(d);
+  ASSERT_EQ_INT(entries, 1);
+
+  size_t n;
+  unsigned char *bytes = s_slurp(path, &n);
+  ASSERT(bytes && n > 200);
+
+  /* truncation, at every kind of place */
+  const size_t cuts[] = {0, 4, 10, 63, 100, n / 2, n - 9, n - 1};
+  for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+    s_spit(bad, bytes, cuts[i]);
+    ASSERT(fc_lfm_load_file(bad, err, sizeof(err)) == NULL);
+    ASSERT_CONTAINS(err, "truncated");
+  }
+  /* corruption: a flipped bit in the weights, in the table, in the checksum; extra bytes */
+  const size_t flips[] = {n / 2, 70, n - 6};
+  for (size_t i = 0; i < sizeof(flips) / sizeof(flips[0]); i++) {
+    bytes[flips[i]] ^= 0x10;
+    s_spit(bad, bytes, n);
+    bytes[flips[i]] ^= 0x10;
+    ASSERT(fc_lfm_load_file(bad, err, sizeof(err)) == NULL);
+    ASSERT_CONTAINS(err, "corrupted");
+  }
+  unsigned char *longer = calloc(n + 5, 1);
+  memcpy(longer, bytes, n);
+  s_spit(bad, longer, n + 5);
+  ASSERT(fc_lfm_load_file(bad, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "corrupted");
+  free(longer);
+  /* not a checkpoint at all */
+  s_spit(bad, (const unsigned char *)"hello, this is not a checkpoint", 31);
+  ASSERT(fc_lfm_load_file(bad, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "not an lfp checkpoint");
+
+  /* mismatched: another format version, another kind, a section of the wrong size */
+  bytes[8] = 99;
+  s_spit(bad, bytes, n);
+  bytes[8] = FC_CKPT_VERSION;
+  ASSERT(fc_lfm_load_file(bad, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "mismatched");
+  ASSERT_CONTAINS(err, "version 99");
+  fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
+  fc_lfm_save(m, w, NULL);
+  ASSERT(fc_ckpt_write(w, bad, err, sizeof(err)) == 0);
+  fc_ckpt_writer_free(w);
+  ASSERT(fc_lfm_load_file(bad, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "mismatched");
+  w = fc_ckpt_writer_new("lfm");
+  fc_ckpt *ck = fc_ckpt_read(path, "lfm", err, sizeof(err));
+  size_t csz;
+  const void *cfg = fc_ckpt_get(ck, "lfm.config", &csz);
+  fc_ckpt_add(w, "lfm.config", cfg, csz);
+  fc_ckpt_add(w, "lfm.params", m->params, 12);
+  fc_ckpt_free(ck);
+  ASSERT(fc_ckpt_write(w, bad, err, sizeof(err)) == 0);
+  fc_ckpt_writer_free(w);
+  ASSERT(fc_lfm_load_file(bad, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "mismatched");
+  ASSERT_CONTAINS(err, "lfm.params");
+
+  /* an unwritable destination is an error, not a crash */
+  ASSERT(fc_lfm_save_file(m, "/nonexistent-dir/x.lfp", err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "/nonexistent-dir");
+
+  free(bytes);
+  fc_lfm_free(m);
+  fc_lfm_free(m2);
+  unlink(path);
+  unlink(bad);
+  rmdir(dir);
+  return 0;
+}
+
+TEST(crc32_known_value) {
+  /* the standard check value of CRC-32/IEEE */
+  ASSERT_EQ_INT(fc_crc32(0, "123456789", 9), 0xCBF43926u);
+  return 0;
+}
+
+/* ---------- W2 by optimal assignment ---------- */
+
+static double s_brute_w2(const float *x, const float *y, int n) {
+  int p[6] = {0, 1, 2, 3, 4, 5};
+  double best = 1e300;
+  /* Heap's algorithm over all n! assignments */
+  int c[6] = {0};
+  for (int i = 0;;) {
+    double s = 0;
+    for (int k = 0; k < n; k++) {
+      double dx = (double)x[2 * k] - y[2 * p[k]], dy = (double)x[2 * k + 1] - y[2 * p[k] + 1];
+      s += dx * dx + dy * dy;
+    }
+    best = s < best ? s : best;
+    while (i < n && c[i] >= i) c[i++] = 0;
+    if (i >= n) break;
+    int j = i % 2 ? c[i] : 0, t = p[j];
+    p[j] = p[i];
+    p[i] = t;
+    c[i]++;
+    i = 0;
+  }
+  return sqrt(best / n);
+}
+
+TEST(w2_exact_assignment) {
+  fc_rng r;
+  fc_rng_seed(&r, 8);
+  for (int trial = 0; trial < 20; trial++) {
+    float x[12], y[12];
+    fc_rng_normal_fill(&r, x, 12);
+    fc_rng_normal_fill(&r, y, 12);
+    ASSERT_NEAR(fc_w2_exact(x, y, 6, 2, NULL), s_brute_w2(x, y, 6), 1e-9);
+  }
+  /* a point set against itself shuffled is 0; against itself shifted by (3, 4) is 5 */
+  float a[400], b[400], c[400];
+  fc_rng_normal_fill(&r, a, 400);
+  int perm[200];
+  fc_rng_permutation(&r, perm, 200);
+  for (int i = 0; i < 200; i++) {
+    b[2 * i] = a[2 * perm[i]];
+    b[2 * i + 1] = a[2 * perm[i] + 1];
+    c[2 * i] = a[2 * i] + 3.0f;
+    c[2 * i + 1] = a[2 * i + 1] + 4.0f;
+  }
+  ASSERT_NEAR(fc_w2_exact(a, b, 200, 2, NULL), 0.0, 1e-9);
+  ASSERT_NEAR(fc_w2_exact(a, c, 200, 2, NULL), 5.0, 1e-5);
+  ASSERT(fc_energy_distance(a, 200, b, 200, 2) < 1e-9);
+  ASSERT(fc_energy_distance(a, 200, c, 200, 2) > 1.0);
+  return 0;
+}
+
+/* ---------- end to end: LFM on 8 Gaussians ---------- */
+
+TEST(lfm_8gaussians_end_to_end) {
+  /* A smaller run than the demo's default (which reaches W2 within about 1.2x
+   * the floor), sized to finish in seconds even under the sanitizers.
+   * Threshold: W2 < 2 x w2_floor. With 1000 points the floor is about 0.29. A
+   * model that drops one of the 8 modes must move 1/8 of the mass at least the
+   * distance between neighbouring centres (2.16), so its W2 is at least
+   * sqrt(2.16^2 / 8) = 0.76 > 2 x 0.29; one that blurs the modes into a ring
+   * or a blob sits far above as well. */
+  toy_config tc;
+  toy_config_default(&tc);
+  tc.dist = TOY_8GAUSSIANS;
+  tc.steps = 2000;
+  tc.width = 128;
+  tc.train_size = 10000;
+  tc.ode_steps = 4;
+  tc.progress = 0;
+  toy_result r;
+  char err[256];
+  ASSERT_MSG(toy_run(&tc, 4, &r, err, sizeof(err)) == 0, "%s", err);
+  printf("LFM N=4: W2 %.4f, floor %.4f, modes %d/%d, off-mode %.3f, %.1f s\n", r.w2, r.w2_floor,
+         r.modes_covered, r.modes_total, r.off_mode, r.train_s);
+  ASSERT_EQ_INT(r.modes_covered, 8);
+  ASSERT_MSG(r.w2 < 2.0 * r.w2_floor, "W2 %.4f vs floor %.4f", r.w2, r.w2_floor);
+  for (int b = 0; b < 4; b++) ASSERT_MSG(r.diag[b].inversion_err < 0.05, "block %d inversion error %g", b, r.diag[b].inversion_err);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static const test_case cases[] = {
+      TEST_ENTRY(rng_determinism),          TEST_ENTRY(activation_gradients),
+      TEST_ENTRY(mlp_gradients_film),       TEST_ENTRY(mlp_gradients_concat),
+      TEST_ENTRY(fm_loss_gradients),        TEST_ENTRY(interpolant_derivatives),
+      TEST_ENTRY(mlp_blas_matches_reference), TEST_ENTRY(adamw_step_by_hand),
+      TEST_ENTRY(sampler_convergence_order), TEST_ENTRY(lfm_single_block_is_fm),
+      TEST_ENTRY(lfm_training_is_deterministic), TEST_ENTRY(lfm_gamma_schedule),
+      TEST_ENTRY(checkpoint_round_trip_and_damage), TEST_ENTRY(crc32_known_value),
+      TEST_ENTRY(w2_exact_assignment),      TEST_ENTRY(lfm_8gaussians_end_to_end),
+  };
+  return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
+}
