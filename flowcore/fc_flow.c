@@ -465,11 +465,11 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
   memset(tr->grads, 0, m->block_params * sizeof(float));
   double loss = fc_fm_loss(net, tr->fm, tr->grads, m->cfg.interp, tr->t, tr->x0, tr->x1,
                            C ? tr->cb : NULL, B);
-  float gn = fc_clip_grad_norm(tr->grads, m->block_params, tr->tc.opt.clip);
+  float gn = fc_grad_norm(tr->grads, m->block_params);
   tr->last_lr = fc_lr_schedule(&tr->tc.opt, tr->step_in_block, tr->block_steps[tr->block]);
   if (isfinite(loss) && isfinite(gn)) {
-    fc_adamw_step(tr->opt, net->params, tr->grads, tr->last_lr);
-    fc_ema_update(tr->ema, net->params, m->block_params, fc_ema_decay(&tr->tc.opt, tr->step_in_block));
+    fc_adamw_step(tr->opt, net->params, tr->grads, fc_clip_scale(gn, tr->tc.opt.clip), tr->last_lr,
+                  tr->ema, fc_ema_decay(&tr->tc.opt, tr->step_in_block));
   } else {
     tr->nonfinite++;
   }

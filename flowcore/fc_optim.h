@@ -7,10 +7,10 @@
  *   fc_adamw *opt = fc_adamw_new(n, &oc);
  *   for (step = 0; step < total; step++) {
  *     memset(grads, 0, n * sizeof(float)); ... backward ...
- *     float gnorm = fc_clip_grad_norm(grads, n, oc.clip);
+ *     float gnorm = fc_grad_norm(grads, n);
  *     float lr = fc_lr_schedule(&oc, step, total);
- *     fc_adamw_step(opt, params, grads, lr);
- *     fc_ema_update(ema, params, n, fc_ema_decay(&oc, step));
+ *     fc_adamw_step(opt, params, grads, fc_clip_scale(gnorm, oc.clip), lr,
+ *                   ema, fc_ema_decay(&oc, step));   // AdamW + EMA in one pass
  *   }
  */
 #ifndef FC_OPTIM_H
@@ -44,12 +44,18 @@ fc_adamw *fc_adamw_new(size_t n, const fc_adamw_config *cfg);
 void fc_adamw_free(fc_adamw *opt);
 /* Zero the moments and the step count. */
 void fc_adamw_reset(fc_adamw *opt);
-/* One AdamW step (Loshchilov & Hutter 2019, Alg. 2) with learning rate lr. */
-void fc_adamw_step(fc_adamw *opt, float *params, const float *grads, float lr);
+/* One AdamW step (Loshchilov & Hutter 2019, Alg. 2) with learning rate lr on
+ * the gradient gscale * grads (gscale: the clipping factor, 1 for none). When
+ * ema != NULL the same pass also updates ema = decay * ema + (1 - decay) * params
+ * with the new params: one sweep over memory instead of three. */
+void fc_adamw_step(fc_adamw *opt, float *params, const float *grads, float gscale, float lr,
+                   float *ema, float ema_decay);
 
-/* Scale grads so their global L2 norm is at most max_norm (no-op when
- * max_norm <= 0); returns the norm before clipping. */
-float fc_clip_grad_norm(float *grads, size_t n, float max_norm);
+/* Global L2 norm of grads (accumulated in double). */
+float fc_grad_norm(const float *grads, size_t n);
+/* Factor that clips a gradient of L2 norm `norm` to at most max_norm
+ * (1 when max_norm <= 0 or the norm is already within it). */
+float fc_clip_scale(float norm, float max_norm);
 /* Learning rate at step (0-based) of total: linear warm-up from lr / warmup to
  * lr, then cosine decay to lr_min at the last step. */
 float fc_lr_schedule(const fc_adamw_config *cfg, int64_t step, int64_t total);

@@ -123,37 +123,39 @@ static int s_bench_flowcore(int argc, char **argv) {
   /* 1. the sgemm peak, with the threads used for training */
   double peak = s_sgemm_peak(2048, 5);
 
-  /* 2. training throughput: FM loss forward + backward, clipping, AdamW, EMA */
+  /* 2. training throughput of the real trainer (N = 1): minibatch gather,
+   * noise, FM loss forward + backward, clipping, AdamW + EMA */
+  const int ndata = 4096;
   fc_rng rng;
   fc_rng_seed(&rng, 1);
-  float *params = fc_calloc(P, sizeof(float)), *grads = fc_calloc(P, sizeof(float));
-  float *ema = fc_calloc(P, sizeof(float));
-  fc_mlp net;
-  fc_mlp_bind(&net, &cfg, params);
-  fc_mlp_init(&net, &rng);
-  memcpy(ema, params, P * sizeof(float));
-  fc_adamw_config oc;
-  fc_adamw_config_default(&oc);
-  fc_adamw *opt = fc_adamw_new(P, &oc);
-  fc_fm_ws *fws = fc_fm_ws_new(&cfg, B);
-  float *x0 = fc_malloc((size_t)B * cfg.dx * sizeof(float)), *x1 = fc_malloc((size_t)B * cfg.dx * sizeof(float));
-  float *c = fc_malloc((size_t)B * cfg.dc * sizeof(float)), *t = fc_malloc((size_t)B * sizeof(float));
-  fc_rng_normal_fill(&rng, x0, (size_t)B * cfg.dx);
-  fc_rng_normal_fill(&rng, x1, (size_t)B * cfg.dx);
-  fc_rng_normal_fill(&rng, c, (size_t)B * cfg.dc);
-  for (int b = 0; b < B; b++) t[b] = (float)fc_rng_uniform(&rng);
+  float *data = fc_malloc((size_t)ndata * cfg.dx * sizeof(float));
+  float *cond = fc_malloc((size_t)ndata * cfg.dc * sizeof(float));
+  fc_rng_normal_fill(&rng, data, (size_t)ndata * cfg.dx);
+  fc_rng_normal_fill(&rng, cond, (size_t)ndata * cfg.dc);
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, cfg.dx, cfg.dc);
+  lc.nblocks = 1;
+  lc.net = cfg;
+  char err[256];
+  fc_lfm *model = fc_lfm_new(&lc, err, sizeof(err));
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.batch = B;
+  tc.steps = iters + 3;
+  fc_lfm_trainer *tr = fc_lfm_trainer_new(model, data, cond, (size_t)ndata, &tc, err, sizeof(err));
+  FC_ASSERT(model && tr);
   double *st = fc_malloc((size_t)iters * sizeof(double));
   for (int it = -3; it < iters; it++) {
     double t0 = cli_now();
-    memset(grads, 0, P * sizeof(float));
-    fc_fm_loss(&net, fws, grads, FC_INTERP_LINEAR, t, x0, x1, c, B);
-    fc_clip_grad_norm(grads, P, 1.0f);
-    fc_adamw_step(opt, params, grads, 1e-4f);
-    fc_ema_update(ema, params, P, 0.999f);
+    fc_lfm_trainer_step(tr);
     if (it >= 0) st[it] = cli_now() - t0;
   }
+  fc_lfm_trainer_free(tr);
   double step_s = s_median(st, iters);
   double train_sps = B / step_s, train_gflops = train_flops / step_s * 1e-9;
+  fc_mlp net = model->blocks[0];
+  float *params = net.params;
+  float t[1] = {0.5f}, *x0 = data, *c = cond;
 
   /* 3. batch-1 forward latency, on one thread (BLAS threading only adds
    * overhead at this size) */
@@ -191,7 +193,7 @@ static int s_bench_flowcore(int argc, char **argv) {
   else s_run_torch(script, python, &th);
 
   printf("\n  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s\n", train_threads, peak);
-  printf("  training (fwd+bwd+AdamW+EMA, %d thr)   %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n",
+  printf("  training step (lfm trainer, %d thr)    %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n",
          train_threads, train_sps, train_gflops, 100.0 * train_gflops / peak);
   printf("  batch-1 forward (1 thread)             %8.1f us   sgemv floor %.1f us  (x%.2f)\n", fwd_b1_us, sgemv_us,
          fwd_b1_us / sgemv_us);
@@ -226,10 +228,8 @@ static int s_bench_flowcore(int argc, char **argv) {
     cli_json_num(stdout, th.fwd_b1_us / fwd_b1_us);
     printf("}\n");
   }
-  free(params); free(grads); free(ema); free(x0); free(x1); free(c); free(t); free(st); free(lt);
-  free(vin); free(vout);
-  fc_adamw_free(opt);
-  fc_fm_ws_free(fws);
+  free(data); free(cond); free(st); free(lt); free(vin); free(vout);
+  fc_lfm_free(model);
   fc_mlp_ws_free(ws1);
   return 0;
 }
