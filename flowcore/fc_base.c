@@ -1,7 +1,6 @@
 /* fc_base: error-message and allocation helpers shared by flowcore. */
 #include "fc_base.h"
 
-#include <cblas.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -30,12 +29,6 @@ void *fc_calloc(size_t n, size_t size) {
   }
   return p;
 }
-
-void fc_blas_set_threads(int n) {
-  if (n > 0) openblas_set_num_threads(n);
-}
-
-int fc_blas_threads(void) { return openblas_get_num_threads(); }
 
 int fc_name_index(const char *s, const char *const *names, int n) {
   for (int i = 0; i < n; i++)

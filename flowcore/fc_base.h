@@ -26,10 +26,6 @@ void fc_set_err(char *err, size_t errsz, const char *fmt, ...)
 void *fc_malloc(size_t n);
 void *fc_calloc(size_t n, size_t size);
 
-/* Threads used by BLAS calls (OpenBLAS); 0 keeps the library default. */
-void fc_blas_set_threads(int n);
-int fc_blas_threads(void);
-
 /* Index of s in names[0..n), or -1 (for parsing enum names). */
 int fc_name_index(const char *s, const char *const *names, int n);
 

@@ -32,7 +32,7 @@ void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, dou
 #define FM_LOSS_NAME s_fm_loss_f
 #define FM_CTX_PARAMS const fc_mlp *net, fc_mlp_ws *nws, float *grads, const float *c
 #define FM_FORWARD(v, t, xt) fc_mlp_forward(net, nws, v, t, xt, c, B)
-#define FM_BACKWARD(dv) fc_mlp_backward(net, nws, grads, NULL, NULL, dv, B)
+#define FM_BACKWARD(dv) fc_mlp_backward(net, nws, grads, 0, NULL, NULL, dv, B)
 #define FM_WANT_GRAD (grads != NULL)
 #include "fc_fm_impl.inc"
 #undef REAL
@@ -46,7 +46,7 @@ void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, dou
 #define FM_LOSS_NAME s_fm_loss_d
 #define FM_CTX_PARAMS const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *nws, double *grads, const double *c
 #define FM_FORWARD(v, t, xt) fc_mlp_forward_ref(cfg, params, nws, v, t, xt, c, B)
-#define FM_BACKWARD(dv) fc_mlp_backward_ref(cfg, params, nws, grads, NULL, NULL, dv, B)
+#define FM_BACKWARD(dv) fc_mlp_backward_ref(cfg, params, nws, grads, 0, NULL, NULL, dv, B)
 #define FM_WANT_GRAD (grads != NULL)
 #include "fc_fm_impl.inc"
 #undef REAL
@@ -461,8 +461,7 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
   }
   for (int b = 0; b < B; b++) tr->t[b] = (float)fc_rng_uniform(&tr->rng);
 
-  /* loss, gradient, clipped AdamW step, EMA */
-  memset(tr->grads, 0, m->block_params * sizeof(float));
+  /* loss, gradient (written, not accumulated), clipped AdamW step, EMA */
   double loss = fc_fm_loss(net, tr->fm, tr->grads, m->cfg.interp, tr->t, tr->x0, tr->x1,
                            C ? tr->cb : NULL, B);
   float gn = fc_grad_norm(tr->grads, m->block_params);

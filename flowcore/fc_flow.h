@@ -51,7 +51,7 @@ void fc_fm_ws_free(fc_fm_ws *ws);
 
 /* Flow-matching loss (1 / (B D)) sum_b || v(t_b, I_t, c_b) - dI/dt ||^2 for
  * pairs (x0, x1) (B, D) with times t (B) and conditions c (B, C) or NULL.
- * When grads != NULL, dLoss/dparams is added to it. */
+ * When grads != NULL it receives dLoss/dparams (overwritten). */
 double fc_fm_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
                   const float *x0, const float *x1, const float *c, int B);
 /* The same in double precision on the reference network (test oracle). */

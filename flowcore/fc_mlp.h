@@ -5,9 +5,10 @@
  *   e   = sinusoidal embedding of t (temb values: sin then cos, t scaled by 1000)
  *   FiLM mode:   h0 = W_in x + b_in            k = [e ; c]
  *   concat mode: h0 = W_in [x ; e ; c] + b_in  (no FiLM)
+ *   FiLM: [g_1 ; be_1 ; ... ; g_L ; be_L] = Wf k + bf   (one matmul for all blocks)
  *   block l = 1..depth (pre-activation residual):
  *     a = W1 act(h) + b1
- *     FiLM: [g ; be] = Wf k + bf ;  m = a * (1 + g) + be      (concat: m = a)
+ *     FiLM: m = a * (1 + g_l) + be_l                       (concat: m = a)
  *     h <- h + W2 act(m) + b2
  *   y = W_out act(h) + b_out
  *
@@ -20,7 +21,7 @@
  *   fc_mlp_init(&net, &rng);
  *   fc_mlp_ws *ws = fc_mlp_ws_new(&cfg, 256);                // scratch for batches up to 256
  *   fc_mlp_forward(&net, ws, v, t, x, NULL, B);              // v: (B, D)
- *   fc_mlp_backward(&net, ws, grads, NULL, NULL, dv, B);     // grads += dL/dparams
+ *   fc_mlp_backward(&net, ws, grads, 0, NULL, NULL, dv, B);  // grads = dL/dparams
  *
  * The double-precision *_ref functions run the same layer code with naive
  * loops instead of BLAS: they are the specification and the test oracle.
@@ -53,7 +54,7 @@ typedef struct {
   size_t blocks;     /* offset of block 0; block l starts at blocks + l * blk_stride */
   size_t blk_stride;
   size_t w1, b1, w2, b2; /* within a block: (H, H), (H), (H, H), (H) */
-  size_t wf, bf;         /* within a block: (2H, dk), (2H); FiLM mode only */
+  size_t wf, bf;         /* FiLM of all blocks: (depth * 2H, dk), (depth * 2H); FiLM mode only */
   size_t w_out, b_out;   /* (D, H), (D) */
   size_t total;
 } fc_mlp_layout;
@@ -81,7 +82,8 @@ size_t fc_mlp_nparams(const fc_mlp_config *cfg);
 /* Multiply-adds of one forward pass for one sample (x 2 for FLOPs). */
 double fc_mlp_macs(const fc_mlp_config *cfg);
 /* Fill out[0..n) with the tensors of the layout in order; returns their count
- * (at most 4 + 6 * depth + 2). */
+ * (at most FC_MLP_MAX_TENSORS). */
+#define FC_MLP_MAX_TENSORS (4 + 4 * 64 + 2)
 int fc_mlp_tensors(const fc_mlp_config *cfg, fc_tensor_info *out, int max);
 
 /* Point net at params (fc_mlp_nparams floats, owned by the caller). */
@@ -116,9 +118,10 @@ void fc_mlp_ws_free(fc_mlp_ws *ws);
  * Allocates nothing. */
 void fc_mlp_forward(const fc_mlp *net, fc_mlp_ws *ws, float *y, const float *t,
                     const float *x, const float *c, int B);
-/* Backward of the last forward: dparams += dL/dparams; dx (B, D) and dc (B, C)
- * are overwritten with dL/dx, dL/dc when not NULL. dy: (B, D). */
-void fc_mlp_backward(const fc_mlp *net, fc_mlp_ws *ws, float *dparams, float *dx,
+/* Backward of the last forward for dL/dy = dy (B, D): dparams = dL/dparams,
+ * or dparams += dL/dparams when accumulate is nonzero; dx (B, D) and dc (B, C)
+ * are overwritten with dL/dx, dL/dc when not NULL. */
+void fc_mlp_backward(const fc_mlp *net, fc_mlp_ws *ws, float *dparams, int accumulate, float *dx,
                      float *dc, const float *dy, int B);
 
 /* Reference in double precision with naive loops (same semantics as above). */
@@ -127,7 +130,8 @@ void fc_mlp_ws_free_ref(fc_mlp_ws_ref *ws);
 void fc_mlp_forward_ref(const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *ws,
                         double *y, const double *t, const double *x, const double *c, int B);
 void fc_mlp_backward_ref(const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *ws,
-                         double *dparams, double *dx, double *dc, const double *dy, int B);
+                         double *dparams, int accumulate, double *dx, double *dc, const double *dy,
+                         int B);
 
 /* Activation and derivative on one value (double), for tests. */
 double fc_act_ref(fc_act act, double x, double *dydx);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fc_base.h"
+#include "fc_par.h"
 
 void fc_adamw_config_default(fc_adamw_config *c) {
   c->lr = 1e-3f;
@@ -41,30 +42,27 @@ void fc_adamw_reset(fc_adamw *o) {
   o->t = 0;
 }
 
-void fc_adamw_step(fc_adamw *o, float *restrict p, const float *restrict g, float gscale, float lr,
-                   float *restrict ema, float ema_decay) {
-  const fc_adamw_config *c = &o->cfg;
-  o->t++;
-  /* bias corrections folded into the step size and epsilon:
-   * p -= lr * (m / bc1) / (sqrt(v / bc2) + eps) == lr * m * (sqrt(bc2) / bc1) / (sqrt(v) + eps sqrt(bc2)) */
-  const double bc1 = 1.0 - pow((double)c->beta1, (double)o->t);
-  const double bc2 = 1.0 - pow((double)c->beta2, (double)o->t);
-  const float step = (float)(lr * sqrt(bc2) / bc1);
-  const float eps = (float)(c->eps * sqrt(bc2));
-  const float b1 = c->beta1, b2 = c->beta2, decay = 1.0f - lr * c->weight_decay;
-  const float c1 = (1.0f - b1) * gscale, c2 = (1.0f - b2) * gscale * gscale;
-  float *restrict m = o->m, *restrict v = o->v;
-  const size_t n = o->n;
+typedef struct {
+  float *p, *m, *v, *ema;
+  const float *g;
+  float b1, b2, c1, c2, step, eps, decay, ea;
+} s_adam_job;
+
+static void s_adam_range(void *ctx, size_t lo, size_t hi) {
+  const s_adam_job *j = ctx;
+  float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v, *restrict ema = j->ema;
+  const float *restrict g = j->g;
+  const float b1 = j->b1, b2 = j->b2, c1 = j->c1, c2 = j->c2, step = j->step, eps = j->eps, decay = j->decay;
   if (ema) {
-    const float ea = 1.0f - ema_decay;
-    for (size_t i = 0; i < n; i++) {
+    const float ea = j->ea;
+    for (size_t i = lo; i < hi; i++) {
       m[i] = b1 * m[i] + c1 * g[i];
       v[i] = b2 * v[i] + c2 * g[i] * g[i];
       p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) + eps);
       ema[i] += ea * (p[i] - ema[i]);
     }
   } else {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = lo; i < hi; i++) {
       m[i] = b1 * m[i] + c1 * g[i];
       v[i] = b2 * v[i] + c2 * g[i] * g[i];
       p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) + eps);
@@ -72,18 +70,54 @@ void fc_adamw_step(fc_adamw *o, float *restrict p, const float *restrict g, floa
   }
 }
 
-float fc_grad_norm(const float *g, size_t n) {
-  /* 16 float lanes per block of 4096 (explicit, so the loop vectorizes
-   * without reassociation), blocks accumulated in double */
-  double ss = 0.0;
-  size_t i = 0;
-  for (; i + 4096 <= n; i += 4096) {
+void fc_adamw_step(fc_adamw *o, float *p, const float *g, float gscale, float lr, float *ema,
+                   float ema_decay) {
+  const fc_adamw_config *c = &o->cfg;
+  o->t++;
+  /* bias corrections folded into the step size and epsilon:
+   * p -= lr * (m / bc1) / (sqrt(v / bc2) + eps) == lr * m * (sqrt(bc2) / bc1) / (sqrt(v) + eps sqrt(bc2)) */
+  const double bc1 = 1.0 - pow((double)c->beta1, (double)o->t);
+  const double bc2 = 1.0 - pow((double)c->beta2, (double)o->t);
+  s_adam_job j = {p, o->m, o->v, ema, g, c->beta1, c->beta2, (1.0f - c->beta1) * gscale,
+                  (1.0f - c->beta2) * gscale * gscale, (float)(lr * sqrt(bc2) / bc1),
+                  (float)(c->eps * sqrt(bc2)), 1.0f - lr * c->weight_decay, 1.0f - ema_decay};
+  /* elementwise: the result does not depend on how the range is split */
+  fc_par_for(o->n, 1 << 16, s_adam_range, &j);
+}
+
+/* sum of squares over fixed blocks (16 float lanes each, so the loop
+ * vectorizes without reassociation); the partials are added in block order,
+ * so the result does not depend on the number of threads */
+#define S_NORM_PARTS 1024
+typedef struct {
+  const float *g;
+  size_t n, block;
+  double *part;
+} s_norm_job;
+
+static void s_norm_range(void *ctx, size_t lo, size_t hi) {
+  const s_norm_job *j = ctx;
+  for (size_t b = lo; b < hi; b++) {
+    size_t s = b * j->block, e = s + j->block < j->n ? s + j->block : j->n, i = s;
     float lane[16] = {0};
-    for (size_t j = 0; j < 4096; j += 16)
-      for (int k = 0; k < 16; k++) lane[k] += g[i + j + k] * g[i + j + k];
-    for (int k = 0; k < 16; k++) ss += lane[k];
+    for (; i + 16 <= e; i += 16)
+      for (int k = 0; k < 16; k++) lane[k] += j->g[i + k] * j->g[i + k];
+    double acc = 0.0;
+    for (int k = 0; k < 16; k++) acc += lane[k];
+    for (; i < e; i++) acc += (double)j->g[i] * j->g[i];
+    j->part[b] = acc;
   }
-  for (; i < n; i++) ss += (double)g[i] * g[i];
+}
+
+float fc_grad_norm(const float *g, size_t n) {
+  double part[S_NORM_PARTS];
+  size_t block = (n + S_NORM_PARTS - 1) / S_NORM_PARTS;
+  block = block < 4096 ? 4096 : (block + 15) & ~(size_t)15;
+  size_t nb = (n + block - 1) / block;
+  s_norm_job j = {g, n, block, part};
+  fc_par_for(nb, 8, s_norm_range, &j);
+  double ss = 0.0;
+  for (size_t b = 0; b < nb; b++) ss += part[b];
   return (float)sqrt(ss);
 }
 

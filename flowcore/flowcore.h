@@ -7,6 +7,7 @@
  *   fc_flow.h    interpolants, FM loss, ODE samplers, Local Flow Matching chain + trainer
  *   fc_metric.h  exact W2 (optimal assignment), energy distance
  *   fc_ckpt.h    checkpoint files: header, named sections, CRC-32, atomic write
+ *   fc_par.h     the thread pool that runs matmuls and elementwise loops
  */
 #ifndef FLOWCORE_H
 #define FLOWCORE_H
@@ -17,6 +18,7 @@
 #include "fc_metric.h"
 #include "fc_mlp.h"
 #include "fc_optim.h"
+#include "fc_par.h"
 #include "fc_rng.h"
 
 #endif

@@ -85,7 +85,7 @@ static int s_check_mlp_grads(fc_cond_mode cond, fc_act act, int ndc) {
   s_fill_uniform(&rng, r, 9, -1.0, 1.0);
   fc_mlp_ws_ref *ws = fc_mlp_ws_new_ref(&cfg, B);
   fc_mlp_forward_ref(&cfg, p, ws, y, t, x, C ? c : NULL, B);
-  fc_mlp_backward_ref(&cfg, p, ws, g, dx, C ? dc : NULL, r, B);
+  fc_mlp_backward_ref(&cfg, p, ws, g, 0, dx, C ? dc : NULL, r, B);
 #define S_LOSS(out)                                                    \
   do {                                                                 \
     fc_mlp_forward_ref(&cfg, p, ws, y, t, x, C ? c : NULL, B);         \
@@ -94,8 +94,8 @@ static int s_check_mlp_grads(fc_cond_mode cond, fc_act act, int ndc) {
   } while (0)
   const double h = 1e-5;
   /* every tensor of the layout, every element */
-  fc_tensor_info ti[64];
-  int nt = fc_mlp_tensors(&cfg, ti, 64);
+  fc_tensor_info ti[FC_MLP_MAX_TENSORS];
+  int nt = fc_mlp_tensors(&cfg, ti, FC_MLP_MAX_TENSORS);
   for (int k = 0; k < nt; k++) {
     size_t cnt = (size_t)ti[k].rows * ti[k].cols;
     double gmax = 0;
@@ -244,10 +244,11 @@ TEST(mlp_blas_matches_reference) {
         fc_mlp_forward_ref(&cfg, pd, wsd, yd, td, xd, cd, B);
         double ys = s_max_abs(yd, (size_t)B * D);
         for (int i = 0; i < B * D; i++) ASSERT_NEAR(yf[i], yd[i], 1e-5 * (1 + ys));
-        fc_mlp_backward(&net, wsf, gf, dxf, dcf, dyf, B);
-        fc_mlp_backward_ref(&cfg, pd, wsd, gd, dxd, dcd, dyd, B);
-        fc_tensor_info ti[64];
-        int nt = fc_mlp_tensors(&cfg, ti, 64);
+        for (size_t i = 0; i < P; i++) gf[i] = NAN; /* overwritten, never read */
+        fc_mlp_backward(&net, wsf, gf, 0, dxf, dcf, dyf, B);
+        fc_mlp_backward_ref(&cfg, pd, wsd, gd, 0, dxd, dcd, dyd, B);
+        fc_tensor_info ti[FC_MLP_MAX_TENSORS];
+        int nt = fc_mlp_tensors(&cfg, ti, FC_MLP_MAX_TENSORS);
         for (int k = 0; k < nt; k++) {
           size_t cnt = (size_t)ti[k].rows * ti[k].cols;
           double gs = s_max_abs(gd + ti[k].offset, cnt);
@@ -255,6 +256,9 @@ TEST(mlp_blas_matches_reference) {
             ASSERT_MSG(fabs(gf[ti[k].offset + j] - gd[ti[k].offset + j]) <= 1e-4 * (1 + gs),
                        "%s[%zu] B=%d: %g vs %g", ti[k].name, j, B, gf[ti[k].offset + j], gd[ti[k].offset + j]);
         }
+        /* accumulate = 1 adds a second gradient on top */
+        fc_mlp_backward(&net, wsf, gf, 1, NULL, NULL, dyf, B);
+        for (size_t i = 0; i < P; i++) ASSERT_NEAR(gf[i], 2.0 * gd[i], 2e-4 * (1 + fabs(gd[i])));
         double xs = s_max_abs(dxd, (size_t)B * D), cs = s_max_abs(dcd, (size_t)B * C);
         for (int i = 0; i < B * D; i++) ASSERT_NEAR(dxf[i], dxd[i], 1e-4 * (1 + xs));
         for (int i = 0; i < B * C; i++) ASSERT_NEAR(dcf[i], dcd[i], 1e-4 * (1 + cs));
@@ -432,7 +436,6 @@ TEST(lfm_single_block_is_fm) {
     }
     fc_rng_normal_fill(&rng, x1, (size_t)B * D);
     for (int b = 0; b < B; b++) t[b] = (float)fc_rng_uniform(&rng);
-    memset(g, 0, P * sizeof(float));
     fc_fm_loss(&net, fws, g, lc.interp, t, x0, x1, NULL, B);
     float gn = fc_grad_norm(g, P);
     fc_adamw_step(opt, p, g, fc_clip_scale(gn, tc.opt.clip), fc_lr_schedule(&tc.opt, s, steps), NULL, 0.0f);

@@ -58,18 +58,33 @@ class VelocityNet(nn.Module):
         self.film = nn.ModuleList(nn.Linear(K, 2 * H) for _ in range(L))
         self.w2 = nn.ModuleList(nn.Linear(H, H) for _ in range(L))
         self.out = nn.Linear(H, D)
-        j = torch.arange(E // 2, dtype=torch.float64)  # w_j = 10000^(-j / (E/2))
-        self.register_buffer("freq", (1000.0 * 10000.0 ** (-j / (E // 2))).float())
+        j = torch.arange(E // 2, dtype=torch.float64)  # 1000 w_j, w_j = 10000^(-j / (E/2))
+        self.register_buffer("freq", 1000.0 * 10000.0 ** (-j / (E // 2)))
 
     def forward(self, t, x, c):
-        arg = t[:, None] * self.freq
-        k = torch.cat([torch.sin(arg), torch.cos(arg), c], dim=1)
+        arg = t[:, None].double() * self.freq  # in double, as the C side
+        k = torch.cat([torch.sin(arg).float(), torch.cos(arg).float(), c], dim=1)
         h = self.inp(x)
         for w1, film, w2 in zip(self.w1, self.film, self.w2):
             a = w1(F.silu(h))
             g, be = film(k).chunk(2, dim=1)
             h = h + w2(F.silu(a * (1 + g) + be))
         return self.out(F.silu(h))
+
+
+def forward_b1_addmv(net, t, x, c):
+    """The same forward for one sample written on matrix-vector products.
+    Not how a torch user writes a model (nn.Linear at batch 1 goes through
+    OpenBLAS sgemm with M = 1, which is slow), but the fastest torch can do
+    for this network at batch 1; reported beside the standard module."""
+    arg = t.double() * net.freq
+    k = torch.cat([torch.sin(arg).float(), torch.cos(arg).float(), c])
+    h = torch.addmv(net.inp.bias, net.inp.weight, x)
+    for w1, film, w2 in zip(net.w1, net.film, net.w2):
+        a = torch.addmv(w1.bias, w1.weight, F.silu(h))
+        g, be = torch.addmv(film.bias, film.weight, k).chunk(2)
+        h = h + torch.addmv(w2.bias, w2.weight, F.silu(a * (1 + g) + be))
+    return torch.addmv(net.out.bias, net.out.weight, F.silu(h))
 
 
 def openblas_setter():
@@ -89,6 +104,10 @@ def median_s(fn, n, warm):
         fn()
         ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
+
+
+def desc_short(s):
+    return f"torch {s[0]}, openblas {s[1]}"
 
 
 def main():
@@ -151,10 +170,22 @@ def main():
         s_fwd, mode = min(screen, key=screen.get)
         use(s_fwd)
         fwd_us = median_s(lambda: modes[mode](*a1), 2000, 100) * 1e6
+        # the hand-written matrix-vector forward, in its best thread setting
+        v1 = (t[:1].clone(), x0[0].clone(), c[0].clone())
+        assert torch.allclose(forward_b1_addmv(net, *v1), net(*a1)[0], atol=1e-5)
+        mv = {}
+        for s in settings:
+            use(s)
+            mv[s] = median_s(lambda: forward_b1_addmv(net, *v1), 300, 50) * 1e6
+        s_mv = min(mv, key=mv.get)
+        use(s_mv)
+        mv_us = median_s(lambda: forward_b1_addmv(net, *v1), 2000, 100) * 1e6
+        log(f"  fwd b1 addmv ({desc_short(s_mv)}): {mv_us:8.1f} us")
 
     desc = lambda s: f"{max(s)} thread(s): torch {s[0]}, OpenBLAS {s[1]}"
     summary = (f"PyTorch {torch.__version__}: training {train[best_train]:.0f} samples/s "
-               f"({desc(best_train)}); batch-1 forward {fwd_us:.1f} us ({mode}, {desc(s_fwd)})")
+               f"({desc(best_train)}); batch-1 forward {fwd_us:.1f} us ({mode}, {desc(s_fwd)}); "
+               f"hand-written addmv batch-1 forward {mv_us:.1f} us")
     print(summary, file=sys.stderr if json_out else sys.stdout)
     if not json_out:
         return 0
@@ -167,6 +198,7 @@ def main():
         "torch_fwd_b1_threads": max(s_fwd),
         "torch_fwd_b1_mode": mode,
         "torch_fwd_b1_setting": f"torch {s_fwd[0]}, openblas {s_fwd[1]}",
+        "torch_fwd_b1_addmv_us": round(mv_us, 2),
         "params": n_params,
         "batch": B,
     }))

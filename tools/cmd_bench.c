@@ -22,24 +22,38 @@ static double s_median(double *v, int n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* best-of-reps GFLOP/s of a square sgemm: what the BLAS reaches on this machine */
-static double s_sgemm_peak(int n, int reps) {
-  float *a = fc_malloc((size_t)n * n * sizeof(float)), *b = fc_malloc((size_t)n * n * sizeof(float));
-  float *c = fc_calloc((size_t)n * n, sizeof(float));
+/* GFLOP/s of one square sgemm on OpenBLAS's own threads: what the BLAS
+ * reaches on this machine at its best shape */
+typedef struct {
+  int n;
+  float *a, *b, *c;
+} s_peak;
+
+static void s_peak_init(s_peak *p, int n) {
+  p->n = n;
+  p->a = fc_malloc((size_t)n * n * sizeof(float));
+  p->b = fc_malloc((size_t)n * n * sizeof(float));
+  p->c = fc_calloc((size_t)n * n, sizeof(float));
   for (size_t i = 0; i < (size_t)n * n; i++) {
-    a[i] = (float)((i % 7) - 3) * 0.1f;
-    b[i] = (float)((i % 5) - 2) * 0.1f;
+    p->a[i] = (float)((i % 7) - 3) * 0.1f;
+    p->b[i] = (float)((i % 5) - 2) * 0.1f;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-  double best = 0.0;
-  for (int r = 0; r < reps; r++) {
-    double t0 = cli_now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-    double g = 2.0 * n * (double)n * n / (cli_now() - t0) * 1e-9;
-    if (g > best) best = g;
-  }
-  free(a); free(b); free(c);
-  return best;
+}
+
+static double s_peak_sample(s_peak *p, int threads) {
+  const int n = p->n;
+  openblas_set_num_threads(threads);
+  double t0 = cli_now();
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, p->a, n, p->b, n, 0.0f, p->c, n);
+  double g = 2.0 * n * (double)n * n / (cli_now() - t0) * 1e-9;
+  openblas_set_num_threads(1); /* flowcore splits its matmuls itself */
+  return g;
+}
+
+static void s_peak_free(s_peak *p) {
+  free(p->a);
+  free(p->b);
+  free(p->c);
 }
 
 /* pull "key": number out of a JSON line; NAN when absent or null */
@@ -56,14 +70,14 @@ static double s_json_number(const char *line, const char *key) {
 }
 
 typedef struct {
-  double train_sps, fwd_b1_us, threads;
+  double train_sps, fwd_b1_us, fwd_b1_addmv_us, threads;
   char version[32];
   int ok;
 } s_torch;
 
 static void s_run_torch(const char *script, const char *python, s_torch *out) {
   memset(out, 0, sizeof(*out));
-  out->train_sps = out->fwd_b1_us = NAN;
+  out->train_sps = out->fwd_b1_us = out->fwd_b1_addmv_us = NAN;
   struct stat st;
   if (stat(script, &st) != 0 || stat(python, &st) != 0) return;
   char cmd[1024];
@@ -79,6 +93,7 @@ static void s_run_torch(const char *script, const char *python, s_torch *out) {
   if (rc != 0 || !last[0]) return;
   out->train_sps = s_json_number(last, "torch_train_samples_per_s");
   out->fwd_b1_us = s_json_number(last, "torch_fwd_b1_us");
+  out->fwd_b1_addmv_us = s_json_number(last, "torch_fwd_b1_addmv_us");
   out->threads = s_json_number(last, "torch_train_threads");
   const char *v = strstr(last, "\"torch_version\": \"");
   if (v) sscanf(v + 18, "%31[^\"]", out->version);
@@ -86,11 +101,11 @@ static void s_run_torch(const char *script, const char *python, s_torch *out) {
 }
 
 static int s_bench_flowcore(int argc, char **argv) {
-  int json = 0, no_torch = 0, iters = 30, threads = 0;
+  int json = 0, no_torch = 0, iters = 100, threads = 0;
   const char *script = LFP_SOURCE_DIR "/tools/bench_torch.py", *python = "/usr/bin/python3";
   cli_opt opts[] = {
-      {"--iters", CLI_INT, &iters, "timed training steps", NULL, 3, 100000},
-      {"--threads", CLI_INT, &threads, "BLAS threads for training (0: the library default)", NULL, 0, 256},
+      {"--iters", CLI_INT, &iters, "timed training steps (in rounds of 5, each with one sgemm peak sample)", NULL, 5, 100000},
+      {"--threads", CLI_INT, &threads, "threads for training (0: all cores)", NULL, 0, 256},
       {"--torch-script", CLI_STR, &script, "the PyTorch reference script", NULL, 0, 0},
       {"--python", CLI_STR, &python, "interpreter that has Debian's python3-torch", NULL, 0, 0},
       {"--no-torch", CLI_FLAG, &no_torch, "skip the PyTorch comparison", NULL, 0, 0},
@@ -99,8 +114,8 @@ static int s_bench_flowcore(int argc, char **argv) {
   int rc = cli_parse("bench flowcore", "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
-  fc_blas_set_threads(threads);
-  const int train_threads = fc_blas_threads();
+  if (threads > 0) fc_set_threads(threads);
+  const int train_threads = fc_threads();
 
   /* the reference network: x 112 (Tp 16 x 7-D actions), condition 38 (To 2 x
    * 19-D Lift observations), width 512, 4 residual blocks, batch 256 */
@@ -120,12 +135,13 @@ static int s_bench_flowcore(int argc, char **argv) {
          cfg.dx, cfg.dc, cfg.width, cfg.depth, fc_act_name(cfg.act), fc_cond_name(cfg.cond), P, B);
   fflush(stdout);
 
-  /* 1. the sgemm peak, with the threads used for training */
-  double peak = s_sgemm_peak(2048, 5);
-
-  /* 2. training throughput of the real trainer (N = 1): minibatch gather,
-   * noise, FM loss forward + backward, clipping, AdamW + EMA */
-  const int ndata = 4096;
+  /* 1 + 2. the sgemm peak and the training throughput of the real trainer
+   * (N = 1: minibatch gather, noise, FM loss forward + backward, clipping,
+   * AdamW + EMA), interleaved in rounds so that both see the same machine:
+   * this VM's speed drifts by tens of percent between seconds, and a ratio of
+   * measurements taken at different moments would carry that drift. */
+  const int ndata = 4096, per_round = 5;
+  const int rounds = (iters + per_round - 1) / per_round;
   fc_rng rng;
   fc_rng_seed(&rng, 1);
   float *data = fc_malloc((size_t)ndata * cfg.dx * sizeof(float));
@@ -141,25 +157,35 @@ static int s_bench_flowcore(int argc, char **argv) {
   fc_train_config tc;
   fc_train_config_default(&tc);
   tc.batch = B;
-  tc.steps = iters + 3;
+  tc.steps = (int64_t)rounds * per_round + 3;
   fc_lfm_trainer *tr = fc_lfm_trainer_new(model, data, cond, (size_t)ndata, &tc, err, sizeof(err));
   FC_ASSERT(model && tr);
-  double *st = fc_malloc((size_t)iters * sizeof(double));
-  for (int it = -3; it < iters; it++) {
-    double t0 = cli_now();
-    fc_lfm_trainer_step(tr);
-    if (it >= 0) st[it] = cli_now() - t0;
+  s_peak pk;
+  s_peak_init(&pk, 2048);
+  s_peak_sample(&pk, train_threads); /* warm-up */
+  for (int it = 0; it < 3; it++) fc_lfm_trainer_step(tr);
+  double *peaks = fc_malloc((size_t)rounds * sizeof(double)), *trains = fc_malloc((size_t)rounds * sizeof(double));
+  double *ratios = fc_malloc((size_t)rounds * sizeof(double)), st[16];
+  for (int r = 0; r < rounds; r++) {
+    peaks[r] = s_peak_sample(&pk, train_threads);
+    for (int it = 0; it < per_round; it++) {
+      double t0 = cli_now();
+      fc_lfm_trainer_step(tr);
+      st[it] = cli_now() - t0;
+    }
+    trains[r] = train_flops / s_median(st, per_round) * 1e-9;
+    ratios[r] = trains[r] / peaks[r];
   }
   fc_lfm_trainer_free(tr);
-  double step_s = s_median(st, iters);
-  double train_sps = B / step_s, train_gflops = train_flops / step_s * 1e-9;
+  s_peak_free(&pk);
+  const double peak = s_median(peaks, rounds), train_gflops = s_median(trains, rounds);
+  const double peak_fraction = s_median(ratios, rounds);
+  const double train_sps = train_gflops * 1e9 / train_flops * B;
   fc_mlp net = model->blocks[0];
   float *params = net.params;
   float t[1] = {0.5f}, *x0 = data, *c = cond;
 
-  /* 3. batch-1 forward latency, on one thread (BLAS threading only adds
-   * overhead at this size) */
-  fc_blas_set_threads(1);
+  /* 3. batch-1 forward latency (runs on one thread: a single row is never split) */
   const int reps = 3000;
   double *lt = fc_malloc((size_t)reps * sizeof(double));
   fc_mlp_ws *ws1 = fc_mlp_ws_new(&cfg, 1);
@@ -172,7 +198,7 @@ static int s_bench_flowcore(int argc, char **argv) {
   double fwd_b1_us = s_median(lt, reps) * 1e6;
 
   /* 4. the memory floor: a bare chain of sgemv over weights of the same shapes */
-  fc_tensor_info ti[4 + 6 * 64 + 2];
+  fc_tensor_info ti[FC_MLP_MAX_TENSORS];
   int nt = fc_mlp_tensors(&cfg, ti, (int)(sizeof(ti) / sizeof(ti[0])));
   float *vin = fc_calloc(4096, sizeof(float)), *vout = fc_calloc(4096, sizeof(float));
   for (int i = 0; i < 4096; i++) vin[i] = 0.01f * (float)(i % 13);
@@ -185,23 +211,25 @@ static int s_bench_flowcore(int argc, char **argv) {
     if (r >= 0) lt[r] = cli_now() - t0;
   }
   double sgemv_us = s_median(lt, reps) * 1e6;
-  fc_blas_set_threads(train_threads);
 
   /* 5. PyTorch, same network, in its fastest setting */
   s_torch th;
-  if (no_torch) memset(&th, 0, sizeof(th)), th.train_sps = th.fwd_b1_us = NAN;
+  if (no_torch) memset(&th, 0, sizeof(th)), th.train_sps = th.fwd_b1_us = th.fwd_b1_addmv_us = NAN;
   else s_run_torch(script, python, &th);
 
-  printf("\n  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s\n", train_threads, peak);
-  printf("  training step (lfm trainer, %d thr)    %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n",
-         train_threads, train_sps, train_gflops, 100.0 * train_gflops / peak);
+  printf("\n  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s  (median of %d samples)\n", train_threads, peak, rounds);
+  printf("  training step (lfm trainer, %d thr)    %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n"
+         "                                         (median over %d rounds of the per-round ratio)\n",
+         train_threads, train_sps, train_gflops, 100.0 * peak_fraction, rounds);
   printf("  batch-1 forward (1 thread)             %8.1f us   sgemv floor %.1f us  (x%.2f)\n", fwd_b1_us, sgemv_us,
          fwd_b1_us / sgemv_us);
   if (th.ok) {
     printf("  PyTorch %s training                  %8.0f samples/s  -> lfp x%.2f\n", th.version, th.train_sps,
            train_sps / th.train_sps);
-    printf("  PyTorch %s batch-1 forward           %8.1f us         -> lfp x%.2f faster\n", th.version,
+    printf("  PyTorch %s batch-1 forward (nn.Linear, jit) %6.1f us   -> lfp x%.2f faster\n", th.version,
            th.fwd_b1_us, th.fwd_b1_us / fwd_b1_us);
+    printf("  PyTorch %s batch-1 forward (addmv)  %8.1f us         -> lfp x%.2f faster\n", th.version,
+           th.fwd_b1_addmv_us, th.fwd_b1_addmv_us / fwd_b1_us);
   } else if (!no_torch) {
     printf("  PyTorch: not measured (%s with torch, or %s, not found)\n", python, script);
   }
@@ -213,7 +241,7 @@ static int s_bench_flowcore(int argc, char **argv) {
     printf(", \"train_gflops\": ");
     cli_json_num(stdout, train_gflops);
     printf(", \"peak_fraction\": ");
-    cli_json_num(stdout, train_gflops / peak);
+    cli_json_num(stdout, peak_fraction);
     printf(", \"fwd_b1_us\": ");
     cli_json_num(stdout, fwd_b1_us);
     printf(", \"sgemv_floor_us\": ");
@@ -222,13 +250,15 @@ static int s_bench_flowcore(int argc, char **argv) {
     cli_json_num(stdout, th.train_sps);
     printf(", \"torch_fwd_b1_us\": ");
     cli_json_num(stdout, th.fwd_b1_us);
+    printf(", \"torch_fwd_b1_addmv_us\": ");
+    cli_json_num(stdout, th.fwd_b1_addmv_us);
     printf(", \"train_vs_torch\": ");
     cli_json_num(stdout, train_sps / th.train_sps);
     printf(", \"fwd_b1_vs_torch\": ");
     cli_json_num(stdout, th.fwd_b1_us / fwd_b1_us);
     printf("}\n");
   }
-  free(data); free(cond); free(st); free(lt); free(vin); free(vout);
+  free(data); free(cond); free(peaks); free(trains); free(ratios); free(lt); free(vin); free(vout);
   fc_lfm_free(model);
   fc_mlp_ws_free(ws1);
   return 0;
