@@ -8,8 +8,11 @@
  *   static void s_scale(void *ctx, size_t lo, size_t hi) { ... x[lo..hi) ... }
  *   fc_par_for(n, 65536, s_scale, &ctx);   // chunks of at least 65536 items
  *
- * Results do not depend on the number of threads: work is split into
- * independent items, and reductions combine fixed-size blocks in order. */
+ * The work is split into independent items and reductions combine
+ * fixed-size blocks in order, so flowcore's own arithmetic does not depend on
+ * the number of threads; OpenBLAS's does, slightly: its rounding depends on
+ * the shape of each call, and a split matmul is several smaller calls. A run
+ * is bit-identical for the same seed, machine and thread count. */
 #ifndef FC_PAR_H
 #define FC_PAR_H
 

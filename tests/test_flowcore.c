@@ -500,6 +500,53 @@ TEST(lfm_training_is_deterministic) {
   return 0;
 }
 
+TEST(training_across_thread_counts) {
+  /* 1 and 2 threads run the same arithmetic except inside OpenBLAS, whose
+   * rounding depends on the shape of each call (a split matmul is several
+   * smaller calls): the runs agree to float rounding, not to the bit. Sizes
+   * are chosen so every matmul and elementwise pass splits. */
+  if (fc_threads() < 2) return 77;
+  const int n = 512, D = 16, C = 8;
+  fc_rng r;
+  fc_rng_seed(&r, 6);
+  float *x = malloc((size_t)n * D * sizeof(float)), *c = malloc((size_t)n * C * sizeof(float));
+  fc_rng_normal_fill(&r, x, (size_t)n * D);
+  fc_rng_normal_fill(&r, c, (size_t)n * C);
+  float *out[2];
+  size_t P = 0;
+  const int pool = fc_threads();
+  for (int run = 0; run < 2; run++) {
+    fc_set_threads(run ? pool : 1);
+    fc_lfm_config lc;
+    fc_lfm_config_default(&lc, D, C);
+    lc.nblocks = 2;
+    lc.net.width = 256;
+    lc.net.depth = 2;
+    lc.steps = 2;
+    fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
+    fc_train_config tc;
+    fc_train_config_default(&tc);
+    tc.steps = 6;
+    tc.batch = 128;
+    fc_lfm_trainer *tr = fc_lfm_trainer_new(m, x, c, (size_t)n, &tc, NULL, 0);
+    while (!fc_lfm_trainer_done(tr)) fc_lfm_trainer_step(tr);
+    fc_lfm_trainer_free(tr);
+    P = fc_lfm_nparams(m);
+    out[run] = malloc(P * sizeof(float));
+    memcpy(out[run], m->params, P * sizeof(float));
+    fc_lfm_free(m);
+  }
+  fc_set_threads(pool);
+  double maxd = 0, maxv = 0;
+  for (size_t i = 0; i < P; i++) {
+    maxd = fmax(maxd, fabs((double)out[0][i] - out[1][i]));
+    maxv = fmax(maxv, fabs((double)out[0][i]));
+  }
+  ASSERT_MSG(maxd <= 1e-4 * maxv, "max difference %g (max weight %g)", maxd, maxv);
+  free(out[0]); free(out[1]); free(x); free(c);
+  return 0;
+}
+
 TEST(lfm_gamma_schedule) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
@@ -749,7 +796,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(fm_loss_gradients),        TEST_ENTRY(interpolant_derivatives),
       TEST_ENTRY(mlp_blas_matches_reference), TEST_ENTRY(adamw_step_by_hand),
       TEST_ENTRY(sampler_convergence_order), TEST_ENTRY(lfm_single_block_is_fm),
-      TEST_ENTRY(lfm_training_is_deterministic), TEST_ENTRY(lfm_gamma_schedule),
+      TEST_ENTRY(lfm_training_is_deterministic), TEST_ENTRY(training_across_thread_counts),
+      TEST_ENTRY(lfm_gamma_schedule),
       TEST_ENTRY(checkpoint_round_trip_and_damage), TEST_ENTRY(crc32_known_value),
       TEST_ENTRY(w2_exact_assignment),      TEST_ENTRY(lfm_8gaussians_end_to_end),
   };
