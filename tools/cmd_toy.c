@@ -9,8 +9,8 @@
 static void s_print_json(const toy_config *tc, const toy_result *res, int nres) {
   printf("{\"dist\": ");
   cli_json_str(stdout, toy_dist_name(tc->dist));
-  printf(", \"seed\": %llu, \"eval_size\": %d, \"train_size\": %d, \"sampler\": ",
-         (unsigned long long)tc->seed, tc->eval_size, tc->train_size);
+  printf(", \"seed\": %llu, \"eval_size\": %d, \"eval_reps\": %d, \"train_size\": %d, \"sampler\": ",
+         (unsigned long long)tc->seed, tc->eval_size, tc->eval_reps, tc->train_size);
   cli_json_str(stdout, fc_sampler_name(tc->sampler));
   printf(", \"results\": [");
   for (int i = 0; i < nres; i++) {
@@ -21,6 +21,10 @@ static void s_print_json(const toy_config *tc, const toy_result *res, int nres) 
     cli_json_num(stdout, r->w2);
     printf(", \"w2_floor\": ");
     cli_json_num(stdout, r->w2_floor);
+    printf(", \"w2_sd\": ");
+    cli_json_num(stdout, r->w2_sd);
+    printf(", \"w2_floor_sd\": ");
+    cli_json_num(stdout, r->w2_floor_sd);
     printf(", \"energy\": ");
     cli_json_num(stdout, r->energy);
     printf(", \"modes_covered\": %d, \"modes_total\": %d, \"off_mode\": ", r->modes_covered, r->modes_total);
@@ -66,9 +70,10 @@ int cmd_toy(int argc, char **argv) {
       {"--gamma-c", CLI_DOUBLE, &gc, "LFM OU step schedule: gamma_n = c * rho^(n-1)", NULL, 1e-6, 100},
       {"--gamma-rho", CLI_DOUBLE, &grho, "LFM OU step growth rho", NULL, 1e-3, 100},
       {"--sampler", CLI_CHOICE, &sampler, "ODE sampler", samplers, 0, 0},
-      {"--ode-steps", CLI_INT, &tc.ode_steps, "sampler steps per block", NULL, 1, 10000},
+      {"--ode-steps", CLI_INT, &tc.ode_steps, "sampler steps over the chain (LFM: divided among its blocks, so FM and LFM use the same NFE)", NULL, 1, 10000},
       {"--train-size", CLI_INT, &tc.train_size, "training set size", NULL, 16, 10000000},
       {"--eval-size", CLI_INT, &tc.eval_size, "held-out points for W2 (exact, O(n^3))", NULL, 16, 5000},
+      {"--eval-reps", CLI_INT, &tc.eval_reps, "independent evaluations averaged (new targets and samples each)", NULL, 1, 64},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
   int rc = cli_parse("toy", "lfp toy [--dist D] [--method fm|lfm|both] [--blocks N] [--steps K] [--seed S] [--json]",
@@ -91,8 +96,8 @@ int cmd_toy(int argc, char **argv) {
   if (strcmp(method, "fm")) runs[nruns++] = blocks;
   toy_result res[2];
   char err[256];
-  printf("lfp toy: %s, %d training points, %d held-out points, %lld steps, seed %d, sampler %s x %d steps per block\n",
-         dist, tc.train_size, tc.eval_size, (long long)tc.steps, seed, sampler, tc.ode_steps);
+  printf("lfp toy: %s, %d training points, %lld steps, seed %d, sampler %s, %d steps over the chain\n",
+         dist, tc.train_size, (long long)tc.steps, seed, sampler, tc.ode_steps);
   fflush(stdout);
   for (int i = 0; i < nruns; i++) {
     if (toy_run(&tc, runs[i], &res[i], err, sizeof(err))) {
@@ -100,13 +105,13 @@ int cmd_toy(int argc, char **argv) {
       return 1;
     }
   }
-  printf("\n%-6s %6s %6s %8s %6s %5s %8s %9s %9s %6s %8s\n", "method", "blocks", "width", "params",
+  printf("\n%-6s %6s %6s %8s %6s %5s %15s %15s %9s %6s %8s\n", "method", "blocks", "width", "params",
          "steps", "NFE", "W2", "W2 floor", "energy", "modes", "train s");
   for (int i = 0; i < nruns; i++) {
     const toy_result *r = &res[i];
-    printf("%-6s %6d %6d %8zu %6lld %5d %8.4f %9.4f %9.5f %3d/%-2d %8.1f\n", r->blocks == 1 ? "fm" : "lfm",
-           r->blocks, r->width, r->params, (long long)r->steps, r->nfe, r->w2, r->w2_floor, r->energy,
-           r->modes_covered, r->modes_total, r->train_s);
+    printf("%-6s %6d %6d %8zu %6lld %5d %7.4f +- %.4f %7.4f +- %.4f %9.5f %3d/%-2d %8.1f\n",
+           r->blocks == 1 ? "fm" : "lfm", r->blocks, r->width, r->params, (long long)r->steps, r->nfe, r->w2,
+           r->w2_sd, r->w2_floor, r->w2_floor_sd, r->energy, r->modes_covered, r->modes_total, r->train_s);
   }
   for (int i = 0; i < nruns; i++) {
     printf("\n%s per-block diagnostics (on %d training points): inversion error / mean transport\n",
@@ -114,8 +119,10 @@ int cmd_toy(int argc, char **argv) {
     for (int b = 0; b < res[i].blocks; b++)
       printf("  block %d: %.2e / %.4f\n", b + 1, res[i].diag[b].inversion_err, res[i].diag[b].transport);
   }
-  printf("\nW2: exact 2-Wasserstein distance (optimal assignment) to %d held-out target points; "
-         "W2 floor: the same between two independent target samples.\n", tc.eval_size);
+  printf("\nW2: exact 2-Wasserstein distance (optimal assignment) between %d generated and %d held-out target\n"
+         "points; W2 floor: the same between two independent target samples. Mean +- sd over %d repetitions,\n"
+         "each with new targets and samples; modes: covered in every repetition.\n",
+         tc.eval_size, tc.eval_size, tc.eval_reps);
   if (json) s_print_json(&tc, res, nruns);
   return 0;
 }

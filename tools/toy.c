@@ -69,6 +69,7 @@ void toy_config_default(toy_config *tc) {
   tc->depth = 2;
   tc->train_size = 20000;
   tc->eval_size = 1000;
+  tc->eval_reps = 5;
   tc->sampler = FC_SAMPLER_RK4;
   tc->ode_steps = 8;
   tc->lr = 2e-3f;
@@ -127,27 +128,35 @@ static void s_modes(const float *gen, const float *tgt, const int *lab, int n, i
   *off = (double)far / n;
 }
 
+static void s_mean_sd(const double *v, int n, double *mean, double *sd) {
+  double s = 0, ss = 0;
+  for (int i = 0; i < n; i++) s += v[i];
+  *mean = s / n;
+  for (int i = 0; i < n; i++) ss += (v[i] - *mean) * (v[i] - *mean);
+  *sd = n > 1 ? sqrt(ss / (n - 1)) : 0.0;
+}
+
 int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t errsz) {
   memset(out, 0, sizeof(*out));
   if (blocks < 1 || blocks > 64) return fc_set_err(err, errsz, "blocks must be in 1..64 (got %d)", blocks), -1;
+  if (tc->eval_reps < 1 || tc->eval_reps > 64)
+    return fc_set_err(err, errsz, "evaluation repetitions must be in 1..64 (got %d)", tc->eval_reps), -1;
 
-  /* independent streams: training set, two held-out target sets, noise, training */
-  fc_rng master, r_train, r_a, r_b, r_z;
+  /* independent streams: training set, held-out targets (two sets per
+   * repetition: A for the model, B for the noise floor), noise, training */
+  fc_rng master, r_train, r_eval, r_z;
   fc_rng_seed(&master, tc->seed);
   fc_rng_split(&master, &r_train);
-  fc_rng_split(&master, &r_a);
-  fc_rng_split(&master, &r_b);
+  fc_rng_split(&master, &r_eval);
   fc_rng_split(&master, &r_z);
   uint64_t train_seed = fc_rng_u64(&master);
 
-  const int n = tc->eval_size;
+  const int n = tc->eval_size, R = tc->eval_reps;
   float *train = fc_malloc((size_t)tc->train_size * 2 * sizeof(float));
   float *ta = fc_malloc((size_t)n * 2 * sizeof(float)), *tb = fc_malloc((size_t)n * 2 * sizeof(float));
   float *gen = fc_malloc((size_t)n * 2 * sizeof(float));
   int *lab = fc_malloc((size_t)n * sizeof(int));
   toy_sample(tc->dist, &r_train, train, NULL, tc->train_size);
-  toy_sample(tc->dist, &r_a, ta, lab, n);
-  toy_sample(tc->dist, &r_b, tb, NULL, n);
 
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
@@ -155,7 +164,7 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   out->width = blocks == 1 ? tc->width : toy_block_width(tc, blocks);
   s_net_config(tc, &lc.net, out->width);
   lc.sampler = tc->sampler;
-  lc.steps = tc->ode_steps;
+  lc.steps = tc->ode_steps / blocks > 0 ? tc->ode_steps / blocks : 1;
   lc.gamma_c = tc->gamma_c;
   lc.gamma_rho = tc->gamma_rho;
   fc_lfm *model = fc_lfm_new(&lc, err, errsz);
@@ -191,12 +200,31 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   int64_t bad = fc_lfm_trainer_nonfinite(tr);
   fc_lfm_trainer_free(tr);
 
-  /* generate, then measure against held-out targets */
+  /* generate and measure against held-out targets, R independent times */
   fc_lfm_ws *ws = fc_lfm_ws_new(model, 1024);
-  fc_rng_normal_fill(&r_z, gen, (size_t)n * 2);
-  t0 = cli_now();
-  fc_lfm_generate(model, ws, gen, NULL, n, lc.sampler, lc.steps);
-  out->sample_s = cli_now() - t0;
+  double w2[64], floor_[64], energy[64], off[64];
+  int covered_min = 1 << 30;
+  for (int r = 0; r < R; r++) {
+    toy_sample(tc->dist, &r_eval, ta, lab, n);
+    toy_sample(tc->dist, &r_eval, tb, NULL, n);
+    fc_rng_normal_fill(&r_z, gen, (size_t)n * 2);
+    t0 = cli_now();
+    fc_lfm_generate(model, ws, gen, NULL, n, lc.sampler, lc.steps);
+    out->sample_s += (cli_now() - t0) / R;
+    w2[r] = fc_w2_exact(gen, ta, n, 2, NULL);
+    floor_[r] = fc_w2_exact(tb, ta, n, 2, NULL);
+    energy[r] = fc_energy_distance(gen, n, ta, n, 2);
+    int cov;
+    s_modes(gen, ta, lab, n, toy_dist_modes(tc->dist), &cov, &off[r]);
+    covered_min = cov < covered_min ? cov : covered_min;
+  }
+  double dummy;
+  s_mean_sd(w2, R, &out->w2, &out->w2_sd);
+  s_mean_sd(floor_, R, &out->w2_floor, &out->w2_floor_sd);
+  s_mean_sd(energy, R, &out->energy, &dummy);
+  s_mean_sd(off, R, &out->off_mode, &dummy);
+  out->modes_total = toy_dist_modes(tc->dist);
+  out->modes_covered = covered_min; /* in every repetition */
   fc_lfm_diagnose(model, ws, train, NULL, n, lc.sampler, lc.steps, out->diag);
   fc_lfm_ws_free(ws);
 
@@ -204,11 +232,6 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   out->params = fc_lfm_nparams(model);
   out->steps = tc->steps;
   out->nfe = fc_lfm_nfe(model, lc.sampler, lc.steps);
-  out->w2 = fc_w2_exact(gen, ta, n, 2, NULL);
-  out->w2_floor = fc_w2_exact(tb, ta, n, 2, NULL);
-  out->energy = fc_energy_distance(gen, n, ta, n, 2);
-  out->modes_total = toy_dist_modes(tc->dist);
-  s_modes(gen, ta, lab, n, out->modes_total, &out->modes_covered, &out->off_mode);
   int rc = 0;
   if (bad) {
     fc_set_err(err, errsz, "training diverged: %lld steps had a non-finite loss", (long long)bad);

@@ -31,8 +31,11 @@ typedef struct {
                            matches its parameter count with N blocks */
   int train_size;       /* fixed training set (pushed through the LFM blocks) */
   int eval_size;        /* held-out target and generated points for W2 */
+  int eval_reps;        /* independent repetitions averaged in w2 and w2_floor */
   fc_sampler sampler;
-  int ode_steps;        /* per block */
+  int ode_steps;        /* sampler steps over the whole chain: FM takes all of
+                           them, LFM with N blocks ode_steps / N per block, so
+                           both spend the same network evaluations (NFE) */
   float lr;
   float gamma_c, gamma_rho;
   uint64_t seed;
@@ -44,7 +47,8 @@ typedef struct {
   size_t params;
   int64_t steps;
   int nfe;
-  double w2, w2_floor, energy;
+  double w2, w2_floor, energy; /* means over eval_reps repetitions */
+  double w2_sd, w2_floor_sd;   /* their standard deviations over the repetitions */
   int modes_covered, modes_total;
   double off_mode;      /* fraction of generated points far from every target point */
   double train_s, sample_s;
