@@ -463,40 +463,46 @@ TEST(lfm_single_block_is_fm) {
   return 0;
 }
 
+/* Train an LFM chain (nblocks, width, depth 1-2) on x (n, D) and c (n, C);
+ * returns a copy of the trained weights (*P floats). */
+static float *s_train_chain(const float *x, const float *c, int n, int D, int C, int nblocks, int width,
+                            int depth, int64_t steps, int batch, uint64_t seed, size_t *P) {
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, D, C);
+  lc.nblocks = nblocks;
+  lc.net.width = width;
+  lc.net.depth = depth;
+  lc.steps = 2;
+  fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = steps;
+  tc.batch = batch;
+  tc.seed = seed;
+  fc_lfm_trainer *tr = fc_lfm_trainer_new(m, x, c, (size_t)n, &tc, NULL, 0);
+  while (!fc_lfm_trainer_done(tr)) fc_lfm_trainer_step(tr);
+  fc_lfm_trainer_free(tr);
+  *P = fc_lfm_nparams(m);
+  float *w = malloc(*P * sizeof(float));
+  memcpy(w, m->params, *P * sizeof(float));
+  fc_lfm_free(m);
+  return w;
+}
+
 TEST(lfm_training_is_deterministic) {
-  /* the same seed gives a bit-identical multi-block run */
+  /* the same seed gives a bit-identical multi-block run; another seed does not */
   float data[2 * 300];
   fc_rng dr;
   fc_rng_seed(&dr, 4);
   toy_sample(TOY_8GAUSSIANS, &dr, data, NULL, 300);
-  float *out[2];
-  size_t P = 0;
-  for (int run = 0; run < 2; run++) {
-    fc_lfm_config lc;
-    fc_lfm_config_default(&lc, 2, 0);
-    lc.nblocks = 3;
-    lc.net.width = 24;
-    lc.net.depth = 1;
-    lc.steps = 2;
-    fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
-    fc_train_config tc;
-    fc_train_config_default(&tc);
-    tc.steps = 60;
-    tc.batch = 32;
-    tc.seed = 17;
-    fc_lfm_trainer *tr = fc_lfm_trainer_new(m, data, NULL, 300, &tc, NULL, 0);
-    ASSERT(tr);
-    while (!fc_lfm_trainer_done(tr)) ASSERT(isfinite(fc_lfm_trainer_step(tr)));
-    ASSERT_EQ_INT(fc_lfm_trainer_steps_done(tr), 60);
-    fc_lfm_trainer_free(tr);
-    P = fc_lfm_nparams(m);
-    out[run] = malloc(P * sizeof(float));
-    memcpy(out[run], m->params, P * sizeof(float));
-    fc_lfm_free(m);
-  }
-  ASSERT(memcmp(out[0], out[1], P * sizeof(float)) == 0);
-  free(out[0]);
-  free(out[1]);
+  size_t P;
+  float *a = s_train_chain(data, NULL, 300, 2, 0, 3, 24, 1, 60, 32, 17, &P);
+  float *b = s_train_chain(data, NULL, 300, 2, 0, 3, 24, 1, 60, 32, 17, &P);
+  float *c = s_train_chain(data, NULL, 300, 2, 0, 3, 24, 1, 60, 32, 18, &P);
+  for (size_t i = 0; i < P; i++) ASSERT(isfinite(a[i]));
+  ASSERT(memcmp(a, b, P * sizeof(float)) == 0);
+  ASSERT(memcmp(a, c, P * sizeof(float)) != 0);
+  free(a); free(b); free(c);
   return 0;
 }
 
@@ -506,44 +512,24 @@ TEST(training_across_thread_counts) {
    * smaller calls): the runs agree to float rounding, not to the bit. Sizes
    * are chosen so every matmul and elementwise pass splits. */
   if (fc_threads() < 2) return 77;
-  const int n = 512, D = 16, C = 8;
+  const int n = 512, D = 16, C = 8, pool = fc_threads();
   fc_rng r;
   fc_rng_seed(&r, 6);
   float *x = malloc((size_t)n * D * sizeof(float)), *c = malloc((size_t)n * C * sizeof(float));
   fc_rng_normal_fill(&r, x, (size_t)n * D);
   fc_rng_normal_fill(&r, c, (size_t)n * C);
-  float *out[2];
-  size_t P = 0;
-  const int pool = fc_threads();
-  for (int run = 0; run < 2; run++) {
-    fc_set_threads(run ? pool : 1);
-    fc_lfm_config lc;
-    fc_lfm_config_default(&lc, D, C);
-    lc.nblocks = 2;
-    lc.net.width = 256;
-    lc.net.depth = 2;
-    lc.steps = 2;
-    fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
-    fc_train_config tc;
-    fc_train_config_default(&tc);
-    tc.steps = 6;
-    tc.batch = 128;
-    fc_lfm_trainer *tr = fc_lfm_trainer_new(m, x, c, (size_t)n, &tc, NULL, 0);
-    while (!fc_lfm_trainer_done(tr)) fc_lfm_trainer_step(tr);
-    fc_lfm_trainer_free(tr);
-    P = fc_lfm_nparams(m);
-    out[run] = malloc(P * sizeof(float));
-    memcpy(out[run], m->params, P * sizeof(float));
-    fc_lfm_free(m);
-  }
+  size_t P;
+  fc_set_threads(1);
+  float *one = s_train_chain(x, c, n, D, C, 2, 256, 2, 6, 128, 0, &P);
   fc_set_threads(pool);
+  float *two = s_train_chain(x, c, n, D, C, 2, 256, 2, 6, 128, 0, &P);
   double maxd = 0, maxv = 0;
   for (size_t i = 0; i < P; i++) {
-    maxd = fmax(maxd, fabs((double)out[0][i] - out[1][i]));
-    maxv = fmax(maxv, fabs((double)out[0][i]));
+    maxd = fmax(maxd, fabs((double)one[i] - two[i]));
+    maxv = fmax(maxv, fabs((double)one[i]));
   }
   ASSERT_MSG(maxd <= 1e-4 * maxv, "max difference %g (max weight %g)", maxd, maxv);
-  free(out[0]); free(out[1]); free(x); free(c);
+  free(one); free(two); free(x); free(c);
   return 0;
 }
 

@@ -168,6 +168,15 @@ void cli_json_num(FILE *f, double v) {
   else fputs("null", f);
 }
 
+void cli_json_nums(FILE *f, const double *v, int n) {
+  fputc('[', f);
+  for (int i = 0; i < n; i++) {
+    if (i) fputs(", ", f);
+    cli_json_num(f, v[i]);
+  }
+  fputc(']', f);
+}
+
 void cli_progress_begin(cli_progress *p, const char *label, int64_t total) {
   p->enabled = isatty(STDERR_FILENO);
   p->t0 = p->last = cli_now();

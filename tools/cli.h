@@ -41,6 +41,8 @@ double cli_now(void);
 /* JSON: a string literal with escapes, and a number that prints null when not finite. */
 void cli_json_str(FILE *f, const char *s);
 void cli_json_num(FILE *f, double v);
+/* [v0, v1, ...] */
+void cli_json_nums(FILE *f, const double *v, int n);
 
 /* A one-line progress bar on stderr, only when stderr is a terminal. */
 typedef struct {

@@ -33,17 +33,16 @@ static void s_print_json(const toy_config *tc, const toy_result *res, int nres) 
     cli_json_num(stdout, r->train_s);
     printf(", \"sample_s\": ");
     cli_json_num(stdout, r->sample_s);
-    printf(", \"inversion_err\": [");
+    double inv[64], tra[64];
     for (int b = 0; b < r->blocks; b++) {
-      if (b) printf(", ");
-      cli_json_num(stdout, r->diag[b].inversion_err);
+      inv[b] = r->diag[b].inversion_err;
+      tra[b] = r->diag[b].transport;
     }
-    printf("], \"transport\": [");
-    for (int b = 0; b < r->blocks; b++) {
-      if (b) printf(", ");
-      cli_json_num(stdout, r->diag[b].transport);
-    }
-    printf("]}");
+    printf(", \"inversion_err\": ");
+    cli_json_nums(stdout, inv, r->blocks);
+    printf(", \"transport\": ");
+    cli_json_nums(stdout, tra, r->blocks);
+    printf("}");
   }
   printf("]}\n");
 }
