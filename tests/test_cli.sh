@@ -24,5 +24,6 @@ expect 2 "--steps needs a value" toy --steps
 expect 2 "--lr expects a number, got 'nan'" toy --lr nan
 expect 2 "--json takes no value" toy --json=1
 expect 2 "unknown target 'gpu'" bench gpu
+expect 0 "usage: lfp info" info --help
 [ $fail = 0 ] && echo "all CLI checks passed"
 exit $fail

@@ -168,6 +168,87 @@ void cli_json_num(FILE *f, double v) {
   else fputs("null", f);
 }
 
+/* recursive-descent JSON validator: returns the end of one value, or NULL */
+static const char *s_ws(const char *p) {
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+  return p;
+}
+
+static const char *s_jvalue(const char *p, int depth);
+
+static const char *s_jstring(const char *p) {
+  if (*p++ != '"') return NULL;
+  while (*p != '"') {
+    if ((unsigned char)*p < 0x20) return NULL;
+    if (*p == '\\') {
+      p++;
+      if (*p == 'u') {
+        for (int i = 1; i <= 4; i++)
+          if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') || (p[i] >= 'A' && p[i] <= 'F'))) return NULL;
+        p += 4;
+      } else if (!strchr("\"\\/bfnrt", *p) || !*p) {
+        return NULL;
+      }
+    }
+    p++;
+  }
+  return p + 1;
+}
+
+static const char *s_jnumber(const char *p) {
+  if (*p == '-') p++;
+  if (*p == '0') p++;
+  else if (*p >= '1' && *p <= '9') while (*p >= '0' && *p <= '9') p++;
+  else return NULL;
+  if (*p == '.') {
+    p++;
+    if (!(*p >= '0' && *p <= '9')) return NULL;
+    while (*p >= '0' && *p <= '9') p++;
+  }
+  if (*p == 'e' || *p == 'E') {
+    p++;
+    if (*p == '+' || *p == '-') p++;
+    if (!(*p >= '0' && *p <= '9')) return NULL;
+    while (*p >= '0' && *p <= '9') p++;
+  }
+  return p;
+}
+
+static const char *s_jvalue(const char *p, int depth) {
+  if (depth > 64) return NULL;
+  p = s_ws(p);
+  if (*p == '{' || *p == '[') {
+    char close = *p == '{' ? '}' : ']';
+    int obj = *p == '{';
+    p = s_ws(p + 1);
+    if (*p == close) return p + 1;
+    for (;;) {
+      if (obj) {
+        p = s_jstring(s_ws(p));
+        if (!p) return NULL;
+        p = s_ws(p);
+        if (*p++ != ':') return NULL;
+      }
+      p = s_jvalue(p, depth + 1);
+      if (!p) return NULL;
+      p = s_ws(p);
+      if (*p == ',') p++;
+      else if (*p == close) return p + 1;
+      else return NULL;
+    }
+  }
+  if (*p == '"') return s_jstring(p);
+  if (!strncmp(p, "true", 4)) return p + 4;
+  if (!strncmp(p, "false", 5)) return p + 5;
+  if (!strncmp(p, "null", 4)) return p + 4;
+  return s_jnumber(p);
+}
+
+int cli_json_valid(const char *s) {
+  const char *e = s ? s_jvalue(s, 0) : NULL;
+  return e && !*s_ws(e);
+}
+
 void cli_json_nums(FILE *f, const double *v, int n) {
   fputc('[', f);
   for (int i = 0; i < n; i++) {

@@ -41,6 +41,8 @@ double cli_now(void);
 /* JSON: a string literal with escapes, and a number that prints null when not finite. */
 void cli_json_str(FILE *f, const char *s);
 void cli_json_num(FILE *f, double v);
+/* 1 when s is one complete JSON value (RFC 8259), else 0. */
+int cli_json_valid(const char *s);
 /* [v0, v1, ...] */
 void cli_json_nums(FILE *f, const double *v, int n);
 

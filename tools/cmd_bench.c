@@ -7,9 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "ds_file.h"
+#include "ds_norm.h"
+#include "ds_seq.h"
+#include "ds_writer.h"
 #include "flowcore.h"
 
 static int s_cmp_double(const void *a, const void *b) {
@@ -100,6 +105,14 @@ static void s_run_torch(const char *script, const char *python, s_torch *out) {
   out->ok = isfinite(out->train_sps) && isfinite(out->fwd_b1_us);
 }
 
+/* the reference network: x 112 (Tp 16 x 7-D actions), condition 38 (To 2 x
+ * 19-D Lift observations), width 512, 4 residual blocks; batch 256 */
+static void s_reference_net(fc_mlp_config *cfg) {
+  fc_mlp_config_default(cfg, 112, 38);
+  cfg->width = 512;
+  cfg->depth = 4;
+}
+
 static int s_bench_flowcore(int argc, char **argv) {
   int json = 0, no_torch = 0, iters = 100, threads = 0;
   const char *script = LFP_SOURCE_DIR "/tools/bench_torch.py", *python = "/usr/bin/python3";
@@ -117,13 +130,9 @@ static int s_bench_flowcore(int argc, char **argv) {
   if (threads > 0) fc_set_threads(threads);
   const int train_threads = fc_threads();
 
-  /* the reference network: x 112 (Tp 16 x 7-D actions), condition 38 (To 2 x
-   * 19-D Lift observations), width 512, 4 residual blocks, batch 256 */
   const int B = 256;
   fc_mlp_config cfg;
-  fc_mlp_config_default(&cfg, 112, 38);
-  cfg.width = 512;
-  cfg.depth = 4;
+  s_reference_net(&cfg);
   fc_mlp_layout lay;
   fc_mlp_layout_make(&lay, &cfg);
   const size_t P = lay.total;
@@ -264,15 +273,150 @@ static int s_bench_flowcore(int argc, char **argv) {
   return 0;
 }
 
+/* lfp bench datasets: load time of a Lift-sized file and minibatch cost vs
+ * a training step */
+static int s_bench_datasets(int argc, char **argv) {
+  int json = 0, demos = 200, steps = 400;
+  const char *dir = "/tmp";
+  cli_opt opts[] = {
+      {"--demos", CLI_INT, &demos, "demos in the synthetic file", NULL, 1, 100000},
+      {"--steps", CLI_INT, &steps, "steps per demo", NULL, 1, 100000},
+      {"--dir", CLI_STR, &dir, "where to write the temporary file", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("bench datasets", "lfp bench datasets [--demos N] [--steps T] [--dir D] [--json]", argc, argv,
+                     opts, (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  char path[1024], err[512];
+  snprintf(path, sizeof(path), "%s/lfp_bench_%ld.hdf5", dir, (long)getpid());
+
+  /* 1. a Lift-shaped file: obs 10 + 3 + 4 + 2 = 19-D, actions 7-D, float64 */
+  static const char *keys[] = {"object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"};
+  static const int dims[] = {10, 3, 4, 2};
+  fc_rng rng;
+  fc_rng_seed(&rng, 3);
+  double *obs[4], *act = fc_malloc(sizeof(double) * steps * 7);
+  for (int k = 0; k < 4; k++) obs[k] = fc_malloc(sizeof(double) * steps * dims[k]);
+  double t0 = cli_now();
+  ds_writer *w = ds_writer_create(path, "{\"env_name\": \"lift\", \"type\": 1}", err, sizeof(err));
+  if (!w) {
+    cli_error("bench datasets", "%s", err);
+    return 1;
+  }
+  for (int d = 0; d < demos; d++) {
+    for (int k = 0; k < 4; k++)
+      for (int i = 0; i < steps * dims[k]; i++) obs[k][i] = fc_rng_normal(&rng);
+    for (int i = 0; i < steps * 7; i++) act[i] = 2.0 * fc_rng_uniform(&rng) - 1.0;
+    ds_obs_data od[4];
+    for (int k = 0; k < 4; k++) od[k] = (ds_obs_data){keys[k], dims[k], obs[k], NULL};
+    ds_demo_data dd = {.len = steps, .action_dim = 7, .actions = act, .nobs = 4, .obs = od};
+    if (ds_writer_add(w, &dd, err, sizeof(err)) < 0) {
+      cli_error("bench datasets", "%s", err);
+      ds_writer_close(w, NULL, 0);
+      unlink(path);
+      return 1;
+    }
+  }
+  ds_writer_close(w, NULL, 0);
+  double write_s = cli_now() - t0;
+  struct stat st;
+  stat(path, &st);
+
+  /* 2. open + load everything (median of 5) */
+  double lt[5];
+  ds_dataset *d = NULL;
+  for (int r = 0; r < 5; r++) {
+    ds_dataset_free(d);
+    t0 = cli_now();
+    ds_file *f = ds_open(path, err, sizeof(err));
+    d = f ? ds_load(f, keys, 4, err, sizeof(err)) : NULL;
+    ds_close(f);
+    lt[r] = cli_now() - t0;
+    if (!d) {
+      cli_error("bench datasets", "%s", err);
+      unlink(path);
+      return 1;
+    }
+  }
+  double load_s = s_median(lt, 5);
+
+  /* 3. windowed, normalized minibatches of 256 (To 2, Tp 16) */
+  ds_split tr, va;
+  ds_split_make(d, 0.1, 0, &tr, &va, err, sizeof(err));
+  ds_norm on, an;
+  ds_norm_fit(&on, DS_NORM_MINMAX, d, &tr, DS_FIELD_OBS, err, sizeof(err));
+  ds_norm_fit(&an, DS_NORM_MINMAX, d, &tr, DS_FIELD_ACTIONS, err, sizeof(err));
+  const int B = 256, To = 2, Tp = 16, nb = 2000;
+  float *bo = fc_malloc(sizeof(float) * B * To * d->obs_dim), *ba = fc_malloc(sizeof(float) * B * Tp * d->action_dim);
+  double *bt = fc_malloc(sizeof(double) * nb);
+  for (int r = -20; r < nb; r++) {
+    t0 = cli_now();
+    ds_batch(d, &tr, &rng, B, To, Tp, &on, &an, bo, ba);
+    if (r >= 0) bt[r] = cli_now() - t0;
+  }
+  double batch_us = s_median(bt, nb) * 1e6;
+
+  /* 4. a training step of the reference network on such batches */
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, Tp * d->action_dim, To * d->obs_dim);
+  lc.nblocks = 1;
+  s_reference_net(&lc.net);
+  fc_lfm *model = fc_lfm_new(&lc, err, sizeof(err));
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = 23;
+  fc_lfm_trainer *trn = fc_lfm_trainer_new(model, ba, bo, (size_t)B, &tc, err, sizeof(err));
+  double stt[20];
+  for (int r = -3; r < 20; r++) {
+    t0 = cli_now();
+    fc_lfm_trainer_step(trn);
+    if (r >= 0) stt[r] = cli_now() - t0;
+  }
+  double step_us = s_median(stt, 20) * 1e6;
+  fc_lfm_trainer_free(trn);
+  fc_lfm_free(model);
+
+  printf("lfp bench datasets: %d demos x %d steps, obs 19-D (4 keys), actions 7-D, float64 on disk\n\n", demos, steps);
+  printf("  write (lfp writer, shuffle + deflate)   %8.3f s   %.1f MB\n", write_s, st.st_size / 1e6);
+  printf("  open + load all into memory            %8.3f s   (median of 5)\n", load_s);
+  printf("  minibatch of %d windows (To %d, Tp %d)  %8.1f us   (normalized; median of %d)\n", B, To, Tp, batch_us, nb);
+  printf("  training step, reference network       %8.1f us   -> a minibatch is %.2f%% of a step\n", step_us,
+         100.0 * batch_us / step_us);
+  if (json) {
+    printf("{\"bench\": \"datasets\", \"demos\": %d, \"steps\": %d, \"file_mb\": ", demos, steps);
+    cli_json_num(stdout, st.st_size / 1e6);
+    printf(", \"write_s\": ");
+    cli_json_num(stdout, write_s);
+    printf(", \"load_s\": ");
+    cli_json_num(stdout, load_s);
+    printf(", \"batch_us\": ");
+    cli_json_num(stdout, batch_us);
+    printf(", \"train_step_us\": ");
+    cli_json_num(stdout, step_us);
+    printf(", \"batch_fraction_of_step\": ");
+    cli_json_num(stdout, batch_us / step_us);
+    printf("}\n");
+  }
+  free(bo); free(ba); free(bt); free(act);
+  for (int k = 0; k < 4; k++) free(obs[k]);
+  ds_split_free(&tr);
+  ds_split_free(&va);
+  ds_dataset_free(d);
+  unlink(path);
+  return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
   static const char *usage = "usage: lfp bench <target> [options]\n\ntargets:\n"
                              "  flowcore   the velocity network: training throughput vs sgemm peak and PyTorch,\n"
-                             "             batch-1 forward latency vs the sgemv floor\n";
+                             "             batch-1 forward latency vs the sgemv floor\n"
+                             "  datasets   loading a 200 x 400-step Lift-sized HDF5 file; minibatch cost vs a training step\n";
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "flowcore")) return s_bench_flowcore(argc - 1, argv + 1);
-  cli_error("bench", "unknown target '%s' (targets: flowcore)", argv[1]);
+  if (!strcmp(argv[1], "datasets")) return s_bench_datasets(argc - 1, argv + 1);
+  cli_error("bench", "unknown target '%s' (targets: flowcore, datasets)", argv[1]);
   return 2;
 }

@@ -13,6 +13,7 @@ typedef struct {
 
 static const s_command s_commands[] = {
     {"toy", cmd_toy, "train FM and Local Flow Matching on a 2-D distribution and compare them"},
+    {"info", cmd_info, "describe a Robomimic-style HDF5 demonstration file (demos, keys, actions, masks)"},
     {"bench", cmd_bench, "benchmarks: 'lfp bench flowcore' times the numerical core"},
 };
 #define S_NCMD ((int)(sizeof(s_commands) / sizeof(s_commands[0])))

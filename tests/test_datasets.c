@@ -1,0 +1,327 @@
+/* Tests of datasets: sequence windows and padding against hand-computed
+ * indices, splits, normalization, writer -> reader round trip, and a writer
+ * killed in the middle of a demo. (Interoperability with h5py, and every
+ * bad-input case, are in test_h5py_interop.py.) */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ds_file.h"
+#include "ds_norm.h"
+#include "ds_seq.h"
+#include "ds_writer.h"
+#include "fc_ckpt.h"
+#include "test.h"
+
+/* an in-memory dataset: demo i has length lens[i]; obs row = (100 i + t, -t),
+ * action row = (i, t, 0.5) */
+static ds_dataset *s_fake(const int *lens, int n) {
+  ds_dataset *d = calloc(1, sizeof(*d));
+  d->path = strdup("fake");
+  d->ndemos = n;
+  d->demos = calloc((size_t)n, sizeof(ds_demo));
+  for (int i = 0; i < n; i++) {
+    snprintf(d->demos[i].name, DS_NAME_MAX, "demo_%d", i);
+    d->demos[i].index = i;
+    d->demos[i].len = lens[i];
+    d->demos[i].row = d->total;
+    d->total += lens[i];
+  }
+  d->obs_dim = 2;
+  d->action_dim = 3;
+  d->obs = malloc(sizeof(float) * (size_t)d->total * 2);
+  d->actions = malloc(sizeof(float) * (size_t)d->total * 3);
+  for (int i = 0; i < n; i++)
+    for (int t = 0; t < lens[i]; t++) {
+      int64_t r = d->demos[i].row + t;
+      d->obs[r * 2] = (float)(100 * i + t);
+      d->obs[r * 2 + 1] = (float)-t;
+      d->actions[r * 3] = (float)i;
+      d->actions[r * 3 + 1] = (float)t;
+      d->actions[r * 3 + 2] = 0.5f;
+    }
+  return d;
+}
+
+TEST(window_padding_matches_robomimic) {
+  const int lens[2] = {3, 6};
+  ds_dataset *d = s_fake(lens, 2);
+  const int To = 2, Tp = 4;
+  float obs[2 * 2], act[4 * 3];
+  /* demo 0 (T = 3): obs frames t-1..t clamped at 0; actions t..t+3 clamped at 2 */
+  const int exp_obs[3][2] = {{0, 0}, {0, 1}, {1, 2}};
+  const int exp_act[3][4] = {{0, 1, 2, 2}, {1, 2, 2, 2}, {2, 2, 2, 2}};
+  for (int t = 0; t < 3; t++) {
+    ds_window(d, 0, t, To, Tp, obs, act);
+    for (int i = 0; i < To; i++) ASSERT_EQ_INT(obs[i * 2], exp_obs[t][i]);
+    for (int i = 0; i < Tp; i++) ASSERT_EQ_INT(act[i * 3 + 1], exp_act[t][i]);
+    /* robomimic's pads: begin max(0, To-1-t), end max(0, t+Tp-T) */
+    int begin = To - 1 - t > 0 ? To - 1 - t : 0, end = t + Tp - 3 > 0 ? t + Tp - 3 : 0;
+    int rep_first = 0, rep_last = 0;
+    for (int i = 0; i < To; i++) rep_first += obs[i * 2] == 0 && i < begin;
+    for (int i = 0; i < Tp; i++) rep_last += act[i * 3 + 1] == 2 && i >= Tp - end;
+    ASSERT_EQ_INT(rep_first, begin);
+    ASSERT_EQ_INT(rep_last, end);
+  }
+  /* demo 1, a middle step: no padding, and the right demo */
+  ds_window(d, 1, 3, To, Tp, obs, act);
+  ASSERT_EQ_INT(obs[0], 102);
+  ASSERT_EQ_INT(obs[2], 103);
+  for (int i = 0; i < Tp; i++) {
+    ASSERT_EQ_INT(act[i * 3], 1);
+    ASSERT_EQ_INT(act[i * 3 + 1], i + 3 < 6 ? i + 3 : 5);
+  }
+  /* every step of every demo is a sample */
+  ds_split all, none;
+  ASSERT(ds_split_make(d, 0.0, 0, &all, &none, NULL, 0) == 0);
+  ASSERT_EQ_INT(all.samples, 9);
+  ASSERT_EQ_INT(none.samples, 0);
+  float *wo = malloc(sizeof(float) * 9 * To * 2), *wa = malloc(sizeof(float) * 9 * Tp * 3);
+  ds_windows_all(d, &all, To, Tp, NULL, NULL, wo, wa);
+  for (int64_t k = 0; k < 9; k++) {
+    int demo;
+    int64_t t;
+    ds_split_locate(&all, k, &demo, &t);
+    ds_window(d, demo, t, To, Tp, obs, act);
+    ASSERT(memcmp(obs, wo + k * To * 2, sizeof(obs)) == 0);
+    ASSERT(memcmp(act, wa + k * Tp * 3, sizeof(act)) == 0);
+  }
+  free(wo);
+  free(wa);
+  ds_split_free(&all);
+  ds_split_free(&none);
+  ds_dataset_free(d);
+  return 0;
+}
+
+TEST(splits_from_masks_or_seed) {
+  const int lens[10] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  ds_dataset *d = s_fake(lens, 10);
+  ds_split tr, va, tr2, va2;
+  char err[256];
+  /* seeded: 10% -> one demo held out; the same seed gives the same split */
+  ASSERT(ds_split_make(d, 0.1, 7, &tr, &va, err, sizeof(err)) == 0);
+  ASSERT_EQ_INT(tr.n, 9);
+  ASSERT_EQ_INT(va.n, 1);
+  ASSERT_EQ_INT(tr.samples + va.samples, d->total);
+  ASSERT(ds_split_make(d, 0.1, 7, &tr2, &va2, err, sizeof(err)) == 0);
+  ASSERT_EQ_INT(va2.demo[0], va.demo[0]);
+  ds_split_free(&tr2);
+  ds_split_free(&va2);
+  /* minibatches come from the training split only */
+  fc_rng r;
+  fc_rng_seed(&r, 1);
+  float obs[64 * 2 * 2], act[64 * 4 * 3];
+  ds_batch(d, &tr, &r, 64, 2, 4, NULL, NULL, obs, act);
+  for (int b = 0; b < 64; b++) ASSERT((int)act[b * 12] != va.demo[0]);
+  ds_split_free(&tr);
+  ds_split_free(&va);
+  /* masks win over the seed */
+  d->nmasks = 2;
+  d->masks = calloc(2, sizeof(ds_mask));
+  snprintf(d->masks[0].name, DS_NAME_MAX, "train");
+  snprintf(d->masks[1].name, DS_NAME_MAX, "valid");
+  d->masks[0].count = 8;
+  d->masks[0].demos = calloc(8, DS_NAME_MAX);
+  for (int i = 0; i < 8; i++) snprintf(d->masks[0].demos[i], DS_NAME_MAX, "demo_%d", i);
+  d->masks[1].count = 2;
+  d->masks[1].demos = calloc(2, DS_NAME_MAX);
+  snprintf(d->masks[1].demos[0], DS_NAME_MAX, "demo_9");
+  snprintf(d->masks[1].demos[1], DS_NAME_MAX, "demo_8");
+  ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == 0);
+  ASSERT_EQ_INT(tr.n, 8);
+  ASSERT_EQ_INT(va.n, 2);
+  ASSERT_EQ_INT(va.demo[0], 8); /* ascending */
+  ASSERT_CONTAINS(tr.source, "mask/train");
+  ds_split_free(&tr);
+  ds_split_free(&va);
+  /* a mask naming a demo the file lacks is an error naming both */
+  snprintf(d->masks[1].demos[1], DS_NAME_MAX, "demo_42");
+  ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "mask/valid");
+  ASSERT_CONTAINS(err, "demo_42");
+  ds_dataset_free(d);
+  return 0;
+}
+
+TEST(normalization) {
+  /* 3 columns: a range, a constant, a negative range */
+  float x[4 * 3] = {0, 5, -1, 2, 5, -3, 4, 5, -2, 1, 5, -1};
+  ds_norm n;
+  char err[256];
+  ASSERT(ds_norm_fit_rows(&n, DS_NORM_MINMAX, x, 4, 3, err, sizeof(err)) == 0);
+  float y[12];
+  memcpy(y, x, sizeof(x));
+  ds_norm_apply(&n, y, 4);
+  ASSERT_NEAR(y[0], -1, 1e-6); /* min -> -1 */
+  ASSERT_NEAR(y[6], 1, 1e-6);  /* max -> +1 */
+  for (int r = 0; r < 4; r++) {
+    ASSERT_NEAR(y[r * 3 + 1], 0, 0); /* constant -> 0, no division by zero */
+    ASSERT(y[r * 3 + 2] >= -1 - 1e-6 && y[r * 3 + 2] <= 1 + 1e-6);
+  }
+  ds_norm_invert(&n, y, 4);
+  for (int i = 0; i < 12; i++) ASSERT_NEAR(y[i], x[i], 1e-6);
+  /* mean/std: zero mean, unit variance */
+  ASSERT(ds_norm_fit_rows(&n, DS_NORM_MEANSTD, x, 4, 3, err, sizeof(err)) == 0);
+  memcpy(y, x, sizeof(x));
+  ds_norm_apply(&n, y, 4);
+  double s = 0, ss = 0;
+  for (int r = 0; r < 4; r++) {
+    s += y[r * 3];
+    ss += y[r * 3] * y[r * 3];
+  }
+  ASSERT_NEAR(s / 4, 0, 1e-6);
+  ASSERT_NEAR(ss / 4, 1, 1e-5);
+  ASSERT_NEAR(y[1], 0, 0);
+  /* a checkpoint section round trip restores the same transform */
+  char path[] = "/tmp/lfp_norm_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  fc_ckpt_writer *w = fc_ckpt_writer_new("test");
+  ds_norm_save(&n, w, "norm.obs");
+  ASSERT(fc_ckpt_write(w, path, err, sizeof(err)) == 0);
+  fc_ckpt_writer_free(w);
+  fc_ckpt *ck = fc_ckpt_read(path, "test", err, sizeof(err));
+  ds_norm m;
+  ASSERT(ck && ds_norm_load(&m, ck, "norm.obs", err, sizeof(err)) == 0);
+  ASSERT(memcmp(&m, &n, sizeof(n)) == 0);
+  ASSERT(ds_norm_load(&m, ck, "norm.actions", err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "norm.actions");
+  fc_ckpt_free(ck);
+  unlink(path);
+  /* too many dimensions is an error, not an overflow */
+  ASSERT(ds_norm_fit_rows(&n, DS_NORM_MINMAX, x, 1, DS_NORM_MAX_DIM + 1, err, sizeof(err)) == -1);
+  return 0;
+}
+
+/* demo d of length 4 + d: obs "a" (2) = 10 d + t + 0.25 j, actions (3) = d - t + j */
+static void s_write_demo(ds_writer *w, int d, char *err, size_t errsz, int *rc) {
+  const int T = 4 + d;
+  double a[40], na[40], act[60], rew[20], st[40];
+  int64_t done[20];
+  for (int t = 0; t < T; t++) {
+    for (int j = 0; j < 2; j++) {
+      a[t * 2 + j] = 10.0 * d + t + 0.25 * j;
+      na[t * 2 + j] = 10.0 * d + t + 1 + 0.25 * j;
+      st[t * 2 + j] = t * j;
+    }
+    for (int j = 0; j < 3; j++) act[t * 3 + j] = d - t + j;
+    rew[t] = t == T - 1;
+    done[t] = t == T - 1;
+  }
+  ds_obs_data o = {"a", 2, a, na};
+  ds_demo_data dd = {.len = T, .action_dim = 3, .actions = act, .rewards = rew, .dones = done, .state_dim = 2,
+                     .states = st, .nobs = 1, .obs = &o, .model_file = "<mujoco/>"};
+  *rc = ds_writer_add(w, &dd, err, errsz);
+}
+
+static int s_check_demos(const char *path, int n) {
+  char err[512];
+  ds_file *f = ds_open(path, err, sizeof(err));
+  ASSERT_MSG(f, "%s", err);
+  ASSERT_EQ_INT(ds_file_info(f)->ndemos, n);
+  int64_t total = 0;
+  for (int d = 0; d < n; d++) total += 4 + d;
+  ASSERT_EQ_INT(ds_file_info(f)->total_attr, total);
+  const char *keys[] = {"a"};
+  ds_dataset *ds = ds_load(f, keys, 1, err, sizeof(err));
+  ASSERT_MSG(ds, "%s", err);
+  for (int d = 0; d < n; d++) {
+    ASSERT_EQ_INT(ds->demos[d].len, 4 + d);
+    for (int t = 0; t < 4 + d; t++) {
+      int64_t r = ds->demos[d].row + t;
+      ASSERT_NEAR(ds->obs[r * 2 + 1], 10.0 * d + t + 0.25, 0);
+      ASSERT_NEAR(ds->actions[r * 3 + 2], d - t + 2, 0);
+    }
+  }
+  ds_dataset_free(ds);
+  ds_close(f);
+  return 0;
+}
+
+TEST(writer_reader_round_trip) {
+  char path[] = "/tmp/lfp_ds_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  char err[512];
+  ds_writer *w = ds_writer_create(path, "{\"env_name\": \"lift\"}", err, sizeof(err));
+  ASSERT_MSG(w, "%s", err);
+  int rc;
+  for (int d = 0; d < 5; d++) {
+    s_write_demo(w, d, err, sizeof(err), &rc);
+    ASSERT_EQ_INT(rc, d);
+  }
+  int train[4] = {0, 1, 2, 3}, valid[1] = {4};
+  ASSERT(ds_writer_set_mask(w, "train", train, 4, err, sizeof(err)) == 0);
+  ASSERT(ds_writer_set_mask(w, "valid", valid, 1, err, sizeof(err)) == 0);
+  ASSERT(ds_writer_set_mask(w, "bad", (int[]){7}, 1, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "demo 7");
+  /* a demo with a NaN is refused before anything is written */
+  double nan_act[3] = {0, NAN, 0};
+  ds_demo_data bad = {.len = 1, .action_dim = 3, .actions = nan_act};
+  ASSERT(ds_writer_add(w, &bad, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "non-finite");
+  ASSERT(ds_writer_close(w, err, sizeof(err)) == 0);
+  if (s_check_demos(path, 5)) return 1;
+  ds_file *f = ds_open(path, err, sizeof(err));
+  const ds_info *in = ds_file_info(f);
+  ASSERT(in->env_args && strstr(in->env_args, "lift"));
+  ASSERT_EQ_INT(in->nmasks, 2);
+  ASSERT_EQ_INT(in->state_dim, 2);
+  ASSERT(in->has_next_obs);
+  ds_close(f);
+  unlink(path);
+  return 0;
+}
+
+/* the child kills itself right after dataset number `at` of demo 3 */
+typedef struct {
+  int at, seen;
+} s_kill_ctx;
+
+static void s_kill_hook(void *ctx, int demo, const char *dataset) {
+  (void)dataset;
+  s_kill_ctx *k = ctx;
+  if (demo == 3 && ++k->seen == k->at) raise(SIGKILL);
+}
+
+TEST(writer_killed_mid_demo_keeps_reported_demos) {
+  /* demo 3 writes 6 datasets (actions, states, rewards, dones, obs/a,
+   * next_obs/a); die after each of them in turn, and before the flush */
+  for (int at = 1; at <= 6; at++) {
+    char path[] = "/tmp/lfp_kill_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+      char err[512];
+      int rc;
+      ds_writer *w = ds_writer_create(path, "{}", err, sizeof(err));
+      if (!w) _exit(3);
+      s_kill_ctx k = {at, 0};
+      ds_writer_on_dataset(w, s_kill_hook, &k);
+      for (int d = 0; d < 5; d++) {
+        s_write_demo(w, d, err, sizeof(err), &rc);
+        if (rc != d) _exit(4);
+      }
+      _exit(5); /* never reached: killed in demo 3 */
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    ASSERT_MSG(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    /* demos 0-2 were reported written: complete and readable; demo 3 absent */
+    if (s_check_demos(path, 3)) return 1;
+    unlink(path);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static const test_case cases[] = {
+      TEST_ENTRY(window_padding_matches_robomimic), TEST_ENTRY(splits_from_masks_or_seed),
+      TEST_ENTRY(normalization), TEST_ENTRY(writer_reader_round_trip),
+      TEST_ENTRY(writer_killed_mid_demo_keeps_reported_demos),
+  };
+  return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
+}
