@@ -621,6 +621,107 @@ ds_dataset *ds_load(ds_file *f, const char *const *keys, int nkeys, char *err, s
   return d;
 }
 
+/* a whole (len, dim) dataset as doubles, checked for shape and finiteness */
+static double *s_read_doubles(hid_t g, const char *name, int64_t len, int *dim, const char *path, const char *demo,
+                              char *err, size_t errsz) {
+  ds_key k;
+  hsize_t n = 0;
+  if (s_key_info(g, name, &k, &n) != 0 || k.rank > 1 || (int64_t)n != len) {
+    fc_set_err(err, errsz, "%s: %s/%s does not have %lld rows of values", path, demo, name, (long long)len);
+    return NULL;
+  }
+  double *buf = fc_malloc((size_t)len * (size_t)k.dim * sizeof(double));
+  hid_t ds = H5Dopen2(g, name, H5P_DEFAULT);
+  hid_t t = H5Dget_type(ds);
+  int ok = s_is_numeric(t) && H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0;
+  H5Tclose(t);
+  H5Dclose(ds);
+  for (size_t i = 0; ok && i < (size_t)len * (size_t)k.dim; i++) ok = isfinite(buf[i]);
+  if (!ok) {
+    fc_set_err(err, errsz, "%s: %s/%s cannot be read or holds a non-finite value", path, demo, name);
+    free(buf);
+    return NULL;
+  }
+  if (dim) *dim = k.dim;
+  return buf;
+}
+
+ds_record *ds_read_record(ds_file *f, int demo, char *err, size_t errsz) {
+  const ds_info *in = &f->info;
+  FC_ASSERT(demo >= 0 && demo < in->ndemos);
+  const ds_demo *dm = &in->demos[demo];
+  ds_record *r = fc_calloc(1, sizeof(*r));
+  snprintf(r->name, sizeof(r->name), "%s", dm->name);
+  r->len = dm->len;
+  char where[2 * DS_NAME_MAX];
+  hid_t data = H5Gopen2(f->fid, "data", H5P_DEFAULT), g = H5Gopen2(data, dm->name, H5P_DEFAULT);
+  int bad = !(r->actions = s_read_doubles(g, "actions", r->len, &r->action_dim, in->path, dm->name, err, errsz));
+  if (!bad && s_is_dataset(g, "rewards"))
+    bad = !(r->rewards = s_read_doubles(g, "rewards", r->len, NULL, in->path, dm->name, err, errsz));
+  if (!bad && s_is_dataset(g, "dones"))
+    bad = !(r->dones = s_read_doubles(g, "dones", r->len, NULL, in->path, dm->name, err, errsz));
+  if (!bad && s_is_dataset(g, "states"))
+    bad = !(r->states = s_read_doubles(g, "states", r->len, &r->state_dim, in->path, dm->name, err, errsz));
+  if (!bad) r->model_file = s_read_str_attr(g, "model_file");
+  if (!bad && s_is_group(g, "obs")) {
+    hid_t og = H5Gopen2(g, "obs", H5P_DEFAULT);
+    hid_t ng = s_is_group(g, "next_obs") ? H5Gopen2(g, "next_obs", H5P_DEFAULT) : -1;
+    s_names keys;
+    s_list(og, &keys);
+    r->keys = fc_calloc((size_t)(keys.n ? keys.n : 1), sizeof(ds_key));
+    r->obs = fc_calloc((size_t)(keys.n ? keys.n : 1), sizeof(double *));
+    r->next_obs = fc_calloc((size_t)(keys.n ? keys.n : 1), sizeof(double *));
+    for (int k = 0; k < keys.n && !bad; k++) {
+      if (!s_is_dataset(og, keys.names[k])) continue;
+      hsize_t n;
+      s_key_info(og, keys.names[k], &r->keys[r->nobs], &n);
+      snprintf(where, sizeof(where), "%s/obs", dm->name);
+      bad = !(r->obs[r->nobs] = s_read_doubles(og, keys.names[k], r->len, NULL, in->path, where, err, errsz));
+      if (!bad && ng >= 0 && s_is_dataset(ng, keys.names[k])) {
+        snprintf(where, sizeof(where), "%s/next_obs", dm->name);
+        bad = !(r->next_obs[r->nobs] = s_read_doubles(ng, keys.names[k], r->len, NULL, in->path, where, err, errsz));
+      }
+      r->nobs++;
+    }
+    free(keys.names);
+    if (ng >= 0) H5Gclose(ng);
+    H5Gclose(og);
+  }
+  H5Gclose(g);
+  H5Gclose(data);
+  if (bad) {
+    ds_record_free(r);
+    return NULL;
+  }
+  return r;
+}
+
+void ds_record_free(ds_record *r) {
+  if (!r) return;
+  for (int k = 0; k < r->nobs; k++) {
+    free(r->obs[k]);
+    free(r->next_obs[k]);
+  }
+  free(r->obs);
+  free(r->next_obs);
+  free(r->keys);
+  free(r->actions);
+  free(r->rewards);
+  free(r->dones);
+  free(r->states);
+  free(r->model_file);
+  free(r);
+}
+
+const double *ds_record_obs(const ds_record *r, const char *key, int *dim) {
+  for (int k = 0; k < r->nobs; k++)
+    if (!strcmp(r->keys[k].name, key)) {
+      if (dim) *dim = r->keys[k].dim;
+      return r->obs[k];
+    }
+  return NULL;
+}
+
 void ds_dataset_free(ds_dataset *d) {
   if (!d) return;
   free(d->path);

@@ -99,6 +99,29 @@ const ds_info *ds_file_info(const ds_file *f);
  * anywhere is an error naming the demo and key. */
 ds_dataset *ds_load(ds_file *f, const char *const *keys, int nkeys, char *err, size_t errsz);
 void ds_dataset_free(ds_dataset *d);
+/* Everything stored for one demo, in the file's precision (float64): what
+ * replay and conversion tools need beyond the training arrays. */
+typedef struct {
+  char name[DS_NAME_MAX];
+  int64_t len;
+  int action_dim, state_dim;   /* state_dim 0: no states */
+  double *actions;             /* (len, action_dim) */
+  double *rewards;             /* (len) or NULL */
+  double *dones;               /* (len) or NULL (robomimic stores integers) */
+  double *states;              /* (len, state_dim) or NULL */
+  int nobs;
+  ds_key *keys;                /* every obs key of this demo */
+  double **obs;                /* nobs arrays (len, keys[k].dim) */
+  double **next_obs;           /* nobs arrays or NULLs */
+  char *model_file;            /* or NULL */
+} ds_record;
+
+/* Read demo `demo` (index into the info's integer-ordered list) completely. */
+ds_record *ds_read_record(ds_file *f, int demo, char *err, size_t errsz);
+void ds_record_free(ds_record *r);
+/* The obs key of a record, or NULL. */
+const double *ds_record_obs(const ds_record *r, const char *key, int *dim);
+
 /* Index of a mask by name, -1 when absent. */
 int ds_mask_find(const ds_mask *masks, int nmasks, const char *name);
 /* Index of a demo by name, -1 when absent. */

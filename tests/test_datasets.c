@@ -266,6 +266,23 @@ TEST(writer_reader_round_trip) {
   ds_file *f = ds_open(path, err, sizeof(err));
   const ds_info *in = ds_file_info(f);
   ASSERT(in->env_args && strstr(in->env_args, "lift"));
+  /* the full record of a demo: every field back in float64, exactly */
+  ds_record *rec = ds_read_record(f, 2, err, sizeof(err));
+  ASSERT_MSG(rec, "%s", err);
+  ASSERT_EQ_INT(rec->len, 6);
+  ASSERT(rec->model_file && !strcmp(rec->model_file, "<mujoco/>"));
+  ASSERT(rec->rewards && rec->dones && rec->states && rec->state_dim == 2);
+  int dim;
+  const double *ra = ds_record_obs(rec, "a", &dim);
+  ASSERT(ra && dim == 2 && ds_record_obs(rec, "nope", NULL) == NULL);
+  for (int t = 0; t < 6; t++) {
+    ASSERT(ra[t * 2 + 1] == 10.0 * 2 + t + 0.25);
+    ASSERT(rec->next_obs[0][t * 2] == 10.0 * 2 + t + 1);
+    ASSERT(rec->actions[t * 3 + 1] == 2 - t + 1);
+    ASSERT(rec->states[t * 2 + 1] == t);
+    ASSERT(rec->rewards[t] == (t == 5) && rec->dones[t] == (t == 5));
+  }
+  ds_record_free(rec);
   ASSERT_EQ_INT(in->nmasks, 2);
   ASSERT_EQ_INT(in->state_dim, 2);
   ASSERT(in->has_next_obs);
