@@ -50,19 +50,24 @@ static int s_write_int_attr(hid_t obj, const char *name, int64_t value) {
   return rc < 0 ? -1 : 0;
 }
 
-/* a (rows, cols) dataset (cols == 0: 1-D), chunked by rows; float data is
- * byte-shuffled and deflated (robomimic-scale float64 trajectories shrink by
- * about a third), integer flags deflated */
+/* a (rows, cols) dataset (cols == 0: 1-D). From 64 KB up it is chunked by
+ * rows, byte-shuffled and deflated; below that it is contiguous, as h5py
+ * writes by default: a chunk index costs about 3 KB per dataset, more than
+ * compression saves on a short trajectory (measured on lift demos: 10.9 MB
+ * chunked vs 3.9 MB contiguous for 200 demos). */
 static int s_write_dataset(ds_writer *w, hid_t g, const char *name, hid_t ftype, hid_t mtype, const void *buf,
                            int64_t rows, int cols, int demo) {
   hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
   int rank = cols > 0 ? 2 : 1;
   hid_t sp = H5Screate_simple(rank, dims, NULL);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-  hsize_t chunk[2] = {(hsize_t)(rows < 4096 ? rows : 4096), (hsize_t)(cols > 0 ? cols : 1)};
-  H5Pset_chunk(dcpl, rank, chunk);
-  H5Pset_shuffle(dcpl);
-  H5Pset_deflate(dcpl, 4);
+  size_t bytes = (size_t)rows * (size_t)(cols > 0 ? cols : 1) * H5Tget_size(ftype);
+  if (bytes >= 64 * 1024) {
+    hsize_t chunk[2] = {(hsize_t)(rows < 4096 ? rows : 4096), (hsize_t)(cols > 0 ? cols : 1)};
+    H5Pset_chunk(dcpl, rank, chunk);
+    H5Pset_shuffle(dcpl);
+    H5Pset_deflate(dcpl, 4);
+  }
   hid_t ds = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   herr_t rc = ds >= 0 ? H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : -1;
   if (ds >= 0) H5Dclose(ds);

@@ -1,7 +1,8 @@
 /* ds_writer: write Robomimic-style HDF5 files incrementally, one demo at a
  * time, in the layout and types robomimic writes (float64 obs, next_obs,
  * actions, states, rewards; int64 dones; variable-length UTF-8 string
- * attributes; masks as fixed-width byte strings).
+ * attributes; masks as fixed-width byte strings). Datasets of 64 KB and more
+ * are chunked, shuffled and deflated; smaller ones are contiguous.
  *
  * Crash safety: the file's metadata is held in memory (HDF5's metadata cache
  * with evictions disabled) and written only when a demo is complete

@@ -6,5 +6,7 @@
 int cmd_toy(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_collect(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 
 #endif

@@ -1,0 +1,86 @@
+/* env: MuJoCo manipulation tasks (MJCF built from primitive geoms, embedded in
+ * the binary) with scripted experts, on Debian's MuJoCo 2.2.2.
+ *
+ * As MuJoCo splits mjModel / mjData: an env_model (task, compiled model,
+ * parameters) is read-only after env_model_new and is shared by any number of
+ * rollouts, each with its own env_data (mjData, RNG, expert state), so
+ * rollouts run in parallel threads. Everything is deterministic given the
+ * reset seed. MuJoCo errors (which exit the process by default) and
+ * numerical blow-ups (which 2.2.2 answers with a silent reset) become error
+ * returns.
+ *
+ *   env_model *em = env_model_new("lift", err, sizeof err);
+ *   env_data *ed = env_data_new(em);
+ *   env_reset(em, ed, seed);
+ *   double obs[64], act[8];
+ *   while (!env_done(em, ed)) {
+ *     env_obs(em, ed, obs);
+ *     env_expert(em, ed, act);                 // or a policy's action
+ *     if (env_step(em, ed, act, err, sizeof err)) break;   // unstable / MuJoCo error
+ *   }
+ *   int ok = env_success(em, ed);
+ */
+#ifndef ENV_H
+#define ENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fc_rng.h"
+
+#define ENV_MAX_KEYS 8
+#define ENV_MAX_ACTION 8
+
+typedef struct {
+  const char *name; /* robomimic-style observation key */
+  int dim;
+} env_key;
+
+typedef struct env_model env_model;
+typedef struct env_data env_data;
+
+/* Task names: "lift" (more arrive with later work). */
+int env_task_count(void);
+const char *env_task_name(int i);
+
+env_model *env_model_new(const char *task, char *err, size_t errsz);
+void env_model_free(env_model *em);
+
+const char *env_name(const env_model *em);
+int env_action_dim(const env_model *em);
+int env_obs_dim(const env_model *em);       /* all keys concatenated */
+int env_nkeys(const env_model *em);
+const env_key *env_keys(const env_model *em);
+int env_state_dim(const env_model *em);
+int env_horizon(const env_model *em);
+double env_control_hz(const env_model *em);
+int env_substeps(const env_model *em);
+/* env_args JSON, from which the same task is rebuilt (name, every parameter, lfp version) */
+const char *env_args_json(const env_model *em);
+/* The compiled model as MJCF text (robomimic's model_file). */
+const char *env_model_xml(const env_model *em);
+/* Rebuild from env_args JSON (as written by env_args_json). */
+env_model *env_model_from_args(const char *json, char *err, size_t errsz);
+
+env_data *env_data_new(const env_model *em);
+void env_data_free(env_data *ed);
+
+/* Start an episode: the task's randomized initial state and a fresh expert. */
+void env_reset(const env_model *em, env_data *ed, uint64_t seed);
+/* One control step (action in [-1, 1]^A, clipped). 0, or -1 with err when
+ * MuJoCo raised an error or the simulation became unstable (bad qacc). */
+int env_step(const env_model *em, env_data *ed, const double *action, char *err, size_t errsz);
+void env_obs(const env_model *em, const env_data *ed, double *obs);
+int env_success(const env_model *em, const env_data *ed);
+double env_reward(const env_model *em, const env_data *ed);
+int env_steps(const env_data *ed);           /* control steps taken */
+int env_done(const env_model *em, const env_data *ed);  /* success or horizon */
+/* The scripted expert's action for the current state (uses ed's own RNG). */
+void env_expert(const env_model *em, env_data *ed, double *action);
+
+/* Flat state: time, qpos, qvel, act, mocap_pos, mocap_quat, qacc_warmstart,
+ * ctrl: enough to replay an episode bit for bit. */
+void env_get_state(const env_model *em, const env_data *ed, double *state);
+void env_set_state(const env_model *em, env_data *ed, const double *state);
+
+#endif

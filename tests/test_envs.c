@@ -1,0 +1,144 @@
+/* Tests of envs: task construction, determinism, state round trip and
+ * replay, instability detection, and the scripted experts' success rates. */
+#include "env.h"
+#include "test.h"
+
+static env_model *s_model(const char *name) {
+  char err[256];
+  env_model *em = env_model_new(name, err, sizeof(err));
+  if (!em) fprintf(stderr, "%s\n", err);
+  return em;
+}
+
+TEST(lift_model_and_args) {
+  env_model *em = s_model("lift");
+  ASSERT(em);
+  ASSERT_EQ_INT(env_action_dim(em), 7);
+  ASSERT_EQ_INT(env_obs_dim(em), 19);
+  ASSERT_EQ_INT(env_nkeys(em), 4);
+  ASSERT(!strcmp(env_keys(em)[0].name, "object") && env_keys(em)[0].dim == 10);
+  ASSERT_EQ_INT(env_substeps(em), 25); /* 20 Hz control over 2 ms physics */
+  ASSERT_EQ_INT(env_horizon(em), 400);
+  ASSERT_CONTAINS(env_args_json(em), "\"env_name\": \"lift\"");
+  char err[256];
+  env_model *again = env_model_from_args(env_args_json(em), err, sizeof(err));
+  ASSERT_MSG(again, "%s", err);
+  ASSERT_EQ_INT(env_state_dim(again), env_state_dim(em));
+  env_model_free(again);
+  ASSERT(env_model_new("juggle", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "unknown task 'juggle'");
+  ASSERT_CONTAINS(err, "lift");
+  ASSERT(env_model_from_args("{\"type\": 1}", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "env_name");
+  env_model_free(em);
+  return 0;
+}
+
+TEST(episodes_are_deterministic_and_replay_from_states) {
+  env_model *em = s_model("lift");
+  ASSERT(em);
+  env_data *a = env_data_new(em), *b = env_data_new(em);
+  const int S = env_state_dim(em);
+  double oa[64], ob[64], act[8], *states = malloc(sizeof(double) * S * 400), *acts = malloc(sizeof(double) * 8 * 400);
+  char err[256];
+  /* the same seed twice: identical observations at every step */
+  env_reset(em, a, 5);
+  env_reset(em, b, 5);
+  int T = 0;
+  while (!env_done(em, a)) {
+    env_get_state(em, a, states + T * S);
+    env_obs(em, a, oa);
+    env_obs(em, b, ob);
+    ASSERT(memcmp(oa, ob, sizeof(double) * 19) == 0);
+    env_expert(em, a, act);
+    memcpy(acts + T * 8, act, sizeof(act));
+    ASSERT(env_step(em, a, act, err, sizeof(err)) == 0);
+    ASSERT(env_step(em, b, act, err, sizeof(err)) == 0);
+    T++;
+  }
+  ASSERT(env_success(em, a));
+  /* another seed starts elsewhere */
+  env_reset(em, b, 6);
+  env_obs(em, b, ob);
+  env_reset(em, a, 5);
+  env_obs(em, a, oa);
+  ASSERT(memcmp(oa, ob, sizeof(double) * 3) != 0);
+  /* restoring states[0] and replaying the actions reproduces every state */
+  double *s = malloc(sizeof(double) * S), dev = 0;
+  env_set_state(em, b, states);
+  for (int t = 0; t < T; t++) {
+    env_get_state(em, b, s);
+    for (int j = 0; j < S; j++) dev = fmax(dev, fabs(s[j] - states[t * S + j]));
+    ASSERT(env_step(em, b, acts + t * 8, err, sizeof(err)) == 0);
+  }
+  ASSERT_MSG(dev < 1e-9, "replay deviates by %g", dev);
+  ASSERT(env_success(em, b));
+  free(s); free(states); free(acts);
+  env_data_free(a);
+  env_data_free(b);
+  env_model_free(em);
+  return 0;
+}
+
+TEST(instability_is_an_error_return) {
+  env_model *em = s_model("lift");
+  ASSERT(em);
+  env_data *ed = env_data_new(em);
+  env_reset(em, ed, 1);
+  const int S = env_state_dim(em);
+  double *s = malloc(sizeof(double) * S), act[7] = {0};
+  env_get_state(em, ed, s);
+  s[1] = NAN; /* a position (the state starts with time, then qpos) */
+  env_set_state(em, ed, s);
+  char err[256] = "";
+  ASSERT(env_step(em, ed, act, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "unstable");
+  /* non-finite actions are clipped to 0, not propagated */
+  env_reset(em, ed, 1);
+  double bad[7] = {NAN, INFINITY, -INFINITY, 0, 0, 0, 5};
+  ASSERT(env_step(em, ed, bad, err, sizeof(err)) == 0);
+  free(s);
+  env_data_free(ed);
+  env_model_free(em);
+  return 0;
+}
+
+/* expert success over n seeds */
+static double s_expert_rate(const char *task, int n, uint64_t seed0) {
+  env_model *em = s_model(task);
+  if (!em) return -1;
+  env_data *ed = env_data_new(em);
+  double obs[64], act[8];
+  char err[256];
+  int ok = 0;
+  for (int i = 0; i < n; i++) {
+    env_reset(em, ed, seed0 + (uint64_t)i);
+    while (!env_done(em, ed)) {
+      env_obs(em, ed, obs);
+      env_expert(em, ed, act);
+      if (env_step(em, ed, act, err, sizeof(err))) break;
+    }
+    ok += env_success(em, ed);
+  }
+  env_data_free(ed);
+  env_model_free(em);
+  return (double)ok / n;
+}
+
+TEST(lift_expert_succeeds) {
+  /* the bar: at least 95% over 200 seeds */
+  double r = s_expert_rate("lift", 200, 0);
+  printf("lift expert: %.1f%% over 200 seeds\n", 100 * r);
+  ASSERT_MSG(r >= 0.95, "lift expert success %.3f", r);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static const test_case cases[] = {
+      TEST_ENTRY(lift_model_and_args),
+      TEST_ENTRY(episodes_are_deterministic_and_replay_from_states),
+      TEST_ENTRY(instability_is_an_error_return),
+      TEST_ENTRY(lift_expert_succeeds),
+  };
+  return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
+}

@@ -1,0 +1,330 @@
+/* lfp collect: roll out a task's scripted expert and write the episodes as
+ * Robomimic-style demonstrations; lfp replay: check that a file's actions
+ * reproduce its recorded states. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "ds_file.h"
+#include "ds_writer.h"
+#include "env.h"
+#include "fc_base.h"
+
+#define S_EVAL_SEED 100000 /* seeds from here on are for evaluation only */
+
+/* one expert episode, recorded */
+typedef struct {
+  int status; /* 0 pending, 1 done */
+  int success, unstable;
+  int64_t len;
+  double *obs, *next_obs; /* (len, obs_dim) all keys concatenated */
+  double *actions, *rewards, *states;
+  int64_t *dones;
+} s_episode;
+
+static void s_episode_free(s_episode *e) {
+  free(e->obs); free(e->next_obs); free(e->actions); free(e->rewards); free(e->states); free(e->dones);
+  memset(e, 0, sizeof(*e));
+}
+
+static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_episode *e) {
+  const int H = env_horizon(em), O = env_obs_dim(em), A = env_action_dim(em), S = env_state_dim(em);
+  e->obs = fc_malloc(sizeof(double) * (size_t)H * O);
+  e->next_obs = fc_malloc(sizeof(double) * (size_t)H * O);
+  e->actions = fc_malloc(sizeof(double) * (size_t)H * A);
+  e->rewards = fc_malloc(sizeof(double) * (size_t)H);
+  e->states = fc_malloc(sizeof(double) * (size_t)H * S);
+  e->dones = fc_malloc(sizeof(int64_t) * (size_t)H);
+  env_reset(em, ed, seed);
+  char err[256];
+  int64_t t = 0;
+  while (!env_done(em, ed)) {
+    env_get_state(em, ed, e->states + t * S);
+    env_obs(em, ed, e->obs + t * O);
+    env_expert(em, ed, e->actions + t * A);
+    if (env_step(em, ed, e->actions + t * A, err, sizeof(err))) {
+      e->unstable = 1;
+      break;
+    }
+    env_obs(em, ed, e->next_obs + t * O);
+    e->rewards[t] = env_reward(em, ed);
+    e->dones[t] = 0;
+    t++;
+  }
+  e->len = t;
+  if (t > 0) e->dones[t - 1] = 1;
+  e->success = !e->unstable && env_success(em, ed);
+}
+
+typedef struct {
+  const env_model *em;
+  s_episode *eps;
+  int max_attempts;
+  uint64_t seed;
+  atomic_int next, stop;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} s_pool;
+
+static void *s_worker(void *arg) {
+  s_pool *p = arg;
+  env_data *ed = env_data_new(p->em);
+  for (;;) {
+    int i = atomic_fetch_add(&p->next, 1);
+    if (i >= p->max_attempts || atomic_load(&p->stop)) break;
+    s_episode e;
+    memset(&e, 0, sizeof(e));
+    s_run_episode(p->em, ed, p->seed + (uint64_t)i, &e);
+    pthread_mutex_lock(&p->mu);
+    p->eps[i] = e;
+    p->eps[i].status = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+  }
+  env_data_free(ed);
+  return NULL;
+}
+
+int cmd_collect(int argc, char **argv) {
+  const char *envname = "lift", *out = NULL;
+  int episodes = 200, seed = 0, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), keep = 0, json = 0, max_attempts = 0;
+  static const char *tasks[8];
+  for (int i = 0; i < env_task_count() && i < 7; i++) tasks[i] = env_task_name(i);
+  cli_opt opts[] = {
+      {"--env", CLI_CHOICE, &envname, "task", tasks, 0, 0},
+      {"--episodes", CLI_INT, &episodes, "demonstrations to write", NULL, 1, 1000000},
+      {"--seed", CLI_INT, &seed, "seed of the first attempt (attempt i uses seed + i; 100000 and up are for evaluation)", NULL, 0, S_EVAL_SEED - 1},
+      {"--out", CLI_STR, &out, "output HDF5 file (written demo by demo)", NULL, 0, 0},
+      {"--jobs", CLI_INT, &jobs, "parallel rollout threads (the file is the same for any number)", NULL, 1, 256},
+      {"--keep-failures", CLI_FLAG, &keep, "also write episodes the expert failed", NULL, 0, 0},
+      {"--max-attempts", CLI_INT, &max_attempts, "give up after this many attempts (default 4 x episodes)", NULL, 0, 100000000},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("collect", "lfp collect --env TASK --episodes N --seed S --out FILE.hdf5 [--jobs J] [--keep-failures] [--json]",
+                     argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  if (!out) {
+    cli_error("collect", "--out FILE.hdf5 is required");
+    return 2;
+  }
+  if (max_attempts <= 0) max_attempts = episodes > 25000000 ? 100000000 : 4 * episodes;
+  if (max_attempts < episodes) max_attempts = episodes;
+  if ((int64_t)seed + max_attempts > S_EVAL_SEED) {
+    cli_error("collect", "seeds %d..%d would reach the evaluation seeds (%d and up); use a smaller --seed or --max-attempts",
+              seed, seed + max_attempts - 1, S_EVAL_SEED);
+    return 2;
+  }
+  char err[512];
+  env_model *em = env_model_new(envname, err, sizeof(err));
+  if (!em) {
+    cli_error("collect", "%s", err);
+    return 1;
+  }
+  ds_writer *w = ds_writer_create(out, env_args_json(em), err, sizeof(err));
+  if (!w) {
+    cli_error("collect", "%s", err);
+    env_model_free(em);
+    return 1;
+  }
+
+  /* workers roll out attempts in parallel; this thread writes them in
+   * attempt order, so the file does not depend on --jobs */
+  s_pool p = {.em = em, .max_attempts = max_attempts, .seed = (uint64_t)seed};
+  p.eps = fc_calloc((size_t)max_attempts, sizeof(s_episode));
+  pthread_mutex_init(&p.mu, NULL);
+  pthread_cond_init(&p.cv, NULL);
+  pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
+  double t0 = cli_now();
+  for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_worker, &p);
+
+  const int O = env_obs_dim(em), nk = env_nkeys(em);
+  const env_key *keys = env_keys(em);
+  int written = 0, attempted = 0, successes = 0, unstable = 0, failed_write = 0;
+  cli_progress pb;
+  cli_progress_begin(&pb, "collect", episodes);
+  double *kobs[ENV_MAX_KEYS], *knext[ENV_MAX_KEYS];
+  for (int i = 0; i < max_attempts && written < episodes && !failed_write; i++) {
+    pthread_mutex_lock(&p.mu);
+    while (!p.eps[i].status) pthread_cond_wait(&p.cv, &p.mu);
+    pthread_mutex_unlock(&p.mu);
+    s_episode *e = &p.eps[i];
+    attempted++;
+    successes += e->success;
+    unstable += e->unstable;
+    if (!e->unstable && e->len > 0 && (e->success || keep)) {
+      /* split the concatenated observation rows into per-key arrays */
+      ds_obs_data od[ENV_MAX_KEYS];
+      for (int k = 0, col = 0; k < nk; col += keys[k].dim, k++) {
+        kobs[k] = fc_malloc(sizeof(double) * (size_t)e->len * keys[k].dim);
+        knext[k] = fc_malloc(sizeof(double) * (size_t)e->len * keys[k].dim);
+        for (int64_t t = 0; t < e->len; t++)
+          for (int j = 0; j < keys[k].dim; j++) {
+            kobs[k][t * keys[k].dim + j] = e->obs[t * O + col + j];
+            knext[k][t * keys[k].dim + j] = e->next_obs[t * O + col + j];
+          }
+        od[k] = (ds_obs_data){keys[k].name, keys[k].dim, kobs[k], knext[k]};
+      }
+      ds_demo_data dd = {.len = e->len, .action_dim = env_action_dim(em), .actions = e->actions,
+                         .rewards = e->rewards, .dones = e->dones, .state_dim = env_state_dim(em),
+                         .states = e->states, .nobs = nk, .obs = od, .model_file = env_model_xml(em)};
+      if (ds_writer_add(w, &dd, err, sizeof(err)) < 0) failed_write = 1;
+      else written++;
+      for (int k = 0; k < nk; k++) {
+        free(kobs[k]);
+        free(knext[k]);
+      }
+    }
+    s_episode_free(e);
+    char extra[96];
+    snprintf(extra, sizeof(extra), "attempts %d, expert success %.1f%%", attempted, 100.0 * successes / attempted);
+    cli_progress_update(&pb, written, extra);
+  }
+  atomic_store(&p.stop, 1);
+  for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
+  cli_progress_end(&pb);
+  for (int i = 0; i < max_attempts; i++) s_episode_free(&p.eps[i]);
+  free(p.eps);
+  free(th);
+
+  /* a seeded 90/10 train/valid split of the written demos */
+  if (!failed_write && written > 0) {
+    int *perm = fc_malloc(sizeof(int) * (size_t)written), nv = written >= 2 ? (written + 5) / 10 : 0;
+    if (written >= 2 && nv == 0) nv = 1;
+    fc_rng r;
+    fc_rng_seed(&r, (uint64_t)seed);
+    fc_rng_permutation(&r, perm, written);
+    if (ds_writer_set_mask(w, "valid", perm, nv, err, sizeof(err)) ||
+        ds_writer_set_mask(w, "train", perm + nv, written - nv, err, sizeof(err)))
+      failed_write = 1;
+    free(perm);
+  }
+  char cerr[512];
+  if (ds_writer_close(w, cerr, sizeof(cerr)) && !failed_write) {
+    snprintf(err, sizeof(err), "%s", cerr);
+    failed_write = 1;
+  }
+  double secs = cli_now() - t0;
+  if (failed_write) {
+    cli_error("collect", "%s (the %d demos written before this are complete)", err, written);
+    env_model_free(em);
+    return 1;
+  }
+  double rate = attempted ? (double)successes / attempted : 0.0;
+  printf("lfp collect: %s, %d demonstrations written to %s (%d attempts, seeds %d..%d)\n", envname, written, out,
+         attempted, seed, seed + attempted - 1);
+  printf("  expert success %.1f%% (%d/%d), dropped unstable %d, %s, %.1f s on %d threads\n", 100.0 * rate, successes,
+         attempted, unstable, keep ? "failures kept" : "failures dropped", secs, jobs);
+  if (written < episodes)
+    printf("  warning: only %d of %d episodes after %d attempts (raise --max-attempts)\n", written, episodes, attempted);
+  if (json) {
+    printf("{\"env\": \"%s\", \"attempted\": %d, \"episodes_written\": %d, \"expert_success_rate\": ", envname, attempted,
+           written);
+    cli_json_num(stdout, rate);
+    printf(", \"dropped_unstable\": %d, \"seconds\": ", unstable);
+    cli_json_num(stdout, secs);
+    printf(", \"jobs\": %d, \"seed\": %d, \"out\": ", jobs, seed);
+    cli_json_str(stdout, out);
+    printf("}\n");
+  }
+  env_model_free(em);
+  return written == episodes ? 0 : 1;
+}
+
+int cmd_replay(int argc, char **argv) {
+  const char *path = NULL;
+  int demo = -1, json = 0;
+  char *rest[64];
+  int nrest = 0;
+  for (int i = 0; i < argc && nrest < 64; i++) {
+    if (i > 0 && argv[i][0] != '-' && !path && strcmp(argv[i - 1], "--demo")) path = argv[i];
+    else rest[nrest++] = argv[i];
+  }
+  cli_opt opts[] = {
+      {"--demo", CLI_INT, &demo, "only this demo (its number k in demo_k); default: every demo", NULL, -1, 1e9},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("replay", "lfp replay FILE.hdf5 [--demo K] [--json]", nrest, rest, opts, 2);
+  if (rc) return rc > 0 ? 0 : 2;
+  if (!path) {
+    cli_error("replay", "which file? (usage: lfp replay FILE.hdf5 [--demo K])");
+    return 2;
+  }
+  char err[512];
+  ds_file *f = ds_open(path, err, sizeof(err));
+  if (!f) {
+    cli_error("replay", "%s", err);
+    return 1;
+  }
+  const ds_info *in = ds_file_info(f);
+  env_model *em = env_model_from_args(in->env_args, err, sizeof(err));
+  if (!em) {
+    cli_error("replay", "%s: %s", path, err);
+    ds_close(f);
+    return 1;
+  }
+  env_data *ed = env_data_new(em);
+  const int S = env_state_dim(em);
+  double *state = fc_malloc(sizeof(double) * S), worst = 0.0;
+  int replayed = 0, worst_demo = -1, rcode = 0;
+  for (int i = 0; i < in->ndemos; i++) {
+    if (demo >= 0 && in->demos[i].index != demo) continue;
+    ds_record *r = ds_read_record(f, i, err, sizeof(err));
+    if (!r || !r->states || r->state_dim != S || r->action_dim != env_action_dim(em)) {
+      if (r) snprintf(err, sizeof(err), "%s: %s has no states of dimension %d for task %s, or %d-D actions", path,
+                      in->demos[i].name, S, env_name(em), r->action_dim);
+      cli_error("replay", "%s", err);
+      ds_record_free(r);
+      rcode = 1;
+      break;
+    }
+    /* reset to states[0], then drive the recorded actions and compare */
+    env_set_state(em, ed, r->states);
+    double dev = 0.0;
+    for (int64_t t = 0; t < r->len; t++) {
+      env_get_state(em, ed, state);
+      for (int j = 0; j < S; j++) {
+        double dd = fabs(state[j] - r->states[t * S + j]);
+        dev = dd > dev ? dd : dev;
+      }
+      if (env_step(em, ed, r->actions + t * r->action_dim, err, sizeof(err))) {
+        cli_error("replay", "%s: %s", in->demos[i].name, err);
+        rcode = 1;
+        break;
+      }
+    }
+    printf("  %-10s %4lld steps, largest state deviation %.3g\n", in->demos[i].name, (long long)r->len, dev);
+    if (dev >= worst) {
+      worst = dev;
+      worst_demo = i;
+    }
+    replayed++;
+    ds_record_free(r);
+    if (rcode) break;
+  }
+  if (!rcode && replayed == 0) {
+    cli_error("replay", "%s has no demo_%d", path, demo);
+    rcode = 2;
+  }
+  if (!rcode) {
+    printf("lfp replay: %d demos of %s replayed; largest state deviation %.3g (%s)\n", replayed, path, worst,
+           worst_demo >= 0 ? in->demos[worst_demo].name : "-");
+    if (json) {
+      printf("{\"file\": ");
+      cli_json_str(stdout, path);
+      printf(", \"env\": \"%s\", \"demos\": %d, \"max_state_deviation\": ", env_name(em), replayed);
+      cli_json_num(stdout, worst);
+      printf("}\n");
+    }
+  }
+  free(state);
+  env_data_free(ed);
+  env_model_free(em);
+  ds_close(f);
+  return rcode;
+}
