@@ -12,7 +12,7 @@
 #include "env_task.h"
 #include "fc_base.h"
 
-static const env_task *const s_tasks[] = {&env_task_lift};
+static const env_task *const s_tasks[] = {&env_task_lift, &env_task_avoid};
 #define S_NTASKS ((int)(sizeof(s_tasks) / sizeof(s_tasks[0])))
 
 int env_task_count(void) { return S_NTASKS; }
@@ -183,6 +183,8 @@ void env_reset(const env_model *em, env_data *ed, uint64_t seed) {
   mj_resetData(em->m, ed->d);
   fc_rng_seed(&ed->rng, seed);
   ed->t = 0;
+  ed->failed = 0;
+  ed->side = 0;
   memset(ed->ts, 0, sizeof(ed->ts));
   em->task->reset(em->m, em->ids, ed->d, &ed->rng, ed->ts);
   mj_forward(em->m, ed->d);
@@ -213,18 +215,35 @@ int env_step(const env_model *em, env_data *ed, const double *action, char *err,
       return fc_set_err(err, errsz, "%s: unstable simulation at step %d (bad position, velocity or acceleration)",
                         em->task->name, ed->t), -1;
     }
+    if (em->task->failed && !ed->failed) ed->failed = em->task->failed(m, em->ids, d);
   }
   mj_forward(m, d); /* positions and sensors at the new time, for observations */
   s_jump = NULL;
   ed->t++;
+  if (em->task->side && !ed->side) ed->side = em->task->side(m, em->ids, d);
   return 0;
 }
 
 void env_obs(const env_model *em, const env_data *ed, double *obs) { em->task->obs(em->m, em->ids, ed->d, obs); }
-int env_success(const env_model *em, const env_data *ed) { return em->task->success(em->m, em->ids, ed->d); }
+int env_success(const env_model *em, const env_data *ed) {
+  return !ed->failed && em->task->success(em->m, em->ids, ed->d);
+}
 double env_reward(const env_model *em, const env_data *ed) { return env_success(em, ed) ? 1.0 : 0.0; }
 int env_steps(const env_data *ed) { return ed->t; }
-int env_done(const env_model *em, const env_data *ed) { return ed->t >= em->task->horizon || env_success(em, ed); }
+int env_done(const env_model *em, const env_data *ed) {
+  return ed->t >= em->task->horizon || ed->failed || env_success(em, ed);
+}
+
+double env_coverage(const env_model *em, const env_data *ed) {
+  return em->task->coverage ? em->task->coverage(em->m, em->ids, ed->d) : NAN;
+}
+int env_side(const env_model *em, const env_data *ed) {
+  (void)em;
+  return ed->side;
+}
+int env_failed(const env_data *ed) { return ed->failed; }
+int env_has_coverage(const env_model *em) { return em->task->coverage != NULL; }
+int env_has_side(const env_model *em) { return em->task->side != NULL; }
 
 void env_expert(const env_model *em, env_data *ed, double *action) {
   em->task->expert(em->m, em->ids, ed->d, &ed->rng, ed->ts, action);

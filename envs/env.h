@@ -39,7 +39,7 @@ typedef struct {
 typedef struct env_model env_model;
 typedef struct env_data env_data;
 
-/* Task names: "lift" (more arrive with later work). */
+/* Task names: "lift", "pusht", "avoid". */
 int env_task_count(void);
 const char *env_task_name(int i);
 
@@ -75,6 +75,15 @@ int env_success(const env_model *em, const env_data *ed);
 double env_reward(const env_model *em, const env_data *ed);
 int env_steps(const env_data *ed);           /* control steps taken */
 int env_done(const env_model *em, const env_data *ed);  /* success or horizon */
+/* Task figures: pusht's coverage of the goal T in [0, 1] (NAN for tasks
+ * without one); avoid's side this episode, -1 left, +1 right, 0 undecided
+ * (0 for others); whether the episode broke the task (avoid: touched the
+ * obstacle), which ends it as a failure. */
+int env_failed(const env_data *ed);
+double env_coverage(const env_model *em, const env_data *ed);
+int env_side(const env_model *em, const env_data *ed);
+int env_has_coverage(const env_model *em);
+int env_has_side(const env_model *em);
 /* The scripted expert's action for the current state (uses ed's own RNG). */
 void env_expert(const env_model *em, env_data *ed, double *action);
 

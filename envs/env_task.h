@@ -29,9 +29,19 @@ typedef struct env_task {
   int (*success)(const mjModel *m, const int *ids, const mjData *d);
   /* scripted expert: action for the current state; ts: its state, rng: its randomness */
   void (*expert)(const mjModel *m, const int *ids, const mjData *d, fc_rng *rng, void *ts, double *a);
+  /* optional task figures (NULL when the task has none): pusht's goal
+   * coverage in [0, 1]; avoid's side: -1 left, +1 right, 0 not yet decided */
+  double (*coverage)(const mjModel *m, const int *ids, const mjData *d);
+  int (*side)(const mjModel *m, const int *ids, const mjData *d);
+  /* optional: nonzero when the current state breaks the task (avoid: touching
+   * the obstacle); checked after every physics substep, latched by env.c, and
+   * it ends the episode as a failure */
+  int (*failed)(const mjModel *m, const int *ids, const mjData *d);
 } env_task;
 
 extern const env_task env_task_lift;
+extern const env_task env_task_pusht;
+extern const env_task env_task_avoid;
 
 struct env_model {
   const env_task *task;
@@ -45,6 +55,8 @@ struct env_data {
   mjData *d;
   fc_rng rng;      /* the expert's randomness */
   int t;           /* control steps taken */
+  int failed;      /* latched task->failed */
+  int side;        /* first nonzero task->side of the episode */
   unsigned char ts[ENV_TASK_STATE] __attribute__((aligned(16))); /* task/expert state */
 };
 

@@ -133,12 +133,48 @@ TEST(lift_expert_succeeds) {
   return 0;
 }
 
+TEST(avoid_expert_takes_both_sides) {
+  /* at least 95% success, and a fair coin: over 200 seeds each side is taken
+   * 100 +- 30 times (more than 4 standard deviations) */
+  env_model *em = s_model("avoid");
+  ASSERT(em);
+  env_data *ed = env_data_new(em);
+  double obs[8], act[2];
+  char err[256];
+  int ok = 0, side[3] = {0, 0, 0};
+  for (int i = 0; i < 200; i++) {
+    env_reset(em, ed, (uint64_t)i);
+    while (!env_done(em, ed)) {
+      env_obs(em, ed, obs);
+      env_expert(em, ed, act);
+      ASSERT(env_step(em, ed, act, err, sizeof(err)) == 0);
+    }
+    ok += env_success(em, ed);
+    side[env_side(em, ed) + 1]++;
+  }
+  printf("avoid expert: %d/200, %d left, %d right\n", ok, side[0], side[2]);
+  ASSERT(ok >= 190);
+  ASSERT(side[0] >= 70 && side[2] >= 70);
+  /* driving straight at the goal (what averaging the two sides does) touches
+   * the obstacle: the episode ends there as a failure */
+  env_reset(em, ed, 1);
+  double straight[2] = {0.0, 1.0};
+  while (!env_done(em, ed)) ASSERT(env_step(em, ed, straight, err, sizeof(err)) == 0);
+  ASSERT(env_failed(ed));
+  ASSERT(!env_success(em, ed));
+  ASSERT(env_steps(ed) < env_horizon(em));
+  env_data_free(ed);
+  env_model_free(em);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(lift_model_and_args),
       TEST_ENTRY(episodes_are_deterministic_and_replay_from_states),
       TEST_ENTRY(instability_is_an_error_return),
       TEST_ENTRY(lift_expert_succeeds),
+      TEST_ENTRY(avoid_expert_takes_both_sides),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -22,6 +22,8 @@
 typedef struct {
   int status; /* 0 pending, 1 done */
   int success, unstable;
+  int side;            /* avoid: -1 left, +1 right, 0 undecided */
+  double max_coverage; /* pusht: the best goal coverage reached */
   int64_t len;
   double *obs, *next_obs; /* (len, obs_dim) all keys concatenated */
   double *actions, *rewards, *states;
@@ -44,6 +46,7 @@ static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_ep
   env_reset(em, ed, seed);
   char err[256];
   int64_t t = 0;
+  e->max_coverage = env_has_coverage(em) ? env_coverage(em, ed) : 0.0;
   while (!env_done(em, ed)) {
     env_get_state(em, ed, e->states + t * S);
     env_obs(em, ed, e->obs + t * O);
@@ -53,6 +56,10 @@ static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_ep
       break;
     }
     env_obs(em, ed, e->next_obs + t * O);
+    if (env_has_coverage(em)) {
+      double cov = env_coverage(em, ed);
+      e->max_coverage = cov > e->max_coverage ? cov : e->max_coverage;
+    }
     e->rewards[t] = env_reward(em, ed);
     e->dones[t] = 0;
     t++;
@@ -60,6 +67,7 @@ static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_ep
   e->len = t;
   if (t > 0) e->dones[t - 1] = 1;
   e->success = !e->unstable && env_success(em, ed);
+  e->side = env_side(em, ed);
 }
 
 typedef struct {
@@ -146,6 +154,8 @@ int cmd_collect(int argc, char **argv) {
   const int O = env_obs_dim(em), nk = env_nkeys(em);
   const env_key *keys = env_keys(em);
   int written = 0, attempted = 0, successes = 0, unstable = 0, failed_write = 0;
+  int sides[3] = {0, 0, 0}; /* left, undecided, right over attempts */
+  double cov_sum = 0.0;
   cli_progress pb;
   cli_progress_begin(&pb, "collect", episodes);
   double *kobs[ENV_MAX_KEYS], *knext[ENV_MAX_KEYS];
@@ -157,6 +167,8 @@ int cmd_collect(int argc, char **argv) {
     attempted++;
     successes += e->success;
     unstable += e->unstable;
+    sides[e->side + 1]++;
+    cov_sum += e->max_coverage;
     if (!e->unstable && e->len > 0 && (e->success || keep)) {
       /* split the concatenated observation rows into per-key arrays */
       ds_obs_data od[ENV_MAX_KEYS];
@@ -220,6 +232,10 @@ int cmd_collect(int argc, char **argv) {
          attempted, seed, seed + attempted - 1);
   printf("  expert success %.1f%% (%d/%d), dropped unstable %d, %s, %.1f s on %d threads\n", 100.0 * rate, successes,
          attempted, unstable, keep ? "failures kept" : "failures dropped", secs, jobs);
+  if (env_has_side(em))
+    printf("  expert sides: %d left, %d right, %d undecided (over attempts)\n", sides[0], sides[2], sides[1]);
+  if (env_has_coverage(em))
+    printf("  expert mean max coverage %.3f (over attempts)\n", attempted ? cov_sum / attempted : 0.0);
   if (written < episodes)
     printf("  warning: only %d of %d episodes after %d attempts (raise --max-attempts)\n", written, episodes, attempted);
   if (json) {
@@ -228,6 +244,11 @@ int cmd_collect(int argc, char **argv) {
     cli_json_num(stdout, rate);
     printf(", \"dropped_unstable\": %d, \"seconds\": ", unstable);
     cli_json_num(stdout, secs);
+    if (env_has_side(em)) printf(", \"left\": %d, \"right\": %d", sides[0], sides[2]);
+    if (env_has_coverage(em)) {
+      printf(", \"max_coverage_mean\": ");
+      cli_json_num(stdout, attempted ? cov_sum / attempted : 0.0);
+    }
     printf(", \"jobs\": %d, \"seed\": %d, \"out\": ", jobs, seed);
     cli_json_str(stdout, out);
     printf("}\n");
