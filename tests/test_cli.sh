@@ -25,5 +25,8 @@ expect 2 "--lr expects a number, got 'nan'" toy --lr nan
 expect 2 "--json takes no value" toy --json=1
 expect 2 "unknown target 'gpu'" bench gpu
 expect 0 "usage: lfp info" info --help
+expect 0 "envs" bench --help
+expect 0 "--keep-failures" collect --help
+expect 0 "usage: lfp replay" replay --help
 [ $fail = 0 ] && echo "all CLI checks passed"
 exit $fail

@@ -15,6 +15,8 @@
 #include "ds_norm.h"
 #include "ds_seq.h"
 #include "ds_writer.h"
+#include "env.h"
+#include <pthread.h>
 #include "flowcore.h"
 
 static int s_cmp_double(const void *a, const void *b) {
@@ -406,17 +408,97 @@ static int s_bench_datasets(int argc, char **argv) {
   return 0;
 }
 
+/* lfp bench envs: physics and control throughput per task, 1 and 2 threads */
+typedef struct {
+  const env_model *em;
+  int steps;    /* control steps to run */
+  uint64_t seed;
+  int unstable;
+} s_env_job;
+
+static void *s_env_worker(void *arg) {
+  s_env_job *j = arg;
+  env_data *ed = env_data_new(j->em);
+  double obs[64], act[ENV_MAX_ACTION];
+  char err[256];
+  uint64_t seed = j->seed;
+  env_reset(j->em, ed, seed);
+  for (int s = 0; s < j->steps; s++) {
+    if (env_done(j->em, ed)) env_reset(j->em, ed, ++seed);
+    env_obs(j->em, ed, obs);
+    env_expert(j->em, ed, act);
+    if (env_step(j->em, ed, act, err, sizeof(err))) {
+      j->unstable++;
+      env_reset(j->em, ed, ++seed);
+    }
+  }
+  env_data_free(ed);
+  return NULL;
+}
+
+/* control steps per second with `threads` rollouts in parallel */
+static double s_env_rate(const env_model *em, int threads, int steps_each) {
+  pthread_t th[8];
+  s_env_job jobs[8];
+  double t0 = cli_now();
+  for (int i = 0; i < threads; i++) {
+    jobs[i] = (s_env_job){em, steps_each, 1000u * (uint64_t)i, 0};
+    pthread_create(&th[i], NULL, s_env_worker, &jobs[i]);
+  }
+  for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
+  return threads * steps_each / (cli_now() - t0);
+}
+
+static int s_bench_envs(int argc, char **argv) {
+  int json = 0;
+  double seconds = 2.0;
+  cli_opt opts[] = {
+      {"--seconds", CLI_DOUBLE, &seconds, "about how long each measurement runs", NULL, 0.1, 600},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("bench envs", "lfp bench envs [--seconds S] [--json]", argc, argv, opts, 2);
+  if (rc) return rc > 0 ? 0 : 2;
+  printf("lfp bench envs: scripted-expert rollouts (physics, observations, expert), episodes reset as they end\n\n");
+  printf("  %-8s %9s %14s %14s %14s %14s %8s\n", "task", "substeps", "mj_step/s 1T", "control/s 1T", "mj_step/s 2T",
+         "control/s 2T", "scaling");
+  char js[4096] = "";
+  size_t jo = 0;
+  for (int i = 0; i < env_task_count(); i++) {
+    char err[256];
+    env_model *em = env_model_new(env_task_name(i), err, sizeof(err));
+    if (!em) {
+      cli_error("bench envs", "%s", err);
+      return 1;
+    }
+    /* size the runs from a short probe */
+    double probe = s_env_rate(em, 1, 200);
+    int steps = (int)(probe * seconds) + 1;
+    double r1 = s_env_rate(em, 1, steps), r2 = s_env_rate(em, 2, steps);
+    int sub = env_substeps(em);
+    printf("  %-8s %9d %14.0f %14.0f %14.0f %14.0f %7.2fx\n", env_task_name(i), sub, r1 * sub, r1, r2 * sub, r2, r2 / r1);
+    jo += (size_t)snprintf(js + jo, sizeof(js) - jo,
+                           "%s\"%s\": {\"substeps\": %d, \"mj_step_per_s_1\": %.0f, \"control_per_s_1\": %.0f, "
+                           "\"mj_step_per_s_2\": %.0f, \"control_per_s_2\": %.0f}",
+                           jo ? ", " : "", env_task_name(i), sub, r1 * sub, r1, r2 * sub, r2);
+    env_model_free(em);
+  }
+  if (json) printf("{\"bench\": \"envs\", \"tasks\": {%s}}\n", js);
+  return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
   static const char *usage = "usage: lfp bench <target> [options]\n\ntargets:\n"
                              "  flowcore   the velocity network: training throughput vs sgemm peak and PyTorch,\n"
                              "             batch-1 forward latency vs the sgemv floor\n"
-                             "  datasets   loading a 200 x 400-step Lift-sized HDF5 file; minibatch cost vs a training step\n";
+                             "  datasets   loading a 200 x 400-step Lift-sized HDF5 file; minibatch cost vs a training step\n"
+                             "  envs       MuJoCo tasks: mj_step/s and control steps/s on 1 and 2 threads\n";
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "flowcore")) return s_bench_flowcore(argc - 1, argv + 1);
   if (!strcmp(argv[1], "datasets")) return s_bench_datasets(argc - 1, argv + 1);
-  cli_error("bench", "unknown target '%s' (targets: flowcore, datasets)", argv[1]);
+  if (!strcmp(argv[1], "envs")) return s_bench_envs(argc - 1, argv + 1);
+  cli_error("bench", "unknown target '%s' (targets: flowcore, datasets, envs)", argv[1]);
   return 2;
 }
