@@ -479,6 +479,84 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
   return loss;
 }
 
+/* ---------- resume state ---------- */
+
+/* every field 8 bytes wide: no padding, the same layout everywhere */
+typedef struct {
+  int64_t block, step_in_block, steps_done, perm_pos, nonfinite, n, batch, steps, adam_t, has_spare;
+  uint64_t seed, rng[4];
+  double spare, last_lr;
+} s_train_state;
+
+void fc_lfm_trainer_save(const fc_lfm_trainer *tr, fc_ckpt_writer *w) {
+  s_train_state s;
+  memset(&s, 0, sizeof(s));
+  s.block = tr->block;
+  s.step_in_block = tr->step_in_block;
+  s.steps_done = tr->steps_done;
+  s.perm_pos = (int64_t)tr->perm_pos;
+  s.nonfinite = tr->nonfinite;
+  s.n = (int64_t)tr->n;
+  s.batch = tr->tc.batch;
+  s.steps = tr->tc.steps;
+  s.adam_t = tr->opt->t;
+  s.has_spare = tr->rng.has_spare;
+  s.seed = tr->tc.seed;
+  memcpy(s.rng, tr->rng.s, sizeof(s.rng));
+  s.spare = tr->rng.spare;
+  s.last_lr = tr->last_lr;
+  const size_t P = tr->model->block_params;
+  fc_ckpt_add(w, "train.state", &s, sizeof(s));
+  fc_ckpt_add(w, "train.perm", tr->perm, tr->n * sizeof(int));
+  fc_ckpt_add(w, "train.adam_m", tr->opt->m, P * sizeof(float));
+  fc_ckpt_add(w, "train.adam_v", tr->opt->v, P * sizeof(float));
+  fc_ckpt_add(w, "train.ema", tr->ema, P * sizeof(float));
+}
+
+int fc_lfm_trainer_restore(fc_lfm_trainer *tr, const fc_ckpt *ck, char *err, size_t errsz) {
+  s_train_state s;
+  if (fc_ckpt_get_exact(ck, "train.state", &s, sizeof(s), err, errsz)) return -1;
+  if (s.n != (int64_t)tr->n || s.batch != tr->tc.batch || s.steps != tr->tc.steps || s.seed != tr->tc.seed)
+    return fc_set_err(err, errsz,
+                      "checkpoint is mismatched: it was training on %lld samples, batch %lld, %lld steps, seed %llu; "
+                      "this run has %zu, %d, %lld, %llu",
+                      (long long)s.n, (long long)s.batch, (long long)s.steps, (unsigned long long)s.seed, tr->n,
+                      tr->tc.batch, (long long)tr->tc.steps, (unsigned long long)tr->tc.seed), -1;
+  const int N = tr->model->cfg.nblocks;
+  if (s.block < 0 || s.block > N || s.step_in_block < 0 || s.perm_pos < 0 || s.perm_pos > s.n ||
+      (s.block < N && s.step_in_block >= tr->block_steps[s.block]))
+    return fc_set_err(err, errsz, "checkpoint is corrupted: its training position is impossible"), -1;
+  const size_t P = tr->model->block_params;
+  if (fc_ckpt_get_exact(ck, "train.perm", tr->perm, tr->n * sizeof(int), err, errsz) ||
+      fc_ckpt_get_exact(ck, "train.adam_m", tr->opt->m, P * sizeof(float), err, errsz) ||
+      fc_ckpt_get_exact(ck, "train.adam_v", tr->opt->v, P * sizeof(float), err, errsz) ||
+      fc_ckpt_get_exact(ck, "train.ema", tr->ema, P * sizeof(float), err, errsz))
+    return -1;
+  for (size_t i = 0; i < tr->n; i++)
+    if (tr->perm[i] < 0 || (size_t)tr->perm[i] >= tr->n)
+      return fc_set_err(err, errsz, "checkpoint is corrupted: its epoch permutation is out of range"), -1;
+  tr->block = (int)s.block;
+  tr->step_in_block = s.step_in_block;
+  tr->steps_done = s.steps_done;
+  tr->perm_pos = (size_t)s.perm_pos;
+  tr->nonfinite = s.nonfinite;
+  tr->opt->t = s.adam_t;
+  memcpy(tr->rng.s, s.rng, sizeof(s.rng));
+  tr->rng.spare = s.spare;
+  tr->rng.has_spare = (int)s.has_spare;
+  tr->last_lr = (float)s.last_lr;
+  /* the current block's inputs: the data pushed through the finished blocks */
+  tr->cur = tr->data;
+  const int D = tr->model->cfg.net.dx;
+  for (int b = 0; b < tr->block && b + 1 < N; b++) {
+    if (!tr->cache) tr->cache = fc_malloc(tr->n * D * sizeof(float));
+    if (b == 0) memcpy(tr->cache, tr->data, tr->n * D * sizeof(float));
+    fc_lfm_push(tr->model, tr->push, b, 1, tr->cache, tr->c, (int)tr->n, tr->model->cfg.sampler, tr->model->cfg.steps);
+    tr->cur = tr->cache;
+  }
+  return 0;
+}
+
 /* ---------- names ---------- */
 
 static const char *const s_interp_names[] = {"linear", "trig"};

@@ -189,6 +189,16 @@ int fc_lfm_trainer_block(const fc_lfm_trainer *tr);       /* block being trained
 float fc_lfm_trainer_lr(const fc_lfm_trainer *tr);         /* learning rate of the last step */
 int64_t fc_lfm_trainer_nonfinite(const fc_lfm_trainer *tr);
 
+/* Resume state (llm.c keeps it apart from the weights): sections "train.*"
+ * with the step, block, RNG, epoch permutation, AdamW moments and EMA. Save
+ * the model with fc_lfm_save into the same checkpoint. To resume: load the
+ * model (fc_lfm_load), build a trainer on it with the same data and training
+ * config, then fc_lfm_trainer_restore; the run then continues bit-identically
+ * to one that was never interrupted (same machine and thread count). The
+ * inputs of the current block are recomputed from the saved blocks. */
+void fc_lfm_trainer_save(const fc_lfm_trainer *tr, struct fc_ckpt_writer *w);
+int fc_lfm_trainer_restore(fc_lfm_trainer *tr, const struct fc_ckpt *ck, char *err, size_t errsz);
+
 /* ---------- names ---------- */
 const char *fc_interp_name(fc_interp k);
 int fc_interp_parse(const char *s);          /* "linear", "trig" */

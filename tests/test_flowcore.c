@@ -533,6 +533,68 @@ TEST(training_across_thread_counts) {
   return 0;
 }
 
+TEST(trainer_resume_is_bit_identical) {
+  /* stop at a block boundary (step 20 of 3 x 20) and inside a block (step 27),
+   * save, rebuild everything from the file, continue: the same final weights
+   * as a run that was never interrupted */
+  float data[2 * 300];
+  fc_rng dr;
+  fc_rng_seed(&dr, 4);
+  toy_sample(TOY_RINGS, &dr, data, NULL, 300);
+  size_t P;
+  float *ref = s_train_chain(data, NULL, 300, 2, 0, 3, 24, 1, 60, 32, 17, &P);
+  const int stops[2] = {20, 27};
+  char path[] = "/tmp/lfp_resume_XXXXXX", err[512];
+  int fd = mkstemp(path);
+  close(fd);
+  for (int k = 0; k < 2; k++) {
+    fc_lfm_config lc;
+    fc_lfm_config_default(&lc, 2, 0);
+    lc.nblocks = 3;
+    lc.net.width = 24;
+    lc.net.depth = 1;
+    lc.steps = 2;
+    fc_train_config tc;
+    fc_train_config_default(&tc);
+    tc.steps = 60;
+    tc.batch = 32;
+    tc.seed = 17;
+    fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
+    fc_lfm_trainer *tr = fc_lfm_trainer_new(m, data, NULL, 300, &tc, NULL, 0);
+    while (fc_lfm_trainer_steps_done(tr) < stops[k]) fc_lfm_trainer_step(tr);
+    fc_ckpt_writer *w = fc_ckpt_writer_new("run");
+    fc_lfm_save(m, w, NULL);
+    fc_lfm_trainer_save(tr, w);
+    ASSERT(fc_ckpt_write(w, path, err, sizeof(err)) == 0);
+    fc_ckpt_writer_free(w);
+    fc_lfm_trainer_free(tr);
+    fc_lfm_free(m);
+    /* a new process would start here */
+    fc_ckpt *ck = fc_ckpt_read(path, "run", err, sizeof(err));
+    ASSERT_MSG(ck, "%s", err);
+    m = fc_lfm_load(ck, NULL, err, sizeof(err));
+    ASSERT_MSG(m, "%s", err);
+    tr = fc_lfm_trainer_new(m, data, NULL, 300, &tc, NULL, 0);
+    ASSERT_MSG(fc_lfm_trainer_restore(tr, ck, err, sizeof(err)) == 0, "%s", err);
+    ASSERT_EQ_INT(fc_lfm_trainer_steps_done(tr), stops[k]);
+    while (!fc_lfm_trainer_done(tr)) fc_lfm_trainer_step(tr);
+    ASSERT_MSG(memcmp(m->params, ref, P * sizeof(float)) == 0, "resumed at step %d: weights differ", stops[k]);
+    /* a different run configuration is refused */
+    fc_lfm_trainer *other;
+    tc.seed = 18;
+    other = fc_lfm_trainer_new(m, data, NULL, 300, &tc, NULL, 0);
+    ASSERT(fc_lfm_trainer_restore(other, ck, err, sizeof(err)) == -1);
+    ASSERT_CONTAINS(err, "mismatched");
+    fc_lfm_trainer_free(other);
+    fc_lfm_trainer_free(tr);
+    fc_lfm_free(m);
+    fc_ckpt_free(ck);
+  }
+  unlink(path);
+  free(ref);
+  return 0;
+}
+
 TEST(lfm_gamma_schedule) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
@@ -784,7 +846,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(mlp_blas_matches_reference), TEST_ENTRY(adamw_step_by_hand),
       TEST_ENTRY(sampler_convergence_order), TEST_ENTRY(lfm_single_block_is_fm),
       TEST_ENTRY(lfm_training_is_deterministic), TEST_ENTRY(training_across_thread_counts),
-      TEST_ENTRY(lfm_gamma_schedule),
+      TEST_ENTRY(trainer_resume_is_bit_identical), TEST_ENTRY(lfm_gamma_schedule),
       TEST_ENTRY(checkpoint_round_trip_and_damage), TEST_ENTRY(crc32_known_value),
       TEST_ENTRY(w2_exact_assignment),      TEST_ENTRY(lfm_8gaussians_end_to_end),
   };
