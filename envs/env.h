@@ -84,6 +84,9 @@ double env_coverage(const env_model *em, const env_data *ed);
 int env_side(const env_model *em, const env_data *ed);
 int env_has_coverage(const env_model *em);
 int env_has_side(const env_model *em);
+/* pusht's exact coverage of its goal T (0.256, 0.256, pi/4) by a T at
+ * pose (x, y in metres, angle in radians). */
+double env_pusht_coverage(const double pose[3]);
 /* The scripted expert's action for the current state (uses ed's own RNG). */
 void env_expert(const env_model *em, env_data *ed, double *action);
 

@@ -1,6 +1,7 @@
 /* Tests of envs: task construction, determinism, state round trip and
  * replay, instability detection, and the scripted experts' success rates. */
 #include "env.h"
+#include "fc_base.h"
 #include "test.h"
 
 static env_model *s_model(const char *name) {
@@ -168,6 +169,42 @@ TEST(avoid_expert_takes_both_sides) {
   return 0;
 }
 
+TEST(pusht_coverage_is_exact) {
+  /* the T is 120 x 30 + 30 x 90 = 6300 mm^2; its pose origin is the mean of
+   * the two rectangles' centres, 45 mm below the top edge */
+  const double g = 0.25 * FC_PI, c = cos(g), s = sin(g);
+  double p[3] = {0.256, 0.256, g};
+  ASSERT_NEAR(env_pusht_coverage(p), 1.0, 1e-12);
+  /* 15 mm along the block's own x axis: crossbar 105 x 30, stem 15 x 90 overlap */
+  double q[3] = {0.256 + 0.015 * c, 0.256 + 0.015 * s, g};
+  ASSERT_NEAR(env_pusht_coverage(q), (105.0 * 30 + 15.0 * 90) / 6300, 1e-9);
+  /* 30 mm along its y axis: the crossbars no longer overlap; the moved stem
+   * covers 30 x 30 of the crossbar and 30 x 60 of the stem */
+  double r[3] = {0.256 - 0.030 * s, 0.256 + 0.030 * c, g};
+  ASSERT_NEAR(env_pusht_coverage(r), 2700.0 / 6300, 1e-9);
+  /* half a turn about the origin: three 30 x 30 squares overlap */
+  double u[3] = {0.256, 0.256, g + FC_PI};
+  ASSERT_NEAR(env_pusht_coverage(u), 2700.0 / 6300, 1e-9);
+  /* far away: nothing */
+  double v[3] = {0.05, 0.05, 0.0};
+  ASSERT_NEAR(env_pusht_coverage(v), 0.0, 0);
+  /* mirror symmetry: +a and -a about the goal angle give the same coverage */
+  for (double a = 0.01; a < 1.0; a += 0.1) {
+    double w1[3] = {0.256, 0.256, g + a}, w2[3] = {0.256, 0.256, g - a};
+    ASSERT_NEAR(env_pusht_coverage(w1), env_pusht_coverage(w2), 1e-12);
+  }
+  return 0;
+}
+
+TEST(pusht_expert_succeeds) {
+  /* measured 200/200 at horizon 300; the bar here leaves room for other
+   * machines' floating point */
+  double r = s_expert_rate("pusht", 200, 0);
+  printf("pusht expert: %.1f%% over 200 seeds\n", 100 * r);
+  ASSERT_MSG(r >= 0.9, "pusht expert success %.3f", r);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(lift_model_and_args),
@@ -175,6 +212,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(instability_is_an_error_return),
       TEST_ENTRY(lift_expert_succeeds),
       TEST_ENTRY(avoid_expert_takes_both_sides),
+      TEST_ENTRY(pusht_coverage_is_exact),
+      TEST_ENTRY(pusht_expert_succeeds),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

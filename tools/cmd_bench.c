@@ -379,7 +379,7 @@ static int s_bench_datasets(int argc, char **argv) {
   fc_lfm_free(model);
 
   printf("lfp bench datasets: %d demos x %d steps, obs 19-D (4 keys), actions 7-D, float64 on disk\n\n", demos, steps);
-  printf("  write (lfp writer, shuffle + deflate)   %8.3f s   %.1f MB\n", write_s, st.st_size / 1e6);
+  printf("  write (lfp writer)                     %8.3f s   %.1f MB\n", write_s, st.st_size / 1e6);
   printf("  open + load all into memory            %8.3f s   (median of 5)\n", load_s);
   printf("  minibatch of %d windows (To %d, Tp %d)  %8.1f us   (normalized; median of %d)\n", B, To, Tp, batch_us, nb);
   printf("  training step, reference network       %8.1f us   -> a minibatch is %.2f%% of a step\n", step_us,
