@@ -56,6 +56,24 @@ void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, dou
 #undef FM_BACKWARD
 #undef FM_WANT_GRAD
 
+double fc_regress_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, const float *x0, const float *c, int B) {
+  FC_ASSERT(B >= 1 && B <= ws->max_batch);
+  const size_t n = (size_t)B * (size_t)net->cfg.dx;
+  /* input x = 0 at t = 0 (ws->target doubles as the time buffer) */
+  memset(ws->xt, 0, n * sizeof(float));
+  memset(ws->target, 0, (size_t)B * sizeof(float));
+  fc_mlp_forward(net, ws->net, ws->v, ws->target, ws->xt, c, B);
+  const double scale = 2.0 / (double)n;
+  double loss = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double r = (double)ws->v[i] - (double)x0[i];
+    loss += r * r;
+    ws->v[i] = (float)(scale * r);
+  }
+  if (grads) fc_mlp_backward(net, ws->net, grads, 0, NULL, NULL, ws->v, B);
+  return loss / (double)n;
+}
+
 fc_fm_ws *fc_fm_ws_new(const fc_mlp_config *cfg, int max_batch) {
   fc_fm_ws *ws = fc_calloc(1, sizeof(*ws));
   size_t n = (size_t)max_batch * (size_t)cfg->dx;
@@ -166,6 +184,7 @@ void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc) {
   cfg->gamma_c = 0.2f;
   cfg->gamma_rho = 1.25f;
   cfg->coupling = FC_COUPLING_DEPENDENT;
+  cfg->objective = FC_OBJ_FLOW;
   cfg->sampler = FC_SAMPLER_RK4;
   cfg->steps = 4;
 }
@@ -182,6 +201,10 @@ int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz) {
     return fc_set_err(err, errsz, "gamma rho must be a positive number (got %g)", (double)cfg->gamma_rho), -1;
   if (cfg->coupling < FC_COUPLING_DEPENDENT || cfg->coupling > FC_COUPLING_INDEPENDENT)
     return fc_set_err(err, errsz, "unknown coupling %d", (int)cfg->coupling), -1;
+  if (cfg->objective != FC_OBJ_FLOW && cfg->objective != FC_OBJ_REGRESS)
+    return fc_set_err(err, errsz, "unknown objective %d", (int)cfg->objective), -1;
+  if (cfg->objective == FC_OBJ_REGRESS && cfg->nblocks != 1)
+    return fc_set_err(err, errsz, "the regression objective has one block (got %d)", cfg->nblocks), -1;
   if (cfg->sampler < FC_SAMPLER_EULER || cfg->sampler > FC_SAMPLER_RK4)
     return fc_set_err(err, errsz, "unknown sampler %d", (int)cfg->sampler), -1;
   if (cfg->steps < 1 || cfg->steps > 10000)
@@ -216,6 +239,7 @@ void fc_lfm_free(fc_lfm *m) {
 size_t fc_lfm_nparams(const fc_lfm *m) { return m->block_params * (size_t)m->cfg.nblocks; }
 
 int fc_lfm_nfe(const fc_lfm *m, fc_sampler s, int steps) {
+  if (m->cfg.objective == FC_OBJ_REGRESS) return 1;
   return m->cfg.nblocks * steps * fc_sampler_stages(s);
 }
 
@@ -264,6 +288,19 @@ void fc_lfm_push(const fc_lfm *m, fc_lfm_ws *ws, int blk, int forward, float *x,
 
 void fc_lfm_generate(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B,
                      fc_sampler s, int steps) {
+  if (m->cfg.objective == FC_OBJ_REGRESS) {
+    /* one evaluation at t = 0, x = 0 */
+    const int D = m->cfg.net.dx, C = m->cfg.net.dc;
+    for (int off = 0; off < B; off += ws->max_batch) {
+      int nb = B - off < ws->max_batch ? B - off : ws->max_batch;
+      float *xo = x + (size_t)off * D;
+      memset(xo, 0, (size_t)nb * D * sizeof(float));
+      memset(ws->tbuf, 0, (size_t)nb * sizeof(float));
+      memcpy(ws->ode->xt, xo, (size_t)nb * D * sizeof(float));
+      fc_mlp_forward(&m->blocks[0], ws->net, xo, ws->tbuf, ws->ode->xt, c ? c + (size_t)off * C : NULL, nb);
+    }
+    return;
+  }
   for (int blk = m->cfg.nblocks - 1; blk >= 0; blk--) fc_lfm_push(m, ws, blk, 0, x, c, B, s, steps);
 }
 
@@ -324,6 +361,10 @@ struct fc_lfm_trainer {
   fc_adamw *opt;
   fc_fm_ws *fm;
   fc_lfm_ws *push;
+  const float *vdata, *vc; /* validation set (nv, D), (nv, C) */
+  size_t nv;
+  const float *vcur;     /* its current-block inputs */
+  float *vcache;
   int *idx;              /* (B) */
   float *x0, *x1, *cb, *t, *z; /* (B, D), (B, D), (B, C), (B), (B, D) */
   int block;
@@ -370,7 +411,7 @@ fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c
 
 void fc_lfm_trainer_free(fc_lfm_trainer *tr) {
   if (!tr) return;
-  free(tr->cache); free(tr->perm); free(tr->grads); free(tr->ema);
+  free(tr->cache); free(tr->vcache); free(tr->perm); free(tr->grads); free(tr->ema);
   fc_adamw_free(tr->opt);
   fc_fm_ws_free(tr->fm);
   fc_lfm_ws_free(tr->push);
@@ -421,6 +462,14 @@ static void s_block_end(fc_lfm_trainer *tr) {
     }
     fc_lfm_push(m, tr->push, tr->block, 1, tr->cache, tr->c, (int)tr->n, m->cfg.sampler, m->cfg.steps);
     tr->cur = tr->cache;
+    if (tr->nv) {
+      if (!tr->vcache) {
+        tr->vcache = fc_malloc(tr->nv * D * sizeof(float));
+        memcpy(tr->vcache, tr->vdata, tr->nv * D * sizeof(float));
+      }
+      fc_lfm_push(m, tr->push, tr->block, 1, tr->vcache, tr->vc, (int)tr->nv, m->cfg.sampler, m->cfg.steps);
+      tr->vcur = tr->vcache;
+    }
   }
   tr->block++;
   tr->step_in_block = 0;
@@ -462,8 +511,9 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
   for (int b = 0; b < B; b++) tr->t[b] = (float)fc_rng_uniform(&tr->rng);
 
   /* loss, gradient (written, not accumulated), clipped AdamW step, EMA */
-  double loss = fc_fm_loss(net, tr->fm, tr->grads, m->cfg.interp, tr->t, tr->x0, tr->x1,
-                           C ? tr->cb : NULL, B);
+  double loss = m->cfg.objective == FC_OBJ_REGRESS
+                    ? fc_regress_loss(net, tr->fm, tr->grads, tr->x0, C ? tr->cb : NULL, B)
+                    : fc_fm_loss(net, tr->fm, tr->grads, m->cfg.interp, tr->t, tr->x0, tr->x1, C ? tr->cb : NULL, B);
   float gn = fc_grad_norm(tr->grads, m->block_params);
   tr->last_lr = fc_lr_schedule(&tr->tc.opt, tr->step_in_block, tr->block_steps[tr->block]);
   if (isfinite(loss) && isfinite(gn)) {
@@ -477,6 +527,48 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
   tr->steps_done++;
   if (tr->step_in_block >= tr->block_steps[tr->block]) s_block_end(tr);
   return loss;
+}
+
+void fc_lfm_trainer_set_valid(fc_lfm_trainer *tr, const float *x, const float *c, size_t n) {
+  FC_ASSERT(tr->block == 0 && tr->step_in_block == 0); /* before training starts */
+  tr->vdata = tr->vcur = x;
+  tr->vc = c;
+  tr->nv = n;
+}
+
+double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
+  if (!tr->nv || fc_lfm_trainer_done(tr)) return NAN;
+  fc_lfm *m = tr->model;
+  const int B = tr->tc.batch, D = m->cfg.net.dx, C = m->cfg.net.dc, N = m->cfg.nblocks;
+  /* the current block with its EMA weights, on a private copy of the model view */
+  fc_mlp net = m->blocks[tr->block];
+  net.params = tr->ema;
+  fc_rng r;
+  fc_rng_seed(&r, tr->tc.seed ^ 0x5a17u);
+  double sum = 0.0;
+  size_t cnt = 0;
+  for (size_t off = 0; off < tr->nv; off += (size_t)B) {
+    int nb = (int)(tr->nv - off < (size_t)B ? tr->nv - off : (size_t)B);
+    const float *x0 = tr->vcur + off * D, *cb = C ? tr->vc + off * C : NULL;
+    double loss;
+    if (m->cfg.objective == FC_OBJ_REGRESS) {
+      loss = fc_regress_loss(&net, tr->fm, NULL, x0, cb, nb);
+    } else {
+      fc_rng_normal_fill(&r, tr->z, (size_t)nb * D);
+      if (tr->block == N - 1) {
+        memcpy(tr->x1, tr->z, (size_t)nb * D * sizeof(float));
+      } else { /* the dependent coupling, whatever the training coupling */
+        double g = fc_lfm_gamma(&m->cfg, tr->block + 1);
+        float ea = (float)exp(-g), sg = (float)sqrt(1.0 - exp(-2.0 * g));
+        for (size_t i = 0; i < (size_t)nb * D; i++) tr->x1[i] = ea * x0[i] + sg * tr->z[i];
+      }
+      for (int b = 0; b < nb; b++) tr->t[b] = (float)fc_rng_uniform(&r);
+      loss = fc_fm_loss(&net, tr->fm, NULL, m->cfg.interp, tr->t, x0, tr->x1, cb, nb);
+    }
+    sum += loss * nb;
+    cnt += (size_t)nb;
+  }
+  return sum / (double)cnt;
 }
 
 /* ---------- resume state ---------- */
@@ -547,12 +639,19 @@ int fc_lfm_trainer_restore(fc_lfm_trainer *tr, const fc_ckpt *ck, char *err, siz
   tr->last_lr = (float)s.last_lr;
   /* the current block's inputs: the data pushed through the finished blocks */
   tr->cur = tr->data;
+  tr->vcur = tr->vdata;
   const int D = tr->model->cfg.net.dx;
   for (int b = 0; b < tr->block && b + 1 < N; b++) {
     if (!tr->cache) tr->cache = fc_malloc(tr->n * D * sizeof(float));
     if (b == 0) memcpy(tr->cache, tr->data, tr->n * D * sizeof(float));
     fc_lfm_push(tr->model, tr->push, b, 1, tr->cache, tr->c, (int)tr->n, tr->model->cfg.sampler, tr->model->cfg.steps);
     tr->cur = tr->cache;
+    if (tr->nv) {
+      if (!tr->vcache) tr->vcache = fc_malloc(tr->nv * D * sizeof(float));
+      if (b == 0) memcpy(tr->vcache, tr->vdata, tr->nv * D * sizeof(float));
+      fc_lfm_push(tr->model, tr->push, b, 1, tr->vcache, tr->vc, (int)tr->nv, tr->model->cfg.sampler, tr->model->cfg.steps);
+      tr->vcur = tr->vcache;
+    }
   }
   return 0;
 }
@@ -583,7 +682,7 @@ void fc_lfm_save(const fc_lfm *m, fc_ckpt_writer *w, const char *prefix) {
   const fc_lfm_config *c = &m->cfg;
   int32_t iv[S_CFG_INTS] = {c->nblocks, c->net.dx, c->net.dc, c->net.width, c->net.depth,
                             c->net.temb, c->net.act, c->net.cond, c->interp, c->coupling,
-                            c->sampler, c->steps};
+                            c->sampler, c->steps, c->objective};
   float fv[S_CFG_FLOATS] = {c->gamma_c, c->gamma_rho};
   unsigned char buf[sizeof(iv) + sizeof(fv)];
   memcpy(buf, iv, sizeof(iv));
@@ -610,7 +709,7 @@ fc_lfm *fc_lfm_load(const fc_ckpt *ck, const char *prefix, char *err, size_t err
   c.net.dx = iv[1]; c.net.dc = iv[2]; c.net.width = iv[3]; c.net.depth = iv[4];
   c.net.temb = iv[5]; c.net.act = (fc_act)iv[6]; c.net.cond = (fc_cond_mode)iv[7];
   c.interp = (fc_interp)iv[8]; c.coupling = (fc_coupling)iv[9];
-  c.sampler = (fc_sampler)iv[10]; c.steps = iv[11];
+  c.sampler = (fc_sampler)iv[10]; c.steps = iv[11]; c.objective = (fc_objective)iv[12];
   c.gamma_c = fv[0]; c.gamma_rho = fv[1];
   char why[200];
   if (fc_lfm_config_check(&c, why, sizeof(why)))

@@ -54,6 +54,8 @@ void fc_fm_ws_free(fc_fm_ws *ws);
  * When grads != NULL it receives dLoss/dparams (overwritten). */
 double fc_fm_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
                   const float *x0, const float *x1, const float *c, int B);
+/* The regression objective: (1 / (B D)) sum_b || v(0, 0, c_b) - x0_b ||^2. */
+double fc_regress_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, const float *x0, const float *c, int B);
 /* The same in double precision on the reference network (test oracle). */
 double fc_fm_loss_ref(const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *ws,
                       double *grads, fc_interp k, const double *t, const double *x0,
@@ -87,12 +89,19 @@ typedef enum {
   FC_COUPLING_INDEPENDENT = 2  /* OU step from an independently drawn sample */
 } fc_coupling;
 
+typedef enum {
+  FC_OBJ_FLOW = 0,      /* flow matching (each block a sub-flow) */
+  FC_OBJ_REGRESS = 1    /* the non-generative baseline: the network maps (t = 0,
+                           x = 0, c) straight to the sample, trained on the MSE */
+} fc_objective;
+
 typedef struct {
   int nblocks;          /* N >= 1; N = 1 is global flow matching */
   fc_mlp_config net;    /* each block's network */
   fc_interp interp;
   float gamma_c, gamma_rho; /* gamma_n = c * rho^(n-1), n = 1..N-1 */
   fc_coupling coupling;
+  fc_objective objective; /* FC_OBJ_REGRESS requires nblocks = 1 */
   fc_sampler sampler;   /* default sampler for push-forward and generation */
   int steps;            /* ODE steps per block */
 } fc_lfm_config;
@@ -132,7 +141,8 @@ void fc_lfm_ws_free(fc_lfm_ws *ws);
 void fc_lfm_push(const fc_lfm *m, fc_lfm_ws *ws, int blk, int forward, float *x, const float *c,
                  int B, fc_sampler s, int steps);
 /* Generation: x (B, D) holds z ~ N(0, I) on entry and samples on return;
- * blocks run in reverse order, each t: 1 -> 0. */
+ * blocks run in reverse order, each t: 1 -> 0. (FC_OBJ_REGRESS: one network
+ * evaluation, the input ignored.) */
 void fc_lfm_generate(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B,
                      fc_sampler s, int steps);
 
@@ -188,6 +198,13 @@ int64_t fc_lfm_trainer_steps_done(const fc_lfm_trainer *tr);
 int fc_lfm_trainer_block(const fc_lfm_trainer *tr);       /* block being trained, 0-based */
 float fc_lfm_trainer_lr(const fc_lfm_trainer *tr);         /* learning rate of the last step */
 int64_t fc_lfm_trainer_nonfinite(const fc_lfm_trainer *tr);
+/* A validation set (not copied: keep it alive); it is pushed through the
+ * finished blocks like the training set. */
+void fc_lfm_trainer_set_valid(fc_lfm_trainer *tr, const float *x, const float *c, size_t n);
+/* The current block's loss on the validation set with the block's current
+ * (EMA) weights, its noise and times drawn from a fixed seed so that values
+ * are comparable over time. NAN without a validation set. */
+double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr);
 
 /* Resume state (llm.c keeps it apart from the weights): sections "train.*"
  * with the step, block, RNG, epoch permutation, AdamW moments and EMA. Save

@@ -595,6 +595,72 @@ TEST(trainer_resume_is_bit_identical) {
   return 0;
 }
 
+TEST(regression_objective_and_validation_loss) {
+  /* x0 = (sin c0, c0 c1): the regression baseline learns it, its validation
+   * loss falls with training, and generation is one network evaluation */
+  const int n = 512, nv = 128;
+  float *x = malloc(sizeof(float) * (n + nv) * 2), *c = malloc(sizeof(float) * (n + nv) * 2);
+  fc_rng r;
+  fc_rng_seed(&r, 2);
+  for (int i = 0; i < n + nv; i++) {
+    c[2 * i] = (float)(2 * fc_rng_uniform(&r) - 1);
+    c[2 * i + 1] = (float)(2 * fc_rng_uniform(&r) - 1);
+    x[2 * i] = sinf(c[2 * i]);
+    x[2 * i + 1] = c[2 * i] * c[2 * i + 1];
+  }
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 2, 2);
+  lc.nblocks = 1;
+  lc.objective = FC_OBJ_REGRESS;
+  lc.net.width = 32;
+  lc.net.depth = 1;
+  char err[256];
+  fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
+  ASSERT_MSG(m, "%s", err);
+  ASSERT_EQ_INT(fc_lfm_nfe(m, FC_SAMPLER_RK4, 8), 1);
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = 1500;
+  tc.batch = 64;
+  tc.opt.warmup = 50;
+  fc_lfm_trainer *tr = fc_lfm_trainer_new(m, x, c, (size_t)n, &tc, err, sizeof(err));
+  fc_lfm_trainer_set_valid(tr, x + 2 * n, c + 2 * n, (size_t)nv);
+  double v0 = 0;
+  while (!fc_lfm_trainer_done(tr)) {
+    if (fc_lfm_trainer_steps_done(tr) == 10) v0 = fc_lfm_trainer_valid_loss(tr);
+    if (fc_lfm_trainer_steps_done(tr) == 1499) {
+      double v1 = fc_lfm_trainer_valid_loss(tr);
+      ASSERT_MSG(v1 < 0.1 * v0 && v1 < 2e-3, "validation loss %g -> %g", v0, v1);
+    }
+    fc_lfm_trainer_step(tr);
+  }
+  ASSERT(isnan(fc_lfm_trainer_valid_loss(tr))); /* done: no current block */
+  fc_lfm_trainer_free(tr);
+  /* generation ignores its input and returns the regression */
+  fc_lfm_ws *ws = fc_lfm_ws_new(m, 16);
+  float g[2] = {123.0f, -7.0f};
+  fc_lfm_generate(m, ws, g, c + 2 * n, 1, FC_SAMPLER_RK4, 8);
+  ASSERT_NEAR(g[0], x[2 * n], 0.05);
+  ASSERT_NEAR(g[1], x[2 * n + 1], 0.05);
+  /* the objective survives a checkpoint; more than one block is refused */
+  char path[] = "/tmp/lfp_reg_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  ASSERT(fc_lfm_save_file(m, path, err, sizeof(err)) == 0);
+  fc_lfm *back = fc_lfm_load_file(path, err, sizeof(err));
+  ASSERT(back && back->cfg.objective == FC_OBJ_REGRESS);
+  fc_lfm_free(back);
+  unlink(path);
+  lc.nblocks = 2;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "one block");
+  fc_lfm_ws_free(ws);
+  fc_lfm_free(m);
+  free(x);
+  free(c);
+  return 0;
+}
+
 TEST(lfm_gamma_schedule) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
@@ -846,7 +912,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(mlp_blas_matches_reference), TEST_ENTRY(adamw_step_by_hand),
       TEST_ENTRY(sampler_convergence_order), TEST_ENTRY(lfm_single_block_is_fm),
       TEST_ENTRY(lfm_training_is_deterministic), TEST_ENTRY(training_across_thread_counts),
-      TEST_ENTRY(trainer_resume_is_bit_identical), TEST_ENTRY(lfm_gamma_schedule),
+      TEST_ENTRY(trainer_resume_is_bit_identical), TEST_ENTRY(regression_objective_and_validation_loss),
+      TEST_ENTRY(lfm_gamma_schedule),
       TEST_ENTRY(checkpoint_round_trip_and_damage), TEST_ENTRY(crc32_known_value),
       TEST_ENTRY(w2_exact_assignment),      TEST_ENTRY(lfm_8gaussians_end_to_end),
   };
