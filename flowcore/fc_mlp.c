@@ -77,6 +77,22 @@ double fc_mlp_macs(const fc_mlp_config *cfg) {
   return H * lay.din + cfg->depth * per_block + H * cfg->dx;
 }
 
+int fc_mlp_width_matching(const fc_mlp_config *cfg, int copies) {
+  double target = (double)fc_mlp_nparams(cfg);
+  fc_mlp_config c = *cfg;
+  int best = 1;
+  double best_gap = 1e300;
+  for (int w = 1; w <= cfg->width; w++) {
+    c.width = w;
+    double gap = fabs((double)fc_mlp_nparams(&c) * copies - target);
+    if (gap < best_gap) {
+      best_gap = gap;
+      best = w;
+    }
+  }
+  return best;
+}
+
 static int s_add(fc_tensor_info *out, int n, int max, const char *name, size_t off, int rows,
                  int cols, int fan_in) {
   if (n < max) {

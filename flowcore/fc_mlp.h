@@ -81,6 +81,10 @@ void fc_mlp_layout_make(fc_mlp_layout *lay, const fc_mlp_config *cfg);
 size_t fc_mlp_nparams(const fc_mlp_config *cfg);
 /* Multiply-adds of one forward pass for one sample (x 2 for FLOPs). */
 double fc_mlp_macs(const fc_mlp_config *cfg);
+/* The width w <= cfg->width for which `copies` networks of cfg with width w
+ * have the total parameter count closest to one network of cfg (how LFM with
+ * N blocks is compared with FM at the same size). */
+int fc_mlp_width_matching(const fc_mlp_config *cfg, int copies);
 /* Fill out[0..n) with the tensors of the layout in order; returns their count
  * (at most FC_MLP_MAX_TENSORS). */
 #define FC_MLP_MAX_TENSORS (4 + 4 * 64 + 2)

@@ -14,6 +14,8 @@ typedef struct {
 static const s_command s_commands[] = {
     {"toy", cmd_toy, "train FM and Local Flow Matching on a 2-D distribution and compare them"},
     {"collect", cmd_collect, "roll out a task's scripted expert and write Robomimic-style demonstrations"},
+    {"train", cmd_train, "train an LFM / FM / MSE policy on demonstrations"},
+    {"eval", cmd_eval, "run a policy in closed loop in MuJoCo: success rate, task figures, latency"},
     {"replay", cmd_replay, "replay a file's actions from its recorded states and report the largest deviation"},
     {"info", cmd_info, "describe a Robomimic-style HDF5 demonstration file (demos, keys, actions, masks)"},
     {"bench", cmd_bench, "benchmarks: 'lfp bench flowcore' times the numerical core"},

@@ -88,18 +88,7 @@ static void s_net_config(const toy_config *tc, fc_mlp_config *net, int width) {
 int toy_block_width(const toy_config *tc, int blocks) {
   fc_mlp_config net;
   s_net_config(tc, &net, tc->width);
-  double target = (double)fc_mlp_nparams(&net);
-  int best = 1;
-  double best_gap = 1e300;
-  for (int w = 1; w <= tc->width; w++) {
-    s_net_config(tc, &net, w);
-    double gap = fabs((double)fc_mlp_nparams(&net) * blocks - target);
-    if (gap < best_gap) {
-      best_gap = gap;
-      best = w;
-    }
-  }
-  return best;
+  return fc_mlp_width_matching(&net, blocks);
 }
 
 /* Label generated points by their nearest held-out target point (within tau);

@@ -1,0 +1,95 @@
+/* pol: action-conditional flow policies. The last To normalized observation
+ * frames condition a flow chain (LFM with N blocks, FM with one, or the MSE
+ * regression baseline through the same code) that samples a chunk of Tp
+ * normalized actions; the first Ta are executed before replanning. Actions
+ * are unnormalized and clipped to the action bounds (clips are counted).
+ *
+ * A pol_policy is read-only after loading and serves any number of rollouts,
+ * each with its own pol_data (observation history, action queue, scratch,
+ * RNG); pol_act allocates nothing.
+ *
+ *   pol_policy *p = pol_load("lift.lfp", err, sizeof err);
+ *   pol_data *pd = pol_data_new(p, seed);
+ *   for each episode: pol_reset(pd, seed);
+ *     for each step: pol_act(p, pd, obs, action);   // obs: the keys concatenated
+ *   pol_data_free(pd); pol_free(p);
+ */
+#ifndef POL_H
+#define POL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ds_norm.h"
+#include "fc_flow.h"
+
+#define POL_MAX_KEYS 8
+#define POL_MAX_ACTION 16
+#define POL_ENV_ARGS_MAX 1024
+
+typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2 } pol_method;
+
+/* What inference needs besides the networks and the statistics. */
+typedef struct {
+  int32_t method;                   /* pol_method */
+  int32_t To, Tp, Ta;               /* observation frames, predicted and executed actions */
+  int32_t obs_dim, action_dim;
+  int32_t nkeys;
+  char keys[POL_MAX_KEYS][64];      /* observation keys, in the order concatenated */
+  int32_t key_dims[POL_MAX_KEYS];
+  float action_low[POL_MAX_ACTION], action_high[POL_MAX_ACTION];
+  char env_args[POL_ENV_ARGS_MAX];  /* the task the policy was trained on (JSON) */
+  char version[16];                 /* lfp version that trained it */
+  double control_hz;
+} pol_meta;
+
+typedef struct {
+  pol_meta meta;
+  ds_norm obs_norm, act_norm;
+  fc_lfm *flow;                     /* dx = Tp * A, dc = To * obs_dim */
+} pol_policy;
+
+const char *pol_method_name(pol_method m);
+int pol_method_parse(const char *s);
+
+/* A policy from its parts (the flow is owned by the policy afterwards). */
+pol_policy *pol_new(const pol_meta *meta, const ds_norm *obs_norm, const ds_norm *act_norm, fc_lfm *flow,
+                    char *err, size_t errsz);
+void pol_free(pol_policy *p);
+/* Add the policy's sections to a checkpoint of kind "policy". */
+void pol_save(const pol_policy *p, struct fc_ckpt_writer *w);
+int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz);
+/* Rebuild from a checkpoint, checking every part against the others. */
+pol_policy *pol_load_ckpt(const struct fc_ckpt *ck, const char *path, char *err, size_t errsz);
+pol_policy *pol_load(const char *path, char *err, size_t errsz);
+/* 0 when obs keys and dimensions match the policy's; else a sentence. */
+int pol_check_keys(const pol_policy *p, const char *const *keys, const int *dims, int nkeys, char *err, size_t errsz);
+/* Network evaluations per chunk with (s, steps) (steps <= 0: the trained ones). */
+int pol_nfe(const pol_policy *p, fc_sampler s, int steps);
+
+typedef struct {
+  float *hist;        /* (To, obs_dim) normalized frames, oldest first */
+  float *frame;       /* (obs_dim) scratch */
+  int nseen;          /* frames seen this episode */
+  double *queue;      /* (Ta, A) actions left to execute */
+  int qlen, qpos;
+  float *cond;        /* (To * obs_dim) the condition of the last chunk */
+  float *chunk;       /* (Tp * A) the last chunk, normalized */
+  fc_lfm_ws *ws;
+  fc_rng rng;
+  fc_sampler sampler; /* inference setting (default: the trained one) */
+  int steps;
+  int64_t chunks, clipped; /* chunks sampled, action values clipped */
+} pol_data;
+
+pol_data *pol_data_new(const pol_policy *p, uint64_t seed);
+void pol_data_free(pol_data *pd);
+/* New episode: empty history and queue, RNG reseeded. */
+void pol_reset(pol_data *pd, uint64_t seed);
+/* Feed the newest observation (obs_dim values, the keys concatenated) and
+ * get the action to execute now; a chunk is sampled whenever the queue is
+ * empty. At the start of an episode the first frame fills the whole history,
+ * as robomimic pads its windows. */
+void pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action);
+
+#endif

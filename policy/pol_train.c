@@ -1,0 +1,183 @@
+/* pol_train: policy training on flowcore's LFM trainer. */
+#include "pol_train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ds_seq.h"
+#include "fc_base.h"
+#include "fc_ckpt.h"
+
+void pol_train_config_default(pol_train_config *c) {
+  memset(c, 0, sizeof(*c));
+  c->method = POL_LFM;
+  c->blocks = 4;
+  c->steps = 6000;
+  c->batch = 256;
+  c->seed = 0;
+  c->To = 2;
+  c->Tp = 16;
+  c->Ta = 8;
+  c->width = 256;
+  c->depth = 3;
+  c->lr = 1e-3f;
+  c->gamma_c = 0.2f;
+  c->gamma_rho = 1.25f;
+  c->sampler = FC_SAMPLER_RK4;
+  c->ode_steps = 4;
+  c->norm = DS_NORM_MINMAX;
+  c->valid_frac = 0.1;
+}
+
+struct pol_trainer {
+  pol_train_config cfg;
+  pol_policy *policy;
+  fc_lfm_trainer *tr;
+  float *xo, *xa, *vo, *va; /* windows: obs conditions and action chunks, train and valid */
+  int64_t ntrain, nvalid;
+  char split[64];
+};
+
+pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, const char *env_args, double control_hz,
+                             char *err, size_t errsz) {
+  if (d->nkeys > POL_MAX_KEYS) return fc_set_err(err, errsz, "at most %d observation keys", POL_MAX_KEYS), NULL;
+  if (d->action_dim > POL_MAX_ACTION) return fc_set_err(err, errsz, "at most %d action values", POL_MAX_ACTION), NULL;
+  if (env_args && strlen(env_args) >= POL_ENV_ARGS_MAX) return fc_set_err(err, errsz, "env_args is too long"), NULL;
+  ds_split train, valid;
+  if (ds_split_make(d, c->valid_frac, c->seed, &train, &valid, err, errsz)) return NULL;
+  pol_trainer *t = fc_calloc(1, sizeof(*t));
+  t->cfg = *c;
+  snprintf(t->split, sizeof(t->split), "%s", train.source);
+
+  /* statistics on the training split */
+  ds_norm on, an;
+  if (ds_norm_fit(&on, c->norm, d, &train, DS_FIELD_OBS, err, errsz) ||
+      ds_norm_fit(&an, c->norm, d, &train, DS_FIELD_ACTIONS, err, errsz))
+    goto fail;
+
+  /* every window, normalized */
+  const int Cd = c->To * d->obs_dim, Dd = c->Tp * d->action_dim;
+  t->ntrain = train.samples;
+  t->nvalid = valid.samples;
+  t->xo = fc_malloc(sizeof(float) * (size_t)t->ntrain * Cd);
+  t->xa = fc_malloc(sizeof(float) * (size_t)t->ntrain * Dd);
+  ds_windows_all(d, &train, c->To, c->Tp, &on, &an, t->xo, t->xa);
+  if (t->nvalid) {
+    t->vo = fc_malloc(sizeof(float) * (size_t)t->nvalid * Cd);
+    t->va = fc_malloc(sizeof(float) * (size_t)t->nvalid * Dd);
+    ds_windows_all(d, &valid, c->To, c->Tp, &on, &an, t->vo, t->va);
+  }
+
+  /* the flow: lfm N blocks of matched width, fm one block, mse a regression */
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, Dd, Cd);
+  lc.net.width = c->width;
+  lc.net.depth = c->depth;
+  lc.nblocks = c->method == POL_LFM ? c->blocks : 1;
+  if (lc.nblocks > 1) lc.net.width = fc_mlp_width_matching(&lc.net, lc.nblocks);
+  lc.objective = c->method == POL_MSE ? FC_OBJ_REGRESS : FC_OBJ_FLOW;
+  lc.gamma_c = c->gamma_c;
+  lc.gamma_rho = c->gamma_rho;
+  lc.sampler = c->sampler;
+  lc.steps = c->ode_steps / lc.nblocks > 0 ? c->ode_steps / lc.nblocks : 1;
+  fc_lfm *flow = fc_lfm_new(&lc, err, errsz);
+  if (!flow) goto fail;
+
+  pol_meta m;
+  memset(&m, 0, sizeof(m));
+  m.method = c->method;
+  m.To = c->To;
+  m.Tp = c->Tp;
+  m.Ta = c->Ta;
+  m.obs_dim = d->obs_dim;
+  m.action_dim = d->action_dim;
+  m.nkeys = d->nkeys;
+  for (int k = 0; k < d->nkeys; k++) {
+    snprintf(m.keys[k], sizeof(m.keys[k]), "%s", d->keys[k].name);
+    m.key_dims[k] = d->keys[k].dim;
+  }
+  for (int j = 0; j < d->action_dim; j++) {
+    m.action_low[j] = -1.0f; /* lfp's tasks (and robomimic's) take actions in [-1, 1] */
+    m.action_high[j] = 1.0f;
+  }
+  snprintf(m.env_args, sizeof(m.env_args), "%s", env_args ? env_args : "{}");
+  snprintf(m.version, sizeof(m.version), "%s", LFP_VERSION);
+  m.control_hz = control_hz;
+  t->policy = pol_new(&m, &on, &an, flow, err, errsz);
+  if (!t->policy) {
+    fc_lfm_free(flow);
+    goto fail;
+  }
+
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = c->steps;
+  tc.batch = c->batch;
+  tc.seed = c->seed;
+  tc.opt.lr = c->lr;
+  tc.opt.warmup = c->steps / lc.nblocks / 10 < 500 ? (int)(c->steps / lc.nblocks / 10) : 500;
+  t->tr = fc_lfm_trainer_new(flow, t->xa, t->xo, (size_t)t->ntrain, &tc, err, errsz);
+  if (!t->tr) goto fail;
+  if (t->nvalid) fc_lfm_trainer_set_valid(t->tr, t->va, t->vo, (size_t)t->nvalid);
+  ds_split_free(&train);
+  ds_split_free(&valid);
+  return t;
+fail:
+  ds_split_free(&train);
+  ds_split_free(&valid);
+  pol_trainer_free(t);
+  return NULL;
+}
+
+void pol_trainer_free(pol_trainer *t) {
+  if (!t) return;
+  fc_lfm_trainer_free(t->tr);
+  pol_free(t->policy);
+  free(t->xo); free(t->xa); free(t->vo); free(t->va);
+  free(t);
+}
+
+double pol_trainer_step(pol_trainer *t) { return fc_lfm_trainer_step(t->tr); }
+int pol_trainer_done(const pol_trainer *t) { return fc_lfm_trainer_done(t->tr); }
+int64_t pol_trainer_steps_done(const pol_trainer *t) { return fc_lfm_trainer_steps_done(t->tr); }
+int pol_trainer_block(const pol_trainer *t) { return fc_lfm_trainer_block(t->tr); }
+float pol_trainer_lr(const pol_trainer *t) { return fc_lfm_trainer_lr(t->tr); }
+double pol_trainer_valid_loss(pol_trainer *t) { return fc_lfm_trainer_valid_loss(t->tr); }
+int64_t pol_trainer_train_windows(const pol_trainer *t) { return t->ntrain; }
+int64_t pol_trainer_valid_windows(const pol_trainer *t) { return t->nvalid; }
+const char *pol_trainer_split(const pol_trainer *t) { return t->split; }
+const pol_policy *pol_trainer_policy(const pol_trainer *t) { return t->policy; }
+
+int pol_trainer_checkpoint(const pol_trainer *t, const char *path, char *err, size_t errsz) {
+  fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
+  pol_save(t->policy, w);
+  fc_lfm_trainer_save(t->tr, w);
+  int rc = fc_ckpt_write(w, path, err, errsz);
+  fc_ckpt_writer_free(w);
+  return rc;
+}
+
+int pol_trainer_resume(pol_trainer *t, const char *path, char *err, size_t errsz) {
+  fc_ckpt *ck = fc_ckpt_read(path, "policy", err, errsz);
+  if (!ck) return -1;
+  char why[400];
+  int rc = -1;
+  pol_policy *saved = pol_load_ckpt(ck, path, why, sizeof(why));
+  if (!saved) {
+    fc_set_err(err, errsz, "%s", why);
+  } else if (memcmp(&saved->meta, &t->policy->meta, sizeof(pol_meta)) ||
+             memcmp(&saved->obs_norm, &t->policy->obs_norm, sizeof(ds_norm)) ||
+             memcmp(&saved->act_norm, &t->policy->act_norm, sizeof(ds_norm)) ||
+             memcmp(&saved->flow->cfg, &t->policy->flow->cfg, sizeof(fc_lfm_config))) {
+    fc_set_err(err, errsz, "%s was made from other data or settings than this run", path);
+  } else {
+    /* the weights first: restoring recomputes the current block's inputs from them */
+    memcpy(t->policy->flow->params, saved->flow->params, fc_lfm_nparams(saved->flow) * sizeof(float));
+    if (fc_lfm_trainer_restore(t->tr, ck, why, sizeof(why))) fc_set_err(err, errsz, "%s: %s", path, why);
+    else rc = 0;
+  }
+  pol_free(saved);
+  fc_ckpt_free(ck);
+  return rc;
+}

@@ -1,0 +1,63 @@
+/* pol_train: train a policy on a loaded dataset. Every window of the
+ * training split (To normalized observation frames, Tp normalized actions)
+ * is materialized once; normalization statistics come from the training
+ * split; the flow chain is trained by flowcore's LFM trainer (N blocks for
+ * lfm, one for fm, the regression objective for mse), so a run can be
+ * checkpointed and resumed bit-identically.
+ *
+ *   pol_train_config tc; pol_train_config_default(&tc, "lift");
+ *   pol_trainer *t = pol_trainer_new(d, &tc, env_args, err, sizeof err);
+ *   while (!pol_trainer_done(t)) loss = pol_trainer_step(t);
+ *   pol_save_file(pol_trainer_policy(t), "lift.lfp", err, sizeof err);
+ *   pol_trainer_free(t);
+ */
+#ifndef POL_TRAIN_H
+#define POL_TRAIN_H
+
+#include "ds_file.h"
+#include "ds_norm.h"
+#include "pol.h"
+
+typedef struct {
+  pol_method method;
+  int blocks;            /* lfm: N (fm: 1, mse: 1) */
+  int64_t steps;         /* optimizer steps over all blocks */
+  int batch;
+  uint64_t seed;
+  int To, Tp, Ta;
+  int width, depth;      /* the fm/mse network; lfm blocks get the width that
+                            matches its parameter count with N blocks */
+  float lr;
+  float gamma_c, gamma_rho;
+  fc_sampler sampler;
+  int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block) */
+  ds_norm_kind norm;
+  double valid_frac;     /* seeded split when the file has no masks */
+} pol_train_config;
+
+/* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, ...). */
+void pol_train_config_default(pol_train_config *c);
+
+typedef struct pol_trainer pol_trainer;
+
+/* keys: obs keys in order (their dims come from d). env_args: the task JSON. */
+pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, const char *env_args, double control_hz,
+                             char *err, size_t errsz);
+void pol_trainer_free(pol_trainer *t);
+double pol_trainer_step(pol_trainer *t);
+int pol_trainer_done(const pol_trainer *t);
+int64_t pol_trainer_steps_done(const pol_trainer *t);
+int pol_trainer_block(const pol_trainer *t);
+float pol_trainer_lr(const pol_trainer *t);
+double pol_trainer_valid_loss(pol_trainer *t);
+int64_t pol_trainer_train_windows(const pol_trainer *t);
+int64_t pol_trainer_valid_windows(const pol_trainer *t);
+const char *pol_trainer_split(const pol_trainer *t);
+/* The policy being trained (its weights are final once done). */
+const pol_policy *pol_trainer_policy(const pol_trainer *t);
+/* Checkpoint: the policy plus the trainer's resume state, atomically. */
+int pol_trainer_checkpoint(const pol_trainer *t, const char *path, char *err, size_t errsz);
+/* Continue from such a checkpoint (same data and config; else an error). */
+int pol_trainer_resume(pol_trainer *t, const char *path, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,211 @@
+/* lfp eval: closed-loop rollouts of a policy in MuJoCo, in-process. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "env.h"
+#include "fc_base.h"
+#include "pol.h"
+
+typedef struct {
+  int success, len, unstable, side;
+  double max_coverage;
+} s_result;
+
+typedef struct {
+  const env_model *em;
+  const pol_policy *p;
+  fc_sampler sampler;
+  int steps, episodes;
+  uint64_t seed;
+  atomic_int next;
+  s_result *res;
+  double *lat;        /* chunk latencies, us */
+  atomic_long nlat;
+  long maxlat;
+  atomic_long clipped;
+} s_eval;
+
+static int s_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void *s_worker(void *arg) {
+  s_eval *ev = arg;
+  env_data *ed = env_data_new(ev->em);
+  pol_data *pd = pol_data_new(ev->p, 0);
+  pd->sampler = ev->sampler;
+  pd->steps = ev->steps;
+  double obs[256], act[POL_MAX_ACTION];
+  char err[256];
+  for (;;) {
+    int i = atomic_fetch_add(&ev->next, 1);
+    if (i >= ev->episodes) break;
+    s_result *r = &ev->res[i];
+    env_reset(ev->em, ed, ev->seed + (uint64_t)i);
+    pol_reset(pd, ev->seed + (uint64_t)i);
+    int64_t clip0 = pd->clipped;
+    r->max_coverage = env_has_coverage(ev->em) ? env_coverage(ev->em, ed) : 0.0;
+    while (!env_done(ev->em, ed)) {
+      env_obs(ev->em, ed, obs);
+      int sampling = pd->qpos >= pd->qlen;
+      double t0 = cli_now();
+      pol_act(ev->p, pd, obs, act);
+      if (sampling) {
+        long k = atomic_fetch_add(&ev->nlat, 1);
+        if (k < ev->maxlat) ev->lat[k] = (cli_now() - t0) * 1e6;
+      }
+      if (env_step(ev->em, ed, act, err, sizeof(err))) {
+        r->unstable = 1;
+        break;
+      }
+      if (env_has_coverage(ev->em)) {
+        double cov = env_coverage(ev->em, ed);
+        r->max_coverage = cov > r->max_coverage ? cov : r->max_coverage;
+      }
+    }
+    r->success = !r->unstable && env_success(ev->em, ed);
+    r->len = env_steps(ed);
+    r->side = env_side(ev->em, ed);
+    atomic_fetch_add(&ev->clipped, (long)(pd->clipped - clip0));
+  }
+  pol_data_free(pd);
+  env_data_free(ed);
+  return NULL;
+}
+
+int cmd_eval(int argc, char **argv) {
+  const char *path = NULL, *envname = NULL, *sampler = NULL;
+  int episodes = 50, seed = 100000, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), json = 0, steps = 0;
+  static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
+  cli_opt opts[] = {
+      {"--policy", CLI_STR, &path, "policy file (from lfp train)", NULL, 0, 0},
+      {"--env", CLI_STR, &envname, "task (default: the one the policy was trained on)", NULL, 0, 0},
+      {"--episodes", CLI_INT, &episodes, "rollouts", NULL, 1, 1000000},
+      {"--seed", CLI_INT, &seed, "seed of the first episode (100000.. are the evaluation seeds)", NULL, 0, 2147483647},
+      {"--jobs", CLI_INT, &jobs, "parallel rollouts (results do not depend on it)", NULL, 1, 256},
+      {"--sampler", CLI_CHOICE, &sampler, "override the trained ODE sampler", samplers, 0, 0},
+      {"--ode-steps", CLI_INT, &steps, "override the steps per block", NULL, 0, 10000},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("eval", "lfp eval --policy POLICY.lfp [--env NAME] [--episodes 50] [--seed 100000] [--jobs J] [--json]",
+                     argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  if (!path) {
+    cli_error("eval", "--policy POLICY.lfp is required");
+    return 2;
+  }
+  char err[512];
+  pol_policy *p = pol_load(path, err, sizeof(err));
+  if (!p) {
+    cli_error("eval", "%s", err);
+    return 1;
+  }
+  env_model *em = envname ? env_model_new(envname, err, sizeof(err)) : env_model_from_args(p->meta.env_args, err, sizeof(err));
+  if (!em) {
+    cli_error("eval", "%s", err);
+    pol_free(p);
+    return 1;
+  }
+  const char *keys[ENV_MAX_KEYS];
+  int dims[ENV_MAX_KEYS];
+  for (int k = 0; k < env_nkeys(em); k++) {
+    keys[k] = env_keys(em)[k].name;
+    dims[k] = env_keys(em)[k].dim;
+  }
+  if (pol_check_keys(p, keys, dims, env_nkeys(em), err, sizeof(err)) || env_action_dim(em) != p->meta.action_dim) {
+    if (env_action_dim(em) != p->meta.action_dim)
+      snprintf(err, sizeof(err), "task %s takes %d-D actions but the policy makes %d", env_name(em), env_action_dim(em),
+               p->meta.action_dim);
+    cli_error("eval", "%s does not fit task %s: %s", path, env_name(em), err);
+    env_model_free(em);
+    pol_free(p);
+    return 1;
+  }
+
+  s_eval ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.em = em;
+  ev.p = p;
+  ev.sampler = sampler ? (fc_sampler)fc_sampler_parse(sampler) : p->flow->cfg.sampler;
+  ev.steps = steps > 0 ? steps : p->flow->cfg.steps;
+  ev.episodes = episodes;
+  ev.seed = (uint64_t)seed;
+  ev.res = fc_calloc((size_t)episodes, sizeof(s_result));
+  ev.maxlat = (long)episodes * (env_horizon(em) / p->meta.Ta + 2);
+  ev.lat = fc_malloc(sizeof(double) * (size_t)ev.maxlat);
+  if (jobs > episodes) jobs = episodes;
+  pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
+  double t0 = cli_now();
+  for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_worker, &ev);
+  for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
+  double secs = cli_now() - t0;
+
+  int succ = 0, unstable = 0, left = 0, right = 0;
+  double len = 0, cov = 0;
+  for (int i = 0; i < episodes; i++) {
+    succ += ev.res[i].success;
+    unstable += ev.res[i].unstable;
+    len += ev.res[i].len;
+    cov += ev.res[i].max_coverage;
+    left += ev.res[i].side < 0;
+    right += ev.res[i].side > 0;
+  }
+  /* 95% Wilson score interval */
+  const double n = episodes, ph = succ / n, z = 1.959963984540054;
+  const double den = 1 + z * z / n, mid = (ph + z * z / (2 * n)) / den;
+  const double half = z * sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / den;
+  long nl = atomic_load(&ev.nlat) < ev.maxlat ? atomic_load(&ev.nlat) : ev.maxlat;
+  qsort(ev.lat, (size_t)nl, sizeof(double), s_cmp);
+  double p50 = nl ? ev.lat[(size_t)(0.50 * (nl - 1))] : NAN, p99 = nl ? ev.lat[(size_t)(0.99 * (nl - 1))] : NAN;
+  const int nfe = pol_nfe(p, ev.sampler, ev.steps);
+
+  printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s %s x %d steps per block (NFE %d)\n", path, env_name(em),
+         episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method), fc_sampler_name(ev.sampler),
+         ev.steps, nfe);
+  printf("  success %.1f%% (%d/%d), 95%% CI [%.1f%%, %.1f%%], mean length %.1f steps\n", 100 * ph, succ, episodes,
+         100 * (mid - half), 100 * (mid + half), len / n);
+  if (env_has_coverage(em)) printf("  mean max coverage %.3f\n", cov / n);
+  if (env_has_side(em)) printf("  sides: %d left, %d right, %d neither\n", left, right, episodes - left - right);
+  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %.1f s on %d threads\n",
+         p50, p99, nl, atomic_load(&ev.clipped), unstable, secs, jobs);
+  if (json) {
+    printf("{\"env\": \"%s\", \"policy\": ", env_name(em));
+    cli_json_str(stdout, path);
+    printf(", \"method\": \"%s\", \"episodes\": %d, \"seed\": %d, \"success_rate\": ", pol_method_name((pol_method)p->meta.method),
+           episodes, seed);
+    cli_json_num(stdout, ph);
+    printf(", \"ci95\": [");
+    cli_json_num(stdout, mid - half);
+    printf(", ");
+    cli_json_num(stdout, mid + half);
+    printf("], \"mean_len\": ");
+    cli_json_num(stdout, len / n);
+    printf(", \"latency_us_p50\": ");
+    cli_json_num(stdout, p50);
+    printf(", \"latency_us_p99\": ");
+    cli_json_num(stdout, p99);
+    printf(", \"nfe\": %d, \"clipped\": %ld, \"unstable\": %d", nfe, atomic_load(&ev.clipped), unstable);
+    if (env_has_coverage(em)) {
+      printf(", \"max_coverage_mean\": ");
+      cli_json_num(stdout, cov / n);
+    }
+    if (env_has_side(em)) printf(", \"left\": %d, \"right\": %d", left, right);
+    printf(", \"seconds\": ");
+    cli_json_num(stdout, secs);
+    printf("}\n");
+  }
+  free(th);
+  free(ev.res);
+  free(ev.lat);
+  env_model_free(em);
+  pol_free(p);
+  return 0;
+}

@@ -1,0 +1,221 @@
+/* lfp train: train an action-conditional flow policy on a demonstration file. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "ds_file.h"
+#include "env.h"
+#include "pol_train.h"
+
+int cmd_train(int argc, char **argv) {
+  pol_train_config c;
+  pol_train_config_default(&c);
+  const char *data = NULL, *out = NULL, *keys_csv = NULL, *method = "lfm", *sampler = "rk4", *norm = "minmax",
+             *log_path = NULL;
+  int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0, resume = 0, ckpt_every = 1000;
+  double lr = c.lr, gc = c.gamma_c, grho = c.gamma_rho;
+  static const char *const methods[] = {"lfm", "fm", "mse", NULL};
+  static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
+  static const char *const norms[] = {"minmax", "meanstd", NULL};
+  cli_opt opts[] = {
+      {"--data", CLI_STR, &data, "demonstrations (Robomimic-style HDF5)", NULL, 0, 0},
+      {"--out", CLI_STR, &out, "policy file to write", NULL, 0, 0},
+      {"--obs-keys", CLI_STR, &keys_csv, "observation keys, comma-separated, in order (default: the task's)", NULL, 0, 0},
+      {"--method", CLI_CHOICE, &method, "lfm (N blocks), fm (one), mse (regression baseline)", methods, 0, 0},
+      {"--blocks", CLI_INT, &blocks, "LFM blocks N", NULL, 2, 64},
+      {"--steps", CLI_INT, &steps, "optimizer steps over all blocks", NULL, 1, 1e9},
+      {"--epochs", CLI_INT, &epochs, "instead of --steps: passes over the training windows", NULL, 0, 1e6},
+      {"--batch", CLI_INT, &c.batch, "minibatch size", NULL, 1, 65536},
+      {"--seed", CLI_INT, &seed, "seed of initialization, minibatches, noise, split", NULL, 0, 2147483647},
+      {"--To", CLI_INT, &c.To, "observation frames", NULL, 1, 64},
+      {"--Tp", CLI_INT, &c.Tp, "predicted actions per chunk", NULL, 1, 256},
+      {"--Ta", CLI_INT, &c.Ta, "executed actions per chunk", NULL, 1, 256},
+      {"--width", CLI_INT, &c.width, "network width (fm/mse; lfm blocks: same total parameters)", NULL, 4, 8192},
+      {"--depth", CLI_INT, &c.depth, "residual blocks per network", NULL, 0, 32},
+      {"--lr", CLI_DOUBLE, &lr, "peak learning rate", NULL, 1e-7, 1},
+      {"--gamma-c", CLI_DOUBLE, &gc, "LFM OU step schedule: gamma_n = c * rho^(n-1)", NULL, 1e-6, 100},
+      {"--gamma-rho", CLI_DOUBLE, &grho, "LFM OU step growth", NULL, 1e-3, 100},
+      {"--sampler", CLI_CHOICE, &sampler, "ODE sampler", samplers, 0, 0},
+      {"--ode-steps", CLI_INT, &c.ode_steps, "sampler steps over the chain (lfm: divided among blocks)", NULL, 1, 10000},
+      {"--norm", CLI_CHOICE, &norm, "normalization", norms, 0, 0},
+      {"--ckpt-every", CLI_INT, &ckpt_every, "write OUT.ckpt (resume state) every K steps", NULL, 1, 1e9},
+      {"--log", CLI_STR, &log_path, "CSV of train and validation loss (default OUT.csv)", NULL, 0, 0},
+      {"--resume", CLI_FLAG, &resume, "continue from OUT.ckpt", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("train", "lfp train --data FILE.hdf5 --out POLICY.lfp [--method lfm|fm|mse] [--steps K | --epochs E] [options]",
+                     argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  if (!data || !out) {
+    cli_error("train", "--data FILE.hdf5 and --out POLICY.lfp are required");
+    return 2;
+  }
+  if (c.Ta > c.Tp) {
+    cli_error("train", "--Ta (%d) cannot exceed --Tp (%d)", c.Ta, c.Tp);
+    return 2;
+  }
+  c.method = (pol_method)pol_method_parse(method);
+  c.blocks = blocks;
+  c.seed = (uint64_t)seed;
+  c.lr = (float)lr;
+  c.gamma_c = (float)gc;
+  c.gamma_rho = (float)grho;
+  c.sampler = (fc_sampler)fc_sampler_parse(sampler);
+  c.norm = !strcmp(norm, "meanstd") ? DS_NORM_MEANSTD : DS_NORM_MINMAX;
+
+  /* the data, with the task's keys unless told otherwise */
+  char err[512], kbuf[1024];
+  ds_file *f = ds_open(data, err, sizeof(err));
+  if (!f) {
+    cli_error("train", "%s", err);
+    return 1;
+  }
+  const ds_info *in = ds_file_info(f);
+  env_model *em = env_model_from_args(in->env_args, err, sizeof(err));
+  const char *keys[16];
+  int nk = 0;
+  if (keys_csv) {
+    snprintf(kbuf, sizeof(kbuf), "%s", keys_csv);
+    nk = ds_split_csv(kbuf, keys, 16);
+    if (nk < 1) {
+      cli_error("train", "--obs-keys '%s' is not a comma-separated list of keys", keys_csv);
+      ds_close(f);
+      env_model_free(em);
+      return 2;
+    }
+  } else if (em) {
+    for (int k = 0; k < env_nkeys(em); k++) keys[nk++] = env_keys(em)[k].name;
+  } else {
+    cli_error("train", "%s: its env_args name no lfp task, so --obs-keys is needed", data);
+    ds_close(f);
+    return 2;
+  }
+  ds_dataset *d = ds_load(f, keys, nk, err, sizeof(err));
+  ds_close(f);
+  if (!d) {
+    cli_error("train", "%s", err);
+    env_model_free(em);
+    return 1;
+  }
+  double hz = em ? env_control_hz(em) : 0.0;
+  env_model_free(em);
+
+  /* --epochs: passes over the training windows */
+  pol_trainer *t = NULL;
+  if (epochs > 0) {
+    c.steps = 1; /* a first trainer only to count windows */
+    t = pol_trainer_new(d, &c, d->env_args, hz, err, sizeof(err));
+    if (t) {
+      int64_t w = pol_trainer_train_windows(t);
+      pol_trainer_free(t);
+      c.steps = (epochs * w + c.batch - 1) / c.batch;
+    }
+  } else {
+    c.steps = steps;
+  }
+  if (c.method == POL_LFM && c.steps < blocks) c.steps = blocks;
+  t = pol_trainer_new(d, &c, d->env_args, hz, err, sizeof(err));
+  if (!t) {
+    cli_error("train", "%s", err);
+    ds_dataset_free(d);
+    return 1;
+  }
+  char ckpt[4096], logp[4096];
+  snprintf(ckpt, sizeof(ckpt), "%s.ckpt", out);
+  snprintf(logp, sizeof(logp), "%s", log_path ? log_path : out);
+  if (!log_path) strncat(logp, ".csv", sizeof(logp) - strlen(logp) - 1);
+  if (resume) {
+    if (access(ckpt, R_OK) != 0) {
+      cli_error("train", "--resume: there is no checkpoint %s", ckpt);
+      pol_trainer_free(t);
+      ds_dataset_free(d);
+      return 1;
+    }
+    if (pol_trainer_resume(t, ckpt, err, sizeof(err))) {
+      cli_error("train", "%s", err);
+      pol_trainer_free(t);
+      ds_dataset_free(d);
+      return 1;
+    }
+  }
+  FILE *lg = fopen(logp, resume ? "a" : "w");
+  if (!lg) {
+    cli_error("train", "cannot write the log %s", logp);
+    pol_trainer_free(t);
+    ds_dataset_free(d);
+    return 1;
+  }
+  if (!resume) fprintf(lg, "step,block,train_loss,valid_loss,lr\n");
+
+  const pol_policy *p = pol_trainer_policy(t);
+  printf("lfp train: %s on %s (%lld train / %lld valid windows, %s), %s, %d block(s) of width %d, %zu parameters, "
+         "%lld steps of batch %d, NFE %d per chunk\n",
+         method, data, (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t),
+         pol_trainer_split(t), p->meta.nkeys ? p->meta.keys[0] : "", p->flow->cfg.nblocks, p->flow->cfg.net.width,
+         fc_lfm_nparams(p->flow), (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0));
+  fflush(stdout);
+  cli_progress pb;
+  cli_progress_begin(&pb, "train", c.steps);
+  double t0 = cli_now(), ema = NAN, vloss = NAN;
+  int64_t start = pol_trainer_steps_done(t);
+  while (!pol_trainer_done(t)) {
+    double loss = pol_trainer_step(t);
+    ema = isnan(ema) ? loss : 0.98 * ema + 0.02 * loss;
+    int64_t s = pol_trainer_steps_done(t);
+    int last = pol_trainer_done(t);
+    if (s % ckpt_every == 0 || last) {
+      if (!last) vloss = pol_trainer_valid_loss(t);
+      fprintf(lg, "%lld,%d,%.6g,%.6g,%.6g\n", (long long)s, pol_trainer_block(t) + (last ? 0 : 1), ema, vloss,
+              pol_trainer_lr(t));
+      fflush(lg);
+      if (!last && pol_trainer_checkpoint(t, ckpt, err, sizeof(err))) {
+        cli_error("train", "%s", err);
+        fclose(lg);
+        pol_trainer_free(t);
+        ds_dataset_free(d);
+        return 1;
+      }
+    } else if (s % 100 == 0) {
+      fprintf(lg, "%lld,%d,%.6g,,%.6g\n", (long long)s, pol_trainer_block(t) + 1, ema, pol_trainer_lr(t));
+    }
+    double el = cli_now() - t0;
+    char extra[160];
+    snprintf(extra, sizeof(extra), "block %d loss %.4f lr %.2e %.0f samples/s", pol_trainer_block(t) + 1, ema,
+             pol_trainer_lr(t), (double)(s - start) * c.batch / (el > 0 ? el : 1e-9));
+    cli_progress_update(&pb, s, extra);
+  }
+  cli_progress_end(&pb);
+  fclose(lg);
+  double secs = cli_now() - t0;
+  if (pol_save_file(p, out, err, sizeof(err))) {
+    cli_error("train", "%s", err);
+    pol_trainer_free(t);
+    ds_dataset_free(d);
+    return 1;
+  }
+  unlink(ckpt); /* the run is complete: nothing left to resume */
+  printf("  %.1f s, %.0f samples/s, final train loss %.4f, last validation loss %.4f\n  wrote %s (log %s)\n", secs,
+         (double)(c.steps - start) * c.batch / secs, ema, vloss, out, logp);
+  if (json) {
+    printf("{\"out\": ");
+    cli_json_str(stdout, out);
+    printf(", \"method\": \"%s\", \"blocks\": %d, \"width\": %d, \"params\": %zu, \"steps\": %lld, \"batch\": %d, \"nfe\": %d, "
+           "\"train_windows\": %lld, \"valid_windows\": %lld, \"train_s\": ",
+           method, p->flow->cfg.nblocks, p->flow->cfg.net.width, fc_lfm_nparams(p->flow), (long long)c.steps, c.batch,
+           pol_nfe(p, p->flow->cfg.sampler, 0), (long long)pol_trainer_train_windows(t),
+           (long long)pol_trainer_valid_windows(t));
+    cli_json_num(stdout, secs);
+    printf(", \"train_loss\": ");
+    cli_json_num(stdout, ema);
+    printf(", \"valid_loss\": ");
+    cli_json_num(stdout, vloss);
+    printf("}\n");
+  }
+  pol_trainer_free(t);
+  ds_dataset_free(d);
+  return 0;
+}
