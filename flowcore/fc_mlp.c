@@ -160,9 +160,12 @@ int fc_cond_parse(const char *s) { return fc_name_index(s, s_cond_names, 2); }
  * argument saturates at +-40, where every activation is flat to float
  * precision. (With the full range [-87, 88] GCC specializes the clamped lanes
  * into x / (1 + e^88), a denormal for every lane, and each denormal costs a
- * microcode assist: SiLU ran 2.5x slower.) */
+ * microcode assist: SiLU ran 2.5x slower.) The clamp also maps NaN into
+ * range, so the integer exponent below is always defined; the activations
+ * still propagate NaN through their x factor. */
 static inline float s_expf(float x) {
-  x = x < -40.0f ? -40.0f : (x > 40.0f ? 40.0f : x);
+  x = x > -40.0f ? x : -40.0f; /* false for NaN: -40 */
+  x = x < 40.0f ? x : 40.0f;
   float k = floorf(x * 1.44269504088896341f + 0.5f);
   float r = x - k * 0.693145751953125f;
   r = r - k * 1.428606765330187045e-06f;

@@ -271,6 +271,30 @@ TEST(mlp_blas_matches_reference) {
 
 /* ---------- optimizer ---------- */
 
+TEST(non_finite_inputs_propagate_without_undefined_behaviour) {
+  /* a diverged sampler feeds inf and NaN into the network: they must come out
+   * non-finite (never a silent finite answer), and the sanitizer build checks
+   * that no undefined behaviour happens on the way */
+  for (int act = 0; act < 3; act++) {
+    fc_mlp_config cfg = {.dx = 3, .dc = 0, .width = 8, .depth = 1, .temb = 4, .act = (fc_act)act, .cond = FC_COND_FILM};
+    float *p = calloc(fc_mlp_nparams(&cfg), sizeof(float));
+    fc_mlp net;
+    fc_mlp_bind(&net, &cfg, p);
+    fc_rng r;
+    fc_rng_seed(&r, 1);
+    fc_mlp_init(&net, &r);
+    fc_mlp_ws *ws = fc_mlp_ws_new(&cfg, 2);
+    float t[2] = {0.5f, 0.5f}, x[6] = {NAN, 0, 0, INFINITY, -INFINITY, 1}, y[6];
+    fc_mlp_forward(&net, ws, y, t, x, NULL, 2);
+    int nonfinite = 0;
+    for (int i = 0; i < 6; i++) nonfinite += !isfinite(y[i]);
+    ASSERT_EQ_INT(nonfinite, 6);
+    fc_mlp_ws_free(ws);
+    free(p);
+  }
+  return 0;
+}
+
 TEST(adamw_step_by_hand) {
   fc_adamw_config oc;
   fc_adamw_config_default(&oc);
@@ -909,7 +933,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(rng_determinism),          TEST_ENTRY(activation_gradients),
       TEST_ENTRY(mlp_gradients_film),       TEST_ENTRY(mlp_gradients_concat),
       TEST_ENTRY(fm_loss_gradients),        TEST_ENTRY(interpolant_derivatives),
-      TEST_ENTRY(mlp_blas_matches_reference), TEST_ENTRY(adamw_step_by_hand),
+      TEST_ENTRY(mlp_blas_matches_reference),
+      TEST_ENTRY(non_finite_inputs_propagate_without_undefined_behaviour), TEST_ENTRY(adamw_step_by_hand),
       TEST_ENTRY(sampler_convergence_order), TEST_ENTRY(lfm_single_block_is_fm),
       TEST_ENTRY(lfm_training_is_deterministic), TEST_ENTRY(training_across_thread_counts),
       TEST_ENTRY(trainer_resume_is_bit_identical), TEST_ENTRY(regression_objective_and_validation_loss),
