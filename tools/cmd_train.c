@@ -152,11 +152,16 @@ int cmd_train(int argc, char **argv) {
   if (!resume) fprintf(lg, "step,block,train_loss,valid_loss,lr\n");
 
   const pol_policy *p = pol_trainer_policy(t);
-  printf("lfp train: %s on %s (%lld train / %lld valid windows, %s), %s, %d block(s) of width %d, %zu parameters, "
-         "%lld steps of batch %d, NFE %d per chunk\n",
+  char klist[512] = "";
+  for (int k = 0; k < p->meta.nkeys; k++) {
+    if (k) strncat(klist, ",", sizeof(klist) - strlen(klist) - 1);
+    strncat(klist, p->meta.keys[k], sizeof(klist) - strlen(klist) - 1);
+  }
+  printf("lfp train: %s on %s (%lld train / %lld valid windows, %s; obs %s), %d block(s) of width %d, "
+         "%zu parameters, %lld steps of batch %d, NFE %d per chunk\n",
          method, data, (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t),
-         pol_trainer_split(t), p->meta.nkeys ? p->meta.keys[0] : "", p->flow->cfg.nblocks, p->flow->cfg.net.width,
-         fc_lfm_nparams(p->flow), (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0));
+         pol_trainer_split(t), klist, p->flow->cfg.nblocks, p->flow->cfg.net.width, fc_lfm_nparams(p->flow),
+         (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0));
   fflush(stdout);
   cli_progress pb;
   cli_progress_begin(&pb, "train", c.steps);
