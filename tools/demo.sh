@@ -2,7 +2,7 @@
 # The main job end to end on a built-in default: collect 200 lift
 # demonstrations with the scripted expert, train a Local Flow Matching policy
 # on them, and evaluate it in closed loop in MuJoCo on the 50 evaluation seeds.
-# (The ZeroMQ controller node joins when `lfp serve` exists.) About 1 minute
+# (The ZeroMQ controller node joins when `lfp serve` exists.) About 2 minutes
 # on 2 cores. Files go to build/demo/. Extra arguments go to `lfp train`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
