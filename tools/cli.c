@@ -86,7 +86,8 @@ static int s_number(const char *cmd, const cli_opt *o, const char *val) {
   return 0;
 }
 
-int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n) {
+static int s_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n,
+                   const char **arg) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -99,6 +100,10 @@ int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const c
     const cli_opt *o = NULL;
     for (int k = 0; k < n; k++)
       if (strlen(opts[k].name) == alen && !strncmp(opts[k].name, a, alen)) o = &opts[k];
+    if (!o && arg && !*arg && a[0] != '-') {
+      *arg = a;
+      continue;
+    }
     if (!o) {
       if (a[0] == '-') cli_error(cmd, "unknown option '%.*s' (see 'lfp %s --help')", (int)alen, a, cmd);
       else cli_error(cmd, "unexpected argument '%s' (see 'lfp %s --help')", a, cmd);
@@ -139,6 +144,30 @@ int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const c
   }
   return 0;
 }
+
+int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n) {
+  return s_parse(cmd, usage, argc, argv, opts, n, NULL);
+}
+
+int cli_parse_arg(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n,
+                  const char *what, const char **arg) {
+  *arg = NULL;
+  int rc = s_parse(cmd, usage, argc, argv, opts, n, arg);
+  if (rc == 0 && !*arg) {
+    cli_error(cmd, "which %s? (usage: %s)", what, usage);
+    return -1;
+  }
+  return rc;
+}
+
+static int s_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+void cli_sort(double *v, int n) { qsort(v, (size_t)n, sizeof(double), s_cmp_double); }
+
+double cli_quantile(const double *v, int n, double q) { return n < 1 ? NAN : v[(size_t)(q * (n - 1))]; }
 
 double cli_now(void) {
   struct timespec ts;

@@ -32,6 +32,14 @@ typedef struct {
  * printed, -1 after printing one error sentence to stderr. Defaults are the
  * values in dst before the call and are shown by --help. */
 int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n);
+/* The same for commands that take one positional argument (a file): *arg
+ * receives it; a missing one is an error naming `what`. */
+int cli_parse_arg(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n,
+                  const char *what, const char **arg);
+/* Sort v ascending; the q-quantile (0 <= q <= 1) of sorted values (the
+ * element at index floor(q (n - 1))), NAN when n = 0. */
+void cli_sort(double *v, int n);
+double cli_quantile(const double *sorted, int n, double q);
 /* Print "lfp <cmd>: <message>" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

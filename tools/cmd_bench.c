@@ -19,13 +19,8 @@
 #include <pthread.h>
 #include "flowcore.h"
 
-static int s_cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 static double s_median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(double), s_cmp_double);
+  cli_sort(v, n);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 

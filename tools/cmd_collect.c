@@ -258,24 +258,14 @@ int cmd_collect(int argc, char **argv) {
 }
 
 int cmd_replay(int argc, char **argv) {
-  const char *path = NULL;
+  const char *path;
   int demo = -1, json = 0;
-  char *rest[64];
-  int nrest = 0;
-  for (int i = 0; i < argc && nrest < 64; i++) {
-    if (i > 0 && argv[i][0] != '-' && !path && strcmp(argv[i - 1], "--demo")) path = argv[i];
-    else rest[nrest++] = argv[i];
-  }
   cli_opt opts[] = {
       {"--demo", CLI_INT, &demo, "only this demo (its number k in demo_k); default: every demo", NULL, -1, 1e9},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
-  int rc = cli_parse("replay", "lfp replay FILE.hdf5 [--demo K] [--json]", nrest, rest, opts, 2);
+  int rc = cli_parse_arg("replay", "lfp replay FILE.hdf5 [--demo K] [--json]", argc, argv, opts, 2, "file", &path);
   if (rc) return rc > 0 ? 0 : 2;
-  if (!path) {
-    cli_error("replay", "which file? (usage: lfp replay FILE.hdf5 [--demo K])");
-    return 2;
-  }
   char err[512];
   ds_file *f = ds_open(path, err, sizeof(err));
   if (!f) {

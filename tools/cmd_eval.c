@@ -32,11 +32,6 @@ typedef struct {
   atomic_long clipped;
 } s_eval;
 
-static int s_cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 static void *s_worker(void *arg) {
   s_eval *ev = arg;
   env_data *ed = env_data_new(ev->em);
@@ -163,8 +158,8 @@ int cmd_eval(int argc, char **argv) {
   const double den = 1 + z * z / n, mid = (ph + z * z / (2 * n)) / den;
   const double half = z * sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / den;
   long nl = atomic_load(&ev.nlat) < ev.maxlat ? atomic_load(&ev.nlat) : ev.maxlat;
-  qsort(ev.lat, (size_t)nl, sizeof(double), s_cmp);
-  double p50 = nl ? ev.lat[(size_t)(0.50 * (nl - 1))] : NAN, p99 = nl ? ev.lat[(size_t)(0.99 * (nl - 1))] : NAN;
+  cli_sort(ev.lat, (int)nl);
+  double p50 = cli_quantile(ev.lat, (int)nl, 0.50), p99 = cli_quantile(ev.lat, (int)nl, 0.99);
   const int nfe = pol_nfe(p, ev.sampler, ev.steps);
 
   printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s %s x %d steps per block (NFE %d)\n", path, env_name(em),

@@ -18,20 +18,9 @@ static void s_shape(char *out, size_t n, int64_t steps, const ds_key *k) {
 int cmd_info(int argc, char **argv) {
   int json = 0;
   cli_opt opts[] = {{"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0}};
-  /* the one positional argument: the file */
-  const char *path = NULL;
-  char *rest[64];
-  int nrest = 0;
-  for (int i = 0; i < argc && nrest < 64; i++) {
-    if (i > 0 && argv[i][0] != '-' && !path) path = argv[i];
-    else rest[nrest++] = argv[i];
-  }
-  int rc = cli_parse("info", "lfp info FILE.hdf5 [--json]", nrest, rest, opts, 1);
+  const char *path;
+  int rc = cli_parse_arg("info", "lfp info FILE.hdf5 [--json]", argc, argv, opts, 1, "file", &path);
   if (rc) return rc > 0 ? 0 : 2;
-  if (!path) {
-    cli_error("info", "which file? (usage: lfp info FILE.hdf5 [--json])");
-    return 2;
-  }
   char err[512];
   ds_file *f = ds_open(path, err, sizeof(err));
   ds_dataset *acts = f ? ds_load(f, NULL, 0, err, sizeof(err)) : NULL;
