@@ -145,9 +145,9 @@ void pol_reset(pol_data *pd, uint64_t seed) {
   fc_rng_seed(&pd->rng, seed);
 }
 
-void pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action) {
+void pol_observe(const pol_policy *p, pol_data *pd, const double *obs) {
   const pol_meta *m = &p->meta;
-  const int O = m->obs_dim, A = m->action_dim;
+  const int O = m->obs_dim;
   /* the newest normalized frame goes last; the first frame of an episode
    * fills the history (robomimic's begin padding) */
   float *frame = pd->frame;
@@ -160,25 +160,44 @@ void pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *actio
     memcpy(pd->hist + (size_t)(m->To - 1) * O, frame, (size_t)O * sizeof(float));
   }
   pd->nseen++;
-  if (pd->qpos >= pd->qlen) {
-    /* replan: sample Tp actions conditioned on the history, keep the first Ta */
-    memcpy(pd->cond, pd->hist, (size_t)m->To * O * sizeof(float));
-    fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * A);
-    fc_lfm_generate(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps);
-    float act[POL_MAX_ACTION];
-    for (int i = 0; i < m->Ta; i++) {
-      memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
-      ds_norm_invert(&p->act_norm, act, 1);
-      for (int j = 0; j < A; j++) {
-        double v = act[j];
-        if (!(v >= m->action_low[j])) v = m->action_low[j], pd->clipped++; /* NaN clips low */
-        else if (v > m->action_high[j]) v = m->action_high[j], pd->clipped++;
-        pd->queue[(size_t)i * A + j] = v;
-      }
+}
+
+void pol_forget(pol_data *pd) {
+  pd->nseen = 0;
+  pd->qlen = pd->qpos = 0;
+}
+
+int pol_sample(const pol_policy *p, pol_data *pd, double *actions) {
+  const pol_meta *m = &p->meta;
+  const int A = m->action_dim;
+  /* sample Tp actions conditioned on the history, keep the first Ta */
+  memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
+  fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * A);
+  fc_lfm_generate(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps);
+  float act[POL_MAX_ACTION];
+  int clipped = 0;
+  for (int i = 0; i < m->Ta; i++) {
+    memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
+    ds_norm_invert(&p->act_norm, act, 1);
+    for (int j = 0; j < A; j++) {
+      double v = act[j];
+      if (!(v >= m->action_low[j])) v = m->action_low[j], clipped++; /* NaN clips low */
+      else if (v > m->action_high[j]) v = m->action_high[j], clipped++;
+      actions[(size_t)i * A + j] = v;
     }
-    pd->qlen = m->Ta;
+  }
+  pd->chunks++;
+  pd->clipped += clipped;
+  return clipped;
+}
+
+void pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action) {
+  const int A = p->meta.action_dim;
+  pol_observe(p, pd, obs);
+  if (pd->qpos >= pd->qlen) {
+    pol_sample(p, pd, pd->queue);
+    pd->qlen = p->meta.Ta;
     pd->qpos = 0;
-    pd->chunks++;
   }
   memcpy(action, pd->queue + (size_t)pd->qpos * A, (size_t)A * sizeof(double));
   pd->qpos++;

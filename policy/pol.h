@@ -89,7 +89,17 @@ void pol_reset(pol_data *pd, uint64_t seed);
 /* Feed the newest observation (obs_dim values, the keys concatenated) and
  * get the action to execute now; a chunk is sampled whenever the queue is
  * empty. At the start of an episode the first frame fills the whole history,
- * as robomimic pads its windows. */
+ * as robomimic pads its windows. pol_act = pol_observe, then pol_sample when
+ * the queue is empty, then the queue's next action. */
 void pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action);
+
+/* The parts of pol_act, for callers that keep their own queue (the ZeroMQ
+ * node): push the newest frame into the history; forget the history and the
+ * queue (the RNG stream goes on); sample one chunk from the current history
+ * into actions (Ta x A, unnormalized, clipped to the bounds), returning the
+ * number of values clipped. */
+void pol_observe(const pol_policy *p, pol_data *pd, const double *obs);
+void pol_forget(pol_data *pd);
+int pol_sample(const pol_policy *p, pol_data *pd, double *actions);
 
 #endif

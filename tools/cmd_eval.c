@@ -12,11 +12,7 @@
 #include "env.h"
 #include "fc_base.h"
 #include "pol.h"
-
-typedef struct {
-  int success, len, unstable, side;
-  double max_coverage;
-} s_result;
+#include "rollout.h"
 
 typedef struct {
   const env_model *em;
@@ -25,7 +21,7 @@ typedef struct {
   int steps, episodes;
   uint64_t seed;
   atomic_int next;
-  s_result *res;
+  rollout_result *res;
   double *lat;        /* chunk latencies, us */
   atomic_long nlat;
   long maxlat;
@@ -43,11 +39,12 @@ static void *s_worker(void *arg) {
   for (;;) {
     int i = atomic_fetch_add(&ev->next, 1);
     if (i >= ev->episodes) break;
-    s_result *r = &ev->res[i];
+    rollout_result *r = &ev->res[i];
     env_reset(ev->em, ed, ev->seed + (uint64_t)i);
     pol_reset(pd, ev->seed + (uint64_t)i);
     int64_t clip0 = pd->clipped;
-    r->max_coverage = env_has_coverage(ev->em) ? env_coverage(ev->em, ed) : 0.0;
+    int unstable = 0;
+    rollout_begin(ev->em, ed, r);
     while (!env_done(ev->em, ed)) {
       env_obs(ev->em, ed, obs);
       int sampling = pd->qpos >= pd->qlen;
@@ -58,17 +55,12 @@ static void *s_worker(void *arg) {
         if (k < ev->maxlat) ev->lat[k] = (cli_now() - t0) * 1e6;
       }
       if (env_step(ev->em, ed, act, err, sizeof(err))) {
-        r->unstable = 1;
+        unstable = 1;
         break;
       }
-      if (env_has_coverage(ev->em)) {
-        double cov = env_coverage(ev->em, ed);
-        r->max_coverage = cov > r->max_coverage ? cov : r->max_coverage;
-      }
+      rollout_track(ev->em, ed, r);
     }
-    r->success = !r->unstable && env_success(ev->em, ed);
-    r->len = env_steps(ed);
-    r->side = env_side(ev->em, ed);
+    rollout_end(ev->em, ed, r, unstable);
     atomic_fetch_add(&ev->clipped, (long)(pd->clipped - clip0));
   }
   pol_data_free(pd);
@@ -133,7 +125,7 @@ int cmd_eval(int argc, char **argv) {
   ev.steps = steps > 0 ? steps : p->flow->cfg.steps;
   ev.episodes = episodes;
   ev.seed = (uint64_t)seed;
-  ev.res = fc_calloc((size_t)episodes, sizeof(s_result));
+  ev.res = fc_calloc((size_t)episodes, sizeof(rollout_result));
   ev.maxlat = (long)episodes * (env_horizon(em) / p->meta.Ta + 2);
   ev.lat = fc_malloc(sizeof(double) * (size_t)ev.maxlat);
   if (jobs > episodes) jobs = episodes;
@@ -143,20 +135,8 @@ int cmd_eval(int argc, char **argv) {
   for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
   double secs = cli_now() - t0;
 
-  int succ = 0, unstable = 0, left = 0, right = 0;
-  double len = 0, cov = 0;
-  for (int i = 0; i < episodes; i++) {
-    succ += ev.res[i].success;
-    unstable += ev.res[i].unstable;
-    len += ev.res[i].len;
-    cov += ev.res[i].max_coverage;
-    left += ev.res[i].side < 0;
-    right += ev.res[i].side > 0;
-  }
-  /* 95% Wilson score interval */
-  const double n = episodes, ph = succ / n, z = 1.959963984540054;
-  const double den = 1 + z * z / n, mid = (ph + z * z / (2 * n)) / den;
-  const double half = z * sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / den;
+  rollout_stats rs;
+  rollout_summarize(ev.res, episodes, &rs);
   long nl = atomic_load(&ev.nlat) < ev.maxlat ? atomic_load(&ev.nlat) : ev.maxlat;
   cli_sort(ev.lat, (int)nl);
   double p50 = cli_quantile(ev.lat, (int)nl, 0.50), p99 = cli_quantile(ev.lat, (int)nl, 0.99);
@@ -165,34 +145,20 @@ int cmd_eval(int argc, char **argv) {
   printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s %s x %d steps per block (NFE %d)\n", path, env_name(em),
          episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method), fc_sampler_name(ev.sampler),
          ev.steps, nfe);
-  printf("  success %.1f%% (%d/%d), 95%% CI [%.1f%%, %.1f%%], mean length %.1f steps\n", 100 * ph, succ, episodes,
-         100 * (mid - half), 100 * (mid + half), len / n);
-  if (env_has_coverage(em)) printf("  mean max coverage %.3f\n", cov / n);
-  if (env_has_side(em)) printf("  sides: %d left, %d right, %d neither\n", left, right, episodes - left - right);
+  rollout_print(stdout, em, &rs);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %.1f s on %d threads\n",
-         p50, p99, nl, atomic_load(&ev.clipped), unstable, secs, jobs);
+         p50, p99, nl, atomic_load(&ev.clipped), rs.unstable, secs, jobs);
   if (json) {
     printf("{\"env\": \"%s\", \"policy\": ", env_name(em));
     cli_json_str(stdout, path);
-    printf(", \"method\": \"%s\", \"episodes\": %d, \"seed\": %d, \"success_rate\": ", pol_method_name((pol_method)p->meta.method),
+    printf(", \"method\": \"%s\", \"episodes\": %d, \"seed\": %d, ", pol_method_name((pol_method)p->meta.method),
            episodes, seed);
-    cli_json_num(stdout, ph);
-    printf(", \"ci95\": [");
-    cli_json_num(stdout, mid - half);
-    printf(", ");
-    cli_json_num(stdout, mid + half);
-    printf("], \"mean_len\": ");
-    cli_json_num(stdout, len / n);
+    rollout_json(stdout, em, &rs);
     printf(", \"latency_us_p50\": ");
     cli_json_num(stdout, p50);
     printf(", \"latency_us_p99\": ");
     cli_json_num(stdout, p99);
-    printf(", \"nfe\": %d, \"clipped\": %ld, \"unstable\": %d", nfe, atomic_load(&ev.clipped), unstable);
-    if (env_has_coverage(em)) {
-      printf(", \"max_coverage_mean\": ");
-      cli_json_num(stdout, cov / n);
-    }
-    if (env_has_side(em)) printf(", \"left\": %d, \"right\": %d", left, right);
+    printf(", \"nfe\": %d, \"clipped\": %ld", nfe, atomic_load(&ev.clipped));
     printf(", \"seconds\": ");
     cli_json_num(stdout, secs);
     printf("}\n");

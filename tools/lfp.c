@@ -16,9 +16,11 @@ static const s_command s_commands[] = {
     {"collect", cmd_collect, "roll out a task's scripted expert and write Robomimic-style demonstrations"},
     {"train", cmd_train, "train an LFM / FM / MSE policy on demonstrations"},
     {"eval", cmd_eval, "run a policy in closed loop in MuJoCo: success rate, task figures, latency"},
+    {"serve", cmd_serve, "serve a policy as a ZeroMQ controller node (msgpack requests: info, infer, observe, reset, ping)"},
+    {"sim", cmd_sim, "run a task in MuJoCo as a separate node driven by an 'lfp serve' controller (lockstep or realtime)"},
     {"replay", cmd_replay, "replay a file's actions from its recorded states and report the largest deviation"},
     {"info", cmd_info, "describe a Robomimic-style HDF5 demonstration file (demos, keys, actions, masks)"},
-    {"bench", cmd_bench, "benchmarks: 'lfp bench flowcore' times the numerical core"},
+    {"bench", cmd_bench, "benchmarks: flowcore, datasets, envs, node"},
 };
 #define S_NCMD ((int)(sizeof(s_commands) / sizeof(s_commands[0])))
 

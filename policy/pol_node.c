@@ -1,0 +1,442 @@
+/* pol_node: request handling, sessions and the ROUTER loop. */
+#include "pol_node.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "fc_base.h"
+#include "fc_rng.h"
+#include "pol_wire.h"
+
+#define S_KEY_MAX (1 + 256) /* tag byte + a ZeroMQ identity (<= 255 bytes) or a session name */
+#define S_LOG_MAX 20
+
+typedef struct {
+  uint8_t key[S_KEY_MAX];
+  size_t keylen;
+  pol_data *pd; /* allocated once per slot, reused after eviction */
+  uint64_t last_used;
+  int64_t seq;
+  int live;
+} s_session;
+
+struct pol_node {
+  const pol_policy *p;
+  pol_node_config cfg;
+  s_session *sessions;
+  uint64_t clock; /* request counter, for LRU */
+  fc_rng seeds;
+  double *frames;  /* (To, obs_dim) decoded observation frames */
+  double *actions; /* (Ta, A) */
+  msgpack_sbuffer sbuf;
+  msgpack_packer pk;
+  pol_node_stats st;
+  void *ctx, *sock;
+};
+
+static double s_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
+}
+
+void pol_node_config_default(pol_node_config *c) {
+  memset(c, 0, sizeof(*c));
+  c->max_sessions = 64;
+  c->max_msg = 1 << 20;
+  c->seed = 0;
+  c->name = "policy";
+}
+
+pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
+  FC_ASSERT(cfg->max_sessions >= 1 && cfg->max_msg >= 64);
+  pol_node *n = fc_calloc(1, sizeof(*n));
+  n->p = p;
+  n->cfg = *cfg;
+  n->sessions = fc_calloc((size_t)cfg->max_sessions, sizeof(s_session));
+  fc_rng_seed(&n->seeds, cfg->seed);
+  n->frames = fc_calloc((size_t)p->meta.To * p->meta.obs_dim, sizeof(double));
+  n->actions = fc_calloc((size_t)p->meta.Ta * p->meta.action_dim, sizeof(double));
+  msgpack_sbuffer_init(&n->sbuf);
+  msgpack_packer_init(&n->pk, &n->sbuf, msgpack_sbuffer_write);
+  return n;
+}
+
+void pol_node_free(pol_node *n) {
+  if (!n) return;
+  if (n->sock) zmq_close(n->sock);
+  if (n->ctx) zmq_ctx_term(n->ctx);
+  for (int i = 0; i < n->cfg.max_sessions; i++) pol_data_free(n->sessions[i].pd);
+  free(n->sessions);
+  free(n->frames);
+  free(n->actions);
+  msgpack_sbuffer_destroy(&n->sbuf);
+  free(n);
+}
+
+pol_node_stats pol_node_get_stats(const pol_node *n) { return n->st; }
+
+/* ---- sessions ---- */
+
+static s_session *s_session_get(pol_node *n, const pw_request *rq, const void *peer, size_t peer_len) {
+  uint8_t key[S_KEY_MAX];
+  size_t klen;
+  if (rq->session[0]) {
+    klen = strlen(rq->session);
+    key[0] = 's';
+    memcpy(key + 1, rq->session, klen);
+  } else {
+    klen = peer_len < S_KEY_MAX - 1 ? peer_len : S_KEY_MAX - 1;
+    key[0] = 'i';
+    if (klen) memcpy(key + 1, peer, klen);
+  }
+  klen++;
+  s_session *lru = NULL;
+  for (int i = 0; i < n->cfg.max_sessions; i++) {
+    s_session *s = &n->sessions[i];
+    if (s->live && s->keylen == klen && !memcmp(s->key, key, klen)) {
+      s->last_used = ++n->clock;
+      return s;
+    }
+    if (!lru || !s->live || (lru->live && s->last_used < lru->last_used)) lru = s;
+  }
+  if (lru->live) n->st.evictions++;
+  else n->st.sessions++;
+  memcpy(lru->key, key, klen);
+  lru->keylen = klen;
+  if (!lru->pd) {
+    lru->pd = pol_data_new(n->p, 0);
+  }
+  pol_reset(lru->pd, fc_rng_u64(&n->seeds));
+  lru->seq = 0;
+  lru->live = 1;
+  lru->last_used = ++n->clock;
+  n->st.sessions_created++;
+  return lru;
+}
+
+/* ---- replies ---- */
+
+static void s_pack_id(pol_node *n, const pw_request *rq) {
+  if (!rq->has_id) return;
+  pw_pack_str(&n->pk, "id");
+  msgpack_pack_int64(&n->pk, rq->id);
+}
+
+static int s_error(pol_node *n, const pw_request *rq, const char *msg) {
+  msgpack_sbuffer_clear(&n->sbuf);
+  msgpack_pack_map(&n->pk, 1 + (rq && rq->has_id));
+  pw_pack_str(&n->pk, "error");
+  pw_pack_str(&n->pk, msg);
+  if (rq) s_pack_id(n, rq);
+  n->st.errors++;
+  if (n->cfg.log && n->st.errors <= S_LOG_MAX)
+    fprintf(n->cfg.log, "lfp serve: error reply: %s%s\n", msg,
+            n->st.errors == S_LOG_MAX ? " (further errors are only counted)" : "");
+  return 1;
+}
+
+static void s_pack_info(pol_node *n, const pw_request *rq) {
+  const pol_policy *p = n->p;
+  const pol_meta *m = &p->meta;
+  msgpack_packer *pk = &n->pk;
+  msgpack_pack_map(pk, 21 + rq->has_id);
+  pw_pack_str(pk, "protocol");
+  msgpack_pack_int(pk, PW_PROTOCOL);
+  pw_pack_str(pk, "version");
+  pw_pack_str(pk, LFP_VERSION);
+  pw_pack_str(pk, "policy");
+  pw_pack_str(pk, n->cfg.name ? n->cfg.name : "policy");
+  pw_pack_str(pk, "trained_by");
+  pw_pack_str(pk, m->version);
+  pw_pack_str(pk, "method");
+  pw_pack_str(pk, pol_method_name((pol_method)m->method));
+  pw_pack_str(pk, "obs_keys");
+  msgpack_pack_array(pk, (size_t)m->nkeys);
+  for (int k = 0; k < m->nkeys; k++) pw_pack_str(pk, m->keys[k]);
+  pw_pack_str(pk, "obs_shapes");
+  msgpack_pack_array(pk, (size_t)m->nkeys);
+  for (int k = 0; k < m->nkeys; k++) {
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_int(pk, m->key_dims[k]);
+  }
+  pw_pack_str(pk, "action_dim");
+  msgpack_pack_int(pk, m->action_dim);
+  double lo[POL_MAX_ACTION], hi[POL_MAX_ACTION];
+  for (int j = 0; j < m->action_dim; j++) lo[j] = m->action_low[j], hi[j] = m->action_high[j];
+  pw_pack_str(pk, "action_low");
+  pw_pack_doubles(pk, lo, m->action_dim);
+  pw_pack_str(pk, "action_high");
+  pw_pack_doubles(pk, hi, m->action_dim);
+  pw_pack_str(pk, "To");
+  msgpack_pack_int(pk, m->To);
+  pw_pack_str(pk, "Tp");
+  msgpack_pack_int(pk, m->Tp);
+  pw_pack_str(pk, "Ta");
+  msgpack_pack_int(pk, m->Ta);
+  pw_pack_str(pk, "control_hz");
+  msgpack_pack_double(pk, m->control_hz);
+  pw_pack_str(pk, "nfe");
+  msgpack_pack_int(pk, pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps));
+  pw_pack_str(pk, "sampler");
+  pw_pack_str(pk, fc_sampler_name(p->flow->cfg.sampler));
+  pw_pack_str(pk, "ode_steps");
+  msgpack_pack_int(pk, p->flow->cfg.steps);
+  pw_pack_str(pk, "env_args");
+  pw_pack_str(pk, m->env_args);
+  pw_pack_str(pk, "max_sessions");
+  msgpack_pack_int(pk, n->cfg.max_sessions);
+  pw_pack_str(pk, "max_msg");
+  msgpack_pack_uint64(pk, n->cfg.max_msg);
+  pw_pack_str(pk, "endpoints");
+  msgpack_pack_array(pk, PW_NENDPOINTS);
+  for (int e = 0; e < PW_NENDPOINTS; e++) pw_pack_str(pk, pw_endpoint_name((pw_endpoint)e));
+  s_pack_id(n, rq);
+}
+
+/* The request's observation -> n->frames; returns the number of frames
+ * (rank 1: 1 frame to append, *replace = 0; rank 2: 1..To frames that
+ * replace the history, *replace = 1), or -1 with err. Nothing is changed
+ * on error. */
+static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, char *err, size_t errsz) {
+  const pol_meta *m = &n->p->meta;
+  char keys[POL_MAX_KEYS * 66] = "";
+  for (int k = 0; k < m->nkeys; k++) {
+    strcat(keys, k ? ", " : "");
+    strcat(keys, m->keys[k]);
+  }
+  for (int i = 0; i < rq->nobs; i++) {
+    int found = 0;
+    for (int k = 0; k < m->nkeys; k++) found |= !strcmp(rq->obs[i].name, m->keys[k]);
+    if (!found) return fc_set_err(err, errsz, "unknown observation key '%s' (the policy takes %s)", rq->obs[i].name, keys), -1;
+    for (int j = 0; j < i; j++)
+      if (!strcmp(rq->obs[i].name, rq->obs[j].name))
+        return fc_set_err(err, errsz, "observation key '%s' appears twice", rq->obs[i].name), -1;
+  }
+  int nframes = -1, rank = 0, off = 0;
+  const char *first = NULL;
+  for (int k = 0; k < m->nkeys; k++) {
+    const pw_array *a = NULL;
+    for (int i = 0; i < rq->nobs; i++)
+      if (!strcmp(rq->obs[i].name, m->keys[k])) a = &rq->obs[i];
+    if (!a) return fc_set_err(err, errsz, "observation key '%s' is missing (the policy takes %s)", m->keys[k], keys), -1;
+    const int dim = m->key_dims[k];
+    const uint32_t width = a->rank == 1 ? a->shape[0] : a->shape[1];
+    const int nf = a->rank == 1 ? 1 : (int)a->shape[0];
+    if ((int)width != dim || (a->rank == 2 && (nf < 1 || nf > m->To))) {
+      if (a->rank == 1)
+        return fc_set_err(err, errsz, "observation '%s' has shape (%u,) but the policy takes (%d,) or (n, %d) with n <= %d",
+                          m->keys[k], a->shape[0], dim, dim, m->To), -1;
+      return fc_set_err(err, errsz, "observation '%s' has shape (%u, %u) but the policy takes (%d,) or (n, %d) with n <= %d",
+                        m->keys[k], a->shape[0], a->shape[1], dim, dim, m->To), -1;
+    }
+    if (nframes >= 0 && (nf != nframes || a->rank != rank))
+      return fc_set_err(err, errsz, "observation '%s' has %d frame%s (rank %d) but '%s' has %d (rank %d)", m->keys[k], nf,
+                        nf == 1 ? "" : "s", a->rank, first, nframes, rank), -1;
+    nframes = nf, rank = a->rank, first = m->keys[k];
+    for (int f = 0; f < nf; f++)
+      for (int j = 0; j < dim; j++) {
+        const double v = pw_array_get(a, (size_t)f * (size_t)dim + (size_t)j);
+        if (!isfinite(v))
+          return fc_set_err(err, errsz, "observation '%s' frame %d value %d is not finite", m->keys[k], f, j), -1;
+        n->frames[(size_t)f * m->obs_dim + off + j] = v;
+      }
+    off += dim;
+  }
+  *replace = rank == 2;
+  return nframes;
+}
+
+int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *msg, size_t len, const void **reply,
+                    size_t *reply_len) {
+  const double t0 = s_now_us();
+  char err[384];
+  int rc = 0;
+  n->st.requests++;
+  msgpack_sbuffer_clear(&n->sbuf);
+  if (len > n->cfg.max_msg) {
+    snprintf(err, sizeof(err), "message of %zu bytes is over the node's limit of %zu bytes", len, n->cfg.max_msg);
+    rc = s_error(n, NULL, err);
+    goto done;
+  }
+  pw_request rq;
+  if (pw_decode(&rq, msg, len, err, sizeof(err))) {
+    rc = s_error(n, &rq, err);
+    pw_request_free(&rq);
+    goto done;
+  }
+  msgpack_packer *pk = &n->pk;
+  switch (rq.endpoint) {
+  case PW_PING:
+    msgpack_pack_map(pk, 3 + rq.has_id);
+    pw_pack_str(pk, "ok");
+    msgpack_pack_true(pk);
+    pw_pack_str(pk, "protocol");
+    msgpack_pack_int(pk, PW_PROTOCOL);
+    pw_pack_str(pk, "version");
+    pw_pack_str(pk, LFP_VERSION);
+    s_pack_id(n, &rq);
+    break;
+  case PW_INFO:
+    s_pack_info(n, &rq);
+    break;
+  case PW_RESET: {
+    s_session *s = s_session_get(n, &rq, peer, peer_len);
+    pol_forget(s->pd);
+    if (rq.has_seed) pol_reset(s->pd, rq.seed);
+    msgpack_pack_map(pk, 1 + rq.has_id);
+    pw_pack_str(pk, "ok");
+    msgpack_pack_true(pk);
+    s_pack_id(n, &rq);
+    break;
+  }
+  case PW_OBSERVE:
+  case PW_INFER: {
+    int replace;
+    const int nf = s_obs_frames(n, &rq, &replace, err, sizeof(err));
+    if (nf < 0) {
+      rc = s_error(n, &rq, err);
+      break;
+    }
+    if (rq.has_seed) {
+      rc = s_error(n, &rq, "field \"seed\" belongs to endpoint reset");
+      break;
+    }
+    s_session *s = s_session_get(n, &rq, peer, peer_len);
+    const pol_meta *m = &n->p->meta;
+    if (replace) pol_forget(s->pd);
+    for (int f = 0; f < nf; f++) pol_observe(n->p, s->pd, n->frames + (size_t)f * m->obs_dim);
+    const int frames = s->pd->nseen < m->To ? s->pd->nseen : m->To;
+    if (rq.endpoint == PW_OBSERVE) {
+      msgpack_pack_map(pk, 2 + rq.has_id);
+      pw_pack_str(pk, "ok");
+      msgpack_pack_true(pk);
+      pw_pack_str(pk, "history_frames");
+      msgpack_pack_int(pk, frames);
+      s_pack_id(n, &rq);
+      break;
+    }
+    const double ts = s_now_us();
+    const int clipped = pol_sample(n->p, s->pd, n->actions);
+    const double te = s_now_us();
+    n->st.infers++;
+    msgpack_pack_map(pk, 5 + rq.has_id);
+    pw_pack_str(pk, "actions");
+    const uint32_t shape[2] = {(uint32_t)m->Ta, (uint32_t)m->action_dim};
+    pw_pack_ndarray(pk, n->actions, 2, shape, rq.action_itemsize);
+    pw_pack_str(pk, "seq");
+    msgpack_pack_int64(pk, ++s->seq);
+    pw_pack_str(pk, "clipped");
+    msgpack_pack_int(pk, clipped);
+    pw_pack_str(pk, "history_frames");
+    msgpack_pack_int(pk, frames);
+    pw_pack_str(pk, "server_timing");
+    msgpack_pack_map(pk, 2);
+    pw_pack_str(pk, "sample_us");
+    msgpack_pack_double(pk, te - ts);
+    pw_pack_str(pk, "handle_us");
+    msgpack_pack_double(pk, s_now_us() - t0);
+    s_pack_id(n, &rq);
+    break;
+  }
+  default:
+    FC_ASSERT(0);
+  }
+  pw_request_free(&rq);
+done:
+  *reply = n->sbuf.data;
+  *reply_len = n->sbuf.size;
+  return rc;
+}
+
+/* ---- the socket ---- */
+
+int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz, char *err, size_t errsz) {
+  FC_ASSERT(!n->sock);
+  n->ctx = zmq_ctx_new();
+  n->sock = zmq_socket(n->ctx, ZMQ_ROUTER);
+  const int linger = 0, one = 1, hwm = 1000;
+  const int64_t maxmsg = (int64_t)n->cfg.max_msg * 16;
+  zmq_setsockopt(n->sock, ZMQ_LINGER, &linger, sizeof(linger));
+  zmq_setsockopt(n->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+  zmq_setsockopt(n->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+  zmq_setsockopt(n->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+  zmq_setsockopt(n->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof(one));
+  if (zmq_bind(n->sock, endpoint)) {
+    fc_set_err(err, errsz, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    zmq_close(n->sock);
+    zmq_ctx_term(n->ctx);
+    n->sock = n->ctx = NULL;
+    return -1;
+  }
+  if (bound && boundsz) {
+    size_t sz = boundsz;
+    if (zmq_getsockopt(n->sock, ZMQ_LAST_ENDPOINT, bound, &sz)) snprintf(bound, boundsz, "%s", endpoint);
+  }
+  return 0;
+}
+
+/* One message from the ROUTER: [identity, (empty delimiter), payload]. */
+static void s_serve_one(pol_node *n, zmq_msg_t *idm) {
+  zmq_msg_t part[3];
+  int nparts = 0, extra = 0;
+  int more = zmq_msg_more(idm);
+  while (more) {
+    zmq_msg_t tmp;
+    zmq_msg_init(&tmp);
+    if (zmq_msg_recv(&tmp, n->sock, 0) < 0) {
+      zmq_msg_close(&tmp);
+      break;
+    }
+    more = zmq_msg_more(&tmp);
+    if (nparts < 3) part[nparts++] = tmp;
+    else extra++, zmq_msg_close(&tmp);
+  }
+  /* REQ (and DEALERs that imitate it) put an empty delimiter first */
+  const int delim = nparts >= 1 && zmq_msg_size(&part[0]) == 0;
+  const int npayload = nparts - delim + extra;
+  const void *reply;
+  size_t rlen;
+  if (npayload != 1) {
+    char err[128];
+    snprintf(err, sizeof(err), "expected one msgpack frame per message, got %d", npayload);
+    s_error(n, NULL, err);
+    n->st.requests++;
+    reply = n->sbuf.data, rlen = n->sbuf.size;
+  } else {
+    zmq_msg_t *pl = &part[delim];
+    pol_node_handle(n, zmq_msg_data(idm), zmq_msg_size(idm), zmq_msg_data(pl), zmq_msg_size(pl), &reply, &rlen);
+  }
+  /* a vanished peer or a full queue drops the reply; never block */
+  if (zmq_send(n->sock, zmq_msg_data(idm), zmq_msg_size(idm), ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+    if (delim) zmq_send(n->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(n->sock, reply, rlen, ZMQ_DONTWAIT);
+  }
+  for (int i = 0; i < nparts; i++) zmq_msg_close(&part[i]);
+}
+
+int pol_node_run(pol_node *n, volatile sig_atomic_t *stop, char *err, size_t errsz) {
+  FC_ASSERT(n->sock);
+  zmq_pollitem_t it = {n->sock, 0, ZMQ_POLLIN, 0};
+  while (!*stop) {
+    const int rc = zmq_poll(&it, 1, 100);
+    if (rc < 0) {
+      if (zmq_errno() == EINTR) continue;
+      return fc_set_err(err, errsz, "polling the socket failed: %s", zmq_strerror(zmq_errno())), -1;
+    }
+    while (!*stop) {
+      zmq_msg_t idm;
+      zmq_msg_init(&idm);
+      if (zmq_msg_recv(&idm, n->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&idm);
+        break;
+      }
+      s_serve_one(n, &idm);
+      zmq_msg_close(&idm);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,67 @@
+/* pol_node: the ZeroMQ controller node. A ROUTER socket serves any number of
+ * REQ or DEALER clients; each message is one msgpack map (pol_wire.h,
+ * protocol PW_PROTOCOL) and gets exactly one reply, an error reply being
+ * {"error": "<sentence>"}. Endpoints:
+ *   info     the policy's metadata (keys, shapes, bounds, horizons, rate, ...)
+ *   infer    obs -> a chunk of Ta actions (Ta, A), seq, server timing
+ *   observe  obs -> appended to the history, no sampling
+ *   reset    clear this client's history (and reseed with "seed")
+ *   ping     liveness
+ * A client's observation history (and sampler RNG) lives in a session keyed
+ * by its "session" field or else its ZeroMQ identity. Sessions are bounded
+ * (least recently used evicted) and their memory is allocated once, so the
+ * node's memory does not grow with requests or clients.
+ *
+ * pol_node_handle is the whole request logic without sockets (tests and the
+ * fuzz target call it); pol_node_bind + pol_node_run put it on the bus.
+ *
+ *   pol_node *n = pol_node_new(policy, &cfg);
+ *   if (pol_node_bind(n, "tcp://127.0.0.1:5555", NULL, 0, err, sizeof err)) ...
+ *   pol_node_run(n, &stop_flag, err, sizeof err);   // until stop_flag != 0
+ *   pol_node_free(n);
+ */
+#ifndef POL_NODE_H
+#define POL_NODE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "pol.h"
+
+typedef struct {
+  int max_sessions;    /* clients remembered at once (LRU eviction beyond) */
+  size_t max_msg;      /* larger messages get an error reply; 16x this is ZMQ_MAXMSGSIZE,
+                          beyond which libzmq drops the connection */
+  uint64_t seed;       /* sessions without a "seed" draw theirs from this */
+  const char *name;    /* shown by info as "policy" */
+  FILE *log;           /* one line per error (the first 20), or NULL */
+} pol_node_config;
+
+typedef struct {
+  int64_t requests, errors, infers, sessions_created, evictions;
+  int sessions; /* live now */
+} pol_node_stats;
+
+typedef struct pol_node pol_node;
+
+void pol_node_config_default(pol_node_config *c);
+/* The policy must outlive the node. */
+pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg);
+void pol_node_free(pol_node *n);
+
+/* Handle one request from peer (its ZeroMQ identity, any bytes). The reply
+ * stays valid until the next call. Returns 0, or 1 when it is an error reply. */
+int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *msg, size_t len, const void **reply,
+                    size_t *reply_len);
+
+/* Bind a ROUTER socket (LINGER 0, MAXMSGSIZE, bounded queues). bound gets
+ * the resolved endpoint (e.g. the port chosen for "tcp://127.0.0.1:*"). */
+int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz, char *err, size_t errsz);
+/* Serve until *stop is nonzero (checked at least every 100 ms and on EINTR). */
+int pol_node_run(pol_node *n, volatile sig_atomic_t *stop, char *err, size_t errsz);
+
+pol_node_stats pol_node_get_stats(const pol_node *n);
+
+#endif

@@ -1,0 +1,84 @@
+/* lfp serve: the policy as a ZeroMQ controller node (policy/pol_node.h). */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "pol_node.h"
+#include "pol_wire.h"
+
+static volatile sig_atomic_t s_stop = 0;
+static void s_on_signal(int sig) { s_stop = sig; }
+
+int cmd_serve(int argc, char **argv) {
+  const char *path = NULL, *bind = "tcp://127.0.0.1:5555";
+  int json = 0, max_sessions = 64, max_kb = 1024, seed = 0;
+  cli_opt opts[] = {
+      {"--policy", CLI_STR, &path, "policy file (from lfp train)", NULL, 0, 0},
+      {"--bind", CLI_STR, &bind, "ZeroMQ endpoint to bind (ROUTER); loopback unless asked", NULL, 0, 0},
+      {"--max-sessions", CLI_INT, &max_sessions, "clients whose history is kept (least recently used evicted)", NULL, 1, 65536},
+      {"--max-msg-kb", CLI_INT, &max_kb, "larger requests get an error reply (16x this drops the connection)", NULL, 1, 65536},
+      {"--seed", CLI_INT, &seed, "sampler seeds of sessions that do not send one", NULL, 0, 2147483647},
+      {"--json", CLI_FLAG, &json, "print one JSON object (counters) as the last line on shutdown", NULL, 0, 0},
+  };
+  int rc = cli_parse("serve", "lfp serve --policy POLICY.lfp [--bind tcp://127.0.0.1:5555] [--json]", argc, argv, opts,
+                     (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  if (!path) {
+    cli_error("serve", "--policy POLICY.lfp is required");
+    return 2;
+  }
+  char err[512], bound[256];
+  pol_policy *p = pol_load(path, err, sizeof(err));
+  if (!p) {
+    cli_error("serve", "%s", err);
+    return 1;
+  }
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  cfg.max_sessions = max_sessions;
+  cfg.max_msg = (size_t)max_kb * 1024;
+  cfg.seed = (uint64_t)seed;
+  cfg.name = path;
+  cfg.log = stderr;
+  pol_node *n = pol_node_new(p, &cfg);
+  if (pol_node_bind(n, bind, bound, sizeof(bound), err, sizeof(err))) {
+    cli_error("serve", "%s", err);
+    pol_node_free(n);
+    pol_free(p);
+    return 1;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = s_on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  printf("lfp serve: %s (%s, To %d, Ta %d, NFE %d) on %s, protocol %d; SIGINT/SIGTERM stops\n", path,
+         pol_method_name((pol_method)p->meta.method), p->meta.To, p->meta.Ta,
+         pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps), bound, PW_PROTOCOL);
+  fflush(stdout);
+  const double t0 = cli_now();
+  rc = pol_node_run(n, &s_stop, err, sizeof(err));
+  const pol_node_stats st = pol_node_get_stats(n);
+  const double secs = cli_now() - t0;
+  if (rc) cli_error("serve", "%s", err);
+  printf("lfp serve: stopped%s after %.1f s: %lld requests (%lld infer, %lld errors), %lld sessions (%lld evicted)\n",
+         s_stop == SIGTERM ? " by SIGTERM" : s_stop == SIGINT ? " by SIGINT" : "", secs, (long long)st.requests,
+         (long long)st.infers, (long long)st.errors, (long long)st.sessions_created, (long long)st.evictions);
+  if (json) {
+    printf("{\"endpoint\": ");
+    cli_json_str(stdout, bound);
+    printf(", \"policy\": ");
+    cli_json_str(stdout, path);
+    printf(", \"protocol\": %d, \"requests\": %lld, \"infers\": %lld, \"errors\": %lld, \"sessions_created\": %lld, "
+           "\"sessions_live\": %d, \"evictions\": %lld, \"seconds\": ",
+           PW_PROTOCOL, (long long)st.requests, (long long)st.infers, (long long)st.errors,
+           (long long)st.sessions_created, st.sessions, (long long)st.evictions);
+    cli_json_num(stdout, secs);
+    printf("}\n");
+  }
+  pol_node_free(n);
+  pol_free(p);
+  return rc ? 1 : 0;
+}

@@ -1,0 +1,527 @@
+/* lfp sim: a MuJoCo task as a separate node, driven by an `lfp serve`
+ * controller over ZeroMQ (REQ socket, Lazy Pirate retries).
+ *
+ * lockstep: the simulation waits for every chunk; with the same policy and
+ *   seeds it reproduces `lfp eval` bit for bit (observations and actions
+ *   travel as <f8, the last To frames are sent with each request, and the
+ *   controller's sampler is reseeded per episode as eval does).
+ * realtime: the simulation runs on the wall clock at the task's control rate.
+ *   The next chunk is requested when --lead actions of the current one are
+ *   left; a reply is due by the step's deadline (--budget-ms after the tick);
+ *   actions of a chunk whose steps have already run are dropped and counted
+ *   as late; with nothing to execute, the last action is held. A controller
+ *   that stops answering (no reply in --timeout-ms, --retries fresh sockets)
+ *   ends the episode and the run with a clear message. */
+#include <math.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "env.h"
+#include "fc_base.h"
+#include "pol_wire.h"
+#include "rollout.h"
+
+#define S_MAX_TO 64
+#define S_MAX_OBS 256
+
+/* ---- the link to the controller: a REQ socket with Lazy Pirate retries ---- */
+
+typedef struct {
+  void *ctx, *sock;
+  const char *endpoint;
+  int timeout_ms, retries;
+  msgpack_sbuffer sb; /* the request in flight */
+  msgpack_packer pk;
+  msgpack_unpacked up; /* the last reply */
+  zmq_msg_t rmsg;
+  int inflight, tries;
+  double sent_at;
+  int64_t id;
+  char session[64];
+} s_link;
+
+static int s_link_open(s_link *l) {
+  if (l->sock) zmq_close(l->sock);
+  l->sock = zmq_socket(l->ctx, ZMQ_REQ);
+  const int linger = 0;
+  const int64_t maxmsg = 1 << 20;
+  zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof(linger));
+  zmq_setsockopt(l->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+  return zmq_connect(l->sock, l->endpoint);
+}
+
+static int s_link_init(s_link *l, const char *endpoint, int timeout_ms, int retries, char *err, size_t errsz) {
+  memset(l, 0, sizeof(*l));
+  l->ctx = zmq_ctx_new();
+  l->endpoint = endpoint;
+  l->timeout_ms = timeout_ms;
+  l->retries = retries;
+  msgpack_sbuffer_init(&l->sb);
+  msgpack_packer_init(&l->pk, &l->sb, msgpack_sbuffer_write);
+  msgpack_unpacked_init(&l->up);
+  zmq_msg_init(&l->rmsg);
+  snprintf(l->session, sizeof(l->session), "sim-%ld-%ld", (long)getpid(), (long)time(NULL));
+  if (s_link_open(l)) return fc_set_err(err, errsz, "cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno())), -1;
+  return 0;
+}
+
+static void s_link_free(s_link *l) {
+  if (l->sock) zmq_close(l->sock);
+  zmq_msg_close(&l->rmsg);
+  msgpack_unpacked_destroy(&l->up);
+  msgpack_sbuffer_destroy(&l->sb);
+  zmq_ctx_term(l->ctx);
+}
+
+/* start a request map with its endpoint, session and id (n more fields follow) */
+static void s_req_begin(s_link *l, const char *endpoint, int n) {
+  msgpack_sbuffer_clear(&l->sb);
+  msgpack_pack_map(&l->pk, (size_t)(3 + n));
+  pw_pack_str(&l->pk, "endpoint");
+  pw_pack_str(&l->pk, endpoint);
+  pw_pack_str(&l->pk, "session");
+  pw_pack_str(&l->pk, l->session);
+  pw_pack_str(&l->pk, "id");
+  msgpack_pack_int64(&l->pk, ++l->id);
+}
+
+static int s_link_send(s_link *l) {
+  l->inflight = 1;
+  l->sent_at = cli_now();
+  return zmq_send(l->sock, l->sb.data, l->sb.size, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+/* Wait up to ms for the reply: 1 (decoded in l->up), 0 (none yet), -1 (err:
+ * malformed reply or an error reply from the controller). */
+static int s_link_poll(s_link *l, int ms, char *err, size_t errsz) {
+  zmq_pollitem_t it = {l->sock, 0, ZMQ_POLLIN, 0};
+  if (zmq_poll(&it, 1, ms < 0 ? 0 : ms) <= 0 || !(it.revents & ZMQ_POLLIN)) return 0;
+  zmq_msg_close(&l->rmsg);
+  zmq_msg_init(&l->rmsg);
+  if (zmq_msg_recv(&l->rmsg, l->sock, 0) < 0) return 0;
+  l->inflight = 0;
+  const void *d = zmq_msg_data(&l->rmsg);
+  const size_t n = zmq_msg_size(&l->rmsg);
+  size_t off = 0;
+  msgpack_unpacked_destroy(&l->up);
+  msgpack_unpacked_init(&l->up);
+  if (pw_scan(d, n, err, errsz) || msgpack_unpack_next(&l->up, d, n, &off) != MSGPACK_UNPACK_SUCCESS ||
+      l->up.data.type != MSGPACK_OBJECT_MAP)
+    return fc_set_err(err, errsz, "the controller's reply is not a msgpack map"), -1;
+  const msgpack_object *e = pw_map_get(&l->up.data, "error");
+  if (e) {
+    const char *s = e->type == MSGPACK_OBJECT_STR ? e->via.str.ptr : "(no message)";
+    const int len = e->type == MSGPACK_OBJECT_STR ? (int)e->via.str.size : 12;
+    return fc_set_err(err, errsz, "the controller answered with an error: %.*s", len, s), -1;
+  }
+  const msgpack_object *id = pw_map_get(&l->up.data, "id");
+  if (id && id->via.i64 != l->id) return fc_set_err(err, errsz, "the controller's reply has id %lld, not %lld", (long long)id->via.i64, (long long)l->id), -1;
+  return 1;
+}
+
+/* Lazy Pirate: a reopened socket after each timeout. */
+static int s_link_retry(s_link *l, char *err, size_t errsz) {
+  if (++l->tries > l->retries)
+    return fc_set_err(err, errsz, "the controller at %s did not answer %d request%s within %d ms each", l->endpoint,
+                      l->retries + 1, l->retries ? "s" : "", l->timeout_ms), -1;
+  s_link_open(l);
+  return s_link_send(l);
+}
+
+/* Send the built request and wait for its reply, retrying. */
+static int s_link_call(s_link *l, char *err, size_t errsz) {
+  l->tries = 0;
+  if (s_link_send(l)) return fc_set_err(err, errsz, "cannot send to %s", l->endpoint), -1;
+  for (;;) {
+    const int rc = s_link_poll(l, l->timeout_ms, err, errsz);
+    if (rc) return rc > 0 ? 0 : -1;
+    if (s_link_retry(l, err, errsz)) return -1;
+  }
+}
+
+static int s_get_int(const msgpack_object *m, const char *key, int64_t *v) {
+  const msgpack_object *o = pw_map_get(m, key);
+  if (!o || (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER && o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)) return -1;
+  *v = o->via.i64;
+  return 0;
+}
+
+static int s_get_num(const msgpack_object *m, const char *key, double *v) {
+  const msgpack_object *o = pw_map_get(m, key);
+  if (!o) return -1;
+  if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) *v = o->via.f64;
+  else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *v = (double)o->via.u64;
+  else return -1;
+  return 0;
+}
+
+static int s_get_str(const msgpack_object *m, const char *key, char *dst, size_t cap) {
+  const msgpack_object *o = pw_map_get(m, key);
+  if (!o || o->type != MSGPACK_OBJECT_STR) return -1;
+  snprintf(dst, cap, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+  return 0;
+}
+
+/* ---- the simulation ---- */
+
+typedef struct {
+  int64_t To, Ta, action_dim, nfe;
+  double control_hz;
+  char method[16], policy[512], env_args[1024];
+  char keys[ENV_MAX_KEYS][64];
+  int dims[ENV_MAX_KEYS], nkeys;
+} s_info;
+
+typedef struct {
+  s_link link;
+  s_info info;
+  const env_model *em;
+  int O, A;
+  double hist[S_MAX_TO * S_MAX_OBS]; /* the last To raw observations, oldest first */
+  int nhist;
+  double chunk[64 * ENV_MAX_ACTION];
+  int clipped_total;
+  double *rtt, *sample; /* per chunk, us */
+  long nrtt, caprtt;
+  long late, held;
+} s_sim;
+
+static int s_read_info(s_sim *S, char *err, size_t errsz) {
+  s_link *l = &S->link;
+  s_req_begin(l, "info", 0);
+  if (s_link_call(l, err, errsz)) return -1;
+  const msgpack_object *m = &l->up.data;
+  s_info *in = &S->info;
+  int64_t proto = 0;
+  if (s_get_int(m, "protocol", &proto) || proto != PW_PROTOCOL)
+    return fc_set_err(err, errsz, "the controller speaks protocol %lld; this lfp speaks %d", (long long)proto, PW_PROTOCOL), -1;
+  if (s_get_int(m, "To", &in->To) || s_get_int(m, "Ta", &in->Ta) || s_get_int(m, "action_dim", &in->action_dim) ||
+      s_get_int(m, "nfe", &in->nfe) || s_get_num(m, "control_hz", &in->control_hz) ||
+      s_get_str(m, "method", in->method, sizeof(in->method)) || s_get_str(m, "policy", in->policy, sizeof(in->policy)) ||
+      s_get_str(m, "env_args", in->env_args, sizeof(in->env_args)))
+    return fc_set_err(err, errsz, "the controller's info reply lacks a field of protocol %d", PW_PROTOCOL), -1;
+  if (in->To < 1 || in->To > S_MAX_TO || in->Ta < 1 || in->Ta > 64 || in->action_dim < 1 || in->action_dim > ENV_MAX_ACTION)
+    return fc_set_err(err, errsz, "the controller's horizons (To %lld, Ta %lld, %lld-D actions) are out of range",
+                      (long long)in->To, (long long)in->Ta, (long long)in->action_dim), -1;
+  const msgpack_object *keys = pw_map_get(m, "obs_keys"), *shapes = pw_map_get(m, "obs_shapes");
+  if (!keys || !shapes || keys->type != MSGPACK_OBJECT_ARRAY || shapes->type != MSGPACK_OBJECT_ARRAY ||
+      keys->via.array.size != shapes->via.array.size || keys->via.array.size > ENV_MAX_KEYS)
+    return fc_set_err(err, errsz, "the controller's obs_keys / obs_shapes are malformed"), -1;
+  in->nkeys = (int)keys->via.array.size;
+  for (int k = 0; k < in->nkeys; k++) {
+    const msgpack_object *kn = &keys->via.array.ptr[k], *sh = &shapes->via.array.ptr[k];
+    if (kn->type != MSGPACK_OBJECT_STR || sh->type != MSGPACK_OBJECT_ARRAY || sh->via.array.size != 1 ||
+        sh->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+      return fc_set_err(err, errsz, "the controller's observation key %d is malformed", k), -1;
+    snprintf(in->keys[k], sizeof(in->keys[k]), "%.*s", (int)kn->via.str.size, kn->via.str.ptr);
+    in->dims[k] = (int)sh->via.array.ptr[0].via.u64;
+  }
+  return 0;
+}
+
+static int s_check_env(const s_sim *S, char *err, size_t errsz) {
+  const s_info *in = &S->info;
+  const env_model *em = S->em;
+  if (env_nkeys(em) != in->nkeys)
+    return fc_set_err(err, errsz, "task %s has %d observation keys but the policy takes %d", env_name(em), env_nkeys(em), in->nkeys), -1;
+  for (int k = 0; k < in->nkeys; k++)
+    if (strcmp(env_keys(em)[k].name, in->keys[k]) || env_keys(em)[k].dim != in->dims[k])
+      return fc_set_err(err, errsz, "task %s observes '%s' (%d values) where the policy takes '%s' (%d)", env_name(em),
+                        env_keys(em)[k].name, env_keys(em)[k].dim, in->keys[k], in->dims[k]), -1;
+  if (env_action_dim(em) != in->action_dim)
+    return fc_set_err(err, errsz, "task %s takes %d-D actions but the policy makes %lld", env_name(em), env_action_dim(em),
+                      (long long)in->action_dim), -1;
+  if (env_obs_dim(em) > S_MAX_OBS) return fc_set_err(err, errsz, "task %s has too many observation values", env_name(em)), -1;
+  return 0;
+}
+
+static void s_push_obs(s_sim *S, const double *obs) {
+  const int To = (int)S->info.To, O = S->O;
+  if (S->nhist == To) memmove(S->hist, S->hist + O, sizeof(double) * (size_t)(To - 1) * O);
+  else S->nhist++;
+  memcpy(S->hist + (size_t)(S->nhist - 1) * O, obs, sizeof(double) * (size_t)O);
+}
+
+/* an infer request with the last (up to To) frames, <f8 both ways */
+static void s_build_infer(s_sim *S) {
+  s_link *l = &S->link;
+  s_req_begin(l, "infer", 2);
+  pw_pack_str(&l->pk, "dtype");
+  pw_pack_str(&l->pk, "<f8");
+  pw_pack_str(&l->pk, "obs");
+  msgpack_pack_map(&l->pk, (size_t)S->info.nkeys);
+  double buf[S_MAX_TO * S_MAX_OBS];
+  int off = 0;
+  for (int k = 0; k < S->info.nkeys; k++) {
+    const int d = S->info.dims[k];
+    for (int f = 0; f < S->nhist; f++) memcpy(buf + (size_t)f * d, S->hist + (size_t)f * S->O + off, sizeof(double) * (size_t)d);
+    const uint32_t shape[2] = {(uint32_t)S->nhist, (uint32_t)d};
+    pw_pack_str(&l->pk, S->info.keys[k]);
+    pw_pack_ndarray(&l->pk, buf, 2, shape, 8);
+    off += d;
+  }
+}
+
+/* the reply's chunk -> S->chunk; records round trip and sampling time */
+static int s_take_chunk(s_sim *S, char *err, size_t errsz) {
+  const msgpack_object *m = &S->link.up.data, *a = pw_map_get(m, "actions");
+  int rank;
+  uint32_t shape[2];
+  const int Ta = (int)S->info.Ta;
+  if (!a || pw_read_array(a, S->chunk, (size_t)Ta * S->A, &rank, shape, err, errsz) < 0) {
+    if (!a) fc_set_err(err, errsz, "the controller's reply has no actions");
+    return -1;
+  }
+  if (rank != 2 || (int)shape[0] != Ta || (int)shape[1] != S->A)
+    return fc_set_err(err, errsz, "the controller sent actions of shape (%u, %u), not (%d, %d)", shape[0], shape[1], Ta, S->A), -1;
+  int64_t clipped = 0;
+  s_get_int(m, "clipped", &clipped);
+  S->clipped_total += (int)clipped;
+  const msgpack_object *t = pw_map_get(m, "server_timing");
+  double sus = NAN;
+  if (t) s_get_num(t, "sample_us", &sus);
+  if (S->nrtt < S->caprtt) {
+    S->rtt[S->nrtt] = (cli_now() - S->link.sent_at) * 1e6;
+    S->sample[S->nrtt] = sus;
+    S->nrtt++;
+  }
+  return 0;
+}
+
+static int s_episode_reset(s_sim *S, uint64_t seed, char *err, size_t errsz) {
+  s_link *l = &S->link;
+  s_req_begin(l, "reset", 1);
+  pw_pack_str(&l->pk, "seed");
+  msgpack_pack_uint64(&l->pk, seed);
+  S->nhist = 0;
+  return s_link_call(l, err, errsz);
+}
+
+static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *unstable, char *err, size_t errsz) {
+  const env_model *em = S->em;
+  double obs[S_MAX_OBS];
+  char serr[256];
+  int qpos = (int)S->info.Ta;
+  while (!env_done(em, ed)) {
+    env_obs(em, ed, obs);
+    s_push_obs(S, obs);
+    if (qpos >= S->info.Ta) {
+      s_build_infer(S);
+      if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, err, errsz)) return -1;
+      qpos = 0;
+    }
+    if (env_step(em, ed, S->chunk + (size_t)qpos * S->A, serr, sizeof(serr))) {
+      *unstable = 1;
+      return 0;
+    }
+    qpos++;
+    rollout_track(em, ed, r);
+  }
+  return 0;
+}
+
+/* realtime: the chunk S->chunk holds actions for steps qstart .. qstart+Ta-1 */
+typedef struct {
+  int qstart, req_step;
+  double last[ENV_MAX_ACTION];
+} s_rt;
+
+/* Wait for the reply in flight until wall time `until` (or its arrival);
+ * apply it with step `cur` about to run; Lazy Pirate on timeouts. */
+static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, char *err, size_t errsz) {
+  s_link *l = &S->link;
+  for (;;) {
+    const double now = cli_now();
+    if (!l->inflight) {
+      if (until > now) {
+        const double s = until - now;
+        struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+        nanosleep(&ts, NULL);
+      }
+      return 0;
+    }
+    if (now - l->sent_at > l->timeout_ms * 1e-3) {
+      /* a fresh socket; the request carries the newest frames */
+      s_build_infer(S);
+      rt->req_step = cur;
+      if (s_link_retry(l, err, errsz)) return -1;
+      continue;
+    }
+    double wait = until - now;
+    const double to = l->sent_at + l->timeout_ms * 1e-3 - now;
+    if (to < wait) wait = to;
+    if (wait <= 0 && until <= now) return 0;
+    const int rc = s_link_poll(l, (int)ceil(wait * 1e3), err, errsz);
+    if (rc < 0) return -1;
+    if (rc > 0) {
+      if (s_take_chunk(S, err, errsz)) return -1;
+      l->tries = 0;
+      rt->qstart = rt->req_step;
+      const long late = cur - rt->req_step;
+      S->late += late < 0 ? 0 : late > S->info.Ta ? S->info.Ta : late;
+      continue; /* sleep out the rest */
+    }
+    if (cli_now() >= until) return 0;
+  }
+}
+
+static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *unstable, int lead, double budget,
+                              char *err, size_t errsz) {
+  const env_model *em = S->em;
+  const double dt = 1.0 / S->info.control_hz;
+  const int Ta = (int)S->info.Ta, A = S->A;
+  double obs[S_MAX_OBS];
+  char serr[256];
+  s_rt rt = {0, 0, {0}};
+  /* the first chunk before the clock starts: the robot waits at rest */
+  env_obs(em, ed, obs);
+  s_push_obs(S, obs);
+  s_build_infer(S);
+  if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, err, errsz)) return -1;
+  S->link.tries = 0;
+  const double t0 = cli_now();
+  for (int k = 0; !env_done(em, ed); k++) {
+    if (k > 0) {
+      env_obs(em, ed, obs);
+      s_push_obs(S, obs);
+    }
+    const int remaining = rt.qstart + Ta - k;
+    if (!S->link.inflight && remaining <= lead) {
+      s_build_infer(S);
+      rt.req_step = k;
+      S->link.tries = 0;
+      if (s_link_send(&S->link)) return fc_set_err(err, errsz, "cannot send to %s", S->link.endpoint), -1;
+    }
+    /* a reply is due by this step's deadline */
+    if (S->link.inflight && s_rt_pump(S, &rt, t0 + k * dt + budget, k, err, errsz)) return -1;
+    const int idx = k - rt.qstart;
+    if (idx >= 0 && idx < Ta) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
+    else S->held++;
+    if (env_step(em, ed, rt.last, serr, sizeof(serr))) {
+      *unstable = 1;
+      return 0;
+    }
+    rollout_track(em, ed, r);
+    if (s_rt_pump(S, &rt, t0 + (k + 1) * dt, k + 1, err, errsz)) return -1;
+  }
+  /* a reply still in flight belongs to this episode: wait it out */
+  while (S->link.inflight)
+    if (s_rt_pump(S, &rt, cli_now() + 0.01, 1 << 30, err, errsz)) return -1;
+  return 0;
+}
+
+int cmd_sim(int argc, char **argv) {
+  const char *envname = NULL, *connect = "tcp://127.0.0.1:5555", *mode = "lockstep";
+  int episodes = 10, seed = 100000, json = 0, timeout_ms = 1000, retries = 3, lead = 1;
+  double budget_ms = -1;
+  static const char *const modes[] = {"lockstep", "realtime", NULL};
+  cli_opt opts[] = {
+      {"--env", CLI_STR, &envname, "task (default: the one the controller's policy was trained on)", NULL, 0, 0},
+      {"--connect", CLI_STR, &connect, "the controller's ZeroMQ endpoint (lfp serve)", NULL, 0, 0},
+      {"--episodes", CLI_INT, &episodes, "rollouts", NULL, 1, 1000000},
+      {"--seed", CLI_INT, &seed, "seed of the first episode (100000.. are the evaluation seeds)", NULL, 0, 2147483647},
+      {"--mode", CLI_CHOICE, &mode, "lockstep (waits for each chunk) or realtime (wall clock at the control rate)", modes, 0, 0},
+      {"--timeout-ms", CLI_INT, &timeout_ms, "a request unanswered this long is retried on a fresh socket", NULL, 1, 3600000},
+      {"--retries", CLI_INT, &retries, "retries before the controller is declared dead", NULL, 0, 100},
+      {"--lead", CLI_INT, &lead, "realtime: request the next chunk when this many actions are left", NULL, 0, 64},
+      {"--budget-ms", CLI_DOUBLE, &budget_ms, "realtime: a reply is due this long after its step's tick (default: half a period)",
+       NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("sim", "lfp sim [--env NAME] [--connect tcp://127.0.0.1:5555] [--episodes 10] [--seed 100000] "
+                            "[--mode lockstep|realtime] [--json]",
+                     argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  const int realtime = !strcmp(mode, "realtime");
+  char err[512];
+  s_sim *S = fc_calloc(1, sizeof(*S));
+  env_model *em = NULL;
+  env_data *ed = NULL;
+  rollout_result *res = NULL;
+  int status = 1;
+  if (s_link_init(&S->link, connect, timeout_ms, retries, err, sizeof(err)) || s_read_info(S, err, sizeof(err))) goto fail;
+  em = envname ? env_model_new(envname, err, sizeof(err)) : env_model_from_args(S->info.env_args, err, sizeof(err));
+  if (!em) goto fail;
+  S->em = em;
+  S->O = env_obs_dim(em);
+  S->A = env_action_dim(em);
+  if (s_check_env(S, err, sizeof(err))) goto fail;
+  if (!(S->info.control_hz > 0)) {
+    fc_set_err(err, sizeof(err), "the controller reports no control rate");
+    goto fail;
+  }
+  const double budget = budget_ms >= 0 ? budget_ms * 1e-3 : 0.5 / S->info.control_hz;
+  ed = env_data_new(em);
+  res = fc_calloc((size_t)episodes, sizeof(rollout_result));
+  S->caprtt = (long)episodes * (env_horizon(em) + 2);
+  S->rtt = fc_malloc(sizeof(double) * (size_t)S->caprtt);
+  S->sample = fc_malloc(sizeof(double) * (size_t)S->caprtt);
+  const double t0 = cli_now();
+  for (int i = 0; i < episodes; i++) {
+    const uint64_t s = (uint64_t)seed + (uint64_t)i;
+    env_reset(em, ed, s);
+    if (s_episode_reset(S, s, err, sizeof(err))) goto fail;
+    rollout_begin(em, ed, &res[i]);
+    int unstable = 0;
+    const int erc = realtime ? s_episode_realtime(S, ed, &res[i], &unstable, lead, budget, err, sizeof(err))
+                             : s_episode_lockstep(S, ed, &res[i], &unstable, err, sizeof(err));
+    if (erc) {
+      const size_t len = strlen(err);
+      snprintf(err + len, sizeof(err) - len, "; episode %d (seed %llu) stopped at step %d", i, (unsigned long long)s,
+               env_steps(ed));
+      goto fail;
+    }
+    rollout_end(em, ed, &res[i], unstable);
+  }
+  const double secs = cli_now() - t0;
+  rollout_stats rs;
+  rollout_summarize(res, episodes, &rs);
+  cli_sort(S->rtt, (int)S->nrtt);
+  cli_sort(S->sample, (int)S->nrtt);
+  const double r50 = cli_quantile(S->rtt, (int)S->nrtt, 0.5), r99 = cli_quantile(S->rtt, (int)S->nrtt, 0.99);
+  const double s50 = cli_quantile(S->sample, (int)S->nrtt, 0.5), s99 = cli_quantile(S->sample, (int)S->nrtt, 0.99);
+  printf("lfp sim: %s on %s via %s, %s, %d episodes (seeds %d..%d), %s (NFE %lld)\n", S->info.policy, env_name(em), connect,
+         mode, episodes, seed, seed + episodes - 1, S->info.method, (long long)S->info.nfe);
+  rollout_print(stdout, em, &rs);
+  printf("  round trip p50 %.0f us, p99 %.0f us; sampling p50 %.0f us (%ld chunks); %ld late actions, %ld steps held; "
+         "%d action values clipped; %.1f s\n",
+         r50, r99, s50, S->nrtt, S->late, S->held, S->clipped_total, secs);
+  if (json) {
+    printf("{\"env\": \"%s\", \"policy\": ", env_name(em));
+    cli_json_str(stdout, S->info.policy);
+    printf(", \"method\": ");
+    cli_json_str(stdout, S->info.method);
+    printf(", \"episodes\": %d, \"seed\": %d, \"mode\": \"%s\", ", episodes, seed, mode);
+    rollout_json(stdout, em, &rs);
+    printf(", \"latency_us_p50\": ");
+    cli_json_num(stdout, s50);
+    printf(", \"latency_us_p99\": ");
+    cli_json_num(stdout, s99);
+    printf(", \"rtt_us_p50\": ");
+    cli_json_num(stdout, r50);
+    printf(", \"rtt_us_p99\": ");
+    cli_json_num(stdout, r99);
+    printf(", \"late_actions\": %ld, \"held_steps\": %ld, \"nfe\": %lld, \"clipped\": %d, \"seconds\": ", S->late, S->held,
+           (long long)S->info.nfe, S->clipped_total);
+    cli_json_num(stdout, secs);
+    printf("}\n");
+  }
+  status = 0;
+fail:
+  if (status) cli_error("sim", "%s", err);
+  free(res);
+  free(S->rtt);
+  free(S->sample);
+  env_data_free(ed);
+  env_model_free(em);
+  s_link_free(&S->link);
+  free(S);
+  return status;
+}

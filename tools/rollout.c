@@ -1,0 +1,85 @@
+/* rollout: episode bookkeeping and the evaluation summary. */
+#include "rollout.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "cli.h"
+#include "fc_base.h"
+#include "fc_ckpt.h"
+
+void rollout_begin(const env_model *em, const env_data *ed, rollout_result *r) {
+  r->success = r->len = r->unstable = r->side = 0;
+  r->digest = 0;
+  r->max_coverage = env_has_coverage(em) ? env_coverage(em, ed) : 0.0;
+}
+
+void rollout_track(const env_model *em, const env_data *ed, rollout_result *r) {
+  if (!env_has_coverage(em)) return;
+  const double cov = env_coverage(em, ed);
+  r->max_coverage = cov > r->max_coverage ? cov : r->max_coverage;
+}
+
+void rollout_end(const env_model *em, const env_data *ed, rollout_result *r, int unstable) {
+  r->unstable = unstable;
+  r->success = !unstable && env_success(em, ed);
+  r->len = env_steps(ed);
+  r->side = env_side(em, ed);
+  const int sd = env_state_dim(em);
+  double *state = fc_malloc(sizeof(double) * (size_t)sd);
+  env_get_state(em, ed, state);
+  r->digest = fc_crc32(0, state, sizeof(double) * (size_t)sd);
+  free(state);
+}
+
+void rollout_summarize(const rollout_result *r, int n, rollout_stats *s) {
+  FC_ASSERT(n > 0);
+  s->episodes = n;
+  s->successes = s->unstable = s->left = s->right = 0;
+  double len = 0, cov = 0;
+  uint32_t d = 0;
+  for (int i = 0; i < n; i++) {
+    s->successes += r[i].success;
+    s->unstable += r[i].unstable;
+    s->left += r[i].side < 0;
+    s->right += r[i].side > 0;
+    len += r[i].len;
+    cov += r[i].max_coverage;
+    d = fc_crc32(d, &r[i].digest, sizeof(r[i].digest));
+  }
+  s->digest = d;
+  s->mean_len = len / n;
+  s->mean_coverage = cov / n;
+  /* 95% Wilson score interval */
+  const double ph = (double)s->successes / n, z = 1.959963984540054;
+  const double den = 1 + z * z / n, mid = (ph + z * z / (2.0 * n)) / den;
+  const double half = z * sqrt(ph * (1 - ph) / n + z * z / (4.0 * n * n)) / den;
+  s->rate = ph;
+  s->ci_lo = mid - half;
+  s->ci_hi = mid + half;
+}
+
+void rollout_print(FILE *f, const env_model *em, const rollout_stats *s) {
+  fprintf(f, "  success %.1f%% (%d/%d), 95%% CI [%.1f%%, %.1f%%], mean length %.1f steps\n", 100 * s->rate, s->successes,
+          s->episodes, 100 * s->ci_lo, 100 * s->ci_hi, s->mean_len);
+  if (env_has_coverage(em)) fprintf(f, "  mean max coverage %.3f\n", s->mean_coverage);
+  if (env_has_side(em))
+    fprintf(f, "  sides: %d left, %d right, %d neither\n", s->left, s->right, s->episodes - s->left - s->right);
+}
+
+void rollout_json(FILE *f, const env_model *em, const rollout_stats *s) {
+  fprintf(f, "\"success_rate\": ");
+  cli_json_num(f, s->rate);
+  fprintf(f, ", \"ci95\": [");
+  cli_json_num(f, s->ci_lo);
+  fprintf(f, ", ");
+  cli_json_num(f, s->ci_hi);
+  fprintf(f, "], \"mean_len\": ");
+  cli_json_num(f, s->mean_len);
+  fprintf(f, ", \"unstable\": %d, \"digest\": \"%08x\"", s->unstable, (unsigned)s->digest);
+  if (env_has_coverage(em)) {
+    fprintf(f, ", \"max_coverage_mean\": ");
+    cli_json_num(f, s->mean_coverage);
+  }
+  if (env_has_side(em)) fprintf(f, ", \"left\": %d, \"right\": %d", s->left, s->right);
+}
