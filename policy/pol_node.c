@@ -49,6 +49,8 @@ void pol_node_config_default(pol_node_config *c) {
   c->max_msg = 1 << 20;
   c->seed = 0;
   c->name = "policy";
+  c->sampler = -1;
+  c->steps = 0;
 }
 
 pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
@@ -56,6 +58,8 @@ pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
   pol_node *n = fc_calloc(1, sizeof(*n));
   n->p = p;
   n->cfg = *cfg;
+  if (n->cfg.sampler < 0) n->cfg.sampler = (int)p->flow->cfg.sampler;
+  if (n->cfg.steps <= 0) n->cfg.steps = p->flow->cfg.steps;
   n->sessions = fc_calloc((size_t)cfg->max_sessions, sizeof(s_session));
   fc_rng_seed(&n->seeds, cfg->seed);
   n->frames = fc_calloc((size_t)p->meta.To * p->meta.obs_dim, sizeof(double));
@@ -109,6 +113,8 @@ static s_session *s_session_get(pol_node *n, const pw_request *rq, const void *p
   lru->keylen = klen;
   if (!lru->pd) {
     lru->pd = pol_data_new(n->p, 0);
+    lru->pd->sampler = (fc_sampler)n->cfg.sampler;
+    lru->pd->steps = n->cfg.steps;
   }
   pol_reset(lru->pd, fc_rng_u64(&n->seeds));
   lru->seq = 0;
@@ -180,11 +186,11 @@ static void s_pack_info(pol_node *n, const pw_request *rq) {
   pw_pack_str(pk, "control_hz");
   msgpack_pack_double(pk, m->control_hz);
   pw_pack_str(pk, "nfe");
-  msgpack_pack_int(pk, pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps));
+  msgpack_pack_int(pk, pol_nfe(p, (fc_sampler)n->cfg.sampler, n->cfg.steps));
   pw_pack_str(pk, "sampler");
-  pw_pack_str(pk, fc_sampler_name(p->flow->cfg.sampler));
+  pw_pack_str(pk, fc_sampler_name((fc_sampler)n->cfg.sampler));
   pw_pack_str(pk, "ode_steps");
-  msgpack_pack_int(pk, p->flow->cfg.steps);
+  msgpack_pack_int(pk, n->cfg.steps);
   pw_pack_str(pk, "env_args");
   pw_pack_str(pk, m->env_args);
   pw_pack_str(pk, "max_sessions");

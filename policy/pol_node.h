@@ -37,6 +37,8 @@ typedef struct {
   uint64_t seed;       /* sessions without a "seed" draw theirs from this */
   const char *name;    /* shown by info as "policy" */
   FILE *log;           /* one line per error (the first 20), or NULL */
+  int sampler;         /* fc_sampler, or -1: the trained one */
+  int steps;           /* ODE steps per block, or <= 0: the trained ones */
 } pol_node_config;
 
 typedef struct {

@@ -12,14 +12,17 @@ static volatile sig_atomic_t s_stop = 0;
 static void s_on_signal(int sig) { s_stop = sig; }
 
 int cmd_serve(int argc, char **argv) {
-  const char *path = NULL, *bind = "tcp://127.0.0.1:5555";
-  int json = 0, max_sessions = 64, max_kb = 1024, seed = 0;
+  const char *path = NULL, *bind = "tcp://127.0.0.1:5555", *sampler = NULL;
+  int json = 0, max_sessions = 64, max_kb = 1024, seed = 0, steps = 0;
+  static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   cli_opt opts[] = {
       {"--policy", CLI_STR, &path, "policy file (from lfp train)", NULL, 0, 0},
       {"--bind", CLI_STR, &bind, "ZeroMQ endpoint to bind (ROUTER); loopback unless asked", NULL, 0, 0},
       {"--max-sessions", CLI_INT, &max_sessions, "clients whose history is kept (least recently used evicted)", NULL, 1, 65536},
       {"--max-msg-kb", CLI_INT, &max_kb, "larger requests get an error reply (16x this drops the connection)", NULL, 1, 65536},
       {"--seed", CLI_INT, &seed, "sampler seeds of sessions that do not send one", NULL, 0, 2147483647},
+      {"--sampler", CLI_CHOICE, &sampler, "override the trained ODE sampler", samplers, 0, 0},
+      {"--ode-steps", CLI_INT, &steps, "override the steps per block", NULL, 0, 100000},
       {"--json", CLI_FLAG, &json, "print one JSON object (counters) as the last line on shutdown", NULL, 0, 0},
   };
   int rc = cli_parse("serve", "lfp serve --policy POLICY.lfp [--bind tcp://127.0.0.1:5555] [--json]", argc, argv, opts,
@@ -42,6 +45,8 @@ int cmd_serve(int argc, char **argv) {
   cfg.seed = (uint64_t)seed;
   cfg.name = path;
   cfg.log = stderr;
+  cfg.sampler = sampler ? fc_sampler_parse(sampler) : -1;
+  cfg.steps = steps;
   pol_node *n = pol_node_new(p, &cfg);
   if (pol_node_bind(n, bind, bound, sizeof(bound), err, sizeof(err))) {
     cli_error("serve", "%s", err);
@@ -56,7 +61,7 @@ int cmd_serve(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   printf("lfp serve: %s (%s, To %d, Ta %d, NFE %d) on %s, protocol %d; SIGINT/SIGTERM stops\n", path,
          pol_method_name((pol_method)p->meta.method), p->meta.To, p->meta.Ta,
-         pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps), bound, PW_PROTOCOL);
+         pol_nfe(p, sampler ? (fc_sampler)cfg.sampler : p->flow->cfg.sampler, steps > 0 ? steps : p->flow->cfg.steps), bound, PW_PROTOCOL);
   fflush(stdout);
   const double t0 = cli_now();
   rc = pol_node_run(n, &s_stop, err, sizeof(err));

@@ -1,0 +1,597 @@
+/* Tests of the ZeroMQ controller node: the message pre-scan against
+ * allocation bombs, every class of bad request answered with a sentence
+ * (and the node serving on), infer equal bit for bit to pol_act on the same
+ * frames and seed, stacked frames equal to appended ones, bounded sessions,
+ * and the ROUTER loop with REQ and DEALER clients over a real socket. */
+#include <pthread.h>
+#include <zmq.h>
+
+#include "node_fixture.h"
+#include "pol_node.h"
+#include "pol_wire.h"
+#include "test.h"
+
+/* ---- building requests ---- */
+
+typedef struct {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+} s_msg;
+
+static void s_begin(s_msg *m) {
+  msgpack_sbuffer_init(&m->sb);
+  msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+}
+
+/* {"endpoint": ep, "session": sess?, "dtype": "<f8", "obs": {pos: (n,3), grip: (n,2)}} with
+ * frames (n, 5); rank 1 when n == 0 (one frame). */
+static void s_obs_request(s_msg *m, const char *ep, const char *sess, const double *frames, int n) {
+  s_begin(m);
+  msgpack_pack_map(&m->pk, 3 + (sess != NULL));
+  pw_pack_str(&m->pk, "endpoint");
+  pw_pack_str(&m->pk, ep);
+  if (sess) {
+    pw_pack_str(&m->pk, "session");
+    pw_pack_str(&m->pk, sess);
+  }
+  pw_pack_str(&m->pk, "dtype");
+  pw_pack_str(&m->pk, "<f8");
+  pw_pack_str(&m->pk, "obs");
+  msgpack_pack_map(&m->pk, 2);
+  const int rank = n == 0 ? 1 : 2, nf = n == 0 ? 1 : n;
+  double pos[16], grip[16];
+  for (int f = 0; f < nf; f++) {
+    memcpy(pos + 3 * f, frames + 5 * f, 3 * sizeof(double));
+    memcpy(grip + 2 * f, frames + 5 * f + 3, 2 * sizeof(double));
+  }
+  uint32_t sp[2] = {rank == 1 ? 3u : (uint32_t)nf, 3}, sg[2] = {rank == 1 ? 2u : (uint32_t)nf, 2};
+  pw_pack_str(&m->pk, "pos");
+  pw_pack_ndarray(&m->pk, pos, rank, sp, 8);
+  pw_pack_str(&m->pk, "grip");
+  pw_pack_ndarray(&m->pk, grip, rank, sg, 8);
+}
+
+static void s_simple(s_msg *m, const char *ep, const char *sess, int has_seed, uint64_t seed) {
+  s_begin(m);
+  msgpack_pack_map(&m->pk, 1 + (sess != NULL) + has_seed);
+  pw_pack_str(&m->pk, "endpoint");
+  pw_pack_str(&m->pk, ep);
+  if (sess) {
+    pw_pack_str(&m->pk, "session");
+    pw_pack_str(&m->pk, sess);
+  }
+  if (has_seed) {
+    pw_pack_str(&m->pk, "seed");
+    msgpack_pack_uint64(&m->pk, seed);
+  }
+}
+
+/* send m to the node as peer; the decoded reply in up (caller destroys) */
+static int s_call(pol_node *n, const char *peer, s_msg *m, msgpack_unpacked *up) {
+  const void *r;
+  size_t rl, off = 0;
+  int rc = pol_node_handle(n, peer, strlen(peer), m->sb.data, m->sb.size, &r, &rl);
+  msgpack_sbuffer_destroy(&m->sb);
+  msgpack_unpacked_init(up);
+  if (msgpack_unpack_next(up, r, rl, &off) != MSGPACK_UNPACK_SUCCESS || off != rl) return -2;
+  return rc;
+}
+
+static int s_actions(const msgpack_unpacked *up, double *a, int cap) {
+  const msgpack_object *o = pw_map_get(&up->data, "actions");
+  int rank;
+  uint32_t shape[2];
+  char err[256];
+  if (!o) return -1;
+  return pw_read_array(o, a, (size_t)cap, &rank, shape, err, sizeof(err));
+}
+
+static void s_frame(int t, double *f) {
+  for (int j = 0; j < 5; j++) f[j] = sin(0.3 * t + j) * (1 + 0.2 * j);
+}
+
+TEST(scan_refuses_bombs_and_malformed_bytes) {
+  char err[256];
+  /* map32 claiming 2^32-1 pairs in 5 bytes: msgpack-c would try to allocate ~100 GB */
+  const uint8_t bomb[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+  ASSERT(pw_scan(bomb, sizeof(bomb), err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "claims");
+  const uint8_t arr[] = {0xdd, 0x00, 0x10, 0x00, 0x00, 0xc0};
+  ASSERT(pw_scan(arr, sizeof(arr), err, sizeof(err)) == -1);
+  /* bin32 longer than the message */
+  const uint8_t bin[] = {0xc6, 0x7f, 0xff, 0xff, 0xff, 0x00};
+  ASSERT(pw_scan(bin, sizeof(bin), err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "runs past");
+  /* nesting: 9 one-element arrays */
+  uint8_t deep[10];
+  memset(deep, 0x91, 9);
+  deep[9] = 0x01;
+  ASSERT(pw_scan(deep, sizeof(deep), err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "deeper");
+  ASSERT(pw_scan(deep + 1, sizeof(deep) - 1, err, sizeof(err)) == 0);
+  const uint8_t unused[] = {0xc1};
+  ASSERT(pw_scan(unused, 1, err, sizeof(err)) == -1);
+  const uint8_t trailing[] = {0x80, 0x80};
+  ASSERT(pw_scan(trailing, 2, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "after");
+  ASSERT(pw_scan(trailing, 0, err, sizeof(err)) == -1);
+  /* a fixmap of 4 pairs whose last value is cut off */
+  const uint8_t cut[] = {0x81, 0xa1, 'a'};
+  ASSERT(pw_scan(cut, sizeof(cut), err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "ends early");
+  return 0;
+}
+
+TEST(info_and_ping_describe_the_policy) {
+  pol_policy *p = node_fixture_policy();
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  pol_node *n = pol_node_new(p, &cfg);
+  s_msg m;
+  msgpack_unpacked up;
+  s_simple(&m, "info", NULL, 0, 0);
+  ASSERT_EQ_INT(s_call(n, "c1", &m, &up), 0);
+  const msgpack_object *o = &up.data;
+  ASSERT(pw_map_get(o, "obs_keys") && pw_map_get(o, "obs_keys")->via.array.size == 2);
+  ASSERT(pw_map_get(o, "obs_shapes")->via.array.ptr[0].via.array.ptr[0].via.u64 == 3);
+  ASSERT_EQ_INT(pw_map_get(o, "To")->via.u64, 2);
+  ASSERT_EQ_INT(pw_map_get(o, "Ta")->via.u64, 3);
+  ASSERT_EQ_INT(pw_map_get(o, "Tp")->via.u64, 4);
+  ASSERT_EQ_INT(pw_map_get(o, "action_dim")->via.u64, 2);
+  ASSERT_EQ_INT(pw_map_get(o, "protocol")->via.u64, PW_PROTOCOL);
+  ASSERT_EQ_INT(pw_map_get(o, "nfe")->via.u64, pol_nfe(p, p->flow->cfg.sampler, 0));
+  ASSERT(pw_map_get(o, "action_low")->via.array.ptr[1].via.f64 == -1.0);
+  ASSERT(pw_map_get(o, "control_hz")->via.f64 == 20.0);
+  ASSERT(pw_map_get(o, "version") && pw_map_get(o, "method") && pw_map_get(o, "env_args"));
+  msgpack_unpacked_destroy(&up);
+  s_simple(&m, "ping", NULL, 0, 0);
+  ASSERT_EQ_INT(s_call(n, "c1", &m, &up), 0);
+  ASSERT(pw_map_get(&up.data, "ok") && pw_map_get(&up.data, "ok")->via.boolean);
+  msgpack_unpacked_destroy(&up);
+  ASSERT_EQ_INT(pol_node_get_stats(n).sessions, 0); /* info and ping keep no state */
+  pol_node_free(n);
+  pol_free(p);
+  return 0;
+}
+
+/* A client that observes every step and infers when its queue is empty gets
+ * exactly pol_act's actions (same frames, same seed). */
+TEST(infer_equals_pol_act_bit_for_bit) {
+  pol_policy *p = node_fixture_policy();
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  pol_node *n = pol_node_new(p, &cfg);
+  pol_data *pd = pol_data_new(p, 0);
+  const uint64_t seed = 4242;
+  pol_reset(pd, seed);
+  s_msg m;
+  msgpack_unpacked up;
+  s_simple(&m, "reset", "robot", 1, seed);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+  msgpack_unpacked_destroy(&up);
+  double chunk[6] = {0};
+  int q = 3, clipped = 0;
+  for (int t = 0; t < 20; t++) {
+    double f[5], a_ref[2];
+    s_frame(t, f);
+    pol_act(p, pd, f, a_ref);
+    s_obs_request(&m, q >= 3 ? "infer" : "observe", "robot", f, 0);
+    ASSERT_EQ_INT(s_call(n, t % 2 ? "peer-a" : "peer-b", &m, &up), 0); /* the session, not the peer, keys history */
+    if (q >= 3) {
+      ASSERT_EQ_INT(s_actions(&up, chunk, 6), 6);
+      ASSERT_EQ_INT(pw_map_get(&up.data, "seq")->via.u64, t / 3 + 1);
+      clipped += (int)pw_map_get(&up.data, "clipped")->via.u64;
+      q = 0;
+    }
+    ASSERT_EQ_INT(pw_map_get(&up.data, "history_frames")->via.u64, t == 0 ? 1 : 2);
+    msgpack_unpacked_destroy(&up);
+    ASSERT_MSG(!memcmp(&chunk[2 * q], a_ref, sizeof(a_ref)), "step %d: %.17g %.17g vs %.17g %.17g", t, chunk[2 * q],
+               chunk[2 * q + 1], a_ref[0], a_ref[1]);
+    q++;
+  }
+  ASSERT_EQ_INT(clipped, pd->clipped);
+  ASSERT(clipped > 0); /* the random policy overshoots its bounds: clipping is exercised */
+  pol_data_free(pd);
+  pol_node_free(n);
+  pol_free(p);
+  return 0;
+}
+
+TEST(stacked_frames_replace_the_history) {
+  pol_policy *p = node_fixture_policy();
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  pol_node *n = pol_node_new(p, &cfg);
+  double f[10], a1[6], a2[6], a3[6];
+  s_frame(1, f);
+  s_frame(2, f + 5);
+  s_msg m;
+  msgpack_unpacked up;
+  /* A: reset(9), observe f1, infer f2 */
+  s_simple(&m, "reset", "A", 1, 9);
+  s_call(n, "p", &m, &up);
+  msgpack_unpacked_destroy(&up);
+  s_obs_request(&m, "observe", "A", f, 0);
+  s_call(n, "p", &m, &up);
+  msgpack_unpacked_destroy(&up);
+  s_obs_request(&m, "infer", "A", f + 5, 0);
+  ASSERT_EQ_INT(s_call(n, "p", &m, &up), 0);
+  ASSERT_EQ_INT(s_actions(&up, a1, 6), 6);
+  msgpack_unpacked_destroy(&up);
+  /* B: some unrelated history, reset(9), then [f1, f2] stacked */
+  s_obs_request(&m, "observe", "B", f + 5, 0);
+  s_call(n, "p", &m, &up);
+  msgpack_unpacked_destroy(&up);
+  s_simple(&m, "reset", "B", 1, 9);
+  s_call(n, "p", &m, &up);
+  msgpack_unpacked_destroy(&up);
+  s_obs_request(&m, "infer", "B", f, 2);
+  ASSERT_EQ_INT(s_call(n, "p", &m, &up), 0);
+  ASSERT_EQ_INT(s_actions(&up, a2, 6), 6);
+  msgpack_unpacked_destroy(&up);
+  ASSERT(!memcmp(a1, a2, sizeof(a1)));
+  /* C: reset(9), one stacked frame f2 = f2 padded, unlike [f1, f2] */
+  s_simple(&m, "reset", "C", 1, 9);
+  s_call(n, "p", &m, &up);
+  msgpack_unpacked_destroy(&up);
+  s_obs_request(&m, "infer", "C", f + 5, 1);
+  ASSERT_EQ_INT(s_call(n, "p", &m, &up), 0);
+  ASSERT_EQ_INT(s_actions(&up, a3, 6), 6);
+  msgpack_unpacked_destroy(&up);
+  ASSERT(memcmp(a1, a3, sizeof(a1)));
+  pol_node_free(n);
+  pol_free(p);
+  return 0;
+}
+
+/* raw bytes for error cases */
+static void s_raw(s_msg *m, const void *b, size_t n) {
+  s_begin(m);
+  msgpack_sbuffer_write(&m->sb, b, n);
+}
+
+TEST(bad_requests_get_sentences_and_the_node_serves_on) {
+  pol_policy *p = node_fixture_policy();
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  cfg.max_msg = 2048;
+  pol_node *n = pol_node_new(p, &cfg);
+  double f[5];
+  s_frame(0, f);
+  s_msg m;
+  msgpack_unpacked up;
+  struct {
+    const char *want;
+    int kind;
+  } cases[] = {
+      {"not valid msgpack", 0}, {"not a msgpack map", 1}, {"unknown endpoint 'fly'", 2}, {"needs field \"obs\"", 3},
+      {"unknown observation key 'posx'", 4}, {"'grip' is missing", 5}, {"has shape (4,)", 6}, {"dtype '<i4'", 7},
+      {"not finite", 8}, {"over the node's limit", 9}, {"unknown field 'sesion'", 10}, {"do not match shape", 11},
+      {"belongs to endpoint reset", 12}, {"1 to 64 bytes", 13}, {"but 'pos' has 1", 14}, {"with n <= 2", 15},
+      {"claims", 16}, {"appears twice", 17}, {"not a number", 18}, {"\"__ndarray__\": true", 19},
+  };
+  const int ncase = (int)(sizeof(cases) / sizeof(cases[0]));
+  for (int c = 0; c < ncase; c++) {
+    const int k = cases[c].kind;
+    s_begin(&m);
+    msgpack_packer *pk = &m.pk;
+    if (k == 0) {
+      msgpack_sbuffer_destroy(&m.sb);
+      s_raw(&m, "\xc1garbage", 8);
+    } else if (k == 1) {
+      msgpack_pack_array(pk, 1);
+      msgpack_pack_int(pk, 1);
+    } else if (k == 2) {
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "fly");
+      pw_pack_str(pk, "id");
+      msgpack_pack_int(pk, 77);
+    } else if (k == 3) {
+      msgpack_pack_map(pk, 1);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "infer");
+    } else if (k >= 4 && k <= 8) {
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "infer");
+      pw_pack_str(pk, "obs");
+      msgpack_pack_map(pk, k == 5 ? 1 : 2);
+      const uint32_t s3[1] = {3}, s4[1] = {4}, s2[1] = {2};
+      double v[4] = {f[0], f[1], f[2], 0};
+      if (k == 8) v[1] = NAN;
+      pw_pack_str(pk, k == 4 ? "posx" : "pos");
+      pw_pack_ndarray(pk, v, 1, k == 6 ? s4 : s3, 4);
+      if (k != 5) {
+        pw_pack_str(pk, "grip");
+        if (k == 7) { /* an int32 array */
+          msgpack_pack_map(pk, 4);
+          pw_pack_str(pk, "__ndarray__");
+          msgpack_pack_true(pk);
+          pw_pack_str(pk, "data");
+          msgpack_pack_bin(pk, 8);
+          msgpack_pack_bin_body(pk, "\1\0\0\0\2\0\0\0", 8);
+          pw_pack_str(pk, "dtype");
+          pw_pack_str(pk, "<i4");
+          pw_pack_str(pk, "shape");
+          msgpack_pack_array(pk, 1);
+          msgpack_pack_int(pk, 2);
+        } else {
+          pw_pack_ndarray(pk, f + 3, 1, s2, 8);
+        }
+      }
+    } else if (k == 9) {
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "ping");
+      pw_pack_str(pk, "pad");
+      char big[4096] = {0};
+      msgpack_pack_bin(pk, sizeof(big));
+      msgpack_pack_bin_body(pk, big, sizeof(big));
+    } else if (k == 10) {
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "ping");
+      pw_pack_str(pk, "sesion");
+      pw_pack_str(pk, "x");
+    } else if (k == 11 || k == 19) {
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "observe");
+      pw_pack_str(pk, "obs");
+      msgpack_pack_map(pk, 1);
+      pw_pack_str(pk, "pos");
+      msgpack_pack_map(pk, 4);
+      pw_pack_str(pk, "__ndarray__");
+      if (k == 19) msgpack_pack_false(pk);
+      else msgpack_pack_true(pk);
+      pw_pack_str(pk, "data");
+      msgpack_pack_bin(pk, 8);
+      msgpack_pack_bin_body(pk, "\0\0\0\0\0\0\0\0", 8);
+      pw_pack_str(pk, "dtype");
+      pw_pack_str(pk, "<f4");
+      pw_pack_str(pk, "shape");
+      msgpack_pack_array(pk, 1);
+      msgpack_pack_int(pk, 3);
+    } else if (k == 12) {
+      msgpack_sbuffer_destroy(&m.sb);
+      s_obs_request(&m, "infer", NULL, f, 0);
+      /* append a seed by rebuilding: simpler to patch the map header (fixmap 3 -> 4) */
+      ((uint8_t *)m.sb.data)[0] = 0x84;
+      pw_pack_str(&m.pk, "seed");
+      msgpack_pack_int(&m.pk, 3);
+    } else if (k == 13) {
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "reset");
+      pw_pack_str(pk, "session");
+      pw_pack_str(pk, "0123456789012345678901234567890123456789012345678901234567890123456789");
+    } else if (k == 14 || k == 15) {
+      msgpack_sbuffer_destroy(&m.sb);
+      double fr[15];
+      for (int i = 0; i < 15; i++) fr[i] = 0.1 * i;
+      s_obs_request(&m, "infer", NULL, fr, k == 14 ? 2 : 3);
+      if (k == 14) { /* make grip rank 1: rebuild with mixed ranks */
+        msgpack_sbuffer_destroy(&m.sb);
+        s_begin(&m);
+        msgpack_pack_map(pk, 2);
+        pw_pack_str(pk, "endpoint");
+        pw_pack_str(pk, "infer");
+        pw_pack_str(pk, "obs");
+        msgpack_pack_map(pk, 2);
+        const uint32_t s13[2] = {1, 3}, s22[2] = {2, 2};
+        pw_pack_str(pk, "pos");
+        pw_pack_ndarray(pk, fr, 2, s13, 8);
+        pw_pack_str(pk, "grip");
+        pw_pack_ndarray(pk, fr, 2, s22, 8);
+      }
+    } else if (k == 16) {
+      msgpack_sbuffer_destroy(&m.sb);
+      static const char bomb[] = "\x82\xa8" "endpoint\xa4ping\xa2id\xdd\xff\xff\xff\xff";
+      s_raw(&m, bomb, sizeof(bomb) - 1);
+    } else if (k == 17) {
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "observe");
+      pw_pack_str(pk, "obs");
+      msgpack_pack_map(pk, 3);
+      const uint32_t s3[1] = {3}, s2[1] = {2};
+      pw_pack_str(pk, "pos");
+      pw_pack_ndarray(pk, f, 1, s3, 8);
+      pw_pack_str(pk, "grip");
+      pw_pack_ndarray(pk, f + 3, 1, s2, 8);
+      pw_pack_str(pk, "pos");
+      pw_pack_ndarray(pk, f, 1, s3, 8);
+    } else if (k == 18) {
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "endpoint");
+      pw_pack_str(pk, "observe");
+      pw_pack_str(pk, "obs");
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "pos");
+      msgpack_pack_array(pk, 3);
+      msgpack_pack_double(pk, 1);
+      pw_pack_str(pk, "a");
+      msgpack_pack_double(pk, 1);
+      pw_pack_str(pk, "grip");
+      msgpack_pack_array(pk, 2);
+      msgpack_pack_double(pk, 1);
+      msgpack_pack_double(pk, 1);
+    }
+    const int64_t e0 = pol_node_get_stats(n).errors;
+    ASSERT_EQ_INT(s_call(n, "bad", &m, &up), 1);
+    const msgpack_object *e = pw_map_get(&up.data, "error");
+    ASSERT(e && e->type == MSGPACK_OBJECT_STR);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%.*s", (int)e->via.str.size, e->via.str.ptr);
+    ASSERT_MSG(strstr(msg, cases[c].want), "case %d: expected '%s' in '%s'", c, cases[c].want, msg);
+    if (k == 2) ASSERT_EQ_INT(pw_map_get(&up.data, "id")->via.i64, 77); /* the id comes back on errors too */
+    msgpack_unpacked_destroy(&up);
+    ASSERT_EQ_INT(pol_node_get_stats(n).errors, e0 + 1);
+    /* and a good request right after */
+    s_obs_request(&m, "infer", "good", f, 0);
+    ASSERT_EQ_INT(s_call(n, "good", &m, &up), 0);
+    msgpack_unpacked_destroy(&up);
+  }
+  /* lists of numbers and <f4 arrays are accepted: the lists path */
+  s_begin(&m);
+  msgpack_pack_map(&m.pk, 2);
+  pw_pack_str(&m.pk, "endpoint");
+  pw_pack_str(&m.pk, "infer");
+  pw_pack_str(&m.pk, "obs");
+  msgpack_pack_map(&m.pk, 2);
+  pw_pack_str(&m.pk, "grip");
+  msgpack_pack_array(&m.pk, 1);
+  msgpack_pack_array(&m.pk, 2);
+  msgpack_pack_int(&m.pk, 0);
+  msgpack_pack_float(&m.pk, 0.5f);
+  pw_pack_str(&m.pk, "pos");
+  msgpack_pack_array(&m.pk, 1);
+  msgpack_pack_array(&m.pk, 3);
+  for (int j = 0; j < 3; j++) msgpack_pack_double(&m.pk, j);
+  ASSERT_EQ_INT(s_call(n, "lists", &m, &up), 0);
+  const msgpack_object *a = pw_map_get(&up.data, "actions");
+  ASSERT(a && pw_map_get(a, "dtype") && pw_map_get(a, "dtype")->via.str.size == 3 &&
+         !memcmp(pw_map_get(a, "dtype")->via.str.ptr, "<f4", 3)); /* float32 by default */
+  ASSERT(a->via.map.ptr[0].key.type == MSGPACK_OBJECT_BIN); /* openpi's decoder looks up bin keys */
+  msgpack_unpacked_destroy(&up);
+  pol_node_free(n);
+  pol_free(p);
+  return 0;
+}
+
+TEST(sessions_are_bounded_least_recently_used_first) {
+  pol_policy *p = node_fixture_policy();
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  cfg.max_sessions = 2;
+  pol_node *n = pol_node_new(p, &cfg);
+  double f[5];
+  s_frame(3, f);
+  s_msg m;
+  msgpack_unpacked up;
+  const char *peers[] = {"a", "b", "a", "c", "a", "b"};
+  const int frames[] = {1, 1, 2, 1, 2, 1}; /* b was evicted by c; a stayed the most recent */
+  for (int i = 0; i < 6; i++) {
+    s_obs_request(&m, "observe", NULL, f, 0);
+    ASSERT_EQ_INT(s_call(n, peers[i], &m, &up), 0);
+    ASSERT_MSG((int)pw_map_get(&up.data, "history_frames")->via.u64 == frames[i], "request %d", i);
+    msgpack_unpacked_destroy(&up);
+  }
+  const pol_node_stats st = pol_node_get_stats(n);
+  ASSERT_EQ_INT(st.sessions, 2);
+  ASSERT_EQ_INT(st.sessions_created, 4);
+  ASSERT_EQ_INT(st.evictions, 2);
+  pol_node_free(n);
+  pol_free(p);
+  return 0;
+}
+
+/* ---- over a real socket ---- */
+
+typedef struct {
+  pol_node *n;
+  volatile sig_atomic_t stop;
+} s_server;
+
+static void *s_serve(void *arg) {
+  s_server *s = arg;
+  char err[256];
+  pol_node_run(s->n, &s->stop, err, sizeof(err));
+  return NULL;
+}
+
+static int s_recv_reply(void *sock, msgpack_unpacked *up, int expect_delim) {
+  zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+  if (zmq_poll(&it, 1, 5000) != 1) return -1;
+  zmq_msg_t msg;
+  zmq_msg_init(&msg);
+  if (zmq_msg_recv(&msg, sock, 0) < 0) return -1;
+  if (expect_delim) {
+    if (zmq_msg_size(&msg) != 0 || !zmq_msg_more(&msg)) return -1;
+    zmq_msg_close(&msg);
+    zmq_msg_init(&msg);
+    zmq_msg_recv(&msg, sock, 0);
+  }
+  size_t off = 0;
+  msgpack_unpacked_init(up);
+  int rc = msgpack_unpack_next(up, zmq_msg_data(&msg), zmq_msg_size(&msg), &off) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
+  zmq_msg_close(&msg);
+  return rc;
+}
+
+TEST(router_serves_req_and_dealer_clients) {
+  pol_policy *p = node_fixture_policy();
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  s_server srv = {pol_node_new(p, &cfg), 0};
+  char bound[256], err[256];
+  ASSERT_MSG(pol_node_bind(srv.n, "tcp://127.0.0.1:*", bound, sizeof(bound), err, sizeof(err)) == 0, "%s", err);
+  pthread_t th;
+  pthread_create(&th, NULL, s_serve, &srv);
+  void *ctx = zmq_ctx_new();
+  void *req = zmq_socket(ctx, ZMQ_REQ), *dl = zmq_socket(ctx, ZMQ_DEALER);
+  const int linger = 0;
+  zmq_setsockopt(req, ZMQ_LINGER, &linger, sizeof(linger));
+  zmq_setsockopt(dl, ZMQ_LINGER, &linger, sizeof(linger));
+  ASSERT(zmq_connect(req, bound) == 0 && zmq_connect(dl, bound) == 0);
+  double f[5];
+  s_frame(0, f);
+  s_msg m;
+  msgpack_unpacked up;
+  for (int i = 0; i < 20; i++) {
+    s_obs_request(&m, "infer", NULL, f, 0);
+    zmq_send(req, m.sb.data, m.sb.size, 0);
+    /* DEALER without a delimiter, then with one (as REQ) */
+    zmq_send(dl, m.sb.data, m.sb.size, 0);
+    zmq_send(dl, "", 0, ZMQ_SNDMORE);
+    zmq_send(dl, m.sb.data, m.sb.size, 0);
+    msgpack_sbuffer_destroy(&m.sb);
+    ASSERT(s_recv_reply(req, &up, 0) == 0);
+    ASSERT_EQ_INT(pw_map_get(&up.data, "seq")->via.u64, i + 1);
+    msgpack_unpacked_destroy(&up);
+    ASSERT(s_recv_reply(dl, &up, 0) == 0);
+    ASSERT_EQ_INT(pw_map_get(&up.data, "seq")->via.u64, 2 * i + 1); /* one identity: one session */
+    msgpack_unpacked_destroy(&up);
+    ASSERT(s_recv_reply(dl, &up, 1) == 0);
+    ASSERT_EQ_INT(pw_map_get(&up.data, "seq")->via.u64, 2 * i + 2);
+    msgpack_unpacked_destroy(&up);
+  }
+  /* two payload frames: an error reply, and the node serves on */
+  zmq_send(dl, "\x80", 1, ZMQ_SNDMORE);
+  zmq_send(dl, "\x80", 1, 0);
+  ASSERT(s_recv_reply(dl, &up, 0) == 0);
+  ASSERT(pw_map_get(&up.data, "error") != NULL);
+  msgpack_unpacked_destroy(&up);
+  s_simple(&m, "ping", NULL, 0, 0);
+  zmq_send(req, m.sb.data, m.sb.size, 0);
+  msgpack_sbuffer_destroy(&m.sb);
+  ASSERT(s_recv_reply(req, &up, 0) == 0);
+  ASSERT(pw_map_get(&up.data, "ok") != NULL);
+  msgpack_unpacked_destroy(&up);
+  srv.stop = 1;
+  pthread_join(th, NULL);
+  const pol_node_stats st = pol_node_get_stats(srv.n);
+  ASSERT_EQ_INT(st.requests, 62);
+  ASSERT_EQ_INT(st.errors, 1);
+  ASSERT_EQ_INT(st.sessions, 2);
+  zmq_close(req);
+  zmq_close(dl);
+  zmq_ctx_term(ctx);
+  pol_node_free(srv.n);
+  pol_free(p);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static const test_case cases[] = {
+      TEST_ENTRY(scan_refuses_bombs_and_malformed_bytes),
+      TEST_ENTRY(info_and_ping_describe_the_policy),
+      TEST_ENTRY(infer_equals_pol_act_bit_for_bit),
+      TEST_ENTRY(stacked_frames_replace_the_history),
+      TEST_ENTRY(bad_requests_get_sentences_and_the_node_serves_on),
+      TEST_ENTRY(sessions_are_bounded_least_recently_used_first),
+      TEST_ENTRY(router_serves_req_and_dealer_clients),
+  };
+  return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
+}
