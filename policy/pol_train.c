@@ -43,6 +43,22 @@ struct pol_trainer {
   char split[64];
 };
 
+fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, char *err, size_t errsz) {
+  /* lfm N blocks of matched width, fm one block, mse a regression */
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, c->Tp * action_dim, c->To * obs_dim);
+  lc.net.width = c->width;
+  lc.net.depth = c->depth;
+  lc.nblocks = c->method == POL_LFM ? c->blocks : 1;
+  if (lc.nblocks > 1) lc.net.width = fc_mlp_width_matching(&lc.net, lc.nblocks);
+  lc.objective = c->method == POL_MSE ? FC_OBJ_REGRESS : FC_OBJ_FLOW;
+  lc.gamma_c = c->gamma_c;
+  lc.gamma_rho = c->gamma_rho;
+  lc.sampler = c->sampler;
+  lc.steps = c->ode_steps / lc.nblocks > 0 ? c->ode_steps / lc.nblocks : 1;
+  return fc_lfm_new(&lc, err, errsz);
+}
+
 pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, const char *env_args, double control_hz,
                              char *err, size_t errsz) {
   if (d->nkeys > POL_MAX_KEYS) return fc_set_err(err, errsz, "at most %d observation keys", POL_MAX_KEYS), NULL;
@@ -73,20 +89,9 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
     ds_windows_all(d, &valid, c->To, c->Tp, &on, &an, t->vo, t->va);
   }
 
-  /* the flow: lfm N blocks of matched width, fm one block, mse a regression */
-  fc_lfm_config lc;
-  fc_lfm_config_default(&lc, Dd, Cd);
-  lc.net.width = c->width;
-  lc.net.depth = c->depth;
-  lc.nblocks = c->method == POL_LFM ? c->blocks : 1;
-  if (lc.nblocks > 1) lc.net.width = fc_mlp_width_matching(&lc.net, lc.nblocks);
-  lc.objective = c->method == POL_MSE ? FC_OBJ_REGRESS : FC_OBJ_FLOW;
-  lc.gamma_c = c->gamma_c;
-  lc.gamma_rho = c->gamma_rho;
-  lc.sampler = c->sampler;
-  lc.steps = c->ode_steps / lc.nblocks > 0 ? c->ode_steps / lc.nblocks : 1;
-  fc_lfm *flow = fc_lfm_new(&lc, err, errsz);
+  fc_lfm *flow = pol_flow_new(c, d->obs_dim, d->action_dim, err, errsz);
   if (!flow) goto fail;
+  const int nblocks = flow->cfg.nblocks;
 
   pol_meta m;
   memset(&m, 0, sizeof(m));
@@ -120,7 +125,7 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
   tc.batch = c->batch;
   tc.seed = c->seed;
   tc.opt.lr = c->lr;
-  tc.opt.warmup = c->steps / lc.nblocks / 10 < 500 ? (int)(c->steps / lc.nblocks / 10) : 500;
+  tc.opt.warmup = c->steps / nblocks / 10 < 500 ? (int)(c->steps / nblocks / 10) : 500;
   t->tr = fc_lfm_trainer_new(flow, t->xa, t->xo, (size_t)t->ntrain, &tc, err, errsz);
   if (!t->tr) goto fail;
   if (t->nvalid) fc_lfm_trainer_set_valid(t->tr, t->va, t->vo, (size_t)t->nvalid);

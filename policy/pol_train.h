@@ -38,6 +38,9 @@ typedef struct {
 /* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, ...). */
 void pol_train_config_default(pol_train_config *c);
 
+/* The (untrained) flow chain such a config trains for the given dimensions. */
+fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, char *err, size_t errsz);
+
 typedef struct pol_trainer pol_trainer;
 
 /* keys: obs keys in order (their dims come from d). env_args: the task JSON. */

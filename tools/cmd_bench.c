@@ -1,6 +1,7 @@
 /* lfp bench: benchmarks (ratios measured side by side in one run, never
  * timed tests). `lfp bench flowcore` times the reference velocity network
- * against the OpenBLAS sgemm peak, the sgemv memory floor and PyTorch. */
+ * against the OpenBLAS sgemm peak, the sgemv memory floor and PyTorch;
+ * datasets, envs here too; node in bench_node.c. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -486,7 +487,9 @@ int cmd_bench(int argc, char **argv) {
                              "  flowcore   the velocity network: training throughput vs sgemm peak and PyTorch,\n"
                              "             batch-1 forward latency vs the sgemv floor\n"
                              "  datasets   loading a 200 x 400-step Lift-sized HDF5 file; minibatch cost vs a training step\n"
-                             "  envs       MuJoCo tasks: mj_step/s and control steps/s on 1 and 2 threads\n";
+                             "  envs       MuJoCo tasks: mj_step/s and control steps/s on 1 and 2 threads\n"
+                             "  node       the ZeroMQ controller node: infer round trip vs raw ZeroMQ and sampling,\n"
+                             "             requests/s with 1 and 4 clients, memory after 1k and 100k requests\n";
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(usage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
@@ -494,6 +497,7 @@ int cmd_bench(int argc, char **argv) {
   if (!strcmp(argv[1], "flowcore")) return s_bench_flowcore(argc - 1, argv + 1);
   if (!strcmp(argv[1], "datasets")) return s_bench_datasets(argc - 1, argv + 1);
   if (!strcmp(argv[1], "envs")) return s_bench_envs(argc - 1, argv + 1);
-  cli_error("bench", "unknown target '%s' (targets: flowcore, datasets, envs)", argv[1]);
+  if (!strcmp(argv[1], "node")) return bench_node(argc - 1, argv + 1);
+  cli_error("bench", "unknown target '%s' (targets: flowcore, datasets, envs, node)", argv[1]);
   return 2;
 }

@@ -467,7 +467,11 @@ int cmd_sim(int argc, char **argv) {
   for (int i = 0; i < episodes; i++) {
     const uint64_t s = (uint64_t)seed + (uint64_t)i;
     env_reset(em, ed, s);
-    if (s_episode_reset(S, s, err, sizeof(err))) goto fail;
+    if (s_episode_reset(S, s, err, sizeof(err))) {
+      const size_t len = strlen(err);
+      snprintf(err + len, sizeof(err) - len, "; episode %d (seed %llu) not started", i, (unsigned long long)s);
+      goto fail;
+    }
     rollout_begin(em, ed, &res[i]);
     int unstable = 0;
     const int erc = realtime ? s_episode_realtime(S, ed, &res[i], &unstable, lead, budget, err, sizeof(err))

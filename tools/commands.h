@@ -12,5 +12,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
+/* lfp bench node (tools/bench_node.c), dispatched by cmd_bench */
+int bench_node(int argc, char **argv);
 
 #endif

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# lfp serve + lfp sim as two processes on loopback TCP: lockstep reproduces
+# lfp eval bit for bit (same digest of final states); realtime reports its
+# figures, counts late actions behind a slow controller, and ends with a clear
+# message when the controller dies mid-episode; shutdown on SIGTERM; errors.
+set -u
+LFP=$1
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail=0
+port=$((20000 + RANDOM % 20000))
+ep="tcp://127.0.0.1:$port"
+
+"$LFP" collect --env avoid --episodes 20 --seed 1 --out "$tmp/d.hdf5" > /dev/null || { echo "FAIL: collect"; exit 1; }
+"$LFP" train --data "$tmp/d.hdf5" --out "$tmp/p.lfp" --steps 300 --width 64 > /dev/null || { echo "FAIL: train"; exit 1; }
+
+# start a server in the background and wait for its ready line
+serve() { # serve LOG ARGS...
+  local log=$1
+  shift
+  "$LFP" serve --policy "$tmp/p.lfp" "$@" > "$log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    grep -q "protocol 1" "$log" 2> /dev/null && return 0
+    sleep 0.1
+  done
+  echo "FAIL: lfp serve $* did not start: $(cat "$log")"
+  exit 1
+}
+last_json() { tail -n 1 <<< "$1"; }
+jget() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+serve "$tmp/s1.log" --bind "$ep" --json
+spid=${pids[-1]}
+
+# lockstep == eval, bit for bit
+ev=$("$LFP" eval --policy "$tmp/p.lfp" --episodes 4 --jobs 2 --json) || { echo "FAIL: eval: $ev"; fail=1; }
+sm=$("$LFP" sim --connect "$ep" --episodes 4 --mode lockstep --json) || { echo "FAIL: sim lockstep: $sm"; fail=1; }
+ev=$(last_json "$ev")
+sm=$(last_json "$sm")
+for k in digest success_rate mean_len clipped unstable left right env; do
+  a=$(jget "$ev" $k)
+  b=$(jget "$sm" $k)
+  [ "$a" = "$b" ] || { echo "FAIL: lockstep $k: eval $a, sim $b"; fail=1; }
+done
+for k in rtt_us_p50 rtt_us_p99 late_actions latency_us_p50 nfe ci95; do
+  jget "$sm" $k > /dev/null 2>&1 || { echo "FAIL: sim --json lacks $k: $sm"; fail=1; }
+done
+[ "$(jget "$sm" late_actions)" = 0 ] || { echo "FAIL: lockstep has late actions: $sm"; fail=1; }
+
+# realtime against a fast controller
+rt=$("$LFP" sim --connect "$ep" --episodes 1 --mode realtime --json) || { echo "FAIL: sim realtime: $rt"; fail=1; }
+rt=$(last_json "$rt")
+[ "$(jget "$rt" mode)" = realtime ] && [ "$(jget "$rt" episodes)" = 1 ] || { echo "FAIL: realtime json: $rt"; fail=1; }
+
+# SIGTERM: a clean exit with the counters
+kill -TERM "$spid"
+for _ in $(seq 50); do kill -0 "$spid" 2> /dev/null || break; sleep 0.1; done
+if kill -0 "$spid" 2> /dev/null; then
+  echo "FAIL: serve ignored SIGTERM"
+  fail=1
+else
+  wait "$spid"
+  rc=$?
+  [ $rc = 0 ] || { echo "FAIL: serve exited $rc on SIGTERM"; fail=1; }
+  js=$(tail -n 1 "$tmp/s1.log")
+  [ "$(jget "$js" errors)" = 0 ] && [ "$(jget "$js" infers)" -gt 0 ] || { echo "FAIL: serve counters: $js"; fail=1; }
+  grep -q "stopped by SIGTERM" "$tmp/s1.log" || { echo "FAIL: no shutdown line: $(cat "$tmp/s1.log")"; fail=1; }
+fi
+
+# a slow controller (thousands of network evaluations per chunk): late actions are dropped and counted
+port2=$((port + 1))
+serve "$tmp/s2.log" --bind "tcp://127.0.0.1:$port2" --ode-steps 12000
+slow=${pids[-1]}
+rt=$("$LFP" sim --connect "tcp://127.0.0.1:$port2" --episodes 1 --mode realtime --timeout-ms 5000 --json) \
+  || { echo "FAIL: sim realtime, slow controller: $rt"; fail=1; }
+rt=$(last_json "$rt")
+[ "$(jget "$rt" late_actions)" -gt 0 ] && [ "$(jget "$rt" held_steps)" -gt 0 ] \
+  || { echo "FAIL: a slow controller shows no late actions: $rt"; fail=1; }
+kill -9 "$slow"
+wait "$slow" 2> /dev/null
+
+# the controller dies mid-episode: the episode ends with a message, no hang
+port3=$((port + 2))
+serve "$tmp/s3.log" --bind "tcp://127.0.0.1:$port3"
+victim=${pids[-1]}
+"$LFP" sim --connect "tcp://127.0.0.1:$port3" --episodes 3 --mode realtime --timeout-ms 300 --retries 1 \
+  > "$tmp/sim3.out" 2>&1 &
+simpid=$!
+pids+=($simpid)
+sleep 1.5
+kill -9 "$victim"
+wait "$victim" 2> /dev/null
+t0=$(date +%s.%N)
+for _ in $(seq 50); do kill -0 "$simpid" 2> /dev/null || break; sleep 0.1; done
+if kill -0 "$simpid" 2> /dev/null; then
+  echo "FAIL: sim still running 5 s after its controller died"
+  fail=1
+else
+  wait "$simpid"
+  rc=$?
+  out=$(cat "$tmp/sim3.out")
+  [ $rc = 1 ] && [[ "$out" == *"did not answer 2 requests within 300 ms"* ]] && [[ "$out" == *"episode "* ]] \
+    || { echo "FAIL: dead controller -> $rc: $out"; fail=1; }
+fi
+
+# errors
+msg=$("$LFP" serve --policy "$tmp/d.hdf5" 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"not an lfp checkpoint"* ]] || { echo "FAIL: serve a non-policy -> $rc: $msg"; fail=1; }
+serve "$tmp/s4.log" --bind "tcp://127.0.0.1:$port3"
+msg=$("$LFP" serve --policy "$tmp/p.lfp" --bind "tcp://127.0.0.1:$port3" 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"cannot bind"* ]] || { echo "FAIL: port in use -> $rc: $msg"; fail=1; }
+msg=$("$LFP" serve --policy "$tmp/p.lfp" --bind "nonsense" 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"cannot bind nonsense"* ]] || { echo "FAIL: bad endpoint -> $rc: $msg"; fail=1; }
+msg=$("$LFP" sim --connect "tcp://127.0.0.1:$port3" --env lift 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"task lift"* ]] || { echo "FAIL: sim with the wrong task -> $rc: $msg"; fail=1; }
+msg=$("$LFP" sim --connect "tcp://127.0.0.1:$((port + 3))" --timeout-ms 200 --retries 0 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"did not answer 1 request within 200 ms"* ]] || { echo "FAIL: nobody listening -> $rc: $msg"; fail=1; }
+msg=$("$LFP" sim --connect "tcp://127.0.0.1:$port3" --mode fast 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$msg" == *"--mode"* ]] || { echo "FAIL: bad mode -> $rc: $msg"; fail=1; }
+
+[ $fail = 0 ] && echo "serve/sim: all checks passed"
+exit $fail

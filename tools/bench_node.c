@@ -1,0 +1,394 @@
+/* lfp bench node: the ZeroMQ controller node against the raw ZeroMQ round
+ * trip, measured side by side in one run on loopback TCP:
+ *   zmq    REQ/REP echo of messages the size of an infer request and reply
+ *   sample pol_sample on the policy, in-process
+ *   infer  REQ -> the node (ROUTER, its own thread) -> reply
+ * in interleaved rounds (medians of all samples), so that drift of the
+ * machine hits all three alike. overhead_ratio = (infer - sample) / zmq at
+ * the median: what the node adds on top of sampling, in raw round trips.
+ * Then sustained infer requests/s with 1 and 4 concurrent clients (lost =
+ * requests without a reply), and the process's resident memory after 1k and
+ * after 100k requests to a node with few sessions (eviction running), on a
+ * narrow policy of the same dimensions so that the run stays short. */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "env.h"
+#include "fc_base.h"
+#include "fc_rng.h"
+#include "pol_node.h"
+#include "pol_train.h"
+#include "pol_wire.h"
+
+/* a random-weight policy of the default training config for a task's
+ * dimensions (the weights do not change the cost) */
+static pol_policy *s_default_policy(const env_model *em, int width, char *err, size_t errsz) {
+  pol_train_config tc;
+  pol_train_config_default(&tc);
+  if (width > 0) tc.width = width;
+  fc_lfm *flow = pol_flow_new(&tc, env_obs_dim(em), env_action_dim(em), err, errsz);
+  if (!flow) return NULL;
+  fc_rng r;
+  fc_rng_seed(&r, 1);
+  for (size_t i = 0; i < fc_lfm_nparams(flow); i++) flow->params[i] = 0.05f * (float)fc_rng_normal(&r);
+  pol_meta m;
+  memset(&m, 0, sizeof(m));
+  m.method = POL_LFM;
+  m.To = tc.To, m.Tp = tc.Tp, m.Ta = tc.Ta;
+  m.obs_dim = env_obs_dim(em), m.action_dim = env_action_dim(em), m.nkeys = env_nkeys(em);
+  for (int k = 0; k < m.nkeys; k++) {
+    snprintf(m.keys[k], sizeof(m.keys[k]), "%s", env_keys(em)[k].name);
+    m.key_dims[k] = env_keys(em)[k].dim;
+  }
+  for (int j = 0; j < m.action_dim; j++) m.action_low[j] = -1, m.action_high[j] = 1;
+  snprintf(m.env_args, sizeof(m.env_args), "%s", env_args_json(em));
+  snprintf(m.version, sizeof(m.version), "%s", LFP_VERSION);
+  m.control_hz = env_control_hz(em);
+  ds_norm on, an;
+  memset(&on, 0, sizeof(on));
+  memset(&an, 0, sizeof(an));
+  on.dim = m.obs_dim, an.dim = m.action_dim;
+  for (int j = 0; j < on.dim; j++) on.scale[j] = 1, on.lo[j] = -1, on.hi[j] = 1;
+  for (int j = 0; j < an.dim; j++) an.scale[j] = 1, an.lo[j] = -1, an.hi[j] = 1;
+  pol_policy *p = pol_new(&m, &on, &an, flow, err, errsz);
+  if (!p) fc_lfm_free(flow);
+  return p;
+}
+
+/* an infer request with one frame per key (values in [-1, 1]) */
+static void s_infer_request(const pol_policy *p, const char *session, int t, msgpack_sbuffer *sb) {
+  msgpack_packer pk;
+  msgpack_sbuffer_clear(sb);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 2 + (session != NULL));
+  pw_pack_str(&pk, "endpoint");
+  pw_pack_str(&pk, "infer");
+  if (session) {
+    pw_pack_str(&pk, "session");
+    pw_pack_str(&pk, session);
+  }
+  pw_pack_str(&pk, "obs");
+  msgpack_pack_map(&pk, (size_t)p->meta.nkeys);
+  for (int k = 0; k < p->meta.nkeys; k++) {
+    double v[64];
+    const uint32_t shape[1] = {(uint32_t)p->meta.key_dims[k]};
+    for (uint32_t j = 0; j < shape[0]; j++) v[j] = 0.5 * sin(0.1 * t + j + k);
+    pw_pack_str(&pk, p->meta.keys[k]);
+    pw_pack_ndarray(&pk, v, 1, shape, 4);
+  }
+}
+
+static void *s_socket(void *ctx, int type, const char *ep) {
+  void *s = zmq_socket(ctx, type);
+  const int linger = 0;
+  zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+  if (ep) zmq_connect(s, ep);
+  return s;
+}
+
+/* one REQ round trip with a timeout: reply bytes, or -1 */
+static int s_roundtrip(void *sock, const void *msg, size_t len, int timeout_ms, zmq_msg_t *reply) {
+  if (zmq_send(sock, msg, len, 0) < 0) return -1;
+  zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
+  if (zmq_poll(&it, 1, timeout_ms) != 1) return -1;
+  return zmq_msg_recv(reply, sock, 0);
+}
+
+/* ---- the node and the echo server, each in a thread ---- */
+
+typedef struct {
+  pol_node *n;
+  volatile sig_atomic_t stop;
+  char ep[256];
+} s_server;
+
+static void *s_node_thread(void *arg) {
+  s_server *s = arg;
+  char err[256];
+  pol_node_run(s->n, &s->stop, err, sizeof(err));
+  return NULL;
+}
+
+typedef struct {
+  void *sock;
+  size_t reply_len;
+  volatile sig_atomic_t stop;
+} s_echo;
+
+static void *s_echo_thread(void *arg) {
+  s_echo *e = arg;
+  char *reply = fc_calloc(1, e->reply_len);
+  zmq_pollitem_t it = {e->sock, 0, ZMQ_POLLIN, 0};
+  while (!e->stop) {
+    if (zmq_poll(&it, 1, 50) != 1) continue;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, e->sock, 0) >= 0) zmq_send(e->sock, reply, e->reply_len, 0);
+    zmq_msg_close(&m);
+  }
+  free(reply);
+  return NULL;
+}
+
+/* ---- clients for the throughput and memory runs ---- */
+
+typedef struct {
+  const pol_policy *p;
+  void *ctx;
+  const char *ep;
+  int id, nsessions;
+  double until;       /* wall-clock end, or 0 */
+  long count;         /* requests to send when until == 0 */
+  long sent, answered;
+} s_client;
+
+static void *s_client_thread(void *arg) {
+  s_client *c = arg;
+  void *sock = s_socket(c->ctx, ZMQ_REQ, c->ep);
+  msgpack_sbuffer sb;
+  msgpack_sbuffer_init(&sb);
+  zmq_msg_t reply;
+  zmq_msg_init(&reply);
+  char session[32];
+  for (long i = 0; c->until > 0 ? cli_now() < c->until : i < c->count; i++) {
+    snprintf(session, sizeof(session), "c%d-%ld", c->id, c->nsessions > 0 ? i % c->nsessions : 0);
+    s_infer_request(c->p, session, (int)i, &sb);
+    c->sent++;
+    if (s_roundtrip(sock, sb.data, sb.size, 5000, &reply) < 0) {
+      /* a lost reply leaves REQ stuck: a fresh socket (Lazy Pirate) */
+      zmq_close(sock);
+      sock = s_socket(c->ctx, ZMQ_REQ, c->ep);
+      continue;
+    }
+    c->answered++;
+  }
+  zmq_msg_close(&reply);
+  msgpack_sbuffer_destroy(&sb);
+  zmq_close(sock);
+  return NULL;
+}
+
+static double s_run_clients(const pol_policy *p, void *ctx, const char *ep, int nclients, double secs, long count,
+                            int nsessions, long *sent, long *answered) {
+  s_client c[8];
+  pthread_t th[8];
+  const double t0 = cli_now();
+  for (int i = 0; i < nclients; i++) {
+    c[i] = (s_client){p, ctx, ep, i, nsessions, secs > 0 ? t0 + secs : 0, count / nclients, 0, 0};
+    pthread_create(&th[i], NULL, s_client_thread, &c[i]);
+  }
+  *sent = *answered = 0;
+  for (int i = 0; i < nclients; i++) {
+    pthread_join(th[i], NULL);
+    *sent += c[i].sent;
+    *answered += c[i].answered;
+  }
+  return cli_now() - t0;
+}
+
+static long s_rss_kb(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  long pages = 0, rss = 0;
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+    fclose(f);
+  }
+  return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+int bench_node(int argc, char **argv) {
+  const char *path = NULL, *envname = "lift";
+  int json = 0, rounds = 10, per_round = 100;
+  double secs = 3;
+  cli_opt opts[] = {
+      {"--policy", CLI_STR, &path, "policy file (default: random weights, the default training config, --env's dimensions)", NULL, 0, 0},
+      {"--env", CLI_STR, &envname, "task whose dimensions the default policy takes", NULL, 0, 0},
+      {"--rounds", CLI_INT, &rounds, "interleaved rounds of zmq / sample / infer latency", NULL, 1, 1000},
+      {"--per-round", CLI_INT, &per_round, "round trips of each kind per round", NULL, 1, 100000},
+      {"--seconds", CLI_DOUBLE, &secs, "duration of each throughput run", NULL, 0.1, 600},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("bench node", "lfp bench node [--policy POLICY.lfp] [--json]", argc, argv, opts,
+                     (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  char err[512];
+  env_model *em = env_model_new(envname, err, sizeof(err));
+  if (!em) {
+    cli_error("bench", "%s", err);
+    return 1;
+  }
+  pol_policy *p = path ? pol_load(path, err, sizeof(err)) : s_default_policy(em, 0, err, sizeof(err));
+  pol_policy *small = s_default_policy(em, 32, err, sizeof(err));
+  if (!p || !small) {
+    cli_error("bench", "%s", err);
+    env_model_free(em);
+    pol_free(p);
+    return 1;
+  }
+
+  void *ctx = zmq_ctx_new();
+  /* the node */
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  s_server srv = {pol_node_new(p, &cfg), 0, ""};
+  if (pol_node_bind(srv.n, "tcp://127.0.0.1:*", srv.ep, sizeof(srv.ep), err, sizeof(err))) {
+    cli_error("bench", "%s", err);
+    return 1;
+  }
+  pthread_t node_th;
+  pthread_create(&node_th, NULL, s_node_thread, &srv);
+
+  /* sizes of a real request and reply, for the echo */
+  msgpack_sbuffer req;
+  msgpack_sbuffer_init(&req);
+  s_infer_request(p, "bench", 0, &req);
+  void *cli = s_socket(ctx, ZMQ_REQ, srv.ep);
+  zmq_msg_t reply;
+  zmq_msg_init(&reply);
+  const int rlen = s_roundtrip(cli, req.data, req.size, 5000, &reply);
+  if (rlen < 0) {
+    cli_error("bench", "the node at %s did not answer", srv.ep);
+    return 1;
+  }
+  s_echo echo = {s_socket(ctx, ZMQ_REP, NULL), (size_t)rlen, 0};
+  char echo_ep[256];
+  size_t echo_len = sizeof(echo_ep);
+  zmq_bind(echo.sock, "tcp://127.0.0.1:*");
+  zmq_getsockopt(echo.sock, ZMQ_LAST_ENDPOINT, echo_ep, &echo_len);
+  pthread_t echo_th;
+  pthread_create(&echo_th, NULL, s_echo_thread, &echo);
+  void *raw = s_socket(ctx, ZMQ_REQ, echo_ep);
+
+  /* interleaved latency rounds */
+  const int n = rounds * per_round;
+  double *zl = fc_malloc(sizeof(double) * n), *sl = fc_malloc(sizeof(double) * n), *il = fc_malloc(sizeof(double) * n);
+  pol_data *pd = pol_data_new(p, 3);
+  double *frame = fc_calloc((size_t)p->meta.obs_dim, sizeof(double));
+  double *acts = fc_malloc(sizeof(double) * (size_t)p->meta.Ta * p->meta.action_dim);
+  pol_observe(p, pd, frame);
+  long lost = 0;
+  for (int w = 0; w < 20; w++) { /* warm-up */
+    s_roundtrip(raw, req.data, req.size, 5000, &reply);
+    s_roundtrip(cli, req.data, req.size, 5000, &reply);
+  }
+  for (int r = 0, k = 0; r < rounds; r++, k += per_round) {
+    for (int i = 0; i < per_round; i++) {
+      const double t0 = cli_now();
+      if (s_roundtrip(raw, req.data, req.size, 5000, &reply) < 0) lost++;
+      zl[k + i] = (cli_now() - t0) * 1e6;
+    }
+    for (int i = 0; i < per_round; i++) {
+      const double t0 = cli_now();
+      pol_sample(p, pd, acts);
+      sl[k + i] = (cli_now() - t0) * 1e6;
+    }
+    for (int i = 0; i < per_round; i++) {
+      s_infer_request(p, "bench", k + i, &req);
+      const double t0 = cli_now();
+      if (s_roundtrip(cli, req.data, req.size, 5000, &reply) < 0) lost++;
+      il[k + i] = (cli_now() - t0) * 1e6;
+    }
+  }
+  cli_sort(zl, n);
+  cli_sort(sl, n);
+  cli_sort(il, n);
+  const double z50 = cli_quantile(zl, n, 0.5), z99 = cli_quantile(zl, n, 0.99);
+  const double s50 = cli_quantile(sl, n, 0.5), s99 = cli_quantile(sl, n, 0.99);
+  const double i50 = cli_quantile(il, n, 0.5), i99 = cli_quantile(il, n, 0.99);
+  const double overhead = (i50 - s50) / z50;
+
+  /* throughput */
+  long sent1, ans1, sent4, ans4;
+  const double d1 = s_run_clients(p, ctx, srv.ep, 1, secs, 0, 1, &sent1, &ans1);
+  const double d4 = s_run_clients(p, ctx, srv.ep, 4, secs, 0, 1, &sent4, &ans4);
+  lost += (sent1 - ans1) + (sent4 - ans4);
+  const double rps1 = ans1 / d1, rps4 = ans4 / d4;
+
+  /* memory: a node on the narrow policy with 16 sessions, clients cycling 64 */
+  pol_node_config mcfg;
+  pol_node_config_default(&mcfg);
+  mcfg.max_sessions = 16;
+  s_server msrv = {pol_node_new(small, &mcfg), 0, ""};
+  pol_node_bind(msrv.n, "tcp://127.0.0.1:*", msrv.ep, sizeof(msrv.ep), err, sizeof(err));
+  pthread_t mth;
+  pthread_create(&mth, NULL, s_node_thread, &msrv);
+  long ms, ma;
+  s_run_clients(small, ctx, msrv.ep, 4, 0, 1000, 16, &ms, &ma);
+  lost += ms - ma;
+  const long rss_1k = s_rss_kb();
+  const double tm = cli_now();
+  s_run_clients(small, ctx, msrv.ep, 4, 0, 99000, 16, &ms, &ma);
+  const double mem_secs = cli_now() - tm;
+  lost += ms - ma;
+  const long rss_100k = s_rss_kb();
+  const pol_node_stats mst = pol_node_get_stats(msrv.n);
+  msrv.stop = 1;
+  pthread_join(mth, NULL);
+
+  printf("lfp bench node: %s (%s, NFE %d), loopback TCP, %d x %d round trips of each kind interleaved\n",
+         path ? path : "default lift-sized policy (random weights)", pol_method_name((pol_method)p->meta.method),
+         pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps), rounds, per_round);
+  printf("  raw ZeroMQ REQ/REP round trip   p50 %7.0f us  p99 %7.0f us  (%zu-byte request, %d-byte reply)\n", z50, z99,
+         req.size, rlen);
+  printf("  policy sampling (in-process)    p50 %7.0f us  p99 %7.0f us\n", s50, s99);
+  printf("  infer round trip via the node   p50 %7.0f us  p99 %7.0f us\n", i50, i99);
+  printf("  the node adds %.0f us on top of sampling = %.2fx the raw round trip (target <= 2)\n", i50 - s50, overhead);
+  printf("  sustained: %.0f requests/s with 1 client, %.0f with 4 clients; %ld requests lost\n", rps1, rps4, lost);
+  printf("  memory: %ld kB resident after 1k requests, %ld kB after 100k (%+ld kB; %lld sessions created, %lld evicted, "
+         "%.1f s)\n",
+         rss_1k, rss_100k, rss_100k - rss_1k, (long long)mst.sessions_created, (long long)mst.evictions, mem_secs);
+  if (json) {
+    printf("{\"policy\": ");
+    cli_json_str(stdout, path ? path : "default");
+    printf(", \"nfe\": %d, \"zmq_rtt_us_p50\": ", pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps));
+    cli_json_num(stdout, z50);
+    printf(", \"zmq_rtt_us_p99\": ");
+    cli_json_num(stdout, z99);
+    printf(", \"sample_us_p50\": ");
+    cli_json_num(stdout, s50);
+    printf(", \"sample_us_p99\": ");
+    cli_json_num(stdout, s99);
+    printf(", \"infer_rtt_us_p50\": ");
+    cli_json_num(stdout, i50);
+    printf(", \"infer_rtt_us_p99\": ");
+    cli_json_num(stdout, i99);
+    printf(", \"overhead_ratio\": ");
+    cli_json_num(stdout, overhead);
+    printf(", \"rps_1\": ");
+    cli_json_num(stdout, rps1);
+    printf(", \"rps_4\": ");
+    cli_json_num(stdout, rps4);
+    printf(", \"lost\": %ld, \"rss_kb_1k\": %ld, \"rss_kb_100k\": %ld, \"evictions\": %lld}\n", lost, rss_1k, rss_100k,
+           (long long)mst.evictions);
+  }
+  echo.stop = 1;
+  pthread_join(echo_th, NULL);
+  srv.stop = 1;
+  pthread_join(node_th, NULL);
+  zmq_msg_close(&reply);
+  msgpack_sbuffer_destroy(&req);
+  zmq_close(cli);
+  zmq_close(raw);
+  zmq_close(echo.sock);
+  zmq_ctx_term(ctx);
+  pol_node_free(srv.n);
+  pol_node_free(msrv.n);
+  pol_data_free(pd);
+  free(frame);
+  free(acts);
+  free(zl);
+  free(sl);
+  free(il);
+  pol_free(p);
+  pol_free(small);
+  env_model_free(em);
+  return 0;
+}
