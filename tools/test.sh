@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up, build and run the tests: the Release build, then the same tests in an
-# AddressSanitizer + UndefinedBehaviorSanitizer build (build-asan/).
+# AddressSanitizer + UndefinedBehaviorSanitizer build with clang (build-asan/),
+# which also runs the node's fuzz target under libFuzzer for LFP_FUZZ_SECONDS
+# (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -9,7 +11,12 @@ echo "== Release tests =="
 ctest --test-dir build --output-on-failure -j2
 
 echo "== ASan + UBSan build and tests =="
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLFP_SANITIZE=ON > /dev/null
+# a build dir configured with another compiler is started afresh
+if [ -f build-asan/CMakeCache.txt ] && ! grep -q "CMAKE_C_COMPILER:.*clang" build-asan/CMakeCache.txt; then
+  rm -rf build-asan
+fi
+cmake -S . -B build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLFP_SANITIZE=ON -DLFP_FUZZ=ON \
+  -DLFP_FUZZ_SECONDS="${LFP_FUZZ_SECONDS:-60}" > /dev/null
 cmake --build build-asan -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
