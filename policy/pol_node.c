@@ -239,9 +239,12 @@ static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, char *e
       return fc_set_err(err, errsz, "observation '%s' has shape (%u, %u) but the policy takes (%d,) or (n, %d) with n <= %d",
                         m->keys[k], a->shape[0], a->shape[1], dim, dim, m->To), -1;
     }
-    if (nframes >= 0 && (nf != nframes || a->rank != rank))
-      return fc_set_err(err, errsz, "observation '%s' has %d frame%s (rank %d) but '%s' has %d (rank %d)", m->keys[k], nf,
-                        nf == 1 ? "" : "s", a->rank, first, nframes, rank), -1;
+    if (nframes >= 0 && a->rank != rank)
+      return fc_set_err(err, errsz, "observation '%s' is %s but '%s' is %s; send every key the same way", m->keys[k],
+                        a->rank == 1 ? "one frame (rank 1)" : "a stack of frames (rank 2)", first,
+                        rank == 1 ? "one frame (rank 1)" : "a stack of frames (rank 2)"), -1;
+    if (nframes >= 0 && nf != nframes)
+      return fc_set_err(err, errsz, "observation '%s' has %d frames but '%s' has %d", m->keys[k], nf, first, nframes), -1;
     nframes = nf, rank = a->rank, first = m->keys[k];
     for (int f = 0; f < nf; f++)
       for (int j = 0; j < dim; j++) {
@@ -251,6 +254,19 @@ static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, char *e
         n->frames[(size_t)f * m->obs_dim + off + j] = v;
       }
     off += dim;
+  }
+  /* values that are finite in double but not once normalized in float32
+   * (beyond float's range) would poison the history */
+  float z[DS_NORM_MAX_DIM];
+  for (int f = 0; f < nframes; f++) {
+    for (int j = 0; j < m->obs_dim; j++) z[j] = (float)n->frames[(size_t)f * m->obs_dim + j];
+    ds_norm_apply(&n->p->obs_norm, z, 1);
+    for (int j = 0, k = 0, base = 0; j < m->obs_dim; j++) {
+      while (j >= base + m->key_dims[k]) base += m->key_dims[k++];
+      if (!isfinite(z[j]))
+        return fc_set_err(err, errsz, "observation '%s' frame %d value %d (%g) is out of float32's range once normalized",
+                          m->keys[k], f, j - base, n->frames[(size_t)f * m->obs_dim + j]), -1;
+    }
   }
   *replace = rank == 2;
   return nframes;
@@ -293,6 +309,7 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
     s_session *s = s_session_get(n, &rq, peer, peer_len);
     pol_forget(s->pd);
     if (rq.has_seed) pol_reset(s->pd, rq.seed);
+    s->seq = 0;
     msgpack_pack_map(pk, 1 + rq.has_id);
     pw_pack_str(pk, "ok");
     msgpack_pack_true(pk);

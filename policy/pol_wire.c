@@ -271,14 +271,15 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
   const msgpack_object *ep = NULL, *obs = NULL;
   /* the id first, so that even a bad request's error can be matched */
   const msgpack_object *id = pw_map_get(m, "id");
-  if (id && (id->type == MSGPACK_OBJECT_POSITIVE_INTEGER || id->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
+  if (id && ((id->type == MSGPACK_OBJECT_POSITIVE_INTEGER && id->via.u64 <= INT64_MAX) ||
+             id->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
     rq->has_id = 1, rq->id = id->via.i64;
   for (uint32_t i = 0; i < m->via.map.size; i++) {
     const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
     if (s_is(k, "endpoint")) ep = v;
     else if (s_is(k, "obs")) obs = v;
     else if (s_is(k, "id")) {
-      if (!rq->has_id) return fc_set_err(err, errsz, "field \"id\" must be an integer"), -1;
+      if (!rq->has_id) return fc_set_err(err, errsz, "field \"id\" must be a 64-bit signed integer"), -1;
     } else if (s_is(k, "session")) {
       const char *p;
       uint32_t n;

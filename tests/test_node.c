@@ -269,6 +269,7 @@ TEST(bad_requests_get_sentences_and_the_node_serves_on) {
       {"not finite", 8}, {"over the node's limit", 9}, {"unknown field 'sesion'", 10}, {"do not match shape", 11},
       {"belongs to endpoint reset", 12}, {"1 to 64 bytes", 13}, {"but 'pos' has 1", 14}, {"with n <= 2", 15},
       {"claims", 16}, {"appears twice", 17}, {"not a number", 18}, {"\"__ndarray__\": true", 19},
+      {"out of float32's range", 20}, {"send every key the same way", 21},
   };
   const int ncase = (int)(sizeof(cases) / sizeof(cases[0]));
   for (int c = 0; c < ncase; c++) {
@@ -291,6 +292,24 @@ TEST(bad_requests_get_sentences_and_the_node_serves_on) {
       msgpack_pack_map(pk, 1);
       pw_pack_str(pk, "endpoint");
       pw_pack_str(pk, "infer");
+    } else if (k == 20 || k == 21) {
+      msgpack_sbuffer_destroy(&m.sb);
+      double fr[5] = {0, 0, 1e39, 0, 0};
+      s_obs_request(&m, "infer", NULL, k == 20 ? fr : f, 0);
+      if (k == 21) { /* pos rank 1, grip rank 2 */
+        msgpack_sbuffer_destroy(&m.sb);
+        s_begin(&m);
+        msgpack_pack_map(pk, 2);
+        pw_pack_str(pk, "endpoint");
+        pw_pack_str(pk, "infer");
+        pw_pack_str(pk, "obs");
+        msgpack_pack_map(pk, 2);
+        const uint32_t s3[1] = {3}, s12[2] = {1, 2};
+        pw_pack_str(pk, "pos");
+        pw_pack_ndarray(pk, f, 1, s3, 8);
+        pw_pack_str(pk, "grip");
+        pw_pack_ndarray(pk, f + 3, 2, s12, 8);
+      }
     } else if (k >= 4 && k <= 8) {
       msgpack_pack_map(pk, 2);
       pw_pack_str(pk, "endpoint");

@@ -120,6 +120,7 @@ static void *s_node_thread(void *arg) {
 typedef struct {
   void *sock;
   size_t reply_len;
+  _Atomic double busy_us; /* service time: the echo spins this long before replying */
   volatile sig_atomic_t stop;
 } s_echo;
 
@@ -131,7 +132,12 @@ static void *s_echo_thread(void *arg) {
     if (zmq_poll(&it, 1, 50) != 1) continue;
     zmq_msg_t m;
     zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, e->sock, 0) >= 0) zmq_send(e->sock, reply, e->reply_len, 0);
+    if (zmq_msg_recv(&m, e->sock, 0) >= 0) {
+      const double t0 = cli_now(), busy = atomic_load(&e->busy_us) * 1e-6;
+      while (cli_now() - t0 < busy) {
+      }
+      zmq_send(e->sock, reply, e->reply_len, 0);
+    }
     zmq_msg_close(&m);
   }
   free(reply);
@@ -148,6 +154,8 @@ typedef struct {
   double until;       /* wall-clock end, or 0 */
   long count;         /* requests to send when until == 0 */
   long sent, answered;
+  pthread_barrier_t *bar; /* memory run: at request bar_at, wait twice (the main thread reads RSS in between) */
+  long bar_at;
 } s_client;
 
 static void *s_client_thread(void *arg) {
@@ -159,7 +167,13 @@ static void *s_client_thread(void *arg) {
   zmq_msg_init(&reply);
   char session[32];
   for (long i = 0; c->until > 0 ? cli_now() < c->until : i < c->count; i++) {
-    snprintf(session, sizeof(session), "c%d-%ld", c->id, c->nsessions > 0 ? i % c->nsessions : 0);
+    if (c->bar && i == c->bar_at) {
+      pthread_barrier_wait(c->bar);
+      pthread_barrier_wait(c->bar);
+    }
+    /* a client's own sessions, and every 8th request a new one (evicting the least recently used) */
+    if (c->nsessions > 1 && i % 8 == 7) snprintf(session, sizeof(session), "c%d-once-%ld", c->id, i);
+    else snprintf(session, sizeof(session), "c%d-%ld", c->id, c->nsessions > 0 ? i % c->nsessions : 0);
     s_infer_request(c->p, session, (int)i, &sb);
     c->sent++;
     if (s_roundtrip(sock, sb.data, sb.size, 5000, &reply) < 0) {
@@ -176,14 +190,26 @@ static void *s_client_thread(void *arg) {
   return NULL;
 }
 
+static long s_rss_kb(void);
+
+/* nclients clients for secs seconds, or count requests in all; with rss1k,
+ * the resident memory after the first 1000 requests is read there */
 static double s_run_clients(const pol_policy *p, void *ctx, const char *ep, int nclients, double secs, long count,
-                            int nsessions, long *sent, long *answered) {
+                            int nsessions, long *sent, long *answered, long *rss1k) {
   s_client c[8];
   pthread_t th[8];
+  pthread_barrier_t bar;
+  if (rss1k) pthread_barrier_init(&bar, NULL, (unsigned)nclients + 1);
   const double t0 = cli_now();
   for (int i = 0; i < nclients; i++) {
-    c[i] = (s_client){p, ctx, ep, i, nsessions, secs > 0 ? t0 + secs : 0, count / nclients, 0, 0};
+    c[i] = (s_client){p, ctx, ep, i, nsessions, secs > 0 ? t0 + secs : 0, count / nclients, 0, 0, rss1k ? &bar : NULL,
+                      1000 / nclients};
     pthread_create(&th[i], NULL, s_client_thread, &c[i]);
+  }
+  if (rss1k) {
+    pthread_barrier_wait(&bar);
+    *rss1k = s_rss_kb();
+    pthread_barrier_wait(&bar);
   }
   *sent = *answered = 0;
   for (int i = 0; i < nclients; i++) {
@@ -191,7 +217,23 @@ static double s_run_clients(const pol_policy *p, void *ctx, const char *ep, int 
     *sent += c[i].sent;
     *answered += c[i].answered;
   }
+  if (rss1k) pthread_barrier_destroy(&bar);
   return cli_now() - t0;
+}
+
+/* the node's server_timing in a reply: handle_us and sample_us (NAN if absent) */
+static void s_server_timing(zmq_msg_t *reply, double *handle, double *sample) {
+  msgpack_unpacked up;
+  msgpack_unpacked_init(&up);
+  size_t off = 0;
+  *handle = *sample = NAN;
+  if (msgpack_unpack_next(&up, zmq_msg_data(reply), zmq_msg_size(reply), &off) == MSGPACK_UNPACK_SUCCESS) {
+    const msgpack_object *t = pw_map_get(&up.data, "server_timing");
+    const msgpack_object *h = t ? pw_map_get(t, "handle_us") : NULL, *s = t ? pw_map_get(t, "sample_us") : NULL;
+    if (h && h->type == MSGPACK_OBJECT_FLOAT64) *handle = h->via.f64;
+    if (s && s->type == MSGPACK_OBJECT_FLOAT64) *sample = s->via.f64;
+  }
+  msgpack_unpacked_destroy(&up);
 }
 
 static long s_rss_kb(void) {
@@ -258,7 +300,7 @@ int bench_node(int argc, char **argv) {
     cli_error("bench", "the node at %s did not answer", srv.ep);
     return 1;
   }
-  s_echo echo = {s_socket(ctx, ZMQ_REP, NULL), (size_t)rlen, 0};
+  s_echo echo = {s_socket(ctx, ZMQ_REP, NULL), (size_t)rlen, 0.0, 0};
   char echo_ep[256];
   size_t echo_len = sizeof(echo_ep);
   zmq_bind(echo.sock, "tcp://127.0.0.1:*");
@@ -270,6 +312,8 @@ int bench_node(int argc, char **argv) {
   /* interleaved latency rounds */
   const int n = rounds * per_round;
   double *zl = fc_malloc(sizeof(double) * n), *sl = fc_malloc(sizeof(double) * n), *il = fc_malloc(sizeof(double) * n);
+  double *bl = fc_malloc(sizeof(double) * n); /* raw round trip minus the echo's service time */
+  double *hl = fc_malloc(sizeof(double) * n), *nl = fc_malloc(sizeof(double) * n); /* the node's own handle / sample */
   pol_data *pd = pol_data_new(p, 3);
   double *frame = fc_calloc((size_t)p->meta.obs_dim, sizeof(double));
   double *acts = fc_malloc(sizeof(double) * (size_t)p->meta.Ta * p->meta.action_dim);
@@ -279,12 +323,27 @@ int bench_node(int argc, char **argv) {
     s_roundtrip(raw, req.data, req.size, 5000, &reply);
     s_roundtrip(cli, req.data, req.size, 5000, &reply);
   }
+  /* the sampling time, for the echo's service time */
+  for (int i = 0; i < 200; i++) {
+    const double t0 = cli_now();
+    pol_sample(p, pd, acts);
+    sl[i % n] = (cli_now() - t0) * 1e6;
+  }
+  cli_sort(sl, n < 200 ? n : 200);
+  const double service = cli_quantile(sl, n < 200 ? n : 200, 0.5);
   for (int r = 0, k = 0; r < rounds; r++, k += per_round) {
     for (int i = 0; i < per_round; i++) {
       const double t0 = cli_now();
       if (s_roundtrip(raw, req.data, req.size, 5000, &reply) < 0) lost++;
       zl[k + i] = (cli_now() - t0) * 1e6;
     }
+    atomic_store(&echo.busy_us, service);
+    for (int i = 0; i < per_round; i++) {
+      const double t0 = cli_now();
+      if (s_roundtrip(raw, req.data, req.size, 5000, &reply) < 0) lost++;
+      bl[k + i] = (cli_now() - t0) * 1e6 - service;
+    }
+    atomic_store(&echo.busy_us, 0.0);
     for (int i = 0; i < per_round; i++) {
       const double t0 = cli_now();
       pol_sample(p, pd, acts);
@@ -295,24 +354,34 @@ int bench_node(int argc, char **argv) {
       const double t0 = cli_now();
       if (s_roundtrip(cli, req.data, req.size, 5000, &reply) < 0) lost++;
       il[k + i] = (cli_now() - t0) * 1e6;
+      s_server_timing(&reply, &hl[k + i], &nl[k + i]);
     }
   }
   cli_sort(zl, n);
   cli_sort(sl, n);
   cli_sort(il, n);
+  cli_sort(bl, n);
+  const double b50 = cli_quantile(bl, n, 0.5), b99 = cli_quantile(bl, n, 0.99);
+  cli_sort(hl, n);
+  cli_sort(nl, n);
+  const double h50 = cli_quantile(hl, n, 0.5), n50 = cli_quantile(nl, n, 0.5);
   const double z50 = cli_quantile(zl, n, 0.5), z99 = cli_quantile(zl, n, 0.99);
   const double s50 = cli_quantile(sl, n, 0.5), s99 = cli_quantile(sl, n, 0.99);
   const double i50 = cli_quantile(il, n, 0.5), i99 = cli_quantile(il, n, 0.99);
-  const double overhead = (i50 - s50) / z50;
+  /* what the node adds on top of sampling, in round trips of a bare REQ/REP
+   * server that holds each request for the same time (a client that waits
+   * a millisecond pays for waking up, whatever the server) */
+  const double overhead = (i50 - s50) / b50, overhead_idle = (i50 - s50) / z50;
 
   /* throughput */
   long sent1, ans1, sent4, ans4;
-  const double d1 = s_run_clients(p, ctx, srv.ep, 1, secs, 0, 1, &sent1, &ans1);
-  const double d4 = s_run_clients(p, ctx, srv.ep, 4, secs, 0, 1, &sent4, &ans4);
+  const double d1 = s_run_clients(p, ctx, srv.ep, 1, secs, 0, 1, &sent1, &ans1, NULL);
+  const double d4 = s_run_clients(p, ctx, srv.ep, 4, secs, 0, 1, &sent4, &ans4, NULL);
   lost += (sent1 - ans1) + (sent4 - ans4);
   const double rps1 = ans1 / d1, rps4 = ans4 / d4;
 
-  /* memory: a node on the narrow policy with 16 sessions, clients cycling 64 */
+  /* memory: a node on the narrow policy with 16 sessions; 4 clients with 4
+   * sessions each, and a new session every 8th request */
   pol_node_config mcfg;
   pol_node_config_default(&mcfg);
   mcfg.max_sessions = 16;
@@ -320,13 +389,8 @@ int bench_node(int argc, char **argv) {
   pol_node_bind(msrv.n, "tcp://127.0.0.1:*", msrv.ep, sizeof(msrv.ep), err, sizeof(err));
   pthread_t mth;
   pthread_create(&mth, NULL, s_node_thread, &msrv);
-  long ms, ma;
-  s_run_clients(small, ctx, msrv.ep, 4, 0, 1000, 16, &ms, &ma);
-  lost += ms - ma;
-  const long rss_1k = s_rss_kb();
-  const double tm = cli_now();
-  s_run_clients(small, ctx, msrv.ep, 4, 0, 99000, 16, &ms, &ma);
-  const double mem_secs = cli_now() - tm;
+  long ms, ma, rss_1k;
+  const double mem_secs = s_run_clients(small, ctx, msrv.ep, 4, 0, 100000, 4, &ms, &ma, &rss_1k);
   lost += ms - ma;
   const long rss_100k = s_rss_kb();
   const pol_node_stats mst = pol_node_get_stats(msrv.n);
@@ -338,9 +402,14 @@ int bench_node(int argc, char **argv) {
          pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps), rounds, per_round);
   printf("  raw ZeroMQ REQ/REP round trip   p50 %7.0f us  p99 %7.0f us  (%zu-byte request, %d-byte reply)\n", z50, z99,
          req.size, rlen);
+  printf("  ... with a %4.0f us service time p50 %7.0f us  p99 %7.0f us  (round trip minus the service time)\n", service,
+         b50, b99);
   printf("  policy sampling (in-process)    p50 %7.0f us  p99 %7.0f us\n", s50, s99);
   printf("  infer round trip via the node   p50 %7.0f us  p99 %7.0f us\n", i50, i99);
-  printf("  the node adds %.0f us on top of sampling = %.2fx the raw round trip (target <= 2)\n", i50 - s50, overhead);
+  printf("    of which in the node: handling p50 %.0f us, sampling p50 %.0f us\n", h50, n50);
+  printf("  the node adds %.0f us on top of sampling = %.2fx the raw round trip at equal service time (target <= 2);\n"
+         "    %.2fx the round trip of an echo that answers at once\n",
+         i50 - s50, overhead, overhead_idle);
   printf("  sustained: %.0f requests/s with 1 client, %.0f with 4 clients; %ld requests lost\n", rps1, rps4, lost);
   printf("  memory: %ld kB resident after 1k requests, %ld kB after 100k (%+ld kB; %lld sessions created, %lld evicted, "
          "%.1f s)\n",
@@ -352,6 +421,10 @@ int bench_node(int argc, char **argv) {
     cli_json_num(stdout, z50);
     printf(", \"zmq_rtt_us_p99\": ");
     cli_json_num(stdout, z99);
+    printf(", \"zmq_rtt_service_us_p50\": ");
+    cli_json_num(stdout, b50);
+    printf(", \"zmq_rtt_service_us_p99\": ");
+    cli_json_num(stdout, b99);
     printf(", \"sample_us_p50\": ");
     cli_json_num(stdout, s50);
     printf(", \"sample_us_p99\": ");
@@ -362,6 +435,10 @@ int bench_node(int argc, char **argv) {
     cli_json_num(stdout, i99);
     printf(", \"overhead_ratio\": ");
     cli_json_num(stdout, overhead);
+    printf(", \"overhead_ratio_idle_echo\": ");
+    cli_json_num(stdout, overhead_idle);
+    printf(", \"node_handle_us_p50\": ");
+    cli_json_num(stdout, h50);
     printf(", \"rps_1\": ");
     cli_json_num(stdout, rps1);
     printf(", \"rps_4\": ");
@@ -387,6 +464,9 @@ int bench_node(int argc, char **argv) {
   free(zl);
   free(sl);
   free(il);
+  free(hl);
+  free(bl);
+  free(nl);
   pol_free(p);
   pol_free(small);
   env_model_free(em);
