@@ -532,11 +532,14 @@ static int s_recv_reply(void *sock, msgpack_unpacked *up, int expect_delim) {
     zmq_msg_init(&msg);
     zmq_msg_recv(&msg, sock, 0);
   }
-  size_t off = 0;
-  msgpack_unpacked_init(up);
-  int rc = msgpack_unpack_next(up, zmq_msg_data(&msg), zmq_msg_size(&msg), &off) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
+  /* the decoded strings point into the bytes: keep a copy that outlives the message */
+  static char keep[1 << 16];
+  size_t off = 0, n = zmq_msg_size(&msg);
+  if (n > sizeof(keep)) n = sizeof(keep);
+  memcpy(keep, zmq_msg_data(&msg), n);
   zmq_msg_close(&msg);
-  return rc;
+  msgpack_unpacked_init(up);
+  return msgpack_unpack_next(up, keep, n, &off) == MSGPACK_UNPACK_SUCCESS ? 0 : -1;
 }
 
 TEST(router_serves_req_and_dealer_clients) {
