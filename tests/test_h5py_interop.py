@@ -44,7 +44,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import traceback
 
 try:
     import numpy as np
@@ -80,29 +79,7 @@ B_ENV_ARGS = {"env_name": "lift", "type": 1, "env_kwargs": {"horizon": 400}}
 
 # ----------------------------------------------------------------------------- reporting
 
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail="", note=""):
-        """detail is printed on failure only, note on success only."""
-        if ok:
-            self.passed += 1
-            print(f"PASS {name}" + (f" ({note})" if note else ""))
-        else:
-            self.failed += 1
-            print(f"FAIL {name}" + (f": {detail}" if detail else ""))
-        return ok
-
-    def section(self, name, fn, *args):
-        """Run one section; an unexpected exception is one failure, not a crash."""
-        print(f"--- {name}")
-        try:
-            fn(self, *args)
-        except Exception:
-            self.check(f"{name}: ran without a Python exception", False,
-                       "\n" + traceback.format_exc().rstrip())
+from checks import Results  # noqa: E402  (tests/checks.py: the PASS/FAIL counting both Python tests share)
 
 
 def run_tool(args):
