@@ -431,7 +431,7 @@ int cmd_sim(int argc, char **argv) {
       {"--timeout-ms", CLI_INT, &timeout_ms, "a request unanswered this long is retried on a fresh socket", NULL, 1, 3600000},
       {"--retries", CLI_INT, &retries, "retries before the controller is declared dead", NULL, 0, 100},
       {"--lead", CLI_INT, &lead, "realtime: request the next chunk when this many actions are left", NULL, 0, 64},
-      {"--budget-ms", CLI_DOUBLE, &budget_ms, "realtime: a reply is due this long after its step's tick (default: half a period)",
+      {"--budget-ms", CLI_DOUBLE, &budget_ms, "realtime: a reply is due this long after its step's tick (-1: half a control period)",
        NULL, 0, 0},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
