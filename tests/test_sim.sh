@@ -7,7 +7,10 @@ set -u
 LFP=$1
 tmp=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done; rm -rf "$tmp"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null && wait "$p" 2> /dev/null; done
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 fail=0
 port=$((20000 + RANDOM % 20000))

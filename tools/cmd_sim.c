@@ -333,9 +333,10 @@ typedef struct {
   double last[ENV_MAX_ACTION];
 } s_rt;
 
-/* Wait for the reply in flight until wall time `until` (or its arrival);
- * apply it with step `cur` about to run; Lazy Pirate on timeouts. */
-static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, char *err, size_t errsz) {
+/* Wait until wall time `until` while a reply is in flight (returning at its
+ * arrival when `early`); apply it with step `cur` about to run (cur < 0: the
+ * episode is over, nothing is late); Lazy Pirate on timeouts. */
+static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, int early, char *err, size_t errsz) {
   s_link *l = &S->link;
   for (;;) {
     const double now = cli_now();
@@ -364,8 +365,9 @@ static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, char *err, size_
       if (s_take_chunk(S, err, errsz)) return -1;
       l->tries = 0;
       rt->qstart = rt->req_step;
-      const long late = cur - rt->req_step;
+      const long late = cur < 0 ? 0 : cur - rt->req_step;
       S->late += late < 0 ? 0 : late > S->info.Ta ? S->info.Ta : late;
+      if (early) return 0;
       continue; /* sleep out the rest */
     }
     if (cli_now() >= until) return 0;
@@ -400,7 +402,7 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
       if (s_link_send(&S->link)) return fc_set_err(err, errsz, "cannot send to %s", S->link.endpoint), -1;
     }
     /* a reply is due by this step's deadline */
-    if (S->link.inflight && s_rt_pump(S, &rt, t0 + k * dt + budget, k, err, errsz)) return -1;
+    if (S->link.inflight && s_rt_pump(S, &rt, t0 + k * dt + budget, k, 1, err, errsz)) return -1;
     const int idx = k - rt.qstart;
     if (idx >= 0 && idx < Ta) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
     else S->held++;
@@ -409,11 +411,12 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
       return 0;
     }
     rollout_track(em, ed, r);
-    if (s_rt_pump(S, &rt, t0 + (k + 1) * dt, k + 1, err, errsz)) return -1;
+    if (s_rt_pump(S, &rt, t0 + (k + 1) * dt, k + 1, 0, err, errsz)) return -1;
   }
-  /* a reply still in flight belongs to this episode: wait it out */
+  /* a reply still in flight belongs to this episode: wait it out (its
+   * actions are for steps after the end, so none counts as late) */
   while (S->link.inflight)
-    if (s_rt_pump(S, &rt, cli_now() + 0.01, 1 << 30, err, errsz)) return -1;
+    if (s_rt_pump(S, &rt, cli_now() + 0.01, -1, 1, err, errsz)) return -1;
   return 0;
 }
 
