@@ -13,20 +13,22 @@ cleanup() {
 }
 trap cleanup EXIT
 fail=0
-port=$((20000 + RANDOM % 20000))
-ep="tcp://127.0.0.1:$port"
 
 "$LFP" collect --env avoid --episodes 20 --seed 1 --out "$tmp/d.hdf5" > /dev/null || { echo "FAIL: collect"; exit 1; }
 "$LFP" train --data "$tmp/d.hdf5" --out "$tmp/p.lfp" --steps 300 --width 64 > /dev/null || { echo "FAIL: train"; exit 1; }
 
-# start a server in the background and wait for its ready line
+# start a server on a free port in the background, wait for its ready line
+# and set $ep to the endpoint it bound
 serve() { # serve LOG ARGS...
   local log=$1
   shift
-  "$LFP" serve --policy "$tmp/p.lfp" "$@" > "$log" 2>&1 &
+  "$LFP" serve --policy "$tmp/p.lfp" --bind "tcp://127.0.0.1:*" "$@" > "$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
-    grep -q "protocol 1" "$log" 2> /dev/null && return 0
+    if grep -q "protocol 1" "$log" 2> /dev/null; then
+      ep=$(sed -n 's/.* on \(tcp:[^,]*\), protocol 1.*/\1/p' "$log")
+      return 0
+    fi
     sleep 0.1
   done
   echo "FAIL: lfp serve $* did not start: $(cat "$log")"
@@ -35,7 +37,7 @@ serve() { # serve LOG ARGS...
 last_json() { tail -n 1 <<< "$1"; }
 jget() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
-serve "$tmp/s1.log" --bind "$ep" --json
+serve "$tmp/s1.log" --json
 spid=${pids[-1]}
 
 # lockstep == eval, bit for bit
@@ -74,10 +76,9 @@ else
 fi
 
 # a slow controller (thousands of network evaluations per chunk): late actions are dropped and counted
-port2=$((port + 1))
-serve "$tmp/s2.log" --bind "tcp://127.0.0.1:$port2" --ode-steps 12000
+serve "$tmp/s2.log" --ode-steps 12000
 slow=${pids[-1]}
-rt=$("$LFP" sim --connect "tcp://127.0.0.1:$port2" --episodes 1 --mode realtime --timeout-ms 5000 --json) \
+rt=$("$LFP" sim --connect "$ep" --episodes 1 --mode realtime --timeout-ms 5000 --json) \
   || { echo "FAIL: sim realtime, slow controller: $rt"; fail=1; }
 rt=$(last_json "$rt")
 [ "$(jget "$rt" late_actions)" -gt 0 ] && [ "$(jget "$rt" held_steps)" -gt 0 ] \
@@ -86,10 +87,10 @@ kill -9 "$slow"
 wait "$slow" 2> /dev/null
 
 # the controller dies mid-episode: the episode ends with a message, no hang
-port3=$((port + 2))
-serve "$tmp/s3.log" --bind "tcp://127.0.0.1:$port3"
+serve "$tmp/s3.log"
 victim=${pids[-1]}
-"$LFP" sim --connect "tcp://127.0.0.1:$port3" --episodes 3 --mode realtime --timeout-ms 300 --retries 1 \
+dead=$ep
+"$LFP" sim --connect "$dead" --episodes 3 --mode realtime --timeout-ms 300 --retries 1 \
   > "$tmp/sim3.out" 2>&1 &
 simpid=$!
 pids+=($simpid)
@@ -112,16 +113,16 @@ fi
 # errors
 msg=$("$LFP" serve --policy "$tmp/d.hdf5" 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"not an lfp checkpoint"* ]] || { echo "FAIL: serve a non-policy -> $rc: $msg"; fail=1; }
-serve "$tmp/s4.log" --bind "tcp://127.0.0.1:$port3"
-msg=$("$LFP" serve --policy "$tmp/p.lfp" --bind "tcp://127.0.0.1:$port3" 2>&1); rc=$?
+serve "$tmp/s4.log"
+msg=$("$LFP" serve --policy "$tmp/p.lfp" --bind "$ep" 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"cannot bind"* ]] || { echo "FAIL: port in use -> $rc: $msg"; fail=1; }
 msg=$("$LFP" serve --policy "$tmp/p.lfp" --bind "nonsense" 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"cannot bind nonsense"* ]] || { echo "FAIL: bad endpoint -> $rc: $msg"; fail=1; }
-msg=$("$LFP" sim --connect "tcp://127.0.0.1:$port3" --env lift 2>&1); rc=$?
+msg=$("$LFP" sim --connect "$ep" --env lift 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"task lift"* ]] || { echo "FAIL: sim with the wrong task -> $rc: $msg"; fail=1; }
-msg=$("$LFP" sim --connect "tcp://127.0.0.1:$((port + 3))" --timeout-ms 200 --retries 0 2>&1); rc=$?
+msg=$("$LFP" sim --connect "$dead" --timeout-ms 200 --retries 0 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"did not answer 1 request within 200 ms"* ]] || { echo "FAIL: nobody listening -> $rc: $msg"; fail=1; }
-msg=$("$LFP" sim --connect "tcp://127.0.0.1:$port3" --mode fast 2>&1); rc=$?
+msg=$("$LFP" sim --connect "$ep" --mode fast 2>&1); rc=$?
 [ $rc = 2 ] && [[ "$msg" == *"--mode"* ]] || { echo "FAIL: bad mode -> $rc: $msg"; fail=1; }
 
 [ $fail = 0 ] && echo "serve/sim: all checks passed"
