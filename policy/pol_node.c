@@ -33,6 +33,7 @@ struct pol_node {
   double *actions; /* (Ta, A) */
   msgpack_sbuffer sbuf;
   msgpack_packer pk;
+  char keylist[POL_MAX_KEYS * 66]; /* "a, b, c": the policy's keys, for error messages */
   pol_node_stats st;
   void *ctx, *sock;
 };
@@ -66,6 +67,10 @@ pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
   n->actions = fc_calloc((size_t)p->meta.Ta * p->meta.action_dim, sizeof(double));
   msgpack_sbuffer_init(&n->sbuf);
   msgpack_packer_init(&n->pk, &n->sbuf, msgpack_sbuffer_write);
+  for (int k = 0; k < p->meta.nkeys; k++) {
+    strcat(n->keylist, k ? ", " : "");
+    strcat(n->keylist, p->meta.keys[k]);
+  }
   return n;
 }
 
@@ -209,11 +214,7 @@ static void s_pack_info(pol_node *n, const pw_request *rq) {
  * on error. */
 static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, char *err, size_t errsz) {
   const pol_meta *m = &n->p->meta;
-  char keys[POL_MAX_KEYS * 66] = "";
-  for (int k = 0; k < m->nkeys; k++) {
-    strcat(keys, k ? ", " : "");
-    strcat(keys, m->keys[k]);
-  }
+  const char *keys = n->keylist;
   for (int i = 0; i < rq->nobs; i++) {
     int found = 0;
     for (int k = 0; k < m->nkeys; k++) found |= !strcmp(rq->obs[i].name, m->keys[k]);
