@@ -2,6 +2,7 @@
 #include "pol_wire.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fc_base.h"
@@ -147,6 +148,29 @@ const msgpack_object *pw_map_get(const msgpack_object *map, const char *key) {
   for (uint32_t i = 0; i < map->via.map.size; i++)
     if (s_is(&map->via.map.ptr[i].key, key)) return &map->via.map.ptr[i].val;
   return NULL;
+}
+
+int pw_map_int(const msgpack_object *m, const char *key, int64_t *v) {
+  const msgpack_object *o = pw_map_get(m, key);
+  if (!o || (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER && o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)) return -1;
+  *v = o->via.i64;
+  return 0;
+}
+
+int pw_map_num(const msgpack_object *m, const char *key, double *v) {
+  const msgpack_object *o = pw_map_get(m, key);
+  if (!o) return -1;
+  if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) *v = o->via.f64;
+  else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *v = (double)o->via.u64;
+  else return -1;
+  return 0;
+}
+
+int pw_map_str(const msgpack_object *m, const char *key, char *dst, size_t cap) {
+  const msgpack_object *o = pw_map_get(m, key);
+  if (!o || o->type != MSGPACK_OBJECT_STR) return -1;
+  snprintf(dst, cap, "%.*s", (int)o->via.str.size, o->via.str.ptr);
+  return 0;
 }
 
 static int s_is_number(const msgpack_object *o) {

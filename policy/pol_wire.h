@@ -78,5 +78,10 @@ void pw_pack_doubles(msgpack_packer *pk, const double *v, int n);
 int pw_read_array(const msgpack_object *o, double *out, size_t cap, int *rank, uint32_t *shape, char *err, size_t errsz);
 /* The value of a str/bin key in a msgpack map, or NULL. */
 const msgpack_object *pw_map_get(const msgpack_object *map, const char *key);
+/* A map's integer, number (float or integer) or str value by key: 0, or -1
+ * when the key is absent or of another type (dst truncated to cap). */
+int pw_map_int(const msgpack_object *map, const char *key, int64_t *v);
+int pw_map_num(const msgpack_object *map, const char *key, double *v);
+int pw_map_str(const msgpack_object *map, const char *key, char *dst, size_t cap);
 
 #endif

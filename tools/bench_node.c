@@ -229,9 +229,10 @@ static void s_server_timing(zmq_msg_t *reply, double *handle, double *sample) {
   *handle = *sample = NAN;
   if (msgpack_unpack_next(&up, zmq_msg_data(reply), zmq_msg_size(reply), &off) == MSGPACK_UNPACK_SUCCESS) {
     const msgpack_object *t = pw_map_get(&up.data, "server_timing");
-    const msgpack_object *h = t ? pw_map_get(t, "handle_us") : NULL, *s = t ? pw_map_get(t, "sample_us") : NULL;
-    if (h && h->type == MSGPACK_OBJECT_FLOAT64) *handle = h->via.f64;
-    if (s && s->type == MSGPACK_OBJECT_FLOAT64) *sample = s->via.f64;
+    if (t) {
+      pw_map_num(t, "handle_us", handle);
+      pw_map_num(t, "sample_us", sample);
+    }
   }
   msgpack_unpacked_destroy(&up);
 }

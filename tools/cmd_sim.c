@@ -115,14 +115,14 @@ static int s_link_poll(s_link *l, int ms, char *err, size_t errsz) {
   if (pw_scan(d, n, err, errsz) || msgpack_unpack_next(&l->up, d, n, &off) != MSGPACK_UNPACK_SUCCESS ||
       l->up.data.type != MSGPACK_OBJECT_MAP)
     return fc_set_err(err, errsz, "the controller's reply is not a msgpack map"), -1;
-  const msgpack_object *e = pw_map_get(&l->up.data, "error");
-  if (e) {
-    const char *s = e->type == MSGPACK_OBJECT_STR ? e->via.str.ptr : "(no message)";
-    const int len = e->type == MSGPACK_OBJECT_STR ? (int)e->via.str.size : 12;
-    return fc_set_err(err, errsz, "the controller answered with an error: %.*s", len, s), -1;
+  char msg[384];
+  if (pw_map_get(&l->up.data, "error")) {
+    if (pw_map_str(&l->up.data, "error", msg, sizeof(msg))) snprintf(msg, sizeof(msg), "(no message)");
+    return fc_set_err(err, errsz, "the controller answered with an error: %s", msg), -1;
   }
-  const msgpack_object *id = pw_map_get(&l->up.data, "id");
-  if (id && id->via.i64 != l->id) return fc_set_err(err, errsz, "the controller's reply has id %lld, not %lld", (long long)id->via.i64, (long long)l->id), -1;
+  int64_t id;
+  if (!pw_map_int(&l->up.data, "id", &id) && id != l->id)
+    return fc_set_err(err, errsz, "the controller's reply has id %lld, not %lld", (long long)id, (long long)l->id), -1;
   return 1;
 }
 
@@ -144,29 +144,6 @@ static int s_link_call(s_link *l, char *err, size_t errsz) {
     if (rc) return rc > 0 ? 0 : -1;
     if (s_link_retry(l, err, errsz)) return -1;
   }
-}
-
-static int s_get_int(const msgpack_object *m, const char *key, int64_t *v) {
-  const msgpack_object *o = pw_map_get(m, key);
-  if (!o || (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER && o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)) return -1;
-  *v = o->via.i64;
-  return 0;
-}
-
-static int s_get_num(const msgpack_object *m, const char *key, double *v) {
-  const msgpack_object *o = pw_map_get(m, key);
-  if (!o) return -1;
-  if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) *v = o->via.f64;
-  else if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) *v = (double)o->via.u64;
-  else return -1;
-  return 0;
-}
-
-static int s_get_str(const msgpack_object *m, const char *key, char *dst, size_t cap) {
-  const msgpack_object *o = pw_map_get(m, key);
-  if (!o || o->type != MSGPACK_OBJECT_STR) return -1;
-  snprintf(dst, cap, "%.*s", (int)o->via.str.size, o->via.str.ptr);
-  return 0;
 }
 
 /* ---- the simulation ---- */
@@ -200,12 +177,12 @@ static int s_read_info(s_sim *S, char *err, size_t errsz) {
   const msgpack_object *m = &l->up.data;
   s_info *in = &S->info;
   int64_t proto = 0;
-  if (s_get_int(m, "protocol", &proto) || proto != PW_PROTOCOL)
+  if (pw_map_int(m, "protocol", &proto) || proto != PW_PROTOCOL)
     return fc_set_err(err, errsz, "the controller speaks protocol %lld; this lfp speaks %d", (long long)proto, PW_PROTOCOL), -1;
-  if (s_get_int(m, "To", &in->To) || s_get_int(m, "Ta", &in->Ta) || s_get_int(m, "action_dim", &in->action_dim) ||
-      s_get_int(m, "nfe", &in->nfe) || s_get_num(m, "control_hz", &in->control_hz) ||
-      s_get_str(m, "method", in->method, sizeof(in->method)) || s_get_str(m, "policy", in->policy, sizeof(in->policy)) ||
-      s_get_str(m, "env_args", in->env_args, sizeof(in->env_args)))
+  if (pw_map_int(m, "To", &in->To) || pw_map_int(m, "Ta", &in->Ta) || pw_map_int(m, "action_dim", &in->action_dim) ||
+      pw_map_int(m, "nfe", &in->nfe) || pw_map_num(m, "control_hz", &in->control_hz) ||
+      pw_map_str(m, "method", in->method, sizeof(in->method)) || pw_map_str(m, "policy", in->policy, sizeof(in->policy)) ||
+      pw_map_str(m, "env_args", in->env_args, sizeof(in->env_args)))
     return fc_set_err(err, errsz, "the controller's info reply lacks a field of protocol %d", PW_PROTOCOL), -1;
   if (in->To < 1 || in->To > S_MAX_TO || in->Ta < 1 || in->Ta > 64 || in->action_dim < 1 || in->action_dim > ENV_MAX_ACTION)
     return fc_set_err(err, errsz, "the controller's horizons (To %lld, Ta %lld, %lld-D actions) are out of range",
@@ -282,11 +259,11 @@ static int s_take_chunk(s_sim *S, char *err, size_t errsz) {
   if (rank != 2 || (int)shape[0] != Ta || (int)shape[1] != S->A)
     return fc_set_err(err, errsz, "the controller sent actions of shape (%u, %u), not (%d, %d)", shape[0], shape[1], Ta, S->A), -1;
   int64_t clipped = 0;
-  s_get_int(m, "clipped", &clipped);
+  pw_map_int(m, "clipped", &clipped);
   S->clipped_total += (int)clipped;
   const msgpack_object *t = pw_map_get(m, "server_timing");
   double sus = NAN;
-  if (t) s_get_num(t, "sample_us", &sus);
+  if (t) pw_map_num(t, "sample_us", &sus);
   if (S->nrtt < S->caprtt) {
     S->rtt[S->nrtt] = (cli_now() - S->link.sent_at) * 1e6;
     S->sample[S->nrtt] = sus;
