@@ -149,19 +149,9 @@ int cmd_eval(int argc, char **argv) {
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %.1f s on %d threads\n",
          p50, p99, nl, atomic_load(&ev.clipped), rs.unstable, secs, jobs);
   if (json) {
-    printf("{\"env\": \"%s\", \"policy\": ", env_name(em));
-    cli_json_str(stdout, path);
-    printf(", \"method\": \"%s\", \"episodes\": %d, \"seed\": %d, ", pol_method_name((pol_method)p->meta.method),
-           episodes, seed);
-    rollout_json(stdout, em, &rs);
-    printf(", \"latency_us_p50\": ");
-    cli_json_num(stdout, p50);
-    printf(", \"latency_us_p99\": ");
-    cli_json_num(stdout, p99);
-    printf(", \"nfe\": %d, \"clipped\": %ld", nfe, atomic_load(&ev.clipped));
-    printf(", \"seconds\": ");
-    cli_json_num(stdout, secs);
-    printf("}\n");
+    const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, atomic_load(&ev.clipped), p50, p99};
+    rollout_json_open(stdout, em, &run, &rs);
+    rollout_json_close(stdout, secs);
   }
   free(th);
   free(ev.res);

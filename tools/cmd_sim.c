@@ -164,7 +164,7 @@ typedef struct {
   double hist[S_MAX_TO * S_MAX_OBS]; /* the last To raw observations, oldest first */
   int nhist;
   double chunk[64 * ENV_MAX_ACTION];
-  int clipped_total;
+  long clipped_total;
   double *rtt, *sample; /* per chunk, us */
   long nrtt, caprtt;
   long late, held;
@@ -260,7 +260,7 @@ static int s_take_chunk(s_sim *S, char *err, size_t errsz) {
     return fc_set_err(err, errsz, "the controller sent actions of shape (%u, %u), not (%d, %d)", shape[0], shape[1], Ta, S->A), -1;
   int64_t clipped = 0;
   pw_map_int(m, "clipped", &clipped);
-  S->clipped_total += (int)clipped;
+  S->clipped_total += (long)clipped;
   const msgpack_object *t = pw_map_get(m, "server_timing");
   double sus = NAN;
   if (t) pw_map_num(t, "sample_us", &sus);
@@ -475,27 +475,17 @@ int cmd_sim(int argc, char **argv) {
          mode, episodes, seed, seed + episodes - 1, S->info.method, (long long)S->info.nfe);
   rollout_print(stdout, em, &rs);
   printf("  round trip p50 %.0f us, p99 %.0f us; sampling p50 %.0f us (%ld chunks); %ld late actions, %ld steps held; "
-         "%d action values clipped; %.1f s\n",
+         "%ld action values clipped; %.1f s\n",
          r50, r99, s50, S->nrtt, S->late, S->held, S->clipped_total, secs);
   if (json) {
-    printf("{\"env\": \"%s\", \"policy\": ", env_name(em));
-    cli_json_str(stdout, S->info.policy);
-    printf(", \"method\": ");
-    cli_json_str(stdout, S->info.method);
-    printf(", \"episodes\": %d, \"seed\": %d, \"mode\": \"%s\", ", episodes, seed, mode);
-    rollout_json(stdout, em, &rs);
-    printf(", \"latency_us_p50\": ");
-    cli_json_num(stdout, s50);
-    printf(", \"latency_us_p99\": ");
-    cli_json_num(stdout, s99);
-    printf(", \"rtt_us_p50\": ");
+    const rollout_run run = {S->info.policy, S->info.method, seed, (int)S->info.nfe, S->clipped_total, s50, s99};
+    rollout_json_open(stdout, em, &run, &rs);
+    printf(", \"mode\": \"%s\", \"rtt_us_p50\": ", mode);
     cli_json_num(stdout, r50);
     printf(", \"rtt_us_p99\": ");
     cli_json_num(stdout, r99);
-    printf(", \"late_actions\": %ld, \"held_steps\": %ld, \"nfe\": %lld, \"clipped\": %d, \"seconds\": ", S->late, S->held,
-           (long long)S->info.nfe, S->clipped_total);
-    cli_json_num(stdout, secs);
-    printf("}\n");
+    printf(", \"late_actions\": %ld, \"held_steps\": %ld", S->late, S->held);
+    rollout_json_close(stdout, secs);
   }
   status = 0;
 fail:

@@ -67,8 +67,14 @@ void rollout_print(FILE *f, const env_model *em, const rollout_stats *s) {
     fprintf(f, "  sides: %d left, %d right, %d neither\n", s->left, s->right, s->episodes - s->left - s->right);
 }
 
-void rollout_json(FILE *f, const env_model *em, const rollout_stats *s) {
-  fprintf(f, "\"success_rate\": ");
+void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, const rollout_stats *s) {
+  fprintf(f, "{\"env\": ");
+  cli_json_str(f, env_name(em));
+  fprintf(f, ", \"policy\": ");
+  cli_json_str(f, run->policy);
+  fprintf(f, ", \"method\": ");
+  cli_json_str(f, run->method);
+  fprintf(f, ", \"episodes\": %d, \"seed\": %d, \"success_rate\": ", s->episodes, run->seed);
   cli_json_num(f, s->rate);
   fprintf(f, ", \"ci95\": [");
   cli_json_num(f, s->ci_lo);
@@ -82,4 +88,15 @@ void rollout_json(FILE *f, const env_model *em, const rollout_stats *s) {
     cli_json_num(f, s->mean_coverage);
   }
   if (env_has_side(em)) fprintf(f, ", \"left\": %d, \"right\": %d", s->left, s->right);
+  fprintf(f, ", \"latency_us_p50\": ");
+  cli_json_num(f, run->latency_us_p50);
+  fprintf(f, ", \"latency_us_p99\": ");
+  cli_json_num(f, run->latency_us_p99);
+  fprintf(f, ", \"nfe\": %d, \"clipped\": %ld", run->nfe, run->clipped);
+}
+
+void rollout_json_close(FILE *f, double secs) {
+  fprintf(f, ", \"seconds\": ");
+  cli_json_num(f, secs);
+  fprintf(f, "}\n");
 }

@@ -8,7 +8,8 @@
  *   while (!env_done(em, ed)) { ... env_step ...; rollout_track(em, ed, &r); }
  *   rollout_end(em, ed, &r, unstable);
  *   rollout_stats s; rollout_summarize(results, n, &s);
- *   rollout_print(stdout, em, &s); rollout_json(stdout, em, &s);
+ *   rollout_print(stdout, em, &s);
+ *   rollout_json_open(stdout, em, &run, &s); ...; rollout_json_close(stdout, secs);
  */
 #ifndef LFP_ROLLOUT_H
 #define LFP_ROLLOUT_H
@@ -36,9 +37,22 @@ void rollout_end(const env_model *em, const env_data *ed, rollout_result *r, int
 void rollout_summarize(const rollout_result *r, int n, rollout_stats *s);
 /* "  success ..% (k/n), 95% CI [..], mean length .." and the task's figures */
 void rollout_print(FILE *f, const env_model *em, const rollout_stats *s);
-/* JSON members (no braces), starting with "success_rate": success_rate,
- * ci95, mean_len, unstable, digest, and max_coverage_mean / left, right
- * where the task has them. */
-void rollout_json(FILE *f, const env_model *em, const rollout_stats *s);
+/* What a run reports besides the episodes: the policy (path or name) and
+ * method, the first seed, network evaluations per chunk, clipped action
+ * values, and the chunk sampling latency. */
+typedef struct {
+  const char *policy, *method;
+  int seed, nfe;
+  long clipped;
+  double latency_us_p50, latency_us_p99;
+} rollout_run;
+/* The JSON object that `lfp eval --json` prints and `lfp sim --json` extends,
+ * left open: "{" env, policy, method, episodes, seed, success_rate, ci95,
+ * mean_len, unstable, digest, max_coverage_mean / left, right where the task
+ * has them, latency_us_p50, latency_us_p99, nfe, clipped. The caller adds
+ * its own members and closes it with rollout_json_close. */
+void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, const rollout_stats *s);
+/* ", "seconds": secs}" and a newline */
+void rollout_json_close(FILE *f, double secs);
 
 #endif
