@@ -88,6 +88,8 @@ void pol_node_free(pol_node *n) {
 
 pol_node_stats pol_node_get_stats(const pol_node *n) { return n->st; }
 
+int pol_node_nfe(const pol_node *n) { return pol_nfe(n->p, (fc_sampler)n->cfg.sampler, n->cfg.steps); }
+
 /* ---- sessions ---- */
 
 static s_session *s_session_get(pol_node *n, const pw_request *rq, const void *peer, size_t peer_len) {
@@ -191,7 +193,7 @@ static void s_pack_info(pol_node *n, const pw_request *rq) {
   pw_pack_str(pk, "control_hz");
   msgpack_pack_double(pk, m->control_hz);
   pw_pack_str(pk, "nfe");
-  msgpack_pack_int(pk, pol_nfe(p, (fc_sampler)n->cfg.sampler, n->cfg.steps));
+  msgpack_pack_int(pk, pol_node_nfe(n));
   pw_pack_str(pk, "sampler");
   pw_pack_str(pk, fc_sampler_name((fc_sampler)n->cfg.sampler));
   pw_pack_str(pk, "ode_steps");

@@ -65,5 +65,7 @@ int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz
 int pol_node_run(pol_node *n, volatile sig_atomic_t *stop, char *err, size_t errsz);
 
 pol_node_stats pol_node_get_stats(const pol_node *n);
+/* Network evaluations per chunk with the node's sampler and steps (as info reports). */
+int pol_node_nfe(const pol_node *n);
 
 #endif

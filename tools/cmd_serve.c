@@ -61,7 +61,7 @@ int cmd_serve(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   printf("lfp serve: %s (%s, To %d, Ta %d, NFE %d) on %s, protocol %d; SIGINT/SIGTERM stops\n", path,
          pol_method_name((pol_method)p->meta.method), p->meta.To, p->meta.Ta,
-         pol_nfe(p, sampler ? (fc_sampler)cfg.sampler : p->flow->cfg.sampler, steps > 0 ? steps : p->flow->cfg.steps), bound, PW_PROTOCOL);
+         pol_node_nfe(n), bound, PW_PROTOCOL);
   fflush(stdout);
   const double t0 = cli_now();
   rc = pol_node_run(n, &s_stop, err, sizeof(err));
