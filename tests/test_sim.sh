@@ -34,6 +34,14 @@ serve() { # serve LOG ARGS...
   echo "FAIL: lfp serve $* did not start: $(cat "$log")"
   exit 1
 }
+# wait up to 5 s for process $1 to exit: 0 with its status in $rc, or 1 while it still runs
+exited() {
+  for _ in $(seq 50); do kill -0 "$1" 2> /dev/null || break; sleep 0.1; done
+  kill -0 "$1" 2> /dev/null && return 1
+  wait "$1"
+  rc=$?
+  return 0
+}
 last_json() { tail -n 1 <<< "$1"; }
 jget() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
@@ -62,13 +70,10 @@ rt=$(last_json "$rt")
 
 # SIGTERM: a clean exit with the counters
 kill -TERM "$spid"
-for _ in $(seq 50); do kill -0 "$spid" 2> /dev/null || break; sleep 0.1; done
-if kill -0 "$spid" 2> /dev/null; then
+if ! exited "$spid"; then
   echo "FAIL: serve ignored SIGTERM"
   fail=1
 else
-  wait "$spid"
-  rc=$?
   [ $rc = 0 ] || { echo "FAIL: serve exited $rc on SIGTERM"; fail=1; }
   js=$(tail -n 1 "$tmp/s1.log")
   [ "$(jget "$js" errors)" = 0 ] && [ "$(jget "$js" infers)" -gt 0 ] || { echo "FAIL: serve counters: $js"; fail=1; }
@@ -97,14 +102,10 @@ pids+=($simpid)
 sleep 1.5
 kill -9 "$victim"
 wait "$victim" 2> /dev/null
-t0=$(date +%s.%N)
-for _ in $(seq 50); do kill -0 "$simpid" 2> /dev/null || break; sleep 0.1; done
-if kill -0 "$simpid" 2> /dev/null; then
+if ! exited "$simpid"; then
   echo "FAIL: sim still running 5 s after its controller died"
   fail=1
 else
-  wait "$simpid"
-  rc=$?
   out=$(cat "$tmp/sim3.out")
   [ $rc = 1 ] && [[ "$out" == *"did not answer 2 requests within 300 ms"* ]] && [[ "$out" == *"episode "* ]] \
     || { echo "FAIL: dead controller -> $rc: $out"; fail=1; }
