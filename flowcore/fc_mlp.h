@@ -16,15 +16,28 @@
  * views, so gradients, AdamW moments and EMA share one layout and every
  * optimizer / checkpoint / gradient-check operation is a loop over one array.
  *
- *   fc_mlp_config cfg; fc_mlp_config_default(&cfg, 2, 0);   // D = 2, C = 0
- *   fc_mlp net; fc_mlp_bind(&net, &cfg, params);             // params: fc_mlp_nparams(&cfg) floats
- *   fc_mlp_init(&net, &rng);
- *   fc_mlp_ws *ws = fc_mlp_ws_new(&cfg, 256);                // scratch for batches up to 256
- *   fc_mlp_forward(&net, ws, v, t, x, NULL, B);              // v: (B, D)
- *   fc_mlp_backward(&net, ws, grads, 0, NULL, NULL, dv, B);  // grads = dL/dparams
- *
  * The double-precision *_ref functions run the same layer code with naive
  * loops instead of BLAS: they are the specification and the test oracle.
+ *
+ * Example: a batch of B points x (B, 2) at times t (B), no condition
+ *
+ *   void velocity(const float *t, const float *x, const float *dv, float *v, int B) {
+ *     fc_mlp_config cfg;
+ *     fc_mlp_config_default(&cfg, 2, 0);                 // D = 2, C = 0
+ *     float *params = calloc(fc_mlp_nparams(&cfg), sizeof(float));
+ *     float *grads = calloc(fc_mlp_nparams(&cfg), sizeof(float));
+ *     fc_mlp net;
+ *     fc_mlp_bind(&net, &cfg, params);
+ *     fc_rng rng;
+ *     fc_rng_seed(&rng, 0);
+ *     fc_mlp_init(&net, &rng);
+ *     fc_mlp_ws *ws = fc_mlp_ws_new(&cfg, B);            // scratch for batches up to B
+ *     fc_mlp_forward(&net, ws, v, t, x, NULL, B);        // v: (B, D)
+ *     fc_mlp_backward(&net, ws, grads, 0, NULL, NULL, dv, B);  // grads = dL/dparams for dL/dv = dv
+ *     fc_mlp_ws_free(ws);
+ *     free(grads);
+ *     free(params);
+ *   }
  */
 #ifndef FC_MLP_H
 #define FC_MLP_H

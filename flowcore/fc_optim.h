@@ -3,14 +3,20 @@
  * Everything acts on flat float vectors (params, grads, m, v, ema share one
  * layout), so an optimizer step is one loop.
  *
- *   fc_adamw_config oc; fc_adamw_config_default(&oc);
- *   fc_adamw *opt = fc_adamw_new(n, &oc);
- *   for (step = 0; step < total; step++) {
- *     memset(grads, 0, n * sizeof(float)); ... backward ...
- *     float gnorm = fc_grad_norm(grads, n);
- *     float lr = fc_lr_schedule(&oc, step, total);
- *     fc_adamw_step(opt, params, grads, fc_clip_scale(gnorm, oc.clip), lr,
- *                   ema, fc_ema_decay(&oc, step));   // AdamW + EMA in one pass
+ * Example: n parameters, their gradients from a backward pass, their EMA
+ *
+ *   void fit(float *params, float *grads, float *ema, size_t n, int64_t total) {
+ *     fc_adamw_config oc;
+ *     fc_adamw_config_default(&oc);
+ *     fc_adamw *opt = fc_adamw_new(n, &oc);
+ *     for (int64_t step = 0; step < total; step++) {
+ *       memset(grads, 0, n * sizeof(float));       // ... then the backward pass
+ *       float gnorm = fc_grad_norm(grads, n);
+ *       float lr = fc_lr_schedule(&oc, step, total);
+ *       fc_adamw_step(opt, params, grads, fc_clip_scale(gnorm, oc.clip), lr,
+ *                     ema, fc_ema_decay(&oc, step));  // AdamW + EMA in one pass
+ *     }
+ *     fc_adamw_free(opt);
  *   }
  */
 #ifndef FC_OPTIM_H

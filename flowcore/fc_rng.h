@@ -4,11 +4,17 @@
  * global generator, so the same seed gives a bit-identical run and a state can
  * be saved and restored (it is a plain struct of integers).
  *
- *   fc_rng r;
- *   fc_rng_seed(&r, 42);
- *   double u = fc_rng_uniform(&r);          // [0, 1)
- *   float  z[8]; fc_rng_normal_fill(&r, z, 8);  // N(0, 1)
- *   uint64_t k = fc_rng_below(&r, 10);      // uniform in 0..9, unbiased
+ * Example:
+ *
+ *   void draws(void) {
+ *     fc_rng r;
+ *     fc_rng_seed(&r, 42);
+ *     double u = fc_rng_uniform(&r);               // [0, 1)
+ *     float z[8];
+ *     fc_rng_normal_fill(&r, z, 8);                // N(0, 1)
+ *     uint64_t k = fc_rng_below(&r, 10);           // uniform in 0..9, unbiased
+ *     printf("%g %g %llu\n", u, z[0], (unsigned long long)k);
+ *   }
  */
 #ifndef FC_RNG_H
 #define FC_RNG_H

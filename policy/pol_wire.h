@@ -7,12 +7,20 @@
  * nesting deeper than PW_MAX_DEPTH or more than PW_MAX_OBJECTS objects, so
  * msgpack-c never allocates more than a small multiple of the message.
  *
- *   pw_request rq;
- *   if (pw_decode(&rq, buf, len, err, sizeof err)) -> reply {"error": err}
- *   ... rq.endpoint, rq.obs[k] (pw_array_get) ...
- *   pw_request_free(&rq);
+ * Replies are built with msgpack-c's packer and the pw_pack_* helpers.
  *
- * Replies are built with msgpack-c's packer and the pw_pack_* helpers. */
+ * Example: a request's bytes buf (len) as the node reads them
+ *
+ *   int handle(const void *buf, size_t len, char *err, size_t errsz) {
+ *     pw_request rq;
+ *     int rc = pw_decode(&rq, buf, len, err, errsz);   // on error: reply {"error": err}
+ *     if (rc == 0 && rq.endpoint == PW_INFER && rq.nobs > 0)
+ *       printf("%s: %zu values, first %g\n", rq.obs[0].name, rq.obs[0].count,
+ *              rq.obs[0].count ? pw_array_get(&rq.obs[0], 0) : 0.0);
+ *     pw_request_free(&rq);
+ *     return rc;
+ *   }
+ */
 #ifndef POL_WIRE_H
 #define POL_WIRE_H
 

@@ -1,15 +1,22 @@
 /* cli: what every lfp subcommand shares: option parsing with one-sentence
  * errors, --help text, JSON output helpers, a terminal progress bar, timing.
  *
- *   int steps = 1000; int json = 0; const char *dist = "8gaussians";
- *   static const char *const dists[] = {"moons", "8gaussians", NULL};
- *   cli_opt opts[] = {
- *     {"--steps", CLI_INT, &steps, "training steps", NULL, 1, 1e9},
- *     {"--dist", CLI_CHOICE, &dist, "distribution", dists, 0, 0},
- *     {"--json", CLI_FLAG, &json, "print one JSON object last", NULL, 0, 0},
- *   };
- *   int rc = cli_parse("toy", "lfp toy [options]", argc, argv, opts, 3);
- *   if (rc) return rc > 0 ? 0 : 2;     // 1: --help printed; -1: error printed
+ * Example:
+ *
+ *   int cmd_example(int argc, char **argv) {
+ *     int steps = 1000, json = 0;
+ *     const char *dist = "8gaussians";
+ *     static const char *const dists[] = {"moons", "8gaussians", NULL};
+ *     cli_opt opts[] = {
+ *       {"--steps", CLI_INT, &steps, "training steps", NULL, 1, 1e9},
+ *       {"--dist", CLI_CHOICE, &dist, "distribution", dists, 0, 0},
+ *       {"--json", CLI_FLAG, &json, "print one JSON object last", NULL, 0, 0},
+ *     };
+ *     int rc = cli_parse("example", "lfp example [options]", argc, argv, opts, 3);
+ *     if (rc) return rc > 0 ? 0 : 2;     // 1: --help printed; -1: error printed
+ *     printf("%d steps on %s%s\n", steps, dist, json ? " (json)" : "");
+ *     return 0;
+ *   }
  */
 #ifndef LFP_CLI_H
 #define LFP_CLI_H

@@ -1,11 +1,18 @@
 /* toy: 2-D benchmark distributions and the FM-vs-LFM experiment behind
  * `lfp toy` (and its end-to-end test).
  *
- *   toy_config tc; toy_config_default(&tc);
- *   tc.dist = TOY_8GAUSSIANS;
- *   toy_result r;
- *   if (toy_run(&tc, 4, &r, err, sizeof err) == 0)   // 4 blocks: LFM; 1: FM
+ * Example:
+ *
+ *   int toy_example(void) {
+ *     char err[256];
+ *     toy_config tc;
+ *     toy_config_default(&tc);
+ *     tc.dist = TOY_8GAUSSIANS;
+ *     toy_result r;
+ *     if (toy_run(&tc, 4, &r, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;  // 4 blocks: LFM; 1: FM
  *     printf("W2 %.3f (floor %.3f), %d/%d modes\n", r.w2, r.w2_floor, r.modes_covered, r.modes_total);
+ *     return 0;
+ *   }
  */
 #ifndef LFP_TOY_H
 #define LFP_TOY_H
