@@ -1,6 +1,8 @@
 /* fc_flow: interpolants, the flow-matching loss, fixed-step ODE samplers, and
  * the Local Flow Matching chain with its trainer and diagnostics.
- * Algorithms: docs/lfm.md sections 1 (FM), 2 (LFM) and 5 (diagnostics). */
+ * Algorithms: flow matching (Lipman et al. 2023; Albergo and Vanden-Eijnden
+ * 2023, InterFlow) and Local Flow Matching (Xu, Cheng and Xie, arXiv
+ * 2410.02548): the conventions and equations are stated in fc_flow.h. */
 #include "fc_flow.h"
 
 #include <math.h>
