@@ -88,7 +88,7 @@ static const char s_xml[] =
     "  </actuator>\n"
     "</mujoco>\n";
 
-enum { I_BX, I_BY, I_BA, I_AX, I_AY, I_UX, I_UY, I_N };
+enum { I_BX, I_BY, I_BA, I_AX, I_AY, I_UX, I_UY };
 
 /* geometry (metres), in the block frame */
 #define S_BOARD 0.512
