@@ -1,10 +1,12 @@
-/* env: the task-independent part: loading MJCF from memory, MuJoCo errors
- * as error returns, stepping with instability detection, flat states. */
+/* env: the task-independent part: the process-wide MuJoCo handlers
+ * (env_init), loading MJCF from memory, MuJoCo errors as error returns,
+ * stepping with instability and lost-contact detection, flat states. */
 #include "env.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,8 @@ const char *env_task_name(int i) { return (i >= 0 && i < S_NTASKS) ? s_tasks[i]-
  * that is running on this thread, or aborts with the message when none is */
 static _Thread_local jmp_buf *s_jump;
 static _Thread_local char s_mj_msg[256];
-static pthread_once_t s_handlers_once = PTHREAD_ONCE_INIT;
+static pthread_once_t s_init_once = PTHREAD_ONCE_INIT;
+static atomic_int s_init_state; /* 0: env_init not called, 1: done, -1: version mismatch */
 
 static void s_on_error(const char *msg) {
   snprintf(s_mj_msg, sizeof(s_mj_msg), "%s", msg);
@@ -33,12 +36,32 @@ static void s_on_error(const char *msg) {
   abort();
 }
 
-/* warnings are counted in d->warning (checked after each step); not printed */
+/* warnings are counted per mjData in d->warning (checked after each step);
+ * the handler only keeps MuJoCo from printing them */
 static void s_on_warning(const char *msg) { (void)msg; }
 
-static void s_install_handlers(void) {
+static void s_init_once_fn(void) {
+  if (mj_version() != mjVERSION_HEADER) {
+    atomic_store(&s_init_state, -1);
+    return;
+  }
   mju_user_error = s_on_error;
   mju_user_warning = s_on_warning;
+  atomic_store(&s_init_state, 1);
+}
+
+int env_init(char *err, size_t errsz) {
+  pthread_once(&s_init_once, s_init_once_fn);
+  if (atomic_load(&s_init_state) != 1)
+    return fc_set_err(err, errsz, "the MuJoCo library is version %d but lfp was compiled against version %d",
+                      mj_version(), mjVERSION_HEADER), -1;
+  return 0;
+}
+
+int env_id(const mjModel *m, const char *task, int type, const char *name, char *err, size_t errsz) {
+  const int id = mj_name2id(m, type, name);
+  if (id < 0) fc_set_err(err, errsz, "task %s: its model has no %s named '%s'", task, mju_type2Str(type), name);
+  return id;
 }
 
 /* ---------- quaternions ---------- */
@@ -62,7 +85,7 @@ double env_quat_yaw(const double q[4]) {
 
 /* ---------- model ---------- */
 
-static mjModel *s_load_xml(const char *name, const char *xml, char *err, size_t errsz) {
+mjModel *env__load_xml(const char *name, const char *xml, char *err, size_t errsz) {
   mjVFS *vfs = fc_calloc(1, sizeof(mjVFS)); /* ~2 MB: on the heap */
   mj_defaultVFS(vfs);
   char fname[64];
@@ -84,7 +107,9 @@ static mjModel *s_load_xml(const char *name, const char *xml, char *err, size_t 
 }
 
 env_model *env_model_new(const char *task, char *err, size_t errsz) {
-  pthread_once(&s_handlers_once, s_install_handlers);
+  if (atomic_load(&s_init_state) != 1)
+    return fc_set_err(err, errsz, "task %s: env_init has not succeeded (call it once, before any env_model_new, "
+                      "to install MuJoCo's error handlers)", task ? task : "(none)"), NULL;
   const env_task *t = NULL;
   for (int i = 0; i < S_NTASKS; i++)
     if (!strcmp(s_tasks[i]->name, task)) t = s_tasks[i];
@@ -102,7 +127,7 @@ env_model *env_model_new(const char *task, char *err, size_t errsz) {
     return fc_set_err(err, errsz, "task %s: MuJoCo error: %s", task, s_mj_msg), NULL;
   }
   s_jump = &jb;
-  mjModel *m = s_load_xml(t->name, t->xml, err, errsz);
+  mjModel *m = env__load_xml(t->name, t->xml, err, errsz);
   s_jump = NULL;
   if (!m) return NULL;
   env_model *em = fc_calloc(1, sizeof(*em));
@@ -190,31 +215,51 @@ void env_reset(const env_model *em, env_data *ed, uint64_t seed) {
   mj_forward(em->m, ed->d);
 }
 
+/* MuJoCo's warnings that end an episode, with the words env_step uses */
+static const struct {
+  int w;
+  const char *what;
+} s_fatal_warnings[] = {
+    {mjWARN_BADQPOS, "unstable simulation (bad position; MuJoCo reset the state)"},
+    {mjWARN_BADQVEL, "unstable simulation (bad velocity; MuJoCo reset the state)"},
+    {mjWARN_BADQACC, "unstable simulation (bad acceleration; MuJoCo reset the state)"},
+    {mjWARN_CONTACTFULL, "contacts lost (MuJoCo CONTACTFULL: the contact buffer is full)"},
+    {mjWARN_CNSTRFULL, "constraints lost (MuJoCo CNSTRFULL: the constraint buffer is full)"},
+};
+#define S_NFATAL ((int)(sizeof(s_fatal_warnings) / sizeof(s_fatal_warnings[0])))
+
 int env_step(const env_model *em, env_data *ed, const double *action, char *err, size_t errsz) {
   const mjModel *m = em->m;
   mjData *d = ed->d;
+  /* a non-finite action is refused before anything moves */
   double a[ENV_MAX_ACTION];
   for (int i = 0; i < em->task->action_dim; i++) {
-    double v = action[i];
-    a[i] = !isfinite(v) ? 0.0 : v < -1.0 ? -1.0 : v > 1.0 ? 1.0 : v;
+    const double v = action[i];
+    if (!isfinite(v))
+      return fc_set_err(err, errsz, "%s: action[%d] is %g at step %d; actions must be finite (nothing was applied)",
+                        em->task->name, i, v, ed->t), ENV_BAD_ACTION;
+    a[i] = v < -1.0 ? -1.0 : v > 1.0 ? 1.0 : v;
   }
   jmp_buf jb;
   if (setjmp(jb)) {
     s_jump = NULL;
-    return fc_set_err(err, errsz, "%s: MuJoCo error at step %d: %s", em->task->name, ed->t, s_mj_msg), -1;
+    return fc_set_err(err, errsz, "%s: MuJoCo error at step %d: %s", em->task->name, ed->t, s_mj_msg), ENV_UNSTABLE;
   }
   s_jump = &jb;
   em->task->act(m, em->ids, d, a);
   /* 2.2.2 answers a non-finite or huge qpos, qvel or qacc with a warning and
-   * a silent reset: any of those ends the episode */
-  const int w0 = d->warning[mjWARN_BADQACC].number + d->warning[mjWARN_BADQVEL].number + d->warning[mjWARN_BADQPOS].number;
+   * a silent reset, and a full contact or constraint buffer with a warning
+   * and dropped contacts or constraint rows: any of those ends the episode */
+  int w0[S_NFATAL];
+  for (int k = 0; k < S_NFATAL; k++) w0[k] = d->warning[s_fatal_warnings[k].w].number;
   for (int s = 0; s < em->substeps; s++) {
     mj_step(m, d);
-    if (d->warning[mjWARN_BADQACC].number + d->warning[mjWARN_BADQVEL].number + d->warning[mjWARN_BADQPOS].number != w0) {
-      s_jump = NULL;
-      return fc_set_err(err, errsz, "%s: unstable simulation at step %d (bad position, velocity or acceleration)",
-                        em->task->name, ed->t), -1;
-    }
+    for (int k = 0; k < S_NFATAL; k++)
+      if (d->warning[s_fatal_warnings[k].w].number != w0[k]) {
+        s_jump = NULL;
+        return fc_set_err(err, errsz, "%s: %s at step %d", em->task->name, s_fatal_warnings[k].what, ed->t),
+               ENV_UNSTABLE;
+      }
     if (em->task->failed && !ed->failed) ed->failed = em->task->failed(m, em->ids, d);
   }
   mj_forward(m, d); /* positions and sensors at the new time, for observations */
@@ -222,6 +267,15 @@ int env_step(const env_model *em, env_data *ed, const double *action, char *err,
   ed->t++;
   if (em->task->side && !ed->side) ed->side = em->task->side(m, em->ids, d);
   return 0;
+}
+
+void env_warning_counts(const env_data *ed, env_warnings *w) {
+  const mjData *d = ed->d;
+  w->bad_qpos = d->warning[mjWARN_BADQPOS].number;
+  w->bad_qvel = d->warning[mjWARN_BADQVEL].number;
+  w->bad_qacc = d->warning[mjWARN_BADQACC].number;
+  w->contact_full = d->warning[mjWARN_CONTACTFULL].number;
+  w->constraint_full = d->warning[mjWARN_CNSTRFULL].number;
 }
 
 void env_obs(const env_model *em, const env_data *ed, double *obs) { em->task->obs(em->m, em->ids, ed->d, obs); }

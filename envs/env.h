@@ -5,10 +5,15 @@
  * parameters) is read-only after env_model_new and is shared by any number of
  * rollouts, each with its own env_data (mjData, RNG, expert state), so
  * rollouts run in parallel threads. Everything is deterministic given the
- * reset seed. MuJoCo errors (which exit the process by default) and
- * numerical blow-ups (which 2.2.2 answers with a silent reset) become error
- * returns.
+ * reset seed. MuJoCo errors (which exit the process by default), numerical
+ * blow-ups (which 2.2.2 answers with a silent reset) and contacts or
+ * constraints MuJoCo had no room for become error returns.
  *
+ * Process-wide state: env_init, called once by the program before any other
+ * env call, installs MuJoCo's global error and warning handlers; nothing else
+ * in envs/ changes process-wide state.
+ *
+ *   if (env_init(err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
  *   env_model *em = env_model_new("lift", err, sizeof err);
  *   env_data *ed = env_data_new(em);
  *   env_reset(em, ed, seed);
@@ -16,7 +21,9 @@
  *   while (!env_done(em, ed)) {
  *     env_obs(em, ed, obs);
  *     env_expert(em, ed, act);                 // or a policy's action
- *     if (env_step(em, ed, act, err, sizeof err)) break;   // unstable / MuJoCo error
+ *     int rc = env_step(em, ed, act, err, sizeof err);
+ *     if (rc == ENV_UNSTABLE) break;            // the episode ends, unstable
+ *     if (rc) { fprintf(stderr, "%s\n", err); exit(1); } // a non-finite action
  *   }
  *   int ok = env_success(em, ed);
  */
@@ -38,6 +45,16 @@ typedef struct {
 
 typedef struct env_model env_model;
 typedef struct env_data env_data;
+
+/* Installs MuJoCo's process-wide handlers, mju_user_error and
+ * mju_user_warning, replacing whatever the program had set: a MuJoCo error
+ * inside an env call becomes that call's error return (outside one it prints
+ * the message and aborts, as MuJoCo would exit), and MuJoCo's warnings are no
+ * longer printed (each env_data counts its own, see env_warning_counts). Also
+ * checks that the MuJoCo library is the version lfp was compiled against.
+ * Idempotent and thread-safe; 0, or -1 with err. Until it has succeeded,
+ * env_model_new and env_model_from_args fail with an error saying so. */
+int env_init(char *err, size_t errsz);
 
 /* Task names: "lift", "pusht", "avoid". */
 int env_task_count(void);
@@ -67,9 +84,28 @@ void env_data_free(env_data *ed);
 
 /* Start an episode: the task's randomized initial state and a fresh expert. */
 void env_reset(const env_model *em, env_data *ed, uint64_t seed);
-/* One control step (action in [-1, 1]^A, clipped). 0, or -1 with err when
- * MuJoCo raised an error or the simulation became unstable (bad qacc). */
+/* env_step's error returns */
+#define ENV_UNSTABLE (-1)   /* the episode cannot go on: see env_step */
+#define ENV_BAD_ACTION (-2) /* a non-finite action value: nothing was simulated */
+
+/* One control step (action in [-1, 1]^A; finite values outside it are
+ * clipped). 0; or ENV_UNSTABLE with err when MuJoCo raised an error, the
+ * simulation became unstable (bad qpos, qvel or qacc) or MuJoCo dropped
+ * contacts (CONTACTFULL) or constraint rows (CNSTRFULL) for want of room:
+ * the episode ends, its state is not to be trusted; or ENV_BAD_ACTION with
+ * err ("lift: action[2] is nan at step 7 ...") when an action value is NaN
+ * or infinite: the state is unchanged and no command was applied. */
 int env_step(const env_model *em, env_data *ed, const double *action, char *err, size_t errsz);
+/* MuJoCo's warnings in this env_data since env_reset / env_set_state, from
+ * mjData.warning (per env, so per thread). Each ends the episode as unstable
+ * on the step that raised it, so a count is 0 or 1 unless the state was
+ * already bad at reset. */
+typedef struct {
+  int bad_qpos, bad_qvel, bad_qacc; /* non-finite or huge state: 2.2.2 resets the data */
+  int contact_full;                 /* CONTACTFULL: contacts beyond the buffer were dropped */
+  int constraint_full;              /* CNSTRFULL: constraint rows beyond njmax were dropped */
+} env_warnings;
+void env_warning_counts(const env_data *ed, env_warnings *w);
 void env_obs(const env_model *em, const env_data *ed, double *obs);
 int env_success(const env_model *em, const env_data *ed);
 double env_reward(const env_model *em, const env_data *ed);

@@ -60,6 +60,13 @@ struct env_data {
   unsigned char ts[ENV_TASK_STATE] __attribute__((aligned(16))); /* task/expert state */
 };
 
+/* mj_name2id(m, type, name), or -1 with err "task T: its model has no
+ * <type> named '<name>'": every task's init looks its names up with it */
+int env_id(const mjModel *m, const char *task, int type, const char *name, char *err, size_t errsz);
+/* Compile MJCF text (named name.xml) from memory: the model, or NULL with err.
+ * Internal, for env.c and tests; MuJoCo errors must be caught by the caller. */
+mjModel *env__load_xml(const char *name, const char *xml, char *err, size_t errsz);
+
 /* quaternion helpers shared by tasks (w, x, y, z) */
 void env_quat_axis_angle(double q[4], const double axis_angle[3]);
 double env_quat_yaw(const double q[4]);

@@ -43,11 +43,12 @@ enum { I_X, I_Y, I_VX, I_VY, I_AX, I_AY };
 #define S_GOAL_Y 0.3
 
 static int s_init(const mjModel *m, int *ids, char *err, size_t errsz) {
-  int jx = mj_name2id(m, mjOBJ_JOINT, "x"), jy = mj_name2id(m, mjOBJ_JOINT, "y");
-  ids[I_AX] = mj_name2id(m, mjOBJ_ACTUATOR, "ax");
-  ids[I_AY] = mj_name2id(m, mjOBJ_ACTUATOR, "ay");
-  if (jx < 0 || jy < 0 || ids[I_AX] < 0 || ids[I_AY] < 0)
-    return fc_set_err(err, errsz, "task avoid: its model lacks an expected element"), -1;
+  int jx, jy;
+  if ((jx = env_id(m, "avoid", mjOBJ_JOINT, "x", err, errsz)) < 0 ||
+      (jy = env_id(m, "avoid", mjOBJ_JOINT, "y", err, errsz)) < 0 ||
+      (ids[I_AX] = env_id(m, "avoid", mjOBJ_ACTUATOR, "ax", err, errsz)) < 0 ||
+      (ids[I_AY] = env_id(m, "avoid", mjOBJ_ACTUATOR, "ay", err, errsz)) < 0)
+    return -1;
   ids[I_X] = m->jnt_qposadr[jx];
   ids[I_Y] = m->jnt_qposadr[jy];
   ids[I_VX] = m->jnt_dofadr[jx];

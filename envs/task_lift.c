@@ -63,17 +63,23 @@ enum { I_CUBE, I_CUBE_QPOS, I_HAND, I_HAND_QPOS, I_MOCAP, I_GRIP, I_LF_QPOS, I_R
 #define S_HALF 0.02
 
 static int s_init(const mjModel *m, int *ids, char *err, size_t errsz) {
-  ids[I_CUBE] = mj_name2id(m, mjOBJ_BODY, "cube");
-  ids[I_CUBE_QPOS] = m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "cube")];
-  ids[I_HAND] = mj_name2id(m, mjOBJ_BODY, "hand");
-  ids[I_HAND_QPOS] = m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "hand")];
-  ids[I_MOCAP] = m->body_mocapid[mj_name2id(m, mjOBJ_BODY, "target")];
-  ids[I_GRIP] = mj_name2id(m, mjOBJ_SITE, "grip");
-  ids[I_LF_QPOS] = m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "lf")];
-  ids[I_RF_QPOS] = m->jnt_qposadr[mj_name2id(m, mjOBJ_JOINT, "rf")];
-  ids[I_ACT] = mj_name2id(m, mjOBJ_ACTUATOR, "grip");
-  for (int i = 0; i <= I_ACT; i++)
-    if (ids[i] < 0) return fc_set_err(err, errsz, "task lift: its model lacks an expected element (%d)", i), -1;
+  int jcube, jhand, jlf, jrf, target;
+  if ((ids[I_CUBE] = env_id(m, "lift", mjOBJ_BODY, "cube", err, errsz)) < 0 ||
+      (jcube = env_id(m, "lift", mjOBJ_JOINT, "cube", err, errsz)) < 0 ||
+      (ids[I_HAND] = env_id(m, "lift", mjOBJ_BODY, "hand", err, errsz)) < 0 ||
+      (jhand = env_id(m, "lift", mjOBJ_JOINT, "hand", err, errsz)) < 0 ||
+      (target = env_id(m, "lift", mjOBJ_BODY, "target", err, errsz)) < 0 ||
+      (ids[I_GRIP] = env_id(m, "lift", mjOBJ_SITE, "grip", err, errsz)) < 0 ||
+      (jlf = env_id(m, "lift", mjOBJ_JOINT, "lf", err, errsz)) < 0 ||
+      (jrf = env_id(m, "lift", mjOBJ_JOINT, "rf", err, errsz)) < 0 ||
+      (ids[I_ACT] = env_id(m, "lift", mjOBJ_ACTUATOR, "grip", err, errsz)) < 0)
+    return -1;
+  if ((ids[I_MOCAP] = m->body_mocapid[target]) < 0)
+    return fc_set_err(err, errsz, "task lift: body 'target' of its model is not a mocap body"), -1;
+  ids[I_CUBE_QPOS] = m->jnt_qposadr[jcube];
+  ids[I_HAND_QPOS] = m->jnt_qposadr[jhand];
+  ids[I_LF_QPOS] = m->jnt_qposadr[jlf];
+  ids[I_RF_QPOS] = m->jnt_qposadr[jrf];
   return 0;
 }
 

@@ -88,7 +88,7 @@ static const char s_xml[] =
     "  </actuator>\n"
     "</mujoco>\n";
 
-enum { I_BX, I_BY, I_BA, I_AX, I_AY, I_UX, I_UY, I_N };
+enum { I_BX, I_BY, I_BA, I_AX, I_AY, I_UX, I_UY };
 
 /* geometry (metres), in the block frame */
 #define S_BOARD 0.512
@@ -108,13 +108,13 @@ static const double s_rect[2][4] = {{0.0, 0.03, 0.06, 0.015}, {0.0, -0.03, 0.015
 static int s_init(const mjModel *m, int *ids, char *err, size_t errsz) {
   static const char *const joints[5] = {"block_x", "block_y", "block_a", "agent_x", "agent_y"};
   for (int i = 0; i < 5; i++) {
-    int j = mj_name2id(m, mjOBJ_JOINT, joints[i]);
-    ids[I_BX + i] = j < 0 ? -1 : m->jnt_qposadr[j];
+    const int j = env_id(m, "pusht", mjOBJ_JOINT, joints[i], err, errsz);
+    if (j < 0) return -1;
+    ids[I_BX + i] = m->jnt_qposadr[j];
   }
-  ids[I_UX] = mj_name2id(m, mjOBJ_ACTUATOR, "agent_x");
-  ids[I_UY] = mj_name2id(m, mjOBJ_ACTUATOR, "agent_y");
-  for (int i = 0; i < I_N; i++)
-    if (ids[i] < 0) return fc_set_err(err, errsz, "task pusht: its model lacks an expected element (%d)", i), -1;
+  if ((ids[I_UX] = env_id(m, "pusht", mjOBJ_ACTUATOR, "agent_x", err, errsz)) < 0 ||
+      (ids[I_UY] = env_id(m, "pusht", mjOBJ_ACTUATOR, "agent_y", err, errsz)) < 0)
+    return -1;
   return 0;
 }
 

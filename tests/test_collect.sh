@@ -14,7 +14,9 @@ f = h5py.File(sys.argv[2], "r")
 env = json.loads(f["data"].attrs["env_args"])
 demos = sorted(f["data"].keys(), key=lambda n: int(n.split("_")[1]))
 checks = {
-    "json keys": all(k in c for k in ("env", "attempted", "episodes_written", "expert_success_rate", "dropped_unstable", "seconds")),
+    "json keys": all(k in c for k in ("env", "attempted", "episodes_written", "expert_success_rate", "dropped_unstable",
+                                      "contact_full", "constraint_full", "seconds")),
+    "no contacts lost": c["contact_full"] == 0 and c["constraint_full"] == 0,
     "written": c["episodes_written"] == 12 and len(demos) == 12,
     "env_args": env["env_name"] == "lift" and "horizon" in env["env_kwargs"] and "lfp_version" in env,
     "masks 90/10": len(f["mask/train"]) + len(f["mask/valid"]) == 12 and len(f["mask/valid"]) == 1,

@@ -1,14 +1,49 @@
-/* Tests of envs: task construction, determinism, state round trip and
- * replay, instability detection, and the scripted experts' success rates. */
+/* Tests of envs: env_init, task construction (and its name lookups),
+ * determinism, state round trip and replay, instability, lost contacts and
+ * constraints, non-finite actions, and the scripted experts' success rates. */
+#include <pthread.h>
+
 #include "env.h"
+#include "env_task.h" /* internal: the tasks' init, the model, env__load_xml */
 #include "fc_base.h"
 #include "test.h"
 
 static env_model *s_model(const char *name) {
   char err[256];
+  if (env_init(err, sizeof(err))) {
+    fprintf(stderr, "%s\n", err);
+    return NULL;
+  }
   env_model *em = env_model_new(name, err, sizeof(err));
   if (!em) fprintf(stderr, "%s\n", err);
   return em;
+}
+
+static void *s_init_thread(void *arg) {
+  char err[256];
+  *(int *)arg = env_init(err, sizeof(err));
+  return NULL;
+}
+
+TEST(env_init_is_required_idempotent_and_thread_safe) {
+  /* this case runs first in its own process: nothing has called env_init */
+  char err[256] = "";
+  ASSERT(env_model_new("lift", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "env_init has not succeeded");
+  ASSERT(env_model_from_args("{\"env_name\": \"lift\"}", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "env_init");
+  /* from several threads at once, then again: every call succeeds */
+  pthread_t th[4];
+  int rc[4] = {-7, -7, -7, -7};
+  for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, s_init_thread, &rc[i]);
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 4; i++) ASSERT_EQ_INT(rc[i], 0);
+  ASSERT_EQ_INT(env_init(err, sizeof(err)), 0);
+  ASSERT(mju_user_error != NULL && mju_user_warning != NULL);
+  env_model *em = env_model_new("lift", err, sizeof(err));
+  ASSERT_MSG(em, "%s", err);
+  env_model_free(em);
+  return 0;
 }
 
 TEST(lift_model_and_args) {
@@ -94,13 +129,145 @@ TEST(instability_is_an_error_return) {
   char err[256] = "";
   ASSERT(env_step(em, ed, act, err, sizeof(err)) == -1);
   ASSERT_CONTAINS(err, "unstable");
-  /* non-finite actions are clipped to 0, not propagated */
-  env_reset(em, ed, 1);
-  double bad[7] = {NAN, INFINITY, -INFINITY, 0, 0, 0, 5};
-  ASSERT(env_step(em, ed, bad, err, sizeof(err)) == 0);
+  env_warnings w;
+  env_warning_counts(ed, &w);
+  ASSERT(w.bad_qpos + w.bad_qvel + w.bad_qacc >= 1);
+  ASSERT_EQ_INT(w.contact_full + w.constraint_full, 0);
   free(s);
   env_data_free(ed);
   env_model_free(em);
+  return 0;
+}
+
+TEST(nonfinite_action_is_refused) {
+  /* a NaN or infinite action value is an error naming it, never a command:
+   * the state stays as it was */
+  env_model *em = s_model("lift");
+  ASSERT(em);
+  env_data *ed = env_data_new(em);
+  env_reset(em, ed, 1);
+  const int S = env_state_dim(em);
+  double *s0 = malloc(sizeof(double) * S), *s1 = malloc(sizeof(double) * S);
+  env_get_state(em, ed, s0);
+  char err[256] = "";
+  double bad[7] = {0, 0, NAN, 0, 0, 0, 5};
+  ASSERT_EQ_INT(env_step(em, ed, bad, err, sizeof(err)), ENV_BAD_ACTION);
+  ASSERT_CONTAINS(err, "lift: action[2] is nan at step 0");
+  env_get_state(em, ed, s1);
+  ASSERT(memcmp(s0, s1, sizeof(double) * S) == 0);
+  ASSERT_EQ_INT(env_steps(ed), 0);
+  double inf[7] = {0, 0, 0, 0, 0, 0, -INFINITY};
+  ASSERT_EQ_INT(env_step(em, ed, inf, err, sizeof(err)), ENV_BAD_ACTION);
+  ASSERT_CONTAINS(err, "action[6] is -inf");
+  /* finite values outside [-1, 1] are still clipped, and the episode goes on */
+  double big[7] = {0, 0, 0, 0, 0, 0, 5};
+  ASSERT_EQ_INT(env_step(em, ed, big, err, sizeof(err)), 0);
+  ASSERT_EQ_INT(env_steps(ed), 1);
+  free(s0);
+  free(s1);
+  env_data_free(ed);
+  env_model_free(em);
+  return 0;
+}
+
+/* lift with its contact (nconmax) or constraint (njmax) buffer shrunk to n,
+ * stepped from rest: the cube sits on the table (4 contacts), the hand is
+ * welded to its target (6 rows + the finger coupling) */
+static int s_overflow(int contacts, int n, char *err, size_t errsz, env_warnings *w) {
+  env_model *em = s_model("lift");
+  if (!em) return -99;
+  if (contacts) em->m->nconmax = n;
+  else em->m->njmax = n;
+  env_data *ed = env_data_new(em), *ok = NULL;
+  env_reset(em, ed, 1);
+  double act[7] = {0};
+  int rc = 0;
+  for (int t = 0; t < 5 && !rc; t++) rc = env_step(em, ed, act, err, errsz);
+  env_warning_counts(ed, w);
+  /* the counts are the env_data's own: another one is untouched */
+  if (contacts) em->m->nconmax = 20;
+  else em->m->njmax = 100;
+  ok = env_data_new(em);
+  env_reset(em, ok, 1);
+  char e2[256];
+  env_warnings w2;
+  if (env_step(em, ok, act, e2, sizeof(e2))) rc = -98;
+  env_warning_counts(ok, &w2);
+  if (w2.contact_full || w2.constraint_full) rc = -97;
+  env_data_free(ok);
+  env_data_free(ed);
+  env_model_free(em);
+  return rc;
+}
+
+TEST(contact_buffer_overflow_ends_episode_as_unstable) {
+  char err[256] = "";
+  env_warnings w;
+  ASSERT_EQ_INT(s_overflow(1, 1, err, sizeof(err), &w), ENV_UNSTABLE);
+  ASSERT_CONTAINS(err, "lift: contacts lost (MuJoCo CONTACTFULL");
+  ASSERT_CONTAINS(err, "at step 0");
+  ASSERT_EQ_INT(w.contact_full, 1);
+  ASSERT_EQ_INT(w.bad_qpos + w.bad_qvel + w.bad_qacc, 0);
+  return 0;
+}
+
+TEST(constraint_buffer_overflow_ends_episode_as_unstable) {
+  char err[256] = "";
+  env_warnings w;
+  ASSERT_EQ_INT(s_overflow(0, 2, err, sizeof(err), &w), ENV_UNSTABLE);
+  ASSERT_CONTAINS(err, "lift: constraints lost (MuJoCo CNSTRFULL");
+  /* once in env_reset's mj_forward, once in the step that ended it */
+  ASSERT_MSG(w.constraint_full >= 1, "%d", w.constraint_full);
+  ASSERT_EQ_INT(w.contact_full, 0);
+  return 0;
+}
+
+/* a task's init on its own MJCF with one edit: 0, or -1 with err */
+static int s_init_edited(const env_task *t, const char *from, const char *to, char *err, size_t errsz) {
+  const char *at = strstr(t->xml, from);
+  if (!at) return fc_set_err(err, errsz, "test: '%s' is not in %s's MJCF", from, t->name), -99;
+  const size_t n = strlen(t->xml) + strlen(to) + 1;
+  char *xml = malloc(n);
+  snprintf(xml, n, "%.*s%s%s", (int)(at - t->xml), t->xml, to, at + strlen(from));
+  mjModel *m = env__load_xml(t->name, xml, err, errsz);
+  free(xml);
+  if (!m) return -98;
+  int ids[ENV_MAX_IDS];
+  const int rc = t->init(m, ids, err, errsz);
+  mj_deleteModel(m);
+  return rc;
+}
+
+TEST(task_init_names_a_missing_element) {
+  static const struct {
+    const env_task *t;
+    const char *from, *to, *msg;
+  } cases[] = {
+      {&env_task_lift, "<freejoint name=\"cube\"/>", "<freejoint name=\"cube_j\"/>",
+       "task lift: its model has no joint named 'cube'"},
+      {&env_task_lift, "<freejoint name=\"hand\"/>", "<freejoint/>", "task lift: its model has no joint named 'hand'"},
+      {&env_task_lift, "<site name=\"grip\"", "<site name=\"pinch\"", "task lift: its model has no site named 'grip'"},
+      {&env_task_lift, "name=\"target\" mocap=\"true\"", "name=\"target\"",
+       "task lift: body 'target' of its model is not a mocap body"},
+      {&env_task_avoid, "<general name=\"ay\"", "<general name=\"ay2\"",
+       "task avoid: its model has no actuator named 'ay'"},
+      {&env_task_pusht, "<general name=\"agent_y\"", "<general name=\"agent_v\"",
+       "task pusht: its model has no actuator named 'agent_y'"},
+  };
+  char err[256];
+  ASSERT_MSG(env_init(err, sizeof(err)) == 0, "%s", err);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    err[0] = 0;
+    const int rc = s_init_edited(cases[i].t, cases[i].from, cases[i].to, err, sizeof(err));
+    ASSERT_MSG(rc == -1, "case %zu: init gave %d: %s", i, rc, err);
+    ASSERT_CONTAINS(err, cases[i].msg);
+  }
+  /* the models as built in have every name */
+  for (int i = 0; i < env_task_count(); i++) {
+    env_model *em = s_model(env_task_name(i));
+    ASSERT(em);
+    env_model_free(em);
+  }
   return 0;
 }
 
@@ -207,9 +374,14 @@ TEST(pusht_expert_succeeds) {
 
 int main(int argc, char **argv) {
   static const test_case cases[] = {
+      TEST_ENTRY(env_init_is_required_idempotent_and_thread_safe),
       TEST_ENTRY(lift_model_and_args),
       TEST_ENTRY(episodes_are_deterministic_and_replay_from_states),
       TEST_ENTRY(instability_is_an_error_return),
+      TEST_ENTRY(nonfinite_action_is_refused),
+      TEST_ENTRY(contact_buffer_overflow_ends_episode_as_unstable),
+      TEST_ENTRY(constraint_buffer_overflow_ends_episode_as_unstable),
+      TEST_ENTRY(task_init_names_a_missing_element),
       TEST_ENTRY(lift_expert_succeeds),
       TEST_ENTRY(avoid_expert_takes_both_sides),
       TEST_ENTRY(pusht_coverage_is_exact),

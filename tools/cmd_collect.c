@@ -22,6 +22,9 @@
 typedef struct {
   int status; /* 0 pending, 1 done */
   int success, unstable;
+  int bad_action;                    /* env_step refused the expert's action: the run ends */
+  int contact_full, constraint_full; /* MuJoCo lost contacts / constraints (env_warning_counts) */
+  char why[256];                     /* env_step's sentence when unstable or bad_action */
   int side;            /* avoid: -1 left, +1 right, 0 undecided */
   double max_coverage; /* pusht: the best goal coverage reached */
   int64_t len;
@@ -44,15 +47,16 @@ static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_ep
   e->states = fc_malloc(sizeof(double) * (size_t)H * S);
   e->dones = fc_malloc(sizeof(int64_t) * (size_t)H);
   env_reset(em, ed, seed);
-  char err[256];
   int64_t t = 0;
   e->max_coverage = env_has_coverage(em) ? env_coverage(em, ed) : 0.0;
   while (!env_done(em, ed)) {
     env_get_state(em, ed, e->states + t * S);
     env_obs(em, ed, e->obs + t * O);
     env_expert(em, ed, e->actions + t * A);
-    if (env_step(em, ed, e->actions + t * A, err, sizeof(err))) {
-      e->unstable = 1;
+    const int rc = env_step(em, ed, e->actions + t * A, e->why, sizeof(e->why));
+    if (rc) {
+      e->unstable = rc == ENV_UNSTABLE;
+      e->bad_action = rc != ENV_UNSTABLE;
       break;
     }
     env_obs(em, ed, e->next_obs + t * O);
@@ -68,6 +72,10 @@ static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_ep
   if (t > 0) e->dones[t - 1] = 1;
   e->success = !e->unstable && env_success(em, ed);
   e->side = env_side(em, ed);
+  env_warnings w;
+  env_warning_counts(ed, &w);
+  e->contact_full = w.contact_full;
+  e->constraint_full = w.constraint_full;
 }
 
 typedef struct {
@@ -153,7 +161,7 @@ int cmd_collect(int argc, char **argv) {
 
   const int O = env_obs_dim(em), nk = env_nkeys(em);
   const env_key *keys = env_keys(em);
-  int written = 0, attempted = 0, successes = 0, unstable = 0, failed_write = 0;
+  int written = 0, attempted = 0, successes = 0, unstable = 0, failed_write = 0, contacts_lost = 0, constraints_lost = 0;
   int sides[3] = {0, 0, 0}; /* left, undecided, right over attempts */
   double cov_sum = 0.0;
   cli_progress pb;
@@ -164,9 +172,20 @@ int cmd_collect(int argc, char **argv) {
     while (!p.eps[i].status) pthread_cond_wait(&p.cv, &p.mu);
     pthread_mutex_unlock(&p.mu);
     s_episode *e = &p.eps[i];
+    if (e->bad_action) { /* a scripted expert's non-finite action is a bug: stop */
+      snprintf(err, sizeof(err), "attempt %d (seed %llu): %s", i, (unsigned long long)(p.seed + (uint64_t)i), e->why);
+      failed_write = 1;
+      s_episode_free(e);
+      break;
+    }
+    if (e->unstable)
+      fprintf(stderr, "lfp collect: warning: attempt %d (seed %llu) dropped as unstable: %s\n", i,
+              (unsigned long long)(p.seed + (uint64_t)i), e->why);
     attempted++;
     successes += e->success;
     unstable += e->unstable;
+    contacts_lost += e->contact_full > 0;
+    constraints_lost += e->constraint_full > 0;
     sides[e->side + 1]++;
     cov_sum += e->max_coverage;
     if (!e->unstable && e->len > 0 && (e->success || keep)) {
@@ -232,6 +251,8 @@ int cmd_collect(int argc, char **argv) {
          attempted, seed, seed + attempted - 1);
   printf("  expert success %.1f%% (%d/%d), dropped unstable %d, %s, %.1f s on %d threads\n", 100.0 * rate, successes,
          attempted, unstable, keep ? "failures kept" : "failures dropped", secs, jobs);
+  printf("  MuJoCo lost contacts (CONTACTFULL) in %d attempts, constraints (CNSTRFULL) in %d (dropped as unstable)\n",
+         contacts_lost, constraints_lost);
   if (env_has_side(em))
     printf("  expert sides: %d left, %d right, %d undecided (over attempts)\n", sides[0], sides[2], sides[1]);
   if (env_has_coverage(em))
@@ -242,7 +263,8 @@ int cmd_collect(int argc, char **argv) {
     printf("{\"env\": \"%s\", \"attempted\": %d, \"episodes_written\": %d, \"expert_success_rate\": ", envname, attempted,
            written);
     cli_json_num(stdout, rate);
-    printf(", \"dropped_unstable\": %d, \"seconds\": ", unstable);
+    printf(", \"dropped_unstable\": %d, \"contact_full\": %d, \"constraint_full\": %d, \"seconds\": ", unstable,
+           contacts_lost, constraints_lost);
     cli_json_num(stdout, secs);
     if (env_has_side(em)) printf(", \"left\": %d, \"right\": %d", sides[0], sides[2]);
     if (env_has_coverage(em)) {

@@ -26,6 +26,8 @@ typedef struct {
   atomic_long nlat;
   long maxlat;
   atomic_long clipped;
+  pthread_mutex_t mu; /* guards fail */
+  char fail[512];     /* the first error that ends the run ("" while none) */
 } s_eval;
 
 static void *s_worker(void *arg) {
@@ -54,8 +56,19 @@ static void *s_worker(void *arg) {
         long k = atomic_fetch_add(&ev->nlat, 1);
         if (k < ev->maxlat) ev->lat[k] = (cli_now() - t0) * 1e6;
       }
-      if (env_step(ev->em, ed, act, err, sizeof(err))) {
+      const int src = env_step(ev->em, ed, act, err, sizeof(err));
+      if (src == ENV_UNSTABLE) {
+        rollout_warn(stderr, "eval", i, ev->seed + (uint64_t)i, err);
         unstable = 1;
+        break;
+      }
+      if (src) { /* a non-finite action: never a command; the run ends with it */
+        pthread_mutex_lock(&ev->mu);
+        if (!ev->fail[0])
+          snprintf(ev->fail, sizeof(ev->fail), "episode %d (seed %llu): %s", i,
+                   (unsigned long long)(ev->seed + (uint64_t)i), err);
+        pthread_mutex_unlock(&ev->mu);
+        atomic_store(&ev->next, ev->episodes);
         break;
       }
       rollout_track(ev->em, ed, r);
@@ -128,12 +141,23 @@ int cmd_eval(int argc, char **argv) {
   ev.res = fc_calloc((size_t)episodes, sizeof(rollout_result));
   ev.maxlat = (long)episodes * (env_horizon(em) / p->meta.Ta + 2);
   ev.lat = fc_malloc(sizeof(double) * (size_t)ev.maxlat);
+  pthread_mutex_init(&ev.mu, NULL);
   if (jobs > episodes) jobs = episodes;
   pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
   double t0 = cli_now();
   for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_worker, &ev);
   for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
   double secs = cli_now() - t0;
+  pthread_mutex_destroy(&ev.mu);
+  if (ev.fail[0]) {
+    cli_error("eval", "%s: %s", path, ev.fail);
+    free(th);
+    free(ev.res);
+    free(ev.lat);
+    env_model_free(em);
+    pol_free(p);
+    return 1;
+  }
 
   rollout_stats rs;
   rollout_summarize(ev.res, episodes, &rs);

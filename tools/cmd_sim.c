@@ -284,7 +284,6 @@ static int s_episode_reset(s_sim *S, uint64_t seed, char *err, size_t errsz) {
 static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *unstable, char *err, size_t errsz) {
   const env_model *em = S->em;
   double obs[S_MAX_OBS];
-  char serr[256];
   int qpos = (int)S->info.Ta;
   while (!env_done(em, ed)) {
     env_obs(em, ed, obs);
@@ -294,10 +293,12 @@ static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *un
       if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, err, errsz)) return -1;
       qpos = 0;
     }
-    if (env_step(em, ed, S->chunk + (size_t)qpos * S->A, serr, sizeof(serr))) {
-      *unstable = 1;
+    const int src = env_step(em, ed, S->chunk + (size_t)qpos * S->A, err, errsz);
+    if (src == ENV_UNSTABLE) {
+      *unstable = 1; /* err says why */
       return 0;
     }
+    if (src) return -1; /* a non-finite action from the controller */
     qpos++;
     rollout_track(em, ed, r);
   }
@@ -357,7 +358,6 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
   const double dt = 1.0 / S->info.control_hz;
   const int Ta = (int)S->info.Ta, A = S->A;
   double obs[S_MAX_OBS];
-  char serr[256];
   s_rt rt = {0, 0, {0}};
   /* the first chunk before the clock starts: the robot waits at rest */
   env_obs(em, ed, obs);
@@ -383,10 +383,12 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
     const int idx = k - rt.qstart;
     if (idx >= 0 && idx < Ta) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
     else S->held++;
-    if (env_step(em, ed, rt.last, serr, sizeof(serr))) {
-      *unstable = 1;
+    const int src = env_step(em, ed, rt.last, err, errsz);
+    if (src == ENV_UNSTABLE) {
+      *unstable = 1; /* err says why */
       return 0;
     }
+    if (src) return -1; /* a non-finite action from the controller */
     rollout_track(em, ed, r);
     if (s_rt_pump(S, &rt, t0 + (k + 1) * dt, k + 1, 0, err, errsz)) return -1;
   }
@@ -462,6 +464,7 @@ int cmd_sim(int argc, char **argv) {
                env_steps(ed));
       goto fail;
     }
+    if (unstable) rollout_warn(stderr, "sim", i, s, err);
     rollout_end(em, ed, &res[i], unstable);
   }
   const double secs = cli_now() - t0;

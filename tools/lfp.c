@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "env.h"
 
 typedef struct {
   const char *name;
@@ -52,6 +53,13 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
     printf("lfp %s\n", LFP_VERSION);
     return 0;
+  }
+  /* the program's one-time process-wide set-up: MuJoCo's error and warning
+   * handlers (see env_init) */
+  char err[256];
+  if (env_init(err, sizeof(err))) {
+    fprintf(stderr, "lfp: %s\n", err);
+    return 1;
   }
   for (int i = 0; i < S_NCMD; i++)
     if (!strcmp(cmd, s_commands[i].name)) return s_commands[i].run(argc - 1, argv + 1);

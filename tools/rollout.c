@@ -10,6 +10,7 @@
 
 void rollout_begin(const env_model *em, const env_data *ed, rollout_result *r) {
   r->success = r->len = r->unstable = r->side = 0;
+  r->contact_full = r->constraint_full = 0;
   r->digest = 0;
   r->max_coverage = env_has_coverage(em) ? env_coverage(em, ed) : 0.0;
 }
@@ -25,6 +26,10 @@ void rollout_end(const env_model *em, const env_data *ed, rollout_result *r, int
   r->success = !unstable && env_success(em, ed);
   r->len = env_steps(ed);
   r->side = env_side(em, ed);
+  env_warnings w;
+  env_warning_counts(ed, &w);
+  r->contact_full = w.contact_full;
+  r->constraint_full = w.constraint_full;
   const int sd = env_state_dim(em);
   double *state = fc_malloc(sizeof(double) * (size_t)sd);
   env_get_state(em, ed, state);
@@ -36,6 +41,7 @@ void rollout_summarize(const rollout_result *r, int n, rollout_stats *s) {
   FC_ASSERT(n > 0);
   s->episodes = n;
   s->successes = s->unstable = s->left = s->right = 0;
+  s->contact_full = s->constraint_full = 0;
   double len = 0, cov = 0;
   uint32_t d = 0;
   for (int i = 0; i < n; i++) {
@@ -43,6 +49,8 @@ void rollout_summarize(const rollout_result *r, int n, rollout_stats *s) {
     s->unstable += r[i].unstable;
     s->left += r[i].side < 0;
     s->right += r[i].side > 0;
+    s->contact_full += r[i].contact_full > 0;
+    s->constraint_full += r[i].constraint_full > 0;
     len += r[i].len;
     cov += r[i].max_coverage;
     d = fc_crc32(d, &r[i].digest, sizeof(r[i].digest));
@@ -59,12 +67,19 @@ void rollout_summarize(const rollout_result *r, int n, rollout_stats *s) {
   s->ci_hi = mid + half;
 }
 
+void rollout_warn(FILE *f, const char *cmd, int episode, uint64_t seed, const char *why) {
+  fprintf(f, "lfp %s: warning: episode %d (seed %llu) ended as unstable: %s\n", cmd, episode, (unsigned long long)seed,
+          why);
+}
+
 void rollout_print(FILE *f, const env_model *em, const rollout_stats *s) {
   fprintf(f, "  success %.1f%% (%d/%d), 95%% CI [%.1f%%, %.1f%%], mean length %.1f steps\n", 100 * s->rate, s->successes,
           s->episodes, 100 * s->ci_lo, 100 * s->ci_hi, s->mean_len);
   if (env_has_coverage(em)) fprintf(f, "  mean max coverage %.3f\n", s->mean_coverage);
   if (env_has_side(em))
     fprintf(f, "  sides: %d left, %d right, %d neither\n", s->left, s->right, s->episodes - s->left - s->right);
+  fprintf(f, "  unstable %d episodes; MuJoCo lost contacts (CONTACTFULL) in %d, constraints (CNSTRFULL) in %d\n",
+          s->unstable, s->contact_full, s->constraint_full);
 }
 
 void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, const rollout_stats *s) {
@@ -82,7 +97,8 @@ void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, con
   cli_json_num(f, s->ci_hi);
   fprintf(f, "], \"mean_len\": ");
   cli_json_num(f, s->mean_len);
-  fprintf(f, ", \"unstable\": %d, \"digest\": \"%08x\"", s->unstable, (unsigned)s->digest);
+  fprintf(f, ", \"unstable\": %d, \"contact_full\": %d, \"constraint_full\": %d, \"digest\": \"%08x\"", s->unstable,
+          s->contact_full, s->constraint_full, (unsigned)s->digest);
   if (env_has_coverage(em)) {
     fprintf(f, ", \"max_coverage_mean\": ");
     cli_json_num(f, s->mean_coverage);

@@ -5,7 +5,13 @@
  *
  *   rollout_result r;
  *   rollout_begin(em, ed, &r);                 // after env_reset
- *   while (!env_done(em, ed)) { ... env_step ...; rollout_track(em, ed, &r); }
+ *   while (!env_done(em, ed)) {
+ *     ...
+ *     int rc = env_step(em, ed, act, err, sizeof err);
+ *     if (rc == ENV_UNSTABLE) { rollout_warn(stderr, "eval", i, seed, err); unstable = 1; break; }
+ *     if (rc) ... // a non-finite action: the run ends with err
+ *     rollout_track(em, ed, &r);
+ *   }
  *   rollout_end(em, ed, &r, unstable);
  *   rollout_stats s; rollout_summarize(results, n, &s);
  *   rollout_print(stdout, em, &s);
@@ -21,12 +27,14 @@
 
 typedef struct {
   int success, len, unstable, side;
+  int contact_full, constraint_full; /* MuJoCo's CONTACTFULL / CNSTRFULL counts (env_warning_counts) */
   double max_coverage;
   uint32_t digest; /* CRC-32 of the final flat state */
 } rollout_result;
 
 typedef struct {
   int episodes, successes, unstable, left, right;
+  int contact_full, constraint_full; /* episodes in which MuJoCo lost contacts / constraints (all unstable) */
   double rate, ci_lo, ci_hi, mean_len, mean_coverage;
   uint32_t digest; /* CRC-32 over the episodes' digests, in seed order */
 } rollout_stats;
@@ -35,7 +43,10 @@ void rollout_begin(const env_model *em, const env_data *ed, rollout_result *r);
 void rollout_track(const env_model *em, const env_data *ed, rollout_result *r);
 void rollout_end(const env_model *em, const env_data *ed, rollout_result *r, int unstable);
 void rollout_summarize(const rollout_result *r, int n, rollout_stats *s);
-/* "  success ..% (k/n), 95% CI [..], mean length .." and the task's figures */
+/* "lfp CMD: warning: episode I (seed S) ended as unstable: WHY" on f */
+void rollout_warn(FILE *f, const char *cmd, int episode, uint64_t seed, const char *why);
+/* "  success ..% (k/n), 95% CI [..], mean length ..", the task's figures, and
+ * the episodes in which MuJoCo lost contacts or constraints */
 void rollout_print(FILE *f, const env_model *em, const rollout_stats *s);
 /* What a run reports besides the episodes: the policy (path or name) and
  * method, the first seed, network evaluations per chunk, clipped action
@@ -48,7 +59,8 @@ typedef struct {
 } rollout_run;
 /* The JSON object that `lfp eval --json` prints and `lfp sim --json` extends,
  * left open: "{" env, policy, method, episodes, seed, success_rate, ci95,
- * mean_len, unstable, digest, max_coverage_mean / left, right where the task
+ * mean_len, unstable, contact_full, constraint_full (episodes, as in
+ * rollout_stats), digest, max_coverage_mean / left, right where the task
  * has them, latency_us_p50, latency_us_p99, nfe, clipped. The caller adds
  * its own members and closes it with rollout_json_close. */
 void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, const rollout_stats *s);
