@@ -19,7 +19,7 @@ static const char s_xml[] =
     "<mujoco model=\"avoid\">\n"
     "  <compiler angle=\"radian\" autolimits=\"true\"/>\n"
     "  <option timestep=\"0.005\" gravity=\"0 0 0\" integrator=\"implicit\"/>\n"
-    "  <size njmax=\"40\" nconmax=\"8\"/>\n"
+    "  <size njmax=\"400\" nconmax=\"80\"/>\n"
     "  <worldbody>\n"
     "    <light pos=\"0 0 2\" dir=\"0 0 -1\"/>\n"
     "    <geom name=\"floor\" type=\"plane\" size=\"1 1 0.1\" contype=\"0\" conaffinity=\"0\"/>\n"

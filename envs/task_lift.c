@@ -18,7 +18,7 @@ static const char s_xml[] =
     "<mujoco model=\"lift\">\n"
     "  <compiler angle=\"radian\" autolimits=\"true\"/>\n"
     "  <option timestep=\"0.002\" integrator=\"implicit\" cone=\"elliptic\" impratio=\"10\" solver=\"Newton\"/>\n"
-    "  <size njmax=\"100\" nconmax=\"20\"/>\n"
+    "  <size njmax=\"1000\" nconmax=\"200\"/>\n"
     "  <default>\n"
     "    <geom condim=\"4\" friction=\"1.5 0.005 0.0001\" solref=\"0.01 1\"/>\n"
     "  </default>\n"

@@ -54,7 +54,7 @@ static const char s_xml[] =
     "<mujoco model=\"pusht\">\n"
     "  <compiler angle=\"radian\" autolimits=\"true\"/>\n"
     "  <option timestep=\"0.005\" gravity=\"0 0 0\" integrator=\"implicit\" solver=\"Newton\" cone=\"elliptic\"/>\n"
-    "  <size njmax=\"60\" nconmax=\"15\"/>\n"
+    "  <size njmax=\"600\" nconmax=\"150\"/>\n"
     "  <default>\n"
     "    <geom condim=\"3\" friction=\"0.5 0.005 0.0001\" solref=\"0.01 1\"/>\n"
     "  </default>\n"
