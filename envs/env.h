@@ -13,19 +13,28 @@
  * env call, installs MuJoCo's global error and warning handlers; nothing else
  * in envs/ changes process-wide state.
  *
- *   if (env_init(err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
- *   env_model *em = env_model_new("lift", err, sizeof err);
- *   env_data *ed = env_data_new(em);
- *   env_reset(em, ed, seed);
- *   double obs[64], act[8];
- *   while (!env_done(em, ed)) {
- *     env_obs(em, ed, obs);
- *     env_expert(em, ed, act);                 // or a policy's action
- *     int rc = env_step(em, ed, act, err, sizeof err);
- *     if (rc == ENV_UNSTABLE) break;            // the episode ends, unstable
- *     if (rc) { fprintf(stderr, "%s\n", err); exit(1); } // a non-finite action
+ * Example: one episode of the scripted expert
+ *
+ *   int expert_episode(uint64_t seed) {
+ *     char err[512];
+ *     if (env_init(err, sizeof err)) return fprintf(stderr, "%s\n", err), -1;  // once per program
+ *     env_model *em = env_model_new("lift", err, sizeof err);
+ *     if (!em) return fprintf(stderr, "%s\n", err), -1;
+ *     env_data *ed = env_data_new(em);
+ *     env_reset(em, ed, seed);
+ *     double obs[64], act[ENV_MAX_ACTION];
+ *     int rc = 0;
+ *     while (!env_done(em, ed) && rc == 0) {
+ *       env_obs(em, ed, obs);                       // env_obs_dim(em) values, the keys concatenated
+ *       env_expert(em, ed, act);                    // or a policy's action
+ *       rc = env_step(em, ed, act, err, sizeof err);
+ *       if (rc) fprintf(stderr, "%s\n", err);       // ENV_UNSTABLE or ENV_BAD_ACTION
+ *     }
+ *     int ok = rc == 0 && env_success(em, ed);
+ *     env_data_free(ed);
+ *     env_model_free(em);
+ *     return ok;
  *   }
- *   int ok = env_success(em, ed);
  */
 #ifndef ENV_H
 #define ENV_H

@@ -3,19 +3,43 @@
  * bookkeeping, the summary (success with a Wilson interval, task figures, a
  * digest of the final states) and its printing, in words and as JSON keys.
  *
- *   rollout_result r;
- *   rollout_begin(em, ed, &r);                 // after env_reset
- *   while (!env_done(em, ed)) {
- *     ...
- *     int rc = env_step(em, ed, act, err, sizeof err);
- *     if (rc == ENV_UNSTABLE) { rollout_warn(stderr, "eval", i, seed, err); unstable = 1; break; }
- *     if (rc) ... // a non-finite action: the run ends with err
- *     rollout_track(em, ed, &r);
+ * Example: n expert episodes from seed 100000, summarized
+ *
+ *   int expert_eval(const env_model *em, int n) {
+ *     char err[512];
+ *     rollout_result *res = calloc((size_t)n, sizeof *res);
+ *     env_data *ed = env_data_new(em);
+ *     double obs[64], act[ENV_MAX_ACTION];
+ *     for (int i = 0; i < n; i++) {
+ *       uint64_t seed = 100000 + (uint64_t)i;
+ *       env_reset(em, ed, seed);
+ *       rollout_begin(em, ed, &res[i]);
+ *       int unstable = 0;
+ *       while (!env_done(em, ed)) {
+ *         env_obs(em, ed, obs);
+ *         env_expert(em, ed, act);
+ *         int rc = env_step(em, ed, act, err, sizeof err);
+ *         if (rc == ENV_UNSTABLE) { rollout_warn(stderr, "example", i, seed, err); unstable = 1; break; }
+ *         if (rc) {                                 // a non-finite action ends the run
+ *           fprintf(stderr, "%s\n", err);
+ *           env_data_free(ed);
+ *           free(res);
+ *           return -1;
+ *         }
+ *         rollout_track(em, ed, &res[i]);
+ *       }
+ *       rollout_end(em, ed, &res[i], unstable);
+ *     }
+ *     rollout_stats s;
+ *     rollout_summarize(res, n, &s);
+ *     rollout_print(stdout, em, &s);
+ *     rollout_run run = {.policy = "expert", .method = "expert", .seed = 100000};
+ *     rollout_json_open(stdout, em, &run, &s);   // the caller may add members here
+ *     rollout_json_close(stdout, 0.0);
+ *     env_data_free(ed);
+ *     free(res);
+ *     return 0;
  *   }
- *   rollout_end(em, ed, &r, unstable);
- *   rollout_stats s; rollout_summarize(results, n, &s);
- *   rollout_print(stdout, em, &s);
- *   rollout_json_open(stdout, em, &run, &s); ...; rollout_json_close(stdout, secs);
  */
 #ifndef LFP_ROLLOUT_H
 #define LFP_ROLLOUT_H
