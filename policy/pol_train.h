@@ -30,9 +30,15 @@ typedef struct {
   float lr;
   float gamma_c, gamma_rho;
   fc_sampler sampler;
-  int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block) */
+  int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block; N must divide it) */
   ds_norm_kind norm;
   double valid_frac;     /* seeded split when the file has no masks */
+  /* Action bounds (what inference clips to): by default the training
+   * split's action range per dimension; nlow / nhigh values override the
+   * lower / upper ones: 0 (none), 1 (the same for every dimension) or one
+   * per action dimension. An override must be finite and keep low < high. */
+  int action_nlow, action_nhigh;
+  double action_low[POL_MAX_ACTION], action_high[POL_MAX_ACTION];
 } pol_train_config;
 
 /* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, ...). */

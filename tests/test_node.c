@@ -174,7 +174,8 @@ TEST(infer_equals_pol_act_bit_for_bit) {
   for (int t = 0; t < 20; t++) {
     double f[5], a_ref[2];
     s_frame(t, f);
-    pol_act(p, pd, f, a_ref);
+    char why[256];
+    ASSERT_MSG(pol_act(p, pd, f, a_ref, why, sizeof(why)) == 0, "%s", why);
     s_obs_request(&m, q >= 3 ? "infer" : "observe", "robot", f, 0);
     ASSERT_EQ_INT(s_call(n, t % 2 ? "peer-a" : "peer-b", &m, &up), 0); /* the session, not the peer, keys history */
     if (q >= 3) {

@@ -32,6 +32,7 @@ static pol_policy *s_const_policy(const float b[4]) {
   lc.objective = FC_OBJ_REGRESS;
   lc.net.width = 4;
   lc.net.depth = 0;
+  lc.net.cond = FC_COND_CONCAT; /* depth 0: FiLM would have no block to act in */
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
   memcpy(f->params + f->blocks[0].lay.b_out, b, 4 * sizeof(float)); /* all else 0 */
   ds_norm on, an;
@@ -49,7 +50,7 @@ TEST(history_and_chunks_follow_horizons) {
   const double expect_cond[8][2] = {{0, 0}, {0, 0}, {0, 0}, {2, 3}, {2, 3}, {2, 3}, {5, 6}, {5, 6}};
   for (int t = 0; t < 8; t++) {
     double o = t, a;
-    pol_act(p, pd, &o, &a);
+    ASSERT(pol_act(p, pd, &o, &a, NULL, 0) == 0);
     ASSERT_NEAR(a, b[t % 3], 1e-7);          /* never the 4th (Tp > Ta) */
     ASSERT_EQ_INT(pd->chunks, t / 3 + 1);
     ASSERT_NEAR(pd->cond[0], expect_cond[t][0], 0); /* the frames t-1, t at replanning; */
@@ -59,7 +60,7 @@ TEST(history_and_chunks_follow_horizons) {
   /* a new episode starts over: padded history, fresh queue */
   pol_reset(pd, 1);
   double o = 42, a;
-  pol_act(p, pd, &o, &a);
+  ASSERT(pol_act(p, pd, &o, &a, NULL, 0) == 0);
   ASSERT_NEAR(pd->cond[0], 42, 0);
   ASSERT_NEAR(pd->cond[1], 42, 0);
   ASSERT_NEAR(a, 0.1, 1e-7);
@@ -70,7 +71,7 @@ TEST(history_and_chunks_follow_horizons) {
   p = s_const_policy(big);
   pd = pol_data_new(p, 0);
   double acts[3];
-  for (int t = 0; t < 3; t++) pol_act(p, pd, &o, &acts[t]);
+  for (int t = 0; t < 3; t++) ASSERT(pol_act(p, pd, &o, &acts[t], NULL, 0) == 0);
   ASSERT_NEAR(acts[0], 1.0, 0);
   ASSERT_NEAR(acts[1], -1.0, 0);
   ASSERT_NEAR(acts[2], 0.5, 1e-7);
@@ -160,8 +161,8 @@ TEST(training_lowers_loss_and_files_round_trip) {
     pol_data *a = pol_data_new(p, 9), *b = pol_data_new(q, 9);
     for (int s = 0; s < 6; s++) {
       double obs[3] = {0.1 * s, 0.2, 1.0}, x[2], y[2];
-      pol_act(p, a, obs, x);
-      pol_act(q, b, obs, y);
+      ASSERT(pol_act(p, a, obs, x, err, sizeof(err)) == 0);
+      ASSERT(pol_act(q, b, obs, y, err, sizeof(err)) == 0);
       ASSERT(x[0] == y[0] && x[1] == y[1]);
     }
     /* keys and dimensions are checked */

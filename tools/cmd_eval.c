@@ -26,6 +26,9 @@ typedef struct {
   atomic_long nlat;
   long maxlat;
   atomic_long clipped;
+  atomic_int failed;  /* the policy refused an observation or a chunk: the run stops */
+  pthread_mutex_t mu;
+  char failure[640];  /* the first refusal, with its episode and step */
 } s_eval;
 
 static void *s_worker(void *arg) {
@@ -35,10 +38,10 @@ static void *s_worker(void *arg) {
   pd->sampler = ev->sampler;
   pd->steps = ev->steps;
   double obs[256], act[POL_MAX_ACTION];
-  char err[256];
+  char err[512];
   for (;;) {
     int i = atomic_fetch_add(&ev->next, 1);
-    if (i >= ev->episodes) break;
+    if (i >= ev->episodes || atomic_load(&ev->failed)) break;
     rollout_result *r = &ev->res[i];
     env_reset(ev->em, ed, ev->seed + (uint64_t)i);
     pol_reset(pd, ev->seed + (uint64_t)i);
@@ -49,7 +52,15 @@ static void *s_worker(void *arg) {
       env_obs(ev->em, ed, obs);
       int sampling = pd->qpos >= pd->qlen;
       double t0 = cli_now();
-      pol_act(ev->p, pd, obs, act);
+      if (pol_act(ev->p, pd, obs, act, err, sizeof(err))) {
+        pthread_mutex_lock(&ev->mu);
+        if (!atomic_load(&ev->failed))
+          snprintf(ev->failure, sizeof(ev->failure), "episode with seed %llu, step %d: %s",
+                   (unsigned long long)(ev->seed + (uint64_t)i), env_steps(ed), err);
+        atomic_store(&ev->failed, 1);
+        pthread_mutex_unlock(&ev->mu);
+        break;
+      }
       if (sampling) {
         long k = atomic_fetch_add(&ev->nlat, 1);
         if (k < ev->maxlat) ev->lat[k] = (cli_now() - t0) * 1e6;
@@ -60,12 +71,31 @@ static void *s_worker(void *arg) {
       }
       rollout_track(ev->em, ed, r);
     }
+    if (atomic_load(&ev->failed)) break;
     rollout_end(ev->em, ed, r, unstable);
     atomic_fetch_add(&ev->clipped, (long)(pd->clipped - clip0));
   }
   pol_data_free(pd);
   env_data_free(ed);
   return NULL;
+}
+
+/* The policy's action bounds: a line of text, or the JSON members
+ * "action_low" and "action_high". */
+static void s_print_bounds(FILE *f, const pol_policy *p, int json) {
+  const pol_meta *m = &p->meta;
+  double lo[POL_MAX_ACTION], hi[POL_MAX_ACTION];
+  for (int j = 0; j < m->action_dim; j++) lo[j] = m->action_low[j], hi[j] = m->action_high[j];
+  if (json) {
+    fprintf(f, ", \"action_low\": ");
+    cli_json_nums(f, lo, m->action_dim);
+    fprintf(f, ", \"action_high\": ");
+    cli_json_nums(f, hi, m->action_dim);
+    return;
+  }
+  fprintf(f, "  action bounds:");
+  for (int j = 0; j < m->action_dim; j++) fprintf(f, " [%g, %g]", lo[j], hi[j]);
+  fprintf(f, "\n");
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -125,6 +155,7 @@ int cmd_eval(int argc, char **argv) {
   ev.steps = steps > 0 ? steps : p->flow->cfg.steps;
   ev.episodes = episodes;
   ev.seed = (uint64_t)seed;
+  pthread_mutex_init(&ev.mu, NULL);
   ev.res = fc_calloc((size_t)episodes, sizeof(rollout_result));
   ev.maxlat = (long)episodes * (env_horizon(em) / p->meta.Ta + 2);
   ev.lat = fc_malloc(sizeof(double) * (size_t)ev.maxlat);
@@ -134,6 +165,16 @@ int cmd_eval(int argc, char **argv) {
   for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_worker, &ev);
   for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
   double secs = cli_now() - t0;
+  pthread_mutex_destroy(&ev.mu);
+  if (ev.failed) {
+    cli_error("eval", "%s: %s", path, ev.failure);
+    free(th);
+    free(ev.res);
+    free(ev.lat);
+    env_model_free(em);
+    pol_free(p);
+    return 1;
+  }
 
   rollout_stats rs;
   rollout_summarize(ev.res, episodes, &rs);
@@ -146,11 +187,13 @@ int cmd_eval(int argc, char **argv) {
          episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method), fc_sampler_name(ev.sampler),
          ev.steps, nfe);
   rollout_print(stdout, em, &rs);
+  s_print_bounds(stdout, p, 0);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %.1f s on %d threads\n",
          p50, p99, nl, atomic_load(&ev.clipped), rs.unstable, secs, jobs);
   if (json) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, atomic_load(&ev.clipped), p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
+    s_print_bounds(stdout, p, 1);
     rollout_json_close(stdout, secs);
   }
   free(th);
