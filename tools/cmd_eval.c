@@ -26,9 +26,10 @@ typedef struct {
   atomic_long nlat;
   long maxlat;
   atomic_long clipped;
-  atomic_int failed;  /* the policy refused an observation or a chunk: the run stops */
+  atomic_int refused; /* episodes stopped because the policy refused an observation or a
+                         chunk (non-finite): never executed, the episode ends failed */
   pthread_mutex_t mu;
-  char failure[640];  /* the first refusal, with its episode and step */
+  char first_refusal[640]; /* with its episode and step */
 } s_eval;
 
 static void *s_worker(void *arg) {
@@ -41,7 +42,7 @@ static void *s_worker(void *arg) {
   char err[512];
   for (;;) {
     int i = atomic_fetch_add(&ev->next, 1);
-    if (i >= ev->episodes || atomic_load(&ev->failed)) break;
+    if (i >= ev->episodes) break;
     rollout_result *r = &ev->res[i];
     env_reset(ev->em, ed, ev->seed + (uint64_t)i);
     pol_reset(pd, ev->seed + (uint64_t)i);
@@ -54,11 +55,11 @@ static void *s_worker(void *arg) {
       double t0 = cli_now();
       if (pol_act(ev->p, pd, obs, act, err, sizeof(err))) {
         pthread_mutex_lock(&ev->mu);
-        if (!atomic_load(&ev->failed))
-          snprintf(ev->failure, sizeof(ev->failure), "episode with seed %llu, step %d: %s",
+        if (!ev->first_refusal[0])
+          snprintf(ev->first_refusal, sizeof(ev->first_refusal), "episode with seed %llu stopped at step %d: %s",
                    (unsigned long long)(ev->seed + (uint64_t)i), env_steps(ed), err);
-        atomic_store(&ev->failed, 1);
         pthread_mutex_unlock(&ev->mu);
+        atomic_fetch_add(&ev->refused, 1);
         break;
       }
       if (sampling) {
@@ -71,7 +72,6 @@ static void *s_worker(void *arg) {
       }
       rollout_track(ev->em, ed, r);
     }
-    if (atomic_load(&ev->failed)) break;
     rollout_end(ev->em, ed, r, unstable);
     atomic_fetch_add(&ev->clipped, (long)(pd->clipped - clip0));
   }
@@ -166,15 +166,10 @@ int cmd_eval(int argc, char **argv) {
   for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
   double secs = cli_now() - t0;
   pthread_mutex_destroy(&ev.mu);
-  if (ev.failed) {
-    cli_error("eval", "%s: %s", path, ev.failure);
-    free(th);
-    free(ev.res);
-    free(ev.lat);
-    env_model_free(em);
-    pol_free(p);
-    return 1;
-  }
+  const int refused = atomic_load(&ev.refused);
+  if (refused)
+    cli_error("eval", "warning: %s: %d episode%s stopped because the policy refused to act (counted as failures); the first: "
+              "%s", path, refused, refused == 1 ? "" : "s", ev.first_refusal);
 
   rollout_stats rs;
   rollout_summarize(ev.res, episodes, &rs);
@@ -188,12 +183,14 @@ int cmd_eval(int argc, char **argv) {
          ev.steps, nfe);
   rollout_print(stdout, em, &rs);
   s_print_bounds(stdout, p, 0);
-  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %.1f s on %d threads\n",
-         p50, p99, nl, atomic_load(&ev.clipped), rs.unstable, secs, jobs);
+  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %d refused by the "
+         "policy; %.1f s on %d threads\n",
+         p50, p99, nl, atomic_load(&ev.clipped), rs.unstable, refused, secs, jobs);
   if (json) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, atomic_load(&ev.clipped), p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
     s_print_bounds(stdout, p, 1);
+    printf(", \"refused\": %d", refused);
     rollout_json_close(stdout, secs);
   }
   free(th);
