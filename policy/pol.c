@@ -166,6 +166,7 @@ static int s_frame(const pol_policy *p, const double *obs, float *frame, char *e
 
 int pol_check_obs(const pol_policy *p, const double *obs, char *err, size_t errsz) {
   float frame[DS_NORM_MAX_DIM];
+  FC_ASSERT(p->meta.obs_dim <= DS_NORM_MAX_DIM); /* pol_new: obs_dim = the statistics' dim */
   return s_frame(p, obs, frame, err, errsz);
 }
 

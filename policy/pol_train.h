@@ -58,6 +58,9 @@ int pol_trainer_done(const pol_trainer *t);
 int64_t pol_trainer_steps_done(const pol_trainer *t);
 int pol_trainer_block(const pol_trainer *t);
 float pol_trainer_lr(const pol_trainer *t);
+/* Validation loss of the block stepped last (fc_lfm_trainer_valid_loss: at a
+ * block's end, that block with the weights it keeps; once done, the final
+ * model's last block); NAN without a validation split or before a step. */
 double pol_trainer_valid_loss(pol_trainer *t);
 int64_t pol_trainer_train_windows(const pol_trainer *t);
 int64_t pol_trainer_valid_windows(const pol_trainer *t);
