@@ -245,6 +245,20 @@ int fc_lfm_nfe(const fc_lfm *m, fc_sampler s, int steps) {
   return m->cfg.nblocks * steps * fc_sampler_stages(s);
 }
 
+int fc_lfm_steps_per_block(int total, int nblocks, char *err, size_t errsz) {
+  if (nblocks < 1 || total < 1)
+    return fc_set_err(err, errsz, "%d ODE steps over %d blocks: both must be >= 1", total, nblocks), -1;
+  if (total % nblocks) {
+    const int lo = total / nblocks * nblocks, hi = lo + nblocks;
+    if (lo > 0)
+      return fc_set_err(err, errsz, "%d ODE steps over the chain do not divide evenly among its %d blocks (equal NFE needs a "
+                        "multiple of %d, e.g. %d or %d)", total, nblocks, nblocks, lo, hi), -1;
+    return fc_set_err(err, errsz, "%d ODE steps over the chain do not divide evenly among its %d blocks (equal NFE needs a "
+                      "multiple of %d, e.g. %d)", total, nblocks, nblocks, hi), -1;
+  }
+  return total / nblocks;
+}
+
 fc_lfm_ws *fc_lfm_ws_new(const fc_lfm *m, int max_batch) {
   fc_lfm_ws *ws = fc_calloc(1, sizeof(*ws));
   ws->max_batch = max_batch;
@@ -367,6 +381,7 @@ struct fc_lfm_trainer {
   size_t nv;
   const float *vcur;     /* its current-block inputs */
   float *vcache;
+  float *vprev;          /* (nv, D) scratch: the inputs of a finished block, for valid_loss at a boundary */
   int *idx;              /* (B) */
   float *x0, *x1, *cb, *t, *z; /* (B, D), (B, D), (B, C), (B), (B, D) */
   int block;
@@ -413,7 +428,7 @@ fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c
 
 void fc_lfm_trainer_free(fc_lfm_trainer *tr) {
   if (!tr) return;
-  free(tr->cache); free(tr->vcache); free(tr->perm); free(tr->grads); free(tr->ema);
+  free(tr->cache); free(tr->vcache); free(tr->vprev); free(tr->perm); free(tr->grads); free(tr->ema);
   fc_adamw_free(tr->opt);
   fc_fm_ws_free(tr->fm);
   fc_lfm_ws_free(tr->push);
@@ -538,29 +553,52 @@ void fc_lfm_trainer_set_valid(fc_lfm_trainer *tr, const float *x, const float *c
   tr->nv = n;
 }
 
+int fc_lfm_trainer_valid_block(const fc_lfm_trainer *tr) {
+  /* mid-block: the block being trained; at a boundary or when done: the one just finished */
+  return tr->step_in_block > 0 ? tr->block : tr->block - 1;
+}
+
+/* The validation inputs of block k: vcur holds those of block
+ * min(block, N - 1) (kept by s_block_end and restore); an earlier block's
+ * (only at a boundary) are recomputed into vprev from the data. */
+static const float *s_valid_inputs(fc_lfm_trainer *tr, int k) {
+  fc_lfm *m = tr->model;
+  const int D = m->cfg.net.dx, N = m->cfg.nblocks;
+  if (k == (tr->block < N ? tr->block : N - 1)) return tr->vcur;
+  if (k == 0) return tr->vdata;
+  if (!tr->vprev) tr->vprev = fc_malloc(tr->nv * D * sizeof(float));
+  memcpy(tr->vprev, tr->vdata, tr->nv * D * sizeof(float));
+  for (int b = 0; b < k; b++)
+    fc_lfm_push(m, tr->push, b, 1, tr->vprev, tr->vc, (int)tr->nv, m->cfg.sampler, m->cfg.steps);
+  return tr->vprev;
+}
+
 double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
-  if (!tr->nv || fc_lfm_trainer_done(tr)) return NAN;
+  const int k = fc_lfm_trainer_valid_block(tr);
+  if (!tr->nv || k < 0) return NAN;
   fc_lfm *m = tr->model;
   const int B = tr->tc.batch, D = m->cfg.net.dx, C = m->cfg.net.dc, N = m->cfg.nblocks;
-  /* the current block with its EMA weights, on a private copy of the model view */
-  fc_mlp net = m->blocks[tr->block];
-  net.params = tr->ema;
+  /* block k with its EMA weights (mid-block: the running EMA; finished: the
+   * EMA it kept), on a private copy of the model view */
+  fc_mlp net = m->blocks[k];
+  if (k == tr->block) net.params = tr->ema;
+  const float *vin = s_valid_inputs(tr, k);
   fc_rng r;
   fc_rng_seed(&r, tr->tc.seed ^ 0x5a17u);
   double sum = 0.0;
   size_t cnt = 0;
   for (size_t off = 0; off < tr->nv; off += (size_t)B) {
     int nb = (int)(tr->nv - off < (size_t)B ? tr->nv - off : (size_t)B);
-    const float *x0 = tr->vcur + off * D, *cb = C ? tr->vc + off * C : NULL;
+    const float *x0 = vin + off * D, *cb = C ? tr->vc + off * C : NULL;
     double loss;
     if (m->cfg.objective == FC_OBJ_REGRESS) {
       loss = fc_regress_loss(&net, tr->fm, NULL, x0, cb, nb);
     } else {
       fc_rng_normal_fill(&r, tr->z, (size_t)nb * D);
-      if (tr->block == N - 1) {
+      if (k == N - 1) {
         memcpy(tr->x1, tr->z, (size_t)nb * D * sizeof(float));
       } else { /* the dependent coupling, whatever the training coupling */
-        double g = fc_lfm_gamma(&m->cfg, tr->block + 1);
+        double g = fc_lfm_gamma(&m->cfg, k + 1);
         float ea = (float)exp(-g), sg = (float)sqrt(1.0 - exp(-2.0 * g));
         for (size_t i = 0; i < (size_t)nb * D; i++) tr->x1[i] = ea * x0[i] + sg * tr->z[i];
       }

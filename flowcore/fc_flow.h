@@ -124,6 +124,10 @@ void fc_lfm_free(fc_lfm *m);
 size_t fc_lfm_nparams(const fc_lfm *m);
 /* Network evaluations to generate one sample with (s, steps). */
 int fc_lfm_nfe(const fc_lfm *m, fc_sampler s, int steps);
+/* ODE steps per block when `total` steps are spread over a chain of nblocks
+ * (so that chains of any length compare at equal NFE): total / nblocks, or
+ * -1 with a sentence naming both numbers when nblocks does not divide total. */
+int fc_lfm_steps_per_block(int total, int nblocks, char *err, size_t errsz);
 
 /* Per-caller scratch for pushing and generating (no allocation afterwards). */
 typedef struct {
@@ -201,10 +205,19 @@ int64_t fc_lfm_trainer_nonfinite(const fc_lfm_trainer *tr);
 /* A validation set (not copied: keep it alive); it is pushed through the
  * finished blocks like the training set. */
 void fc_lfm_trainer_set_valid(fc_lfm_trainer *tr, const float *x, const float *c, size_t n);
-/* The current block's loss on the validation set with the block's current
- * (EMA) weights, its noise and times drawn from a fixed seed so that values
- * are comparable over time. NAN without a validation set. */
+/* The validation loss of block k = fc_lfm_trainer_valid_block: block k's
+ * objective (its OU-step or noise targets, the dependent coupling) on block
+ * k's own validation inputs (the set pushed through blocks 0..k-1), with
+ * block k's EMA weights; noise and times come from a fixed seed so that
+ * values are comparable over time. Which block:
+ *   - mid-block (some of block b's steps done): k = b, its running EMA;
+ *   - at a boundary (block b finished, b + 1 not begun): k = b, the EMA
+ *     weights it finished with, never b + 1's untrained start;
+ *   - when done: k = N - 1, the final model's last block.
+ * NAN without a validation set or before the first step. The model's other
+ * blocks and the training state are not changed. */
 double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr);
+int fc_lfm_trainer_valid_block(const fc_lfm_trainer *tr); /* 0-based; -1 before the first step */
 
 /* Resume state (llm.c keeps it apart from the weights): sections "train.*"
  * with the step, block, RNG, epoch permutation, AdamW moments and EMA. Save

@@ -27,6 +27,11 @@ int fc_mlp_config_check(const fc_mlp_config *cfg, char *err, size_t errsz) {
   if (cfg->width < 1) return fc_set_err(err, errsz, "network width must be >= 1 (got %d)", cfg->width), -1;
   if (cfg->depth < 0 || cfg->depth > 64)
     return fc_set_err(err, errsz, "network depth must be in 0..64 (got %d)", cfg->depth), -1;
+  /* FiLM applies t and c inside the residual blocks: without blocks the
+   * network would silently ignore both */
+  if (cfg->depth == 0 && cfg->cond == FC_COND_FILM)
+    return fc_set_err(err, errsz, "network depth 0 has no residual block for FiLM to condition, so t and c would be "
+                      "ignored: use depth >= 1, or concat conditioning"), -1;
   if (cfg->temb < 2 || cfg->temb % 2)
     return fc_set_err(err, errsz, "time embedding size must be even and >= 2 (got %d)", cfg->temb), -1;
   if (cfg->act < FC_ACT_SILU || cfg->act > FC_ACT_GELU)

@@ -53,7 +53,7 @@ typedef struct {
   int dx;            /* D: dimension of x and of the output velocity */
   int dc;            /* C: condition dimension, may be 0 */
   int width;         /* H: hidden width */
-  int depth;         /* number of residual blocks (>= 0) */
+  int depth;         /* number of residual blocks (>= 0; >= 1 with FiLM, which acts in the blocks) */
   int temb;          /* time-embedding size, even, >= 2 */
   fc_act act;        /* SiLU, Mish or GELU (tanh form) */
   fc_cond_mode cond; /* how t and c enter: FiLM per block, or concatenated at the input */

@@ -32,8 +32,9 @@ static int s_check(const pol_meta *m, const ds_norm *on, const ds_norm *an, cons
     return fc_set_err(err, errsz, "method %s does not match its network (%d blocks, %s)", pol_method_name((pol_method)m->method),
                       f->cfg.nblocks, f->cfg.objective == FC_OBJ_REGRESS ? "regression" : "flow"), -1;
   for (int j = 0; j < m->action_dim; j++)
-    if (!(m->action_low[j] < m->action_high[j]))
-      return fc_set_err(err, errsz, "action bounds of dimension %d are empty", j), -1;
+    if (!isfinite(m->action_low[j]) || !isfinite(m->action_high[j]) || !(m->action_low[j] <= m->action_high[j]))
+      return fc_set_err(err, errsz, "action bounds of dimension %d are [%g, %g]: they must be finite with low <= high", j,
+                        (double)m->action_low[j], (double)m->action_high[j]), -1;
   return 0;
 }
 
@@ -145,14 +146,37 @@ void pol_reset(pol_data *pd, uint64_t seed) {
   fc_rng_seed(&pd->rng, seed);
 }
 
-void pol_observe(const pol_policy *p, pol_data *pd, const double *obs) {
+/* obs -> frame, normalized; -1 with a sentence naming the key when a value
+ * is not finite before or after normalization */
+static int s_frame(const pol_policy *p, const double *obs, float *frame, char *err, size_t errsz) {
+  const pol_meta *m = &p->meta;
+  const int O = m->obs_dim;
+  for (int j = 0; j < O; j++) frame[j] = (float)obs[j];
+  ds_norm_apply(&p->obs_norm, frame, 1);
+  for (int j = 0, k = 0, base = 0; j < O; j++) {
+    while (j >= base + m->key_dims[k]) base += m->key_dims[k++];
+    if (!isfinite(obs[j]))
+      return fc_set_err(err, errsz, "observation '%s' value %d is not finite (%g)", m->keys[k], j - base, obs[j]), -1;
+    if (!isfinite(frame[j]))
+      return fc_set_err(err, errsz, "observation '%s' value %d (%g) is out of float32's range once normalized", m->keys[k],
+                        j - base, obs[j]), -1;
+  }
+  return 0;
+}
+
+int pol_check_obs(const pol_policy *p, const double *obs, char *err, size_t errsz) {
+  float frame[DS_NORM_MAX_DIM];
+  FC_ASSERT(p->meta.obs_dim <= DS_NORM_MAX_DIM); /* pol_new: obs_dim = the statistics' dim */
+  return s_frame(p, obs, frame, err, errsz);
+}
+
+int pol_observe(const pol_policy *p, pol_data *pd, const double *obs, char *err, size_t errsz) {
   const pol_meta *m = &p->meta;
   const int O = m->obs_dim;
   /* the newest normalized frame goes last; the first frame of an episode
    * fills the history (robomimic's begin padding) */
   float *frame = pd->frame;
-  for (int j = 0; j < O; j++) frame[j] = (float)obs[j];
-  ds_norm_apply(&p->obs_norm, frame, 1);
+  if (s_frame(p, obs, frame, err, errsz)) return -1;
   if (pd->nseen == 0) {
     for (int i = 0; i < m->To; i++) memcpy(pd->hist + (size_t)i * O, frame, (size_t)O * sizeof(float));
   } else {
@@ -160,6 +184,7 @@ void pol_observe(const pol_policy *p, pol_data *pd, const double *obs) {
     memcpy(pd->hist + (size_t)(m->To - 1) * O, frame, (size_t)O * sizeof(float));
   }
   pd->nseen++;
+  return 0;
 }
 
 void pol_forget(pol_data *pd) {
@@ -167,38 +192,49 @@ void pol_forget(pol_data *pd) {
   pd->qlen = pd->qpos = 0;
 }
 
-int pol_sample(const pol_policy *p, pol_data *pd, double *actions) {
+int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
   const pol_meta *m = &p->meta;
   const int A = m->action_dim;
   /* sample Tp actions conditioned on the history, keep the first Ta */
   memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
   fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * A);
   fc_lfm_generate(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps);
+  pd->chunks++;
+  /* every executed value finite once unnormalized, before any is written:
+   * a NaN is never clipped into a command */
   float act[POL_MAX_ACTION];
+  for (int i = 0; i < m->Ta; i++) {
+    memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
+    ds_norm_invert(&p->act_norm, act, 1);
+    for (int j = 0; j < A; j++)
+      if (!isfinite(act[j]))
+        return fc_set_err(err, errsz, "the policy sampled a non-finite action (step %d of the chunk, dimension %d): "
+                          "its weights or normalization statistics are broken", i, j), -1;
+  }
   int clipped = 0;
   for (int i = 0; i < m->Ta; i++) {
     memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
     ds_norm_invert(&p->act_norm, act, 1);
     for (int j = 0; j < A; j++) {
       double v = act[j];
-      if (!(v >= m->action_low[j])) v = m->action_low[j], clipped++; /* NaN clips low */
+      if (v < m->action_low[j]) v = m->action_low[j], clipped++;
       else if (v > m->action_high[j]) v = m->action_high[j], clipped++;
       actions[(size_t)i * A + j] = v;
     }
   }
-  pd->chunks++;
   pd->clipped += clipped;
   return clipped;
 }
 
-void pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action) {
+int pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action, char *err, size_t errsz) {
   const int A = p->meta.action_dim;
-  pol_observe(p, pd, obs);
+  if (pol_observe(p, pd, obs, err, errsz)) return -1;
   if (pd->qpos >= pd->qlen) {
-    pol_sample(p, pd, pd->queue);
+    pd->qlen = pd->qpos = 0; /* empty until a whole chunk is good */
+    if (pol_sample(p, pd, pd->queue, err, errsz) < 0) return -1;
     pd->qlen = p->meta.Ta;
-    pd->qpos = 0;
   }
   memcpy(action, pd->queue + (size_t)pd->qpos * A, (size_t)A * sizeof(double));
   pd->qpos++;
+  return 0;
 }

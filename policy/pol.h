@@ -2,16 +2,25 @@
  * frames condition a flow chain (LFM with N blocks, FM with one, or the MSE
  * regression baseline through the same code) that samples a chunk of Tp
  * normalized actions; the first Ta are executed before replanning. Actions
- * are unnormalized and clipped to the action bounds (clips are counted).
+ * are unnormalized and clipped to the action bounds (clips are counted);
+ * pol_train sets the bounds to the training split's action range per
+ * dimension, unless its config overrides them.
  *
  * A pol_policy is read-only after loading and serves any number of rollouts,
  * each with its own pol_data (observation history, action queue, scratch,
  * RNG); pol_act allocates nothing.
  *
+ * A non-finite observation (or one beyond float32's range once normalized)
+ * is refused with an error and changes nothing; a sampled chunk with a
+ * non-finite action is an error, never a command (nothing is clipped to a
+ * bound, the queue stays empty). A caller that gets -1 must not act on the
+ * output: stop the robot, or hold, as its task demands.
+ *
  *   pol_policy *p = pol_load("lift.lfp", err, sizeof err);
  *   pol_data *pd = pol_data_new(p, seed);
  *   for each episode: pol_reset(pd, seed);
- *     for each step: pol_act(p, pd, obs, action);   // obs: the keys concatenated
+ *     for each step:                                 // obs: the keys concatenated
+ *       if (pol_act(p, pd, obs, action, err, sizeof err)) stop(err);
  *   pol_data_free(pd); pol_free(p);
  */
 #ifndef POL_H
@@ -37,7 +46,8 @@ typedef struct {
   int32_t nkeys;
   char keys[POL_MAX_KEYS][64];      /* observation keys, in the order concatenated */
   int32_t key_dims[POL_MAX_KEYS];
-  float action_low[POL_MAX_ACTION], action_high[POL_MAX_ACTION];
+  float action_low[POL_MAX_ACTION], action_high[POL_MAX_ACTION]; /* finite, low <= high
+                                     (equal: a dimension the demonstrations held constant) */
   char env_args[POL_ENV_ARGS_MAX];  /* the task the policy was trained on (JSON) */
   char version[16];                 /* lfp version that trained it */
   double control_hz;
@@ -87,19 +97,30 @@ void pol_data_free(pol_data *pd);
 /* New episode: empty history and queue, RNG reseeded. */
 void pol_reset(pol_data *pd, uint64_t seed);
 /* Feed the newest observation (obs_dim values, the keys concatenated) and
- * get the action to execute now; a chunk is sampled whenever the queue is
- * empty. At the start of an episode the first frame fills the whole history,
- * as robomimic pads its windows. pol_act = pol_observe, then pol_sample when
- * the queue is empty, then the queue's next action. */
-void pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action);
+ * get the action to execute now (action_dim values); a chunk is sampled
+ * whenever the queue is empty. At the start of an episode the first frame
+ * fills the whole history, as robomimic pads its windows. pol_act =
+ * pol_observe, then pol_sample when the queue is empty, then the queue's
+ * next action. 0, or -1 with a sentence in err (a refused observation, or a
+ * non-finite chunk); on error action is not written, an observation error
+ * leaves pd as it was and a chunk error leaves the queue empty. */
+int pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action, char *err, size_t errsz);
+
+/* 0 when obs (obs_dim values) is finite and stays finite once normalized in
+ * float32; else -1 and a sentence naming the key and value. pol_observe
+ * checks this itself; it is public for callers that must check several
+ * frames before changing anything (the node). */
+int pol_check_obs(const pol_policy *p, const double *obs, char *err, size_t errsz);
 
 /* The parts of pol_act, for callers that keep their own queue (the ZeroMQ
- * node): push the newest frame into the history; forget the history and the
- * queue (the RNG stream goes on); sample one chunk from the current history
- * into actions (Ta x A, unnormalized, clipped to the bounds), returning the
- * number of values clipped. */
-void pol_observe(const pol_policy *p, pol_data *pd, const double *obs);
+ * node): push the newest frame into the history (0, or -1 from
+ * pol_check_obs, the history unchanged); forget the history and the queue
+ * (the RNG stream goes on); sample one chunk from the current history into
+ * actions (Ta x A, unnormalized, clipped to the bounds), returning the number
+ * of values clipped, or -1 with a sentence when a sampled value is not finite
+ * (then actions is not written). */
+int pol_observe(const pol_policy *p, pol_data *pd, const double *obs, char *err, size_t errsz);
 void pol_forget(pol_data *pd);
-int pol_sample(const pol_policy *p, pol_data *pd, double *actions);
+int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz);
 
 #endif

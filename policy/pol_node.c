@@ -250,25 +250,17 @@ static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, char *e
       return fc_set_err(err, errsz, "observation '%s' has %d frames but '%s' has %d", m->keys[k], nf, first, nframes), -1;
     nframes = nf, rank = a->rank, first = m->keys[k];
     for (int f = 0; f < nf; f++)
-      for (int j = 0; j < dim; j++) {
-        const double v = pw_array_get(a, (size_t)f * (size_t)dim + (size_t)j);
-        if (!isfinite(v))
-          return fc_set_err(err, errsz, "observation '%s' frame %d value %d is not finite", m->keys[k], f, j), -1;
-        n->frames[(size_t)f * m->obs_dim + off + j] = v;
-      }
+      for (int j = 0; j < dim; j++)
+        n->frames[(size_t)f * m->obs_dim + off + j] = pw_array_get(a, (size_t)f * (size_t)dim + (size_t)j);
     off += dim;
   }
-  /* values that are finite in double but not once normalized in float32
-   * (beyond float's range) would poison the history */
-  float z[DS_NORM_MAX_DIM];
+  /* every frame finite, also once normalized in float32 (the library's
+   * check), before the session changes */
   for (int f = 0; f < nframes; f++) {
-    for (int j = 0; j < m->obs_dim; j++) z[j] = (float)n->frames[(size_t)f * m->obs_dim + j];
-    ds_norm_apply(&n->p->obs_norm, z, 1);
-    for (int j = 0, k = 0, base = 0; j < m->obs_dim; j++) {
-      while (j >= base + m->key_dims[k]) base += m->key_dims[k++];
-      if (!isfinite(z[j]))
-        return fc_set_err(err, errsz, "observation '%s' frame %d value %d (%g) is out of float32's range once normalized",
-                          m->keys[k], f, j - base, n->frames[(size_t)f * m->obs_dim + j]), -1;
+    char why[256];
+    if (pol_check_obs(n->p, n->frames + (size_t)f * m->obs_dim, why, sizeof(why))) {
+      if (rank == 1) return fc_set_err(err, errsz, "%s", why), -1;
+      return fc_set_err(err, errsz, "frame %d: %s", f, why), -1;
     }
   }
   *replace = rank == 2;
@@ -334,7 +326,8 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
     s_session *s = s_session_get(n, &rq, peer, peer_len);
     const pol_meta *m = &n->p->meta;
     if (replace) pol_forget(s->pd);
-    for (int f = 0; f < nf; f++) pol_observe(n->p, s->pd, n->frames + (size_t)f * m->obs_dim);
+    for (int f = 0; f < nf; f++) /* checked above: cannot fail */
+      FC_ASSERT(pol_observe(n->p, s->pd, n->frames + (size_t)f * m->obs_dim, err, sizeof(err)) == 0);
     const int frames = s->pd->nseen < m->To ? s->pd->nseen : m->To;
     if (rq.endpoint == PW_OBSERVE) {
       msgpack_pack_map(pk, 2 + rq.has_id);
@@ -346,8 +339,12 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
       break;
     }
     const double ts = s_now_us();
-    const int clipped = pol_sample(n->p, s->pd, n->actions);
+    const int clipped = pol_sample(n->p, s->pd, n->actions, err, sizeof(err));
     const double te = s_now_us();
+    if (clipped < 0) {
+      rc = s_error(n, &rq, err);
+      break;
+    }
     n->st.infers++;
     msgpack_pack_map(pk, 5 + rq.has_id);
     pw_pack_str(pk, "actions");

@@ -55,8 +55,34 @@ fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, cha
   lc.gamma_c = c->gamma_c;
   lc.gamma_rho = c->gamma_rho;
   lc.sampler = c->sampler;
-  lc.steps = c->ode_steps / lc.nblocks > 0 ? c->ode_steps / lc.nblocks : 1;
+  lc.steps = fc_lfm_steps_per_block(c->ode_steps, lc.nblocks, err, errsz);
+  if (lc.steps < 0) return NULL;
   return fc_lfm_new(&lc, err, errsz);
+}
+
+/* The bounds inference clips to: the training split's action range (an,
+ * so absolute actions such as robomimic's *_abs files keep their scale),
+ * then the config's overrides. */
+static int s_action_bounds(const pol_train_config *c, const ds_norm *an, pol_meta *m, char *err, size_t errsz) {
+  const int A = m->action_dim;
+  const int counts[2] = {c->action_nlow, c->action_nhigh};
+  for (int s = 0; s < 2; s++)
+    if (counts[s] != 0 && counts[s] != 1 && counts[s] != A)
+      return fc_set_err(err, errsz, "%d %s action bounds were given for %d action dimensions (give one for all, or one per "
+                        "dimension)", counts[s], s ? "upper" : "lower", A), -1;
+  for (int j = 0; j < A; j++) {
+    const double lo = c->action_nlow ? c->action_low[c->action_nlow == 1 ? 0 : j] : an->lo[j];
+    const double hi = c->action_nhigh ? c->action_high[c->action_nhigh == 1 ? 0 : j] : an->hi[j];
+    if ((c->action_nlow && !isfinite((float)lo)) || (c->action_nhigh && !isfinite((float)hi)))
+      return fc_set_err(err, errsz, "action bounds of dimension %d are [%g, %g]: an override must be a finite float", j, lo,
+                        hi), -1;
+    if ((c->action_nlow || c->action_nhigh) && !(lo < hi))
+      return fc_set_err(err, errsz, "action bounds of dimension %d would be [%g, %g] (the training actions span [%g, %g]): "
+                        "low must be below high", j, lo, hi, (double)an->lo[j], (double)an->hi[j]), -1;
+    m->action_low[j] = (float)lo;
+    m->action_high[j] = (float)hi;
+  }
+  return 0;
 }
 
 pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, const char *env_args, double control_hz,
@@ -106,9 +132,9 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
     snprintf(m.keys[k], sizeof(m.keys[k]), "%s", d->keys[k].name);
     m.key_dims[k] = d->keys[k].dim;
   }
-  for (int j = 0; j < d->action_dim; j++) {
-    m.action_low[j] = -1.0f; /* lfp's tasks (and robomimic's) take actions in [-1, 1] */
-    m.action_high[j] = 1.0f;
+  if (s_action_bounds(c, &an, &m, err, errsz)) {
+    fc_lfm_free(flow);
+    goto fail;
   }
   snprintf(m.env_args, sizeof(m.env_args), "%s", env_args ? env_args : "{}");
   snprintf(m.version, sizeof(m.version), "%s", LFP_VERSION);

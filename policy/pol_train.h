@@ -30,9 +30,15 @@ typedef struct {
   float lr;
   float gamma_c, gamma_rho;
   fc_sampler sampler;
-  int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block) */
+  int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block; N must divide it) */
   ds_norm_kind norm;
   double valid_frac;     /* seeded split when the file has no masks */
+  /* Action bounds (what inference clips to): by default the training
+   * split's action range per dimension; nlow / nhigh values override the
+   * lower / upper ones: 0 (none), 1 (the same for every dimension) or one
+   * per action dimension. An override must be finite and keep low < high. */
+  int action_nlow, action_nhigh;
+  double action_low[POL_MAX_ACTION], action_high[POL_MAX_ACTION];
 } pol_train_config;
 
 /* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, ...). */
@@ -52,6 +58,9 @@ int pol_trainer_done(const pol_trainer *t);
 int64_t pol_trainer_steps_done(const pol_trainer *t);
 int pol_trainer_block(const pol_trainer *t);
 float pol_trainer_lr(const pol_trainer *t);
+/* Validation loss of the block stepped last (fc_lfm_trainer_valid_loss: at a
+ * block's end, that block with the weights it keeps; once done, the final
+ * model's last block); NAN without a validation split or before a step. */
 double pol_trainer_valid_loss(pol_trainer *t);
 int64_t pol_trainer_train_windows(const pol_trainer *t);
 int64_t pol_trainer_valid_windows(const pol_trainer *t);

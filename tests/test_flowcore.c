@@ -658,7 +658,10 @@ TEST(regression_objective_and_validation_loss) {
     }
     fc_lfm_trainer_step(tr);
   }
-  ASSERT(isnan(fc_lfm_trainer_valid_loss(tr))); /* done: no current block */
+  /* done: the final model's (last) block, with the weights it keeps */
+  ASSERT_EQ_INT(fc_lfm_trainer_valid_block(tr), 0);
+  const double vd = fc_lfm_trainer_valid_loss(tr);
+  ASSERT_MSG(isfinite(vd) && vd < 2e-3, "final validation loss %g", vd);
   fc_lfm_trainer_free(tr);
   /* generation ignores its input and returns the regression */
   fc_lfm_ws *ws = fc_lfm_ws_new(m, 16);
@@ -928,6 +931,136 @@ TEST(lfm_8gaussians_end_to_end) {
   return 0;
 }
 
+/* ---------- network config, ODE steps per block, validation loss (issue 10) ---------- */
+
+TEST(film_with_depth_0_is_refused) {
+  /* FiLM acts inside the residual blocks: with none, t and c would be ignored */
+  fc_mlp_config cfg;
+  fc_mlp_config_default(&cfg, 3, 2);
+  cfg.depth = 0;
+  char err[256] = "";
+  ASSERT(fc_mlp_config_check(&cfg, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "depth 0 has no residual block for FiLM");
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 3, 2);
+  lc.net.depth = 0;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "depth 0");
+  /* concat conditioning feeds t and c to the input layer: depth 0 means something */
+  cfg.cond = FC_COND_CONCAT;
+  ASSERT(fc_mlp_config_check(&cfg, err, sizeof(err)) == 0);
+  cfg.cond = FC_COND_FILM;
+  cfg.depth = 1;
+  ASSERT(fc_mlp_config_check(&cfg, err, sizeof(err)) == 0);
+  return 0;
+}
+
+TEST(ode_steps_divide_evenly_among_blocks) {
+  char err[256] = "";
+  ASSERT_EQ_INT(fc_lfm_steps_per_block(8, 1, err, sizeof(err)), 8);
+  ASSERT_EQ_INT(fc_lfm_steps_per_block(8, 2, err, sizeof(err)), 4);
+  ASSERT_EQ_INT(fc_lfm_steps_per_block(12, 3, err, sizeof(err)), 4);
+  /* 8 over 3 blocks was 2 per block: NFE 24 where FM with 8 steps has 32 */
+  ASSERT_EQ_INT(fc_lfm_steps_per_block(8, 3, err, sizeof(err)), -1);
+  ASSERT_CONTAINS(err, "8 ODE steps over the chain do not divide evenly among its 3 blocks");
+  ASSERT_CONTAINS(err, "e.g. 6 or 9");
+  /* 1 over 2 blocks was rounded up to 1 per block: twice the NFE asked for */
+  ASSERT_EQ_INT(fc_lfm_steps_per_block(1, 2, err, sizeof(err)), -1);
+  ASSERT_CONTAINS(err, "1 ODE steps over the chain do not divide evenly among its 2 blocks");
+  ASSERT_EQ_INT(fc_lfm_steps_per_block(0, 2, err, sizeof(err)), -1);
+  return 0;
+}
+
+/* The validation loss of block k of m, computed here from its definition in
+ * fc_flow.h (fixed seed, batches of B, dependent OU targets or noise). */
+static double s_valid_ref(const fc_lfm *m, const float *params, int k, const float *x, const float *c, int nv, int B,
+                          uint64_t seed) {
+  const int D = m->cfg.net.dx, C = m->cfg.net.dc, N = m->cfg.nblocks;
+  fc_mlp net = m->blocks[k];
+  net.params = (float *)params;
+  fc_fm_ws *ws = fc_fm_ws_new(&m->cfg.net, B);
+  float *x1 = malloc(sizeof(float) * B * D), *z = malloc(sizeof(float) * B * D), *t = malloc(sizeof(float) * B);
+  fc_rng r;
+  fc_rng_seed(&r, seed ^ 0x5a17u);
+  double sum = 0;
+  for (int off = 0; off < nv; off += B) {
+    const int nb = nv - off < B ? nv - off : B;
+    const float *x0 = x + (size_t)off * D;
+    fc_rng_normal_fill(&r, z, (size_t)nb * D);
+    const double g = fc_lfm_gamma(&m->cfg, k + 1);
+    for (int i = 0; i < nb * D; i++)
+      x1[i] = k == N - 1 ? z[i] : (float)exp(-g) * x0[i] + (float)sqrt(1.0 - exp(-2.0 * g)) * z[i];
+    for (int b = 0; b < nb; b++) t[b] = (float)fc_rng_uniform(&r);
+    sum += nb * fc_fm_loss(&net, ws, NULL, m->cfg.interp, t, x0, x1, C ? c + (size_t)off * C : NULL, nb);
+  }
+  fc_fm_ws_free(ws);
+  free(x1); free(z); free(t);
+  return sum / nv;
+}
+
+TEST(validation_loss_measures_the_block_it_names) {
+  /* two blocks; at the boundary the loss is block 1's (just finished, on its
+   * own inputs), not block 1's weights against block 2's inputs and targets;
+   * when done it is the final model's last block */
+  const int n = 256, nv = 100, D = 2, C = 1;
+  float *x = malloc(sizeof(float) * (n + nv) * D), *c = malloc(sizeof(float) * (n + nv) * C);
+  fc_rng r;
+  fc_rng_seed(&r, 5);
+  for (int i = 0; i < n + nv; i++) {
+    c[i] = (float)(2 * fc_rng_uniform(&r) - 1);
+    x[2 * i] = c[i] + 0.1f * (float)fc_rng_normal(&r);
+    x[2 * i + 1] = -c[i] + 0.1f * (float)fc_rng_normal(&r);
+  }
+  const float *vx = x + (size_t)n * D, *vc = c + n;
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, D, C);
+  lc.nblocks = 2;
+  lc.net.width = 16;
+  lc.net.depth = 1;
+  char err[256];
+  fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
+  ASSERT_MSG(m, "%s", err);
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = 120;
+  tc.batch = 32;
+  tc.seed = 3;
+  tc.warm_start = 0;
+  fc_lfm_trainer *tr = fc_lfm_trainer_new(m, x, c, (size_t)n, &tc, err, sizeof(err));
+  ASSERT_MSG(tr, "%s", err);
+  fc_lfm_trainer_set_valid(tr, vx, vc, (size_t)nv);
+  ASSERT_EQ_INT(fc_lfm_trainer_valid_block(tr), -1);
+  ASSERT(isnan(fc_lfm_trainer_valid_loss(tr))); /* nothing trained yet */
+  while (fc_lfm_trainer_steps_done(tr) < 60) {
+    fc_lfm_trainer_step(tr);
+    ASSERT_EQ_INT(fc_lfm_trainer_valid_block(tr), 0);
+  }
+  /* the boundary: block 1 finished, block 2 not begun */
+  ASSERT_EQ_INT(fc_lfm_trainer_block(tr), 1);
+  const double vb = fc_lfm_trainer_valid_loss(tr), vb_ref = s_valid_ref(m, m->blocks[0].params, 0, vx, vc, nv, 32, 3);
+  ASSERT_MSG(vb == vb_ref, "boundary: %.17g vs block 1 on its inputs %.17g", vb, vb_ref);
+  ASSERT(fc_lfm_trainer_valid_loss(tr) == vb); /* repeatable, changes nothing */
+  fc_lfm_trainer_step(tr);
+  ASSERT_EQ_INT(fc_lfm_trainer_valid_block(tr), 1);
+  while (!fc_lfm_trainer_done(tr)) fc_lfm_trainer_step(tr);
+  /* done: block 2 with its final weights on the set pushed through block 1 */
+  ASSERT_EQ_INT(fc_lfm_trainer_valid_block(tr), 1);
+  float *pushed = malloc(sizeof(float) * nv * D);
+  memcpy(pushed, vx, sizeof(float) * nv * D);
+  fc_lfm_ws *ws = fc_lfm_ws_new(m, 1024);
+  fc_lfm_push(m, ws, 0, 1, pushed, vc, nv, lc.sampler, lc.steps);
+  const double vd = fc_lfm_trainer_valid_loss(tr), vd_ref = s_valid_ref(m, m->blocks[1].params, 1, pushed, vc, nv, 32, 3);
+  ASSERT_MSG(vd == vd_ref, "done: %.17g vs block 2 on its inputs %.17g", vd, vd_ref);
+  ASSERT(isfinite(vd) && vd != vb);
+  fc_lfm_ws_free(ws);
+  fc_lfm_trainer_free(tr);
+  fc_lfm_free(m);
+  free(pushed);
+  free(x);
+  free(c);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(rng_determinism),          TEST_ENTRY(activation_gradients),
@@ -941,6 +1074,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(lfm_gamma_schedule),
       TEST_ENTRY(checkpoint_round_trip_and_damage), TEST_ENTRY(crc32_known_value),
       TEST_ENTRY(w2_exact_assignment),      TEST_ENTRY(lfm_8gaussians_end_to_end),
+      TEST_ENTRY(film_with_depth_0_is_refused), TEST_ENTRY(ode_steps_divide_evenly_among_blocks),
+      TEST_ENTRY(validation_loss_measures_the_block_it_names),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -8,6 +8,7 @@
 
 #include "node_fixture.h"
 #include "pol_node.h"
+#include "pol_train.h"
 #include "pol_wire.h"
 #include "test.h"
 
@@ -174,7 +175,8 @@ TEST(infer_equals_pol_act_bit_for_bit) {
   for (int t = 0; t < 20; t++) {
     double f[5], a_ref[2];
     s_frame(t, f);
-    pol_act(p, pd, f, a_ref);
+    char why[256];
+    ASSERT_MSG(pol_act(p, pd, f, a_ref, why, sizeof(why)) == 0, "%s", why);
     s_obs_request(&m, q >= 3 ? "infer" : "observe", "robot", f, 0);
     ASSERT_EQ_INT(s_call(n, t % 2 ? "peer-a" : "peer-b", &m, &up), 0); /* the session, not the peer, keys history */
     if (q >= 3) {
@@ -605,6 +607,112 @@ TEST(router_serves_req_and_dealer_clients) {
   return 0;
 }
 
+/* ---------- safe actions and action bounds (issue 10) ---------- */
+
+TEST(info_reports_the_action_bounds_of_the_data) {
+  /* a policy trained on actions spanning about [-3, 3] x [-0.5, 2.5]: the
+   * bounds (what the node clips to) are that range, not [-1, 1] */
+  ds_dataset *d = calloc(1, sizeof(*d));
+  d->path = strdup("mem");
+  d->ndemos = 4;
+  d->demos = calloc(4, sizeof(ds_demo));
+  d->nkeys = 1;
+  d->keys = calloc(1, sizeof(ds_key));
+  snprintf(d->keys[0].name, DS_NAME_MAX, "o");
+  d->keys[0].dim = 1;
+  d->obs_dim = 1;
+  d->action_dim = 2;
+  d->total = 40;
+  d->obs = malloc(sizeof(float) * 40);
+  d->actions = malloc(sizeof(float) * 80);
+  for (int i = 0; i < 4; i++) {
+    snprintf(d->demos[i].name, DS_NAME_MAX, "demo_%d", i);
+    d->demos[i].index = i;
+    d->demos[i].len = 10;
+    d->demos[i].row = 10 * i;
+    for (int t = 0; t < 10; t++) {
+      const int r = 10 * i + t;
+      d->obs[r] = (float)sin(0.7 * t + i);
+      d->actions[2 * r] = 3.0f * d->obs[r];
+      d->actions[2 * r + 1] = 1.0f + 1.5f * (float)cos(0.7 * t + i);
+    }
+  }
+  pol_train_config c;
+  pol_train_config_default(&c);
+  c.method = POL_MSE;
+  c.steps = 2, c.batch = 8, c.width = 8, c.depth = 1, c.Tp = 2, c.Ta = 1;
+  c.valid_frac = 0.25;
+  char err[512];
+  pol_trainer *t = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(t, "%s", err);
+  const pol_policy *p = pol_trainer_policy(t);
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  pol_node *n = pol_node_new(p, &cfg);
+  s_msg m;
+  msgpack_unpacked up;
+  s_simple(&m, "info", NULL, 0, 0);
+  ASSERT_EQ_INT(s_call(n, "c1", &m, &up), 0);
+  const msgpack_object *lo = pw_map_get(&up.data, "action_low"), *hi = pw_map_get(&up.data, "action_high");
+  ASSERT(lo && hi && lo->via.array.size == 2 && hi->via.array.size == 2);
+  for (int j = 0; j < 2; j++) {
+    ASSERT(lo->via.array.ptr[j].via.f64 == p->act_norm.lo[j]);
+    ASSERT(hi->via.array.ptr[j].via.f64 == p->act_norm.hi[j]);
+  }
+  ASSERT_MSG(lo->via.array.ptr[0].via.f64 < -2 && hi->via.array.ptr[0].via.f64 > 2 && lo->via.array.ptr[1].via.f64 < 0 &&
+                 hi->via.array.ptr[1].via.f64 > 2,
+             "bounds [%g, %g] x [%g, %g]", lo->via.array.ptr[0].via.f64, hi->via.array.ptr[0].via.f64,
+             lo->via.array.ptr[1].via.f64, hi->via.array.ptr[1].via.f64);
+  msgpack_unpacked_destroy(&up);
+  pol_node_free(n);
+  pol_trainer_free(t);
+  ds_dataset_free(d);
+  return 0;
+}
+
+TEST(nonfinite_chunk_gets_an_error_reply_not_actions) {
+  /* a broken weight makes every sample NaN: the reply is an error, not the
+   * lower bound */
+  pol_policy *p = node_fixture_policy();
+  p->flow->params[fc_lfm_nparams(p->flow) - 1] = NAN; /* the last block's last output bias */
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  pol_node *n = pol_node_new(p, &cfg);
+  s_msg m;
+  msgpack_unpacked up;
+  double f[5];
+  s_frame(0, f);
+  s_obs_request(&m, "infer", "robot", f, 0);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
+  const msgpack_object *e = pw_map_get(&up.data, "error");
+  ASSERT(e && e->type == MSGPACK_OBJECT_STR);
+  char msg[256];
+  snprintf(msg, sizeof(msg), "%.*s", (int)e->via.str.size, e->via.str.ptr);
+  ASSERT_CONTAINS(msg, "the policy sampled a non-finite action");
+  ASSERT(pw_map_get(&up.data, "actions") == NULL);
+  msgpack_unpacked_destroy(&up);
+  /* a NaN observation is refused by the library's check, frame by frame */
+  f[3] = NAN;
+  double two[10];
+  s_frame(1, two);
+  memcpy(two + 5, f, sizeof(f));
+  s_obs_request(&m, "observe", "robot", two, 2);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
+  e = pw_map_get(&up.data, "error");
+  ASSERT(e);
+  snprintf(msg, sizeof(msg), "%.*s", (int)e->via.str.size, e->via.str.ptr);
+  ASSERT_CONTAINS(msg, "frame 1: observation 'grip' value 0 is not finite (nan)");
+  msgpack_unpacked_destroy(&up);
+  /* the node serves on */
+  s_simple(&m, "ping", NULL, 0, 0);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+  msgpack_unpacked_destroy(&up);
+  ASSERT_EQ_INT(pol_node_get_stats(n).errors, 2);
+  pol_node_free(n);
+  pol_free(p);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(scan_refuses_bombs_and_malformed_bytes),
@@ -614,6 +722,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(bad_requests_get_sentences_and_the_node_serves_on),
       TEST_ENTRY(sessions_are_bounded_least_recently_used_first),
       TEST_ENTRY(router_serves_req_and_dealer_clients),
+      TEST_ENTRY(info_reports_the_action_bounds_of_the_data),
+      TEST_ENTRY(nonfinite_chunk_gets_an_error_reply_not_actions),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

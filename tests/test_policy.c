@@ -32,6 +32,7 @@ static pol_policy *s_const_policy(const float b[4]) {
   lc.objective = FC_OBJ_REGRESS;
   lc.net.width = 4;
   lc.net.depth = 0;
+  lc.net.cond = FC_COND_CONCAT; /* depth 0: FiLM would have no block to act in */
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
   memcpy(f->params + f->blocks[0].lay.b_out, b, 4 * sizeof(float)); /* all else 0 */
   ds_norm on, an;
@@ -49,7 +50,7 @@ TEST(history_and_chunks_follow_horizons) {
   const double expect_cond[8][2] = {{0, 0}, {0, 0}, {0, 0}, {2, 3}, {2, 3}, {2, 3}, {5, 6}, {5, 6}};
   for (int t = 0; t < 8; t++) {
     double o = t, a;
-    pol_act(p, pd, &o, &a);
+    ASSERT(pol_act(p, pd, &o, &a, NULL, 0) == 0);
     ASSERT_NEAR(a, b[t % 3], 1e-7);          /* never the 4th (Tp > Ta) */
     ASSERT_EQ_INT(pd->chunks, t / 3 + 1);
     ASSERT_NEAR(pd->cond[0], expect_cond[t][0], 0); /* the frames t-1, t at replanning; */
@@ -59,7 +60,7 @@ TEST(history_and_chunks_follow_horizons) {
   /* a new episode starts over: padded history, fresh queue */
   pol_reset(pd, 1);
   double o = 42, a;
-  pol_act(p, pd, &o, &a);
+  ASSERT(pol_act(p, pd, &o, &a, NULL, 0) == 0);
   ASSERT_NEAR(pd->cond[0], 42, 0);
   ASSERT_NEAR(pd->cond[1], 42, 0);
   ASSERT_NEAR(a, 0.1, 1e-7);
@@ -70,7 +71,7 @@ TEST(history_and_chunks_follow_horizons) {
   p = s_const_policy(big);
   pd = pol_data_new(p, 0);
   double acts[3];
-  for (int t = 0; t < 3; t++) pol_act(p, pd, &o, &acts[t]);
+  for (int t = 0; t < 3; t++) ASSERT(pol_act(p, pd, &o, &acts[t], NULL, 0) == 0);
   ASSERT_NEAR(acts[0], 1.0, 0);
   ASSERT_NEAR(acts[1], -1.0, 0);
   ASSERT_NEAR(acts[2], 0.5, 1e-7);
@@ -160,8 +161,8 @@ TEST(training_lowers_loss_and_files_round_trip) {
     pol_data *a = pol_data_new(p, 9), *b = pol_data_new(q, 9);
     for (int s = 0; s < 6; s++) {
       double obs[3] = {0.1 * s, 0.2, 1.0}, x[2], y[2];
-      pol_act(p, a, obs, x);
-      pol_act(q, b, obs, y);
+      ASSERT(pol_act(p, a, obs, x, err, sizeof(err)) == 0);
+      ASSERT(pol_act(q, b, obs, y, err, sizeof(err)) == 0);
       ASSERT(x[0] == y[0] && x[1] == y[1]);
     }
     /* keys and dimensions are checked */
@@ -217,11 +218,162 @@ TEST(resumed_training_equals_uninterrupted) {
   return 0;
 }
 
+/* ---------- safe actions and action bounds (issue 10) ---------- */
+
+TEST(nonfinite_observations_are_refused_and_change_nothing) {
+  const float b[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  pol_policy *p = s_const_policy(b);
+  pol_data *pd = pol_data_new(p, 0);
+  char err[256] = "";
+  double o = 0.5, a = 7;
+  ASSERT(pol_act(p, pd, &o, &a, err, sizeof(err)) == 0);
+  ASSERT_NEAR(a, 0.1, 1e-7);
+  const float hist[2] = {pd->hist[0], pd->hist[1]};
+  const int nseen = pd->nseen, qpos = pd->qpos;
+  const int64_t chunks = pd->chunks;
+  const double bad[3] = {NAN, -INFINITY, 1e300 /* finite, but not in float32 */};
+  const char *why[3] = {"observation 'o' value 0 is not finite (nan)", "observation 'o' value 0 is not finite (-inf)",
+                        "observation 'o' value 0 (1e+300) is out of float32's range once normalized"};
+  for (int i = 0; i < 3; i++) {
+    a = 7;
+    ASSERT(pol_act(p, pd, &bad[i], &a, err, sizeof(err)) == -1);
+    ASSERT_CONTAINS(err, why[i]);
+    ASSERT(a == 7); /* no action, not even a bound */
+    ASSERT(pd->hist[0] == hist[0] && pd->hist[1] == hist[1]);
+    ASSERT_EQ_INT(pd->nseen, nseen);
+    ASSERT_EQ_INT(pd->qpos, qpos);
+    ASSERT_EQ_INT(pd->chunks, chunks);
+    ASSERT(pol_observe(p, pd, &bad[i], err, sizeof(err)) == -1);
+    ASSERT(pol_check_obs(p, &bad[i], err, sizeof(err)) == -1);
+    ASSERT_CONTAINS(err, why[i]);
+  }
+  ASSERT(pol_check_obs(p, &o, err, sizeof(err)) == 0);
+  /* the episode goes on from where it was */
+  ASSERT(pol_act(p, pd, &o, &a, err, sizeof(err)) == 0);
+  ASSERT_NEAR(a, 0.2, 1e-7);
+  pol_data_free(pd);
+  pol_free(p);
+  return 0;
+}
+
+TEST(nonfinite_chunk_is_an_error_not_a_command) {
+  /* a chunk with NaN (or inf) was clipped to the lower bound: a full command */
+  const float nan_b[4] = {0.1f, NAN, 0.3f, 0.4f}, inf_b[4] = {INFINITY, 0.2f, 0.3f, 0.4f};
+  const float *bs[2] = {nan_b, inf_b};
+  for (int i = 0; i < 2; i++) {
+    pol_policy *p = s_const_policy(bs[i]);
+    pol_data *pd = pol_data_new(p, 0);
+    char err[256] = "";
+    double o = 0.5, a = 7, acts[3] = {7, 7, 7};
+    ASSERT(pol_act(p, pd, &o, &a, err, sizeof(err)) == -1);
+    ASSERT_CONTAINS(err, "the policy sampled a non-finite action");
+    ASSERT(a == 7);
+    ASSERT_EQ_INT(pd->qlen, 0); /* the queue is empty, not half filled */
+    ASSERT_EQ_INT(pd->clipped, 0);
+    ASSERT(pol_act(p, pd, &o, &a, err, sizeof(err)) == -1); /* and stays refused */
+    ASSERT(pol_sample(p, pd, acts, err, sizeof(err)) == -1);
+    ASSERT(acts[0] == 7 && acts[1] == 7 && acts[2] == 7);
+    pol_data_free(pd);
+    pol_free(p);
+  }
+  return 0;
+}
+
+/* 6 demos of 20 steps: obs a = (sin, cos), b = parity; actions 3 sin and
+ * 2.5 cos, so they span about [-3, 3] and [-2.5, 2.5] (absolute targets) */
+static ds_dataset *s_wide_dataset(void) {
+  ds_dataset *d = s_dataset();
+  for (int r = 0; r < 120; r++) {
+    d->actions[r * 2] = 3.0f * d->obs[r * 3];
+    d->actions[r * 2 + 1] = 2.5f * d->obs[r * 3 + 1];
+  }
+  return d;
+}
+
+TEST(action_bounds_come_from_the_training_actions) {
+  ds_dataset *d = s_wide_dataset();
+  char err[512];
+  pol_train_config c = s_small_config(POL_MSE);
+  c.steps = 1500;
+  pol_trainer *t = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(t, "%s", err);
+  while (!pol_trainer_done(t)) pol_trainer_step(t);
+  const pol_policy *p = pol_trainer_policy(t);
+  /* the bounds are the training split's range, per dimension */
+  for (int j = 0; j < 2; j++) {
+    ASSERT(p->meta.action_low[j] == p->act_norm.lo[j]);
+    ASSERT(p->meta.action_high[j] == p->act_norm.hi[j]);
+  }
+  ASSERT_MSG(p->meta.action_low[0] < -2.5 && p->meta.action_high[0] > 2.5, "[%g, %g]", p->meta.action_low[0],
+             p->meta.action_high[0]);
+  ASSERT_MSG(p->meta.action_low[1] < -2 && p->meta.action_high[1] > 2, "[%g, %g]", p->meta.action_low[1],
+             p->meta.action_high[1]);
+  /* the policy reproduces actions outside [-1, 1], unclipped: two frames
+   * as in the demos (0.3 rad apart), whose next targets are (3 sin, 2.5 cos)
+   * at 0.7 and 2.4 rad */
+  const double angles[2] = {0.7, 2.4};
+  for (int k = 0; k < 2; k++) {
+    pol_data *pd = pol_data_new(p, 1);
+    const double th = angles[k];
+    double prev[3] = {sin(th - 0.3), cos(th - 0.3), 0}, obs[3] = {sin(th), cos(th), 0}, act[2 * 2];
+    ASSERT(pol_observe(p, pd, prev, err, sizeof(err)) == 0);
+    ASSERT(pol_observe(p, pd, obs, err, sizeof(err)) == 0);
+    ASSERT(pol_sample(p, pd, act, err, sizeof(err)) == 0); /* none clipped */
+    ASSERT_MSG(fabs(act[0] - 3 * obs[0]) < 0.3 && fabs(act[1] - 2.5 * obs[1]) < 0.3, "%g %g for targets %g %g", act[0],
+               act[1], 3 * obs[0], 2.5 * obs[1]);
+    ASSERT_MSG(fabs(act[0]) > 1.5 && fabs(act[1]) > 1.5, "%g %g", act[0], act[1]);
+    pol_data_free(pd);
+  }
+  pol_trainer_free(t);
+  /* overrides: one value for all dimensions, or one per dimension */
+  c.steps = 2;
+  c.action_nlow = 1, c.action_low[0] = -2;
+  c.action_nhigh = 2, c.action_high[0] = 2.75, c.action_high[1] = 4;
+  t = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(t, "%s", err);
+  p = pol_trainer_policy(t);
+  ASSERT(p->meta.action_low[0] == -2 && p->meta.action_low[1] == -2);
+  ASSERT(p->meta.action_high[0] == 2.75f && p->meta.action_high[1] == 4);
+  pol_trainer_free(t);
+  c.action_nhigh = 0; /* an upper bound from the data, a lower one given */
+  c.action_nlow = 2, c.action_low[0] = -1, c.action_low[1] = 2.9;
+  ASSERT(pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "action bounds of dimension 1 would be [2.9, ");
+  ASSERT_CONTAINS(err, "low must be below high");
+  c.action_nlow = 3;
+  ASSERT(pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "3 lower action bounds were given for 2 action dimensions");
+  c.action_nlow = 1, c.action_low[0] = 1e300;
+  ASSERT(pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "must be a finite float");
+  ds_dataset_free(d);
+  return 0;
+}
+
+TEST(ode_steps_must_divide_among_the_blocks) {
+  pol_train_config c = s_small_config(POL_LFM);
+  char err[256];
+  c.blocks = 3;
+  c.ode_steps = 8;
+  ASSERT(pol_flow_new(&c, 3, 2, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "8 ODE steps over the chain do not divide evenly among its 3 blocks");
+  c.ode_steps = 9;
+  fc_lfm *f = pol_flow_new(&c, 3, 2, err, sizeof(err));
+  ASSERT_MSG(f, "%s", err);
+  ASSERT_EQ_INT(f->cfg.steps, 3);
+  fc_lfm_free(f);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(history_and_chunks_follow_horizons),
       TEST_ENTRY(training_lowers_loss_and_files_round_trip),
       TEST_ENTRY(resumed_training_equals_uninterrupted),
+      TEST_ENTRY(nonfinite_observations_are_refused_and_change_nothing),
+      TEST_ENTRY(nonfinite_chunk_is_an_error_not_a_command),
+      TEST_ENTRY(action_bounds_come_from_the_training_actions),
+      TEST_ENTRY(ode_steps_must_divide_among_the_blocks),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -41,5 +41,64 @@ msg=$("$LFP" train --data "$tmp/d.hdf5" 2>&1); rc=$?
 [ $rc = 2 ] && [[ "$msg" == *"--out"* ]] || { echo "FAIL: no --out -> $rc: $msg"; fail=1; }
 msg=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/q.lfp" --resume 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"no checkpoint"* ]] || { echo "FAIL: resume without checkpoint -> $rc: $msg"; fail=1; }
+# issue 10: a final validation pass, action bounds from the data, refused settings
+out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/v.lfp" --steps 300 --width 32 --json) || { echo "FAIL: train: $out"; fail=1; }
+/usr/bin/python3 - "$out" "$tmp/v.lfp.csv" <<'PY' || fail=1
+import json, sys, csv, math
+text = sys.argv[1]
+t = json.loads(text.splitlines()[-1])
+last = list(csv.DictReader(open(sys.argv[2])))[-1]
+ok = {  # --ckpt-every (1000) > --steps: validation ran only at the end
+    "json valid_loss": isinstance(t["valid_loss"], float) and math.isfinite(t["valid_loss"]),
+    "summary line": "final validation loss" in text and "loss nan" not in text,
+    "csv last row": last["step"] == "300" and last["valid_loss"] not in ("", "nan") and last["block"] == "2",
+    "bounds": len(t["action_low"]) == 7 and all(l <= h for l, h in zip(t["action_low"], t["action_high"])),
+}
+bad = [k for k, v in ok.items() if not v]
+if bad: print("FAIL: final validation / bounds:", bad, text)
+sys.exit(1 if bad else 0)
+PY
+# absolute actions: the same demos with actions x 3 keep their range
+cp "$tmp/d.hdf5" "$tmp/abs.hdf5"
+/usr/bin/python3 -c "
+import h5py, sys
+with h5py.File(sys.argv[1], 'r+') as f:
+    for k in f['data']:
+        f['data'][k]['actions'][...] = 3 * f['data'][k]['actions'][...]
+" "$tmp/abs.hdf5" || { echo "FAIL: h5py could not scale the actions"; fail=1; }
+tr=$("$LFP" train --data "$tmp/abs.hdf5" --out "$tmp/abs.lfp" --steps 300 --width 32 --json) || { echo "FAIL: train abs: $tr"; fail=1; }
+ev=$("$LFP" eval --policy "$tmp/abs.lfp" --episodes 1 --json) || { echo "FAIL: eval abs: $ev"; fail=1; }
+/usr/bin/python3 - "$(echo "$out" | tail -n 1)" "$(echo "$tr" | tail -n 1)" "$ev" <<'PY' || fail=1
+import json, sys
+one, three, text = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+e = json.loads(text.splitlines()[-1])
+near = lambda a, b: all(abs(x - 3 * y) <= 1e-5 * max(1, abs(x)) for x, y in zip(a, b))
+ok = {
+    "3x the range": near(three["action_low"], one["action_low"]) and near(three["action_high"], one["action_high"]),
+    "outside [-1, 1]": max(three["action_high"]) > 1.5 and min(three["action_low"]) < -1.5,
+    "eval json": e["action_low"] == three["action_low"] and e["action_high"] == three["action_high"],
+    "eval text": "action bounds: [%g, %g]" % (three["action_low"][0], three["action_high"][0]) in text,
+}
+bad = [k for k, v in ok.items() if not v]
+if bad: print("FAIL: absolute actions:", bad, sys.argv[2:])
+sys.exit(1 if bad else 0)
+PY
+out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/o.lfp" --steps 2 --width 8 --action-low -0.5 --action-high 0.5,0.5,0.5,0.5,0.5,0.5,2 --json) \
+  || { echo "FAIL: train with bounds: $out"; fail=1; }
+/usr/bin/python3 -c "
+import json, sys
+t = json.loads(sys.argv[1])
+sys.exit(0 if t['action_low'] == [-0.5] * 7 and t['action_high'] == [0.5] * 6 + [2] else 1)
+" "$(echo "$out" | tail -n 1)" || { echo "FAIL: bounds override: $out"; fail=1; }
+msg=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/o.lfp" --steps 2 --action-low -1,1 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"2 lower action bounds were given for 7 action dimensions"* ]] || { echo "FAIL: bound count -> $rc: $msg"; fail=1; }
+msg=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/o.lfp" --steps 2 --action-low 1 --action-high 0.5 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"low must be below high"* ]] || { echo "FAIL: empty bounds -> $rc: $msg"; fail=1; }
+msg=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/o.lfp" --action-high 1,x 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$msg" == *"--action-high '1,x' is not a comma-separated list"* ]] || { echo "FAIL: bad bound -> $rc: $msg"; fail=1; }
+msg=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/o.lfp" --steps 3 --blocks 3 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"8 ODE steps over the chain do not divide evenly among its 3 blocks"* ]] || { echo "FAIL: uneven ode steps -> $rc: $msg"; fail=1; }
+msg=$("$LFP" toy --blocks 3 --steps 3 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$msg" == *"do not divide evenly among its 3 blocks"* ]] || { echo "FAIL: toy uneven ode steps -> $rc: $msg"; fail=1; }
 [ $fail = 0 ] && echo "all train/eval checks passed"
 exit $fail

@@ -318,8 +318,9 @@ int bench_node(int argc, char **argv) {
   pol_data *pd = pol_data_new(p, 3);
   double *frame = fc_calloc((size_t)p->meta.obs_dim, sizeof(double));
   double *acts = fc_malloc(sizeof(double) * (size_t)p->meta.Ta * p->meta.action_dim);
-  pol_observe(p, pd, frame);
-  long lost = 0;
+  char why[256] = "";
+  long lost = 0, refused = 0; /* refused: observations or chunks the policy refused (non-finite) */
+  refused += pol_observe(p, pd, frame, why, sizeof(why)) < 0;
   for (int w = 0; w < 20; w++) { /* warm-up */
     s_roundtrip(raw, req.data, req.size, 5000, &reply);
     s_roundtrip(cli, req.data, req.size, 5000, &reply);
@@ -327,7 +328,7 @@ int bench_node(int argc, char **argv) {
   /* the sampling time, for the echo's service time */
   for (int i = 0; i < 200; i++) {
     const double t0 = cli_now();
-    pol_sample(p, pd, acts);
+    refused += pol_sample(p, pd, acts, why, sizeof(why)) < 0;
     sl[i % n] = (cli_now() - t0) * 1e6;
   }
   cli_sort(sl, n < 200 ? n : 200);
@@ -347,7 +348,7 @@ int bench_node(int argc, char **argv) {
     atomic_store(&echo.busy_us, 0.0);
     for (int i = 0; i < per_round; i++) {
       const double t0 = cli_now();
-      pol_sample(p, pd, acts);
+      refused += pol_sample(p, pd, acts, why, sizeof(why)) < 0;
       sl[k + i] = (cli_now() - t0) * 1e6;
     }
     for (int i = 0; i < per_round; i++) {
@@ -471,5 +472,9 @@ int bench_node(int argc, char **argv) {
   pol_free(p);
   pol_free(small);
   env_model_free(em);
+  if (refused) {
+    cli_error("bench", "the policy refused %ld of its in-process chunks, so its sampling figures are void: %s", refused, why);
+    return 1;
+  }
   return 0;
 }

@@ -26,8 +26,11 @@ typedef struct {
   atomic_long nlat;
   long maxlat;
   atomic_long clipped;
-  pthread_mutex_t mu; /* guards fail */
-  char fail[512];     /* the first error that ends the run ("" while none) */
+  atomic_int refused; /* episodes stopped because the policy refused an observation or a
+                         chunk (non-finite): never executed, the episode ends failed */
+  pthread_mutex_t mu;  /* guards fail and first_refusal */
+  char fail[640];      /* the first error that ends the run ("" while none) */
+  char first_refusal[640]; /* with its episode and step */
 } s_eval;
 
 static void *s_worker(void *arg) {
@@ -37,7 +40,7 @@ static void *s_worker(void *arg) {
   pd->sampler = ev->sampler;
   pd->steps = ev->steps;
   double obs[256], act[POL_MAX_ACTION];
-  char err[256];
+  char err[512];
   for (;;) {
     int i = atomic_fetch_add(&ev->next, 1);
     if (i >= ev->episodes) break;
@@ -51,7 +54,15 @@ static void *s_worker(void *arg) {
       env_obs(ev->em, ed, obs);
       int sampling = pd->qpos >= pd->qlen;
       double t0 = cli_now();
-      pol_act(ev->p, pd, obs, act);
+      if (pol_act(ev->p, pd, obs, act, err, sizeof(err))) {
+        pthread_mutex_lock(&ev->mu);
+        if (!ev->first_refusal[0])
+          snprintf(ev->first_refusal, sizeof(ev->first_refusal), "episode with seed %llu stopped at step %d: %s",
+                   (unsigned long long)(ev->seed + (uint64_t)i), env_steps(ed), err);
+        pthread_mutex_unlock(&ev->mu);
+        atomic_fetch_add(&ev->refused, 1);
+        break;
+      }
       if (sampling) {
         long k = atomic_fetch_add(&ev->nlat, 1);
         if (k < ev->maxlat) ev->lat[k] = (cli_now() - t0) * 1e6;
@@ -79,6 +90,24 @@ static void *s_worker(void *arg) {
   pol_data_free(pd);
   env_data_free(ed);
   return NULL;
+}
+
+/* The policy's action bounds: a line of text, or the JSON members
+ * "action_low" and "action_high". */
+static void s_print_bounds(FILE *f, const pol_policy *p, int json) {
+  const pol_meta *m = &p->meta;
+  double lo[POL_MAX_ACTION], hi[POL_MAX_ACTION];
+  for (int j = 0; j < m->action_dim; j++) lo[j] = m->action_low[j], hi[j] = m->action_high[j];
+  if (json) {
+    fprintf(f, ", \"action_low\": ");
+    cli_json_nums(f, lo, m->action_dim);
+    fprintf(f, ", \"action_high\": ");
+    cli_json_nums(f, hi, m->action_dim);
+    return;
+  }
+  fprintf(f, "  action bounds:");
+  for (int j = 0; j < m->action_dim; j++) fprintf(f, " [%g, %g]", lo[j], hi[j]);
+  fprintf(f, "\n");
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -138,10 +167,10 @@ int cmd_eval(int argc, char **argv) {
   ev.steps = steps > 0 ? steps : p->flow->cfg.steps;
   ev.episodes = episodes;
   ev.seed = (uint64_t)seed;
+  pthread_mutex_init(&ev.mu, NULL);
   ev.res = fc_calloc((size_t)episodes, sizeof(rollout_result));
   ev.maxlat = (long)episodes * (env_horizon(em) / p->meta.Ta + 2);
   ev.lat = fc_malloc(sizeof(double) * (size_t)ev.maxlat);
-  pthread_mutex_init(&ev.mu, NULL);
   if (jobs > episodes) jobs = episodes;
   pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
   double t0 = cli_now();
@@ -158,6 +187,10 @@ int cmd_eval(int argc, char **argv) {
     pol_free(p);
     return 1;
   }
+  const int refused = atomic_load(&ev.refused);
+  if (refused)
+    cli_error("eval", "warning: %s: %d episode%s stopped because the policy refused to act (counted as failures); the first: "
+              "%s", path, refused, refused == 1 ? "" : "s", ev.first_refusal);
 
   rollout_stats rs;
   rollout_summarize(ev.res, episodes, &rs);
@@ -170,11 +203,15 @@ int cmd_eval(int argc, char **argv) {
          episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method), fc_sampler_name(ev.sampler),
          ev.steps, nfe);
   rollout_print(stdout, em, &rs);
-  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %.1f s on %d threads\n",
-         p50, p99, nl, atomic_load(&ev.clipped), rs.unstable, secs, jobs);
+  s_print_bounds(stdout, p, 0);
+  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %d refused by the "
+         "policy; %.1f s on %d threads\n",
+         p50, p99, nl, atomic_load(&ev.clipped), rs.unstable, refused, secs, jobs);
   if (json) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, atomic_load(&ev.clipped), p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
+    s_print_bounds(stdout, p, 1);
+    printf(", \"refused\": %d", refused);
     rollout_json_close(stdout, secs);
   }
   free(th);

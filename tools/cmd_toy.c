@@ -64,12 +64,12 @@ int cmd_toy(int argc, char **argv) {
       {"--seed", CLI_INT, &seed, "seed of every random draw", NULL, 0, 2147483647},
       {"--batch", CLI_INT, &tc.batch, "minibatch size", NULL, 1, 65536},
       {"--width", CLI_INT, &tc.width, "FM network width (LFM blocks: same total parameters)", NULL, 4, 4096},
-      {"--depth", CLI_INT, &tc.depth, "residual blocks per network", NULL, 0, 32},
+      {"--depth", CLI_INT, &tc.depth, "residual blocks per network (FiLM conditions t and c inside them)", NULL, 1, 32},
       {"--lr", CLI_DOUBLE, &lr, "peak learning rate", NULL, 1e-7, 1},
       {"--gamma-c", CLI_DOUBLE, &gc, "LFM OU step schedule: gamma_n = c * rho^(n-1)", NULL, 1e-6, 100},
       {"--gamma-rho", CLI_DOUBLE, &grho, "LFM OU step growth rho", NULL, 1e-3, 100},
       {"--sampler", CLI_CHOICE, &sampler, "ODE sampler", samplers, 0, 0},
-      {"--ode-steps", CLI_INT, &tc.ode_steps, "sampler steps over the chain (LFM: divided among its blocks, so FM and LFM use the same NFE)", NULL, 1, 10000},
+      {"--ode-steps", CLI_INT, &tc.ode_steps, "sampler steps over the chain (LFM: divided among its blocks, a multiple of N, so FM and LFM use the same NFE)", NULL, 1, 10000},
       {"--train-size", CLI_INT, &tc.train_size, "training set size", NULL, 16, 10000000},
       {"--eval-size", CLI_INT, &tc.eval_size, "held-out points for W2 (exact, O(n^3))", NULL, 16, 5000},
       {"--eval-reps", CLI_INT, &tc.eval_reps, "independent evaluations averaged (new targets and samples each)", NULL, 1, 64},
@@ -90,11 +90,15 @@ int cmd_toy(int argc, char **argv) {
     return 2;
   }
 
+  char err[256];
+  if (strcmp(method, "fm") && fc_lfm_steps_per_block(tc.ode_steps, blocks, err, sizeof(err)) < 0) {
+    cli_error("toy", "--ode-steps: %s", err);
+    return 2;
+  }
   int runs[2], nruns = 0;
   if (strcmp(method, "lfm")) runs[nruns++] = 1;
   if (strcmp(method, "fm")) runs[nruns++] = blocks;
   toy_result res[2];
-  char err[256];
   printf("lfp toy: %s, %d training points, %lld steps, seed %d, sampler %s, %d steps over the chain\n",
          dist, tc.train_size, (long long)tc.steps, seed, sampler, tc.ode_steps);
   fflush(stdout);

@@ -11,11 +11,27 @@
 #include "env.h"
 #include "pol_train.h"
 
+/* "a,b,c" -> up to max finite numbers; their count, or -1 */
+static int s_parse_numbers(const char *csv, double *v, int max) {
+  int n = 0;
+  const char *p = csv;
+  for (;;) {
+    char *end;
+    const double x = strtod(p, &end);
+    if (end == p || !isfinite(x) || n == max) return -1;
+    v[n++] = x;
+    while (*end == ' ') end++;
+    if (*end == 0) return n;
+    if (*end != ',') return -1;
+    p = end + 1;
+  }
+}
+
 int cmd_train(int argc, char **argv) {
   pol_train_config c;
   pol_train_config_default(&c);
   const char *data = NULL, *out = NULL, *keys_csv = NULL, *method = "lfm", *sampler = "rk4", *norm = "minmax",
-             *log_path = NULL;
+             *log_path = NULL, *low_csv = NULL, *high_csv = NULL;
   int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0, resume = 0, ckpt_every = 1000;
   double lr = c.lr, gc = c.gamma_c, grho = c.gamma_rho;
   static const char *const methods[] = {"lfm", "fm", "mse", NULL};
@@ -35,13 +51,17 @@ int cmd_train(int argc, char **argv) {
       {"--Tp", CLI_INT, &c.Tp, "predicted actions per chunk", NULL, 1, 256},
       {"--Ta", CLI_INT, &c.Ta, "executed actions per chunk", NULL, 1, 256},
       {"--width", CLI_INT, &c.width, "network width (fm/mse; lfm blocks: same total parameters)", NULL, 4, 8192},
-      {"--depth", CLI_INT, &c.depth, "residual blocks per network", NULL, 0, 32},
+      {"--depth", CLI_INT, &c.depth, "residual blocks per network (FiLM conditions t and c inside them)", NULL, 1, 32},
       {"--lr", CLI_DOUBLE, &lr, "peak learning rate", NULL, 1e-7, 1},
       {"--gamma-c", CLI_DOUBLE, &gc, "LFM OU step schedule: gamma_n = c * rho^(n-1)", NULL, 1e-6, 100},
       {"--gamma-rho", CLI_DOUBLE, &grho, "LFM OU step growth", NULL, 1e-3, 100},
       {"--sampler", CLI_CHOICE, &sampler, "ODE sampler", samplers, 0, 0},
-      {"--ode-steps", CLI_INT, &c.ode_steps, "sampler steps over the chain (lfm: divided among blocks)", NULL, 1, 10000},
+      {"--ode-steps", CLI_INT, &c.ode_steps, "sampler steps over the chain (lfm: divided among blocks, a multiple of N)", NULL, 1, 10000},
       {"--norm", CLI_CHOICE, &norm, "normalization", norms, 0, 0},
+      {"--action-low", CLI_STR, &low_csv, "lower action bounds: one value for all dimensions or one per dimension "
+                                          "(default: the training actions' minimum)", NULL, 0, 0},
+      {"--action-high", CLI_STR, &high_csv, "upper action bounds, likewise (default: the training actions' maximum)", NULL,
+       0, 0},
       {"--ckpt-every", CLI_INT, &ckpt_every, "write OUT.ckpt (resume state) every K steps", NULL, 1, 1e9},
       {"--log", CLI_STR, &log_path, "CSV of train and validation loss (default OUT.csv)", NULL, 0, 0},
       {"--resume", CLI_FLAG, &resume, "continue from OUT.ckpt", NULL, 0, 0},
@@ -66,6 +86,15 @@ int cmd_train(int argc, char **argv) {
   c.gamma_rho = (float)grho;
   c.sampler = (fc_sampler)fc_sampler_parse(sampler);
   c.norm = !strcmp(norm, "meanstd") ? DS_NORM_MEANSTD : DS_NORM_MINMAX;
+  if (low_csv && (c.action_nlow = s_parse_numbers(low_csv, c.action_low, POL_MAX_ACTION)) < 0) {
+    cli_error("train", "--action-low '%s' is not a comma-separated list of at most %d finite numbers", low_csv, POL_MAX_ACTION);
+    return 2;
+  }
+  if (high_csv && (c.action_nhigh = s_parse_numbers(high_csv, c.action_high, POL_MAX_ACTION)) < 0) {
+    cli_error("train", "--action-high '%s' is not a comma-separated list of at most %d finite numbers", high_csv,
+              POL_MAX_ACTION);
+    return 2;
+  }
 
   /* the data, with the task's keys unless told otherwise */
   char err[512], kbuf[1024];
@@ -107,13 +136,16 @@ int cmd_train(int argc, char **argv) {
   /* --epochs: passes over the training windows */
   pol_trainer *t = NULL;
   if (epochs > 0) {
-    c.steps = 1; /* a first trainer only to count windows */
+    c.steps = blocks; /* a first trainer only to count windows (lfm needs a step per block) */
     t = pol_trainer_new(d, &c, d->env_args, hz, err, sizeof(err));
-    if (t) {
-      int64_t w = pol_trainer_train_windows(t);
-      pol_trainer_free(t);
-      c.steps = (epochs * w + c.batch - 1) / c.batch;
+    if (!t) {
+      cli_error("train", "%s", err);
+      ds_dataset_free(d);
+      return 1;
     }
+    int64_t w = pol_trainer_train_windows(t);
+    pol_trainer_free(t);
+    c.steps = (epochs * w + c.batch - 1) / c.batch;
   } else {
     c.steps = steps;
   }
@@ -168,14 +200,16 @@ int cmd_train(int argc, char **argv) {
   double t0 = cli_now(), ema = NAN, vloss = NAN;
   int64_t start = pol_trainer_steps_done(t);
   while (!pol_trainer_done(t)) {
+    const int blk = pol_trainer_block(t) + 1; /* the block this step trains, 1-based */
     double loss = pol_trainer_step(t);
     ema = isnan(ema) ? loss : 0.98 * ema + 0.02 * loss;
     int64_t s = pol_trainer_steps_done(t);
     int last = pol_trainer_done(t);
     if (s % ckpt_every == 0 || last) {
-      if (!last) vloss = pol_trainer_valid_loss(t);
-      fprintf(lg, "%lld,%d,%.6g,%.6g,%.6g\n", (long long)s, pol_trainer_block(t) + (last ? 0 : 1), ema, vloss,
-              pol_trainer_lr(t));
+      /* the block just stepped (at its end: the weights it keeps); after the
+       * last step always, so the final model has a validation loss */
+      vloss = pol_trainer_valid_loss(t);
+      fprintf(lg, "%lld,%d,%.6g,%.6g,%.6g\n", (long long)s, blk, ema, vloss, pol_trainer_lr(t));
       fflush(lg);
       if (!last && pol_trainer_checkpoint(t, ckpt, err, sizeof(err))) {
         cli_error("train", "%s", err);
@@ -185,11 +219,11 @@ int cmd_train(int argc, char **argv) {
         return 1;
       }
     } else if (s % 100 == 0) {
-      fprintf(lg, "%lld,%d,%.6g,,%.6g\n", (long long)s, pol_trainer_block(t) + 1, ema, pol_trainer_lr(t));
+      fprintf(lg, "%lld,%d,%.6g,,%.6g\n", (long long)s, blk, ema, pol_trainer_lr(t));
     }
     double el = cli_now() - t0;
     char extra[160];
-    snprintf(extra, sizeof(extra), "block %d loss %.4f lr %.2e %.0f samples/s", pol_trainer_block(t) + 1, ema,
+    snprintf(extra, sizeof(extra), "block %d loss %.4f lr %.2e %.0f samples/s", blk, ema,
              pol_trainer_lr(t), (double)(s - start) * c.batch / (el > 0 ? el : 1e-9));
     cli_progress_update(&pb, s, extra);
   }
@@ -203,8 +237,16 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   unlink(ckpt); /* the run is complete: nothing left to resume */
-  printf("  %.1f s, %.0f samples/s, final train loss %.4f, last validation loss %.4f\n  wrote %s (log %s)\n", secs,
-         (double)(c.steps - start) * c.batch / secs, ema, vloss, out, logp);
+  char vtext[96];
+  if (pol_trainer_valid_windows(t))
+    snprintf(vtext, sizeof(vtext), "final validation loss %.4f (last block, %lld windows)", vloss,
+             (long long)pol_trainer_valid_windows(t));
+  else
+    snprintf(vtext, sizeof(vtext), "no validation split");
+  printf("  %.1f s, %.0f samples/s, final train loss %.4f, %s\n  action bounds:", secs,
+         (double)(c.steps - start) * c.batch / secs, ema, vtext);
+  for (int j = 0; j < p->meta.action_dim; j++) printf(" [%g, %g]", p->meta.action_low[j], p->meta.action_high[j]);
+  printf("\n  wrote %s (log %s)\n", out, logp);
   if (json) {
     printf("{\"out\": ");
     cli_json_str(stdout, out);
@@ -218,6 +260,12 @@ int cmd_train(int argc, char **argv) {
     cli_json_num(stdout, ema);
     printf(", \"valid_loss\": ");
     cli_json_num(stdout, vloss);
+    double lo[POL_MAX_ACTION], hi[POL_MAX_ACTION];
+    for (int j = 0; j < p->meta.action_dim; j++) lo[j] = p->meta.action_low[j], hi[j] = p->meta.action_high[j];
+    printf(", \"action_low\": ");
+    cli_json_nums(stdout, lo, p->meta.action_dim);
+    printf(", \"action_high\": ");
+    cli_json_nums(stdout, hi, p->meta.action_dim);
     printf("}\n");
   }
   pol_trainer_free(t);

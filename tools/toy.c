@@ -153,10 +153,10 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   out->width = blocks == 1 ? tc->width : toy_block_width(tc, blocks);
   s_net_config(tc, &lc.net, out->width);
   lc.sampler = tc->sampler;
-  lc.steps = tc->ode_steps / blocks > 0 ? tc->ode_steps / blocks : 1;
+  lc.steps = fc_lfm_steps_per_block(tc->ode_steps, blocks, err, errsz);
   lc.gamma_c = tc->gamma_c;
   lc.gamma_rho = tc->gamma_rho;
-  fc_lfm *model = fc_lfm_new(&lc, err, errsz);
+  fc_lfm *model = lc.steps > 0 ? fc_lfm_new(&lc, err, errsz) : NULL;
   fc_train_config trc;
   fc_train_config_default(&trc);
   trc.steps = tc->steps;
