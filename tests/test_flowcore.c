@@ -1000,6 +1000,21 @@ TEST(section_cursor_bounds_every_field) {
   ASSERT_MSG(ck, "%s", err);
   fc_ckpt_free(ck);
   free(bytes);
+  /* a bare file name: written, renamed and its directory (".") flushed */
+  char cwd[1024];
+  ASSERT(getcwd(cwd, sizeof(cwd)) && chdir(dir) == 0);
+  w = fc_ckpt_writer_new("t");
+  fc_ckpt_add(w, "s", v, sizeof(v));
+  const int rc = fc_ckpt_write(w, "rel.lfp", err, sizeof(err));
+  fc_ckpt_writer_free(w);
+  ASSERT(chdir(cwd) == 0);
+  ASSERT_MSG(rc == 0, "%s", err);
+  snprintf(path + strlen(dir), sizeof(path) - strlen(dir), "/rel.lfp");
+  ck = fc_ckpt_read(path, "t", err, sizeof(err));
+  ASSERT_MSG(ck, "%s", err);
+  fc_ckpt_free(ck);
+  unlink(path);
+  snprintf(path, sizeof(path), "%s/c.lfp", dir);
   unlink(path);
   rmdir(dir);
   return 0;

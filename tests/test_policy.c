@@ -220,15 +220,41 @@ TEST(resumed_training_equals_uninterrupted) {
 /* ---------- the policy file format (field-wise, versioned, bounded) ---------- */
 
 /* a seed of tests/fuzz/ckpt: one flag byte, then the file */
-static fc_ckpt *s_seed(const char *name, char *err, size_t errsz) {
+static unsigned char *s_seed_bytes(const char *name, size_t *n) {
   char path[256];
   snprintf(path, sizeof(path), "%s/%s", LFP_CKPT_SEEDS, name);
   FILE *f = fopen(path, "rb");
-  if (!f) return snprintf(err, errsz, "cannot open %s", path), NULL;
+  if (!f) return NULL;
   static unsigned char buf[1 << 16];
-  size_t n = fread(buf, 1, sizeof(buf), f);
+  *n = fread(buf, 1, sizeof(buf), f);
   fclose(f);
-  return n > 1 ? fc_ckpt_parse(buf + 1, n - 1, path, NULL, err, errsz) : NULL;
+  if (*n < 2) return NULL;
+  unsigned char *b = malloc(--*n);
+  memcpy(b, buf + 1, *n);
+  return b;
+}
+
+static fc_ckpt *s_seed(const char *name, char *err, size_t errsz) {
+  size_t n = 0;
+  unsigned char *b = s_seed_bytes(name, &n);
+  if (!b) return snprintf(err, errsz, "cannot read seed %s", name), NULL;
+  fc_ckpt *ck = fc_ckpt_parse(b, n, name, NULL, err, errsz);
+  free(b);
+  return ck;
+}
+
+/* the offset of a section's bytes in a file image (the table at byte 64:
+ * entries of name[40], u64 offset, u64 size) */
+static size_t s_section_at(const unsigned char *b, const char *name) {
+  uint32_t n;
+  memcpy(&n, b + 20, 4);
+  for (uint32_t i = 0; i < n; i++) {
+    const unsigned char *e = b + 64 + (size_t)i * (FC_CKPT_NAME_MAX + 16);
+    uint64_t off;
+    memcpy(&off, e + FC_CKPT_NAME_MAX, 8);
+    if (!strcmp((const char *)e, name)) return (size_t)off;
+  }
+  return 0;
 }
 
 TEST(policy_sections_are_field_wise_and_sized_by_the_dimensions) {
@@ -302,6 +328,36 @@ TEST(format1_policy_files_still_load) {
     pol_free(p2);
     fc_ckpt_free(c1);
     fc_ckpt_free(c2);
+  }
+  /* the format-1 reader is bounded too: a width of 10^9, a negative obs
+   * dimension or a huge norm dim behind a valid CRC are refused */
+  const struct {
+    const char *section;
+    size_t at;
+    int32_t value;
+    const char *expect;
+  } hostile[] = {
+      {"lfm.config", 12, 1000000000, "section 'lfm.config' has width = 1000000000, outside 1..65536"},
+      {"pol.meta", 16, -3, "section 'pol.meta' has obs_dim = -3, outside 1..512"},
+      {"pol.meta", 540, 1 << 30, "section 'pol.meta' has key dim 0 = 1073741824, outside 1..512"},
+      {"norm.obs", 0, 1 << 30, "section 'norm.obs' has dim = 1073741824, outside 1..512"},
+  };
+  for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+    size_t n = 0;
+    unsigned char *b = s_seed_bytes("v1-lfm-minmax.seed", &n);
+    ASSERT(b);
+    const size_t off = s_section_at(b, hostile[i].section);
+    ASSERT(off > 0);
+    memcpy(b + off + hostile[i].at, &hostile[i].value, 4);
+    fc_ckpt_seal(b, n);
+    fc_ckpt *ck = fc_ckpt_parse(b, n, "v1.lfp", "policy", err, sizeof(err));
+    ASSERT_MSG(ck, "%s", err);
+    ASSERT(pol_load_ckpt(ck, "v1.lfp", err, sizeof(err)) == NULL);
+    ASSERT_MSG(strstr(err, hostile[i].expect), "expected \"%s\" in \"%s\"", hostile[i].expect, err);
+    printf("| hostile format-1 policy file: %s field at %zu = %d | %s |\n", hostile[i].section, hostile[i].at,
+           hostile[i].value, err);
+    fc_ckpt_free(ck);
+    free(b);
   }
   /* a bare format-1 model ("lfm" kind) too */
   fc_ckpt *c1 = s_seed("v1-lfm-kind.seed", err, sizeof(err)), *c2 = s_seed("lfm-kind.seed", err, sizeof(err));
