@@ -91,6 +91,12 @@ static int s_meta_ints(fc_ckpt_cur *c, pol_meta *m) {
              : 0;
 }
 
+static int s_meta_hz(fc_ckpt_cur *c, const pol_meta *m) {
+  if (!(m->control_hz >= 0 && m->control_hz <= 1e6))
+    return fc_ckpt_cur_fail(c, "has control_hz = %g, outside 0..1e6", m->control_hz);
+  return 0;
+}
+
 /* format 2: the layout of pol.h */
 static int s_meta_read(fc_ckpt_cur *c, pol_meta *m) {
   uint32_t ver;
@@ -103,7 +109,7 @@ static int s_meta_read(fc_ckpt_cur *c, pol_meta *m) {
                  fc_ckpt_get_f32s(c, "action_high", m->action_high, (size_t)m->action_dim) ||
                  fc_ckpt_get_str(c, "env_args", m->env_args, sizeof(m->env_args)) ||
                  fc_ckpt_get_str(c, "version", m->version, sizeof(m->version)) ||
-                 fc_ckpt_get_f64(c, "control_hz", &m->control_hz) || fc_ckpt_cur_end(c)
+                 fc_ckpt_get_f64(c, "control_hz", &m->control_hz) || s_meta_hz(c, m) || fc_ckpt_cur_end(c)
              ? -1
              : 0;
 }
@@ -120,7 +126,7 @@ static int s_meta_read_v1(fc_ckpt_cur *c, pol_meta *m) {
       fc_ckpt_get_bytes(c, "key_dims", dims, sizeof(dims)) || fc_ckpt_get_f32s(c, "action_low", lo, 16) ||
       fc_ckpt_get_f32s(c, "action_high", hi, 16) || fc_ckpt_get_bytes(c, "env_args", env, sizeof(env)) ||
       fc_ckpt_get_bytes(c, "version", ver, sizeof(ver)) || fc_ckpt_get_bytes(c, "padding", pad, sizeof(pad)) ||
-      fc_ckpt_get_f64(c, "control_hz", &m->control_hz) || fc_ckpt_cur_end(c))
+      fc_ckpt_get_f64(c, "control_hz", &m->control_hz) || s_meta_hz(c, m) || fc_ckpt_cur_end(c))
     return -1;
   for (int k = 0; k < m->nkeys; k++) {
     if (dims[k] < 1 || dims[k] > DS_NORM_MAX_DIM)
