@@ -4,6 +4,9 @@
  * that loads is consistent enough to act on (one pol_act step, one Euler
  * step per block, so a hostile step count cannot stall the run).
  *
+ * Kind "run" (a model and fc_lfm_trainer_save's resume state) is restored
+ * into a trainer on 16 fixed samples (train.* readers), then stepped once.
+ *
  * Input layout: byte 0 is a flag, the rest is the file. When bit 0 of the
  * flag is set, the target first patches the file's total-size field, its
  * CRC-32 and its end marker (fc_ckpt_seal), so that libFuzzer's mutations
@@ -15,7 +18,8 @@
  * Built without libFuzzer it replays files given on the command line
  * (the seeds, or a crash artifact): fuzz_ckpt FILE... ; and
  * `fuzz_ckpt --write-seeds DIR` writes the seed corpus (tiny policies of
- * each method and norm kind, width 8, depth 1, Tp 2, and a bare "lfm" file).
+ * each method and norm kind, width 8, depth 1, Tp 2, a bare "lfm" file and
+ * an interrupted "run").
  * The seeds v1-* were written by this generator built at commit a28839e,
  * the last lfp of checkpoint format 1, and stay to keep that reader covered. */
 #include <stdint.h>
@@ -28,6 +32,43 @@
 #include "pol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* kind "run": a model and a trainer's resume state (fc_lfm_trainer_save),
+ * restored into a trainer on S_RUN_N fixed samples with S_RUN_CONFIG, then
+ * one step; 1 when it resumed */
+#define S_RUN_N 16
+static void s_run_config(fc_train_config *tc) {
+  fc_train_config_default(tc);
+  tc->steps = 8;
+  tc->batch = 4;
+  tc->seed = 5;
+}
+
+static int s_run(const fc_ckpt *ck) {
+  char err[512];
+  fc_lfm *m = fc_lfm_load(ck, NULL, err, sizeof(err));
+  if (!m) return 0;
+  /* the current block's inputs are recomputed by pushing through the
+   * finished blocks: keep a hostile step count from stalling the run */
+  int ok = 0;
+  if ((int64_t)m->cfg.steps * m->cfg.nblocks <= 256) {
+    const size_t D = (size_t)m->cfg.net.dx, C = (size_t)m->cfg.net.dc;
+    float *x = calloc(S_RUN_N * D, sizeof(float)), *c = calloc(S_RUN_N * C + 1, sizeof(float));
+    for (size_t i = 0; i < S_RUN_N * D; i++) x[i] = (float)(i % 7) * 0.1f;
+    fc_train_config tc;
+    s_run_config(&tc);
+    fc_lfm_trainer *tr = fc_lfm_trainer_new(m, x, C ? c : NULL, S_RUN_N, &tc, err, sizeof(err));
+    if (tr && fc_lfm_trainer_restore(tr, ck, err, sizeof(err)) == 0) {
+      if (!fc_lfm_trainer_done(tr)) fc_lfm_trainer_step(tr);
+      ok = 1;
+    }
+    fc_lfm_trainer_free(tr);
+    free(x);
+    free(c);
+  }
+  fc_lfm_free(m);
+  return ok;
+}
 
 /* 1 when the input was accepted as a whole policy or model */
 static int s_one(const uint8_t *data, size_t size) {
@@ -54,6 +95,8 @@ static int s_one(const uint8_t *data, size_t size) {
       pol_free(p);
       ok = 1;
     }
+  } else if (!strcmp(fc_ckpt_kind(ck), "run")) {
+    ok = s_run(ck);
   } else if (!strcmp(fc_ckpt_kind(ck), "lfm")) {
     fc_lfm *m = fc_lfm_load(ck, NULL, err, sizeof(err));
     if (m) {
@@ -159,6 +202,28 @@ static int s_write_seeds(const char *dir) {
   int rc = fc_lfm_save_file(p->flow, tmp, err, sizeof(err));
   pol_free(p);
   if (rc || s_write_seed(dir, "lfm-kind.seed", tmp, 1)) return 1;
+  /* a run interrupted inside its second block (kind "run") */
+  {
+    fc_lfm_config lc;
+    fc_lfm_config_default(&lc, 2, 1);
+    lc.nblocks = 2, lc.net.width = 8, lc.net.depth = 1, lc.net.temb = 4, lc.steps = 2;
+    fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
+    float x[S_RUN_N * 2], c[S_RUN_N] = {0};
+    for (int i = 0; i < S_RUN_N * 2; i++) x[i] = (float)(i % 7) * 0.1f;
+    fc_train_config tc;
+    s_run_config(&tc);
+    fc_lfm_trainer *tr = fc_lfm_trainer_new(m, x, c, S_RUN_N, &tc, err, sizeof(err));
+    if (!tr) return fprintf(stderr, "fuzz_ckpt: %s\n", err), 1;
+    while (fc_lfm_trainer_steps_done(tr) < 6) fc_lfm_trainer_step(tr);
+    fc_ckpt_writer *w = fc_ckpt_writer_new("run");
+    fc_lfm_save(m, w, NULL);
+    fc_lfm_trainer_save(tr, w);
+    rc = fc_ckpt_write(w, tmp, err, sizeof(err));
+    fc_ckpt_writer_free(w);
+    fc_lfm_trainer_free(tr);
+    fc_lfm_free(m);
+    if (rc || s_write_seed(dir, "run-kind.seed", tmp, 1)) return 1;
+  }
   remove(tmp);
   return 0;
 }
