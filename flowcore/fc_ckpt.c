@@ -264,11 +264,16 @@ fc_ckpt *fc_ckpt_parse(const void *bytes, size_t size, const char *path, const c
     const unsigned char *e = b + S_HDR + (size_t)i * S_ENTRY;
     s_section *s = &ck->sec[i];
     memcpy(s->name, e, FC_CKPT_NAME_MAX);
-    s->name[FC_CKPT_NAME_MAX - 1] = 0;
     s->offset = s_get64(e + FC_CKPT_NAME_MAX);
     s->size = s_get64(e + FC_CKPT_NAME_MAX + 8);
-    if (s->offset > size - 8 || s->size > size - 8 - s->offset) {
-      fc_set_err(err, errsz, "%s is corrupted: section '%s' lies outside the file", path, s->name);
+    const char *why = NULL;
+    if (s->name[0] == 0 || memchr(s->name, 0, FC_CKPT_NAME_MAX) == NULL) why = "has no name of at most 39 bytes";
+    else if (s->offset > size - 8 || s->size > size - 8 - s->offset) why = "lies outside the file";
+    for (uint32_t j = 0; !why && j < i; j++)
+      if (!strcmp(ck->sec[j].name, s->name)) why = "appears twice";
+    if (why) {
+      s->name[FC_CKPT_NAME_MAX - 1] = 0;
+      fc_set_err(err, errsz, "%s is corrupted: section %u ('%s') %s", path, i, s->name, why);
       fc_ckpt_free(ck);
       return NULL;
     }
@@ -286,7 +291,11 @@ fc_ckpt *fc_ckpt_read(const char *path, const char *kind, char *err, size_t errs
     return fc_set_err(err, errsz, "%s is not a regular file", path), NULL;
   }
   size_t size = (size_t)st.st_size;
-  unsigned char *buf = fc_malloc(size);
+  unsigned char *buf = malloc(size ? size : 1); /* a hostile size is an error, not an abort */
+  if (!buf) {
+    fclose(f);
+    return fc_set_err(err, errsz, "cannot read %s: its %zu bytes do not fit in memory", path, size), NULL;
+  }
   size_t got = fread(buf, 1, size, f);
   fclose(f);
   if (got != size) {

@@ -999,6 +999,29 @@ TEST(section_cursor_bounds_every_field) {
   ck = fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err));
   ASSERT_MSG(ck, "%s", err);
   fc_ckpt_free(ck);
+  /* behind a valid CRC: a section without a terminated name, an empty name */
+  memset(bytes + 64, 'x', FC_CKPT_NAME_MAX);
+  fc_ckpt_seal(bytes, n);
+  ASSERT(fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "section 0 ('xxx");
+  ASSERT_CONTAINS(err, "has no name of at most 39 bytes");
+  memset(bytes + 64, 0, FC_CKPT_NAME_MAX);
+  fc_ckpt_seal(bytes, n);
+  ASSERT(fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "has no name");
+  free(bytes);
+  /* two sections of one name */
+  w = fc_ckpt_writer_new("t");
+  fc_ckpt_add(w, "a", v, sizeof(v));
+  fc_ckpt_add(w, "b", v, sizeof(v));
+  ASSERT(fc_ckpt_write(w, path, err, sizeof(err)) == 0);
+  fc_ckpt_writer_free(w);
+  bytes = s_slurp(path, &n);
+  ASSERT(bytes && n > 100);
+  bytes[64 + FC_CKPT_NAME_MAX + 16] = 'a';
+  fc_ckpt_seal(bytes, n);
+  ASSERT(fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "section 1 ('a') appears twice");
   free(bytes);
   /* a bare file name: written, renamed and its directory (".") flushed */
   char cwd[1024];
