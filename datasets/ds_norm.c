@@ -9,10 +9,12 @@
 
 #define S_EPS 1e-6
 
-/* statistics from running sums over rows (double accumulators) */
+/* statistics over rows in one pass: range, and mean and variance by
+ * Welford's update (double accumulators; E[x^2] - mean^2 cancels
+ * catastrophically when |mean| >> std, e.g. positions near 1e4 in float) */
 typedef struct {
   int dim;
-  double lo[DS_NORM_MAX_DIM], hi[DS_NORM_MAX_DIM], s[DS_NORM_MAX_DIM], ss[DS_NORM_MAX_DIM];
+  double lo[DS_NORM_MAX_DIM], hi[DS_NORM_MAX_DIM], mean[DS_NORM_MAX_DIM], m2[DS_NORM_MAX_DIM];
   int64_t n;
 } s_acc;
 
@@ -22,8 +24,9 @@ static void s_acc_rows(s_acc *a, const float *x, int64_t rows) {
       double v = x[(size_t)r * a->dim + j];
       if (a->n == 0 || v < a->lo[j]) a->lo[j] = v;
       if (a->n == 0 || v > a->hi[j]) a->hi[j] = v;
-      a->s[j] += v;
-      a->ss[j] += v * v;
+      double d = v - a->mean[j];
+      a->mean[j] += d / (double)(a->n + 1);
+      a->m2[j] += d * (v - a->mean[j]);
     }
 }
 
@@ -32,7 +35,7 @@ static void s_finish(ds_norm *n, ds_norm_kind kind, const s_acc *a) {
   n->dim = a->dim;
   n->kind = kind;
   for (int j = 0; j < a->dim; j++) {
-    double mean = a->s[j] / a->n, var = a->ss[j] / a->n - mean * mean;
+    double mean = a->mean[j], var = a->m2[j] / (double)a->n;
     double sd = var > 0 ? sqrt(var) : 0.0, range = a->hi[j] - a->lo[j];
     n->lo[j] = (float)a->lo[j];
     n->hi[j] = (float)a->hi[j];
@@ -106,14 +109,46 @@ void ds_norm_invert(const ds_norm *n, float *x, int64_t rows) {
 
 const char *ds_norm_kind_name(ds_norm_kind k) { return k == DS_NORM_MEANSTD ? "meanstd" : "minmax"; }
 
-void ds_norm_save(const ds_norm *n, fc_ckpt_writer *w, const char *name) { fc_ckpt_add(w, name, n, sizeof(*n)); }
+/* Section layout (version 1): u32 version, i32 dim, i32 kind, then f32[dim]
+ * each of scale, offset, lo, hi, mean, std. Format 1 wrote the struct raw:
+ * dim, kind and each array 512 wide (12296 bytes, no version). */
+#define S_SEC_VERSION 1
+#define S_V1_WIDTH 512
+
+void ds_norm_save(const ds_norm *n, fc_ckpt_writer *w, const char *name) {
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, S_SEC_VERSION);
+  fc_ckpt_put_i32(&b, n->dim);
+  fc_ckpt_put_i32(&b, n->kind);
+  const float *arr[6] = {n->scale, n->offset, n->lo, n->hi, n->mean, n->std};
+  for (int i = 0; i < 6; i++) fc_ckpt_put_f32s(&b, arr[i], (size_t)n->dim);
+  fc_ckpt_add_buf(w, name, &b);
+}
 
 int ds_norm_load(ds_norm *n, const fc_ckpt *ck, const char *name, char *err, size_t errsz) {
-  if (fc_ckpt_get_exact(ck, name, n, sizeof(*n), err, errsz)) return -1;
-  if (n->dim < 1 || n->dim > DS_NORM_MAX_DIM || (n->kind != DS_NORM_MINMAX && n->kind != DS_NORM_MEANSTD))
-    return fc_set_err(err, errsz, "checkpoint is mismatched: section '%s' holds invalid statistics", name), -1;
+  static const char *const fields[6] = {"scale", "offset", "lo", "hi", "mean", "std"};
+  const int v1 = fc_ckpt_version(ck) < 2;
+  fc_ckpt_cur c;
+  uint32_t ver = 1;
+  int32_t dim, kind;
+  memset(n, 0, sizeof(*n));
+  if (fc_ckpt_cur_open(&c, ck, name, err, errsz) || (!v1 && fc_ckpt_cur_version(&c, S_SEC_VERSION, &ver)) ||
+      fc_ckpt_get_i32(&c, "dim", 1, v1 ? S_V1_WIDTH : DS_NORM_MAX_DIM, &dim) ||
+      fc_ckpt_get_i32(&c, "kind", DS_NORM_MINMAX, DS_NORM_MEANSTD, &kind))
+    return -1;
+  n->dim = dim;
+  n->kind = kind;
+  float *arr[6] = {n->scale, n->offset, n->lo, n->hi, n->mean, n->std};
+  for (int i = 0; i < 6; i++) {
+    float wide[S_V1_WIDTH];
+    if (v1 ? fc_ckpt_get_f32s(&c, fields[i], wide, S_V1_WIDTH) : fc_ckpt_get_f32s(&c, fields[i], arr[i], (size_t)dim))
+      return -1;
+    if (v1) memcpy(arr[i], wide, (size_t)dim * sizeof(float));
+  }
+  if (fc_ckpt_cur_end(&c)) return -1;
   for (int j = 0; j < n->dim; j++)
     if (!isfinite(n->scale[j]) || !isfinite(n->offset[j]) || n->scale[j] == 0.0f)
-      return fc_set_err(err, errsz, "checkpoint is corrupted: section '%s' has a non-finite scale", name), -1;
+      return fc_set_err(err, errsz, "checkpoint is corrupted: section '%s' has a non-finite or zero scale at dimension %d",
+                        name, j), -1;
   return 0;
 }

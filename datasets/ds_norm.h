@@ -5,12 +5,24 @@
  *   mean/std:                            y = (x - mean) / std
  * A dimension that is constant on the training split (range or std below
  * 1e-6) maps to y = x - lo (0 on the training data): no division by zero.
- * Both are stored as y = (x - offset) * scale.
+ * Both are stored as y = (x - offset) * scale. Mean and variance are
+ * accumulated with Welford's update (no E[x^2] - mean^2 cancellation).
  *
+ * Checkpoint section (format 2, see fc_ckpt.h): u32 section version (1),
+ * i32 dim (1..DS_NORM_MAX_DIM), i32 kind, then f32[dim] each of scale,
+ * offset, lo, hi, mean, std. Format-1 sections (the struct written raw,
+ * arrays 512 wide) still load.
+ *
+ *   char err[256];
+ *   float x[4 * 2] = {0, 1, 2, 3, 4, 5, 6, 7};      // 4 rows of 2 values
  *   ds_norm an;
- *   ds_norm_fit(&an, DS_NORM_MINMAX, d, &train, DS_FIELD_ACTIONS);
- *   ds_norm_apply(&an, x, rows);    ... ds_norm_invert(&an, y, rows);
- *   ds_norm_save(&an, ckpt_writer, "norm.actions");
+ *   if (ds_norm_fit_rows(&an, DS_NORM_MINMAX, x, 4, 2, err, sizeof err)) puts(err);
+ *   ds_norm_apply(&an, x, 4);                        // x now in [-1, 1]
+ *   ds_norm_invert(&an, x, 4);                       // and back
+ *   fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
+ *   ds_norm_save(&an, w, "norm.actions");
+ *   fc_ckpt_writer_free(w);
+ * (with a dataset: ds_norm_fit(&an, DS_NORM_MINMAX, d, &train, DS_FIELD_ACTIONS, err, sizeof err))
  */
 #ifndef DS_NORM_H
 #define DS_NORM_H
@@ -48,7 +60,8 @@ const char *ds_norm_kind_name(ds_norm_kind k);
 
 struct fc_ckpt_writer;
 struct fc_ckpt;
-/* A checkpoint section `name` holding the statistics. */
+/* A checkpoint section `name` holding the statistics (layout above); loading
+ * bounds dim and kind and refuses a non-finite or zero scale. */
 void ds_norm_save(const ds_norm *n, struct fc_ckpt_writer *w, const char *name);
 int ds_norm_load(ds_norm *n, const struct fc_ckpt *ck, const char *name, char *err, size_t errsz);
 

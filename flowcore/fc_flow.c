@@ -613,53 +613,66 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
 
 /* ---------- resume state ---------- */
 
-/* every field 8 bytes wide: no padding, the same layout everywhere */
-typedef struct {
-  int64_t block, step_in_block, steps_done, perm_pos, nonfinite, n, batch, steps, adam_t, has_spare;
-  uint64_t seed, rng[4];
-  double spare, last_lr;
-} s_train_state;
+/* train.state, field by field: the format-1 section was the same fields as
+ * one raw struct of 8-byte members (no version, no padding), so one reader
+ * serves both, the version word present from format 2 on */
+#define S_STATE_VERSION 1
 
 void fc_lfm_trainer_save(const fc_lfm_trainer *tr, fc_ckpt_writer *w) {
-  s_train_state s;
-  memset(&s, 0, sizeof(s));
-  s.block = tr->block;
-  s.step_in_block = tr->step_in_block;
-  s.steps_done = tr->steps_done;
-  s.perm_pos = (int64_t)tr->perm_pos;
-  s.nonfinite = tr->nonfinite;
-  s.n = (int64_t)tr->n;
-  s.batch = tr->tc.batch;
-  s.steps = tr->tc.steps;
-  s.adam_t = tr->opt->t;
-  s.has_spare = tr->rng.has_spare;
-  s.seed = tr->tc.seed;
-  memcpy(s.rng, tr->rng.s, sizeof(s.rng));
-  s.spare = tr->rng.spare;
-  s.last_lr = tr->last_lr;
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, S_STATE_VERSION);
+  fc_ckpt_put_i64(&b, tr->block);
+  fc_ckpt_put_i64(&b, tr->step_in_block);
+  fc_ckpt_put_i64(&b, tr->steps_done);
+  fc_ckpt_put_i64(&b, (int64_t)tr->perm_pos);
+  fc_ckpt_put_i64(&b, tr->nonfinite);
+  fc_ckpt_put_i64(&b, (int64_t)tr->n);
+  fc_ckpt_put_i64(&b, tr->tc.batch);
+  fc_ckpt_put_i64(&b, tr->tc.steps);
+  fc_ckpt_put_i64(&b, tr->opt->t);
+  fc_ckpt_put_i64(&b, tr->rng.has_spare);
+  fc_ckpt_put_u64(&b, tr->tc.seed);
+  for (int i = 0; i < 4; i++) fc_ckpt_put_u64(&b, tr->rng.s[i]);
+  fc_ckpt_put_f64(&b, tr->rng.spare);
+  fc_ckpt_put_f64(&b, tr->last_lr);
+  fc_ckpt_add_buf(w, "train.state", &b);
   const size_t P = tr->model->block_params;
-  fc_ckpt_add(w, "train.state", &s, sizeof(s));
-  fc_ckpt_add(w, "train.perm", tr->perm, tr->n * sizeof(int));
+  fc_ckpt_add(w, "train.perm", tr->perm, tr->n * sizeof(int32_t));
   fc_ckpt_add(w, "train.adam_m", tr->opt->m, P * sizeof(float));
   fc_ckpt_add(w, "train.adam_v", tr->opt->v, P * sizeof(float));
   fc_ckpt_add(w, "train.ema", tr->ema, P * sizeof(float));
 }
 
 int fc_lfm_trainer_restore(fc_lfm_trainer *tr, const fc_ckpt *ck, char *err, size_t errsz) {
-  s_train_state s;
-  if (fc_ckpt_get_exact(ck, "train.state", &s, sizeof(s), err, errsz)) return -1;
-  if (s.n != (int64_t)tr->n || s.batch != tr->tc.batch || s.steps != tr->tc.steps || s.seed != tr->tc.seed)
+  fc_ckpt_cur c;
+  uint32_t ver = 1;
+  int64_t block, step_in_block, steps_done, perm_pos, nonfinite, n, batch, steps, adam_t, has_spare;
+  uint64_t seed, rng[4];
+  double spare, last_lr;
+  const int64_t big = INT64_MAX;
+  if (fc_ckpt_cur_open(&c, ck, "train.state", err, errsz) ||
+      (fc_ckpt_version(ck) >= 2 && fc_ckpt_cur_version(&c, S_STATE_VERSION, &ver)) ||
+      fc_ckpt_get_i64(&c, "block", 0, 64, &block) || fc_ckpt_get_i64(&c, "step_in_block", 0, big, &step_in_block) ||
+      fc_ckpt_get_i64(&c, "steps_done", 0, big, &steps_done) || fc_ckpt_get_i64(&c, "perm_pos", 0, big, &perm_pos) ||
+      fc_ckpt_get_i64(&c, "nonfinite", 0, big, &nonfinite) || fc_ckpt_get_i64(&c, "n", 1, big, &n) ||
+      fc_ckpt_get_i64(&c, "batch", 1, big, &batch) || fc_ckpt_get_i64(&c, "steps", 0, big, &steps) ||
+      fc_ckpt_get_i64(&c, "adam_t", 0, big, &adam_t) || fc_ckpt_get_i64(&c, "has_spare", 0, 1, &has_spare) ||
+      fc_ckpt_get_u64(&c, "seed", &seed) || fc_ckpt_get_u64(&c, "rng0", &rng[0]) ||
+      fc_ckpt_get_u64(&c, "rng1", &rng[1]) || fc_ckpt_get_u64(&c, "rng2", &rng[2]) ||
+      fc_ckpt_get_u64(&c, "rng3", &rng[3]) || fc_ckpt_get_f64(&c, "spare", &spare) ||
+      fc_ckpt_get_f64(&c, "last_lr", &last_lr) || fc_ckpt_cur_end(&c))
+    return -1;
+  if (n != (int64_t)tr->n || batch != tr->tc.batch || steps != tr->tc.steps || seed != tr->tc.seed)
     return fc_set_err(err, errsz,
                       "checkpoint is mismatched: it was training on %lld samples, batch %lld, %lld steps, seed %llu; "
                       "this run has %zu, %d, %lld, %llu",
-                      (long long)s.n, (long long)s.batch, (long long)s.steps, (unsigned long long)s.seed, tr->n,
+                      (long long)n, (long long)batch, (long long)steps, (unsigned long long)seed, tr->n,
                       tr->tc.batch, (long long)tr->tc.steps, (unsigned long long)tr->tc.seed), -1;
   const int N = tr->model->cfg.nblocks;
-  if (s.block < 0 || s.block > N || s.step_in_block < 0 || s.perm_pos < 0 || s.perm_pos > s.n ||
-      (s.block < N && s.step_in_block >= tr->block_steps[s.block]))
+  if (block > N || perm_pos > n || steps_done > steps || (block < N && step_in_block >= tr->block_steps[block]))
     return fc_set_err(err, errsz, "checkpoint is corrupted: its training position is impossible"), -1;
   const size_t P = tr->model->block_params;
-  if (fc_ckpt_get_exact(ck, "train.perm", tr->perm, tr->n * sizeof(int), err, errsz) ||
+  if (fc_ckpt_get_exact(ck, "train.perm", tr->perm, tr->n * sizeof(int32_t), err, errsz) ||
       fc_ckpt_get_exact(ck, "train.adam_m", tr->opt->m, P * sizeof(float), err, errsz) ||
       fc_ckpt_get_exact(ck, "train.adam_v", tr->opt->v, P * sizeof(float), err, errsz) ||
       fc_ckpt_get_exact(ck, "train.ema", tr->ema, P * sizeof(float), err, errsz))
@@ -667,16 +680,16 @@ int fc_lfm_trainer_restore(fc_lfm_trainer *tr, const fc_ckpt *ck, char *err, siz
   for (size_t i = 0; i < tr->n; i++)
     if (tr->perm[i] < 0 || (size_t)tr->perm[i] >= tr->n)
       return fc_set_err(err, errsz, "checkpoint is corrupted: its epoch permutation is out of range"), -1;
-  tr->block = (int)s.block;
-  tr->step_in_block = s.step_in_block;
-  tr->steps_done = s.steps_done;
-  tr->perm_pos = (size_t)s.perm_pos;
-  tr->nonfinite = s.nonfinite;
-  tr->opt->t = s.adam_t;
-  memcpy(tr->rng.s, s.rng, sizeof(s.rng));
-  tr->rng.spare = s.spare;
-  tr->rng.has_spare = (int)s.has_spare;
-  tr->last_lr = (float)s.last_lr;
+  tr->block = (int)block;
+  tr->step_in_block = step_in_block;
+  tr->steps_done = steps_done;
+  tr->perm_pos = (size_t)perm_pos;
+  tr->nonfinite = nonfinite;
+  tr->opt->t = adam_t;
+  memcpy(tr->rng.s, rng, sizeof(rng));
+  tr->rng.spare = spare;
+  tr->rng.has_spare = (int)has_spare;
+  tr->last_lr = (float)last_lr;
   /* the current block's inputs: the data pushed through the finished blocks */
   tr->cur = tr->data;
   tr->vcur = tr->vdata;
@@ -711,8 +724,12 @@ int fc_coupling_parse(const char *s) { return fc_name_index(s, s_coupling_names,
 
 /* ---------- checkpoints ---------- */
 
-/* The config as 16 int32 then 4 float32 slots (fixed order, zero-padded). */
-enum { S_CFG_INTS = 16, S_CFG_FLOATS = 4 };
+/* lfm.config, field by field (version 1 of the section):
+ *   u32 version, i32 nblocks, dx, dc, width, depth, temb, act, cond, interp,
+ *   coupling, sampler, steps, objective, f32 gamma_c, gamma_rho
+ * Format 1 wrote the same fields without the version, with 3 zero int32 after
+ * objective and 2 zero floats after gamma_rho (80 bytes). */
+#define S_CONFIG_VERSION 1
 
 static void s_sec_name(char *out, size_t n, const char *prefix, const char *name) {
   snprintf(out, n, "%s%s", prefix ? prefix : "", name);
@@ -720,43 +737,82 @@ static void s_sec_name(char *out, size_t n, const char *prefix, const char *name
 
 void fc_lfm_save(const fc_lfm *m, fc_ckpt_writer *w, const char *prefix) {
   const fc_lfm_config *c = &m->cfg;
-  int32_t iv[S_CFG_INTS] = {c->nblocks, c->net.dx, c->net.dc, c->net.width, c->net.depth,
-                            c->net.temb, c->net.act, c->net.cond, c->interp, c->coupling,
-                            c->sampler, c->steps, c->objective};
-  float fv[S_CFG_FLOATS] = {c->gamma_c, c->gamma_rho};
-  unsigned char buf[sizeof(iv) + sizeof(fv)];
-  memcpy(buf, iv, sizeof(iv));
-  memcpy(buf + sizeof(iv), fv, sizeof(fv));
+  const int32_t iv[13] = {c->nblocks, c->net.dx, c->net.dc, c->net.width, c->net.depth,
+                          c->net.temb, c->net.act, c->net.cond, c->interp, c->coupling,
+                          c->sampler, c->steps, c->objective};
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, S_CONFIG_VERSION);
+  for (int i = 0; i < 13; i++) fc_ckpt_put_i32(&b, iv[i]);
+  fc_ckpt_put_f32(&b, c->gamma_c);
+  fc_ckpt_put_f32(&b, c->gamma_rho);
   char name[FC_CKPT_NAME_MAX];
   s_sec_name(name, sizeof(name), prefix, "lfm.config");
-  fc_ckpt_add(w, name, buf, sizeof(buf));
+  fc_ckpt_add_buf(w, name, &b);
   s_sec_name(name, sizeof(name), prefix, "lfm.params");
   fc_ckpt_add(w, name, m->params, fc_lfm_nparams(m) * sizeof(float));
 }
 
-fc_lfm *fc_lfm_load(const fc_ckpt *ck, const char *prefix, char *err, size_t errsz) {
-  int32_t iv[S_CFG_INTS];
-  float fv[S_CFG_FLOATS];
-  unsigned char buf[sizeof(iv) + sizeof(fv)];
-  char name[FC_CKPT_NAME_MAX];
-  s_sec_name(name, sizeof(name), prefix, "lfm.config");
-  if (fc_ckpt_get_exact(ck, name, buf, sizeof(buf), err, errsz)) return NULL;
-  memcpy(iv, buf, sizeof(iv));
-  memcpy(fv, buf + sizeof(iv), sizeof(fv));
-  fc_lfm_config c;
-  memset(&c, 0, sizeof(c));
-  c.nblocks = iv[0];
-  c.net.dx = iv[1]; c.net.dc = iv[2]; c.net.width = iv[3]; c.net.depth = iv[4];
-  c.net.temb = iv[5]; c.net.act = (fc_act)iv[6]; c.net.cond = (fc_cond_mode)iv[7];
-  c.interp = (fc_interp)iv[8]; c.coupling = (fc_coupling)iv[9];
-  c.sampler = (fc_sampler)iv[10]; c.steps = iv[11]; c.objective = (fc_objective)iv[12];
-  c.gamma_c = fv[0]; c.gamma_rho = fv[1];
+/* the config section, every field bounded (FC_LFM_MAX_*) before use */
+static int s_read_config(const fc_ckpt *ck, const char *name, fc_lfm_config *cfg, char *err, size_t errsz) {
+  fc_ckpt_cur c;
+  const int v1 = fc_ckpt_version(ck) < 2;
+  uint32_t ver = 1, pad;
+  int32_t iv[13];
+  float fv[2], fpad;
+  static const struct {
+    const char *name;
+    int32_t lo, hi;
+  } f[13] = {{"nblocks", 1, 64},           {"dx", 1, FC_LFM_MAX_DIM},    {"dc", 0, FC_LFM_MAX_DIM},
+             {"width", 1, FC_LFM_MAX_WIDTH}, {"depth", 0, 64},           {"temb", 2, FC_LFM_MAX_TEMB},
+             {"act", 0, 2},                {"cond", 0, 1},               {"interp", 0, 1},
+             {"coupling", 0, 2},           {"sampler", 0, 2},            {"steps", 1, 10000},
+             {"objective", 0, 1}};
+  if (fc_ckpt_cur_open(&c, ck, name, err, errsz) || (!v1 && fc_ckpt_cur_version(&c, S_CONFIG_VERSION, &ver)))
+    return -1;
+  for (int i = 0; i < 13; i++)
+    if (fc_ckpt_get_i32(&c, f[i].name, f[i].lo, f[i].hi, &iv[i])) return -1;
+  for (int i = 0; v1 && i < 3; i++)
+    if (fc_ckpt_get_u32(&c, "padding", &pad)) return -1;
+  if (fc_ckpt_get_f32(&c, "gamma_c", &fv[0]) || fc_ckpt_get_f32(&c, "gamma_rho", &fv[1])) return -1;
+  for (int i = 0; v1 && i < 2; i++)
+    if (fc_ckpt_get_f32(&c, "padding", &fpad)) return -1;
+  if (fc_ckpt_cur_end(&c)) return -1;
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->nblocks = iv[0];
+  cfg->net.dx = iv[1]; cfg->net.dc = iv[2]; cfg->net.width = iv[3]; cfg->net.depth = iv[4];
+  cfg->net.temb = iv[5]; cfg->net.act = (fc_act)iv[6]; cfg->net.cond = (fc_cond_mode)iv[7];
+  cfg->interp = (fc_interp)iv[8]; cfg->coupling = (fc_coupling)iv[9];
+  cfg->sampler = (fc_sampler)iv[10]; cfg->steps = iv[11]; cfg->objective = (fc_objective)iv[12];
+  cfg->gamma_c = fv[0]; cfg->gamma_rho = fv[1];
   char why[200];
-  if (fc_lfm_config_check(&c, why, sizeof(why)))
-    return fc_set_err(err, errsz, "checkpoint is mismatched: its model config is invalid (%s)", why), NULL;
-  fc_lfm *m = fc_lfm_new(&c, err, errsz);
+  if (fc_lfm_config_check(cfg, why, sizeof(why)))
+    return fc_set_err(err, errsz, "checkpoint is mismatched: its model config is invalid (%s)", why), -1;
+  return 0;
+}
+
+fc_lfm *fc_lfm_load(const fc_ckpt *ck, const char *prefix, char *err, size_t errsz) {
+  char name[FC_CKPT_NAME_MAX];
+  fc_lfm_config c;
+  s_sec_name(name, sizeof(name), prefix, "lfm.config");
+  if (s_read_config(ck, name, &c, err, errsz)) return NULL;
+  /* the parameter count before anything is allocated: with the bounds above
+   * one block has fewer than 2^42 parameters (fc_mlp_layout_make's sums
+   * cannot wrap on 64-bit); the products with N and sizeof(float) are
+   * checked, and the file must hold exactly that many bytes */
+  const size_t per_block = fc_mlp_nparams(&c.net);
+  size_t count, bytes, have = 0;
   s_sec_name(name, sizeof(name), prefix, "lfm.params");
-  if (fc_ckpt_get_exact(ck, name, m->params, fc_lfm_nparams(m) * sizeof(float), err, errsz)) {
+  if (__builtin_mul_overflow(per_block, (size_t)c.nblocks, &count) || __builtin_mul_overflow(count, sizeof(float), &bytes))
+    return fc_set_err(err, errsz, "checkpoint is mismatched: its model config has more parameters than memory can address"),
+           NULL;
+  if (!fc_ckpt_get(ck, name, &have))
+    return fc_set_err(err, errsz, "checkpoint is mismatched: section '%s' is missing", name), NULL;
+  if (have != bytes)
+    return fc_set_err(err, errsz, "checkpoint is mismatched: section '%s' has %zu bytes, its config needs %zu", name, have,
+                      bytes), NULL;
+  fc_lfm *m = fc_lfm_new(&c, err, errsz);
+  if (!m) return NULL;
+  if (fc_ckpt_get_exact(ck, name, m->params, bytes, err, errsz)) {
     fc_lfm_free(m);
     return NULL;
   }

@@ -159,14 +159,32 @@ typedef struct {
 void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float *c, int n,
                      fc_sampler s, int steps, fc_block_diag *out);
 
-/* ---------- checkpoints (see fc_ckpt.h) ---------- */
+/* ---------- checkpoints (see fc_ckpt.h) ----------
+ * Sections (checkpoint format 2; host byte order, see fc_ckpt.h):
+ *   <prefix>lfm.config  u32 section version (1), then i32 nblocks, dx, dc,
+ *                       width, depth, temb, act, cond, interp, coupling,
+ *                       sampler, steps, objective, then f32 gamma_c, gamma_rho
+ *   <prefix>lfm.params  f32[nblocks * fc_mlp_nparams(net)], block after block
+ *   train.state         u32 section version (1), then i64 block,
+ *                       step_in_block, steps_done, perm_pos, nonfinite, n,
+ *                       batch, steps, adam_t, has_spare, then u64 seed,
+ *                       rng[4], then f64 spare, last_lr
+ *   train.perm          i32[n]; train.adam_m, train.adam_v, train.ema
+ *                       f32[block_params] each
+ * Format-1 files (no section versions; lfm.config zero-padded to 16 int32
+ * and 4 floats) still load. Loading bounds every size before allocating:
+ * the limits below, then the parameter count (overflow-checked) against the
+ * bytes of lfm.params. */
+#define FC_LFM_MAX_WIDTH 65536 /* hidden width */
+#define FC_LFM_MAX_DIM 65536   /* dx and dc */
+#define FC_LFM_MAX_TEMB 4096   /* time-embedding size */
 
 struct fc_ckpt_writer;
 struct fc_ckpt;
 /* Add sections "<prefix>lfm.config" and "<prefix>lfm.params" to a checkpoint. */
 void fc_lfm_save(const fc_lfm *m, struct fc_ckpt_writer *w, const char *prefix);
 /* Rebuild a model from those sections; NULL with a sentence in err when they
- * are missing, invalid or of the wrong size. */
+ * are missing, invalid, out of the bounds above or of the wrong size. */
 fc_lfm *fc_lfm_load(const struct fc_ckpt *ck, const char *prefix, char *err, size_t errsz);
 /* Whole-file helpers: a checkpoint of kind "lfm" holding one model. */
 int fc_lfm_save_file(const fc_lfm *m, const char *path, char *err, size_t errsz);

@@ -19,9 +19,14 @@ static int s_check(const pol_meta *m, const ds_norm *on, const ds_norm *an, cons
     return fc_set_err(err, errsz, "bad horizons To %d, Tp %d, Ta %d (need 1 <= Ta <= Tp)", m->To, m->Tp, m->Ta), -1;
   if (m->action_dim < 1 || m->action_dim > POL_MAX_ACTION || m->obs_dim < 1 || m->nkeys < 1 || m->nkeys > POL_MAX_KEYS)
     return fc_set_err(err, errsz, "bad policy dimensions (obs %d, action %d, %d keys)", m->obs_dim, m->action_dim, m->nkeys), -1;
-  int sum = 0;
-  for (int k = 0; k < m->nkeys; k++) sum += m->key_dims[k];
-  if (sum != m->obs_dim) return fc_set_err(err, errsz, "observation keys add up to %d values, not %d", sum, m->obs_dim), -1;
+  int64_t sum = 0;
+  for (int k = 0; k < m->nkeys; k++) {
+    if (m->key_dims[k] < 1 || m->key_dims[k] > m->obs_dim)
+      return fc_set_err(err, errsz, "observation key %d has %d values, outside 1..%d", k, m->key_dims[k], m->obs_dim), -1;
+    sum += m->key_dims[k];
+  }
+  if (sum != m->obs_dim)
+    return fc_set_err(err, errsz, "observation keys add up to %lld values, not %d", (long long)sum, m->obs_dim), -1;
   if (on->dim != m->obs_dim || an->dim != m->action_dim)
     return fc_set_err(err, errsz, "normalization statistics are for %d obs / %d action values, the policy has %d / %d",
                       on->dim, an->dim, m->obs_dim, m->action_dim), -1;
@@ -54,8 +59,91 @@ void pol_free(pol_policy *p) {
   free(p);
 }
 
+/* ---------- policy files ---------- */
+
+/* pol.meta, field by field (section version 1; layout in pol.h) */
+#define S_META_VERSION 1
+
+static void s_meta_save(const pol_meta *m, fc_ckpt_writer *w) {
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, S_META_VERSION);
+  const int32_t iv[7] = {m->method, m->To, m->Tp, m->Ta, m->obs_dim, m->action_dim, m->nkeys};
+  for (int i = 0; i < 7; i++) fc_ckpt_put_i32(&b, iv[i]);
+  for (int k = 0; k < m->nkeys; k++) {
+    fc_ckpt_put_str(&b, m->keys[k]);
+    fc_ckpt_put_i32(&b, m->key_dims[k]);
+  }
+  fc_ckpt_put_f32s(&b, m->action_low, (size_t)m->action_dim);
+  fc_ckpt_put_f32s(&b, m->action_high, (size_t)m->action_dim);
+  fc_ckpt_put_str(&b, m->env_args);
+  fc_ckpt_put_str(&b, m->version);
+  fc_ckpt_put_f64(&b, m->control_hz);
+  fc_ckpt_add_buf(w, "pol.meta", &b);
+}
+
+/* the leading integers, each bounded (format 1 and 2 share them) */
+static int s_meta_ints(fc_ckpt_cur *c, pol_meta *m) {
+  return fc_ckpt_get_i32(c, "method", POL_LFM, POL_MSE, &m->method) || fc_ckpt_get_i32(c, "To", 1, 64, &m->To) ||
+         fc_ckpt_get_i32(c, "Tp", 1, 256, &m->Tp) || fc_ckpt_get_i32(c, "Ta", 1, 256, &m->Ta) ||
+         fc_ckpt_get_i32(c, "obs_dim", 1, DS_NORM_MAX_DIM, &m->obs_dim) ||
+         fc_ckpt_get_i32(c, "action_dim", 1, POL_MAX_ACTION, &m->action_dim) ||
+         fc_ckpt_get_i32(c, "nkeys", 1, POL_MAX_KEYS, &m->nkeys)
+             ? -1
+             : 0;
+}
+
+static int s_meta_hz(fc_ckpt_cur *c, const pol_meta *m) {
+  if (!(m->control_hz >= 0 && m->control_hz <= 1e6))
+    return fc_ckpt_cur_fail(c, "has control_hz = %g, outside 0..1e6", m->control_hz);
+  return 0;
+}
+
+/* format 2: the layout of pol.h */
+static int s_meta_read(fc_ckpt_cur *c, pol_meta *m) {
+  uint32_t ver;
+  if (fc_ckpt_cur_version(c, S_META_VERSION, &ver) || s_meta_ints(c, m)) return -1;
+  for (int k = 0; k < m->nkeys; k++)
+    if (fc_ckpt_get_str(c, "key name", m->keys[k], sizeof(m->keys[k])) ||
+        fc_ckpt_get_i32(c, "key dim", 1, DS_NORM_MAX_DIM, &m->key_dims[k]))
+      return -1;
+  return fc_ckpt_get_f32s(c, "action_low", m->action_low, (size_t)m->action_dim) ||
+                 fc_ckpt_get_f32s(c, "action_high", m->action_high, (size_t)m->action_dim) ||
+                 fc_ckpt_get_str(c, "env_args", m->env_args, sizeof(m->env_args)) ||
+                 fc_ckpt_get_str(c, "version", m->version, sizeof(m->version)) ||
+                 fc_ckpt_get_f64(c, "control_hz", &m->control_hz) || s_meta_hz(c, m) || fc_ckpt_cur_end(c)
+             ? -1
+             : 0;
+}
+
+/* format 1: the struct as gcc/clang laid it out on x86-64 (1752 bytes):
+ * 7 int32, char keys[8][64], int32 key_dims[8], float action_low[16],
+ * action_high[16], char env_args[1024], version[16], 4 bytes of padding,
+ * double control_hz. Fixed here, not taken from today's struct. */
+static int s_meta_read_v1(fc_ckpt_cur *c, pol_meta *m) {
+  char keys[8][64], env[1024], ver[16], pad[4];
+  int32_t dims[8];
+  float lo[16], hi[16];
+  if (s_meta_ints(c, m) || fc_ckpt_get_bytes(c, "keys", keys, sizeof(keys)) ||
+      fc_ckpt_get_bytes(c, "key_dims", dims, sizeof(dims)) || fc_ckpt_get_f32s(c, "action_low", lo, 16) ||
+      fc_ckpt_get_f32s(c, "action_high", hi, 16) || fc_ckpt_get_bytes(c, "env_args", env, sizeof(env)) ||
+      fc_ckpt_get_bytes(c, "version", ver, sizeof(ver)) || fc_ckpt_get_bytes(c, "padding", pad, sizeof(pad)) ||
+      fc_ckpt_get_f64(c, "control_hz", &m->control_hz) || s_meta_hz(c, m) || fc_ckpt_cur_end(c))
+    return -1;
+  for (int k = 0; k < m->nkeys; k++) {
+    if (dims[k] < 1 || dims[k] > DS_NORM_MAX_DIM)
+      return fc_ckpt_cur_fail(c, "has key dim %d = %d, outside 1..%d", k, dims[k], DS_NORM_MAX_DIM);
+    snprintf(m->keys[k], sizeof(m->keys[k]), "%.63s", keys[k]);
+    m->key_dims[k] = dims[k];
+  }
+  memcpy(m->action_low, lo, (size_t)m->action_dim * sizeof(float));
+  memcpy(m->action_high, hi, (size_t)m->action_dim * sizeof(float));
+  snprintf(m->env_args, sizeof(m->env_args), "%.*s", (int)sizeof(env) - 1, env);
+  snprintf(m->version, sizeof(m->version), "%.*s", (int)sizeof(ver) - 1, ver);
+  return 0;
+}
+
 void pol_save(const pol_policy *p, fc_ckpt_writer *w) {
-  fc_ckpt_add(w, "pol.meta", &p->meta, sizeof(p->meta));
+  s_meta_save(&p->meta, w);
   ds_norm_save(&p->obs_norm, w, "norm.obs");
   ds_norm_save(&p->act_norm, w, "norm.actions");
   fc_lfm_save(p->flow, w, NULL);
@@ -73,12 +161,16 @@ pol_policy *pol_load_ckpt(const fc_ckpt *ck, const char *path, char *err, size_t
   pol_meta meta;
   ds_norm on, an;
   char why[400];
-  if (fc_ckpt_get_exact(ck, "pol.meta", &meta, sizeof(meta), why, sizeof(why)) ||
+  fc_ckpt_cur c;
+  memset(&meta, 0, sizeof(meta));
+  if (fc_ckpt_cur_open(&c, ck, "pol.meta", why, sizeof(why)) ||
+      (fc_ckpt_version(ck) < 2 ? s_meta_read_v1(&c, &meta) : s_meta_read(&c, &meta)) ||
       ds_norm_load(&on, ck, "norm.obs", why, sizeof(why)) || ds_norm_load(&an, ck, "norm.actions", why, sizeof(why)))
     return fc_set_err(err, errsz, "%s: %s", path, why), NULL;
-  meta.env_args[POL_ENV_ARGS_MAX - 1] = 0;
-  meta.version[sizeof(meta.version) - 1] = 0;
-  for (int k = 0; k < POL_MAX_KEYS; k++) meta.keys[k][63] = 0;
+  /* the statistics must fit the metadata before the network is allocated */
+  if (on.dim != meta.obs_dim || an.dim != meta.action_dim)
+    return fc_set_err(err, errsz, "%s is mismatched: normalization statistics are for %d obs / %d action values, the policy has %d / %d",
+                      path, on.dim, an.dim, meta.obs_dim, meta.action_dim), NULL;
   fc_lfm *f = fc_lfm_load(ck, NULL, why, sizeof(why));
   if (!f) return fc_set_err(err, errsz, "%s: %s", path, why), NULL;
   pol_policy *p = pol_new(&meta, &on, &an, f, why, sizeof(why));

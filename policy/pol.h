@@ -38,7 +38,18 @@
 
 typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2 } pol_method;
 
-/* What inference needs besides the networks and the statistics. */
+/* What inference needs besides the networks and the statistics.
+ * Saved as section "pol.meta" (checkpoint format 2, host byte order, see
+ * fc_ckpt.h), field by field, never as this struct: u32 section version (1),
+ * i32 method, To, Tp, Ta, obs_dim, action_dim, nkeys, then per key a string
+ * (u32 length, bytes) and an i32 dim, then f32 action_low[action_dim],
+ * action_high[action_dim], string env_args, string version, f64 control_hz.
+ * Loading bounds every count (To <= 64, Tp and Ta <= 256, obs_dim <=
+ * DS_NORM_MAX_DIM, action_dim <= POL_MAX_ACTION, nkeys <= POL_MAX_KEYS,
+ * strings shorter than their fields) and checks the parts against each other
+ * before the network is allocated. Format-1 files (lfp up to commit a28839e:
+ * this struct written raw, 1752 bytes on x86-64) still load; writing always
+ * produces format 2. */
 typedef struct {
   int32_t method;                   /* pol_method */
   int32_t To, Tp, Ta;               /* observation frames, predicted and executed actions */
@@ -69,7 +80,8 @@ void pol_free(pol_policy *p);
 /* Add the policy's sections to a checkpoint of kind "policy". */
 void pol_save(const pol_policy *p, struct fc_ckpt_writer *w);
 int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz);
-/* Rebuild from a checkpoint, checking every part against the others. */
+/* Rebuild from a checkpoint (format 1 or 2), checking every part against the
+ * others; NULL and a sentence naming the file and the section otherwise. */
 pol_policy *pol_load_ckpt(const struct fc_ckpt *ck, const char *path, char *err, size_t errsz);
 pol_policy *pol_load(const char *path, char *err, size_t errsz);
 /* 0 when obs keys and dimensions match the policy's; else a sentence. */

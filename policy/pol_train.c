@@ -193,19 +193,53 @@ int pol_trainer_checkpoint(const pol_trainer *t, const char *path, char *err, si
   return rc;
 }
 
+/* What a resumed run must share with the saved one: the data-derived
+ * statistics, the metadata and the network config, compared field by field
+ * (not the lfp version, not the struct bytes). NULL when they agree, else
+ * the first part that differs. */
+static int s_same_floats(const float *a, const float *b, int n) { return !memcmp(a, b, (size_t)n * sizeof(float)); }
+
+static const char *s_differs(const pol_policy *a, const pol_policy *b) {
+  const pol_meta *x = &a->meta, *y = &b->meta;
+  if (x->method != y->method) return "method";
+  if (x->To != y->To || x->Tp != y->Tp || x->Ta != y->Ta) return "horizons";
+  if (x->obs_dim != y->obs_dim || x->action_dim != y->action_dim || x->nkeys != y->nkeys) return "dimensions";
+  for (int k = 0; k < x->nkeys; k++)
+    if (strcmp(x->keys[k], y->keys[k]) || x->key_dims[k] != y->key_dims[k]) return "observation keys";
+  if (!s_same_floats(x->action_low, y->action_low, x->action_dim) ||
+      !s_same_floats(x->action_high, y->action_high, x->action_dim))
+    return "action bounds";
+  if (strcmp(x->env_args, y->env_args) || x->control_hz != y->control_hz) return "task";
+  const ds_norm *n[2][2] = {{&a->obs_norm, &b->obs_norm}, {&a->act_norm, &b->act_norm}};
+  for (int i = 0; i < 2; i++) {
+    const ds_norm *u = n[i][0], *v = n[i][1];
+    if (u->dim != v->dim || u->kind != v->kind || !s_same_floats(u->scale, v->scale, u->dim) ||
+        !s_same_floats(u->offset, v->offset, u->dim) || !s_same_floats(u->lo, v->lo, u->dim) ||
+        !s_same_floats(u->hi, v->hi, u->dim) || !s_same_floats(u->mean, v->mean, u->dim) ||
+        !s_same_floats(u->std, v->std, u->dim))
+      return i ? "action statistics" : "observation statistics";
+  }
+  const fc_lfm_config *f = &a->flow->cfg, *g = &b->flow->cfg;
+  if (f->nblocks != g->nblocks || f->net.dx != g->net.dx || f->net.dc != g->net.dc || f->net.width != g->net.width ||
+      f->net.depth != g->net.depth || f->net.temb != g->net.temb || f->net.act != g->net.act ||
+      f->net.cond != g->net.cond || f->interp != g->interp || f->gamma_c != g->gamma_c ||
+      f->gamma_rho != g->gamma_rho || f->coupling != g->coupling || f->objective != g->objective ||
+      f->sampler != g->sampler || f->steps != g->steps)
+    return "network config";
+  return NULL;
+}
+
 int pol_trainer_resume(pol_trainer *t, const char *path, char *err, size_t errsz) {
   fc_ckpt *ck = fc_ckpt_read(path, "policy", err, errsz);
   if (!ck) return -1;
   char why[400];
   int rc = -1;
+  const char *diff = NULL;
   pol_policy *saved = pol_load_ckpt(ck, path, why, sizeof(why));
   if (!saved) {
     fc_set_err(err, errsz, "%s", why);
-  } else if (memcmp(&saved->meta, &t->policy->meta, sizeof(pol_meta)) ||
-             memcmp(&saved->obs_norm, &t->policy->obs_norm, sizeof(ds_norm)) ||
-             memcmp(&saved->act_norm, &t->policy->act_norm, sizeof(ds_norm)) ||
-             memcmp(&saved->flow->cfg, &t->policy->flow->cfg, sizeof(fc_lfm_config))) {
-    fc_set_err(err, errsz, "%s was made from other data or settings than this run", path);
+  } else if ((diff = s_differs(saved, t->policy))) {
+    fc_set_err(err, errsz, "%s was made from other data or settings than this run (its %s differ)", path, diff);
   } else {
     /* the weights first: restoring recomputes the current block's inputs from them */
     memcpy(t->policy->flow->params, saved->flow->params, fc_lfm_nparams(saved->flow) * sizeof(float));

@@ -334,11 +334,36 @@ TEST(writer_killed_mid_demo_keeps_reported_demos) {
   return 0;
 }
 
+/* ---------- normalization statistics: variance without cancellation ---------- */
+
+TEST(std_of_large_offset_values_is_accurate) {
+  /* 10^5 float values 10^4 + u, u uniform on 21 levels in [-0.01, 0.01]:
+   * E[x^2] - mean^2 cancels 8 of double's 16 digits (the old fit gave std 0,
+   * a "constant" dimension); Welford matches a two-pass reference */
+  const int rows = 100000;
+  float *x = malloc(sizeof(float) * rows);
+  for (int i = 0; i < rows; i++) x[i] = (float)(1e4 + 0.001 * (double)((i * 7) % 21 - 10));
+  double mean = 0, m2 = 0;
+  for (int i = 0; i < rows; i++) mean += x[i];
+  mean /= rows;
+  for (int i = 0; i < rows; i++) m2 += (x[i] - mean) * (x[i] - mean);
+  const double sd = sqrt(m2 / rows);
+  ds_norm n;
+  char err[256];
+  ASSERT(ds_norm_fit_rows(&n, DS_NORM_MEANSTD, x, rows, 1, err, sizeof(err)) == 0);
+  ASSERT_MSG(fabs(n.std[0] - sd) <= 1e-3 * sd, "std %.9g, two-pass %.9g", (double)n.std[0], sd);
+  ASSERT_NEAR(n.mean[0], mean, 1e-3);
+  ASSERT_NEAR(n.scale[0], 1.0 / sd, 1e-3 / sd); /* normalized, not treated as constant */
+  free(x);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(window_padding_matches_robomimic), TEST_ENTRY(splits_from_masks_or_seed),
       TEST_ENTRY(normalization), TEST_ENTRY(writer_reader_round_trip),
       TEST_ENTRY(writer_killed_mid_demo_keeps_reported_demos),
+      TEST_ENTRY(std_of_large_offset_values_is_accurate),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -1061,6 +1061,196 @@ TEST(validation_loss_measures_the_block_it_names) {
   return 0;
 }
 
+/* ---------- checkpoint format 2: field-wise sections, bounded readers ---------- */
+
+TEST(crc32_constant_table_matches_the_bitwise_crc) {
+  /* the constant table against the bitwise definition, one byte at a time
+   * (each entry of the table is reached by exactly one byte from crc 0) */
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = ~0u ^ i;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    const unsigned char byte = (unsigned char)i;
+    ASSERT_EQ_INT(fc_crc32(0, &byte, 1), ~c);
+  }
+  return 0;
+}
+
+TEST(section_cursor_bounds_every_field) {
+  fc_ckpt_writer *w = fc_ckpt_writer_new("t");
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, 1);
+  fc_ckpt_put_i32(&b, -5);
+  fc_ckpt_put_str(&b, "abc");
+  const float v[3] = {1, 2, 3};
+  fc_ckpt_put_f32s(&b, v, 3);
+  fc_ckpt_add_buf(w, "s", &b);
+  ASSERT(b.data == NULL && b.len == 0);
+  char dir[] = "/tmp/lfp_cur_XXXXXX", path[256], err[512];
+  ASSERT(mkdtemp(dir));
+  snprintf(path, sizeof(path), "%s/c.lfp", dir);
+  ASSERT_MSG(fc_ckpt_write(w, path, err, sizeof(err)) == 0, "%s", err);
+  fc_ckpt_writer_free(w);
+  fc_ckpt *ck = fc_ckpt_read(path, "t", err, sizeof(err));
+  ASSERT_MSG(ck, "%s", err);
+  fc_ckpt_cur c;
+  uint32_t ver;
+  int32_t x;
+  char str[8];
+  float f[3];
+  /* in order and in bounds */
+  ASSERT(fc_ckpt_cur_open(&c, ck, "s", err, sizeof(err)) == 0 && fc_ckpt_cur_version(&c, 1, &ver) == 0);
+  ASSERT(fc_ckpt_get_i32(&c, "x", -5, 5, &x) == 0 && x == -5);
+  ASSERT(fc_ckpt_get_str(&c, "name", str, sizeof(str)) == 0 && !strcmp(str, "abc"));
+  ASSERT(fc_ckpt_get_f32s(&c, "v", f, 3) == 0 && f[2] == 3.0f);
+  ASSERT(fc_ckpt_cur_end(&c) == 0);
+  /* out of bounds, too long a string, past the end, a huge count, a missing section */
+  ASSERT(fc_ckpt_cur_open(&c, ck, "s", err, sizeof(err)) == 0 && fc_ckpt_cur_version(&c, 1, &ver) == 0);
+  ASSERT(fc_ckpt_get_i32(&c, "x", 0, 5, &x) == -1);
+  ASSERT_CONTAINS(err, "section 's' has x = -5, outside 0..5");
+  ASSERT(fc_ckpt_get_f32s(&c, "v", f, 1) == -1); /* sticky */
+  ASSERT(fc_ckpt_cur_open(&c, ck, "s", err, sizeof(err)) == 0 && fc_ckpt_get_u32(&c, "version", &ver) == 0 &&
+         fc_ckpt_get_i32(&c, "x", -5, 5, &x) == 0);
+  ASSERT(fc_ckpt_get_str(&c, "name", str, 3) == -1);
+  ASSERT_CONTAINS(err, "has a 3-byte name, longer than 2");
+  ASSERT(fc_ckpt_cur_open(&c, ck, "s", err, sizeof(err)) == 0 && fc_ckpt_get_u32(&c, "version", &ver) == 0);
+  ASSERT(fc_ckpt_get_f32s(&c, "all", f, SIZE_MAX / 2) == -1);
+  ASSERT_CONTAINS(err, "ends inside field 'all'");
+  ASSERT(fc_ckpt_cur_open(&c, ck, "s", err, sizeof(err)) == 0 && fc_ckpt_cur_version(&c, 0, &ver) == -1);
+  ASSERT_CONTAINS(err, "section 's' has version 1, this lfp reads 1 to 0");
+  ASSERT(fc_ckpt_cur_open(&c, ck, "nope", err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "section 'nope' is missing");
+  fc_ckpt_free(ck);
+  /* sealing makes edited bytes parse: the fuzz target's and the tests' way
+   * to put hostile contents behind a valid checksum */
+  size_t n = 0;
+  unsigned char *bytes = s_slurp(path, &n);
+  ASSERT(bytes && n > 100);
+  bytes[n / 2] ^= 1;
+  ASSERT(fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "corrupted");
+  fc_ckpt_seal(bytes, n);
+  ck = fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err));
+  ASSERT_MSG(ck, "%s", err);
+  fc_ckpt_free(ck);
+  /* behind a valid CRC: a section without a terminated name, an empty name */
+  memset(bytes + 64, 'x', FC_CKPT_NAME_MAX);
+  fc_ckpt_seal(bytes, n);
+  ASSERT(fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "section 0 ('xxx");
+  ASSERT_CONTAINS(err, "has no name of at most 39 bytes");
+  memset(bytes + 64, 0, FC_CKPT_NAME_MAX);
+  fc_ckpt_seal(bytes, n);
+  ASSERT(fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "has no name");
+  free(bytes);
+  /* two sections of one name */
+  w = fc_ckpt_writer_new("t");
+  fc_ckpt_add(w, "a", v, sizeof(v));
+  fc_ckpt_add(w, "b", v, sizeof(v));
+  ASSERT(fc_ckpt_write(w, path, err, sizeof(err)) == 0);
+  fc_ckpt_writer_free(w);
+  bytes = s_slurp(path, &n);
+  ASSERT(bytes && n > 100);
+  bytes[64 + FC_CKPT_NAME_MAX + 16] = 'a';
+  fc_ckpt_seal(bytes, n);
+  ASSERT(fc_ckpt_parse(bytes, n, path, "t", err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "section 1 ('a') appears twice");
+  free(bytes);
+  /* a bare file name: written, renamed and its directory (".") flushed */
+  char cwd[1024];
+  ASSERT(getcwd(cwd, sizeof(cwd)) && chdir(dir) == 0);
+  w = fc_ckpt_writer_new("t");
+  fc_ckpt_add(w, "s", v, sizeof(v));
+  const int rc = fc_ckpt_write(w, "rel.lfp", err, sizeof(err));
+  fc_ckpt_writer_free(w);
+  ASSERT(chdir(cwd) == 0);
+  ASSERT_MSG(rc == 0, "%s", err);
+  snprintf(path + strlen(dir), sizeof(path) - strlen(dir), "/rel.lfp");
+  ck = fc_ckpt_read(path, "t", err, sizeof(err));
+  ASSERT_MSG(ck, "%s", err);
+  fc_ckpt_free(ck);
+  unlink(path);
+  snprintf(path, sizeof(path), "%s/c.lfp", dir);
+  unlink(path);
+  rmdir(dir);
+  return 0;
+}
+
+TEST(hostile_train_state_is_refused) {
+  /* a trainer checkpoint whose train.state is cut, out of range or of a
+   * future version: a sentence, never a resumed run in an impossible state */
+  float data[2 * 64];
+  fc_rng r;
+  fc_rng_seed(&r, 1);
+  toy_sample(TOY_RINGS, &r, data, NULL, 64);
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 2, 0);
+  lc.nblocks = 2, lc.net.width = 8, lc.net.depth = 1;
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = 10, tc.batch = 16;
+  fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
+  fc_lfm_trainer *tr = fc_lfm_trainer_new(m, data, NULL, 64, &tc, NULL, 0);
+  for (int i = 0; i < 3; i++) fc_lfm_trainer_step(tr);
+  char path[] = "/tmp/lfp_state_XXXXXX", err[512];
+  int fd = mkstemp(path);
+  close(fd);
+  fc_ckpt_writer *w = fc_ckpt_writer_new("run");
+  fc_lfm_trainer_save(tr, w);
+  ASSERT(fc_ckpt_write(w, path, err, sizeof(err)) == 0);
+  fc_ckpt_writer_free(w);
+  size_t n = 0;
+  unsigned char *good = s_slurp(path, &n);
+  ASSERT(good && n > 200);
+  fc_ckpt *ck = fc_ckpt_parse(good, n, path, "run", err, sizeof(err));
+  ASSERT_MSG(ck && fc_lfm_trainer_restore(tr, ck, err, sizeof(err)) == 0, "%s", err);
+  size_t ssz;
+  ASSERT(fc_ckpt_get(ck, "train.state", &ssz));
+  ASSERT_EQ_INT(ssz, 4 + 10 * 8 + 5 * 8 + 2 * 8);
+  fc_ckpt_free(ck);
+  /* train.state is the first entry of the section table (at byte 64: name[40], u64 offset) */
+  ASSERT(!strcmp((const char *)good + 64, "train.state"));
+  uint64_t off;
+  memcpy(&off, good + 64 + FC_CKPT_NAME_MAX, 8);
+  /* field offsets inside the section: version 0, block 4, ..., steps_done 20, has_spare 76 */
+  const struct {
+    size_t at;
+    int64_t value;
+    int width;
+    const char *expect;
+  } cases[] = {
+      {0, 7, 4, "section 'train.state' has version 7, this lfp reads 1 to 1"},
+      {4, -1, 8, "has block = -1, outside 0..64"},
+      {4, 3, 8, "its training position is impossible"},
+      {20, 11, 8, "its training position is impossible"},
+      {76, 2, 8, "has_spare = 2, outside 0..1"},
+      {44, 65, 8, "it was training on 65 samples"},
+  };
+  unsigned char *bad = malloc(n);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    memcpy(bad, good, n);
+    if (cases[i].width == 4) {
+      uint32_t v = (uint32_t)cases[i].value;
+      memcpy(bad + off + cases[i].at, &v, 4);
+    } else {
+      memcpy(bad + off + cases[i].at, &cases[i].value, 8);
+    }
+    fc_ckpt_seal(bad, n);
+    ck = fc_ckpt_parse(bad, n, path, "run", err, sizeof(err));
+    ASSERT_MSG(ck, "%s", err);
+    ASSERT(fc_lfm_trainer_restore(tr, ck, err, sizeof(err)) == -1);
+    ASSERT_MSG(strstr(err, cases[i].expect), "case %zu: expected \"%s\" in \"%s\"", i, cases[i].expect, err);
+    printf("| hostile train.state (field at %zu = %lld) | %s |\n", cases[i].at, (long long)cases[i].value, err);
+    fc_ckpt_free(ck);
+  }
+  free(bad);
+  free(good);
+  fc_lfm_trainer_free(tr);
+  fc_lfm_free(m);
+  unlink(path);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(rng_determinism),          TEST_ENTRY(activation_gradients),
@@ -1076,6 +1266,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(w2_exact_assignment),      TEST_ENTRY(lfm_8gaussians_end_to_end),
       TEST_ENTRY(film_with_depth_0_is_refused), TEST_ENTRY(ode_steps_divide_evenly_among_blocks),
       TEST_ENTRY(validation_loss_measures_the_block_it_names),
+      TEST_ENTRY(crc32_constant_table_matches_the_bitwise_crc), TEST_ENTRY(section_cursor_bounds_every_field),
+      TEST_ENTRY(hostile_train_state_is_refused),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -365,6 +365,324 @@ TEST(ode_steps_must_divide_among_the_blocks) {
   return 0;
 }
 
+/* ---------- the policy file format (field-wise, versioned, bounded) ---------- */
+
+/* a seed of tests/fuzz/ckpt: one flag byte, then the file */
+static unsigned char *s_seed_bytes(const char *name, size_t *n) {
+  char path[256];
+  snprintf(path, sizeof(path), "%s/%s", LFP_CKPT_SEEDS, name);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  static unsigned char buf[1 << 16];
+  *n = fread(buf, 1, sizeof(buf), f);
+  fclose(f);
+  if (*n < 2) return NULL;
+  unsigned char *b = malloc(--*n);
+  memcpy(b, buf + 1, *n);
+  return b;
+}
+
+static fc_ckpt *s_seed(const char *name, char *err, size_t errsz) {
+  size_t n = 0;
+  unsigned char *b = s_seed_bytes(name, &n);
+  if (!b) return snprintf(err, errsz, "cannot read seed %s", name), NULL;
+  fc_ckpt *ck = fc_ckpt_parse(b, n, name, NULL, err, errsz);
+  free(b);
+  return ck;
+}
+
+/* the offset of a section's bytes in a file image (the table at byte 64:
+ * entries of name[40], u64 offset, u64 size) */
+static size_t s_section_at(const unsigned char *b, const char *name) {
+  uint32_t n;
+  memcpy(&n, b + 20, 4);
+  for (uint32_t i = 0; i < n; i++) {
+    const unsigned char *e = b + 64 + (size_t)i * (FC_CKPT_NAME_MAX + 16);
+    uint64_t off;
+    memcpy(&off, e + FC_CKPT_NAME_MAX, 8);
+    if (!strcmp((const char *)e, name)) return (size_t)off;
+  }
+  return 0;
+}
+
+TEST(policy_sections_are_field_wise_and_sized_by_the_dimensions) {
+  const float b[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+  pol_policy *p = s_const_policy(b);
+  char err[512], path[] = "/tmp/lfp_fmt_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  ASSERT(pol_save_file(p, path, err, sizeof(err)) == 0);
+  fc_ckpt *ck = fc_ckpt_read(path, "policy", err, sizeof(err));
+  ASSERT_MSG(ck, "%s", err);
+  ASSERT_EQ_INT(fc_ckpt_version(ck), FC_CKPT_VERSION);
+  size_t sz;
+  /* pol.meta: version, 7 int32, one key "o" (4 + 1 bytes) and its dim, 1 + 1
+   * bounds, env_args "" and version "" (4 bytes each), control_hz */
+  const unsigned char *meta = fc_ckpt_get(ck, "pol.meta", &sz);
+  ASSERT_EQ_INT(sz, 4 + 28 + 5 + 4 + 8 + 4 + 4 + 8);
+  uint32_t ver;
+  memcpy(&ver, meta, 4);
+  ASSERT_EQ_INT(ver, 1);
+  /* each norm section: version, dim, kind, 6 arrays of dim (1) values */
+  ASSERT(fc_ckpt_get(ck, "norm.obs", &sz) && sz == 12 + 6 * 4);
+  ASSERT(fc_ckpt_get(ck, "norm.actions", &sz) && sz == 12 + 6 * 4);
+  ASSERT(fc_ckpt_get(ck, "lfm.config", &sz) && sz == 4 + 13 * 4 + 2 * 4);
+  /* and it loads back field for field */
+  pol_policy *q = pol_load_ckpt(ck, path, err, sizeof(err));
+  ASSERT_MSG(q, "%s", err);
+  ASSERT(memcmp(&q->meta, &p->meta, sizeof(pol_meta)) == 0);
+  ASSERT(memcmp(&q->obs_norm, &p->obs_norm, sizeof(ds_norm)) == 0);
+  ASSERT(memcmp(q->flow->params, p->flow->params, fc_lfm_nparams(p->flow) * sizeof(float)) == 0);
+  pol_free(q);
+  fc_ckpt_free(ck);
+  pol_free(p);
+  unlink(path);
+  return 0;
+}
+
+TEST(format1_policy_files_still_load) {
+  /* the v1-* seeds were written by lfp at a28839e (format 1: raw structs);
+   * their twins without the prefix by this lfp from the same weights and
+   * statistics: both must load and act identically */
+  static const char *const names[3] = {"lfm-minmax.seed", "fm-meanstd-concat.seed", "mse-minmax.seed"};
+  char err[512], v1name[64];
+  for (int i = 0; i < 3; i++) {
+    snprintf(v1name, sizeof(v1name), "v1-%s", names[i]);
+    fc_ckpt *c1 = s_seed(v1name, err, sizeof(err)), *c2 = s_seed(names[i], err, sizeof(err));
+    ASSERT_MSG(c1 && c2, "%s", err);
+    ASSERT_EQ_INT(fc_ckpt_version(c1), 1);
+    ASSERT_EQ_INT(fc_ckpt_version(c2), 2);
+    pol_policy *p1 = pol_load_ckpt(c1, v1name, err, sizeof(err));
+    ASSERT_MSG(p1, "%s", err);
+    pol_policy *p2 = pol_load_ckpt(c2, names[i], err, sizeof(err));
+    ASSERT_MSG(p2, "%s", err);
+    ASSERT(memcmp(&p1->meta, &p2->meta, sizeof(pol_meta)) == 0);
+    ASSERT_CONTAINS(p1->meta.env_args, "seed");
+    ASSERT(strcmp(p1->meta.keys[1], "grip") == 0 && p1->meta.key_dims[1] == 1);
+    ASSERT(memcmp(&p1->obs_norm, &p2->obs_norm, sizeof(ds_norm)) == 0);
+    ASSERT(memcmp(&p1->act_norm, &p2->act_norm, sizeof(ds_norm)) == 0);
+    ASSERT(memcmp(&p1->flow->cfg, &p2->flow->cfg, sizeof(fc_lfm_config)) == 0);
+    ASSERT(memcmp(p1->flow->params, p2->flow->params, fc_lfm_nparams(p1->flow) * sizeof(float)) == 0);
+    pol_data *a = pol_data_new(p1, 3), *b = pol_data_new(p2, 3);
+    for (int t = 0; t < 4; t++) {
+      double obs[3] = {0.1 * t, -0.2, 0.5}, x[2], y[2];
+      ASSERT(pol_act(p1, a, obs, x, NULL, 0) == 0);
+      ASSERT(pol_act(p2, b, obs, y, NULL, 0) == 0);
+      ASSERT(x[0] == y[0] && x[1] == y[1]);
+    }
+    pol_data_free(a);
+    pol_data_free(b);
+    pol_free(p1);
+    pol_free(p2);
+    fc_ckpt_free(c1);
+    fc_ckpt_free(c2);
+  }
+  /* the format-1 reader is bounded too: a width of 10^9, a negative obs
+   * dimension or a huge norm dim behind a valid CRC are refused */
+  const struct {
+    const char *section;
+    size_t at;
+    int32_t value;
+    const char *expect;
+  } hostile[] = {
+      {"lfm.config", 12, 1000000000, "section 'lfm.config' has width = 1000000000, outside 1..65536"},
+      {"pol.meta", 16, -3, "section 'pol.meta' has obs_dim = -3, outside 1..512"},
+      {"pol.meta", 540, 1 << 30, "section 'pol.meta' has key dim 0 = 1073741824, outside 1..512"},
+      {"norm.obs", 0, 1 << 30, "section 'norm.obs' has dim = 1073741824, outside 1..512"},
+  };
+  for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+    size_t n = 0;
+    unsigned char *b = s_seed_bytes("v1-lfm-minmax.seed", &n);
+    ASSERT(b);
+    const size_t off = s_section_at(b, hostile[i].section);
+    ASSERT(off > 0);
+    memcpy(b + off + hostile[i].at, &hostile[i].value, 4);
+    fc_ckpt_seal(b, n);
+    fc_ckpt *ck = fc_ckpt_parse(b, n, "v1.lfp", "policy", err, sizeof(err));
+    ASSERT_MSG(ck, "%s", err);
+    ASSERT(pol_load_ckpt(ck, "v1.lfp", err, sizeof(err)) == NULL);
+    ASSERT_MSG(strstr(err, hostile[i].expect), "expected \"%s\" in \"%s\"", hostile[i].expect, err);
+    printf("| hostile format-1 policy file: %s field at %zu = %d | %s |\n", hostile[i].section, hostile[i].at,
+           hostile[i].value, err);
+    fc_ckpt_free(ck);
+    free(b);
+  }
+  /* a bare format-1 model ("lfm" kind) too */
+  fc_ckpt *c1 = s_seed("v1-lfm-kind.seed", err, sizeof(err)), *c2 = s_seed("lfm-kind.seed", err, sizeof(err));
+  ASSERT_MSG(c1 && c2, "%s", err);
+  fc_lfm *m1 = fc_lfm_load(c1, NULL, err, sizeof(err)), *m2 = fc_lfm_load(c2, NULL, err, sizeof(err));
+  ASSERT_MSG(m1 && m2, "%s", err);
+  ASSERT(memcmp(&m1->cfg, &m2->cfg, sizeof(fc_lfm_config)) == 0);
+  ASSERT(memcmp(m1->params, m2->params, fc_lfm_nparams(m1) * sizeof(float)) == 0);
+  fc_lfm_free(m1);
+  fc_lfm_free(m2);
+  fc_ckpt_free(c1);
+  fc_ckpt_free(c2);
+  return 0;
+}
+
+/* A policy file built section by section, every CRC valid: FM, To 2, Tp 2,
+ * Ta 1, keys "pos" (2) + "grip" (1), 2-D actions, width 8, depth 1, temb 4;
+ * each hostile case overrides one part. */
+typedef struct {
+  const char *what;
+  int32_t nblocks, width, depth, dx, dc;
+  int32_t obs_dim, action_dim, nkeys, kd0, kd1;
+  int32_t norm_obs_dim, meta_version;
+  uint32_t env_len;  /* a length word for env_args (0: the real one) */
+  int cut_meta;      /* bytes cut off the end of pol.meta */
+  int extra_meta;    /* bytes appended to pol.meta */
+  float obs_scale;
+  int params_floats; /* -1: as many as the config needs */
+  const char *expect;
+} s_hostile;
+
+static void s_hostile_write(const s_hostile *h, const char *path, char *err, size_t errsz) {
+  fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, (uint32_t)h->meta_version);
+  const int32_t iv[7] = {POL_FM, 2, 2, 1, h->obs_dim, h->action_dim, h->nkeys};
+  for (int i = 0; i < 7; i++) fc_ckpt_put_i32(&b, iv[i]);
+  const char *keys[2] = {"pos", "grip"};
+  const int32_t kd[2] = {h->kd0, h->kd1};
+  for (int k = 0; k < 2; k++) {
+    fc_ckpt_put_str(&b, keys[k]);
+    fc_ckpt_put_i32(&b, kd[k]);
+  }
+  const float lo[2] = {-1, -1}, hi[2] = {1, 1};
+  fc_ckpt_put_f32s(&b, lo, 2);
+  fc_ckpt_put_f32s(&b, hi, 2);
+  if (h->env_len) fc_ckpt_put_u32(&b, h->env_len);
+  else fc_ckpt_put_str(&b, "{}");
+  fc_ckpt_put_str(&b, "test");
+  fc_ckpt_put_f64(&b, 10.0);
+  for (int i = 0; i < h->extra_meta; i++) fc_ckpt_put_u32(&b, 0);
+  b.len -= (size_t)h->cut_meta;
+  fc_ckpt_add_buf(w, "pol.meta", &b);
+  /* statistics: norm.obs of norm_obs_dim values, norm.actions of 2 */
+  const int32_t ndim[2] = {h->norm_obs_dim, 2};
+  const char *nname[2] = {"norm.obs", "norm.actions"};
+  for (int i = 0; i < 2; i++) {
+    fc_ckpt_put_u32(&b, 1);
+    fc_ckpt_put_i32(&b, ndim[i]);
+    fc_ckpt_put_i32(&b, DS_NORM_MINMAX);
+    const int n = ndim[i] > 0 && ndim[i] < 64 ? ndim[i] : 4;
+    for (int a = 0; a < 6; a++)
+      for (int j = 0; j < n; j++) fc_ckpt_put_f32(&b, a == 0 ? (i == 0 ? h->obs_scale : 1.0f) : 0.0f);
+    fc_ckpt_add_buf(w, nname[i], &b);
+  }
+  /* the network */
+  const int32_t cv[13] = {h->nblocks, h->dx, h->dc, h->width, h->depth, 4, FC_ACT_SILU, FC_COND_FILM,
+                          FC_INTERP_LINEAR, FC_COUPLING_DEPENDENT, FC_SAMPLER_RK4, 2, FC_OBJ_FLOW};
+  fc_ckpt_put_u32(&b, 1);
+  for (int i = 0; i < 13; i++) fc_ckpt_put_i32(&b, cv[i]);
+  fc_ckpt_put_f32(&b, 0.2f);
+  fc_ckpt_put_f32(&b, 1.25f);
+  fc_ckpt_add_buf(w, "lfm.config", &b);
+  /* as many parameters as the config needs when it is small, else the base's */
+  const int small = h->dx > 0 && h->dx < 64 && h->dc >= 0 && h->dc < 64 && h->width > 0 && h->width < 64 &&
+                    h->depth >= 0 && h->depth < 4 && h->nblocks > 0 && h->nblocks < 4;
+  fc_mlp_config nc;
+  fc_mlp_config_default(&nc, small ? h->dx : 4, small ? h->dc : 6);
+  nc.width = small ? h->width : 8, nc.depth = small ? h->depth : 1, nc.temb = 4;
+  const size_t np = h->params_floats >= 0 ? (size_t)h->params_floats : fc_mlp_nparams(&nc) * (small ? h->nblocks : 1);
+  float *params = calloc(np ? np : 1, sizeof(float));
+  fc_ckpt_add(w, "lfm.params", params, np * sizeof(float));
+  free(params);
+  if (fc_ckpt_write(w, path, err, errsz)) fprintf(stderr, "%s\n", err);
+  fc_ckpt_writer_free(w);
+}
+
+TEST(hostile_policy_files_are_refused_with_a_sentence) {
+  /* valid CRC, hostile contents: each refused before anything is sized from
+   * it (under ASan an attempted huge allocation would abort the test) */
+  const s_hostile base = {"valid", 1, 8, 1, 4, 6, 3, 2, 2, 2, 1, 3, 1, 0, 0, 0, 1.0f, -1, NULL};
+  s_hostile cases[20];
+  int n = 0;
+  cases[n] = base, cases[n].what = "width 10^9", cases[n].width = 1000000000,
+  cases[n++].expect = "width = 1000000000, outside 1..65536";
+  cases[n] = base, cases[n].what = "nblocks 10^6", cases[n].nblocks = 1000000,
+  cases[n++].expect = "nblocks = 1000000, outside 1..64";
+  cases[n] = base, cases[n].what = "negative network dim", cases[n].dx = -4,
+  cases[n++].expect = "dx = -4, outside 1..65536";
+  cases[n] = base, cases[n].what = "negative obs_dim", cases[n].obs_dim = -3,
+  cases[n++].expect = "obs_dim = -3, outside 1..512";
+  cases[n] = base, cases[n].what = "overflowing key dims (2^31-1 + 1)", cases[n].kd0 = INT32_MAX,
+  cases[n++].expect = "key dim = 2147483647, outside 1..512";
+  cases[n] = base, cases[n].what = "key dims that do not sum", cases[n].kd0 = 3,
+  cases[n++].expect = "observation keys add up to 4 values, not 3";
+  cases[n] = base, cases[n].what = "norm dim mismatching obs_dim", cases[n].norm_obs_dim = 4,
+  cases[n++].expect = "normalization statistics are for 4 obs / 2 action values, the policy has 3 / 2";
+  cases[n] = base, cases[n].what = "norm dim 2^31-1", cases[n].norm_obs_dim = INT32_MAX,
+  cases[n++].expect = "dim = 2147483647, outside 1..512";
+  cases[n] = base, cases[n].what = "parameters missing", cases[n].params_floats = 0,
+  cases[n++].expect = "section 'lfm.params' has 0 bytes, its config needs 1584";
+  cases[n] = base, cases[n].what = "network not matching the policy", cases[n].dc = 8,
+  cases[n++].expect = "the network takes 4-D chunks and 8-D conditions; the policy needs 4 and 6";
+  cases[n] = base, cases[n].what = "every bound at its maximum (7 x 10^13 parameters)", cases[n].nblocks = 64,
+  cases[n].width = 65536, cases[n].depth = 64, cases[n].dx = 65536, cases[n].dc = 65536,
+  cases[n++].expect = "section 'lfm.params' has 1584 bytes, its config needs 283686918422528";
+  cases[n] = base, cases[n].what = "string length 2^32-1", cases[n].env_len = UINT32_MAX,
+  cases[n++].expect = "has a 4294967295-byte env_args, longer than 1023";
+  cases[n] = base, cases[n].what = "pol.meta cut inside a field", cases[n].cut_meta = 3,
+  cases[n++].expect = "ends inside field 'control_hz'";
+  cases[n] = base, cases[n].what = "pol.meta with bytes left over", cases[n].extra_meta = 1,
+  cases[n++].expect = "has 4 bytes left over";
+  cases[n] = base, cases[n].what = "section version from the future", cases[n].meta_version = 9,
+  cases[n++].expect = "section 'pol.meta' has version 9, this lfp reads 1 to 1";
+  cases[n] = base, cases[n].what = "NaN normalization scale", cases[n].obs_scale = NAN,
+  cases[n++].expect = "non-finite or zero scale at dimension 0";
+  char path[] = "/tmp/lfp_hostile_XXXXXX", err[512];
+  int fd = mkstemp(path);
+  close(fd);
+  /* the base file is valid: each case fails for its own reason only */
+  s_hostile_write(&base, path, err, sizeof(err));
+  pol_policy *p = pol_load(path, err, sizeof(err));
+  ASSERT_MSG(p, "%s", err);
+  pol_free(p);
+  for (int i = 0; i < n; i++) {
+    s_hostile_write(&cases[i], path, err, sizeof(err));
+    err[0] = 0;
+    p = pol_load(path, err, sizeof(err));
+    ASSERT_MSG(!p, "%s: loaded", cases[i].what);
+    ASSERT_MSG(strstr(err, cases[i].expect), "%s: expected \"%s\" in \"%s\"", cases[i].what, cases[i].expect, err);
+    ASSERT_CONTAINS(err, path);
+    printf("| hostile policy file: %s | %s |\n", cases[i].what, err);
+  }
+  unlink(path);
+  return 0;
+}
+
+TEST(resume_compares_fields_not_the_lfp_version) {
+  /* a checkpoint written by another lfp version resumes; one from other
+   * statistics is refused, naming what differs */
+  ds_dataset *d = s_dataset();
+  char err[512], path[] = "/tmp/lfp_ckpt_ver_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  pol_train_config c = s_small_config(POL_FM);
+  c.steps = 40;
+  pol_trainer *a = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(a, "%s", err);
+  while (pol_trainer_steps_done(a) < 20) pol_trainer_step(a);
+  snprintf(((pol_policy *)pol_trainer_policy(a))->meta.version, 16, "0.0.1-old");
+  ASSERT(pol_trainer_checkpoint(a, path, err, sizeof(err)) == 0);
+  pol_trainer *r = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(pol_trainer_resume(r, path, err, sizeof(err)) == 0, "%s", err);
+  ASSERT_EQ_INT(pol_trainer_steps_done(r), 20);
+  pol_trainer_free(r);
+  /* other statistics: another normalization kind */
+  c.norm = DS_NORM_MEANSTD;
+  r = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT(pol_trainer_resume(r, path, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "observation statistics differ");
+  pol_trainer_free(r);
+  pol_trainer_free(a);
+  unlink(path);
+  ds_dataset_free(d);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(history_and_chunks_follow_horizons),
@@ -374,6 +692,10 @@ int main(int argc, char **argv) {
       TEST_ENTRY(nonfinite_chunk_is_an_error_not_a_command),
       TEST_ENTRY(action_bounds_come_from_the_training_actions),
       TEST_ENTRY(ode_steps_must_divide_among_the_blocks),
+      TEST_ENTRY(policy_sections_are_field_wise_and_sized_by_the_dimensions),
+      TEST_ENTRY(format1_policy_files_still_load),
+      TEST_ENTRY(hostile_policy_files_are_refused_with_a_sentence),
+      TEST_ENTRY(resume_compares_fields_not_the_lfp_version),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
