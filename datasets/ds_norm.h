@@ -13,16 +13,22 @@
  * offset, lo, hi, mean, std. Format-1 sections (the struct written raw,
  * arrays 512 wide) still load.
  *
- *   char err[256];
- *   float x[4 * 2] = {0, 1, 2, 3, 4, 5, 6, 7};      // 4 rows of 2 values
- *   ds_norm an;
- *   if (ds_norm_fit_rows(&an, DS_NORM_MINMAX, x, 4, 2, err, sizeof err)) puts(err);
- *   ds_norm_apply(&an, x, 4);                        // x now in [-1, 1]
- *   ds_norm_invert(&an, x, 4);                       // and back
- *   fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
- *   ds_norm_save(&an, w, "norm.actions");
- *   fc_ckpt_writer_free(w);
- * (with a dataset: ds_norm_fit(&an, DS_NORM_MINMAX, d, &train, DS_FIELD_ACTIONS, err, sizeof err))
+ * Example: statistics of raw rows (with a dataset and its training split: ds_norm_fit)
+ *
+ *   #include "fc_ckpt.h"                              // the checkpoint writer
+ *
+ *   int norm_example(void) {
+ *     char err[256];
+ *     float x[4 * 2] = {0, 1, 2, 3, 4, 5, 6, 7};      // 4 rows of 2 values
+ *     ds_norm an;
+ *     if (ds_norm_fit_rows(&an, DS_NORM_MINMAX, x, 4, 2, err, sizeof err)) puts(err);
+ *     ds_norm_apply(&an, x, 4);                        // x now in [-1, 1]
+ *     ds_norm_invert(&an, x, 4);                       // and back
+ *     fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
+ *     ds_norm_save(&an, w, "norm.actions");
+ *     fc_ckpt_writer_free(w);
+ *     return 0;
+ *   }
  */
 #ifndef DS_NORM_H
 #define DS_NORM_H

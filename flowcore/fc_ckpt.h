@@ -35,26 +35,31 @@
  * proves that the bytes arrived: every size inside a section is bounded by
  * its reader before anything is allocated.
  *
- *   char err[256];
- *   float params[3] = {1, 2, 3};
- *   fc_ckpt_writer *w = fc_ckpt_writer_new("lfm");
- *   fc_ckpt_buf b = {0};                               // a field-wise section
- *   fc_ckpt_put_u32(&b, 1);                            // its version
- *   fc_ckpt_put_i32(&b, 3);                            // a count
- *   fc_ckpt_add_buf(w, "demo.config", &b);             // added, b freed
- *   fc_ckpt_add(w, "demo.params", params, sizeof params);
- *   if (fc_ckpt_write(w, "model.lfp", err, sizeof err)) puts(err);
- *   fc_ckpt_writer_free(w);
+ * Example: a file with one field-wise and one raw section, and back
  *
- *   fc_ckpt *ck = fc_ckpt_read("model.lfp", "lfm", err, sizeof err);
- *   fc_ckpt_cur c;
- *   uint32_t ver;
- *   int32_t count;
- *   if (!ck || fc_ckpt_cur_open(&c, ck, "demo.config", err, sizeof err) ||
- *       fc_ckpt_cur_version(&c, 1, &ver) || fc_ckpt_get_i32(&c, "count", 1, 3, &count) ||
- *       fc_ckpt_cur_end(&c) || fc_ckpt_get_exact(ck, "demo.params", params, count * sizeof(float), err, sizeof err))
- *     puts(err);
- *   fc_ckpt_free(ck);
+ *   int ckpt_example(void) {
+ *     char err[256];
+ *     float params[3] = {1, 2, 3};
+ *     fc_ckpt_writer *w = fc_ckpt_writer_new("lfm");
+ *     fc_ckpt_buf b = {0};                               // a field-wise section
+ *     fc_ckpt_put_u32(&b, 1);                            // its version
+ *     fc_ckpt_put_i32(&b, 3);                            // a count
+ *     fc_ckpt_add_buf(w, "demo.config", &b);             // added, b freed
+ *     fc_ckpt_add(w, "demo.params", params, sizeof params);
+ *     if (fc_ckpt_write(w, "model.lfp", err, sizeof err)) puts(err);
+ *     fc_ckpt_writer_free(w);
+ *
+ *     fc_ckpt *ck = fc_ckpt_read("model.lfp", "lfm", err, sizeof err);
+ *     fc_ckpt_cur c;
+ *     uint32_t ver;
+ *     int32_t count;
+ *     if (!ck || fc_ckpt_cur_open(&c, ck, "demo.config", err, sizeof err) ||
+ *         fc_ckpt_cur_version(&c, 1, &ver) || fc_ckpt_get_i32(&c, "count", 1, 3, &count) ||
+ *         fc_ckpt_cur_end(&c) || fc_ckpt_get_exact(ck, "demo.params", params, count * sizeof(float), err, sizeof err))
+ *       puts(err);
+ *     fc_ckpt_free(ck);
+ *     return 0;
+ *   }
  */
 #ifndef FC_CKPT_H
 #define FC_CKPT_H

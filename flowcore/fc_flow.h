@@ -11,16 +11,35 @@
  * last block is free: its target is N(0, I). N = 1 is global flow matching,
  * through exactly the same code.
  *
- *   fc_lfm_config lc; fc_lfm_config_default(&lc, D, C);
- *   lc.nblocks = 4;
- *   fc_lfm *model = fc_lfm_new(&lc, err, sizeof err);
- *   fc_train_config tc; fc_train_config_default(&tc);
- *   fc_lfm_trainer *tr = fc_lfm_trainer_new(model, x, c, n, &tc, err, sizeof err);
- *   while (!fc_lfm_trainer_done(tr)) loss = fc_lfm_trainer_step(tr);
- *   fc_lfm_trainer_free(tr);                       // model now holds EMA weights
- *   fc_lfm_ws *ws = fc_lfm_ws_new(model, 1000);
- *   fc_rng_normal_fill(&rng, xs, 1000 * D);       // z ~ N(0, I)
- *   fc_lfm_generate(model, ws, xs, c, 1000, lc.sampler, lc.steps);  // xs: samples
+ * Example: learn n samples x (n, D) with conditions c (n, C), then generate
+ * 1000 samples for the condition cond (C values)
+ *
+ *   float *learn(const float *x, const float *c, size_t n, int D, int C, const float *cond) {
+ *     char err[256];
+ *     fc_lfm_config lc;
+ *     fc_lfm_config_default(&lc, D, C);
+ *     lc.nblocks = 4;
+ *     fc_lfm *model = fc_lfm_new(&lc, err, sizeof err);
+ *     if (!model) return fprintf(stderr, "%s\n", err), NULL;
+ *     fc_train_config tc;
+ *     fc_train_config_default(&tc);
+ *     fc_lfm_trainer *tr = fc_lfm_trainer_new(model, x, c, n, &tc, err, sizeof err);
+ *     if (!tr) return fprintf(stderr, "%s\n", err), fc_lfm_free(model), NULL;
+ *     while (!fc_lfm_trainer_done(tr)) fc_lfm_trainer_step(tr);
+ *     fc_lfm_trainer_free(tr);                         // model now holds EMA weights
+ *     float *xs = malloc(1000 * (size_t)D * sizeof(float));
+ *     float *cs = malloc(1000 * (size_t)(C ? C : 1) * sizeof(float));
+ *     for (int i = 0; i < 1000; i++) memcpy(cs + (size_t)i * C, cond, (size_t)C * sizeof(float));
+ *     fc_rng rng;
+ *     fc_rng_seed(&rng, 1);
+ *     fc_rng_normal_fill(&rng, xs, 1000 * (size_t)D);  // z ~ N(0, I)
+ *     fc_lfm_ws *ws = fc_lfm_ws_new(model, 1000);
+ *     fc_lfm_generate(model, ws, xs, C ? cs : NULL, 1000, lc.sampler, lc.steps);  // xs: samples
+ *     fc_lfm_ws_free(ws);
+ *     fc_lfm_free(model);
+ *     free(cs);
+ *     return xs;
+ *   }
  */
 #ifndef FC_FLOW_H
 #define FC_FLOW_H

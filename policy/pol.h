@@ -16,12 +16,27 @@
  * bound, the queue stays empty). A caller that gets -1 must not act on the
  * output: stop the robot, or hold, as its task demands.
  *
- *   pol_policy *p = pol_load("lift.lfp", err, sizeof err);
- *   pol_data *pd = pol_data_new(p, seed);
- *   for each episode: pol_reset(pd, seed);
- *     for each step:                                 // obs: the keys concatenated
- *       if (pol_act(p, pd, obs, action, err, sizeof err)) stop(err);
- *   pol_data_free(pd); pol_free(p);
+ * Example: a controller loop; read_obs and send fill and take the robot's
+ * observation (the keys concatenated) and command
+ *
+ *   int control(const char *path, int steps, void (*read_obs)(double *), void (*send)(const double *)) {
+ *     char err[512];
+ *     pol_policy *p = pol_load(path, err, sizeof err);
+ *     if (!p) return fprintf(stderr, "%s\n", err), -1;
+ *     pol_data *pd = pol_data_new(p, 100000);        // the sampler's seed
+ *     double obs[DS_NORM_MAX_DIM], action[POL_MAX_ACTION];
+ *     int rc = 0;
+ *     pol_reset(pd, 100000);                         // each episode
+ *     for (int t = 0; t < steps && rc == 0; t++) {
+ *       read_obs(obs);                               // p->meta.obs_dim values
+ *       rc = pol_act(p, pd, obs, action, err, sizeof err);
+ *       if (rc) fprintf(stderr, "%s: holding\n", err); // never act on a refused step
+ *       else send(action);                           // p->meta.action_dim values, within the bounds
+ *     }
+ *     pol_data_free(pd);
+ *     pol_free(p);
+ *     return rc;
+ *   }
  */
 #ifndef POL_H
 #define POL_H

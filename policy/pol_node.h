@@ -15,10 +15,19 @@
  * pol_node_handle is the whole request logic without sockets (tests and the
  * fuzz target call it); pol_node_bind + pol_node_run put it on the bus.
  *
- *   pol_node *n = pol_node_new(policy, &cfg);
- *   if (pol_node_bind(n, "tcp://127.0.0.1:5555", NULL, 0, err, sizeof err)) ...
- *   pol_node_run(n, &stop_flag, err, sizeof err);   // until stop_flag != 0
- *   pol_node_free(n);
+ * Example: serve a loaded policy until *stop is set (by a signal handler)
+ *
+ *   int serve(const pol_policy *policy, volatile sig_atomic_t *stop) {
+ *     char err[512], bound[256];
+ *     pol_node_config cfg;
+ *     pol_node_config_default(&cfg);
+ *     pol_node *n = pol_node_new(policy, &cfg);
+ *     int rc = pol_node_bind(n, "tcp://127.0.0.1:5555", bound, sizeof bound, err, sizeof err);
+ *     if (rc == 0) rc = pol_node_run(n, stop, err, sizeof err);  // until *stop != 0
+ *     if (rc) fprintf(stderr, "%s\n", err);
+ *     pol_node_free(n);
+ *     return rc;
+ *   }
  */
 #ifndef POL_NODE_H
 #define POL_NODE_H

@@ -5,8 +5,9 @@
  *   header_example flowcore/fc_rng.h out/fc_rng_example.c
  *
  * The example is the part of the header's opening comment after a line
- * " * Example:", up to the end of that comment; each line loses its leading
- * " *" and the indentation of the block. The output includes the C library
+ * " * Example: caption" and the caption's continuation lines, that is after
+ * the first blank comment line that follows, up to the end of the comment;
+ * each line loses its leading " *" and the indentation of the block. The output includes the C library
  * headers an example may use, then the header itself, then the example. A
  * header without an example yields the includes alone, which still checks
  * that the header compiles on its own. */
@@ -38,7 +39,7 @@ int main(int argc, char **argv) {
           "#include <string.h>\n\n#include \"%s\"\n\n",
           argv[1], base);
   char line[1024];
-  int in_comment = 0, in_example = 0, lines = 0, ended = 0;
+  int in_comment = 0, in_example = 0, in_caption = 0, lines = 0, ended = 0;
   size_t indent = (size_t)-1;
   while (!ended && fgets(line, sizeof line, in)) {
     if (!in_comment) {
@@ -52,7 +53,11 @@ int main(int argc, char **argv) {
       *endc = 0;
     }
     if (!in_example) {
-      if (strncmp(line, " * Example:", 11) == 0) in_example = 1;
+      if (strncmp(line, " * Example:", 11) == 0) in_example = in_caption = 1;
+      continue;
+    }
+    if (in_caption) { /* the caption runs to the first blank comment line */
+      in_caption = strspn(line, " *\n") != strlen(line);
       continue;
     }
     /* " *   code" -> "  code"; " *" alone -> blank */
