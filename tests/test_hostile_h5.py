@@ -34,10 +34,13 @@ HUGE = 2 ** 32 + 7          # the issue's column count: truncated to 7 by an int
 KEYS = "object,robot0_eef_pos"
 
 
-def write_base(path, lens=(4, 5, 3), next_obs=True, mutate=None, libver=None):
+def write_base(path, lens=(4, 5, 3), next_obs=True, mutate=None, libver=None, small=False):
     """A small valid file: demos with actions (N, 2), states (N, 3), rewards,
     dones, obs/next_obs object (N, 3) and robot0_eef_pos (N, 2), masks
-    train/valid, env_args naming no lfp task (train needs --obs-keys)."""
+    train/valid, env_args naming no lfp task (train needs --obs-keys).
+    small (for fuzz seeds): no dones and no robot0_eef_pos, newest format."""
+    if small:
+        lens, libver = lens[:3], "latest"
     rng = np.random.default_rng(0)
     kw = {"libver": libver} if libver else {}
     with h5py.File(path, "w", **kw) as f:
@@ -47,8 +50,9 @@ def write_base(path, lens=(4, 5, 3), next_obs=True, mutate=None, libver=None):
             g.create_dataset("actions", data=rng.uniform(-1, 1, (n, 2)))
             g.create_dataset("states", data=rng.standard_normal((n, 3)))
             g.create_dataset("rewards", data=np.zeros(n))
-            g.create_dataset("dones", data=np.zeros(n, dtype=np.int64))
-            for key, dim in (("object", 3), ("robot0_eef_pos", 2)):
+            if not small:
+                g.create_dataset("dones", data=np.zeros(n, dtype=np.int64))
+            for key, dim in (("object", 3),) + (() if small else (("robot0_eef_pos", 2),)):
                 g.create_dataset(f"obs/{key}", data=rng.standard_normal((n, dim)))
                 if next_obs:
                     g.create_dataset(f"next_obs/{key}", data=rng.standard_normal((n, dim)))
@@ -226,8 +230,8 @@ CASES = [
 ]
 
 
-def write_case(path, name):
-    """Write case `name` of CASES to path."""
+def write_case(path, name, small=False):
+    """Write case `name` of CASES to path (small: on the fuzz seeds' base)."""
     for n, _, mutate, _, in CASES:
         if n != name:
             continue
@@ -246,9 +250,10 @@ def write_case(path, name):
                         del f[f"data/demo_{i}"]
                     f["data"][f"demo_{i}"] = g
                 del f["mask"]
-            write_base(path, lens=(1,), mutate=links)
+            write_base(path, lens=(1,), mutate=links, small=small)
         else:  # attributes over 64 KiB need the newer object headers
-            write_base(path, mutate=mutate, libver="latest" if name == "env_args_huge" else None)
+            write_base(path, lens=(3, 2, 2) if small else (4, 5, 3), next_obs=not small or name == "huge_next_obs",
+                       mutate=mutate, libver="latest" if name == "env_args_huge" else None, small=small)
         return
     raise KeyError(name)
 
