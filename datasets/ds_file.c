@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ds_h5.h"
 #include "fc_base.h"
@@ -476,8 +479,46 @@ static int s_demo_field(const ds_file *f, hid_t dg, const char *name, const char
 
 /* ---------- open ---------- */
 
+/* a little-endian unsigned integer of w bytes (w <= 8) */
+static uint64_t s_le(const unsigned char *p, size_t w) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < w; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+/* HDF5 1.10.8 trusts the sizes inside a global heap collection, where
+ * variable-length strings (env_args, model_file, h5py's str masks) live: a
+ * damaged one makes H5Aread/H5Dread copy past the collection (H5HG_read),
+ * ask for SIZE_MAX bytes (H5C_protect) or loop forever. HDF5 finds a
+ * collection by address and checks its "GCOL" signature and version 1, so
+ * every collection it could read is among those found here by signature;
+ * each must lie inside the file and hold objects that lie inside it, walked
+ * as HDF5's H5HG__cache_heap_deserialize walks them. Returns 0, or the
+ * offset + 1 of the first damaged one. ss: the file's size of lengths. */
+static size_t s_gheaps_check(const unsigned char *b, size_t n, size_t ss) {
+  const size_t hdr = 8 + ss, ohdr = 8 + ss; /* "GCOL", version, 3 reserved, size | idx, nrefs, 4 reserved, size */
+  for (size_t a = 0; a + hdr <= n; a++) {
+    const unsigned char *p = memchr(b + a, 'G', n - a);
+    if (!p) break;
+    a = (size_t)(p - b);
+    if (a + hdr > n || memcmp(p, "GCOL", 4) || p[4] != 1) continue; /* HDF5 refuses those itself */
+    const uint64_t size = s_le(p + 8, ss);
+    if (size < 4096 || size > n - a) return a + 1;
+    for (uint64_t q = hdr; q + ohdr <= size;) { /* a tail shorter than an object header is free space */
+      const unsigned idx = (unsigned)s_le(p + q, 2);
+      const uint64_t osz = s_le(p + q + 8, ss);
+      if (osz > size - q) return a + 1;
+      const uint64_t need = idx ? ohdr + ((osz + 7) & ~(uint64_t)7) : osz;
+      if (need == 0 || need > size - q) return a + 1;
+      q += need;
+    }
+  }
+  return 0;
+}
+
 /* everything past H5Fopen, for a file on disk and a file image alike */
-static ds_file *s_open_fid(hid_t fid, const char *path, char *err, size_t errsz) {
+static ds_file *s_open_fid(hid_t fid, const char *path, const unsigned char *bytes, size_t nbytes, char *err,
+                           size_t errsz) {
   ds_file *f = fc_calloc(1, sizeof(*f));
   f->fid = fid;
   hsize_t fsz = 0;
@@ -488,7 +529,24 @@ static ds_file *s_open_fid(hid_t fid, const char *path, char *err, size_t errsz)
   char msg[512] = "", where[3 * DS_NAME_MAX + 16];
   hid_t data = -1, dg = -1, og = -1;
   s_names names = {0}, keys = {0};
-  int kind = s_link(fid, "data");
+  int kind = S_NONE;
+
+  /* the global heaps, before HDF5 reads a variable-length string from one */
+  size_t ssize = 0, saddr = 0;
+  hid_t fcpl = H5Fget_create_plist(fid);
+  if (fcpl < 0 || H5Pget_sizes(fcpl, &saddr, &ssize) < 0 || (ssize != 2 && ssize != 4 && ssize != 8)) {
+    snprintf(msg, sizeof(msg), "%s: its superblock gives %zu-byte lengths (lfp reads 2, 4 or 8)", path, ssize);
+    if (fcpl >= 0) H5Pclose(fcpl);
+    goto fail;
+  }
+  H5Pclose(fcpl);
+  const size_t bad_heap = s_gheaps_check(bytes, nbytes, ssize);
+  if (bad_heap) {
+    snprintf(msg, sizeof(msg), "%s is damaged: the global heap (variable-length strings) at byte %zu has sizes beyond it",
+             path, bad_heap - 1);
+    goto fail;
+  }
+  kind = s_link(fid, "data");
 
   if (kind != S_GROUP) {
     if (kind == S_NONE) snprintf(msg, sizeof(msg), "%s has no /data group (not a Robomimic-style demonstration file)", path);
@@ -698,9 +756,15 @@ ds_file *ds_open(const char *path, char *err, size_t errsz) {
   else if (!S_ISREG(st.st_mode)) fc_set_err(err, errsz, "%s is not a regular file", path);
   else if (H5Fis_hdf5(path) <= 0) fc_set_err(err, errsz, "%s is not an HDF5 file", path);
   else {
-    hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (fid < 0) s_open_failed(path, err, errsz);
-    else f = s_open_fid(fid, path, err, errsz);
+    /* the bytes, mapped, for the global-heap check */
+    int fd = open(path, O_RDONLY);
+    void *map = fd < 0 || st.st_size == 0 ? MAP_FAILED : mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (fd >= 0) close(fd);
+    hid_t fid = map == MAP_FAILED ? -1 : H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (map == MAP_FAILED) fc_set_err(err, errsz, "cannot read %s: %s", path, strerror(errno));
+    else if (fid < 0) s_open_failed(path, err, errsz);
+    else f = s_open_fid(fid, path, map, (size_t)st.st_size, err, errsz);
+    if (map != MAP_FAILED) munmap(map, (size_t)st.st_size);
   }
   ds__quiet_end(q);
   return f;
@@ -727,7 +791,7 @@ ds_file *ds_open_image(const void *bytes, size_t n, const char *name, char *err,
       fid = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     if (fapl >= 0) H5Pclose(fapl);
     if (fid < 0) s_open_failed(name, err, errsz);
-    else f = s_open_fid(fid, name, err, errsz);
+    else f = s_open_fid(fid, name, bytes, n, err, errsz);
   }
   ds__quiet_end(q);
   return f;

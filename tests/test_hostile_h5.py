@@ -225,9 +225,31 @@ CASES = [
                         external=[("/dev/zero", 0, 64)]), ["demo_0", "actions"]),
     ("virtual_actions", "actions a virtual dataset mapping another file",
      lambda f: _virtual(f, "data/demo_0/actions"), ["demo_0", "actions"]),
+    ("gheap_huge", "the global heap of env_args damaged: an object of 2^40 bytes (libhdf5 copies past it)",
+     None, ["global heap"]),
+    ("gheap_loop", "the global heap of env_args damaged: a free-space object of size 0 (libhdf5 loops forever)",
+     None, ["global heap"]),
     ("hardlinked_demos", "1000 demos that are hard links to one demo of 2^17 rows of deflated zeros",
      None, ["hard links"]),
 ]
+
+
+def _patch_gheap(path, loop):
+    """Damage the first global heap collection (where h5py keeps variable-length
+    strings: env_args, model_file): its first object claims 2^40 bytes, or
+    (loop) becomes a free-space object of size 0, which HDF5 walks forever."""
+    with open(path, "r+b") as fh:
+        b = bytearray(fh.read())
+        a = b.find(b"GCOL\x01")
+        assert a >= 0, "no global heap in the base file"
+        obj = a + 16                       # 8-byte lengths: the header is 16 bytes
+        if loop:
+            b[obj:obj + 2] = b"\x00\x00"
+            b[obj + 8:obj + 16] = (0).to_bytes(8, "little")
+        else:
+            b[obj + 8:obj + 16] = (2 ** 40).to_bytes(8, "little")
+        fh.seek(0)
+        fh.write(b)
 
 
 def write_case(path, name, small=False):
@@ -235,7 +257,10 @@ def write_case(path, name, small=False):
     for n, _, mutate, _, in CASES:
         if n != name:
             continue
-        if name == "hardlinked_demos":
+        if name in ("gheap_huge", "gheap_loop"):
+            write_base(path, lens=(3, 2, 2) if small else (4, 5, 3), next_obs=not small, small=small)
+            _patch_gheap(path, name == "gheap_loop")
+        elif name == "hardlinked_demos":
             def links(f):
                 g = f["data/demo_0"]
                 names = []

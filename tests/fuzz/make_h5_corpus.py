@@ -18,10 +18,9 @@ import h5py
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import test_hostile_h5 as hostile  # noqa: E402
 
-HOSTILE = ["huge_cols", "huge_rows", "unwritten_rows", "rank9_actions", "scalar_actions", "string_actions",
-           "compound_actions", "huge_obs_dim", "huge_next_obs", "states_odd", "mask_huge_count",
+HOSTILE = ["huge_cols", "huge_rows", "unwritten_rows", "rank9_actions", "string_actions", "huge_obs_dim", "huge_next_obs", "states_odd", "mask_huge_count",
            "mask_vlen_huge", "env_args_array", "model_file_array", "demo_not_group", "dangling_actions",
-           "external_link", "virtual_actions"]
+           "external_link", "virtual_actions", "gheap_huge", "gheap_loop"]
 
 
 def chunked_vlen(f):
