@@ -26,6 +26,10 @@ struct ds_file {
   hid_t fid;
   uint64_t filesize; /* bytes of the file: no dataset stores more */
   ds_info info;
+  /* during ds_open only: the file's bytes and its global heaps' objects */
+  const unsigned char *bytes;
+  size_t nbytes;
+  void *heap; /* s_heap */
 };
 
 static char *s_strdup(const char *s) {
@@ -367,6 +371,81 @@ static int s_demo_cmp(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* a little-endian unsigned integer of w bytes (w <= 8) */
+static uint64_t s_le(const unsigned char *p, size_t w) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < w; i++) v |= (uint64_t)p[i] << (8 * i);
+  return v;
+}
+
+/* HDF5 1.10.8 trusts what it reads of a global heap collection, where
+ * variable-length strings (env_args, model_file, h5py's str masks) live: a
+ * collection whose sizes run past it makes H5Aread/H5Dread copy past it
+ * (H5HG_read), ask for SIZE_MAX bytes (H5C_protect) or loop forever. HDF5
+ * finds a collection by address and checks its "GCOL" signature and version
+ * 1, so every collection it could read is among those found here by
+ * signature; each must lie inside the file and hold objects that lie inside
+ * it, walked as H5HG__cache_heap_deserialize walks them. The objects found
+ * are kept (s_heap) to check the heap IDs of variable-length masks
+ * (s_read_mask). HDF5 trusts heap IDs too (the object index is guarded by
+ * an assert, the length is allocated before reading): those of attributes
+ * are not visible through its API, see tests/fuzz_h5.c. */
+typedef struct {
+  uint64_t addr, idx, size; /* collection address, object index, bytes */
+} s_hobj;
+
+typedef struct {
+  s_hobj *obj;
+  size_t n, cap;
+  size_t sa; /* bytes of an address */
+} s_heap;
+
+static int s_hobj_cmp(const void *a, const void *b) {
+  const s_hobj *x = a, *y = b;
+  if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
+  return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* 0, or the offset + 1 of the first damaged collection; h gets the objects */
+static size_t s_gheaps_check(const unsigned char *b, size_t n, size_t ss, s_heap *h) {
+  const size_t hdr = 8 + ss, ohdr = 8 + ss; /* "GCOL", version, 3 reserved, size | idx, nrefs, 4 reserved, size */
+  for (size_t a = 0; a + hdr <= n; a++) {
+    const unsigned char *p = memchr(b + a, 'G', n - a);
+    if (!p) break;
+    a = (size_t)(p - b);
+    if (a + hdr > n || memcmp(p, "GCOL", 4) || p[4] != 1) continue; /* HDF5 refuses those itself */
+    const uint64_t size = s_le(p + 8, ss);
+    if (size < 4096 || size > n - a) return a + 1;
+    for (uint64_t q = hdr; q + ohdr <= size;) { /* a tail shorter than an object header is free space */
+      const unsigned idx = (unsigned)s_le(p + q, 2);
+      const uint64_t osz = s_le(p + q + 8, ss);
+      const uint64_t need = idx ? ohdr + ((osz + 7) & ~(uint64_t)7) : osz;
+      if (osz > size - q || need == 0 || need > size - q) return a + 1;
+      if (idx) {
+        if (h->n == h->cap) {
+          h->cap = h->cap ? 2 * h->cap : 64;
+          h->obj = realloc(h->obj, h->cap * sizeof(s_hobj));
+          FC_ASSERT(h->obj);
+        }
+        h->obj[h->n++] = (s_hobj){a, idx, osz};
+      }
+      q += need;
+    }
+  }
+  qsort(h->obj, h->n, sizeof(s_hobj), s_hobj_cmp);
+  return 0;
+}
+
+/* Is the heap ID at p (4-byte length, address, 4-byte index) one HDF5 can
+ * read safely: empty, or naming an object of exactly that length? */
+static int s_heap_id_ok(const s_heap *h, const unsigned char *p) {
+  const uint64_t len = s_le(p, 4);
+  if (len == 0) return 1;
+  const s_hobj key = {s_le(p + 4, h->sa), s_le(p + 4 + h->sa, 4), 0};
+  const s_hobj *o = h->n ? bsearch(&key, h->obj, h->n, sizeof(s_hobj), s_hobj_cmp) : NULL;
+  return o && o->size == len;
+}
+
 /* read a mask (a 1-D array of demo names) of group mg */
 static int s_read_mask(const ds_file *f, hid_t mg, const char *name, ds_mask *m, char *err, size_t errsz) {
   const char *path = f->info.path;
@@ -396,6 +475,21 @@ static int s_read_mask(const ds_file *f, hid_t mg, const char *name, ds_mask *m,
     goto out;
   }
   if (s_stored_ok(f, ds, where, n * sz, NULL, err, errsz)) goto out;
+  if (vlen) { /* the heap IDs, stored contiguously, checked before HDF5 follows them */
+    const s_heap *h = f->heap;
+    const haddr_t at = H5Dget_offset(ds);
+    const size_t w = 8 + (h ? h->sa : 8);
+    if (!h || at == HADDR_UNDEF || at > f->nbytes || n > (f->nbytes - at) / w) {
+      fc_set_err(err, errsz, "%s: %s holds variable-length strings that are not stored contiguously, which lfp does not read (store them contiguous or fixed-width)", path, where);
+      goto out;
+    }
+    for (uint64_t i = 0; i < n; i++)
+      if (!s_heap_id_ok(h, f->bytes + at + i * w)) {
+        fc_set_err(err, errsz, "%s is damaged: %s entry %llu refers to a string its global heap does not hold", path, where,
+                   (unsigned long long)i);
+        goto out;
+      }
+  }
   m->count = (int)n;
   m->demos = fc_calloc(n ? n : 1, DS_NAME_MAX);
   hid_t mt = H5Tcopy(H5T_C_S1);
@@ -479,44 +573,6 @@ static int s_demo_field(const ds_file *f, hid_t dg, const char *name, const char
 
 /* ---------- open ---------- */
 
-/* a little-endian unsigned integer of w bytes (w <= 8) */
-static uint64_t s_le(const unsigned char *p, size_t w) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < w; i++) v |= (uint64_t)p[i] << (8 * i);
-  return v;
-}
-
-/* HDF5 1.10.8 trusts the sizes inside a global heap collection, where
- * variable-length strings (env_args, model_file, h5py's str masks) live: a
- * damaged one makes H5Aread/H5Dread copy past the collection (H5HG_read),
- * ask for SIZE_MAX bytes (H5C_protect) or loop forever. HDF5 finds a
- * collection by address and checks its "GCOL" signature and version 1, so
- * every collection it could read is among those found here by signature;
- * each must lie inside the file and hold objects that lie inside it, walked
- * as HDF5's H5HG__cache_heap_deserialize walks them. Returns 0, or the
- * offset + 1 of the first damaged one. ss: the file's size of lengths. */
-static size_t s_gheaps_check(const unsigned char *b, size_t n, size_t ss) {
-  const size_t hdr = 8 + ss, ohdr = 8 + ss; /* "GCOL", version, 3 reserved, size | idx, nrefs, 4 reserved, size */
-  for (size_t a = 0; a + hdr <= n; a++) {
-    const unsigned char *p = memchr(b + a, 'G', n - a);
-    if (!p) break;
-    a = (size_t)(p - b);
-    if (a + hdr > n || memcmp(p, "GCOL", 4) || p[4] != 1) continue; /* HDF5 refuses those itself */
-    const uint64_t size = s_le(p + 8, ss);
-    if (size < 4096 || size > n - a) return a + 1;
-    for (uint64_t q = hdr; q + ohdr <= size;) { /* a tail shorter than an object header is free space */
-      const unsigned idx = (unsigned)s_le(p + q, 2);
-      const uint64_t osz = s_le(p + q + 8, ss);
-      if (osz > size - q) return a + 1;
-      const uint64_t need = idx ? ohdr + ((osz + 7) & ~(uint64_t)7) : osz;
-      if (need == 0 || need > size - q) return a + 1;
-      q += need;
-    }
-  }
-  return 0;
-}
-
-/* everything past H5Fopen, for a file on disk and a file image alike */
 static ds_file *s_open_fid(hid_t fid, const char *path, const unsigned char *bytes, size_t nbytes, char *err,
                            size_t errsz) {
   ds_file *f = fc_calloc(1, sizeof(*f));
@@ -530,6 +586,7 @@ static ds_file *s_open_fid(hid_t fid, const char *path, const unsigned char *byt
   hid_t data = -1, dg = -1, og = -1;
   s_names names = {0}, keys = {0};
   int kind = S_NONE;
+  s_heap heap = {0};
 
   /* the global heaps, before HDF5 reads a variable-length string from one */
   size_t ssize = 0, saddr = 0;
@@ -540,7 +597,15 @@ static ds_file *s_open_fid(hid_t fid, const char *path, const unsigned char *byt
     goto fail;
   }
   H5Pclose(fcpl);
-  const size_t bad_heap = s_gheaps_check(bytes, nbytes, ssize);
+  if (saddr != 2 && saddr != 4 && saddr != 8) {
+    snprintf(msg, sizeof(msg), "%s: its superblock gives %zu-byte addresses (lfp reads 2, 4 or 8)", path, saddr);
+    goto fail;
+  }
+  heap.sa = saddr;
+  f->bytes = bytes;
+  f->nbytes = nbytes;
+  f->heap = &heap;
+  const size_t bad_heap = s_gheaps_check(bytes, nbytes, ssize, &heap);
   if (bad_heap) {
     snprintf(msg, sizeof(msg), "%s is damaged: the global heap (variable-length strings) at byte %zu has sizes beyond it",
              path, bad_heap - 1);
@@ -727,10 +792,13 @@ static ds_file *s_open_fid(hid_t fid, const char *path, const unsigned char *byt
   }
   free(names.names);
   H5Gclose(data);
+  free(heap.obj);
+  f->bytes = NULL, f->heap = NULL;
   return f;
 
 fail:
   fc_set_err(err, errsz, "%s", msg);
+  free(heap.obj);
   free(names.names);
   free(keys.names);
   if (og >= 0) H5Gclose(og);
