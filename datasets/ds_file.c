@@ -432,7 +432,7 @@ static size_t s_gheaps_check(const unsigned char *b, size_t n, size_t ss, s_heap
       q += need;
     }
   }
-  qsort(h->obj, h->n, sizeof(s_hobj), s_hobj_cmp);
+  if (h->n) qsort(h->obj, h->n, sizeof(s_hobj), s_hobj_cmp);
   return 0;
 }
 
