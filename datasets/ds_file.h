@@ -25,7 +25,9 @@
  * bytes stored in the file (a dataset whose chunks were never written, or that
  * maps another file through external storage, a virtual layout or an external
  * link, is refused), and every defect gets one sentence naming the file, the
- * demo and the key.
+ * demo and the key. Before HDF5 reads a variable-length string, ds_open checks
+ * the file's global heaps (where such strings live; libhdf5 1.10.8 trusts
+ * their sizes): it maps the file and reads it once, end to end.
  *
  *   char err[512];
  *   ds_file *f = ds_open("demos.hdf5", err, sizeof err);
@@ -123,7 +125,8 @@ typedef struct {
 
 /* Open a file and check its structure (data group, demos, actions, lengths,
  * ranks, dtypes, attributes, masks; every size against the bounds above).
- * NULL with a sentence in err on any defect. */
+ * NULL with a sentence in err on any defect. Variable-length masks must be
+ * stored contiguously (h5py's default), so that their heap IDs can be checked. */
 ds_file *ds_open(const char *path, char *err, size_t errsz);
 /* The same from n bytes of a file held in memory (HDF5's file-image API, the
  * core driver without a backing store: nothing on disk is read or written);
