@@ -564,8 +564,13 @@ static int s_demo_field(const ds_file *f, hid_t dg, const char *name, const char
   const char *path = f->info.path;
   if (n != steps)
     return fc_set_err(err, errsz, "%s: %s has %lld steps but actions has %lld", path, where, (long long)n, (long long)steps), -1;
-  if (rank2 && k->rank != 1)
-    return fc_set_err(err, errsz, "%s: %s has %d-D steps; expected (steps, values)", path, where, k->rank), -1;
+  if (rank2 && k->rank != 1) {
+    char shape[160];
+    size_t o = (size_t)snprintf(shape, sizeof(shape), "(%lld", (long long)n);
+    for (int i = 0; i < k->rank && o < sizeof(shape); i++) o += (size_t)snprintf(shape + o, sizeof(shape) - o, ", %lld", (long long)k->shape[i]);
+    if (o < sizeof(shape)) snprintf(shape + o, sizeof(shape) - o, k->rank ? ")" : ",)");
+    return fc_set_err(err, errsz, "%s: %s has shape %s; expected (steps, values)", path, where, shape), -1;
+  }
   if (cols && (k->dim != cols || k->rank > 1))
     return fc_set_err(err, errsz, "%s: %s has %d values per step; expected %d", path, where, k->dim, cols), -1;
   return 1;
@@ -607,7 +612,7 @@ static ds_file *s_open_fid(hid_t fid, const char *path, const unsigned char *byt
   f->heap = &heap;
   const size_t bad_heap = s_gheaps_check(bytes, nbytes, ssize, &heap);
   if (bad_heap) {
-    snprintf(msg, sizeof(msg), "%s is damaged: the global heap (variable-length strings) at byte %zu has sizes beyond it",
+    snprintf(msg, sizeof(msg), "%s is damaged: its global heap at byte %zu (where variable-length strings live) holds sizes that do not fit it",
              path, bad_heap - 1);
     goto fail;
   }

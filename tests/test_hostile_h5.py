@@ -229,6 +229,8 @@ CASES = [
      None, ["global heap"]),
     ("gheap_loop", "the global heap of env_args damaged: a free-space object of size 0 (libhdf5 loops forever)",
      None, ["global heap"]),
+    ("mask_heap_id", "a variable-length mask/train entry naming a heap object that does not exist",
+     None, ["mask/train", "entry 1"]),
     ("hardlinked_demos", "1000 demos that are hard links to one demo of 2^17 rows of deflated zeros",
      None, ["hard links"]),
 ]
@@ -252,12 +254,33 @@ def _patch_gheap(path, loop):
         fh.write(b)
 
 
+def _vlen_masks(f):
+    del f["mask"]
+    dt = h5py.string_dtype()
+    f.create_dataset("mask/train", data=np.array(["demo_0", "demo_1"], dtype=object), dtype=dt)
+    f.create_dataset("mask/valid", data=np.array(["demo_2"], dtype=object), dtype=dt)
+
+
+def _patch_mask_heap_id(path):
+    """mask/train's second heap ID names object 999 of its collection, which
+    does not exist (libhdf5 indexes past its object table)."""
+    with h5py.File(path, "r") as f:
+        at = f["mask/train"].id.get_offset()
+    with open(path, "r+b") as fh:
+        fh.seek(at + 16 + 12)              # entry 1: 4-byte length, 8-byte address, 4-byte index
+        fh.write((999).to_bytes(4, "little"))
+
+
 def write_case(path, name, small=False):
     """Write case `name` of CASES to path (small: on the fuzz seeds' base)."""
     for n, _, mutate, _, in CASES:
         if n != name:
             continue
-        if name in ("gheap_huge", "gheap_loop"):
+        if name == "mask_heap_id":
+            write_base(path, lens=(3, 2, 2) if small else (4, 5, 3), next_obs=not small, small=small,
+                       mutate=_vlen_masks)
+            _patch_mask_heap_id(path)
+        elif name in ("gheap_huge", "gheap_loop"):
             write_base(path, lens=(3, 2, 2) if small else (4, 5, 3), next_obs=not small, small=small)
             _patch_gheap(path, name == "gheap_loop")
         elif name == "hardlinked_demos":
