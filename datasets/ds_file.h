@@ -1,26 +1,48 @@
-/* ds_file: read Robomimic-style HDF5 demonstration files
- * (docs: ../shared/docs/robomimic-hdf5.md) the way robomimic does.
+/* ds_file: read Robomimic-style HDF5 demonstration files the way robomimic
+ * does. The format it reads (robomimic's dataset layout, as h5py writes it):
  *
- *   /data                 attrs total (int), env_args (JSON string)
- *     /demo_<k>           attrs num_samples, model_file (optional)
- *       actions (N, A)  rewards (N)  dones (N)  states (N, S)
- *       obs/<key> (N, d)  next_obs/<key> (N, d) (optional)
- *   /mask/<name>          demo names, fixed-width or variable-length strings
+ *   /data                 group; attrs total (integer: sum of demo lengths,
+ *                         optional), env_args (JSON string, optional)
+ *     /demo_<k>           group, k a decimal integer; attrs num_samples
+ *                         (integer, = N, optional), model_file (string, optional)
+ *       actions           (N, A) numbers, N >= 1, A the same in every demo
+ *       rewards, dones    (N,) or (N, 1) numbers (optional)
+ *       states            (N, S) numbers, S the same in every demo (optional)
+ *       obs/<key>         (N, d...) numbers: one per observation key (low-dim
+ *                         keys are (N, d); images (N, H, W, C) are listed, not loaded)
+ *       next_obs/<key>    as obs (optional)
+ *   /mask/<name>          (n,) strings, fixed-width or variable-length: demo names
+ *                         (robomimic's "train" and "valid" splits, optional)
  *
- * Demos are listed in integer order (demo_2 before demo_10). Loading reads
- * the chosen low-dim observation keys (concatenated per step, in the order
- * given) and the actions of every demo into memory once, as float32
+ * "Numbers" are HDF5 integer or floating-point types of any width and byte
+ * order. Demos are listed in integer order (demo_2 before demo_10). Loading
+ * reads the chosen low-dim observation keys (concatenated per step, in the
+ * order given) and the actions of every demo into memory once, as float32
  * (robomimic's "all" cache mode); float64 and float32 files both load.
- * Every defect gets one sentence naming the file, the demo and the key.
+ *
+ * The file is untrusted: every size it declares is checked against the bounds
+ * below before anything is allocated or read, every value must be backed by
+ * bytes stored in the file (a dataset whose chunks were never written, or that
+ * maps another file through external storage, a virtual layout or an external
+ * link, is refused), and every defect gets one sentence naming the file, the
+ * demo and the key. Before HDF5 reads a variable-length string, ds_open checks
+ * the file's global heaps (where such strings live; libhdf5 1.10.8 trusts
+ * their sizes): it maps the file and reads it once, end to end.
  *
  *   char err[512];
  *   ds_file *f = ds_open("demos.hdf5", err, sizeof err);
+ *   if (!f) { fprintf(stderr, "%s\n", err); return 1; }
  *   const ds_info *info = ds_file_info(f);            // structure, keys, masks
  *   const char *keys[] = {"object", "robot0_eef_pos"};
  *   ds_dataset *d = ds_load(f, keys, 2, err, sizeof err);
  *   // d->obs (d->total, d->obs_dim), d->actions (d->total, d->action_dim)
  *   ds_dataset_free(d);
  *   ds_close(f);
+ *
+ * HDF5's automatic error printing is process-wide state: every ds_ and
+ * ds_writer_ call switches it off for its own duration (HDF5's failures
+ * become the err sentence) and restores the caller's setting before it
+ * returns, so nothing is needed from callers and nothing lasts.
  */
 #ifndef DS_FILE_H
 #define DS_FILE_H
@@ -30,10 +52,23 @@
 
 #define DS_NAME_MAX 64
 
+/* Bounds on what a file may declare; beyond them it is refused with a
+ * sentence, before any allocation. */
+#define DS_MAX_RANK 4                      /* dims of one step's value (dataset rank <= DS_MAX_RANK + 1) */
+#define DS_MAX_ROWS ((int64_t)1 << 31)     /* steps of one demo, and of all demos together */
+#define DS_MAX_COLS (1 << 20)              /* values per step of one dataset, and of the loaded keys together */
+#define DS_MAX_BYTES ((int64_t)1 << 34)    /* bytes of one array held in memory (16 GiB) */
+#define DS_MAX_DEMOS (1 << 20)             /* demos in a file, names in a mask */
+#define DS_MAX_STR (1 << 22)               /* bytes of one string (env_args, model_file, a mask entry's width) */
+#define DS_MAX_CHUNK ((int64_t)1 << 26)    /* bytes of one HDF5 chunk, as HDF5 decodes it (64 MiB) */
+/* Bytes one stored byte may decode to: deflate's largest ratio (1032:1);
+ * unfiltered data decodes 1:1. Only deflate, shuffle and fletcher32 are read. */
+#define DS_MAX_RATIO 1032
+
 typedef struct {
   char name[DS_NAME_MAX];
-  int rank;          /* rank of one step's value: 0 for (N,), 1 for (N, d), ... */
-  int64_t shape[4];  /* one step's shape */
+  int rank;          /* rank of one step's value: 0 for (N,), 1 for (N, d), ... (<= DS_MAX_RANK) */
+  int64_t shape[DS_MAX_RANK];  /* one step's shape */
   int dim;           /* values per step (product of shape) */
   char dtype[16];    /* "float64", "float32", "int64", "uint8", ... */
   int col;           /* first column in ds_dataset.obs (selected keys only) */
@@ -89,8 +124,14 @@ typedef struct {
 } ds_dataset;
 
 /* Open a file and check its structure (data group, demos, actions, lengths,
- * ranks). NULL with a sentence in err on any defect. */
+ * ranks, dtypes, attributes, masks; every size against the bounds above).
+ * NULL with a sentence in err on any defect. Variable-length masks must be
+ * stored contiguously (h5py's default), so that their heap IDs can be checked. */
 ds_file *ds_open(const char *path, char *err, size_t errsz);
+/* The same from n bytes of a file held in memory (HDF5's file-image API, the
+ * core driver without a backing store: nothing on disk is read or written);
+ * name labels the messages. The bytes are copied: the caller may free them. */
+ds_file *ds_open_image(const void *bytes, size_t n, const char *name, char *err, size_t errsz);
 void ds_close(ds_file *f);
 const ds_info *ds_file_info(const ds_file *f);
 

@@ -44,32 +44,30 @@ static int s_mask_demos(const ds_dataset *d, const ds_mask *m, int *out, char *e
 int ds_split_make(const ds_dataset *d, double valid_frac, uint64_t seed, ds_split *train, ds_split *valid,
                   char *err, size_t errsz) {
   const int N = d->ndemos;
-  int *in_train = fc_calloc((size_t)N, sizeof(int)), *a = fc_malloc((size_t)N * sizeof(int) + 1);
+  int *side = fc_calloc((size_t)N, sizeof(int)), *a = fc_malloc((size_t)N * sizeof(int) + 1);
   int *b = fc_malloc((size_t)N * sizeof(int) + 1), na = 0, nb = 0, rc = 0;
   int mt = ds_mask_find(d->masks, d->nmasks, "train"), mv = ds_mask_find(d->masks, d->nmasks, "valid");
   if (mt >= 0 || mv >= 0) {
-    /* the file's own split; a lone mask's complement is the other side */
+    /* the file's own split: side[i] 1 train, 2 valid, 0 neither (both masks
+     * given, demo in none); a lone mask's complement is the other side */
     int *tmp = fc_malloc((size_t)(N + 1) * sizeof(int) + sizeof(int) * (size_t)(mt >= 0 ? d->masks[mt].count : 0) +
                          sizeof(int) * (size_t)(mv >= 0 ? d->masks[mv].count : 0));
-    if (mt >= 0) {
-      if ((rc = s_mask_demos(d, &d->masks[mt], tmp, err, errsz)) == 0)
-        for (int i = 0; i < d->masks[mt].count; i++) in_train[tmp[i]] = 1;
-    } else {
-      for (int i = 0; i < N; i++) in_train[i] = 1;
-    }
+    if (mt >= 0 && (rc = s_mask_demos(d, &d->masks[mt], tmp, err, errsz)) == 0)
+      for (int i = 0; i < d->masks[mt].count; i++) side[tmp[i]] = 1;
     if (!rc && mv >= 0 && (rc = s_mask_demos(d, &d->masks[mv], tmp, err, errsz)) == 0)
       for (int i = 0; i < d->masks[mv].count; i++) {
-        if (mt >= 0 && in_train[tmp[i]]) {
+        if (side[tmp[i]] == 1) {
           fc_set_err(err, errsz, "%s: %s is in both mask/train and mask/valid", d->path, d->demos[tmp[i]].name);
           rc = -1;
           break;
         }
-        in_train[tmp[i]] = mt >= 0 ? 2 : 0; /* 2: valid; with train given, unlisted demos are in neither */
+        side[tmp[i]] = 2;
       }
     free(tmp);
     for (int i = 0; i < N && !rc; i++) {
-      if (in_train[i] == 1) a[na++] = i;
-      else if (mt < 0 ? in_train[i] == 0 : in_train[i] == 2) b[nb++] = i;
+      if (side[i] == 0 && (mt < 0 || mv < 0)) side[i] = mt < 0 ? 1 : 2;
+      if (side[i] == 1) a[na++] = i;
+      else if (side[i] == 2) b[nb++] = i;
     }
     if (!rc) {
       s_split_init(train, d, a, na, mt >= 0 ? "mask/train" : "all but mask/valid");
@@ -100,7 +98,7 @@ int ds_split_make(const ds_dataset *d, double valid_frac, uint64_t seed, ds_spli
     fc_set_err(err, errsz, "%s: the training split is empty", d->path);
     rc = -1;
   }
-  free(in_train);
+  free(side);
   free(a);
   free(b);
   return rc;

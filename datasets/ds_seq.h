@@ -30,9 +30,12 @@ typedef struct {
 } ds_split;
 
 /* Train and validation splits from mask/train and mask/valid when the file
- * has them (either alone: the other is its complement), else a seeded split
- * holding out valid_frac of the demos (at least one when there are two or
- * more demos and valid_frac > 0). */
+ * has them, else a seeded split holding out valid_frac of the demos (at least
+ * one when there are two or more demos and valid_frac > 0). A lone mask's
+ * complement is the other split ("all but mask/train"); with both masks a
+ * demo in neither is in neither split. A mask naming a demo the file lacks
+ * or a demo twice, a demo in both masks, or an empty training split is an
+ * error (-1 and a sentence). */
 int ds_split_make(const ds_dataset *d, double valid_frac, uint64_t seed, ds_split *train, ds_split *valid,
                   char *err, size_t errsz);
 void ds_split_free(ds_split *s);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds_h5.h"
 #include "fc_base.h"
 
 struct ds_writer {
@@ -18,8 +19,6 @@ struct ds_writer {
   void (*hook)(void *ctx, int demo, const char *dataset);
   void *hook_ctx;
 };
-
-static void s_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /* a variable-length UTF-8 string attribute, as h5py writes Python str */
 static int s_write_str_attr(hid_t obj, const char *name, const char *value) {
@@ -77,8 +76,7 @@ static int s_write_dataset(ds_writer *w, hid_t g, const char *name, hid_t ftype,
   return rc < 0 ? -1 : 0;
 }
 
-ds_writer *ds_writer_create(const char *path, const char *env_args, char *err, size_t errsz) {
-  s_quiet();
+static ds_writer *s_create(const char *path, const char *env_args, char *err, size_t errsz) {
   /* metadata stays in memory until a flush: no evictions, no automatic resizing */
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   H5AC_cache_config_t mdc;
@@ -111,6 +109,13 @@ ds_writer *ds_writer_create(const char *path, const char *env_args, char *err, s
   return w;
 }
 
+ds_writer *ds_writer_create(const char *path, const char *env_args, char *err, size_t errsz) {
+  ds__quiet q = ds__quiet_begin();
+  ds_writer *w = s_create(path, env_args, err, errsz);
+  ds__quiet_end(q);
+  return w;
+}
+
 void ds_writer_on_dataset(ds_writer *w, void (*fn)(void *ctx, int demo, const char *dataset), void *ctx) {
   w->hook = fn;
   w->hook_ctx = ctx;
@@ -124,7 +129,7 @@ static int s_finite(const double *v, size_t n) {
   return 1;
 }
 
-int ds_writer_add(ds_writer *w, const ds_demo_data *d, char *err, size_t errsz) {
+static int s_add(ds_writer *w, const ds_demo_data *d, char *err, size_t errsz) {
   char name[32];
   snprintf(name, sizeof(name), "demo_%d", w->count);
   /* validate before touching the file */
@@ -177,7 +182,14 @@ int ds_writer_add(ds_writer *w, const ds_demo_data *d, char *err, size_t errsz) 
   return w->count++;
 }
 
-int ds_writer_set_mask(ds_writer *w, const char *name, const int *idx, int n, char *err, size_t errsz) {
+int ds_writer_add(ds_writer *w, const ds_demo_data *d, char *err, size_t errsz) {
+  ds__quiet q = ds__quiet_begin();
+  int rc = s_add(w, d, err, errsz);
+  ds__quiet_end(q);
+  return rc;
+}
+
+static int s_set_mask(ds_writer *w, const char *name, const int *idx, int n, char *err, size_t errsz) {
   hid_t mg = H5Lexists(w->fid, "mask", H5P_DEFAULT) > 0 ? H5Gopen2(w->fid, "mask", H5P_DEFAULT)
                                                          : H5Gcreate2(w->fid, "mask", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (mg < 0) return fc_set_err(err, errsz, "%s: cannot create /mask", w->path), -1;
@@ -215,11 +227,20 @@ int ds_writer_set_mask(ds_writer *w, const char *name, const int *idx, int n, ch
   return 0;
 }
 
+int ds_writer_set_mask(ds_writer *w, const char *name, const int *idx, int n, char *err, size_t errsz) {
+  ds__quiet q = ds__quiet_begin();
+  int rc = s_set_mask(w, name, idx, n, err, errsz);
+  ds__quiet_end(q);
+  return rc;
+}
+
 int ds_writer_close(ds_writer *w, char *err, size_t errsz) {
   if (!w) return 0;
   int rc = 0;
+  ds__quiet q = ds__quiet_begin();
   if (w->data >= 0) H5Gclose(w->data);
   if (w->fid >= 0 && H5Fclose(w->fid) < 0) rc = -1;
+  ds__quiet_end(q);
   if (rc) fc_set_err(err, errsz, "cannot close %s", w->path);
   free(w->path);
   free(w);

@@ -2,7 +2,9 @@
  * time, in the layout and types robomimic writes (float64 obs, next_obs,
  * actions, states, rewards; int64 dones; variable-length UTF-8 string
  * attributes; masks as fixed-width byte strings). Datasets of 64 KB and more
- * are chunked, shuffled and deflated; smaller ones are contiguous.
+ * are chunked, shuffled and deflated; smaller ones are contiguous. HDF5's
+ * process-wide error printing is off inside each call and restored before it
+ * returns (as in ds_file.h): failures are the err sentence.
  *
  * Crash safety: the file's metadata is held in memory (HDF5's metadata cache
  * with evictions disabled) and written only when a demo is complete

@@ -1,7 +1,9 @@
 /* Tests of datasets: sequence windows and padding against hand-computed
  * indices, splits, normalization, writer -> reader round trip, and a writer
- * killed in the middle of a demo. (Interoperability with h5py, and every
- * bad-input case, are in test_h5py_interop.py.) */
+ * killed in the middle of a demo, the file-image entry point, HDF5's error
+ * printing left as the caller set it. (Interoperability with h5py is in
+ * test_h5py_interop.py, hostile files in test_hostile_h5.py.) */
+#include <hdf5.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -140,6 +142,99 @@ TEST(splits_from_masks_or_seed) {
   ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == -1);
   ASSERT_CONTAINS(err, "mask/valid");
   ASSERT_CONTAINS(err, "demo_42");
+  ds_dataset_free(d);
+  return 0;
+}
+
+/* masks named train/valid of d: the demo numbers in tr (ntr of them, -1: no
+ * mask) and va */
+static void s_set_masks(ds_dataset *d, const int *tr, int ntr, const int *va, int nva) {
+  for (int m = 0; m < d->nmasks; m++) free(d->masks[m].demos);
+  free(d->masks);
+  d->masks = calloc(2, sizeof(ds_mask));
+  d->nmasks = 0;
+  for (int s = 0; s < 2; s++) {
+    const int *idx = s ? va : tr, n = s ? nva : ntr;
+    if (n < 0) continue;
+    ds_mask *m = &d->masks[d->nmasks++];
+    snprintf(m->name, DS_NAME_MAX, "%s", s ? "valid" : "train");
+    m->count = n;
+    m->demos = calloc((size_t)(n ? n : 1), DS_NAME_MAX);
+    for (int i = 0; i < n; i++) snprintf(m->demos[i], DS_NAME_MAX, "demo_%d", idx[i]);
+  }
+}
+
+TEST(splits_lone_masks_are_complements) {
+  const int lens[10] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  ds_dataset *d = s_fake(lens, 10);
+  ds_split tr, va;
+  char err[256];
+  const int first8[8] = {0, 1, 2, 3, 4, 5, 6, 7}, last2[2] = {9, 8}, all10[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  /* only mask/train: validation is every other demo */
+  s_set_masks(d, first8, 8, NULL, -1);
+  ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == 0);
+  ASSERT_EQ_INT(tr.n, 8);
+  ASSERT_EQ_INT(va.n, 2);
+  ASSERT_EQ_INT(va.demo[0], 8);
+  ASSERT_EQ_INT(va.demo[1], 9);
+  ASSERT_EQ_INT(va.samples, 11 + 12);
+  ASSERT_EQ_INT(tr.samples + va.samples, d->total);
+  ASSERT_CONTAINS(tr.source, "mask/train");
+  ASSERT_CONTAINS(va.source, "all but mask/train");
+  ds_split_free(&tr);
+  ds_split_free(&va);
+  /* only mask/valid: training is every other demo */
+  s_set_masks(d, NULL, -1, last2, 2);
+  ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == 0);
+  ASSERT_EQ_INT(tr.n, 8);
+  ASSERT_EQ_INT(va.n, 2);
+  ASSERT_EQ_INT(tr.demo[7], 7);
+  ASSERT_CONTAINS(tr.source, "all but mask/valid");
+  ASSERT_CONTAINS(va.source, "mask/valid");
+  ds_split_free(&tr);
+  ds_split_free(&va);
+  /* both: a demo in neither (demo_7) is in neither split */
+  s_set_masks(d, first8, 7, last2, 2);
+  ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == 0);
+  ASSERT_EQ_INT(tr.n, 7);
+  ASSERT_EQ_INT(va.n, 2);
+  ASSERT_EQ_INT(tr.samples + va.samples, d->total - 10);
+  ds_split_free(&tr);
+  ds_split_free(&va);
+  /* a lone mask/train of every demo: an empty validation split, not an error */
+  s_set_masks(d, all10, 10, NULL, -1);
+  ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == 0);
+  ASSERT_EQ_INT(tr.n, 10);
+  ASSERT_EQ_INT(va.n, 0);
+  ASSERT_EQ_INT(va.samples, 0);
+  ds_split_free(&tr);
+  ds_split_free(&va);
+  /* a lone mask/valid of every demo leaves nothing to train on */
+  s_set_masks(d, NULL, -1, all10, 10);
+  ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "training split is empty");
+  /* overlapping masks name the demo in both */
+  s_set_masks(d, first8, 8, first8 + 6, 2);
+  ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "demo_6 is in both mask/train and mask/valid");
+  /* a mask naming a missing demo, alone or with the other, or a demo twice */
+  const int missing[2] = {3, 42}, twice[2] = {4, 4};
+  for (int c = 0; c < 4; c++) {
+    if (c == 0) s_set_masks(d, missing, 2, NULL, -1);
+    if (c == 1) s_set_masks(d, NULL, -1, missing, 2);
+    if (c == 2) s_set_masks(d, first8, 2, missing, 2);
+    if (c == 3) s_set_masks(d, twice, 2, NULL, -1);
+    ASSERT(ds_split_make(d, 0.5, 7, &tr, &va, err, sizeof(err)) == -1);
+    ASSERT_CONTAINS(err, c == 3 ? "demo_4 twice" : "names demo_42, which the file does not have");
+    ASSERT_CONTAINS(err, c == 0 || c == 3 ? "mask/train" : "mask/valid");
+  }
+  /* no masks: the seeded split */
+  s_set_masks(d, NULL, -1, NULL, -1);
+  ASSERT(ds_split_make(d, 0.2, 7, &tr, &va, err, sizeof(err)) == 0);
+  ASSERT_EQ_INT(va.n, 2);
+  ASSERT_CONTAINS(va.source, "seeded");
+  ds_split_free(&tr);
+  ds_split_free(&va);
   ds_dataset_free(d);
   return 0;
 }
@@ -291,6 +386,101 @@ TEST(writer_reader_round_trip) {
   return 0;
 }
 
+/* a 5-demo file from the writer at path (a mkstemp template) */
+static int s_five_demo_file(char *path) {
+  int fd = mkstemp(path);
+  close(fd);
+  char err[512];
+  int rc;
+  ds_writer *w = ds_writer_create(path, "{\"env_name\": \"lift\"}", err, sizeof(err));
+  ASSERT_MSG(w, "%s", err);
+  for (int d = 0; d < 5; d++) s_write_demo(w, d, err, sizeof(err), &rc);
+  int train[3] = {0, 1, 2};
+  ASSERT(ds_writer_set_mask(w, "train", train, 3, err, sizeof(err)) == 0);
+  ASSERT(ds_writer_close(w, err, sizeof(err)) == 0);
+  return 0;
+}
+
+TEST(open_image_reads_like_open) {
+  char path[] = "/tmp/lfp_ds_XXXXXX";
+  if (s_five_demo_file(path)) return 1;
+  FILE *fp = fopen(path, "rb");
+  ASSERT(fp);
+  static unsigned char bytes[1 << 20];
+  const size_t n = fread(bytes, 1, sizeof(bytes), fp);
+  fclose(fp);
+  ASSERT(n > 0 && n < sizeof(bytes));
+  char err[512];
+  ds_file *a = ds_open(path, err, sizeof(err));
+  ASSERT_MSG(a, "%s", err);
+  unlink(path); /* the image needs no file */
+  ds_file *b = ds_open_image(bytes, n, "image.hdf5", err, sizeof(err));
+  ASSERT_MSG(b, "%s", err);
+  const ds_info *ia = ds_file_info(a), *ib = ds_file_info(b);
+  ASSERT_EQ_INT(ib->ndemos, ia->ndemos);
+  ASSERT_EQ_INT(ib->total, ia->total);
+  ASSERT_EQ_INT(ib->action_dim, ia->action_dim);
+  ASSERT_EQ_INT(ib->nmasks, 1);
+  ASSERT(!strcmp(ib->path, "image.hdf5"));
+  const char *keys[] = {"a"};
+  ds_dataset *da = ds_load(a, keys, 1, err, sizeof(err)), *db = ds_load(b, keys, 1, err, sizeof(err));
+  ASSERT(da && db);
+  ASSERT(!memcmp(da->obs, db->obs, (size_t)da->total * da->obs_dim * sizeof(float)));
+  ASSERT(!memcmp(da->actions, db->actions, (size_t)da->total * da->action_dim * sizeof(float)));
+  ds_record *r = ds_read_record(b, 4, err, sizeof(err));
+  ASSERT_MSG(r, "%s", err);
+  ASSERT_EQ_INT(r->len, 8);
+  ds_record_free(r);
+  ds_dataset_free(da);
+  ds_dataset_free(db);
+  ds_close(a);
+  ds_close(b);
+  /* bytes that are not HDF5, and an image cut short, are one sentence each */
+  ASSERT(!ds_open_image("not hdf5 at all", 15, "text.hdf5", err, sizeof(err)));
+  ASSERT_CONTAINS(err, "text.hdf5 is not an HDF5 file");
+  ASSERT(!ds_open_image(bytes, n / 2, "half.hdf5", err, sizeof(err)));
+  ASSERT_CONTAINS(err, "half.hdf5 is");
+  ASSERT(!strchr(err, '\n'));
+  return 0;
+}
+
+static int s_printed;
+static herr_t s_count_print(hid_t stack, void *data) {
+  (void)stack;
+  ++*(int *)data;
+  return 0;
+}
+
+TEST(hdf5_error_printing_is_restored) {
+  /* the caller's automatic error handler survives every ds_ / ds_writer_ call */
+  H5E_auto2_t fn0 = NULL, fn = NULL;
+  void *data0 = NULL, *data = NULL;
+  H5Eget_auto2(H5E_DEFAULT, &fn0, &data0);
+  H5Eset_auto2(H5E_DEFAULT, s_count_print, &s_printed);
+  char path[] = "/tmp/lfp_ds_XXXXXX", err[512];
+  if (s_five_demo_file(path)) return 1;
+  ds_file *f = ds_open(path, err, sizeof(err));
+  ASSERT_MSG(f, "%s", err);
+  ASSERT(!ds_load(f, (const char *[]){"nope"}, 1, err, sizeof(err)));
+  ds_close(f);
+  ASSERT(!ds_open("/tmp/lfp_no_such_dir/x.hdf5", err, sizeof(err)));
+  ASSERT(!ds_writer_create("/tmp/lfp_no_such_dir/x.hdf5", NULL, err, sizeof(err)));
+  FILE *fp = fopen(path, "r+b"); /* damage the file's superblock: H5Fopen fails */
+  fseek(fp, 9, SEEK_SET);
+  fputc(0x7f, fp);
+  fclose(fp);
+  ASSERT(!ds_open(path, err, sizeof(err)));
+  unlink(path);
+  ASSERT_EQ_INT(s_printed, 0); /* nothing printed inside lfp's calls */
+  H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+  ASSERT(fn == s_count_print && data == &s_printed);
+  /* and it still runs on the caller's own failures */
+  ASSERT(H5Fopen("/tmp/lfp_no_such_dir/x.hdf5", H5F_ACC_RDONLY, H5P_DEFAULT) < 0);
+  ASSERT(s_printed > 0);
+  H5Eset_auto2(H5E_DEFAULT, fn0, data0);
+  return 0;
+}
+
 /* the child kills itself right after dataset number `at` of demo 3 */
 typedef struct {
   int at, seen;
@@ -361,6 +551,8 @@ TEST(std_of_large_offset_values_is_accurate) {
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(window_padding_matches_robomimic), TEST_ENTRY(splits_from_masks_or_seed),
+      TEST_ENTRY(splits_lone_masks_are_complements), TEST_ENTRY(open_image_reads_like_open),
+      TEST_ENTRY(hdf5_error_printing_is_restored),
       TEST_ENTRY(normalization), TEST_ENTRY(writer_reader_round_trip),
       TEST_ENTRY(writer_killed_mid_demo_keeps_reported_demos),
       TEST_ENTRY(std_of_large_offset_values_is_accurate),
