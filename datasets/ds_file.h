@@ -29,20 +29,28 @@
  * the file's global heaps (where such strings live; libhdf5 1.10.8 trusts
  * their sizes): it maps the file and reads it once, end to end.
  *
- *   char err[512];
- *   ds_file *f = ds_open("demos.hdf5", err, sizeof err);
- *   if (!f) { fprintf(stderr, "%s\n", err); return 1; }
- *   const ds_info *info = ds_file_info(f);            // structure, keys, masks
- *   const char *keys[] = {"object", "robot0_eef_pos"};
- *   ds_dataset *d = ds_load(f, keys, 2, err, sizeof err);
- *   // d->obs (d->total, d->obs_dim), d->actions (d->total, d->action_dim)
- *   ds_dataset_free(d);
- *   ds_close(f);
- *
  * HDF5's automatic error printing is process-wide state: every ds_ and
  * ds_writer_ call switches it off for its own duration (HDF5's failures
  * become the err sentence) and restores the caller's setting before it
  * returns, so nothing is needed from callers and nothing lasts.
+ *
+ * Example: two observation keys and the actions of every demo
+ *
+ *   int load(const char *path) {
+ *     char err[512];
+ *     ds_file *f = ds_open(path, err, sizeof err);
+ *     if (!f) return fprintf(stderr, "%s\n", err), -1;
+ *     const ds_info *info = ds_file_info(f);             // structure, keys, masks
+ *     printf("%d demos, %lld steps\n", info->ndemos, (long long)info->total);
+ *     const char *keys[] = {"object", "robot0_eef_pos"};
+ *     ds_dataset *d = ds_load(f, keys, 2, err, sizeof err);
+ *     if (!d) fprintf(stderr, "%s\n", err);
+ *     else printf("obs (%lld, %d), actions (%lld, %d)\n", (long long)d->total, d->obs_dim,
+ *                 (long long)d->total, d->action_dim);
+ *     ds_dataset_free(d);
+ *     ds_close(f);
+ *     return d ? 0 : -1;
+ *   }
  */
 #ifndef DS_FILE_H
 #define DS_FILE_H

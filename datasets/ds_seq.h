@@ -6,11 +6,30 @@
  * last frame (begin pad max(0, To-1-t), end pad max(0, t+Tp-T)), so every
  * step of every demo is a sample.
  *
- *   ds_split train, valid;
- *   ds_split_make(d, 0.1, 0, &train, &valid, err, sizeof err);  // masks, or a seeded split
- *   ds_batch(d, &train, &rng, 256, 2, 16, obs_norm, act_norm, obs, act);
- *   // obs (256, 2 * obs_dim), act (256, 16 * action_dim), normalized
- *   ds_split_free(&train); ds_split_free(&valid);
+ * Example: one minibatch of 256 windows (To 2, Tp 16) from a loaded dataset
+ * d, with statistics fitted on its training split
+ *
+ *   #include "ds_norm.h"
+ *
+ *   int batch(const ds_dataset *d, char *err, size_t errsz) {
+ *     ds_split train, valid;
+ *     if (ds_split_make(d, 0.1, 0, &train, &valid, err, errsz)) return -1;  // masks, or a seeded split
+ *     ds_norm on, an;
+ *     int rc = ds_norm_fit(&on, DS_NORM_MINMAX, d, &train, DS_FIELD_OBS, err, errsz) ||
+ *              ds_norm_fit(&an, DS_NORM_MINMAX, d, &train, DS_FIELD_ACTIONS, err, errsz) ? -1 : 0;
+ *     if (rc == 0) {
+ *       float *obs = malloc(sizeof(float) * 256 * 2 * (size_t)d->obs_dim);
+ *       float *act = malloc(sizeof(float) * 256 * 16 * (size_t)d->action_dim);
+ *       fc_rng rng;
+ *       fc_rng_seed(&rng, 0);
+ *       ds_batch(d, &train, &rng, 256, 2, 16, &on, &an, obs, act);  // normalized windows
+ *       free(obs);
+ *       free(act);
+ *     }
+ *     ds_split_free(&train);
+ *     ds_split_free(&valid);
+ *     return rc;
+ *   }
  */
 #ifndef DS_SEQ_H
 #define DS_SEQ_H

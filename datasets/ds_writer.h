@@ -14,11 +14,19 @@
  * demo complete and readable, the partial one absent. (The flush itself
  * takes milliseconds and is not atomic: HDF5 1.10 has no journal.)
  *
- *   ds_writer *w = ds_writer_create("out.hdf5", env_args_json, err, sizeof err);
- *   ds_demo_data dd = {.len = T, .action_dim = 7, .actions = acts, ...};
- *   ds_writer_add(w, &dd, err, sizeof err);            // demo_0, then demo_1, ...
- *   ds_writer_set_mask(w, "train", idx, n, err, sizeof err);
- *   ds_writer_close(w, err, sizeof err);
+ * Example: a file of one demo of T steps with 7-D actions and one 3-D key
+ *
+ *   int write_one(const char *path, const double *acts, const double *obj, int64_t T, char *err, size_t errsz) {
+ *     ds_writer *w = ds_writer_create(path, "{\"env_name\": \"lift\"}", err, errsz);
+ *     if (!w) return -1;
+ *     ds_obs_data od = {.name = "object", .dim = 3, .obs = obj};
+ *     ds_demo_data dd = {.len = T, .action_dim = 7, .actions = acts, .nobs = 1, .obs = &od};
+ *     int idx[1] = {0};
+ *     int rc = ds_writer_add(w, &dd, err, errsz) < 0 ||              // demo_0, then demo_1, ...
+ *              ds_writer_set_mask(w, "train", idx, 1, err, errsz) ? -1 : 0;
+ *     if (ds_writer_close(w, rc ? NULL : err, errsz)) rc = -1;
+ *     return rc;
+ *   }
  */
 #ifndef DS_WRITER_H
 #define DS_WRITER_H
