@@ -14,10 +14,11 @@
  * running. Which thread ran a chunk does not change its bounds, so the
  * arithmetic is the same however the chunks were shared.
  *
- * Waiting (workers for a new job, the caller for running chunks) spins a
- * little, then yields the core (so a pool larger than the cores, or pinned to
- * one core, hands the CPU to the thread that has work), then sleeps on a
- * futex. Nothing spins unboundedly. */
+ * Waiting (workers for a new job, the caller for running chunks) spins for
+ * a moment, then yields the core, then sleeps on a futex: nothing spins
+ * unboundedly. A pool with more threads than the CPUs it may use (FC_THREADS
+ * above the core count, or a process pinned to fewer cores) skips the spin
+ * and yields at once, so the thread that has work gets the core. */
 #define _GNU_SOURCE
 #include "fc_par.h"
 
@@ -38,8 +39,8 @@
 #include "fc_base.h"
 
 #define S_DEFAULT_MAX 8   /* the default pool: at most this many threads */
-#define S_PAUSES 64       /* pause instructions before a waiter starts yielding */
-#define S_YIELD_NS 2000000 /* then yields for up to 2 ms before it sleeps */
+#define S_SPIN_NS 100000   /* a waiter spins for 0.1 ms (when the pool fits the CPUs), */
+#define S_YIELD_NS 2000000 /* then yields the core until 2 ms have passed, then sleeps */
 #define S_KSHIFT 56 /* k in the top byte; chunk bits 0..55 */
 #define S_MASK(k) (((uint64_t)1 << (k)) - 1)
 
@@ -78,9 +79,25 @@ static struct {
   _Alignas(64) atomic_uint done;       /* chunks of the live job that finished */
   atomic_int caller_asleep;
   atomic_uint test_delay_us;
+  atomic_uint spin_ns; /* S_SPIN_NS, or 0 when the pool oversubscribes its CPUs */
 } S = {.call = PTHREAD_MUTEX_INITIALIZER, .pool = 1, .active = 1};
 
 static _Thread_local int s_in_job; /* this thread is inside a job's chunk (or is a worker) */
+
+/* one step of a wait that began at t0 (ns): spin while under spin_ns, then
+ * yield the core; 1 once S_YIELD_NS have passed (time to sleep) */
+static int s_backoff(double t0) {
+  const double el = s_now_ns() - t0;
+  if (el < atomic_load_explicit(&S.spin_ns, memory_order_relaxed)) {
+    for (int i = 0; i < 16; i++) s_relax();
+    return 0;
+  }
+  if (el < S_YIELD_NS) {
+    sched_yield();
+    return 0;
+  }
+  return 1;
+}
 
 void fc_par_chunk(size_t n, int k, int i, size_t *lo, size_t *hi) {
   size_t per = (n + (size_t)k - 1) / (size_t)k;
@@ -120,23 +137,14 @@ static void *s_worker(void *arg) {
   for (;;) {
     unsigned g;
     /* wait for the next job: spin, yield, then sleep */
-    int spins = 0;
-    double t0 = 0;
+    double t0 = -1;
     while ((g = atomic_load_explicit(&S.gen, memory_order_acquire)) == seen) {
-      if (spins < S_PAUSES) {
-        s_relax();
-        spins++;
-        continue;
-      }
-      if (spins == S_PAUSES) t0 = s_now_ns(), spins++;
-      if (s_now_ns() - t0 < S_YIELD_NS) {
-        sched_yield();
-        continue;
-      }
+      if (t0 < 0) t0 = s_now_ns();
+      if (!s_backoff(t0)) continue;
       atomic_fetch_add_explicit(&S.sleepers, 1, memory_order_seq_cst);
       if (atomic_load_explicit(&S.gen, memory_order_seq_cst) == seen) s_futex_wait(&S.gen, seen);
       atomic_fetch_sub_explicit(&S.sleepers, 1, memory_order_seq_cst);
-      spins = 0;
+      t0 = -1;
     }
     seen = g;
     unsigned d = atomic_load_explicit(&S.test_delay_us, memory_order_relaxed);
@@ -250,6 +258,11 @@ static int s_default_size(void) {
   return n > S_DEFAULT_MAX ? S_DEFAULT_MAX : n;
 }
 
+/* spin only when the threads in use fit the CPUs (under S.call) */
+static void s_set_spin(void) {
+  atomic_store_explicit(&S.spin_ns, S.active > fc_par_cpus() ? 0u : (unsigned)S_SPIN_NS, memory_order_relaxed);
+}
+
 /* grow the pool to n threads (under S.call) */
 static void s_grow(int n) {
   if (n > FC_PAR_MAX_THREADS) n = FC_PAR_MAX_THREADS;
@@ -272,6 +285,7 @@ static void s_ensure(void) {
   if (!atomic_load_explicit(&S.started, memory_order_relaxed)) {
     s_grow(s_default_size());
     S.active = S.pool;
+    s_set_spin();
     atomic_store_explicit(&S.started, 1, memory_order_release);
   }
   pthread_mutex_unlock(&S.call);
@@ -288,6 +302,7 @@ void fc_par_init(int threads) {
   if (n > FC_PAR_MAX_THREADS) n = FC_PAR_MAX_THREADS;
   s_grow(n);
   S.active = n < S.pool ? n : S.pool;
+  s_set_spin();
   atomic_store_explicit(&S.started, 1, memory_order_release);
   pthread_mutex_unlock(&S.call);
 }
@@ -301,6 +316,7 @@ void fc_set_threads(int n) {
   s_ensure();
   pthread_mutex_lock(&S.call);
   S.active = n < 1 ? 1 : n > S.pool ? S.pool : n;
+  s_set_spin();
   pthread_mutex_unlock(&S.call);
 }
 
@@ -335,20 +351,11 @@ void fc_par_for(size_t n, size_t grain, fc_par_fn fn, void *ctx) {
   s_help(0);
   s_in_job = 0;
   /* wait for the chunks others claimed: spin, yield, then sleep */
-  int spins = 0;
-  double t0 = 0;
+  double t0 = -1;
   unsigned d;
   while ((d = atomic_load_explicit(&S.done, memory_order_acquire)) != (unsigned)k) {
-    if (spins < S_PAUSES) {
-      s_relax();
-      spins++;
-      continue;
-    }
-    if (spins == S_PAUSES) t0 = s_now_ns(), spins++;
-    if (s_now_ns() - t0 < S_YIELD_NS) {
-      sched_yield();
-      continue;
-    }
+    if (t0 < 0) t0 = s_now_ns();
+    if (!s_backoff(t0)) continue;
     atomic_store_explicit(&S.caller_asleep, 1, memory_order_seq_cst);
     d = atomic_load_explicit(&S.done, memory_order_seq_cst);
     if (d != (unsigned)k) s_futex_wait(&S.done, d);
