@@ -27,8 +27,10 @@
  * The pool's default size is the CPUs this process may use (fc_par_cpus:
  * its affinity mask and its cgroup CPU quota), at most 8; FC_THREADS in the
  * environment overrides it, up to FC_PAR_MAX_THREADS, also above the core
- * count. Idle workers spin for a moment, then yield the core, then sleep, so
- * a pool larger than the cores it runs on costs little.
+ * count. Waiting threads spin for 0.1 ms, then yield the core, then sleep
+ * (after 2 ms); a pool with more threads than CPUs (as counted when it was
+ * last sized or fc_set_threads was called) does not spin at all, so a pool
+ * larger than the cores it runs on costs little.
  *
  * A job is split into k fixed chunks, k = min(threads, n / grain); each
  * chunk runs exactly once, on whichever thread claims it (the caller takes
