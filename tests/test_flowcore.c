@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "fc_par.h"
 #include "flowcore.h"
 #include "test.h"
 #include "toy.h"
@@ -1269,5 +1270,6 @@ int main(int argc, char **argv) {
       TEST_ENTRY(crc32_constant_table_matches_the_bitwise_crc), TEST_ENTRY(section_cursor_bounds_every_field),
       TEST_ENTRY(hostile_train_state_is_refused),
   };
+  fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <zmq.h>
 
+#include "fc_par.h"
 #include "node_fixture.h"
 #include "pol_node.h"
 #include "pol_train.h"
@@ -725,5 +726,6 @@ int main(int argc, char **argv) {
       TEST_ENTRY(info_reports_the_action_bounds_of_the_data),
       TEST_ENTRY(nonfinite_chunk_gets_an_error_reply_not_actions),
   };
+  fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -3,6 +3,7 @@
  * lowers the loss, and a resumed run equal to an uninterrupted one. */
 #include <unistd.h>
 
+#include "fc_par.h"
 #include "fc_ckpt.h"
 #include "pol.h"
 #include "pol_train.h"
@@ -697,5 +698,6 @@ int main(int argc, char **argv) {
       TEST_ENTRY(hostile_policy_files_are_refused_with_a_sentence),
       TEST_ENTRY(resume_compares_fields_not_the_lfp_version),
   };
+  fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -2,7 +2,10 @@
  * timed tests). `lfp bench flowcore` times the reference velocity network
  * against the OpenBLAS sgemm peak, the sgemv memory floor and PyTorch;
  * datasets, envs here too; node in bench_node.c. */
+#define _GNU_SOURCE /* sched_setaffinity, CPU_* */
 #include <cblas.h>
+#include <dirent.h>
+#include <sched.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +104,81 @@ static void s_run_torch(const char *script, const char *python, s_torch *out) {
   const char *v = strstr(last, "\"torch_version\": \"");
   if (v) sscanf(v + 18, "%31[^\"]", out->version);
   out->ok = isfinite(out->train_sps) && isfinite(out->fwd_b1_us);
+}
+
+/* pin every thread of this process (the pool's workers, OpenBLAS's) to
+ * `set`; threads created afterwards inherit the caller's mask */
+static void s_pin_process(const cpu_set_t *set) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) {
+    sched_setaffinity(0, sizeof(*set), set);
+    return;
+  }
+  for (struct dirent *e; (e = readdir(d));)
+    if (e->d_name[0] != '.') sched_setaffinity((pid_t)atoi(e->d_name), sizeof(*set), set);
+  closedir(d);
+}
+
+/* seconds per step of a small training run (the toy's FM: 2-D data, width
+ * 256, depth 2, batch 256), the same work every call */
+static double s_small_run(const float *data, int n, int steps) {
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 2, 0);
+  lc.nblocks = 1;
+  lc.net.width = 256;
+  lc.net.depth = 2;
+  char err[256];
+  fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.batch = 256;
+  tc.steps = steps + 5;
+  tc.seed = 5;
+  fc_lfm_trainer *tr = fc_lfm_trainer_new(m, data, NULL, (size_t)n, &tc, err, sizeof(err));
+  FC_ASSERT(m && tr);
+  for (int i = 0; i < 5; i++) fc_lfm_trainer_step(tr);
+  double t0 = cli_now();
+  for (int i = 0; i < steps; i++) fc_lfm_trainer_step(tr);
+  double per = (cli_now() - t0) / steps;
+  fc_lfm_trainer_free(tr);
+  fc_lfm_free(m);
+  return per;
+}
+
+/* the pool oversubscribed: the small run with `threads` threads on one core,
+ * over the same run with one thread on that core (the ideal), in alternating
+ * rounds; the median of the per-round ratios. The process's CPU mask and the
+ * pool's thread count are restored afterwards. */
+static double s_pinned_slowdown(int threads, int rounds, double *t_pool, double *t_one) {
+  cpu_set_t orig, one;
+  if (sched_getaffinity(0, sizeof(orig), &orig) != 0) return NAN;
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &orig)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  const int restore = fc_threads(), n = 2048, steps = 100;
+  float *data = fc_malloc((size_t)n * 2 * sizeof(float));
+  fc_rng rng;
+  fc_rng_seed(&rng, 9);
+  fc_rng_normal_fill(&rng, data, (size_t)n * 2);
+  double ratio[16], tp[16], t1[16];
+  if (rounds > 16) rounds = 16;
+  s_pin_process(&one);
+  for (int r = 0; r < rounds; r++) {
+    fc_par_init(1);
+    t1[r] = s_small_run(data, n, steps);
+    fc_par_init(threads);
+    tp[r] = s_small_run(data, n, steps);
+    ratio[r] = tp[r] / t1[r];
+  }
+  s_pin_process(&orig);
+  fc_par_init(restore);
+  free(data);
+  *t_pool = s_median(tp, rounds);
+  *t_one = s_median(t1, rounds);
+  return s_median(ratio, rounds);
 }
 
 /* the reference network: x 112 (Tp 16 x 7-D actions), condition 38 (To 2 x
@@ -219,7 +297,12 @@ static int s_bench_flowcore(int argc, char **argv) {
   }
   double sgemv_us = s_median(lt, reps) * 1e6;
 
-  /* 5. PyTorch, same network, in its fastest setting */
+  /* 5. the pool oversubscribed: >= 2 threads pinned to one core */
+  const int pin_threads = train_threads > 2 ? train_threads : 2;
+  double pin_pool_s = NAN, pin_one_s = NAN;
+  const double pinned_slowdown = s_pinned_slowdown(pin_threads, 5, &pin_pool_s, &pin_one_s);
+
+  /* 6. PyTorch, same network, in its fastest setting */
   s_torch th;
   if (no_torch) memset(&th, 0, sizeof(th)), th.train_sps = th.fwd_b1_us = th.fwd_b1_addmv_us = NAN;
   else s_run_torch(script, python, &th);
@@ -230,6 +313,9 @@ static int s_bench_flowcore(int argc, char **argv) {
          train_threads, train_sps, train_gflops, 100.0 * peak_fraction, rounds);
   printf("  batch-1 forward (1 thread)             %8.1f us   sgemv floor %.1f us  (x%.2f)\n", fwd_b1_us, sgemv_us,
          fwd_b1_us / sgemv_us);
+  printf("  one core, pool of %d vs 1 thread      %8.2fx  %.2f vs %.2f ms per step (small run: width 256, depth 2,\n"
+         "                                         batch 256; median of 5 rounds of the per-round ratio; target <= 1.2x)\n",
+         pin_threads, pinned_slowdown, pin_pool_s * 1e3, pin_one_s * 1e3);
   if (th.ok) {
     printf("  PyTorch %s training                  %8.0f samples/s  -> lfp x%.2f\n", th.version, th.train_sps,
            train_sps / th.train_sps);
@@ -253,6 +339,12 @@ static int s_bench_flowcore(int argc, char **argv) {
     cli_json_num(stdout, fwd_b1_us);
     printf(", \"sgemv_floor_us\": ");
     cli_json_num(stdout, sgemv_us);
+    printf(", \"pinned_threads\": %d, \"pinned_slowdown\": ", pin_threads);
+    cli_json_num(stdout, pinned_slowdown);
+    printf(", \"pinned_pool_step_ms\": ");
+    cli_json_num(stdout, pin_pool_s * 1e3);
+    printf(", \"pinned_one_step_ms\": ");
+    cli_json_num(stdout, pin_one_s * 1e3);
     printf(", \"torch_train_samples_per_s\": ");
     cli_json_num(stdout, th.train_sps);
     printf(", \"torch_fwd_b1_us\": ");

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "env.h"
+#include "fc_par.h"
 
 typedef struct {
   const char *name;
@@ -39,6 +40,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[1];
+  /* flowcore's pool (FC_THREADS or the usable CPUs) and OpenBLAS at one
+   * thread per call: the process-wide settings, made once, here */
+  fc_par_init(0);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     if (argc > 2) {
       for (int i = 0; i < S_NCMD; i++)

@@ -21,3 +21,14 @@ cmake --build build-asan -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j2
+
+echo "== ThreadSanitizer: flowcore's thread pool =="
+# only test_par (the pool, and flowcore's elementwise loops through a small
+# training run; OpenBLAS is not instrumented), in its own build dir, with clang
+if [ -f build-tsan/CMakeCache.txt ] && ! grep -q "CMAKE_C_COMPILER:.*clang" build-tsan/CMakeCache.txt; then
+  rm -rf build-tsan
+fi
+cmake -S . -B build-tsan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread > /dev/null
+cmake --build build-tsan -j"$(nproc)" --target test_par
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build-tsan -R '^test_par\.' --output-on-failure -j2
