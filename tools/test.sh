@@ -21,6 +21,10 @@ cmake --build build-asan -j"$(nproc)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build-asan --output-on-failure -j2
+# what each fuzz target did (libFuzzer's final stats, from ctest's log)
+awk '/^[0-9]+\/[0-9]+ Test: fuzz\./ { t = $3 } /^stat::number_of_executed_units/ && t { x = $2 }
+     /^stat::new_units_added/ && t { printf "%s: %s executions, %s new inputs, no failure\n", t, x, $2; t = "" }' \
+  build-asan/Testing/Temporary/LastTest.log
 
 echo "== ThreadSanitizer: flowcore's thread pool =="
 # only test_par (the pool, and flowcore's elementwise loops through a small
