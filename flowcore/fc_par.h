@@ -4,18 +4,6 @@
  * optimizer, gradient norm), so the cores are never left idle between the two
  * and no second thread pool competes for them.
  *
- *   #include "fc_par.h"
- *   typedef struct { float *x; float a; } scale_job;
- *   static void s_scale(void *ctx, size_t lo, size_t hi) {
- *     scale_job *j = ctx;
- *     for (size_t i = lo; i < hi; i++) j->x[i] *= j->a;
- *   }
- *   void example(float *x, size_t n) {
- *     fc_par_init(0);                  // once, at program start: process-wide
- *     scale_job j = {x, 0.5f};
- *     fc_par_for(n, 65536, s_scale, &j); // chunks of at least 65536 items
- *   }
- *
  * Process-wide state, set only by fc_par_init: the pool's size, and
  * OpenBLAS's own thread count, set to 1 (openblas_set_num_threads) so that
  * each BLAS call runs on the thread that makes it. Without fc_par_init the
@@ -39,7 +27,21 @@
  * depend on the number of threads; OpenBLAS's does, slightly: its rounding
  * depends on the shape of each call, and a split matmul is several smaller
  * calls. A run is bit-identical for the same seed, machine and thread
- * count. */
+ * count.
+ *
+ * Example: scale x[0..n) by a on every thread
+ *
+ *   typedef struct { float *x; float a; } scale_job;
+ *   static void s_scale(void *ctx, size_t lo, size_t hi) {
+ *     scale_job *j = ctx;
+ *     for (size_t i = lo; i < hi; i++) j->x[i] *= j->a;
+ *   }
+ *   void scale(float *x, size_t n, float a) {
+ *     fc_par_init(0);                      // once, at program start: process-wide
+ *     scale_job j = {x, a};
+ *     fc_par_for(n, 65536, s_scale, &j);   // chunks of at least 65536 items
+ *   }
+ */
 #ifndef FC_PAR_H
 #define FC_PAR_H
 
