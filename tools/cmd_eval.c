@@ -204,9 +204,9 @@ int cmd_eval(int argc, char **argv) {
          ev.steps, nfe);
   rollout_print(stdout, em, &rs);
   s_print_bounds(stdout, p, 0);
-  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d unstable; %d refused by the "
+  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d episodes refused by the "
          "policy; %.1f s on %d threads\n",
-         p50, p99, nl, atomic_load(&ev.clipped), rs.unstable, refused, secs, jobs);
+         p50, p99, nl, atomic_load(&ev.clipped), refused, secs, jobs);
   if (json) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, atomic_load(&ev.clipped), p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
