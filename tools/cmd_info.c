@@ -64,7 +64,8 @@ int cmd_info(int argc, char **argv) {
   printf("  actions    dim %d, %s\n", A, in->action_dtype);
   for (int j = 0; j < A; j++) printf("    [%d] %+9.4f .. %+9.4f\n", j, lo[j], hi[j]);
   if (outside)
-    printf("  warning: %lld action values (%.2f%%) lie outside [-1, 1]; policies expect normalized or bounded actions\n",
+    printf("  note: %lld action values (%.2f%%) lie outside [-1, 1] (absolute actions?); lfp train bounds a policy's "
+           "actions by the training range above (--action-low / --action-high override it)\n",
            (long long)outside, 100.0 * outside / ((double)acts->total * A));
   if (in->state_dim) printf("  states     dim %d\n", in->state_dim);
   printf("  env_args   %s%s\n", in->env_args ? in->env_args : "(none)", in->env_args && !env_ok ? "   (warning: not valid JSON)" : "");
