@@ -195,6 +195,11 @@ int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz) {
   if (cfg->nblocks < 1 || cfg->nblocks > 64)
     return fc_set_err(err, errsz, "number of blocks must be in 1..64 (got %d)", cfg->nblocks), -1;
   if (fc_mlp_config_check(&cfg->net, err, errsz)) return -1;
+  if (cfg->net.width > FC_LFM_MAX_WIDTH || cfg->net.dx > FC_LFM_MAX_DIM || cfg->net.dc > FC_LFM_MAX_DIM ||
+      cfg->net.temb > FC_LFM_MAX_TEMB)
+    return fc_set_err(err, errsz, "network width %d, dimensions %d and %d or time embedding %d beyond flowcore's bounds "
+                      "(%d, %d, %d)", cfg->net.width, cfg->net.dx, cfg->net.dc, cfg->net.temb, FC_LFM_MAX_WIDTH,
+                      FC_LFM_MAX_DIM, FC_LFM_MAX_TEMB), -1;
   if (cfg->interp != FC_INTERP_LINEAR && cfg->interp != FC_INTERP_TRIG)
     return fc_set_err(err, errsz, "unknown interpolant %d", (int)cfg->interp), -1;
   if (cfg->nblocks > 1 && !(cfg->gamma_c > 0.0f && isfinite(cfg->gamma_c)))

@@ -192,7 +192,8 @@ void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float
  *                       f32[block_params] each
  * Format-1 files (no section versions; lfm.config zero-padded to 16 int32
  * and 4 floats) still load. Loading bounds every size before allocating:
- * the limits below, then the parameter count (overflow-checked) against the
+ * the limits below (which fc_lfm_config_check enforces for every model),
+ * then the parameter count (overflow-checked) against the
  * bytes of lfm.params. */
 #define FC_LFM_MAX_WIDTH 65536 /* hidden width */
 #define FC_LFM_MAX_DIM 65536   /* dx and dc */

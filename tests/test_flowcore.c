@@ -1252,6 +1252,22 @@ TEST(hostile_train_state_is_refused) {
   return 0;
 }
 
+TEST(config_check_enforces_the_loader_bounds) {
+  /* a model too wide to load is refused when built, with the same bound */
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 4, 2);
+  char err[256] = "";
+  lc.net.width = FC_LFM_MAX_WIDTH + 1;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_MSG(strstr(err, "beyond flowcore's bounds"), "%s", err);
+  lc.net.width = 8;
+  lc.net.dc = FC_LFM_MAX_DIM + 1;
+  ASSERT(fc_lfm_config_check(&lc, err, sizeof(err)) != 0);
+  lc.net.dc = 2;
+  ASSERT_MSG(fc_lfm_config_check(&lc, err, sizeof(err)) == 0, "%s", err);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(rng_determinism),          TEST_ENTRY(activation_gradients),
@@ -1268,7 +1284,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(film_with_depth_0_is_refused), TEST_ENTRY(ode_steps_divide_evenly_among_blocks),
       TEST_ENTRY(validation_loss_measures_the_block_it_names),
       TEST_ENTRY(crc32_constant_table_matches_the_bitwise_crc), TEST_ENTRY(section_cursor_bounds_every_field),
-      TEST_ENTRY(hostile_train_state_is_refused),
+      TEST_ENTRY(hostile_train_state_is_refused), TEST_ENTRY(config_check_enforces_the_loader_bounds),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
