@@ -297,6 +297,7 @@ int env_side(const env_model *em, const env_data *ed) {
 }
 int env_failed(const env_data *ed) { return ed->failed; }
 int env_has_coverage(const env_model *em) { return em->task->coverage != NULL; }
+double env_coverage_goal(const env_model *em) { return em->task->coverage ? em->task->coverage_goal : 0.0; }
 int env_has_side(const env_model *em) { return em->task->side != NULL; }
 
 void env_expert(const env_model *em, env_data *ed, double *action) {

@@ -128,6 +128,10 @@ int env_failed(const env_data *ed);
 double env_coverage(const env_model *em, const env_data *ed);
 int env_side(const env_model *em, const env_data *ed);
 int env_has_coverage(const env_model *em);
+/* The coverage above which the task counts as solved (pusht 0.95), 0 for
+ * tasks without coverage. Diffusion Policy's score of an episode is
+ * min(1, max coverage / goal) on such tasks, success (0 or 1) on the others. */
+double env_coverage_goal(const env_model *em);
 int env_has_side(const env_model *em);
 /* pusht's exact coverage of its goal T (0.256, 0.256, pi/4) by a T at
  * pose (x, y in metres, angle in radians). */

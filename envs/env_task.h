@@ -32,6 +32,7 @@ typedef struct env_task {
   /* optional task figures (NULL when the task has none): pusht's goal
    * coverage in [0, 1]; avoid's side: -1 left, +1 right, 0 not yet decided */
   double (*coverage)(const mjModel *m, const int *ids, const mjData *d);
+  double coverage_goal; /* coverage above which the task is solved (pusht 0.95); 0 without coverage */
   int (*side)(const mjModel *m, const int *ids, const mjData *d);
   /* optional: nonzero when the current state breaks the task (avoid: touching
    * the obstacle); checked after every physics substep, latched by env.c, and

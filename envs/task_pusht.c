@@ -277,7 +277,11 @@ static double s_coverage(const mjModel *m, const int *ids, const mjData *d) {
   return s_coverage_pose(p[0], p[1], p[2]);
 }
 
-static int s_success(const mjModel *m, const int *ids, const mjData *d) { return s_coverage(m, ids, d) > 0.95; }
+#define S_COVERAGE_GOAL 0.95 /* success: coverage above it (Diffusion Policy's Push-T) */
+
+static int s_success(const mjModel *m, const int *ids, const mjData *d) {
+  return s_coverage(m, ids, d) > S_COVERAGE_GOAL;
+}
 
 /* ---------- expert ---------- */
 
@@ -540,5 +544,6 @@ const env_task env_task_pusht = {
     .success = s_success,
     .expert = s_expert_act,
     .coverage = s_coverage,
+    .coverage_goal = S_COVERAGE_GOAL,
     .side = NULL,
 };

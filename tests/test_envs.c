@@ -336,6 +336,24 @@ TEST(avoid_expert_takes_both_sides) {
   return 0;
 }
 
+TEST(coverage_goal_gives_the_score_scale) {
+  /* Diffusion Policy's score is min(1, max coverage / goal) on pusht (goal
+   * 0.95, its success threshold) and success on tasks without coverage */
+  env_model *pt = s_model("pusht"), *lift = s_model("lift"), *av = s_model("avoid");
+  ASSERT(pt && lift && av);
+  ASSERT(env_coverage_goal(pt) == 0.95);
+  ASSERT(env_coverage_goal(lift) == 0.0 && env_coverage_goal(av) == 0.0);
+  /* the goal is the success threshold */
+  env_data *ed = env_data_new(pt);
+  env_reset(pt, ed, 3);
+  ASSERT(env_success(pt, ed) == (env_coverage(pt, ed) > env_coverage_goal(pt)));
+  env_data_free(ed);
+  env_model_free(pt);
+  env_model_free(lift);
+  env_model_free(av);
+  return 0;
+}
+
 TEST(pusht_coverage_is_exact) {
   /* the T is 120 x 30 + 30 x 90 = 6300 mm^2; its pose origin is the mean of
    * the two rectangles' centres, 45 mm below the top edge */
@@ -384,7 +402,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(task_init_names_a_missing_element),
       TEST_ENTRY(lift_expert_succeeds),
       TEST_ENTRY(avoid_expert_takes_both_sides),
-      TEST_ENTRY(pusht_coverage_is_exact),
+      TEST_ENTRY(pusht_coverage_is_exact), TEST_ENTRY(coverage_goal_gives_the_score_scale),
       TEST_ENTRY(pusht_expert_succeeds),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -53,7 +53,7 @@ ev=$("$LFP" eval --policy "$tmp/p.lfp" --episodes 4 --jobs 2 --json) || { echo "
 sm=$("$LFP" sim --connect "$ep" --episodes 4 --mode lockstep --json) || { echo "FAIL: sim lockstep: $sm"; fail=1; }
 ev=$(last_json "$ev")
 sm=$(last_json "$sm")
-for k in digest success_rate mean_len clipped unstable contact_full constraint_full left right env; do
+for k in digest success_rate mean_score mean_len clipped unstable contact_full constraint_full left right env; do
   a=$(jget "$ev" $k)
   b=$(jget "$sm" $k)
   [ "$a" = "$b" ] || { echo "FAIL: lockstep $k: eval $a, sim $b"; fail=1; }

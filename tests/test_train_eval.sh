@@ -27,8 +27,9 @@ out=$("$LFP" eval --policy "$tmp/p.lfp" --episodes 3 --json) || { echo "FAIL: ev
 /usr/bin/python3 -c "
 import json, sys
 e = json.loads(sys.argv[1])
-need = ('env', 'episodes', 'success_rate', 'ci95', 'mean_len', 'latency_us_p50', 'latency_us_p99', 'contact_full', 'constraint_full')
-sys.exit(0 if all(k in e for k in need) and e['episodes'] == 3 and e['env'] == 'lift' and 0 <= e['ci95'][0] <= e['ci95'][1] <= 1 else 1)
+need = ('env', 'episodes', 'success_rate', 'ci95', 'mean_score', 'mean_len', 'latency_us_p50', 'latency_us_p99', 'contact_full', 'constraint_full')
+sys.exit(0 if all(k in e for k in need) and e['episodes'] == 3 and e['env'] == 'lift' and 0 <= e['ci95'][0] <= e['ci95'][1] <= 1
+         and e['mean_score'] == e['success_rate'] else 1)  # lift's score is its success
 " "$(echo "$out" | tail -n 1)" || { echo "FAIL: eval json: $out"; fail=1; }
 # errors
 msg=$("$LFP" eval --policy "$tmp/p.lfp" --env avoid 2>&1); rc=$?

@@ -12,6 +12,7 @@ void rollout_begin(const env_model *em, const env_data *ed, rollout_result *r) {
   r->success = r->len = r->unstable = r->side = 0;
   r->contact_full = r->constraint_full = 0;
   r->digest = 0;
+  r->score = 0.0;
   r->max_coverage = env_has_coverage(em) ? env_coverage(em, ed) : 0.0;
 }
 
@@ -34,6 +35,8 @@ void rollout_end(const env_model *em, const env_data *ed, rollout_result *r, int
   double *state = fc_malloc(sizeof(double) * (size_t)sd);
   env_get_state(em, ed, state);
   r->digest = fc_crc32(0, state, sizeof(double) * (size_t)sd);
+  const double goal = env_coverage_goal(em);
+  r->score = goal > 0 ? (r->max_coverage / goal < 1.0 ? r->max_coverage / goal : 1.0) : r->success;
   free(state);
 }
 
@@ -42,7 +45,7 @@ void rollout_summarize(const rollout_result *r, int n, rollout_stats *s) {
   s->episodes = n;
   s->successes = s->unstable = s->left = s->right = 0;
   s->contact_full = s->constraint_full = 0;
-  double len = 0, cov = 0;
+  double len = 0, cov = 0, score = 0;
   uint32_t d = 0;
   for (int i = 0; i < n; i++) {
     s->successes += r[i].success;
@@ -53,11 +56,13 @@ void rollout_summarize(const rollout_result *r, int n, rollout_stats *s) {
     s->constraint_full += r[i].constraint_full > 0;
     len += r[i].len;
     cov += r[i].max_coverage;
+    score += r[i].score;
     d = fc_crc32(d, &r[i].digest, sizeof(r[i].digest));
   }
   s->digest = d;
   s->mean_len = len / n;
   s->mean_coverage = cov / n;
+  s->mean_score = score / n;
   /* 95% Wilson score interval */
   const double ph = (double)s->successes / n, z = 1.959963984540054;
   const double den = 1 + z * z / n, mid = (ph + z * z / (2.0 * n)) / den;
@@ -73,8 +78,8 @@ void rollout_warn(FILE *f, const char *cmd, int episode, uint64_t seed, const ch
 }
 
 void rollout_print(FILE *f, const env_model *em, const rollout_stats *s) {
-  fprintf(f, "  success %.1f%% (%d/%d), 95%% CI [%.1f%%, %.1f%%], mean length %.1f steps\n", 100 * s->rate, s->successes,
-          s->episodes, 100 * s->ci_lo, 100 * s->ci_hi, s->mean_len);
+  fprintf(f, "  success %.1f%% (%d/%d), 95%% CI [%.1f%%, %.1f%%], mean score %.3f, mean length %.1f steps\n",
+          100 * s->rate, s->successes, s->episodes, 100 * s->ci_lo, 100 * s->ci_hi, s->mean_score, s->mean_len);
   if (env_has_coverage(em)) fprintf(f, "  mean max coverage %.3f\n", s->mean_coverage);
   if (env_has_side(em))
     fprintf(f, "  sides: %d left, %d right, %d neither\n", s->left, s->right, s->episodes - s->left - s->right);
@@ -95,7 +100,9 @@ void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, con
   cli_json_num(f, s->ci_lo);
   fprintf(f, ", ");
   cli_json_num(f, s->ci_hi);
-  fprintf(f, "], \"mean_len\": ");
+  fprintf(f, "], \"mean_score\": ");
+  cli_json_num(f, s->mean_score);
+  fprintf(f, ", \"mean_len\": ");
   cli_json_num(f, s->mean_len);
   fprintf(f, ", \"unstable\": %d, \"contact_full\": %d, \"constraint_full\": %d, \"digest\": \"%08x\"", s->unstable,
           s->contact_full, s->constraint_full, (unsigned)s->digest);

@@ -53,13 +53,15 @@ typedef struct {
   int success, len, unstable, side;
   int contact_full, constraint_full; /* MuJoCo's CONTACTFULL / CNSTRFULL counts (env_warning_counts) */
   double max_coverage;
+  double score;    /* Diffusion Policy's score in [0, 1]: min(1, max coverage / goal) on coverage
+                      tasks (pusht), success on the others */
   uint32_t digest; /* CRC-32 of the final flat state */
 } rollout_result;
 
 typedef struct {
   int episodes, successes, unstable, left, right;
   int contact_full, constraint_full; /* episodes in which MuJoCo lost contacts / constraints (all unstable) */
-  double rate, ci_lo, ci_hi, mean_len, mean_coverage;
+  double rate, ci_lo, ci_hi, mean_len, mean_coverage, mean_score;
   uint32_t digest; /* CRC-32 over the episodes' digests, in seed order */
 } rollout_stats;
 
@@ -83,7 +85,7 @@ typedef struct {
 } rollout_run;
 /* The JSON object that `lfp eval --json` prints and `lfp sim --json` extends,
  * left open: "{" env, policy, method, episodes, seed, success_rate, ci95,
- * mean_len, unstable, contact_full, constraint_full (episodes, as in
+ * mean_score (Diffusion Policy's metric: the mean of rollout_result.score), mean_len, unstable, contact_full, constraint_full (episodes, as in
  * rollout_stats), digest, max_coverage_mean / left, right where the task
  * has them, latency_us_p50, latency_us_p99, nfe, clipped. The caller adds
  * its own members and closes it with rollout_json_close. */
