@@ -165,7 +165,6 @@ int fc_ckpt_write(const fc_ckpt_writer *w, const char *path, char *err, size_t e
   s_put32(buf + 12, S_BOM);
   s_put32(buf + 16, (uint32_t)sizeof(float));
   s_put32(buf + 20, (uint32_t)w->n);
-  s_put64(buf + 24, (uint64_t)total);
   memcpy(buf + 32, w->kind, sizeof(w->kind));
   for (int i = 0; i < w->n; i++) {
     unsigned char *e = buf + S_HDR + (size_t)i * S_ENTRY;
@@ -174,8 +173,7 @@ int fc_ckpt_write(const fc_ckpt_writer *w, const char *path, char *err, size_t e
     s_put64(e + FC_CKPT_NAME_MAX + 8, w->sec[i].size);
     if (w->sec[i].size) memcpy(buf + offs[i], w->sec[i].data, w->sec[i].size);
   }
-  s_put32(buf + total - 8, fc_crc32(0, buf, total - 8));
-  memcpy(buf + total - 4, S_END, 4);
+  fc_ckpt_seal(buf, total); /* the size, the CRC and the end marker */
   free(offs);
 
   /* temporary file in the same directory, fsync, rename over the target */

@@ -101,8 +101,9 @@ int fc_ckpt_get_exact(const fc_ckpt *ck, const char *name, void *dst, size_t siz
 
 /* Make the bytes of a file image (size bytes, at least a header and a
  * trailer) self-consistent: set the total size to `size`, recompute the
- * CRC-32 and write the end marker. For fuzzing and for tests that craft
- * hostile contents behind a valid checksum. */
+ * CRC-32 and write the end marker. fc_ckpt_write seals what it writes;
+ * fuzzing and tests seal files they craft, to put hostile contents behind a
+ * valid checksum. */
 void fc_ckpt_seal(void *bytes, size_t size);
 
 /* CRC-32 (IEEE 802.3, reflected, as zlib's crc32) continuing from crc.
