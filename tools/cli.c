@@ -287,6 +287,24 @@ void cli_json_nums(FILE *f, const double *v, int n) {
   fputc(']', f);
 }
 
+void cli_print_bounds(FILE *f, const float *lo, const float *hi, int n, int json) {
+  if (!json) {
+    fprintf(f, "  action bounds:");
+    for (int j = 0; j < n; j++) fprintf(f, " [%g, %g]", (double)lo[j], (double)hi[j]);
+    fprintf(f, "\n");
+    return;
+  }
+  for (int s = 0; s < 2; s++) {
+    const float *b = s ? hi : lo;
+    fprintf(f, s ? ", \"action_high\": [" : ", \"action_low\": [");
+    for (int j = 0; j < n; j++) {
+      if (j) fputs(", ", f);
+      cli_json_num(f, b[j]);
+    }
+    fputc(']', f);
+  }
+}
+
 void cli_progress_begin(cli_progress *p, const char *label, int64_t total) {
   p->enabled = isatty(STDERR_FILENO);
   p->t0 = p->last = cli_now();

@@ -60,6 +60,10 @@ void cli_json_num(FILE *f, double v);
 int cli_json_valid(const char *s);
 /* [v0, v1, ...] */
 void cli_json_nums(FILE *f, const double *v, int n);
+/* A policy's action bounds [lo[j], hi[j]] for n dimensions: the text line
+ * "  action bounds: [lo, hi] ...", or with json the object members
+ * ', "action_low": [...], "action_high": [...]' (what train and eval print). */
+void cli_print_bounds(FILE *f, const float *lo, const float *hi, int n, int json);
 
 /* A one-line progress bar on stderr, only when stderr is a terminal. */
 typedef struct {

@@ -92,24 +92,6 @@ static void *s_worker(void *arg) {
   return NULL;
 }
 
-/* The policy's action bounds: a line of text, or the JSON members
- * "action_low" and "action_high". */
-static void s_print_bounds(FILE *f, const pol_policy *p, int json) {
-  const pol_meta *m = &p->meta;
-  double lo[POL_MAX_ACTION], hi[POL_MAX_ACTION];
-  for (int j = 0; j < m->action_dim; j++) lo[j] = m->action_low[j], hi[j] = m->action_high[j];
-  if (json) {
-    fprintf(f, ", \"action_low\": ");
-    cli_json_nums(f, lo, m->action_dim);
-    fprintf(f, ", \"action_high\": ");
-    cli_json_nums(f, hi, m->action_dim);
-    return;
-  }
-  fprintf(f, "  action bounds:");
-  for (int j = 0; j < m->action_dim; j++) fprintf(f, " [%g, %g]", lo[j], hi[j]);
-  fprintf(f, "\n");
-}
-
 int cmd_eval(int argc, char **argv) {
   const char *path = NULL, *envname = NULL, *sampler = NULL;
   int episodes = 50, seed = 100000, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), json = 0, steps = 0;
@@ -203,14 +185,14 @@ int cmd_eval(int argc, char **argv) {
          episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method), fc_sampler_name(ev.sampler),
          ev.steps, nfe);
   rollout_print(stdout, em, &rs);
-  s_print_bounds(stdout, p, 0);
+  cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d episodes refused by the "
          "policy; %.1f s on %d threads\n",
          p50, p99, nl, atomic_load(&ev.clipped), refused, secs, jobs);
   if (json) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, atomic_load(&ev.clipped), p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
-    s_print_bounds(stdout, p, 1);
+    cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
     printf(", \"refused\": %d", refused);
     rollout_json_close(stdout, secs);
   }

@@ -243,10 +243,10 @@ int cmd_train(int argc, char **argv) {
              (long long)pol_trainer_valid_windows(t));
   else
     snprintf(vtext, sizeof(vtext), "no validation split");
-  printf("  %.1f s, %.0f samples/s, final train loss %.4f, %s\n  action bounds:", secs,
-         (double)(c.steps - start) * c.batch / secs, ema, vtext);
-  for (int j = 0; j < p->meta.action_dim; j++) printf(" [%g, %g]", p->meta.action_low[j], p->meta.action_high[j]);
-  printf("\n  wrote %s (log %s)\n", out, logp);
+  printf("  %.1f s, %.0f samples/s, final train loss %.4f, %s\n", secs, (double)(c.steps - start) * c.batch / secs, ema,
+         vtext);
+  cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
+  printf("  wrote %s (log %s)\n", out, logp);
   if (json) {
     printf("{\"out\": ");
     cli_json_str(stdout, out);
@@ -260,12 +260,7 @@ int cmd_train(int argc, char **argv) {
     cli_json_num(stdout, ema);
     printf(", \"valid_loss\": ");
     cli_json_num(stdout, vloss);
-    double lo[POL_MAX_ACTION], hi[POL_MAX_ACTION];
-    for (int j = 0; j < p->meta.action_dim; j++) lo[j] = p->meta.action_low[j], hi[j] = p->meta.action_high[j];
-    printf(", \"action_low\": ");
-    cli_json_nums(stdout, lo, p->meta.action_dim);
-    printf(", \"action_high\": ");
-    cli_json_nums(stdout, hi, p->meta.action_dim);
+    cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
     printf("}\n");
   }
   pol_trainer_free(t);
