@@ -184,6 +184,45 @@ int env_obs_dim(const env_model *em) { return em->obs_dim; }
 int env_nkeys(const env_model *em) { return em->task->nkeys; }
 const env_key *env_keys(const env_model *em) { return em->task->keys; }
 int env_state_dim(const env_model *em) { return em->state_dim; }
+
+int env_policy_keys(const env_model *em, const char **names, int max) {
+  const env_task *t = em->task;
+  int n = 0;
+  if (t->policy_keys[0])
+    for (; n < max && t->policy_keys[n]; n++) names[n] = t->policy_keys[n];
+  else
+    for (; n < max && n < t->nkeys; n++) names[n] = t->keys[n].name;
+  return n;
+}
+
+int env_obs_select(const env_model *em, const char *const *keys, const int *dims, int nkeys, int *off, char *err,
+                   size_t errsz) {
+  const env_task *t = em->task;
+  for (int k = 0; k < nkeys; k++) {
+    int col = 0, j = 0;
+    for (; j < t->nkeys && strcmp(t->keys[j].name, keys[k]); j++) col += t->keys[j].dim;
+    if (j == t->nkeys) {
+      char list[256] = "";
+      for (int i = 0; i < t->nkeys; i++) {
+        if (i) strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+        strncat(list, t->keys[i].name, sizeof(list) - strlen(list) - 1);
+      }
+      return fc_set_err(err, errsz, "task %s does not observe '%s' (its keys: %s)", t->name, keys[k], list), -1;
+    }
+    if (t->keys[j].dim != dims[k])
+      return fc_set_err(err, errsz, "task %s observes '%s' with %d values, not %d", t->name, keys[k], t->keys[j].dim,
+                        dims[k]), -1;
+    off[k] = col;
+  }
+  return 0;
+}
+
+void env_obs_gather(const int *off, const int *dims, int nkeys, const double *obs, double *out) {
+  for (int k = 0; k < nkeys; k++) {
+    memcpy(out, obs + off[k], sizeof(double) * (size_t)dims[k]);
+    out += dims[k];
+  }
+}
 int env_horizon(const env_model *em) { return em->task->horizon; }
 double env_control_hz(const env_model *em) { return em->task->control_hz; }
 int env_substeps(const env_model *em) { return em->substeps; }

@@ -77,6 +77,17 @@ int env_action_dim(const env_model *em);
 int env_obs_dim(const env_model *em);       /* all keys concatenated */
 int env_nkeys(const env_model *em);
 const env_key *env_keys(const env_model *em);
+/* The keys a policy observes by default (a subset of env_keys, in order:
+ * pusht observes the T's keypoints rather than its wrapped angle); writes
+ * up to max names, returns their count. */
+int env_policy_keys(const env_model *em, const char **names, int max);
+/* Where a policy's observation keys sit in env_obs's vector: off[k] is the
+ * column of key k's first value. 0, or -1 with a sentence naming the key the
+ * task does not observe or whose size differs. */
+int env_obs_select(const env_model *em, const char *const *keys, const int *dims, int nkeys, int *off, char *err,
+                   size_t errsz);
+/* out = the selected keys' values of obs, concatenated in the policy's order */
+void env_obs_gather(const int *off, const int *dims, int nkeys, const double *obs, double *out);
 int env_state_dim(const env_model *em);
 int env_horizon(const env_model *em);
 double env_control_hz(const env_model *em);

@@ -19,6 +19,9 @@ typedef struct env_task {
   int horizon;
   int nkeys;
   env_key keys[ENV_MAX_KEYS];
+  /* optional: the keys a policy observes by default, NULL-terminated (NULL:
+   * all of keys) */
+  const char *policy_keys[ENV_MAX_KEYS + 1];
   /* look up body/joint/site ids once: ids[] in env_model */
   int (*init)(const mjModel *m, int *ids, char *err, size_t errsz);
   /* randomize the initial state with rng; reset the expert (task state) */

@@ -18,7 +18,11 @@
  * Action (2, in [-1, 1]): the ABSOLUTE pusher target,
  *   target = 0.256 + 0.256 * a   (a = -1: board edge 0, a = +1: edge 0.512).
  * Observations (metres, radians): agent_pos (pusher x, y), block_pose (x, y,
- * angle wrapped to (-pi, pi]). Goal pose (0.256, 0.256, pi/4). Reset: pusher
+ * angle wrapped to (-pi, pi]), block_keypoints (the T's 8 outline corners and
+ * its origin in world x, y: 18 values, continuous in the pose). Policies
+ * observe agent_pos and block_keypoints by default (env_policy_keys), as
+ * Diffusion Policy's low-dim Push-T does: the wrapped angle jumps by 2 pi in
+ * 25 of 200 expert demos, a full-range step once min-max normalized. Goal pose (0.256, 0.256, pi/4). Reset: pusher
  * U[0.05, 0.45]^2 (redrawn while it would overlap the block), block
  * U[0.10, 0.40]^2, angle U(-pi, pi].
  *
@@ -101,6 +105,10 @@ enum { I_BX, I_BY, I_BA, I_AX, I_AY, I_UX, I_UY };
 #define S_T_RADIUS 0.0765     /* farthest outline point from the origin */
 #define S_CT 5.0              /* block slide damping */
 #define S_CR 0.01             /* block hinge damping */
+
+/* the T's outline, counter-clockwise; corners 2 and 5 are concave */
+static const double s_outline[8][2] = {{-0.06, 0.045}, {-0.06, 0.015}, {-0.015, 0.015}, {-0.015, -0.075},
+                                       {0.015, -0.075}, {0.015, 0.015}, {0.06, 0.015}, {0.06, 0.045}};
 
 /* the T as two rectangles: centre (cx, cy), half sizes (hx, hy) */
 static const double s_rect[2][4] = {{0.0, 0.03, 0.06, 0.015}, {0.0, -0.03, 0.015, 0.045}};
@@ -263,11 +271,25 @@ static void s_act(const mjModel *m, const int *ids, mjData *d, const double *a) 
   d->ctrl[ids[I_UY]] = S_HALF_BOARD + S_HALF_BOARD * a[1];
 }
 
+/* block_keypoints: the T's 8 outline corners (s_outline's order) and its
+ * origin, in world coordinates: a continuous encoding of the pose (the
+ * wrapped angle of block_pose jumps by 2 pi), as Diffusion Policy's low-dim
+ * Push-T observes 9 keypoints of the T */
+static void s_keypoints(const double pose[3], double *o) {
+  const double c = cos(pose[2]), s = sin(pose[2]);
+  for (int i = 0; i < 9; i++) {
+    const double px = i < 8 ? s_outline[i][0] : 0.0, py = i < 8 ? s_outline[i][1] : 0.0;
+    o[2 * i] = pose[0] + c * px - s * py;
+    o[2 * i + 1] = pose[1] + s * px + c * py;
+  }
+}
+
 static void s_obs(const mjModel *m, const int *ids, const mjData *d, double *o) {
   (void)m;
   o[0] = d->qpos[ids[I_AX]];
   o[1] = d->qpos[ids[I_AY]];
   s_block_pose(ids, d, o + 2);
+  s_keypoints(o + 2, o + 5);
 }
 
 static double s_coverage(const mjModel *m, const int *ids, const mjData *d) {
@@ -285,9 +307,6 @@ static int s_success(const mjModel *m, const int *ids, const mjData *d) {
 
 /* ---------- expert ---------- */
 
-/* the T's outline, counter-clockwise; corners 2 and 5 are concave */
-static const double s_outline[8][2] = {{-0.06, 0.045}, {-0.06, 0.015}, {-0.015, 0.015}, {-0.015, -0.075},
-                                       {0.015, -0.075}, {0.015, 0.015}, {0.06, 0.015}, {0.06, 0.045}};
 
 /* candidate contact i in the block frame: point p, outward normal n; 0 when i
  * is past the end. Edges every 7.5 mm (end points excluded), then each convex
@@ -535,8 +554,9 @@ const env_task env_task_pusht = {
     .action_dim = 2,
     .control_hz = 10.0,
     .horizon = 300,
-    .nkeys = 2,
-    .keys = {{"agent_pos", 2}, {"block_pose", 3}},
+    .nkeys = 3,
+    .keys = {{"agent_pos", 2}, {"block_pose", 3}, {"block_keypoints", 18}},
+    .policy_keys = {"agent_pos", "block_keypoints", NULL},
     .init = s_init,
     .reset = s_reset,
     .act = s_act,

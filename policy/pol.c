@@ -189,19 +189,6 @@ pol_policy *pol_load(const char *path, char *err, size_t errsz) {
   return p;
 }
 
-int pol_check_keys(const pol_policy *p, const char *const *keys, const int *dims, int nkeys, char *err, size_t errsz) {
-  const pol_meta *m = &p->meta;
-  if (nkeys != m->nkeys) return fc_set_err(err, errsz, "the policy takes %d observation keys, got %d", m->nkeys, nkeys), -1;
-  for (int k = 0; k < nkeys; k++) {
-    if (strcmp(keys[k], m->keys[k]))
-      return fc_set_err(err, errsz, "observation key %d is '%s' but the policy was trained on '%s'", k, keys[k], m->keys[k]), -1;
-    if (dims[k] != m->key_dims[k])
-      return fc_set_err(err, errsz, "observation key '%s' has %d values but the policy was trained on %d", keys[k], dims[k],
-                        m->key_dims[k]), -1;
-  }
-  return 0;
-}
-
 int pol_nfe(const pol_policy *p, fc_sampler s, int steps) {
   return fc_lfm_nfe(p->flow, s, steps > 0 ? steps : p->flow->cfg.steps);
 }

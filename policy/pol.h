@@ -99,8 +99,6 @@ int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz
  * others; NULL and a sentence naming the file and the section otherwise. */
 pol_policy *pol_load_ckpt(const struct fc_ckpt *ck, const char *path, char *err, size_t errsz);
 pol_policy *pol_load(const char *path, char *err, size_t errsz);
-/* 0 when obs keys and dimensions match the policy's; else a sentence. */
-int pol_check_keys(const pol_policy *p, const char *const *keys, const int *dims, int nkeys, char *err, size_t errsz);
 /* Network evaluations per chunk with (s, steps) (steps <= 0: the trained ones). */
 int pol_nfe(const pol_policy *p, fc_sampler s, int steps);
 

@@ -390,6 +390,57 @@ TEST(pusht_expert_succeeds) {
   return 0;
 }
 
+/* pusht's block_keypoints are the outline corners and origin of the T at
+ * block_pose, continuous where the wrapped angle jumps; a policy's keys are
+ * found by name in the task's observation, in the policy's order */
+TEST(pusht_keypoints_and_key_selection) {
+  env_model *em = s_model("pusht");
+  ASSERT(em);
+  ASSERT_EQ_INT(env_obs_dim(em), 23);
+  const char *pk[ENV_MAX_KEYS];
+  ASSERT_EQ_INT(env_policy_keys(em, pk, ENV_MAX_KEYS), 2);
+  ASSERT(!strcmp(pk[0], "agent_pos") && !strcmp(pk[1], "block_keypoints"));
+  env_data *ed = env_data_new(em);
+  double obs[23], prev[23], a[2] = {0.3, -0.2};
+  char err[256];
+  env_reset(em, ed, 200007);
+  for (int t = 0; t < 40; t++) {
+    env_obs(em, ed, obs);
+    const double x = obs[2], y = obs[3], ang = obs[4];
+    ASSERT(ang > -FC_PI && ang <= FC_PI);
+    /* corner 0 is (-0.06, 0.045) in the block frame; keypoint 8 the origin */
+    ASSERT_NEAR(obs[5], x + cos(ang) * -0.06 - sin(ang) * 0.045, 1e-12);
+    ASSERT_NEAR(obs[6], y + sin(ang) * -0.06 + cos(ang) * 0.045, 1e-12);
+    ASSERT_NEAR(obs[21], x, 1e-12);
+    ASSERT_NEAR(obs[22], y, 1e-12);
+    /* neighbouring corners stay 3 cm .. 12 cm apart (a rigid T) */
+    ASSERT_NEAR(hypot(obs[7] - obs[5], obs[8] - obs[6]), 0.03, 1e-9);
+    if (t) /* continuous: a control step moves no keypoint far */
+      for (int j = 5; j < 23; j++) ASSERT(fabs(obs[j] - prev[j]) < 0.05);
+    memcpy(prev, obs, sizeof(obs));
+    env_expert(em, ed, a);
+    ASSERT_EQ_INT(env_step(em, ed, a, err, sizeof(err)), 0);
+  }
+  const char *keys[2] = {"block_keypoints", "agent_pos"};
+  int dims[2] = {18, 2}, off[2];
+  ASSERT_EQ_INT(env_obs_select(em, keys, dims, 2, off, err, sizeof(err)), 0);
+  ASSERT_EQ_INT(off[0], 5);
+  ASSERT_EQ_INT(off[1], 0);
+  double out[20];
+  env_obs_gather(off, dims, 2, obs, out);
+  ASSERT(out[0] == obs[5] && out[17] == obs[22] && out[18] == obs[0] && out[19] == obs[1]);
+  const char *missing[1] = {"block_angle"};
+  ASSERT_EQ_INT(env_obs_select(em, missing, dims, 1, off, err, sizeof(err)), -1);
+  ASSERT_CONTAINS(err, "does not observe 'block_angle'");
+  ASSERT_CONTAINS(err, "block_keypoints");
+  int bad[1] = {3};
+  ASSERT_EQ_INT(env_obs_select(em, keys + 1, bad, 1, off, err, sizeof(err)), -1);
+  ASSERT_CONTAINS(err, "'agent_pos' with 2 values, not 3");
+  env_data_free(ed);
+  env_model_free(em);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(env_init_is_required_idempotent_and_thread_safe),
@@ -404,6 +455,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(avoid_expert_takes_both_sides),
       TEST_ENTRY(pusht_coverage_is_exact), TEST_ENTRY(coverage_goal_gives_the_score_scale),
       TEST_ENTRY(pusht_expert_succeeds),
+      TEST_ENTRY(pusht_keypoints_and_key_selection),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }

@@ -166,15 +166,6 @@ TEST(training_lowers_loss_and_files_round_trip) {
       ASSERT(pol_act(q, b, obs, y, err, sizeof(err)) == 0);
       ASSERT(x[0] == y[0] && x[1] == y[1]);
     }
-    /* keys and dimensions are checked */
-    const char *good[2] = {"a", "b"}, *bad[2] = {"a", "c"};
-    int dims[2] = {2, 1}, wrong[2] = {2, 2};
-    ASSERT(pol_check_keys(q, good, dims, 2, err, sizeof(err)) == 0);
-    ASSERT(pol_check_keys(q, bad, dims, 2, err, sizeof(err)) == -1);
-    ASSERT_CONTAINS(err, "'c'");
-    ASSERT(pol_check_keys(q, good, wrong, 2, err, sizeof(err)) == -1);
-    ASSERT_CONTAINS(err, "has 2 values");
-    ASSERT(pol_check_keys(q, good, dims, 1, err, sizeof(err)) == -1);
     pol_data_free(a);
     pol_data_free(b);
     pol_free(q);

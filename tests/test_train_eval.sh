@@ -101,5 +101,16 @@ msg=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/o.lfp" --steps 3 --blocks 3 
 [ $rc = 1 ] && [[ "$msg" == *"8 ODE steps over the chain do not divide evenly among its 3 blocks"* ]] || { echo "FAIL: uneven ode steps -> $rc: $msg"; fail=1; }
 msg=$("$LFP" toy --blocks 3 --steps 3 2>&1); rc=$?
 [ $rc = 2 ] && [[ "$msg" == *"do not divide evenly among its 3 blocks"* ]] || { echo "FAIL: toy uneven ode steps -> $rc: $msg"; fail=1; }
+# observation keys: pusht's policies observe agent_pos and block_keypoints by
+# default; any subset of the task's keys trains and evaluates (found by name)
+"$LFP" collect --env pusht --episodes 4 --seed 1 --out "$tmp/t.hdf5" > /dev/null || { echo "FAIL: collect pusht"; fail=1; }
+out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/t.lfp" --steps 50 --width 32 --method fm --json 2>&1) || { echo "FAIL: train pusht: $out"; fail=1; }
+[[ "$out" == *"obs agent_pos,block_keypoints"* ]] || { echo "FAIL: pusht default keys: $out"; fail=1; }
+out=$("$LFP" eval --policy "$tmp/t.lfp" --episodes 1 --json 2>&1) || { echo "FAIL: eval pusht keypoints: $out"; fail=1; }
+out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/u.lfp" --steps 50 --width 32 --method fm --obs-keys block_pose,agent_pos 2>&1) \
+  || { echo "FAIL: train pusht reordered keys: $out"; fail=1; }
+out=$("$LFP" eval --policy "$tmp/u.lfp" --episodes 1 --json 2>&1) || { echo "FAIL: eval pusht reordered keys: $out"; fail=1; }
+msg=$("$LFP" eval --policy "$tmp/u.lfp" --env lift 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"task lift does not observe 'block_pose'"* ]] || { echo "FAIL: key missing from task -> $rc: $msg"; fail=1; }
 [ $fail = 0 ] && echo "all train/eval checks passed"
 exit $fail

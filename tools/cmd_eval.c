@@ -22,6 +22,7 @@ typedef struct {
   uint64_t seed;
   atomic_int next;
   rollout_result *res;
+  int off[POL_MAX_KEYS];  /* where the policy's keys sit in the task's observation */
   double *lat;        /* chunk latencies, us */
   atomic_long nlat;
   long maxlat;
@@ -39,7 +40,7 @@ static void *s_worker(void *arg) {
   pol_data *pd = pol_data_new(ev->p, 0);
   pd->sampler = ev->sampler;
   pd->steps = ev->steps;
-  double obs[256], act[POL_MAX_ACTION];
+  double full[256], obs[256], act[POL_MAX_ACTION];
   char err[512];
   for (;;) {
     int i = atomic_fetch_add(&ev->next, 1);
@@ -51,7 +52,8 @@ static void *s_worker(void *arg) {
     int unstable = 0;
     rollout_begin(ev->em, ed, r);
     while (!env_done(ev->em, ed)) {
-      env_obs(ev->em, ed, obs);
+      env_obs(ev->em, ed, full);
+      env_obs_gather(ev->off, ev->p->meta.key_dims, ev->p->meta.nkeys, full, obs);
       int sampling = pd->qpos >= pd->qlen;
       double t0 = cli_now();
       if (pol_act(ev->p, pd, obs, act, err, sizeof(err))) {
@@ -125,16 +127,19 @@ int cmd_eval(int argc, char **argv) {
     pol_free(p);
     return 1;
   }
-  const char *keys[ENV_MAX_KEYS];
-  int dims[ENV_MAX_KEYS];
-  for (int k = 0; k < env_nkeys(em); k++) {
-    keys[k] = env_keys(em)[k].name;
-    dims[k] = env_keys(em)[k].dim;
-  }
-  if (pol_check_keys(p, keys, dims, env_nkeys(em), err, sizeof(err)) || env_action_dim(em) != p->meta.action_dim) {
-    if (env_action_dim(em) != p->meta.action_dim)
+  const char *keys[POL_MAX_KEYS];
+  int off[POL_MAX_KEYS];
+  for (int k = 0; k < p->meta.nkeys; k++) keys[k] = p->meta.keys[k];
+  int misfit = 1;
+  if (env_obs_dim(em) > 256)
+    snprintf(err, sizeof(err), "task %s has too many observation values", env_name(em));
+  else if (env_obs_select(em, keys, p->meta.key_dims, p->meta.nkeys, off, err, sizeof(err)) == 0) {
+    misfit = env_action_dim(em) != p->meta.action_dim;
+    if (misfit)
       snprintf(err, sizeof(err), "task %s takes %d-D actions but the policy makes %d", env_name(em), env_action_dim(em),
                p->meta.action_dim);
+  }
+  if (misfit) {
     cli_error("eval", "%s does not fit task %s: %s", path, env_name(em), err);
     env_model_free(em);
     pol_free(p);
@@ -144,6 +149,7 @@ int cmd_eval(int argc, char **argv) {
   s_eval ev;
   memset(&ev, 0, sizeof(ev));
   ev.em = em;
+  memcpy(ev.off, off, sizeof(off));
   ev.p = p;
   ev.sampler = sampler ? (fc_sampler)fc_sampler_parse(sampler) : p->flow->cfg.sampler;
   ev.steps = steps > 0 ? steps : p->flow->cfg.steps;

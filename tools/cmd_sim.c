@@ -161,6 +161,7 @@ typedef struct {
   s_info info;
   const env_model *em;
   int O, A;
+  int off[ENV_MAX_KEYS]; /* where the policy's keys sit in the task's observation */
   double hist[S_MAX_TO * S_MAX_OBS]; /* the last To raw observations, oldest first */
   int nhist;
   double chunk[64 * ENV_MAX_ACTION];
@@ -203,15 +204,12 @@ static int s_read_info(s_sim *S, char *err, size_t errsz) {
   return 0;
 }
 
-static int s_check_env(const s_sim *S, char *err, size_t errsz) {
+static int s_check_env(s_sim *S, char *err, size_t errsz) {
   const s_info *in = &S->info;
   const env_model *em = S->em;
-  if (env_nkeys(em) != in->nkeys)
-    return fc_set_err(err, errsz, "task %s has %d observation keys but the policy takes %d", env_name(em), env_nkeys(em), in->nkeys), -1;
-  for (int k = 0; k < in->nkeys; k++)
-    if (strcmp(env_keys(em)[k].name, in->keys[k]) || env_keys(em)[k].dim != in->dims[k])
-      return fc_set_err(err, errsz, "task %s observes '%s' (%d values) where the policy takes '%s' (%d)", env_name(em),
-                        env_keys(em)[k].name, env_keys(em)[k].dim, in->keys[k], in->dims[k]), -1;
+  const char *keys[ENV_MAX_KEYS];
+  for (int k = 0; k < in->nkeys; k++) keys[k] = in->keys[k];
+  if (env_obs_select(em, keys, in->dims, in->nkeys, S->off, err, errsz)) return -1;
   if (env_action_dim(em) != in->action_dim)
     return fc_set_err(err, errsz, "task %s takes %d-D actions but the policy makes %lld", env_name(em), env_action_dim(em),
                       (long long)in->action_dim), -1;
@@ -235,14 +233,13 @@ static void s_build_infer(s_sim *S) {
   pw_pack_str(&l->pk, "obs");
   msgpack_pack_map(&l->pk, (size_t)S->info.nkeys);
   double buf[S_MAX_TO * S_MAX_OBS];
-  int off = 0;
   for (int k = 0; k < S->info.nkeys; k++) {
     const int d = S->info.dims[k];
-    for (int f = 0; f < S->nhist; f++) memcpy(buf + (size_t)f * d, S->hist + (size_t)f * S->O + off, sizeof(double) * (size_t)d);
+    for (int f = 0; f < S->nhist; f++)
+      memcpy(buf + (size_t)f * d, S->hist + (size_t)f * S->O + S->off[k], sizeof(double) * (size_t)d);
     const uint32_t shape[2] = {(uint32_t)S->nhist, (uint32_t)d};
     pw_pack_str(&l->pk, S->info.keys[k]);
     pw_pack_ndarray(&l->pk, buf, 2, shape, 8);
-    off += d;
   }
 }
 

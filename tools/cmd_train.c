@@ -27,6 +27,16 @@ static int s_parse_numbers(const char *csv, double *v, int max) {
   }
 }
 
+/* whether the file's first demo has every one of keys */
+static int s_file_has_keys(const ds_info *in, const char *const *keys, int nk) {
+  for (int k = 0; k < nk; k++) {
+    int found = 0;
+    for (int j = 0; j < in->nobs && !found; j++) found = !strcmp(in->obs[j].name, keys[k]);
+    if (!found) return 0;
+  }
+  return 1;
+}
+
 int cmd_train(int argc, char **argv) {
   pol_train_config c;
   pol_train_config_default(&c);
@@ -117,7 +127,14 @@ int cmd_train(int argc, char **argv) {
       return 2;
     }
   } else if (em) {
-    for (int k = 0; k < env_nkeys(em); k++) keys[nk++] = env_keys(em)[k].name;
+    /* the task's policy keys; a file written before one of them existed
+     * (pusht's block_keypoints) falls back to the task keys it has */
+    nk = env_policy_keys(em, keys, 16);
+    if (!s_file_has_keys(in, keys, nk)) {
+      nk = 0;
+      for (int k = 0; k < env_nkeys(em); k++)
+        if (s_file_has_keys(in, &env_keys(em)[k].name, 1)) keys[nk++] = env_keys(em)[k].name;
+    }
   } else {
     cli_error("train", "%s: its env_args name no lfp task, so --obs-keys is needed", data);
     ds_close(f);
