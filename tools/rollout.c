@@ -2,7 +2,10 @@
 #include "rollout.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "fc_base.h"
@@ -122,4 +125,148 @@ void rollout_json_close(FILE *f, double secs) {
   fprintf(f, ", \"seconds\": ");
   cli_json_num(f, secs);
   fprintf(f, "}\n");
+}
+
+/* ---------- a policy's episodes, in-process ---------- */
+
+typedef struct {
+  const char *cmd;
+  const env_model *em;
+  const pol_policy *p;
+  fc_sampler sampler;
+  int steps, episodes;
+  uint64_t seed;
+  atomic_int next;
+  rollout_result *res;
+  int off[POL_MAX_KEYS];  /* where the policy's keys sit in the task's observation */
+  double *lat;        /* chunk latencies, us */
+  atomic_long nlat;
+  long maxlat;
+  atomic_long clipped;
+  atomic_int refused; /* episodes stopped because the policy refused an observation or a
+                         chunk (non-finite): never executed, the episode ends failed */
+  pthread_mutex_t mu;  /* guards fail and first_refusal */
+  char fail[640];      /* the first error that ends the run ("" while none) */
+  char first_refusal[640]; /* with its episode and step */
+} s_eval;
+
+static void *s_policy_worker(void *arg) {
+  s_eval *ev = arg;
+  env_data *ed = env_data_new(ev->em);
+  pol_data *pd = pol_data_new(ev->p, 0);
+  pd->sampler = ev->sampler;
+  pd->steps = ev->steps;
+  double full[256], obs[256], act[POL_MAX_ACTION];
+  char err[512];
+  for (;;) {
+    int i = atomic_fetch_add(&ev->next, 1);
+    if (i >= ev->episodes) break;
+    rollout_result *r = &ev->res[i];
+    env_reset(ev->em, ed, ev->seed + (uint64_t)i);
+    pol_reset(pd, ev->seed + (uint64_t)i);
+    int64_t clip0 = pd->clipped;
+    int unstable = 0;
+    rollout_begin(ev->em, ed, r);
+    while (!env_done(ev->em, ed)) {
+      env_obs(ev->em, ed, full);
+      env_obs_gather(ev->off, ev->p->meta.key_dims, ev->p->meta.nkeys, full, obs);
+      int sampling = pd->qpos >= pd->qlen;
+      double t0 = cli_now();
+      if (pol_act(ev->p, pd, obs, act, err, sizeof(err))) {
+        pthread_mutex_lock(&ev->mu);
+        if (!ev->first_refusal[0])
+          snprintf(ev->first_refusal, sizeof(ev->first_refusal), "episode with seed %llu stopped at step %d: %s",
+                   (unsigned long long)(ev->seed + (uint64_t)i), env_steps(ed), err);
+        pthread_mutex_unlock(&ev->mu);
+        atomic_fetch_add(&ev->refused, 1);
+        break;
+      }
+      if (sampling) {
+        long k = atomic_fetch_add(&ev->nlat, 1);
+        if (k < ev->maxlat) ev->lat[k] = (cli_now() - t0) * 1e6;
+      }
+      const int src = env_step(ev->em, ed, act, err, sizeof(err));
+      if (src == ENV_UNSTABLE) {
+        rollout_warn(stderr, ev->cmd, i, ev->seed + (uint64_t)i, err);
+        unstable = 1;
+        break;
+      }
+      if (src) { /* a non-finite action: never a command; the run ends with it */
+        pthread_mutex_lock(&ev->mu);
+        if (!ev->fail[0])
+          snprintf(ev->fail, sizeof(ev->fail), "episode %d (seed %llu): %s", i,
+                   (unsigned long long)(ev->seed + (uint64_t)i), err);
+        pthread_mutex_unlock(&ev->mu);
+        atomic_store(&ev->next, ev->episodes);
+        break;
+      }
+      rollout_track(ev->em, ed, r);
+    }
+    rollout_end(ev->em, ed, r, unstable);
+    atomic_fetch_add(&ev->clipped, (long)(pd->clipped - clip0));
+  }
+  pol_data_free(pd);
+  env_data_free(ed);
+  return NULL;
+}
+
+
+int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc_sampler s, int steps, uint64_t seed,
+                   int episodes, int jobs, rollout_eval *out, char *err, size_t errsz) {
+  memset(out, 0, sizeof(*out));
+  FC_ASSERT(episodes >= 1);
+  const char *keys[POL_MAX_KEYS];
+  s_eval ev;
+  memset(&ev, 0, sizeof(ev));
+  for (int k = 0; k < p->meta.nkeys; k++) keys[k] = p->meta.keys[k];
+  if (env_obs_dim(em) > 256)
+    return fc_set_err(err, errsz, "task %s has too many observation values", env_name(em)), ROLLOUT_MISFIT;
+  if (env_obs_select(em, keys, p->meta.key_dims, p->meta.nkeys, ev.off, err, errsz)) return ROLLOUT_MISFIT;
+  if (env_action_dim(em) != p->meta.action_dim)
+    return fc_set_err(err, errsz, "task %s takes %d-D actions but the policy makes %d", env_name(em), env_action_dim(em),
+                      p->meta.action_dim), ROLLOUT_MISFIT;
+  ev.cmd = cmd;
+  ev.em = em;
+  ev.p = p;
+  ev.sampler = s;
+  ev.steps = steps > 0 ? steps : p->flow->cfg.steps;
+  ev.episodes = episodes;
+  ev.seed = seed;
+  pthread_mutex_init(&ev.mu, NULL);
+  ev.res = fc_calloc((size_t)episodes, sizeof(rollout_result));
+  ev.maxlat = (long)episodes * (env_horizon(em) / p->meta.Ta + 2);
+  ev.lat = fc_malloc(sizeof(double) * (size_t)ev.maxlat);
+  if (jobs > episodes) jobs = episodes;
+  if (jobs < 1) jobs = 1;
+  pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
+  double t0 = cli_now();
+  for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_policy_worker, &ev);
+  for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
+  free(th);
+  pthread_mutex_destroy(&ev.mu);
+  if (ev.fail[0]) {
+    fc_set_err(err, errsz, "%s", ev.fail);
+    free(ev.res);
+    free(ev.lat);
+    return ROLLOUT_FAILED;
+  }
+  out->seconds = cli_now() - t0;
+  out->res = ev.res;
+  rollout_summarize(ev.res, episodes, &out->stats);
+  long nl = atomic_load(&ev.nlat) < ev.maxlat ? atomic_load(&ev.nlat) : ev.maxlat;
+  cli_sort(ev.lat, (int)nl);
+  out->latency_us_p50 = cli_quantile(ev.lat, (int)nl, 0.50);
+  out->latency_us_p99 = cli_quantile(ev.lat, (int)nl, 0.99);
+  free(ev.lat);
+  out->chunks = nl;
+  out->clipped = atomic_load(&ev.clipped);
+  out->refused = atomic_load(&ev.refused);
+  snprintf(out->first_refusal, sizeof(out->first_refusal), "%s", ev.first_refusal);
+  out->nfe = pol_nfe(p, ev.sampler, ev.steps);
+  return 0;
+}
+
+void rollout_eval_free(rollout_eval *out) {
+  free(out->res);
+  out->res = NULL;
 }

@@ -48,6 +48,7 @@
 #include <stdio.h>
 
 #include "env.h"
+#include "pol.h"
 
 typedef struct {
   int success, len, unstable, side;
@@ -92,5 +93,34 @@ typedef struct {
 void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, const rollout_stats *s);
 /* ", "seconds": secs}" and a newline */
 void rollout_json_close(FILE *f, double secs);
+
+/* ---------- a policy's episodes, in-process (lfp eval, lfp train --eval-every) ---------- */
+
+/* What rollout_policy measured. */
+typedef struct {
+  rollout_result *res;         /* one per episode, in seed order (owned) */
+  rollout_stats stats;
+  double latency_us_p50, latency_us_p99; /* chunk sampling latency */
+  long chunks, clipped;        /* chunks sampled; action values clipped to the bounds */
+  int refused;                 /* episodes the policy ended by refusing to act (failures) */
+  char first_refusal[640];     /* the first refusal, with its seed and step ("" if none) */
+  double seconds;
+  int nfe;                     /* network evaluations per chunk */
+} rollout_eval;
+
+/* `episodes` episodes of policy p on task em, seeds seed, seed + 1, ..., on
+ * `jobs` threads (the results do not depend on jobs; warnings of unstable
+ * episodes name the command cmd), with the sampler s and
+ * `steps` ODE steps per block (steps <= 0: the trained ones). The policy's
+ * observation keys are found by name in the task's (env_obs_select).
+ * 0; or, with a sentence in err and nothing returned, ROLLOUT_MISFIT (the
+ * policy's keys or actions do not fit the task) or ROLLOUT_FAILED (an action
+ * reached env_step not finite: a bug, as policies refuse such chunks). Free
+ * with rollout_eval_free. */
+#define ROLLOUT_MISFIT (-1)
+#define ROLLOUT_FAILED (-2)
+int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc_sampler s, int steps, uint64_t seed,
+                   int episodes, int jobs, rollout_eval *out, char *err, size_t errsz);
+void rollout_eval_free(rollout_eval *out);
 
 #endif
