@@ -558,6 +558,14 @@ void fc_lfm_trainer_set_valid(fc_lfm_trainer *tr, const float *x, const float *c
   tr->nv = n;
 }
 
+void fc_lfm_trainer_snapshot(const fc_lfm_trainer *tr, fc_lfm *dst) {
+  const fc_lfm *m = tr->model;
+  FC_ASSERT(dst->block_params == m->block_params && dst->cfg.nblocks == m->cfg.nblocks);
+  memcpy(dst->params, m->params, fc_lfm_nparams(m) * sizeof(float));
+  if (tr->block < m->cfg.nblocks && tr->step_in_block > 0)
+    memcpy(dst->params + (size_t)tr->block * m->block_params, tr->ema, m->block_params * sizeof(float));
+}
+
 int fc_lfm_trainer_valid_block(const fc_lfm_trainer *tr) {
   /* mid-block: the block being trained; at a boundary or when done: the one just finished */
   return tr->step_in_block > 0 ? tr->block : tr->block - 1;

@@ -256,6 +256,11 @@ void fc_lfm_trainer_set_valid(fc_lfm_trainer *tr, const float *x, const float *c
  * blocks and the training state are not changed. */
 double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr);
 int fc_lfm_trainer_valid_block(const fc_lfm_trainer *tr); /* 0-based; -1 before the first step */
+/* The model as it would be used now, into dst's parameters (a model of the
+ * same config): the finished blocks' weights, the running EMA of the block
+ * being trained, and the untrained blocks as they stand. What lfp train
+ * --eval-every evaluates; the trainer is not changed. */
+void fc_lfm_trainer_snapshot(const fc_lfm_trainer *tr, fc_lfm *dst);
 
 /* Resume state (llm.c keeps it apart from the weights): sections "train.*"
  * with the step, block, RNG, epoch permutation, AdamW moments and EMA. Save

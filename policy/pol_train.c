@@ -184,6 +184,16 @@ int64_t pol_trainer_valid_windows(const pol_trainer *t) { return t->nvalid; }
 const char *pol_trainer_split(const pol_trainer *t) { return t->split; }
 const pol_policy *pol_trainer_policy(const pol_trainer *t) { return t->policy; }
 
+pol_policy *pol_trainer_snapshot(const pol_trainer *t, char *err, size_t errsz) {
+  const pol_policy *p = t->policy;
+  fc_lfm *flow = fc_lfm_new(&p->flow->cfg, err, errsz);
+  if (!flow) return NULL;
+  fc_lfm_trainer_snapshot(t->tr, flow);
+  pol_policy *s = pol_new(&p->meta, &p->obs_norm, &p->act_norm, flow, err, errsz);
+  if (!s) fc_lfm_free(flow);
+  return s;
+}
+
 int pol_trainer_checkpoint(const pol_trainer *t, const char *path, char *err, size_t errsz) {
   fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
   pol_save(t->policy, w);

@@ -77,6 +77,10 @@ int64_t pol_trainer_valid_windows(const pol_trainer *t);
 const char *pol_trainer_split(const pol_trainer *t);
 /* The policy being trained (its weights are final once done). */
 const pol_policy *pol_trainer_policy(const pol_trainer *t);
+/* A new policy (free with pol_free) holding the weights the model would be
+ * used with now (fc_lfm_trainer_snapshot: the EMA of the block being
+ * trained); NULL with a sentence on failure. */
+pol_policy *pol_trainer_snapshot(const pol_trainer *t, char *err, size_t errsz);
 /* Checkpoint: the policy plus the trainer's resume state, atomically. */
 int pol_trainer_checkpoint(const pol_trainer *t, const char *path, char *err, size_t errsz);
 /* Continue from such a checkpoint (same data and config; else an error). */

@@ -112,5 +112,32 @@ out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/u.lfp" --steps 50 --width 32
 out=$("$LFP" eval --policy "$tmp/u.lfp" --episodes 1 --json 2>&1) || { echo "FAIL: eval pusht reordered keys: $out"; fail=1; }
 msg=$("$LFP" eval --policy "$tmp/u.lfp" --env lift 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"task lift does not observe 'block_pose'"* ]] || { echo "FAIL: key missing from task -> $rc: $msg"; fail=1; }
+# --eval-every: rollouts on selection seeds during training, logged to the
+# CSV; OUT.best.lfp is the best of them and scores what lfp eval says it does;
+# evaluation seeds are refused
+out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/e.lfp" --steps 300 --width 32 --method fm --eval-every 100 \
+  --eval-episodes 3 --ckpt-every 100 --json 2>&1) || { echo "FAIL: train --eval-every: $out"; fail=1; }
+best=$("$LFP" eval --policy "$tmp/e.best.lfp" --episodes 3 --seed 200000 --json 2>&1 | tail -n 1)
+last=$("$LFP" eval --policy "$tmp/e.lfp" --episodes 3 --seed 200000 --json 2>&1 | tail -n 1)
+/usr/bin/python3 - "$(echo "$out" | tail -n 1)" "$tmp/e.lfp.csv" "$best" "$last" <<'PY' || fail=1
+import json, sys, csv
+t, rows = json.loads(sys.argv[1]), list(csv.DictReader(open(sys.argv[2])))
+best, last = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+ev = [r for r in rows if r["score"] != ""]
+scores = [float(r["score"]) for r in ev]
+ok = {
+    "evaluated at 100, 200, 300": [r["step"] for r in ev] == ["100", "200", "300"],
+    "best is the max": abs(t["best_score"] - max(scores)) < 1e-6 and t["best_step"] == int(ev[scores.index(max(scores))]["step"]),
+    "best file scores it": abs(best["mean_score"] - t["best_score"]) < 1e-6,
+    "final is the saved policy": abs(last["mean_score"] - t["final_score"]) < 1e-6 and abs(scores[-1] - t["final_score"]) < 1e-6,
+    "train_s logged": all(float(r["train_s"]) > 0 for r in ev),
+    "eval cost": t["eval_s"] > 0,
+}
+bad = [k for k, v in ok.items() if not v]
+if bad: print("FAIL: --eval-every:", bad, t, ev)
+sys.exit(1 if bad else 0)
+PY
+msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/e.lfp" --eval-every 100 --eval-seed 100000 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$msg" == *"--eval-seed must be between 200000"* ]] || { echo "FAIL: eval seeds for selection -> $rc: $msg"; fail=1; }
 [ $fail = 0 ] && echo "all train/eval checks passed"
 exit $fail

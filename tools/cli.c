@@ -77,7 +77,7 @@ static int s_number(const char *cmd, const cli_opt *o, const char *val) {
     }
   }
   if (o->min < o->max && (d < o->min || d > o->max)) {
-    cli_error(cmd, "%s must be between %g and %g, got %s", o->name, o->min, o->max, val);
+    cli_error(cmd, "%s must be between %.15g and %.15g, got %s", o->name, o->min, o->max, val);
     return -1;
   }
   if (o->type == CLI_DOUBLE) *(double *)o->dst = d;
