@@ -139,5 +139,22 @@ sys.exit(1 if bad else 0)
 PY
 msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/e.lfp" --eval-every 100 --eval-seed 100000 2>&1); rc=$?
 [ $rc = 2 ] && [[ "$msg" == *"--eval-seed must be between 200000"* ]] || { echo "FAIL: eval seeds for selection -> $rc: $msg"; fail=1; }
+# --record: the episodes as demos that replay exactly, with success / failure masks
+out=$("$LFP" eval --policy "$tmp/t.lfp" --episodes 3 --seed 200000 --record "$tmp/rec.hdf5" --json 2>&1) \
+  || { echo "FAIL: eval --record: $out"; fail=1; }
+"$LFP" replay "$tmp/rec.hdf5" > /dev/null || { echo "FAIL: recorded episodes do not replay"; fail=1; }
+/usr/bin/python3 - "$tmp/rec.hdf5" "$(echo "$out" | tail -n 1)" <<'PY' || fail=1
+import h5py, json, sys
+e = json.loads(sys.argv[2])
+with h5py.File(sys.argv[1], "r") as f:
+    demos = sorted(f["data"].keys())
+    succ = [m.decode() for m in f["mask/success"][()]] if "mask/success" in f else []
+    fail = [m.decode() for m in f["mask/failure"][()]] if "mask/failure" in f else []
+    lens = [f["data"][d]["actions"].shape[0] for d in demos]
+ok = len(demos) == 3 and len(succ) == round(e["success_rate"] * 3) and sorted(succ + fail) == demos \
+     and abs(sum(lens) / 3 - e["mean_len"]) < 1e-9
+if not ok: print("FAIL: recorded file", demos, succ, fail, lens, e["mean_len"])
+sys.exit(0 if ok else 1)
+PY
 [ $fail = 0 ] && echo "all train/eval checks passed"
 exit $fail

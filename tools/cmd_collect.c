@@ -15,6 +15,7 @@
 #include "ds_writer.h"
 #include "env.h"
 #include "fc_base.h"
+#include "rollout.h"
 
 #define S_EVAL_SEED 100000 /* seeds from here on are for evaluation only */
 
@@ -27,49 +28,34 @@ typedef struct {
   char why[256];                     /* env_step's sentence when unstable or bad_action */
   int side;            /* avoid: -1 left, +1 right, 0 undecided */
   double max_coverage; /* pusht: the best goal coverage reached */
-  int64_t len;
-  double *obs, *next_obs; /* (len, obs_dim) all keys concatenated */
-  double *actions, *rewards, *states;
-  int64_t *dones;
+  rollout_traj tr;     /* the record */
 } s_episode;
 
 static void s_episode_free(s_episode *e) {
-  free(e->obs); free(e->next_obs); free(e->actions); free(e->rewards); free(e->states); free(e->dones);
+  rollout_traj_free(&e->tr);
   memset(e, 0, sizeof(*e));
 }
 
 static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_episode *e) {
-  const int H = env_horizon(em), O = env_obs_dim(em), A = env_action_dim(em), S = env_state_dim(em);
-  e->obs = fc_malloc(sizeof(double) * (size_t)H * O);
-  e->next_obs = fc_malloc(sizeof(double) * (size_t)H * O);
-  e->actions = fc_malloc(sizeof(double) * (size_t)H * A);
-  e->rewards = fc_malloc(sizeof(double) * (size_t)H);
-  e->states = fc_malloc(sizeof(double) * (size_t)H * S);
-  e->dones = fc_malloc(sizeof(int64_t) * (size_t)H);
+  double act[ENV_MAX_ACTION];
+  rollout_traj_alloc(&e->tr, em);
   env_reset(em, ed, seed);
-  int64_t t = 0;
   e->max_coverage = env_has_coverage(em) ? env_coverage(em, ed) : 0.0;
   while (!env_done(em, ed)) {
-    env_get_state(em, ed, e->states + t * S);
-    env_obs(em, ed, e->obs + t * O);
-    env_expert(em, ed, e->actions + t * A);
-    const int rc = env_step(em, ed, e->actions + t * A, e->why, sizeof(e->why));
+    rollout_traj_pre(&e->tr, em, ed);
+    env_expert(em, ed, act);
+    const int rc = env_step(em, ed, act, e->why, sizeof(e->why));
     if (rc) {
       e->unstable = rc == ENV_UNSTABLE;
       e->bad_action = rc != ENV_UNSTABLE;
       break;
     }
-    env_obs(em, ed, e->next_obs + t * O);
+    rollout_traj_post(&e->tr, em, ed, act);
     if (env_has_coverage(em)) {
       double cov = env_coverage(em, ed);
       e->max_coverage = cov > e->max_coverage ? cov : e->max_coverage;
     }
-    e->rewards[t] = env_reward(em, ed);
-    e->dones[t] = 0;
-    t++;
   }
-  e->len = t;
-  if (t > 0) e->dones[t - 1] = 1;
   e->success = !e->unstable && env_success(em, ed);
   e->side = env_side(em, ed);
   env_warnings w;
@@ -159,14 +145,11 @@ int cmd_collect(int argc, char **argv) {
   double t0 = cli_now();
   for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_worker, &p);
 
-  const int O = env_obs_dim(em), nk = env_nkeys(em);
-  const env_key *keys = env_keys(em);
   int written = 0, attempted = 0, successes = 0, unstable = 0, failed_write = 0, contacts_lost = 0, constraints_lost = 0;
   int sides[3] = {0, 0, 0}; /* left, undecided, right over attempts */
   double cov_sum = 0.0;
   cli_progress pb;
   cli_progress_begin(&pb, "collect", episodes);
-  double *kobs[ENV_MAX_KEYS], *knext[ENV_MAX_KEYS];
   for (int i = 0; i < max_attempts && written < episodes && !failed_write; i++) {
     pthread_mutex_lock(&p.mu);
     while (!p.eps[i].status) pthread_cond_wait(&p.cv, &p.mu);
@@ -188,28 +171,9 @@ int cmd_collect(int argc, char **argv) {
     constraints_lost += e->constraint_full > 0;
     sides[e->side + 1]++;
     cov_sum += e->max_coverage;
-    if (!e->unstable && e->len > 0 && (e->success || keep)) {
-      /* split the concatenated observation rows into per-key arrays */
-      ds_obs_data od[ENV_MAX_KEYS];
-      for (int k = 0, col = 0; k < nk; col += keys[k].dim, k++) {
-        kobs[k] = fc_malloc(sizeof(double) * (size_t)e->len * keys[k].dim);
-        knext[k] = fc_malloc(sizeof(double) * (size_t)e->len * keys[k].dim);
-        for (int64_t t = 0; t < e->len; t++)
-          for (int j = 0; j < keys[k].dim; j++) {
-            kobs[k][t * keys[k].dim + j] = e->obs[t * O + col + j];
-            knext[k][t * keys[k].dim + j] = e->next_obs[t * O + col + j];
-          }
-        od[k] = (ds_obs_data){keys[k].name, keys[k].dim, kobs[k], knext[k]};
-      }
-      ds_demo_data dd = {.len = e->len, .action_dim = env_action_dim(em), .actions = e->actions,
-                         .rewards = e->rewards, .dones = e->dones, .state_dim = env_state_dim(em),
-                         .states = e->states, .nobs = nk, .obs = od, .model_file = env_model_xml(em)};
-      if (ds_writer_add(w, &dd, err, sizeof(err)) < 0) failed_write = 1;
+    if (!e->unstable && e->tr.len > 0 && (e->success || keep)) {
+      if (rollout_traj_write(w, em, &e->tr, err, sizeof(err))) failed_write = 1;
       else written++;
-      for (int k = 0; k < nk; k++) {
-        free(kobs[k]);
-        free(knext[k]);
-      }
     }
     s_episode_free(e);
     char extra[96];

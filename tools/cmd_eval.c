@@ -10,12 +10,37 @@
 #include "cli.h"
 #include "commands.h"
 #include "env.h"
+#include "ds_writer.h"
 #include "fc_base.h"
 #include "pol.h"
 #include "rollout.h"
 
+/* --record: the episodes as demos demo_0.. in seed order (an episode the
+ * policy refused to start has no steps and is left out; the warning about
+ * refusals names its seed) */
+static int s_record(const char *path, const env_model *em, const rollout_eval *ev, int episodes, char *err,
+                    size_t errsz) {
+  ds_writer *w = ds_writer_create(path, env_args_json(em), err, errsz);
+  if (!w) return -1;
+  int *ok = fc_malloc(sizeof(int) * (size_t)episodes), *bad = fc_malloc(sizeof(int) * (size_t)episodes);
+  int nok = 0, nbad = 0, rc = 0;
+  for (int i = 0; i < episodes && !rc; i++) {
+    if (ev->traj[i].len == 0) continue;
+    const int idx = ds_writer_count(w);
+    rc = rollout_traj_write(w, em, &ev->traj[i], err, errsz);
+    if (ev->res[i].success) ok[nok++] = idx;
+    else bad[nbad++] = idx;
+  }
+  if (!rc && (ds_writer_set_mask(w, "success", ok, nok, err, errsz) || ds_writer_set_mask(w, "failure", bad, nbad, err, errsz)))
+    rc = -1;
+  free(ok);
+  free(bad);
+  if (ds_writer_close(w, rc ? NULL : err, errsz)) rc = -1;
+  return rc;
+}
+
 int cmd_eval(int argc, char **argv) {
-  const char *path = NULL, *envname = NULL, *sampler = NULL;
+  const char *path = NULL, *envname = NULL, *sampler = NULL, *record = NULL;
   int episodes = 50, seed = 100000, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), json = 0, steps = 0;
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   cli_opt opts[] = {
@@ -26,6 +51,8 @@ int cmd_eval(int argc, char **argv) {
       {"--jobs", CLI_INT, &jobs, "parallel rollouts (results do not depend on it)", NULL, 1, 256},
       {"--sampler", CLI_CHOICE, &sampler, "override the trained ODE sampler", samplers, 0, 0},
       {"--ode-steps", CLI_INT, &steps, "override the steps per block", NULL, 0, 10000},
+      {"--record", CLI_STR, &record, "write the episodes to this HDF5 file as Robomimic-style demos (states, obs, "
+                                     "actions, rewards; masks success / failure), in seed order", NULL, 0, 0},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
   int rc = cli_parse("eval", "lfp eval --policy POLICY.lfp [--env NAME] [--episodes 50] [--seed 100000] [--jobs J] [--json]",
@@ -50,7 +77,8 @@ int cmd_eval(int argc, char **argv) {
   const fc_sampler smp = sampler ? (fc_sampler)fc_sampler_parse(sampler) : p->flow->cfg.sampler;
   const int nsteps = steps > 0 ? steps : p->flow->cfg.steps;
   rollout_eval ev;
-  const int rrc = rollout_policy("eval", em, p, smp, nsteps, (uint64_t)seed, episodes, jobs, &ev, err, sizeof(err));
+  const int rrc = rollout_policy("eval", em, p, smp, nsteps, (uint64_t)seed, episodes, jobs, record != NULL, &ev, err,
+                                 sizeof(err));
   if (rrc) {
     if (rrc == ROLLOUT_MISFIT)
       cli_error("eval", "%s does not fit task %s: %s", path, env_name(em), err);
@@ -76,6 +104,13 @@ int cmd_eval(int argc, char **argv) {
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d episodes refused by the "
          "policy; %.1f s on %d threads\n",
          p50, p99, ev.chunks, ev.clipped, refused, secs, jobs);
+  int status = 0;
+  if (record && s_record(record, em, &ev, episodes, err, sizeof(err))) {
+    cli_error("eval", "--record: %s", err);
+    status = 1;
+  } else if (record) {
+    printf("  recorded the episodes to %s\n", record);
+  }
   if (json) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
@@ -83,8 +118,8 @@ int cmd_eval(int argc, char **argv) {
     printf(", \"refused\": %d", refused);
     rollout_json_close(stdout, secs);
   }
-  rollout_eval_free(&ev);
+  rollout_eval_free(&ev, episodes);
   env_model_free(em);
   pol_free(p);
-  return 0;
+  return status;
 }

@@ -85,7 +85,7 @@ static int s_select_run(s_select *sel, const pol_trainer *t, int64_t s, char *er
   if (!snap) return -1;
   rollout_eval ev;
   int rc = rollout_policy("train", sel->em, snap, snap->flow->cfg.sampler, 0, (uint64_t)sel->seed, sel->episodes,
-                          sel->jobs, &ev, err, errsz);
+                          sel->jobs, 0, &ev, err, errsz);
   if (rc == 0) {
     sel->last_score = ev.stats.mean_score;
     sel->last_success = ev.stats.rate;
@@ -106,7 +106,7 @@ static int s_select_run(s_select *sel, const pol_trainer *t, int64_t s, char *er
       rc = fc_ckpt_write(w, sel->best_path, err, errsz);
       fc_ckpt_writer_free(w);
     }
-    rollout_eval_free(&ev);
+    rollout_eval_free(&ev, sel->episodes);
   }
   pol_free(snap);
   sel->seconds += cli_now() - t0;

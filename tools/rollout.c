@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ds_writer.h"
 #include "fc_base.h"
 #include "fc_ckpt.h"
 
@@ -127,6 +128,68 @@ void rollout_json_close(FILE *f, double secs) {
   fprintf(f, "}\n");
 }
 
+/* ---------- trajectories ---------- */
+
+void rollout_traj_alloc(rollout_traj *tr, const env_model *em) {
+  const size_t H = (size_t)env_horizon(em), O = (size_t)env_obs_dim(em), A = (size_t)env_action_dim(em),
+               S = (size_t)env_state_dim(em);
+  tr->len = 0;
+  tr->obs = fc_malloc(sizeof(double) * H * O);
+  tr->next_obs = fc_malloc(sizeof(double) * H * O);
+  tr->actions = fc_malloc(sizeof(double) * H * A);
+  tr->rewards = fc_malloc(sizeof(double) * H);
+  tr->states = fc_malloc(sizeof(double) * H * S);
+  tr->dones = fc_malloc(sizeof(int64_t) * H);
+}
+
+void rollout_traj_free(rollout_traj *tr) {
+  free(tr->obs); free(tr->next_obs); free(tr->actions); free(tr->rewards); free(tr->states); free(tr->dones);
+  memset(tr, 0, sizeof(*tr));
+}
+
+void rollout_traj_pre(rollout_traj *tr, const env_model *em, const env_data *ed) {
+  FC_ASSERT(tr->len < env_horizon(em));
+  env_get_state(em, ed, tr->states + tr->len * env_state_dim(em));
+  env_obs(em, ed, tr->obs + tr->len * env_obs_dim(em));
+}
+
+void rollout_traj_post(rollout_traj *tr, const env_model *em, const env_data *ed, const double *action) {
+  const int64_t t = tr->len;
+  memcpy(tr->actions + t * env_action_dim(em), action, sizeof(double) * (size_t)env_action_dim(em));
+  env_obs(em, ed, tr->next_obs + t * env_obs_dim(em));
+  tr->rewards[t] = env_reward(em, ed);
+  if (t > 0) tr->dones[t - 1] = 0;
+  tr->dones[t] = 1;
+  tr->len = t + 1;
+}
+
+int rollout_traj_write(ds_writer *w, const env_model *em, const rollout_traj *tr, char *err, size_t errsz) {
+  const int O = env_obs_dim(em), nk = env_nkeys(em);
+  const env_key *keys = env_keys(em);
+  double *kobs[ENV_MAX_KEYS], *knext[ENV_MAX_KEYS];
+  ds_obs_data od[ENV_MAX_KEYS];
+  FC_ASSERT(tr->len > 0);
+  for (int k = 0, col = 0; k < nk; col += keys[k].dim, k++) {
+    kobs[k] = fc_malloc(sizeof(double) * (size_t)tr->len * keys[k].dim);
+    knext[k] = fc_malloc(sizeof(double) * (size_t)tr->len * keys[k].dim);
+    for (int64_t t = 0; t < tr->len; t++)
+      for (int j = 0; j < keys[k].dim; j++) {
+        kobs[k][t * keys[k].dim + j] = tr->obs[t * O + col + j];
+        knext[k][t * keys[k].dim + j] = tr->next_obs[t * O + col + j];
+      }
+    od[k] = (ds_obs_data){keys[k].name, keys[k].dim, kobs[k], knext[k]};
+  }
+  ds_demo_data dd = {.len = tr->len, .action_dim = env_action_dim(em), .actions = tr->actions,
+                     .rewards = tr->rewards, .dones = tr->dones, .state_dim = env_state_dim(em),
+                     .states = tr->states, .nobs = nk, .obs = od, .model_file = env_model_xml(em)};
+  const int rc = ds_writer_add(w, &dd, err, errsz) < 0 ? -1 : 0;
+  for (int k = 0; k < nk; k++) {
+    free(kobs[k]);
+    free(knext[k]);
+  }
+  return rc;
+}
+
 /* ---------- a policy's episodes, in-process ---------- */
 
 typedef struct {
@@ -139,6 +202,7 @@ typedef struct {
   atomic_int next;
   rollout_result *res;
   int off[POL_MAX_KEYS];  /* where the policy's keys sit in the task's observation */
+  rollout_traj *traj;     /* NULL, or one per episode */
   double *lat;        /* chunk latencies, us */
   atomic_long nlat;
   long maxlat;
@@ -167,7 +231,10 @@ static void *s_policy_worker(void *arg) {
     int64_t clip0 = pd->clipped;
     int unstable = 0;
     rollout_begin(ev->em, ed, r);
+    rollout_traj *tr = ev->traj ? &ev->traj[i] : NULL;
+    if (tr) rollout_traj_alloc(tr, ev->em);
     while (!env_done(ev->em, ed)) {
+      if (tr) rollout_traj_pre(tr, ev->em, ed);
       env_obs(ev->em, ed, full);
       env_obs_gather(ev->off, ev->p->meta.key_dims, ev->p->meta.nkeys, full, obs);
       int sampling = pd->qpos >= pd->qlen;
@@ -200,6 +267,7 @@ static void *s_policy_worker(void *arg) {
         atomic_store(&ev->next, ev->episodes);
         break;
       }
+      if (tr) rollout_traj_post(tr, ev->em, ed, act);
       rollout_track(ev->em, ed, r);
     }
     rollout_end(ev->em, ed, r, unstable);
@@ -212,7 +280,7 @@ static void *s_policy_worker(void *arg) {
 
 
 int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc_sampler s, int steps, uint64_t seed,
-                   int episodes, int jobs, rollout_eval *out, char *err, size_t errsz) {
+                   int episodes, int jobs, int record, rollout_eval *out, char *err, size_t errsz) {
   memset(out, 0, sizeof(*out));
   FC_ASSERT(episodes >= 1);
   const char *keys[POL_MAX_KEYS];
@@ -234,6 +302,7 @@ int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc
   ev.seed = seed;
   pthread_mutex_init(&ev.mu, NULL);
   ev.res = fc_calloc((size_t)episodes, sizeof(rollout_result));
+  if (record) ev.traj = fc_calloc((size_t)episodes, sizeof(rollout_traj));
   ev.maxlat = (long)episodes * (env_horizon(em) / p->meta.Ta + 2);
   ev.lat = fc_malloc(sizeof(double) * (size_t)ev.maxlat);
   if (jobs > episodes) jobs = episodes;
@@ -248,10 +317,13 @@ int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc
     fc_set_err(err, errsz, "%s", ev.fail);
     free(ev.res);
     free(ev.lat);
+    out->traj = ev.traj;
+    rollout_eval_free(out, episodes);
     return ROLLOUT_FAILED;
   }
   out->seconds = cli_now() - t0;
   out->res = ev.res;
+  out->traj = ev.traj;
   rollout_summarize(ev.res, episodes, &out->stats);
   long nl = atomic_load(&ev.nlat) < ev.maxlat ? atomic_load(&ev.nlat) : ev.maxlat;
   cli_sort(ev.lat, (int)nl);
@@ -266,7 +338,11 @@ int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc
   return 0;
 }
 
-void rollout_eval_free(rollout_eval *out) {
+void rollout_eval_free(rollout_eval *out, int episodes) {
   free(out->res);
   out->res = NULL;
+  if (out->traj)
+    for (int i = 0; i < episodes; i++) rollout_traj_free(&out->traj[i]);
+  free(out->traj);
+  out->traj = NULL;
 }

@@ -94,6 +94,31 @@ void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, con
 /* ", "seconds": secs}" and a newline */
 void rollout_json_close(FILE *f, double secs);
 
+/* ---------- trajectories, as Robomimic-style demos ---------- */
+
+/* One episode's record: before each action the flat state and the
+ * observation (all the task's keys), then the action, the next observation,
+ * the reward and done (1 on the last step). */
+typedef struct {
+  int64_t len;
+  double *obs, *next_obs;  /* (len, obs_dim) */
+  double *actions;         /* (len, action_dim) */
+  double *rewards, *states; /* (len), (len, state_dim) */
+  int64_t *dones;          /* (len) */
+} rollout_traj;
+
+/* room for a whole episode (the task's horizon), len 0 */
+void rollout_traj_alloc(rollout_traj *tr, const env_model *em);
+void rollout_traj_free(rollout_traj *tr);
+/* the state and observation before step len */
+void rollout_traj_pre(rollout_traj *tr, const env_model *em, const env_data *ed);
+/* after env_step succeeded with action: its action, next observation and reward; len + 1 */
+void rollout_traj_post(rollout_traj *tr, const env_model *em, const env_data *ed, const double *action);
+/* append the episode (len > 0) to w as the next demo, its observation keys
+ * split out and the task's model attached; 0 or -1 with err */
+struct ds_writer;
+int rollout_traj_write(struct ds_writer *w, const env_model *em, const rollout_traj *tr, char *err, size_t errsz);
+
 /* ---------- a policy's episodes, in-process (lfp eval, lfp train --eval-every) ---------- */
 
 /* What rollout_policy measured. */
@@ -106,12 +131,14 @@ typedef struct {
   char first_refusal[640];     /* the first refusal, with its seed and step ("" if none) */
   double seconds;
   int nfe;                     /* network evaluations per chunk */
+  rollout_traj *traj;          /* with record: one per episode, in seed order (owned) */
 } rollout_eval;
 
 /* `episodes` episodes of policy p on task em, seeds seed, seed + 1, ..., on
  * `jobs` threads (the results do not depend on jobs; warnings of unstable
  * episodes name the command cmd), with the sampler s and
- * `steps` ODE steps per block (steps <= 0: the trained ones). The policy's
+ * `steps` ODE steps per block (steps <= 0: the trained ones); with record,
+ * each episode's trajectory is kept (out->traj). The policy's
  * observation keys are found by name in the task's (env_obs_select).
  * 0; or, with a sentence in err and nothing returned, ROLLOUT_MISFIT (the
  * policy's keys or actions do not fit the task) or ROLLOUT_FAILED (an action
@@ -120,7 +147,7 @@ typedef struct {
 #define ROLLOUT_MISFIT (-1)
 #define ROLLOUT_FAILED (-2)
 int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc_sampler s, int steps, uint64_t seed,
-                   int episodes, int jobs, rollout_eval *out, char *err, size_t errsz);
-void rollout_eval_free(rollout_eval *out);
+                   int episodes, int jobs, int record, rollout_eval *out, char *err, size_t errsz);
+void rollout_eval_free(rollout_eval *out, int episodes);
 
 #endif
