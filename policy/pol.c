@@ -256,6 +256,11 @@ int pol_observe(const pol_policy *p, pol_data *pd, const double *obs, char *err,
    * fills the history (robomimic's begin padding) */
   float *frame = pd->frame;
   if (s_frame(p, obs, frame, err, errsz)) return -1;
+  for (int j = 0; j < O; j++)
+    if (fabsf(frame[j]) > POL_OBS_CLIP) {
+      frame[j] = frame[j] > 0 ? POL_OBS_CLIP : -POL_OBS_CLIP;
+      pd->obs_clipped++;
+    }
   if (pd->nseen == 0) {
     for (int i = 0; i < m->To; i++) memcpy(pd->hist + (size_t)i * O, frame, (size_t)O * sizeof(float));
   } else {

@@ -10,6 +10,11 @@
  * each with its own pol_data (observation history, action queue, scratch,
  * RNG); pol_act allocates nothing.
  *
+ * Normalized observation values are clipped to [-POL_OBS_CLIP,
+ * POL_OBS_CLIP] (the training data lie in [-1, 1] under min-max
+ * normalization): an observation far outside the demonstrations saturates
+ * instead of driving the network to overflow (a lift quaternion component
+ * that varies by 1e-4 in the demonstrations is scaled by about 16000).
  * A non-finite observation (or one beyond float32's range once normalized)
  * is refused with an error and changes nothing; a sampled chunk with a
  * non-finite action is an error, never a command (nothing is clipped to a
@@ -50,6 +55,7 @@
 #define POL_MAX_KEYS 8
 #define POL_MAX_ACTION 16
 #define POL_ENV_ARGS_MAX 1024
+#define POL_OBS_CLIP 5.0f /* bound on normalized observation values */
 
 typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2 } pol_method;
 
@@ -115,6 +121,7 @@ typedef struct {
   fc_sampler sampler; /* inference setting (default: the trained one) */
   int steps;
   int64_t chunks, clipped; /* chunks sampled, action values clipped */
+  int64_t obs_clipped;     /* normalized observation values clipped to +-POL_OBS_CLIP */
 } pol_data;
 
 pol_data *pol_data_new(const pol_policy *p, uint64_t seed);

@@ -47,24 +47,32 @@ TEST(history_and_chunks_follow_horizons) {
   pol_policy *p = s_const_policy(b);
   ASSERT(p);
   pol_data *pd = pol_data_new(p, 0);
-  /* observations o_t = t; a chunk every Ta = 3 steps; its first 3 actions run */
-  const double expect_cond[8][2] = {{0, 0}, {0, 0}, {0, 0}, {2, 3}, {2, 3}, {2, 3}, {5, 6}, {5, 6}};
+  /* observations o_t = t / 2; a chunk every Ta = 3 steps; its first 3 actions run */
+  const double expect_cond[8][2] = {{0, 0}, {0, 0}, {0, 0}, {1, 1.5}, {1, 1.5}, {1, 1.5}, {2.5, 3}, {2.5, 3}};
   for (int t = 0; t < 8; t++) {
-    double o = t, a;
+    double o = 0.5 * t, a;
     ASSERT(pol_act(p, pd, &o, &a, NULL, 0) == 0);
     ASSERT_NEAR(a, b[t % 3], 1e-7);          /* never the 4th (Tp > Ta) */
     ASSERT_EQ_INT(pd->chunks, t / 3 + 1);
     ASSERT_NEAR(pd->cond[0], expect_cond[t][0], 0); /* the frames t-1, t at replanning; */
     ASSERT_NEAR(pd->cond[1], expect_cond[t][1], 0); /* the first frame repeated at the start */
-    ASSERT_NEAR(pd->hist[1], t, 0);
+    ASSERT_NEAR(pd->hist[1], 0.5 * t, 0);
   }
+  ASSERT(pd->obs_clipped == 0);
   /* a new episode starts over: padded history, fresh queue */
   pol_reset(pd, 1);
-  double o = 42, a;
+  double o = 4.2, a;
   ASSERT(pol_act(p, pd, &o, &a, NULL, 0) == 0);
-  ASSERT_NEAR(pd->cond[0], 42, 0);
-  ASSERT_NEAR(pd->cond[1], 42, 0);
+  ASSERT_NEAR(pd->cond[0], 4.2f, 0);
+  ASSERT_NEAR(pd->cond[1], 4.2f, 0);
   ASSERT_NEAR(a, 0.1, 1e-7);
+  /* normalized observations far outside the data saturate at +-POL_OBS_CLIP, counted */
+  pol_reset(pd, 1);
+  o = -1e6;
+  ASSERT(pol_act(p, pd, &o, &a, NULL, 0) == 0);
+  ASSERT_NEAR(pd->cond[1], -POL_OBS_CLIP, 0);
+  ASSERT(pd->obs_clipped == 1);
+  o = 4.2;
   pol_data_free(pd);
   pol_free(p);
   /* out-of-bounds actions are clipped and counted */

@@ -101,9 +101,10 @@ int cmd_eval(int argc, char **argv) {
          nsteps, nfe);
   rollout_print(stdout, em, &rs);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
-  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d episodes refused by the "
+  printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped, %ld observation values "
+         "(beyond +-%g once normalized); %d episodes refused by the "
          "policy; %.1f s on %d threads\n",
-         p50, p99, ev.chunks, ev.clipped, refused, secs, jobs);
+         p50, p99, ev.chunks, ev.clipped, ev.obs_clipped, (double)POL_OBS_CLIP, refused, secs, jobs);
   int status = 0;
   if (record && s_record(record, em, &ev, episodes, err, sizeof(err))) {
     cli_error("eval", "--record: %s", err);
@@ -115,7 +116,7 @@ int cmd_eval(int argc, char **argv) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
-    printf(", \"refused\": %d", refused);
+    printf(", \"refused\": %d, \"obs_clipped\": %ld", refused, ev.obs_clipped);
     rollout_json_close(stdout, secs);
   }
   rollout_eval_free(&ev, episodes);
