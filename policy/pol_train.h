@@ -54,6 +54,16 @@ typedef struct {
 /* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, ...). */
 void pol_train_config_default(pol_train_config *c);
 
+/* The recipe for a task: the settings lfp train uses for it by default
+ * (steps, horizons, network, learning rate), each chosen by an experiment on
+ * selection seeds (200000 and up) that pol_train.c's table names. Fields the
+ * recipe does not set keep their defaults. Returns 1 when the task has a
+ * recipe of its own, 0 when it gets the general defaults (c unchanged). */
+int pol_train_recipe(const char *task, pol_train_config *c);
+/* One line describing the task's recipe ("pusht: 64000 steps ..."), for
+ * --help and the training output; "" for a task without one. */
+const char *pol_train_recipe_text(const char *task);
+
 /* The (untrained) flow chain such a config trains for the given dimensions. */
 fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, char *err, size_t errsz);
 

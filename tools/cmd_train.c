@@ -113,9 +113,36 @@ static int s_select_run(s_select *sel, const pol_trainer *t, int64_t s, char *er
   return rc ? -1 : 0;
 }
 
+/* the value of option `name` in argv ("--data F" or "--data=F"), or NULL */
+static const char *s_arg(int argc, char **argv, const char *name) {
+  const size_t n = strlen(name);
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], name)) return i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strncmp(argv[i], name, n) && argv[i][n] == '=') return argv[i] + n + 1;
+  }
+  return NULL;
+}
+
+/* the lfp task a demonstration file was recorded on, into task ("" when
+ * the file cannot be read or names no lfp task: the parse proper reports) */
+static void s_file_task(const char *path, char *task, size_t n) {
+  char err[512];
+  task[0] = 0;
+  ds_file *f = path ? ds_open(path, err, sizeof(err)) : NULL;
+  if (!f) return;
+  env_model *em = env_model_from_args(ds_file_info(f)->env_args, err, sizeof(err));
+  if (em) snprintf(task, n, "%s", env_name(em));
+  env_model_free(em);
+  ds_close(f);
+}
+
 int cmd_train(int argc, char **argv) {
   pol_train_config c;
   pol_train_config_default(&c);
+  /* the task's recipe gives the defaults; flags override them */
+  char task[64];
+  s_file_task(s_arg(argc, argv, "--data"), task, sizeof(task));
+  const int recipe = pol_train_recipe(task, &c);
   const char *data = NULL, *out = NULL, *keys_csv = NULL, *method = "lfm", *sampler = "rk4", *norm = "minmax",
              *log_path = NULL, *low_csv = NULL, *high_csv = NULL;
   int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0, resume = 0, ckpt_every = 1000;
@@ -160,7 +187,8 @@ int cmd_train(int argc, char **argv) {
       {"--eval-jobs", CLI_INT, &eval_jobs, "threads for those rollouts (training pauses meanwhile)", NULL, 1, 256},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
-  int rc = cli_parse("train", "lfp train --data FILE.hdf5 --out POLICY.lfp [--method lfm|fm|mse] [--steps K | --epochs E] [options]",
+  int rc = cli_parse("train", "lfp train --data FILE.hdf5 --out POLICY.lfp [--method lfm|fm|mse] [--steps K | --epochs E] [options]\n"
+                     "(the defaults shown are the recipe of the task that --data was recorded on, where it has one)",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   if (!data || !out) {
@@ -294,6 +322,7 @@ int cmd_train(int argc, char **argv) {
          method, data, (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t),
          pol_trainer_split(t), klist, p->flow->cfg.nblocks, p->flow->cfg.net.width, fc_lfm_nparams(p->flow),
          (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0));
+  if (recipe) printf("  defaults from the task's recipe (%s); flags given override them\n", pol_train_recipe_text(task));
   if (eval_every)
     printf("  evaluating every %d steps and at the end: %d episodes of %s from seed %d (selection seeds), best -> %s\n",
            eval_every, eval_episodes, env_name(sel.em), eval_seed, sel.best_path);
@@ -367,6 +396,9 @@ int cmd_train(int argc, char **argv) {
     printf(", \"valid_loss\": ");
     cli_json_num(stdout, vloss);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
+    printf(", \"recipe\": ");
+    if (recipe) cli_json_str(stdout, task);
+    else printf("null");
     if (eval_every) {
       printf(", \"eval_every\": %d, \"eval_episodes\": %d, \"eval_seed\": %d, \"eval_s\": ", eval_every, eval_episodes,
              eval_seed);
