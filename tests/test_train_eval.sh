@@ -106,6 +106,10 @@ msg=$("$LFP" toy --blocks 3 --steps 3 2>&1); rc=$?
 "$LFP" collect --env pusht --episodes 4 --seed 1 --out "$tmp/t.hdf5" > /dev/null || { echo "FAIL: collect pusht"; fail=1; }
 out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/t.lfp" --steps 50 --width 32 --method fm --json 2>&1) || { echo "FAIL: train pusht: $out"; fail=1; }
 [[ "$out" == *"obs agent_pos,block_keypoints"* ]] || { echo "FAIL: pusht default keys: $out"; fail=1; }
+# pusht has a recipe (its defaults, shown by --help); the flags given override it
+[[ "$out" == *'"recipe": "pusht"'* && "$out" == *'"steps": 50,'* ]] || { echo "FAIL: pusht recipe / override: $out"; fail=1; }
+help=$("$LFP" train --data "$tmp/t.hdf5" --help)
+[[ "$help" != *"--steps N              optimizer steps over all blocks (default 16000)"* ]] || { echo "FAIL: recipe not in --help"; fail=1; }
 out=$("$LFP" eval --policy "$tmp/t.lfp" --episodes 1 --json 2>&1) || { echo "FAIL: eval pusht keypoints: $out"; fail=1; }
 out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/u.lfp" --steps 50 --width 32 --method fm --obs-keys block_pose,agent_pos 2>&1) \
   || { echo "FAIL: train pusht reordered keys: $out"; fail=1; }

@@ -1,45 +1,88 @@
 #!/usr/bin/env bash
-# Reproduces the README's results table: for each task, collect 200 expert
-# demonstrations (seed 0), train LFM, FM and MSE policies with the same
-# parameter count and training steps (lfp train's defaults), and evaluate each
-# on the 50 evaluation seeds 100000..100049.
-#   tools/results.sh [OUTDIR]        (default results/; about 11 minutes on 2 cores)
-# The table's refused column counts episodes the policy ended by refusing to
-# act (a non-finite chunk: never executed, a failure); unstable counts
-# episodes MuJoCo could not simulate faithfully.
+# Reproduces the README's results table with Diffusion Policy's protocol: for
+# each task, collect 200 expert demonstrations (seed 0); for each method and
+# network, train with lfp train's defaults for that task (its recipe) from 3
+# training seeds; evaluate every policy on the 50 evaluation seeds
+# 100000..100049; report per cell the mean and standard deviation over the
+# training seeds, the best seed, and a 95% Wilson interval over all 150
+# episodes.
+#   tools/results.sh [OUTDIR]          (default results/)
+# Environment: TASKS (default "lift pusht avoid"), METHODS ("lfm fm mse"),
+# NETS ("mlp"), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
+# "--steps 8000" for a quick look: the table then says so). Runs are kept:
+# a cell whose eval JSON exists is not trained again, so an interrupted run
+# resumes where it stopped (delete OUTDIR to start afresh). How long it runs
+# on this project's 2-core machine is in README, beside the table.
+# The refused column counts episodes the policy ended by refusing to act (a
+# non-finite chunk: never executed, a failure); unstable counts episodes
+# MuJoCo could not simulate faithfully.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results}
 mkdir -p "$out"
 LFP=build/lfp
 [ -x "$LFP" ] || tools/setup.sh
+TASKS=${TASKS:-lift pusht avoid}
+METHODS=${METHODS:-lfm fm mse}
+NETS=${NETS:-mlp}
+SEEDS=${SEEDS:-0 1 2}
+EXTRA=${EXTRA:-}
+t0=$(date +%s)
 : > "$out/results.jsonl"
-for task in lift pusht avoid; do
-  "$LFP" collect --env "$task" --episodes 200 --seed 0 --out "$out/$task.hdf5" --json | tail -n 1 > "$out/$task.collect.json"
-  for method in lfm fm mse; do
-    "$LFP" train --data "$out/$task.hdf5" --out "$out/$task.$method.lfp" --method "$method" --json \
-      | tail -n 1 > "$out/$task.$method.train.json"
-    "$LFP" eval --policy "$out/$task.$method.lfp" --episodes 50 --seed 100000 --json \
-      | tail -n 1 > "$out/$task.$method.eval.json"
-    /usr/bin/python3 - "$out/$task.$method.train.json" "$out/$task.$method.eval.json" >> "$out/results.jsonl" <<'PY'
+for task in $TASKS; do
+  [ -f "$out/$task.hdf5" ] ||
+    "$LFP" collect --env "$task" --episodes 200 --seed 0 --out "$out/$task.hdf5" --json | tail -n 1 > "$out/$task.collect.json"
+  for method in $METHODS; do
+    for net in $NETS; do
+      for seed in $SEEDS; do
+        cell="$out/$task.$method.$net.s$seed"
+        if [ ! -s "$cell.eval.json" ]; then
+          # shellcheck disable=SC2086
+          "$LFP" train --data "$out/$task.hdf5" --out "$cell.lfp" --method "$method" --net "$net" --seed "$seed" $EXTRA \
+            --json | tail -n 1 > "$cell.train.json"
+          "$LFP" eval --policy "$cell.lfp" --episodes 50 --seed 100000 --json | tail -n 1 > "$cell.eval.json"
+        fi
+        /usr/bin/python3 - "$cell.train.json" "$cell.eval.json" "$net" "$seed" >> "$out/results.jsonl" <<'PY'
 import json, sys
 t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-print(json.dumps({**{k: t[k] for k in ("method", "blocks", "width", "params", "steps", "train_s", "nfe")}, **e}))
+keep = ("method", "blocks", "params", "steps", "train_s", "nfe")
+print(json.dumps({**{k: t[k] for k in keep}, "net": sys.argv[3], "train_seed": int(sys.argv[4]), **e}))
 PY
-    echo "$task $method done" >&2
+        echo "results: $task $method $net seed $seed done ($(( $(date +%s) - t0 )) s so far)" >&2
+      done
+    done
   done
 done
-/usr/bin/python3 - "$out/results.jsonl" <<'PY'
-import json, sys
+echo "results: all cells done in $(( $(date +%s) - t0 )) s" >&2
+/usr/bin/python3 - "$out/results.jsonl" "$EXTRA" <<'PY'
+import json, math, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print("| task | method | blocks | params | steps | train s | success (50 seeds) | 95% CI | refused / unstable | NFE | latency p50 / p99 us | task figure |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+cells = {}
 for r in rows:
+    cells.setdefault((r["env"], r["method"], r["net"]), []).append(r)
+def wilson(k, n, z=1.959963984540054):
+    p = k / n; den = 1 + z * z / n; mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return mid - half, mid + half
+def ms(v, fmt):
+    return (fmt % st.mean(v)) + (" ± " + fmt % st.stdev(v) if len(v) > 1 else "")
+if sys.argv[2]:
+    print("(lfp train flags added to every cell: `%s`)\n" % sys.argv[2])
+print("| task | method | net | params | steps | train s | success: mean ± sd (max) | score: mean ± sd (max) "
+      "| success 95% CI (all episodes) | refused / unstable | NFE | latency p50 / p99 us | task figure |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for (env, method, net), rs in cells.items():
+    succ = [100 * r["success_rate"] for r in rs]
+    score = [r["mean_score"] for r in rs]
+    k = sum(round(r["success_rate"] * r["episodes"]) for r in rs)
+    n = sum(r["episodes"] for r in rs)
+    lo, hi = wilson(k, n)
     fig = ""
-    if "max_coverage_mean" in r: fig = "mean max coverage %.3f" % r["max_coverage_mean"]
-    if "left" in r: fig = "%d left, %d right" % (r["left"], r["right"])
-    print("| %s | %s | %d | %d | %d | %.0f | %.0f%% | [%.0f%%, %.0f%%] | %d / %d | %d | %.0f / %.0f | %s |" % (
-        r["env"], r["method"], r["blocks"], r["params"], r["steps"], r["train_s"], 100 * r["success_rate"],
-        100 * r["ci95"][0], 100 * r["ci95"][1], r["refused"], r["unstable"], r["nfe"], r["latency_us_p50"],
-        r["latency_us_p99"], fig))
+    if "max_coverage_mean" in rs[0]: fig = "mean max coverage %.3f" % st.mean(r["max_coverage_mean"] for r in rs)
+    if "left" in rs[0]: fig = "%d left, %d right" % (sum(r["left"] for r in rs), sum(r["right"] for r in rs))
+    print("| %s | %s | %s | %d | %d | %.0f | %s%% (%.0f%%) | %s (%.3f) | [%.0f%%, %.0f%%] of %d | %d / %d | %d | %.0f / %.0f | %s |" % (
+        env, method, net, rs[0]["params"], rs[0]["steps"], st.mean(r["train_s"] for r in rs), ms(succ, "%.0f"),
+        max(succ), ms(score, "%.3f"), max(score), 100 * lo, 100 * hi, n, sum(r["refused"] for r in rs),
+        sum(r["unstable"] for r in rs), rs[0]["nfe"], st.mean(r["latency_us_p50"] for r in rs),
+        st.mean(r["latency_us_p99"] for r in rs), fig))
 PY
