@@ -36,8 +36,10 @@ void env_gripper_place(const int *ids, mjData *d, const double pos[3], const dou
 }
 
 void env_gripper_act(const mjModel *m, const int *ids, mjData *d, const double *a) {
-  /* position and rotation deltas relative to the hand's current pose */
-  const double *hp = d->xpos + 3 * ids[ENV_GRIP_HAND], *hq = d->xquat + 4 * ids[ENV_GRIP_HAND];
+  /* position and rotation deltas relative to the hand's current pose, read
+   * from its free joint: after mj_forward it equals xpos / xquat, and a
+   * restored state (env_set_state) holds it bit for bit */
+  const double *hp = d->qpos + ids[ENV_GRIP_HAND_QPOS], *hq = hp + 3;
   double *mp = d->mocap_pos + 3 * ids[ENV_GRIP_MOCAP], *mq = d->mocap_quat + 4 * ids[ENV_GRIP_MOCAP];
   for (int i = 0; i < 3; i++) mp[i] = hp[i] + 0.05 * a[i];
   double aa[3] = {0.5 * a[3], 0.5 * a[4], 0.5 * a[5]}, dq[4];
