@@ -14,7 +14,7 @@
 #include "env_task.h"
 #include "fc_base.h"
 
-static const env_task *const s_tasks[] = {&env_task_lift, &env_task_pusht, &env_task_avoid};
+static const env_task *const s_tasks[] = {&env_task_lift, &env_task_pusht, &env_task_avoid, &env_task_can};
 #define S_NTASKS ((int)(sizeof(s_tasks) / sizeof(s_tasks[0])))
 
 int env_task_count(void) { return S_NTASKS; }

@@ -43,6 +43,7 @@ typedef struct env_task {
 extern const env_task env_task_lift;
 extern const env_task env_task_pusht;
 extern const env_task env_task_avoid;
+extern const env_task env_task_can;
 
 struct env_model {
   const env_task *task;
