@@ -110,6 +110,7 @@ typedef struct {
   double hold_dz;              /* can centre below the grip site once grasped */
   double noise[2], rise_z;
 } s_expert;
+_Static_assert(sizeof(s_expert) <= ENV_TASK_STATE, "can's expert state does not fit env_data");
 
 static double s_u(fc_rng *r, double lo, double hi) { return lo + (hi - lo) * fc_rng_uniform(r); }
 
