@@ -14,7 +14,7 @@
 #include "env_task.h"
 #include "fc_base.h"
 
-static const env_task *const s_tasks[] = {&env_task_lift, &env_task_pusht, &env_task_avoid};
+static const env_task *const s_tasks[] = {&env_task_lift, &env_task_pusht, &env_task_avoid, &env_task_can};
 #define S_NTASKS ((int)(sizeof(s_tasks) / sizeof(s_tasks[0])))
 
 int env_task_count(void) { return S_NTASKS; }
@@ -357,10 +357,8 @@ void env_get_state(const env_model *em, const env_data *ed, double *s) {
   memcpy(s + o, d->ctrl, sizeof(double) * m->nu);
 }
 
-void env_set_state(const env_model *em, env_data *ed, const double *s) {
-  const mjModel *m = em->m;
-  mjData *d = ed->d;
-  mj_resetData(m, d);
+/* a flat state into d's time, qpos, qvel, act, mocap pose, warm start, ctrl */
+static void s_put_state(const mjModel *m, mjData *d, const double *s) {
   size_t o = 0;
   d->time = s[o++];
   memcpy(d->qpos, s + o, sizeof(double) * m->nq); o += (size_t)m->nq;
@@ -370,8 +368,17 @@ void env_set_state(const env_model *em, env_data *ed, const double *s) {
   memcpy(d->mocap_quat, s + o, sizeof(double) * 4 * m->nmocap); o += 4 * (size_t)m->nmocap;
   memcpy(d->qacc_warmstart, s + o, sizeof(double) * m->nv); o += (size_t)m->nv;
   memcpy(d->ctrl, s + o, sizeof(double) * m->nu);
+}
+
+void env_set_state(const env_model *em, env_data *ed, const double *s) {
+  const mjModel *m = em->m;
+  mjData *d = ed->d;
+  mj_resetData(m, d);
+  s_put_state(m, d, s);
   mj_forward(m, d);
-  /* mj_forward may refine the warm start; the recorded one is what the next
-   * step used */
-  memcpy(d->qacc_warmstart, s + 1 + m->nq + m->nv + m->na + 7 * m->nmocap, sizeof(double) * m->nv);
+  /* mj_forward normalizes the quaternions of qpos and mocap_quat in place
+   * (which can move an already normalized one by an ulp, enough to flip a
+   * contact at zero distance) and may refine the warm start: the recorded
+   * state is what the next step started from */
+  s_put_state(m, d, s);
 }

@@ -65,7 +65,15 @@ typedef struct env_data env_data;
  * env_model_new and env_model_from_args fail with an error saying so. */
 int env_init(char *err, size_t errsz);
 
-/* Task names: "lift", "pusht", "avoid". */
+/* Task names (each task file's opening comment has the details):
+ *   "lift"  pick a cube up; success: its centre 4 cm above the table
+ *   "pusht" push a T block onto its goal pose; success: goal coverage > 0.95
+ *   "avoid" reach a goal past an obstacle, left or right; success: within
+ *           4 cm of the goal without having touched the obstacle
+ *   "can"   pick a can up and put it into a bin; success: the can rests in
+ *           the bin, released (centre within the bin's inner footprint and
+ *           below its rim, speed < 3 cm/s and < 0.5 rad/s, no contact with
+ *           the gripper; lying on its side counts) */
 int env_task_count(void);
 const char *env_task_name(int i);
 

@@ -1,6 +1,7 @@
 /* Tests of envs: env_init, task construction (and its name lookups),
  * determinism, state round trip and replay, instability, lost contacts and
- * constraints, non-finite actions, and the scripted experts' success rates. */
+ * constraints, non-finite actions, the scripted experts' success rates, and
+ * can's keys and success criterion. */
 #include <pthread.h>
 
 #include "env.h"
@@ -70,29 +71,35 @@ TEST(lift_model_and_args) {
   return 0;
 }
 
-TEST(episodes_are_deterministic_and_replay_from_states) {
-  env_model *em = s_model("lift");
+/* a task's expert episode from seed 5, run twice: bit-identical states and
+ * observations at every step; another seed starts elsewhere; restoring
+ * states[0] and replaying the actions reproduces every state bit for bit */
+static int s_deterministic_replay(const char *task) {
+  env_model *em = s_model(task);
   ASSERT(em);
   env_data *a = env_data_new(em), *b = env_data_new(em);
-  const int S = env_state_dim(em);
-  double oa[64], ob[64], act[8], *states = malloc(sizeof(double) * S * 400), *acts = malloc(sizeof(double) * 8 * 400);
+  const int S = env_state_dim(em), O = env_obs_dim(em), H = env_horizon(em);
+  double oa[64], ob[64], act[8], *states = malloc(sizeof(double) * S * H), *acts = malloc(sizeof(double) * 8 * H);
+  double *sb = malloc(sizeof(double) * S);
   char err[256];
-  /* the same seed twice: identical observations at every step */
+  /* the same seed twice: identical states and observations at every step */
   env_reset(em, a, 5);
   env_reset(em, b, 5);
   int T = 0;
   while (!env_done(em, a)) {
     env_get_state(em, a, states + T * S);
+    env_get_state(em, b, sb);
+    ASSERT_MSG(memcmp(states + T * S, sb, sizeof(double) * S) == 0, "%s: states differ at step %d", task, T);
     env_obs(em, a, oa);
     env_obs(em, b, ob);
-    ASSERT(memcmp(oa, ob, sizeof(double) * 19) == 0);
+    ASSERT(memcmp(oa, ob, sizeof(double) * O) == 0);
     env_expert(em, a, act);
     memcpy(acts + T * 8, act, sizeof(act));
     ASSERT(env_step(em, a, act, err, sizeof(err)) == 0);
     ASSERT(env_step(em, b, act, err, sizeof(err)) == 0);
     T++;
   }
-  ASSERT(env_success(em, a));
+  ASSERT_MSG(env_success(em, a), "%s: the expert failed seed 5", task);
   /* another seed starts elsewhere */
   env_reset(em, b, 6);
   env_obs(em, b, ob);
@@ -100,21 +107,23 @@ TEST(episodes_are_deterministic_and_replay_from_states) {
   env_obs(em, a, oa);
   ASSERT(memcmp(oa, ob, sizeof(double) * 3) != 0);
   /* restoring states[0] and replaying the actions reproduces every state */
-  double *s = malloc(sizeof(double) * S), dev = 0;
+  double dev = 0;
   env_set_state(em, b, states);
   for (int t = 0; t < T; t++) {
-    env_get_state(em, b, s);
-    for (int j = 0; j < S; j++) dev = fmax(dev, fabs(s[j] - states[t * S + j]));
+    env_get_state(em, b, sb);
+    for (int j = 0; j < S; j++) dev = fmax(dev, fabs(sb[j] - states[t * S + j]));
     ASSERT(env_step(em, b, acts + t * 8, err, sizeof(err)) == 0);
   }
-  ASSERT_MSG(dev < 1e-9, "replay deviates by %g", dev);
+  ASSERT_MSG(dev == 0, "%s: replay deviates by %g", task, dev); /* bit for bit */
   ASSERT(env_success(em, b));
-  free(s); free(states); free(acts);
+  free(sb); free(states); free(acts);
   env_data_free(a);
   env_data_free(b);
   env_model_free(em);
   return 0;
 }
+
+TEST(episodes_are_deterministic_and_replay_from_states) { return s_deterministic_replay("lift"); }
 
 TEST(instability_is_an_error_return) {
   env_model *em = s_model("lift");
@@ -253,6 +262,11 @@ TEST(task_init_names_a_missing_element) {
        "task avoid: its model has no actuator named 'ay'"},
       {&env_task_pusht, "<general name=\"agent_y\"", "<general name=\"agent_v\"",
        "task pusht: its model has no actuator named 'agent_y'"},
+      {&env_task_can, "<freejoint name=\"can\"/>", "<freejoint/>", "task can: its model has no joint named 'can'"},
+      {&env_task_can, "<body name=\"can\"", "<body name=\"tin\"", "task can: its model has no body named 'can'"},
+      {&env_task_can, "<site name=\"grip\"", "<site name=\"pinch\"", "task can: its model has no site named 'grip'"},
+      {&env_task_can, "name=\"target\" mocap=\"true\"", "name=\"target\"",
+       "task can: body 'target' of its model is not a mocap body"},
   };
   char err[256];
   ASSERT_MSG(env_init(err, sizeof(err)) == 0, "%s", err);
@@ -441,6 +455,173 @@ TEST(pusht_keypoints_and_key_selection) {
   return 0;
 }
 
+TEST(can_model_and_keys) {
+  /* robomimic's Can low-dim keys: object-state is can pos, quat, and its pose
+   * in the eef frame (pos, quat) */
+  env_model *em = s_model("can");
+  ASSERT(em);
+  ASSERT_EQ_INT(env_action_dim(em), 7);
+  ASSERT_EQ_INT(env_obs_dim(em), 23);
+  ASSERT_EQ_INT(env_nkeys(em), 4);
+  static const env_key want[] = {
+      {"object", 14}, {"robot0_eef_pos", 3}, {"robot0_eef_quat", 4}, {"robot0_gripper_qpos", 2}};
+  for (int k = 0; k < 4; k++)
+    ASSERT_MSG(!strcmp(env_keys(em)[k].name, want[k].name) && env_keys(em)[k].dim == want[k].dim, "key %d: %s (%d)", k,
+               env_keys(em)[k].name, env_keys(em)[k].dim);
+  ASSERT_EQ_INT(env_substeps(em), 25);
+  ASSERT_EQ_INT(env_horizon(em), 400);
+  ASSERT(env_control_hz(em) == 20.0);
+  ASSERT_CONTAINS(env_args_json(em), "\"env_name\": \"can\"");
+  char err[256];
+  env_model *again = env_model_from_args(env_args_json(em), err, sizeof(err));
+  ASSERT_MSG(again, "%s", err);
+  ASSERT(!strcmp(env_name(again), "can") && env_state_dim(again) == env_state_dim(em));
+  env_model_free(again);
+  /* at reset: the can stands on the table (z 0.8 + 6 cm) in its start
+   * region, both quaternions have w >= 0 (xyzw), the relative position is
+   * the can - eef offset rotated into the eef frame (same length) */
+  env_data *ed = env_data_new(em);
+  double o[64];
+  for (uint64_t seed = 0; seed < 20; seed++) {
+    env_reset(em, ed, seed);
+    env_obs(em, ed, o);
+    ASSERT_NEAR(o[2], 0.86, 1e-6);
+    ASSERT(fabs(o[0]) <= 0.06 && o[1] >= -0.22 && o[1] <= -0.12);
+    ASSERT(o[6] >= 0.7 && o[13] >= 0.0);
+    double q2 = o[3] * o[3] + o[4] * o[4] + o[5] * o[5] + o[6] * o[6];
+    ASSERT_NEAR(q2, 1.0, 1e-9);
+    double world = 0, local = 0;
+    for (int i = 0; i < 3; i++) world += (o[i] - o[14 + i]) * (o[i] - o[14 + i]), local += o[7 + i] * o[7 + i];
+    ASSERT_NEAR(world, local, 1e-12);
+    ASSERT(o[16] > o[2] + 0.1); /* the eef starts well above the can */
+    ASSERT_NEAR(o[21], 0.0, 1e-9); /* gripper open */
+  }
+  env_data_free(ed);
+  env_model_free(em);
+  return 0;
+}
+
+TEST(can_episodes_are_deterministic_and_replay_from_states) { return s_deterministic_replay("can"); }
+
+TEST(can_expert_succeeds) {
+  /* 200/200 on seeds 0-199 when written (lfp collect, README); here a quick
+   * sample of seeds the collect default never uses */
+  double r = s_expert_rate("can", 20, 200000);
+  printf("can expert: %.0f%% over 20 seeds from 200000\n", 100 * r);
+  ASSERT_MSG(r >= 0.95, "can expert success %.3f", r);
+  return 0;
+}
+
+/* the can placed at (x, y, z) with quaternion q (w x y z) and velocity vx,
+ * the hand where the state had it; then env_success */
+static int s_can_at(const env_model *em, env_data *ed, const double *state, double x, double y, double z,
+                    const double q[4], double vx) {
+  const mjModel *m = em->m;
+  const int j = mj_name2id(m, mjOBJ_JOINT, "can");
+  double *s = malloc(sizeof(double) * env_state_dim(em));
+  memcpy(s, state, sizeof(double) * env_state_dim(em));
+  double *qp = s + 1 + m->jnt_qposadr[j], *qv = s + 1 + m->nq + m->jnt_dofadr[j];
+  qp[0] = x, qp[1] = y, qp[2] = z;
+  memcpy(qp + 3, q, 4 * sizeof(double));
+  memset(qv, 0, 6 * sizeof(double));
+  qv[0] = vx;
+  env_set_state(em, ed, s);
+  free(s);
+  return env_success(em, ed);
+}
+
+TEST(can_success_needs_the_can_released_at_rest_in_the_bin) {
+  env_model *em = s_model("can");
+  ASSERT(em);
+  env_data *ed = env_data_new(em);
+  env_reset(em, ed, 7);
+  double *s0 = malloc(sizeof(double) * env_state_dim(em));
+  env_get_state(em, ed, s0); /* the hand 22-30 cm above the table, away from the bin */
+  const double up[4] = {1, 0, 0, 0}, side[4] = {sqrt(0.5), sqrt(0.5), 0, 0}; /* lying: axis along y */
+  /* at reset the can is in its start region */
+  ASSERT(!env_success(em, ed));
+  /* standing or lying at rest in the bin (centre (0, 0.16), inner half-size 0.08) */
+  ASSERT(s_can_at(em, ed, s0, 0.0, 0.16, 0.86, up, 0.0));
+  ASSERT(s_can_at(em, ed, s0, 0.03, 0.20, 0.86, up, 0.0));
+  ASSERT(s_can_at(em, ed, s0, 0.0, 0.16, 0.833, side, 0.0));
+  /* moving, outside the bin on the table, or above the rim */
+  ASSERT(!s_can_at(em, ed, s0, 0.0, 0.16, 0.86, up, 0.2));
+  ASSERT(!s_can_at(em, ed, s0, 0.13, 0.16, 0.86, up, 0.0));
+  ASSERT(!s_can_at(em, ed, s0, 0.0, -0.05, 0.86, up, 0.0));
+  ASSERT(!s_can_at(em, ed, s0, 0.0, 0.16, 0.95, up, 0.0));
+  /* the expert's episode: whenever the gripper touches the can, carried over
+   * the bin or set down in it, there is no success; once let go, there is */
+  const int ican = mj_name2id(em->m, mjOBJ_BODY, "can");
+  int over = 0, inside = 0;
+  char err[256];
+  double act[8];
+  env_reset(em, ed, 7);
+  while (!env_done(em, ed)) {
+    env_expert(em, ed, act);
+    ASSERT_MSG(env_step(em, ed, act, err, sizeof(err)) == 0, "%s", err);
+    const double *cp = ed->d->xpos + 3 * ican;
+    const int held = env_gripper_touches(em->m, em->ids, ed->d, ican);
+    const int footprint = fabs(cp[0]) < 0.08 && fabs(cp[1] - 0.16) < 0.08;
+    if (held && footprint) {
+      ASSERT_MSG(!env_success(em, ed), "success with the can held at step %d", env_steps(ed));
+      over += cp[2] - 0.06 > 0.87; /* its bottom over the rim */
+      inside += cp[2] - 0.06 < 0.87;
+    }
+  }
+  ASSERT_MSG(over > 0 && inside > 0, "held over the bin %d steps, in it %d", over, inside);
+  ASSERT(env_success(em, ed));
+  ASSERT(!env_gripper_touches(em->m, em->ids, ed->d, ican));
+  free(s0);
+  env_data_free(ed);
+  env_model_free(em);
+  return 0;
+}
+
+TEST(can_expert_recovers_from_a_drop_and_a_fallen_can) {
+  /* the gripper forced open for 8 steps while carrying: the can falls (on
+   * the table, a wall or into the bin) and the expert picks it up again;
+   * and a can lying on its side at the start is grasped across its axis */
+  env_model *em = s_model("can");
+  ASSERT(em);
+  env_data *ed = env_data_new(em);
+  const int ican = mj_name2id(em->m, mjOBJ_BODY, "can"), jcan = mj_name2id(em->m, mjOBJ_JOINT, "can");
+  const int S = env_state_dim(em);
+  double act[8], *s = malloc(sizeof(double) * S);
+  char err[256];
+  int dropped = 0, lying = 0;
+  for (uint64_t seed = 0; seed < 6; seed++) {
+    env_reset(em, ed, seed);
+    int t_open = -1;
+    while (!env_done(em, ed)) {
+      env_expert(em, ed, act);
+      if (t_open < 0 && ed->d->xpos[3 * ican + 2] > 0.95 + 0.01 * (double)seed) t_open = env_steps(ed);
+      if (t_open >= 0 && env_steps(ed) < t_open + 8) act[6] = -1.0;
+      ASSERT_MSG(env_step(em, ed, act, err, sizeof(err)) == 0, "%s", err);
+    }
+    ASSERT(t_open >= 0);
+    dropped += env_success(em, ed);
+    /* lying along a seeded direction, at rest on the table */
+    env_reset(em, ed, seed);
+    env_get_state(em, ed, s);
+    double *q = s + 1 + em->m->jnt_qposadr[jcan], yaw = 0.5 * (double)seed;
+    const double qz[4] = {cos(0.5 * yaw), 0, 0, sin(0.5 * yaw)}, qx[4] = {sqrt(0.5), sqrt(0.5), 0, 0};
+    mju_mulQuat(q + 3, qz, qx);
+    q[2] = 0.8 + 0.033;
+    env_set_state(em, ed, s);
+    while (!env_done(em, ed)) {
+      env_expert(em, ed, act);
+      ASSERT_MSG(env_step(em, ed, act, err, sizeof(err)) == 0, "%s", err);
+    }
+    lying += env_success(em, ed);
+  }
+  printf("can expert: %d/6 after a drop, %d/6 from lying on the table\n", dropped, lying);
+  ASSERT(dropped >= 5 && lying >= 5);
+  free(s);
+  env_data_free(ed);
+  env_model_free(em);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(env_init_is_required_idempotent_and_thread_safe),
@@ -456,6 +637,11 @@ int main(int argc, char **argv) {
       TEST_ENTRY(pusht_coverage_is_exact), TEST_ENTRY(coverage_goal_gives_the_score_scale),
       TEST_ENTRY(pusht_expert_succeeds),
       TEST_ENTRY(pusht_keypoints_and_key_selection),
+      TEST_ENTRY(can_model_and_keys),
+      TEST_ENTRY(can_episodes_are_deterministic_and_replay_from_states),
+      TEST_ENTRY(can_expert_succeeds),
+      TEST_ENTRY(can_success_needs_the_can_released_at_rest_in_the_bin),
+      TEST_ENTRY(can_expert_recovers_from_a_drop_and_a_fallen_can),
   };
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
 }
