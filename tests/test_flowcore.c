@@ -150,9 +150,11 @@ TEST(mlp_gradients_concat) {
 TEST(fm_loss_gradients) {
   for (int interp = 0; interp < 2; interp++)
     for (int cond = 0; cond < 2; cond++) {
-      fc_mlp_config cfg = {.dx = 2, .dc = 3, .width = 4, .depth = 1, .temb = 4, .act = FC_ACT_GELU, .cond = (fc_cond_mode)cond};
+      fc_net_config cfg = {.kind = FC_NET_MLP,
+                           .mlp = {.dx = 2, .dc = 3, .width = 4, .depth = 1, .temb = 4, .act = FC_ACT_GELU,
+                                   .cond = (fc_cond_mode)cond}};
       const int B = 4;
-      size_t P = fc_mlp_nparams(&cfg);
+      size_t P = fc_net_nparams(&cfg);
       fc_rng rng;
       fc_rng_seed(&rng, 5 + interp);
       double *p = malloc(P * sizeof(double)), *g = calloc(P, sizeof(double));
@@ -162,7 +164,7 @@ TEST(fm_loss_gradients) {
       s_fill_uniform(&rng, x0, 8, -2.0, 2.0);
       s_fill_uniform(&rng, x1, 8, -2.0, 2.0);
       s_fill_uniform(&rng, c, 12, -1.0, 1.0);
-      fc_mlp_ws_ref *ws = fc_mlp_ws_new_ref(&cfg, B);
+      fc_net_ws_ref *ws = fc_net_ws_new_ref(&cfg, B);
       fc_fm_loss_ref(&cfg, p, ws, g, (fc_interp)interp, t, x0, x1, c, B);
       const double h = 1e-5;
       for (size_t i = 0; i < P; i++) {
@@ -176,7 +178,7 @@ TEST(fm_loss_gradients) {
         ASSERT_MSG(s_grad_close(g[i], num), "%s/%s param %zu: analytic %.12g numeric %.12g",
                    fc_interp_name((fc_interp)interp), fc_cond_name((fc_cond_mode)cond), i, g[i], num);
       }
-      fc_mlp_ws_free_ref(ws);
+      fc_net_ws_free_ref(ws);
       free(p);
       free(g);
     }
@@ -400,15 +402,15 @@ TEST(sampler_convergence_order) {
 /* ---------- LFM with N = 1 is global flow matching ---------- */
 
 typedef struct {
-  const fc_mlp *net;
-  fc_mlp_ws *ws;
+  const fc_net *net;
+  fc_net_ws *ws;
 } s_one_net;
 
 static void s_one_net_field(void *ctx, double t, const float *x, float *v, int B) {
   s_one_net *f = ctx;
   float tb[64];
   for (int b = 0; b < B; b++) tb[b] = (float)t;
-  fc_mlp_forward(f->net, f->ws, v, tb, x, NULL, B);
+  fc_net_forward(f->net, f->ws, v, tb, x, NULL, B);
 }
 
 TEST(lfm_single_block_is_fm) {
@@ -421,8 +423,8 @@ TEST(lfm_single_block_is_fm) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, D, 0);
   lc.nblocks = 1;
-  lc.net.width = 16;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 16;
+  lc.net.mlp.depth = 1;
   char err[256];
   fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
   fc_train_config tc;
@@ -438,15 +440,15 @@ TEST(lfm_single_block_is_fm) {
 
   /* ... equals plain flow matching written out: x0 from the data, x1 = z ~ N(0, I),
    * t ~ U(0, 1), loss, clip, AdamW on the schedule, EMA */
-  size_t P = fc_mlp_nparams(&lc.net);
+  size_t P = fc_net_nparams(&lc.net);
   float *p = calloc(P, sizeof(float)), *g = calloc(P, sizeof(float)), *ema = calloc(P, sizeof(float));
-  fc_mlp net;
-  fc_mlp_bind(&net, &lc.net, p);
+  fc_net net;
+  fc_net_bind(&net, &lc.net, p);
   fc_rng rng;
   fc_rng_seed(&rng, tc.seed);
   int perm[100], pos = 0;
   fc_rng_permutation(&rng, perm, n);
-  fc_mlp_init(&net, &rng);
+  fc_net_init(&net, &rng);
   memcpy(ema, p, P * sizeof(float));
   fc_adamw *opt = fc_adamw_new(P, &tc.opt);
   fc_fm_ws *fws = fc_fm_ws_new(&lc.net, B);
@@ -475,14 +477,14 @@ TEST(lfm_single_block_is_fm) {
   fc_lfm_ws *lws = fc_lfm_ws_new(m, 16);
   fc_lfm_generate(m, lws, za, NULL, 16, FC_SAMPLER_HEUN, 5);
   memcpy(p, ema, P * sizeof(float));
-  fc_mlp_ws *mws = fc_mlp_ws_new(&lc.net, 16);
+  fc_net_ws *mws = fc_net_ws_new(&lc.net, 16);
   fc_ode_ws *ows = fc_ode_ws_new(16, 2);
   s_one_net f = {&net, mws};
   fc_ode_integrate(s_one_net_field, &f, ows, FC_SAMPLER_HEUN, zb, 16, 1.0, 0.0, 5);
   ASSERT(memcmp(za, zb, sizeof(za)) == 0);
   ASSERT_EQ_INT(fc_lfm_nfe(m, FC_SAMPLER_HEUN, 5), 10);
 
-  fc_lfm_ws_free(lws); fc_mlp_ws_free(mws); fc_ode_ws_free(ows); fc_fm_ws_free(fws);
+  fc_lfm_ws_free(lws); fc_net_ws_free(mws); fc_ode_ws_free(ows); fc_fm_ws_free(fws);
   fc_adamw_free(opt); free(p); free(g); free(ema);
   fc_lfm_free(m);
   return 0;
@@ -495,8 +497,8 @@ static float *s_train_chain(const float *x, const float *c, int n, int D, int C,
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, D, C);
   lc.nblocks = nblocks;
-  lc.net.width = width;
-  lc.net.depth = depth;
+  lc.net.mlp.width = width;
+  lc.net.mlp.depth = depth;
   lc.steps = 2;
   fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
   fc_train_config tc;
@@ -576,8 +578,8 @@ TEST(trainer_resume_is_bit_identical) {
     fc_lfm_config lc;
     fc_lfm_config_default(&lc, 2, 0);
     lc.nblocks = 3;
-    lc.net.width = 24;
-    lc.net.depth = 1;
+    lc.net.mlp.width = 24;
+    lc.net.mlp.depth = 1;
     lc.steps = 2;
     fc_train_config tc;
     fc_train_config_default(&tc);
@@ -637,8 +639,8 @@ TEST(regression_objective_and_validation_loss) {
   fc_lfm_config_default(&lc, 2, 2);
   lc.nblocks = 1;
   lc.objective = FC_OBJ_REGRESS;
-  lc.net.width = 32;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 32;
+  lc.net.mlp.depth = 1;
   char err[256];
   fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
   ASSERT_MSG(m, "%s", err);
@@ -704,7 +706,7 @@ TEST(lfm_gamma_schedule) {
   ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
   ASSERT_CONTAINS(err, "blocks");
   lc.nblocks = 2;
-  lc.net.temb = 3;
+  lc.net.mlp.temb = 3;
   ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
   ASSERT_CONTAINS(err, "time embedding");
   return 0;
@@ -734,14 +736,14 @@ static fc_lfm *s_random_model(uint64_t seed) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 3, 2);
   lc.nblocks = 2;
-  lc.net.width = 8;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 8;
+  lc.net.mlp.depth = 1;
   lc.interp = FC_INTERP_TRIG;
   lc.coupling = FC_COUPLING_SHUFFLED;
   fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
   fc_rng r;
   fc_rng_seed(&r, seed);
-  for (int b = 0; b < lc.nblocks; b++) fc_mlp_init(&m->blocks[b], &r);
+  for (int b = 0; b < lc.nblocks; b++) fc_net_init(&m->blocks[b], &r);
   return m;
 }
 
@@ -944,7 +946,7 @@ TEST(film_with_depth_0_is_refused) {
   ASSERT_CONTAINS(err, "depth 0 has no residual block for FiLM");
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 3, 2);
-  lc.net.depth = 0;
+  lc.net.mlp.depth = 0;
   ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
   ASSERT_CONTAINS(err, "depth 0");
   /* concat conditioning feeds t and c to the input layer: depth 0 means something */
@@ -976,9 +978,9 @@ TEST(ode_steps_divide_evenly_among_blocks) {
  * fc_flow.h (fixed seed, batches of B, dependent OU targets or noise). */
 static double s_valid_ref(const fc_lfm *m, const float *params, int k, const float *x, const float *c, int nv, int B,
                           uint64_t seed) {
-  const int D = m->cfg.net.dx, C = m->cfg.net.dc, N = m->cfg.nblocks;
-  fc_mlp net = m->blocks[k];
-  net.params = (float *)params;
+  const int D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net), N = m->cfg.nblocks;
+  fc_net net;
+  fc_net_bind(&net, &m->cfg.net, (float *)params);
   fc_fm_ws *ws = fc_fm_ws_new(&m->cfg.net, B);
   float *x1 = malloc(sizeof(float) * B * D), *z = malloc(sizeof(float) * B * D), *t = malloc(sizeof(float) * B);
   fc_rng r;
@@ -1016,8 +1018,8 @@ TEST(validation_loss_measures_the_block_it_names) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, D, C);
   lc.nblocks = 2;
-  lc.net.width = 16;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 16;
+  lc.net.mlp.depth = 1;
   char err[256];
   fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
   ASSERT_MSG(m, "%s", err);
@@ -1186,7 +1188,7 @@ TEST(hostile_train_state_is_refused) {
   toy_sample(TOY_RINGS, &r, data, NULL, 64);
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
-  lc.nblocks = 2, lc.net.width = 8, lc.net.depth = 1;
+  lc.nblocks = 2, lc.net.mlp.width = 8, lc.net.mlp.depth = 1;
   fc_train_config tc;
   fc_train_config_default(&tc);
   tc.steps = 10, tc.batch = 16;
@@ -1257,13 +1259,13 @@ TEST(config_check_enforces_the_loader_bounds) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 4, 2);
   char err[256] = "";
-  lc.net.width = FC_LFM_MAX_WIDTH + 1;
+  lc.net.mlp.width = FC_LFM_MAX_WIDTH + 1;
   ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
   ASSERT_MSG(strstr(err, "beyond flowcore's bounds"), "%s", err);
-  lc.net.width = 8;
-  lc.net.dc = FC_LFM_MAX_DIM + 1;
+  lc.net.mlp.width = 8;
+  lc.net.mlp.dc = FC_LFM_MAX_DIM + 1;
   ASSERT(fc_lfm_config_check(&lc, err, sizeof(err)) != 0);
-  lc.net.dc = 2;
+  lc.net.mlp.dc = 2;
   ASSERT_MSG(fc_lfm_config_check(&lc, err, sizeof(err)) == 0, "%s", err);
   return 0;
 }

@@ -31,11 +31,11 @@ static pol_policy *s_const_policy(const float b[4]) {
   fc_lfm_config_default(&lc, 4, 2);
   lc.nblocks = 1;
   lc.objective = FC_OBJ_REGRESS;
-  lc.net.width = 4;
-  lc.net.depth = 0;
-  lc.net.cond = FC_COND_CONCAT; /* depth 0: FiLM would have no block to act in */
+  lc.net.mlp.width = 4;
+  lc.net.mlp.depth = 0;
+  lc.net.mlp.cond = FC_COND_CONCAT; /* depth 0: FiLM would have no block to act in */
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
-  memcpy(f->params + f->blocks[0].lay.b_out, b, 4 * sizeof(float)); /* all else 0 */
+  memcpy(f->params + f->blocks[0].mlp.lay.b_out, b, 4 * sizeof(float)); /* all else 0 */
   ds_norm on, an;
   s_identity(&on, 1);
   s_identity(&an, 1);
@@ -125,8 +125,8 @@ static pol_train_config s_small_config(pol_method m) {
   c.blocks = 2;
   c.steps = 400;
   c.batch = 32;
-  c.width = 32;
-  c.depth = 1;
+  c.net.mlp.width = 32;
+  c.net.mlp.depth = 1;
   c.Tp = 4;
   c.Ta = 2;
   return c;
@@ -427,7 +427,8 @@ TEST(policy_sections_are_field_wise_and_sized_by_the_dimensions) {
   /* each norm section: version, dim, kind, 6 arrays of dim (1) values */
   ASSERT(fc_ckpt_get(ck, "norm.obs", &sz) && sz == 12 + 6 * 4);
   ASSERT(fc_ckpt_get(ck, "norm.actions", &sz) && sz == 12 + 6 * 4);
-  ASSERT(fc_ckpt_get(ck, "lfm.config", &sz) && sz == 4 + 13 * 4 + 2 * 4);
+  /* lfm.config: version, nblocks, the network (kind + 7 mlp fields), 5 int32, 2 floats */
+  ASSERT(fc_ckpt_get(ck, "lfm.config", &sz) && sz == 4 + 4 + 8 * 4 + 5 * 4 + 2 * 4);
   /* and it loads back field for field */
   pol_policy *q = pol_load_ckpt(ck, path, err, sizeof(err));
   ASSERT_MSG(q, "%s", err);

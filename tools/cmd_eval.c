@@ -181,9 +181,11 @@ int cmd_eval(int argc, char **argv) {
   double p50 = cli_quantile(ev.lat, (int)nl, 0.50), p99 = cli_quantile(ev.lat, (int)nl, 0.99);
   const int nfe = pol_nfe(p, ev.sampler, ev.steps);
 
-  printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s %s x %d steps per block (NFE %d)\n", path, env_name(em),
-         episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method), fc_sampler_name(ev.sampler),
-         ev.steps, nfe);
+  char desc[128];
+  fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s (%d block(s) of %s) %s x %d steps per block (NFE %d)\n",
+         path, env_name(em), episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method),
+         p->flow->cfg.nblocks, desc, fc_sampler_name(ev.sampler), ev.steps, nfe);
   rollout_print(stdout, em, &rs);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped; %d episodes refused by the "
@@ -193,7 +195,8 @@ int cmd_eval(int argc, char **argv) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, atomic_load(&ev.clipped), p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
-    printf(", \"refused\": %d", refused);
+    printf(", \"refused\": %d, \"net\": \"%s\", \"net_desc\": ", refused, fc_net_kind_name(p->flow->cfg.net.kind));
+    cli_json_str(stdout, desc);
     rollout_json_close(stdout, secs);
   }
   free(th);
