@@ -21,7 +21,9 @@
  * each method and norm kind, width 8, depth 1, Tp 2, a bare "lfm" file and
  * an interrupted "run").
  * The seeds v1-* were written by this generator built at commit a28839e,
- * the last lfp of checkpoint format 1, and stay to keep that reader covered. */
+ * the last lfp of checkpoint format 1, and the seeds cfg1-* at commit
+ * 28aa4df, the last lfp of lfm.config section version 1 (no network kind);
+ * both stay to keep those readers covered. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

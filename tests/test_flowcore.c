@@ -1270,6 +1270,281 @@ TEST(config_check_enforces_the_loader_bounds) {
   return 0;
 }
 
+/* ---------- the network interface (fc_net) ---------- */
+
+TEST(net_interface_is_the_mlp_bit_for_bit) {
+  /* fc_net's dispatch adds nothing: every operation on an mlp config gives
+   * exactly what fc_mlp's own function gives (init, forward, backward with
+   * and without accumulation, the references, sizes, width matching) */
+  for (int cond = 0; cond < 2; cond++)
+    for (int act = 0; act < 3; act++)
+      for (int bi = 0; bi < 2; bi++) {
+        const int B = bi ? 7 : 1; /* B = 1 takes the sgemv path */
+        fc_net_config nc;
+        fc_net_config_default(&nc, FC_NET_MLP, 5, 3);
+        nc.mlp.width = 33, nc.mlp.depth = 2, nc.mlp.temb = 8, nc.mlp.act = (fc_act)act, nc.mlp.cond = (fc_cond_mode)cond;
+        const fc_mlp_config mc = nc.mlp;
+        const int D = mc.dx, C = mc.dc;
+        char err[256];
+        ASSERT_MSG(fc_net_config_check(&nc, err, sizeof(err)) == 0, "%s", err);
+        ASSERT_EQ_INT(fc_net_dx(&nc), D);
+        ASSERT_EQ_INT(fc_net_dc(&nc), C);
+        const size_t P = fc_mlp_nparams(&mc);
+        ASSERT_EQ_INT(fc_net_nparams(&nc), P);
+        ASSERT(fc_net_macs(&nc) == fc_mlp_macs(&mc));
+        fc_tensor_info ta[FC_MLP_MAX_TENSORS], tb[FC_MLP_MAX_TENSORS];
+        const int nt = fc_mlp_tensors(&mc, ta, FC_MLP_MAX_TENSORS);
+        ASSERT_EQ_INT(fc_net_tensors(&nc, NULL, 0), nt);
+        ASSERT_EQ_INT(fc_net_tensors(&nc, tb, FC_MLP_MAX_TENSORS), nt);
+        ASSERT(memcmp(ta, tb, (size_t)nt * sizeof(fc_tensor_info)) == 0);
+        for (int copies = 1; copies <= 4; copies++) {
+          fc_net_config m;
+          fc_net_match(&m, &nc, copies);
+          ASSERT_EQ_INT(m.mlp.width, fc_mlp_width_matching(&mc, copies));
+          ASSERT(m.mlp.depth == mc.depth && m.mlp.dx == D && m.mlp.dc == C);
+        }
+        /* same initialization from the same stream */
+        float *pa = malloc(P * sizeof(float)), *pb = malloc(P * sizeof(float));
+        fc_mlp ma;
+        fc_net nb;
+        fc_mlp_bind(&ma, &mc, pa);
+        fc_net_bind(&nb, &nc, pb);
+        ASSERT(nb.params == pb && nb.mlp.params == pb);
+        fc_rng ra, rb;
+        fc_rng_seed(&ra, 200 + act), fc_rng_seed(&rb, 200 + act);
+        fc_mlp_init(&ma, &ra);
+        fc_net_init(&nb, &rb);
+        ASSERT(memcmp(pa, pb, P * sizeof(float)) == 0);
+        /* forward and backward */
+        float t[7], x[35], c[21], dy[35];
+        for (int i = 0; i < B; i++) t[i] = (float)fc_rng_uniform(&ra);
+        fc_rng_normal_fill(&ra, x, (size_t)B * D);
+        fc_rng_normal_fill(&ra, c, (size_t)B * C);
+        fc_rng_normal_fill(&ra, dy, (size_t)B * D);
+        float ya[35], yb[35], dxa[35], dxb[35], dca[21], dcb[21];
+        float *ga = malloc(P * sizeof(float)), *gb = malloc(P * sizeof(float));
+        fc_mlp_ws *wa = fc_mlp_ws_new(&mc, B);
+        fc_net_ws *wb = fc_net_ws_new(&nc, B);
+        fc_mlp_forward(&ma, wa, ya, t, x, c, B);
+        fc_net_forward(&nb, wb, yb, t, x, c, B);
+        ASSERT(memcmp(ya, yb, (size_t)B * D * sizeof(float)) == 0);
+        fc_mlp_backward(&ma, wa, ga, 0, dxa, dca, dy, B);
+        fc_net_backward(&nb, wb, gb, 0, dxb, dcb, dy, B);
+        ASSERT(memcmp(ga, gb, P * sizeof(float)) == 0);
+        ASSERT(memcmp(dxa, dxb, (size_t)B * D * sizeof(float)) == 0);
+        ASSERT(memcmp(dca, dcb, (size_t)B * C * sizeof(float)) == 0);
+        fc_mlp_backward(&ma, wa, ga, 1, NULL, NULL, dy, B);
+        fc_net_backward(&nb, wb, gb, 1, NULL, NULL, dy, B);
+        ASSERT(memcmp(ga, gb, P * sizeof(float)) == 0);
+        /* the double references */
+        double *pd = malloc(P * sizeof(double)), *gda = malloc(P * sizeof(double)), *gdb = malloc(P * sizeof(double));
+        for (size_t i = 0; i < P; i++) pd[i] = pa[i];
+        double td[7], xd[35], cd[21], dyd[35], yda[35], ydb[35], dxda[35], dxdb[35], dcda[21], dcdb[21];
+        for (int i = 0; i < B; i++) td[i] = t[i];
+        for (int i = 0; i < B * D; i++) xd[i] = x[i], dyd[i] = dy[i];
+        for (int i = 0; i < B * C; i++) cd[i] = c[i];
+        fc_mlp_ws_ref *ra_ws = fc_mlp_ws_new_ref(&mc, B);
+        fc_net_ws_ref *rb_ws = fc_net_ws_new_ref(&nc, B);
+        fc_mlp_forward_ref(&mc, pd, ra_ws, yda, td, xd, cd, B);
+        fc_net_forward_ref(&nc, pd, rb_ws, ydb, td, xd, cd, B);
+        ASSERT(memcmp(yda, ydb, (size_t)B * D * sizeof(double)) == 0);
+        fc_mlp_backward_ref(&mc, pd, ra_ws, gda, 0, dxda, dcda, dyd, B);
+        fc_net_backward_ref(&nc, pd, rb_ws, gdb, 0, dxdb, dcdb, dyd, B);
+        ASSERT(memcmp(gda, gdb, P * sizeof(double)) == 0);
+        ASSERT(memcmp(dxda, dxdb, (size_t)B * D * sizeof(double)) == 0);
+        ASSERT(memcmp(dcda, dcdb, (size_t)B * C * sizeof(double)) == 0);
+        fc_mlp_ws_free_ref(ra_ws);
+        fc_net_ws_free_ref(rb_ws);
+        fc_mlp_ws_free(wa);
+        fc_net_ws_free(wb);
+        free(pa); free(pb); free(ga); free(gb); free(pd); free(gda); free(gdb);
+      }
+  return 0;
+}
+
+TEST(net_tensors_cover_the_parameters_exactly_once) {
+  /* every float of the parameter vector belongs to exactly one tensor, in
+   * order, each with a name and a positive fan-in (init divides by it) */
+  const struct {
+    int dx, dc, width, depth, temb;
+    fc_cond_mode cond;
+  } cases[] = {{3, 2, 5, 2, 4, FC_COND_FILM}, {3, 0, 5, 1, 4, FC_COND_FILM}, {4, 6, 8, 0, 4, FC_COND_CONCAT},
+               {2, 3, 7, 3, 6, FC_COND_CONCAT}, {112, 38, 16, 4, 32, FC_COND_FILM}};
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    fc_net_config nc;
+    fc_net_config_default(&nc, FC_NET_MLP, cases[k].dx, cases[k].dc);
+    nc.mlp.width = cases[k].width, nc.mlp.depth = cases[k].depth, nc.mlp.temb = cases[k].temb, nc.mlp.cond = cases[k].cond;
+    char err[256];
+    ASSERT_MSG(fc_net_config_check(&nc, err, sizeof(err)) == 0, "%s", err);
+    const size_t P = fc_net_nparams(&nc);
+    const int nt = fc_net_tensors(&nc, NULL, 0);
+    ASSERT(nt > 0);
+    fc_tensor_info *ti = malloc((size_t)nt * sizeof(*ti));
+    ASSERT_EQ_INT(fc_net_tensors(&nc, ti, nt), nt);
+    unsigned char *hits = calloc(P, 1);
+    size_t next = 0;
+    for (int i = 0; i < nt; i++) {
+      ASSERT_MSG(ti[i].name[0] && ti[i].rows > 0 && ti[i].cols > 0 && ti[i].fan_in > 0, "case %zu tensor %d", k, i);
+      ASSERT_MSG(ti[i].offset == next, "case %zu: %s starts at %zu, the previous tensor ends at %zu", k, ti[i].name,
+                 ti[i].offset, next);
+      const size_t cnt = (size_t)ti[i].rows * (size_t)ti[i].cols;
+      ASSERT_MSG(ti[i].offset + cnt <= P, "case %zu: %s runs past the %zu parameters", k, ti[i].name, P);
+      for (size_t j = 0; j < cnt; j++) hits[ti[i].offset + j]++;
+      next = ti[i].offset + cnt;
+    }
+    for (size_t j = 0; j < P; j++) ASSERT_MSG(hits[j] == 1, "case %zu: parameter %zu is in %d tensors", k, j, hits[j]);
+    free(hits);
+    free(ti);
+  }
+  return 0;
+}
+
+TEST(net_config_names_checks_and_descriptions) {
+  ASSERT_EQ_INT(fc_net_kind_parse("mlp"), FC_NET_MLP);
+  ASSERT_EQ_INT(fc_net_kind_parse("transformer"), -1);
+  ASSERT_EQ_INT(fc_net_kind_parse(NULL), -1);
+  ASSERT(!strcmp(fc_net_kind_name(FC_NET_MLP), "mlp"));
+  ASSERT(!strcmp(fc_net_kind_name((fc_net_kind)7), "?"));
+  fc_net_config a, b;
+  fc_net_config_default(&a, FC_NET_MLP, 4, 2);
+  char desc[128], err[256];
+  fc_net_describe(&a, desc, sizeof(desc));
+  ASSERT(!strcmp(desc, "mlp width 256 depth 3 film silu"));
+  /* the defaults are fc_mlp's; set_io changes the sizes only */
+  fc_mlp_config mc;
+  fc_mlp_config_default(&mc, 4, 2);
+  ASSERT(memcmp(&a.mlp, &mc, sizeof(mc)) == 0);
+  b = a;
+  b.mlp.width = 64, b.mlp.act = FC_ACT_GELU, b.mlp.cond = FC_COND_CONCAT;
+  fc_net_config_set_io(&b, 32, 10, 16);
+  ASSERT(b.mlp.dx == 32 && b.mlp.dc == 10 && b.mlp.width == 64 && b.mlp.act == FC_ACT_GELU);
+  fc_net_describe(&b, desc, sizeof(desc));
+  ASSERT(!strcmp(desc, "mlp width 64 depth 3 concat gelu"));
+  /* field-wise comparison */
+  ASSERT(fc_net_config_same(&a, &a));
+  ASSERT(!fc_net_config_same(&a, &b));
+  b = a;
+  b.mlp.temb = 16;
+  ASSERT(!fc_net_config_same(&a, &b));
+  /* checks: the kind's own, the bounds, an unknown kind */
+  ASSERT_MSG(fc_net_config_check(&a, err, sizeof(err)) == 0, "%s", err);
+  b = a;
+  b.mlp.depth = 0;
+  ASSERT(fc_net_config_check(&b, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "depth 0 has no residual block for FiLM");
+  b = a;
+  b.mlp.temb = FC_NET_MAX_TEMB + 2;
+  ASSERT(fc_net_config_check(&b, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "beyond flowcore's bounds");
+  b = a;
+  b.kind = (fc_net_kind)7;
+  ASSERT(fc_net_config_check(&b, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "unknown network kind 7 (this lfp knows mlp");
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 4, 2);
+  lc.net.kind = (fc_net_kind)7;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "unknown network kind 7");
+  fc_net_describe(&b, desc, sizeof(desc));
+  ASSERT_CONTAINS(desc, "unknown network kind 7");
+  return 0;
+}
+
+/* A bare "lfm" file image of one model whose lfm.config section is written
+ * here field by field: the given section version (1: no network kind; 2:
+ * `kind`, then the mlp's fields), its params from m. */
+static unsigned char *s_lfm_image(const fc_lfm *m, uint32_t version, int32_t kind, size_t *n) {
+  const fc_lfm_config *c = &m->cfg;
+  const fc_mlp_config *net = &c->net.mlp;
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, version);
+  fc_ckpt_put_i32(&b, c->nblocks);
+  if (version >= 2) fc_ckpt_put_i32(&b, kind);
+  const int32_t iv[12] = {net->dx,     net->dc,     net->width, net->depth,  net->temb, net->act,
+                          net->cond,   c->interp,   c->coupling, c->sampler, c->steps,  c->objective};
+  for (int i = 0; i < 12; i++) fc_ckpt_put_i32(&b, iv[i]);
+  fc_ckpt_put_f32(&b, c->gamma_c);
+  fc_ckpt_put_f32(&b, c->gamma_rho);
+  fc_ckpt_writer *w = fc_ckpt_writer_new("lfm");
+  fc_ckpt_add_buf(w, "lfm.config", &b);
+  fc_ckpt_add(w, "lfm.params", m->params, fc_lfm_nparams(m) * sizeof(float));
+  char path[] = "/tmp/lfp_cfgv_XXXXXX", err[256];
+  int fd = mkstemp(path);
+  close(fd);
+  unsigned char *bytes = NULL;
+  if (fc_ckpt_write(w, path, err, sizeof(err)) == 0) bytes = s_slurp(path, n);
+  fc_ckpt_writer_free(w);
+  unlink(path);
+  return bytes;
+}
+
+TEST(lfm_config_section_versions_and_network_kinds) {
+  fc_lfm *m = s_random_model(3);
+  char err[512];
+  /* what this lfp writes: version 2, the kind between nblocks and the mlp's fields */
+  fc_ckpt_writer *w = fc_ckpt_writer_new("lfm");
+  fc_lfm_save(m, w, NULL);
+  char path[] = "/tmp/lfp_cfg2_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  ASSERT(fc_ckpt_write(w, path, err, sizeof(err)) == 0);
+  fc_ckpt_writer_free(w);
+  size_t n2 = 0;
+  unsigned char *written = s_slurp(path, &n2);
+  unlink(path);
+  size_t n = 0;
+  unsigned char *v2 = s_lfm_image(m, 2, FC_NET_MLP, &n);
+  ASSERT(v2 && written && n == n2 && memcmp(v2, written, n) == 0); /* the layout fc_flow.h documents */
+  free(written);
+  /* version 1 (no kind) loads as the same mlp model */
+  unsigned char *v1 = s_lfm_image(m, 1, 0, &n);
+  ASSERT(v1);
+  fc_ckpt *ck = fc_ckpt_parse(v1, n, "v1.lfp", "lfm", err, sizeof(err));
+  ASSERT_MSG(ck, "%s", err);
+  fc_lfm *r = fc_lfm_load(ck, NULL, err, sizeof(err));
+  ASSERT_MSG(r, "%s", err);
+  ASSERT_EQ_INT(r->cfg.net.kind, FC_NET_MLP);
+  ASSERT(memcmp(&r->cfg, &m->cfg, sizeof(m->cfg)) == 0);
+  ASSERT(memcmp(r->params, m->params, fc_lfm_nparams(m) * sizeof(float)) == 0);
+  fc_lfm_free(r);
+  fc_ckpt_free(ck);
+  free(v1);
+  /* an unknown kind number is refused with a sentence, before its fields are read */
+  const int32_t kinds[] = {FC_NET_KINDS, 7, -1, INT32_MAX};
+  for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+    unsigned char *bad = s_lfm_image(m, 2, kinds[i], &n);
+    ASSERT(bad);
+    ck = fc_ckpt_parse(bad, n, "kind.lfp", "lfm", err, sizeof(err));
+    ASSERT_MSG(ck, "%s", err);
+    ASSERT(fc_lfm_load(ck, NULL, err, sizeof(err)) == NULL);
+    char want[128];
+    snprintf(want, sizeof(want), "has network kind %d, which this lfp does not know (it knows mlp", (int)kinds[i]);
+    ASSERT_MSG(strstr(err, want) && strstr(err, "mismatched") && strstr(err, "'lfm.config'"), "%s", err);
+    printf("| lfm.config with network kind %d | %s |\n", (int)kinds[i], err);
+    fc_ckpt_free(ck);
+    free(bad);
+  }
+  /* a version from the future, and a kind's field out of its bounds */
+  unsigned char *bad = s_lfm_image(m, 3, FC_NET_MLP, &n);
+  ck = fc_ckpt_parse(bad, n, "v3.lfp", "lfm", err, sizeof(err));
+  ASSERT(ck && fc_lfm_load(ck, NULL, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "section 'lfm.config' has version 3, this lfp reads 1 to 2");
+  fc_ckpt_free(ck);
+  free(bad);
+  fc_lfm *wide = s_random_model(4);
+  wide->cfg.net.mlp.act = (fc_act)5; /* written as is by s_lfm_image */
+  bad = s_lfm_image(wide, 2, FC_NET_MLP, &n);
+  ck = fc_ckpt_parse(bad, n, "act.lfp", "lfm", err, sizeof(err));
+  ASSERT(ck && fc_lfm_load(ck, NULL, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "has act = 5, outside 0..2");
+  fc_ckpt_free(ck);
+  free(bad);
+  fc_lfm_free(wide);
+  free(v2);
+  fc_lfm_free(m);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(rng_determinism),          TEST_ENTRY(activation_gradients),
@@ -1287,6 +1562,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(validation_loss_measures_the_block_it_names),
       TEST_ENTRY(crc32_constant_table_matches_the_bitwise_crc), TEST_ENTRY(section_cursor_bounds_every_field),
       TEST_ENTRY(hostile_train_state_is_refused), TEST_ENTRY(config_check_enforces_the_loader_bounds),
+      TEST_ENTRY(net_interface_is_the_mlp_bit_for_bit), TEST_ENTRY(net_tensors_cover_the_parameters_exactly_once),
+      TEST_ENTRY(net_config_names_checks_and_descriptions), TEST_ENTRY(lfm_config_section_versions_and_network_kinds),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
