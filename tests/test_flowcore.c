@@ -1,6 +1,7 @@
 /* Tests of flowcore: RNG, gradients (finite differences in double), BLAS vs
  * the naive reference, AdamW by hand, sampler convergence orders, LFM with
- * N = 1 vs global FM, checkpoints, W2, and LFM end to end on 8 Gaussians. */
+ * N = 1 vs global FM, checkpoints, W2, LFM end to end on 8 Gaussians, and
+ * the network interface (fc_net) against its kinds. */
 #include <dirent.h>
 #include <unistd.h>
 
@@ -1450,6 +1451,113 @@ TEST(net_config_names_checks_and_descriptions) {
   return 0;
 }
 
+TEST(net_every_kind_against_its_reference) {
+  /* what every kind must satisfy through the interface, on its defaults for
+   * an action chunk (horizon 4 of 2-D actions, 3 condition values): a
+   * tensor list that covers the parameters, checkpoint fields that read back
+   * to the same config, a width match no larger than the original, the
+   * float path near the double reference, and the reference's gradient
+   * against central finite differences on a sample of parameters and on
+   * x and c */
+  for (int kind = 0; kind < FC_NET_KINDS; kind++) {
+    const int T = 4, A = 2, D = T * A, C = 3, B = 2;
+    fc_net_config nc;
+    fc_net_config_default(&nc, (fc_net_kind)kind, D, C);
+    fc_net_config_set_io(&nc, D, C, T);
+    char err[256], desc[128];
+    ASSERT_MSG(fc_net_config_check(&nc, err, sizeof(err)) == 0, "%s: %s", fc_net_kind_name(nc.kind), err);
+    fc_net_describe(&nc, desc, sizeof(desc));
+    ASSERT_MSG(!strncmp(desc, fc_net_kind_name(nc.kind), strlen(fc_net_kind_name(nc.kind))), "%s", desc);
+    ASSERT(fc_net_dx(&nc) == D && fc_net_dc(&nc) == C && fc_net_macs(&nc) > 0);
+    const size_t P = fc_net_nparams(&nc);
+    const int nt = fc_net_tensors(&nc, NULL, 0);
+    fc_tensor_info *ti = malloc((size_t)nt * sizeof(*ti));
+    fc_net_tensors(&nc, ti, nt);
+    size_t next = 0;
+    for (int i = 0; i < nt; i++) {
+      ASSERT_MSG(ti[i].offset == next && ti[i].fan_in > 0, "%s: tensor %s", desc, ti[i].name);
+      next += (size_t)ti[i].rows * (size_t)ti[i].cols;
+    }
+    ASSERT_MSG(next == P, "%s: the tensors cover %zu of %zu parameters", desc, next, P);
+    /* checkpoint fields */
+    fc_ckpt_buf b = {0};
+    fc_net_config_put(&b, &nc);
+    fc_ckpt_cur cur;
+    memset(&cur, 0, sizeof(cur));
+    cur.p = b.data, cur.size = b.len, cur.err = err, cur.errsz = sizeof(err);
+    snprintf(cur.name, sizeof(cur.name), "net");
+    fc_net_config back;
+    ASSERT_MSG(fc_net_config_get(&cur, &back) == 0 && fc_ckpt_cur_end(&cur) == 0, "%s", err);
+    ASSERT(fc_net_config_same(&back, &nc) && memcmp(&back, &nc, sizeof(nc)) == 0);
+    free(b.data);
+    /* width matching */
+    fc_net_config half;
+    fc_net_match(&half, &nc, 2);
+    ASSERT_MSG(fc_net_config_check(&half, err, sizeof(err)) == 0, "%s", err);
+    ASSERT(fc_net_nparams(&half) <= P && fc_net_dx(&half) == D && fc_net_dc(&half) == C);
+    /* float against double, then gradients */
+    float *pf = malloc(P * sizeof(float));
+    double *pd = malloc(P * sizeof(double)), *g = malloc(P * sizeof(double));
+    fc_net net;
+    fc_net_bind(&net, &nc, pf);
+    fc_rng rng;
+    fc_rng_seed(&rng, 300 + kind);
+    fc_net_init(&net, &rng);
+    for (size_t i = 0; i < P; i++) pd[i] = pf[i];
+    float tf[2], xf[16], cf[6], yf[16];
+    double t[2], x[16], c[6], r[16], y[16], dx[16], dc[6];
+    for (int i = 0; i < B; i++) t[i] = tf[i] = (float)fc_rng_uniform(&rng);
+    for (int i = 0; i < B * D; i++) x[i] = xf[i] = (float)fc_rng_normal(&rng), r[i] = fc_rng_normal(&rng);
+    for (int i = 0; i < B * C; i++) c[i] = cf[i] = (float)fc_rng_normal(&rng);
+    fc_net_ws *wf = fc_net_ws_new(&nc, B);
+    fc_net_ws_ref *wd = fc_net_ws_new_ref(&nc, B);
+    fc_net_forward(&net, wf, yf, tf, xf, cf, B);
+    fc_net_forward_ref(&nc, pd, wd, y, t, x, c, B);
+    const double ys = s_max_abs(y, (size_t)B * D);
+    for (int i = 0; i < B * D; i++) ASSERT_MSG(fabs(yf[i] - y[i]) <= 1e-5 * (1 + ys), "%s y[%d]: %g vs %g", desc, i, yf[i], y[i]);
+    fc_net_backward_ref(&nc, pd, wd, g, 0, dx, dc, r, B);
+#define S_LOSS(out)                                                    \
+  do {                                                                 \
+    fc_net_forward_ref(&nc, pd, wd, y, t, x, c, B);                    \
+    out = 0;                                                           \
+    for (int i_ = 0; i_ < B * D; i_++) out += r[i_] * y[i_];           \
+  } while (0)
+    const double h = 1e-5;
+    int nonzero = 0;
+    for (int k = 0; k < 300; k++) {
+      const size_t i = (size_t)fc_rng_below(&rng, P);
+      double keep = pd[i], lp, lm;
+      pd[i] = keep + h; S_LOSS(lp);
+      pd[i] = keep - h; S_LOSS(lm);
+      pd[i] = keep;
+      const double num = (lp - lm) / (2 * h);
+      ASSERT_MSG(s_grad_close(g[i], num), "%s param %zu: analytic %.12g numeric %.12g", desc, i, g[i], num);
+      nonzero += fabs(g[i]) > 1e-9;
+    }
+    ASSERT_MSG(nonzero > 30, "%s: %d of 300 sampled gradients are nonzero", desc, nonzero);
+    for (int i = 0; i < B * D; i++) {
+      double keep = x[i], lp, lm;
+      x[i] = keep + h; S_LOSS(lp);
+      x[i] = keep - h; S_LOSS(lm);
+      x[i] = keep;
+      ASSERT_MSG(s_grad_close(dx[i], (lp - lm) / (2 * h)), "%s dx[%d]", desc, i);
+    }
+    for (int i = 0; i < B * C; i++) {
+      double keep = c[i], lp, lm;
+      c[i] = keep + h; S_LOSS(lp);
+      c[i] = keep - h; S_LOSS(lm);
+      c[i] = keep;
+      ASSERT_MSG(s_grad_close(dc[i], (lp - lm) / (2 * h)), "%s dc[%d]", desc, i);
+    }
+#undef S_LOSS
+    printf("%s: %zu parameters, %d tensors, matched for 2 copies: %zu\n", desc, P, nt, fc_net_nparams(&half));
+    fc_net_ws_free(wf);
+    fc_net_ws_free_ref(wd);
+    free(ti); free(pf); free(pd); free(g);
+  }
+  return 0;
+}
+
 /* A bare "lfm" file image of one model whose lfm.config section is written
  * here field by field: the given section version (1: no network kind; 2:
  * `kind`, then the mlp's fields), its params from m. */
@@ -1563,7 +1671,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(crc32_constant_table_matches_the_bitwise_crc), TEST_ENTRY(section_cursor_bounds_every_field),
       TEST_ENTRY(hostile_train_state_is_refused), TEST_ENTRY(config_check_enforces_the_loader_bounds),
       TEST_ENTRY(net_interface_is_the_mlp_bit_for_bit), TEST_ENTRY(net_tensors_cover_the_parameters_exactly_once),
-      TEST_ENTRY(net_config_names_checks_and_descriptions), TEST_ENTRY(lfm_config_section_versions_and_network_kinds),
+      TEST_ENTRY(net_config_names_checks_and_descriptions), TEST_ENTRY(net_every_kind_against_its_reference),
+      TEST_ENTRY(lfm_config_section_versions_and_network_kinds),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));
