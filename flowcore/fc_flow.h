@@ -133,8 +133,8 @@ typedef struct {
   fc_net *blocks;       /* nblocks views into params */
 } fc_lfm;
 
-/* N = 4, the default mlp (fc_net_config_default), linear interpolant, c = 0.2, rho = 1.25, dependent,
- * RK4 with 4 steps per block. */
+/* N = 4, the default mlp (fc_net_config_default), linear interpolant,
+ * c = 0.2, rho = 1.25, dependent, RK4 with 4 steps per block. */
 void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc);
 int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz);
 /* gamma_n for block n = 1..N-1; the free last block has no gamma (returns 0). */
@@ -194,14 +194,14 @@ void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float
  *   train.perm          i32[n]; train.adam_m, train.adam_v, train.ema
  *                       f32[block_params] each
  * Older files still load, as mlp networks: lfm.config version 1 (lfp up to
- * the network kinds) is version 2 without the kind; format-1 files (no
+ * commit 28aa4df, before the network kinds) is version 2 without the kind; format-1 files (no
  * section versions) hold version 1's fields with lfm.config zero-padded to
  * 16 int32 and 4 floats. Loading bounds every size before allocating: the
  * limits below and the network's (fc_net.h, FC_NET_MAX_*), all enforced by
  * fc_lfm_config_check for every model, then the parameter count
  * (overflow-checked) against the bytes of lfm.params. An unknown network
  * kind is refused as mismatched. */
-#define FC_LFM_MAX_BLOCKS 64
+#define FC_LFM_MAX_BLOCKS 64                /* nblocks */
 #define FC_LFM_MAX_WIDTH FC_NET_MAX_WIDTH /* hidden width */
 #define FC_LFM_MAX_DIM FC_NET_MAX_DIM     /* dx and dc */
 #define FC_LFM_MAX_TEMB FC_NET_MAX_TEMB   /* time-embedding size */
