@@ -392,16 +392,31 @@ int fc_ckpt_cur_open(fc_ckpt_cur *c, const fc_ckpt *ck, const char *name, char *
   return 0;
 }
 
-int fc_ckpt_cur_fail(fc_ckpt_cur *c, const char *fmt, ...) {
-  if (c->failed) return -1; /* keep the first message */
+/* fail the cursor with "checkpoint is <how>: section '<name>' <what>",
+ * keeping the first message */
+static int s_cur_vfail(fc_ckpt_cur *c, const char *how, const char *fmt, va_list ap) {
+  if (c->failed) return -1;
   c->failed = 1;
   if (!c->err || !c->errsz) return -1;
   char what[256];
+  vsnprintf(what, sizeof(what), fmt, ap);
+  fc_set_err(c->err, c->errsz, "checkpoint is %s: section '%s' %s", how, c->name, what);
+  return -1;
+}
+
+int fc_ckpt_cur_fail(fc_ckpt_cur *c, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(what, sizeof(what), fmt, ap);
+  s_cur_vfail(c, "corrupted", fmt, ap);
   va_end(ap);
-  fc_set_err(c->err, c->errsz, "checkpoint is corrupted: section '%s' %s", c->name, what);
+  return -1;
+}
+
+int fc_ckpt_cur_mismatch(fc_ckpt_cur *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  s_cur_vfail(c, "mismatched", fmt, ap);
+  va_end(ap);
   return -1;
 }
 
@@ -433,11 +448,7 @@ S_GETTER(fc_ckpt_get_f64, double, 8)
 
 int fc_ckpt_cur_version(fc_ckpt_cur *c, uint32_t max, uint32_t *v) {
   if (fc_ckpt_get_u32(c, "version", v)) return -1;
-  if (*v < 1 || *v > max) {
-    c->failed = 1;
-    return fc_set_err(c->err, c->errsz, "checkpoint is mismatched: section '%s' has version %u, this lfp reads 1 to %u",
-                      c->name, *v, max), -1;
-  }
+  if (*v < 1 || *v > max) return fc_ckpt_cur_mismatch(c, "has version %u, this lfp reads 1 to %u", *v, max);
   return 0;
 }
 

@@ -164,5 +164,8 @@ int fc_ckpt_cur_end(fc_ckpt_cur *c);
 /* Fail the cursor with "checkpoint is corrupted: section '<name>' <sentence>"
  * (for checks across fields); returns -1. */
 int fc_ckpt_cur_fail(fc_ckpt_cur *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same with "checkpoint is mismatched: ..." for a well-formed value this
+ * lfp does not know (a newer section version, a newer network kind). */
+int fc_ckpt_cur_mismatch(fc_ckpt_cur *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

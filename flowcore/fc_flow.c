@@ -32,9 +32,9 @@ void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, dou
 
 #define REAL float
 #define FM_LOSS_NAME s_fm_loss_f
-#define FM_CTX_PARAMS const fc_mlp *net, fc_mlp_ws *nws, float *grads, const float *c
-#define FM_FORWARD(v, t, xt) fc_mlp_forward(net, nws, v, t, xt, c, B)
-#define FM_BACKWARD(dv) fc_mlp_backward(net, nws, grads, 0, NULL, NULL, dv, B)
+#define FM_CTX_PARAMS const fc_net *net, fc_net_ws *nws, float *grads, const float *c
+#define FM_FORWARD(v, t, xt) fc_net_forward(net, nws, v, t, xt, c, B)
+#define FM_BACKWARD(dv) fc_net_backward(net, nws, grads, 0, NULL, NULL, dv, B)
 #define FM_WANT_GRAD (grads != NULL)
 #include "fc_fm_impl.inc"
 #undef REAL
@@ -46,9 +46,9 @@ void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, dou
 
 #define REAL double
 #define FM_LOSS_NAME s_fm_loss_d
-#define FM_CTX_PARAMS const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *nws, double *grads, const double *c
-#define FM_FORWARD(v, t, xt) fc_mlp_forward_ref(cfg, params, nws, v, t, xt, c, B)
-#define FM_BACKWARD(dv) fc_mlp_backward_ref(cfg, params, nws, grads, 0, NULL, NULL, dv, B)
+#define FM_CTX_PARAMS const fc_net_config *cfg, const double *params, fc_net_ws_ref *nws, double *grads, const double *c
+#define FM_FORWARD(v, t, xt) fc_net_forward_ref(cfg, params, nws, v, t, xt, c, B)
+#define FM_BACKWARD(dv) fc_net_backward_ref(cfg, params, nws, grads, 0, NULL, NULL, dv, B)
 #define FM_WANT_GRAD (grads != NULL)
 #include "fc_fm_impl.inc"
 #undef REAL
@@ -58,13 +58,13 @@ void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, dou
 #undef FM_BACKWARD
 #undef FM_WANT_GRAD
 
-double fc_regress_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, const float *x0, const float *c, int B) {
+double fc_regress_loss(const fc_net *net, fc_fm_ws *ws, float *grads, const float *x0, const float *c, int B) {
   FC_ASSERT(B >= 1 && B <= ws->max_batch);
-  const size_t n = (size_t)B * (size_t)net->cfg.dx;
+  const size_t n = (size_t)B * (size_t)fc_net_dx(&net->cfg);
   /* input x = 0 at t = 0 (ws->target doubles as the time buffer) */
   memset(ws->xt, 0, n * sizeof(float));
   memset(ws->target, 0, (size_t)B * sizeof(float));
-  fc_mlp_forward(net, ws->net, ws->v, ws->target, ws->xt, c, B);
+  fc_net_forward(net, ws->net, ws->v, ws->target, ws->xt, c, B);
   const double scale = 2.0 / (double)n;
   double loss = 0.0;
   for (size_t i = 0; i < n; i++) {
@@ -72,14 +72,14 @@ double fc_regress_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, const floa
     loss += r * r;
     ws->v[i] = (float)(scale * r);
   }
-  if (grads) fc_mlp_backward(net, ws->net, grads, 0, NULL, NULL, ws->v, B);
+  if (grads) fc_net_backward(net, ws->net, grads, 0, NULL, NULL, ws->v, B);
   return loss / (double)n;
 }
 
-fc_fm_ws *fc_fm_ws_new(const fc_mlp_config *cfg, int max_batch) {
+fc_fm_ws *fc_fm_ws_new(const fc_net_config *cfg, int max_batch) {
   fc_fm_ws *ws = fc_calloc(1, sizeof(*ws));
-  size_t n = (size_t)max_batch * (size_t)cfg->dx;
-  ws->net = fc_mlp_ws_new(cfg, max_batch);
+  size_t n = (size_t)max_batch * (size_t)fc_net_dx(cfg);
+  ws->net = fc_net_ws_new(cfg, max_batch);
   ws->max_batch = max_batch;
   ws->xt = fc_calloc(n, sizeof(float));
   ws->target = fc_calloc(n, sizeof(float));
@@ -89,26 +89,27 @@ fc_fm_ws *fc_fm_ws_new(const fc_mlp_config *cfg, int max_batch) {
 
 void fc_fm_ws_free(fc_fm_ws *ws) {
   if (!ws) return;
-  fc_mlp_ws_free(ws->net);
+  fc_net_ws_free(ws->net);
   free(ws->xt);
   free(ws->target);
   free(ws->v);
   free(ws);
 }
 
-double fc_fm_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
+double fc_fm_loss(const fc_net *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
                   const float *x0, const float *x1, const float *c, int B) {
   FC_ASSERT(B >= 1 && B <= ws->max_batch);
-  return s_fm_loss_f(net->cfg.dx, k, t, x0, x1, ws->xt, ws->target, ws->v, B, net, ws->net, grads, c);
+  return s_fm_loss_f(fc_net_dx(&net->cfg), k, t, x0, x1, ws->xt, ws->target, ws->v, B, net, ws->net, grads, c);
 }
 
-double fc_fm_loss_ref(const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *ws,
+double fc_fm_loss_ref(const fc_net_config *cfg, const double *params, fc_net_ws_ref *ws,
                       double *grads, fc_interp k, const double *t, const double *x0,
                       const double *x1, const double *c, int B) {
-  size_t n = (size_t)B * (size_t)cfg->dx;
+  const int D = fc_net_dx(cfg);
+  size_t n = (size_t)B * (size_t)D;
   double *xt = fc_malloc(n * sizeof(double)), *tg = fc_malloc(n * sizeof(double));
   double *v = fc_malloc(n * sizeof(double));
-  double loss = s_fm_loss_d(cfg->dx, k, t, x0, x1, xt, tg, v, B, cfg, params, ws, grads, c);
+  double loss = s_fm_loss_d(D, k, t, x0, x1, xt, tg, v, B, cfg, params, ws, grads, c);
   free(xt);
   free(tg);
   free(v);
@@ -181,7 +182,7 @@ void fc_ode_integrate(fc_field_fn f, void *ctx, fc_ode_ws *ws, fc_sampler s, flo
 
 void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc) {
   cfg->nblocks = 4;
-  fc_mlp_config_default(&cfg->net, dx, dc);
+  fc_net_config_default(&cfg->net, FC_NET_MLP, dx, dc);
   cfg->interp = FC_INTERP_LINEAR;
   cfg->gamma_c = 0.2f;
   cfg->gamma_rho = 1.25f;
@@ -192,14 +193,9 @@ void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc) {
 }
 
 int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz) {
-  if (cfg->nblocks < 1 || cfg->nblocks > 64)
-    return fc_set_err(err, errsz, "number of blocks must be in 1..64 (got %d)", cfg->nblocks), -1;
-  if (fc_mlp_config_check(&cfg->net, err, errsz)) return -1;
-  if (cfg->net.width > FC_LFM_MAX_WIDTH || cfg->net.dx > FC_LFM_MAX_DIM || cfg->net.dc > FC_LFM_MAX_DIM ||
-      cfg->net.temb > FC_LFM_MAX_TEMB)
-    return fc_set_err(err, errsz, "network width %d, dimensions %d and %d or time embedding %d beyond flowcore's bounds "
-                      "(%d, %d, %d)", cfg->net.width, cfg->net.dx, cfg->net.dc, cfg->net.temb, FC_LFM_MAX_WIDTH,
-                      FC_LFM_MAX_DIM, FC_LFM_MAX_TEMB), -1;
+  if (cfg->nblocks < 1 || cfg->nblocks > FC_LFM_MAX_BLOCKS)
+    return fc_set_err(err, errsz, "number of blocks must be in 1..%d (got %d)", FC_LFM_MAX_BLOCKS, cfg->nblocks), -1;
+  if (fc_net_config_check(&cfg->net, err, errsz)) return -1; /* the network, within flowcore's bounds */
   if (cfg->interp != FC_INTERP_LINEAR && cfg->interp != FC_INTERP_TRIG)
     return fc_set_err(err, errsz, "unknown interpolant %d", (int)cfg->interp), -1;
   if (cfg->nblocks > 1 && !(cfg->gamma_c > 0.0f && isfinite(cfg->gamma_c)))
@@ -228,11 +224,11 @@ fc_lfm *fc_lfm_new(const fc_lfm_config *cfg, char *err, size_t errsz) {
   if (fc_lfm_config_check(cfg, err, errsz)) return NULL;
   fc_lfm *m = fc_calloc(1, sizeof(*m));
   m->cfg = *cfg;
-  m->block_params = fc_mlp_nparams(&cfg->net);
+  m->block_params = fc_net_nparams(&cfg->net);
   m->params = fc_calloc(m->block_params * (size_t)cfg->nblocks, sizeof(float));
-  m->blocks = fc_calloc((size_t)cfg->nblocks, sizeof(fc_mlp));
+  m->blocks = fc_calloc((size_t)cfg->nblocks, sizeof(fc_net));
   for (int i = 0; i < cfg->nblocks; i++)
-    fc_mlp_bind(&m->blocks[i], &cfg->net, m->params + (size_t)i * m->block_params);
+    fc_net_bind(&m->blocks[i], &cfg->net, m->params + (size_t)i * m->block_params);
   return m;
 }
 
@@ -267,15 +263,15 @@ int fc_lfm_steps_per_block(int total, int nblocks, char *err, size_t errsz) {
 fc_lfm_ws *fc_lfm_ws_new(const fc_lfm *m, int max_batch) {
   fc_lfm_ws *ws = fc_calloc(1, sizeof(*ws));
   ws->max_batch = max_batch;
-  ws->net = fc_mlp_ws_new(&m->cfg.net, max_batch);
-  ws->ode = fc_ode_ws_new(max_batch, m->cfg.net.dx);
+  ws->net = fc_net_ws_new(&m->cfg.net, max_batch);
+  ws->ode = fc_ode_ws_new(max_batch, fc_net_dx(&m->cfg.net));
   ws->tbuf = fc_calloc((size_t)max_batch, sizeof(float));
   return ws;
 }
 
 void fc_lfm_ws_free(fc_lfm_ws *ws) {
   if (!ws) return;
-  fc_mlp_ws_free(ws->net);
+  fc_net_ws_free(ws->net);
   fc_ode_ws_free(ws->ode);
   free(ws->tbuf);
   free(ws);
@@ -283,8 +279,8 @@ void fc_lfm_ws_free(fc_lfm_ws *ws) {
 
 /* the velocity field of one block, as an ODE right-hand side */
 typedef struct {
-  const fc_mlp *net;
-  fc_mlp_ws *ws;
+  const fc_net *net;
+  fc_net_ws *ws;
   const float *c;
   float *tbuf;
 } s_net_field;
@@ -292,13 +288,13 @@ typedef struct {
 static void s_net_field_eval(void *ctx, double t, const float *x, float *v, int B) {
   s_net_field *f = ctx;
   for (int b = 0; b < B; b++) f->tbuf[b] = (float)t;
-  fc_mlp_forward(f->net, f->ws, v, f->tbuf, x, f->c, B);
+  fc_net_forward(f->net, f->ws, v, f->tbuf, x, f->c, B);
 }
 
 void fc_lfm_push(const fc_lfm *m, fc_lfm_ws *ws, int blk, int forward, float *x, const float *c,
                  int B, fc_sampler s, int steps) {
   FC_ASSERT(blk >= 0 && blk < m->cfg.nblocks);
-  const int D = m->cfg.net.dx, C = m->cfg.net.dc;
+  const int D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net);
   for (int off = 0; off < B; off += ws->max_batch) {
     int nb = B - off < ws->max_batch ? B - off : ws->max_batch;
     s_net_field f = {&m->blocks[blk], ws->net, c ? c + (size_t)off * C : NULL, ws->tbuf};
@@ -311,14 +307,14 @@ void fc_lfm_generate(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, i
                      fc_sampler s, int steps) {
   if (m->cfg.objective == FC_OBJ_REGRESS) {
     /* one evaluation at t = 0, x = 0 */
-    const int D = m->cfg.net.dx, C = m->cfg.net.dc;
+    const int D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net);
     for (int off = 0; off < B; off += ws->max_batch) {
       int nb = B - off < ws->max_batch ? B - off : ws->max_batch;
       float *xo = x + (size_t)off * D;
       memset(xo, 0, (size_t)nb * D * sizeof(float));
       memset(ws->tbuf, 0, (size_t)nb * sizeof(float));
       memcpy(ws->ode->xt, xo, (size_t)nb * D * sizeof(float));
-      fc_mlp_forward(&m->blocks[0], ws->net, xo, ws->tbuf, ws->ode->xt, c ? c + (size_t)off * C : NULL, nb);
+      fc_net_forward(&m->blocks[0], ws->net, xo, ws->tbuf, ws->ode->xt, c ? c + (size_t)off * C : NULL, nb);
     }
     return;
   }
@@ -340,7 +336,7 @@ static double s_mean_dist(const float *a, const float *b, int n, int D) {
 
 void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float *c, int n,
                      fc_sampler s, int steps, fc_block_diag *out) {
-  const int D = m->cfg.net.dx;
+  const int D = fc_net_dx(&m->cfg.net);
   size_t bytes = (size_t)n * D * sizeof(float);
   float *cur = fc_malloc(bytes), *fwd = fc_malloc(bytes), *back = fc_malloc(bytes);
   memcpy(cur, x, bytes);
@@ -397,7 +393,7 @@ struct fc_lfm_trainer {
 
 fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c, size_t n,
                                    const fc_train_config *tc, char *err, size_t errsz) {
-  const int N = model->cfg.nblocks, D = model->cfg.net.dx, C = model->cfg.net.dc;
+  const int N = model->cfg.nblocks, D = fc_net_dx(&model->cfg.net), C = fc_net_dc(&model->cfg.net);
   if (n < 1) return fc_set_err(err, errsz, "training set is empty"), NULL;
   if (n > (size_t)1 << 30) return fc_set_err(err, errsz, "training set too large (%zu samples)", n), NULL;
   if (C > 0 && !c) return fc_set_err(err, errsz, "the network expects %d condition values per sample but none were given", C), NULL;
@@ -462,11 +458,11 @@ static void s_next_indices(fc_lfm_trainer *tr, int *idx, int B) {
 /* a new block starts from fresh weights, or from its predecessor's (warm start) */
 static void s_block_begin(fc_lfm_trainer *tr) {
   fc_lfm *m = tr->model;
-  fc_mlp *net = &m->blocks[tr->block];
+  fc_net *net = &m->blocks[tr->block];
   if (tr->block > 0 && tr->tc.warm_start)
     memcpy(net->params, m->blocks[tr->block - 1].params, m->block_params * sizeof(float));
   else
-    fc_mlp_init(net, &tr->rng);
+    fc_net_init(net, &tr->rng);
   fc_adamw_reset(tr->opt);
   memcpy(tr->ema, net->params, m->block_params * sizeof(float));
 }
@@ -475,7 +471,7 @@ static void s_block_begin(fc_lfm_trainer *tr) {
  * it (t: 0 -> 1), become the next block's inputs */
 static void s_block_end(fc_lfm_trainer *tr) {
   fc_lfm *m = tr->model;
-  const int D = m->cfg.net.dx;
+  const int D = fc_net_dx(&m->cfg.net);
   memcpy(m->blocks[tr->block].params, tr->ema, m->block_params * sizeof(float));
   if (tr->block + 1 < m->cfg.nblocks) {
     if (!tr->cache) {
@@ -500,9 +496,9 @@ static void s_block_end(fc_lfm_trainer *tr) {
 double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
   FC_ASSERT(!fc_lfm_trainer_done(tr));
   fc_lfm *m = tr->model;
-  const int B = tr->tc.batch, D = m->cfg.net.dx, C = m->cfg.net.dc, N = m->cfg.nblocks;
+  const int B = tr->tc.batch, D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net), N = m->cfg.nblocks;
   if (tr->step_in_block == 0) s_block_begin(tr);
-  fc_mlp *net = &m->blocks[tr->block];
+  fc_net *net = &m->blocks[tr->block];
 
   /* minibatch: inputs x0 and their conditions */
   s_next_indices(tr, tr->idx, B);
@@ -576,7 +572,7 @@ int fc_lfm_trainer_valid_block(const fc_lfm_trainer *tr) {
  * (only at a boundary) are recomputed into vprev from the data. */
 static const float *s_valid_inputs(fc_lfm_trainer *tr, int k) {
   fc_lfm *m = tr->model;
-  const int D = m->cfg.net.dx, N = m->cfg.nblocks;
+  const int D = fc_net_dx(&m->cfg.net), N = m->cfg.nblocks;
   if (k == (tr->block < N ? tr->block : N - 1)) return tr->vcur;
   if (k == 0) return tr->vdata;
   if (!tr->vprev) tr->vprev = fc_malloc(tr->nv * D * sizeof(float));
@@ -590,11 +586,11 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
   const int k = fc_lfm_trainer_valid_block(tr);
   if (!tr->nv || k < 0) return NAN;
   fc_lfm *m = tr->model;
-  const int B = tr->tc.batch, D = m->cfg.net.dx, C = m->cfg.net.dc, N = m->cfg.nblocks;
+  const int B = tr->tc.batch, D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net), N = m->cfg.nblocks;
   /* block k with its EMA weights (mid-block: the running EMA; finished: the
-   * EMA it kept), on a private copy of the model view */
-  fc_mlp net = m->blocks[k];
-  if (k == tr->block) net.params = tr->ema;
+   * EMA it kept), on a private view */
+  fc_net net;
+  fc_net_bind(&net, &m->cfg.net, k == tr->block ? tr->ema : m->blocks[k].params);
   const float *vin = s_valid_inputs(tr, k);
   fc_rng r;
   fc_rng_seed(&r, tr->tc.seed ^ 0x5a17u);
@@ -706,7 +702,7 @@ int fc_lfm_trainer_restore(fc_lfm_trainer *tr, const fc_ckpt *ck, char *err, siz
   /* the current block's inputs: the data pushed through the finished blocks */
   tr->cur = tr->data;
   tr->vcur = tr->vdata;
-  const int D = tr->model->cfg.net.dx;
+  const int D = fc_net_dx(&tr->model->cfg.net);
   for (int b = 0; b < tr->block && b + 1 < N; b++) {
     if (!tr->cache) tr->cache = fc_malloc(tr->n * D * sizeof(float));
     if (b == 0) memcpy(tr->cache, tr->data, tr->n * D * sizeof(float));
@@ -737,12 +733,16 @@ int fc_coupling_parse(const char *s) { return fc_name_index(s, s_coupling_names,
 
 /* ---------- checkpoints ---------- */
 
-/* lfm.config, field by field (version 1 of the section):
- *   u32 version, i32 nblocks, dx, dc, width, depth, temb, act, cond, interp,
- *   coupling, sampler, steps, objective, f32 gamma_c, gamma_rho
- * Format 1 wrote the same fields without the version, with 3 zero int32 after
- * objective and 2 zero floats after gamma_rho (80 bytes). */
-#define S_CONFIG_VERSION 1
+/* lfm.config, field by field (version 2 of the section):
+ *   u32 version, i32 nblocks, the network (fc_net_config_put: i32 kind, then
+ *   the kind's fields), i32 interp, coupling, sampler, steps, objective,
+ *   f32 gamma_c, gamma_rho
+ * Version 1 is the same without the kind: the network was an mlp, whose
+ * fields (dx, dc, width, depth, temb, act, cond) sat where they still do.
+ * Format 1 wrote version 1's fields without the version word, with 3 zero
+ * int32 after objective and 2 zero floats after gamma_rho (80 bytes). So
+ * one reader serves all three. */
+#define S_CONFIG_VERSION 2
 
 static void s_sec_name(char *out, size_t n, const char *prefix, const char *name) {
   snprintf(out, n, "%s%s", prefix ? prefix : "", name);
@@ -750,12 +750,12 @@ static void s_sec_name(char *out, size_t n, const char *prefix, const char *name
 
 void fc_lfm_save(const fc_lfm *m, fc_ckpt_writer *w, const char *prefix) {
   const fc_lfm_config *c = &m->cfg;
-  const int32_t iv[13] = {c->nblocks, c->net.dx, c->net.dc, c->net.width, c->net.depth,
-                          c->net.temb, c->net.act, c->net.cond, c->interp, c->coupling,
-                          c->sampler, c->steps, c->objective};
+  const int32_t iv[5] = {c->interp, c->coupling, c->sampler, c->steps, c->objective};
   fc_ckpt_buf b = {0};
   fc_ckpt_put_u32(&b, S_CONFIG_VERSION);
-  for (int i = 0; i < 13; i++) fc_ckpt_put_i32(&b, iv[i]);
+  fc_ckpt_put_i32(&b, c->nblocks);
+  fc_net_config_put(&b, &c->net);
+  for (int i = 0; i < 5; i++) fc_ckpt_put_i32(&b, iv[i]);
   fc_ckpt_put_f32(&b, c->gamma_c);
   fc_ckpt_put_f32(&b, c->gamma_rho);
   char name[FC_CKPT_NAME_MAX];
@@ -765,37 +765,35 @@ void fc_lfm_save(const fc_lfm *m, fc_ckpt_writer *w, const char *prefix) {
   fc_ckpt_add(w, name, m->params, fc_lfm_nparams(m) * sizeof(float));
 }
 
-/* the config section, every field bounded (FC_LFM_MAX_*) before use */
+/* the config section, every field bounded (FC_LFM_MAX_*, the network's by
+ * fc_net_config_get) before use */
 static int s_read_config(const fc_ckpt *ck, const char *name, fc_lfm_config *cfg, char *err, size_t errsz) {
   fc_ckpt_cur c;
-  const int v1 = fc_ckpt_version(ck) < 2;
+  const int format1 = fc_ckpt_version(ck) < 2;
   uint32_t ver = 1, pad;
-  int32_t iv[13];
+  int32_t nblocks, iv[5];
   float fv[2], fpad;
   static const struct {
     const char *name;
     int32_t lo, hi;
-  } f[13] = {{"nblocks", 1, 64},           {"dx", 1, FC_LFM_MAX_DIM},    {"dc", 0, FC_LFM_MAX_DIM},
-             {"width", 1, FC_LFM_MAX_WIDTH}, {"depth", 0, 64},           {"temb", 2, FC_LFM_MAX_TEMB},
-             {"act", 0, 2},                {"cond", 0, 1},               {"interp", 0, 1},
-             {"coupling", 0, 2},           {"sampler", 0, 2},            {"steps", 1, 10000},
-             {"objective", 0, 1}};
-  if (fc_ckpt_cur_open(&c, ck, name, err, errsz) || (!v1 && fc_ckpt_cur_version(&c, S_CONFIG_VERSION, &ver)))
+  } f[5] = {{"interp", 0, 1}, {"coupling", 0, 2}, {"sampler", 0, 2}, {"steps", 1, 10000}, {"objective", 0, 1}};
+  memset(cfg, 0, sizeof(*cfg));
+  if (fc_ckpt_cur_open(&c, ck, name, err, errsz) || (!format1 && fc_ckpt_cur_version(&c, S_CONFIG_VERSION, &ver)) ||
+      fc_ckpt_get_i32(&c, "nblocks", 1, FC_LFM_MAX_BLOCKS, &nblocks))
     return -1;
-  for (int i = 0; i < 13; i++)
+  /* the network: its kind from version 2 on, before that always an mlp */
+  if (ver >= 2 ? fc_net_config_get(&c, &cfg->net) : fc_net_config_get_fields(&c, FC_NET_MLP, &cfg->net)) return -1;
+  for (int i = 0; i < 5; i++)
     if (fc_ckpt_get_i32(&c, f[i].name, f[i].lo, f[i].hi, &iv[i])) return -1;
-  for (int i = 0; v1 && i < 3; i++)
+  for (int i = 0; format1 && i < 3; i++)
     if (fc_ckpt_get_u32(&c, "padding", &pad)) return -1;
   if (fc_ckpt_get_f32(&c, "gamma_c", &fv[0]) || fc_ckpt_get_f32(&c, "gamma_rho", &fv[1])) return -1;
-  for (int i = 0; v1 && i < 2; i++)
+  for (int i = 0; format1 && i < 2; i++)
     if (fc_ckpt_get_f32(&c, "padding", &fpad)) return -1;
   if (fc_ckpt_cur_end(&c)) return -1;
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->nblocks = iv[0];
-  cfg->net.dx = iv[1]; cfg->net.dc = iv[2]; cfg->net.width = iv[3]; cfg->net.depth = iv[4];
-  cfg->net.temb = iv[5]; cfg->net.act = (fc_act)iv[6]; cfg->net.cond = (fc_cond_mode)iv[7];
-  cfg->interp = (fc_interp)iv[8]; cfg->coupling = (fc_coupling)iv[9];
-  cfg->sampler = (fc_sampler)iv[10]; cfg->steps = iv[11]; cfg->objective = (fc_objective)iv[12];
+  cfg->nblocks = nblocks;
+  cfg->interp = (fc_interp)iv[0]; cfg->coupling = (fc_coupling)iv[1];
+  cfg->sampler = (fc_sampler)iv[2]; cfg->steps = iv[3]; cfg->objective = (fc_objective)iv[4];
   cfg->gamma_c = fv[0]; cfg->gamma_rho = fv[1];
   char why[200];
   if (fc_lfm_config_check(cfg, why, sizeof(why)))
@@ -808,11 +806,11 @@ fc_lfm *fc_lfm_load(const fc_ckpt *ck, const char *prefix, char *err, size_t err
   fc_lfm_config c;
   s_sec_name(name, sizeof(name), prefix, "lfm.config");
   if (s_read_config(ck, name, &c, err, errsz)) return NULL;
-  /* the parameter count before anything is allocated: with the bounds above
-   * one block has fewer than 2^42 parameters (fc_mlp_layout_make's sums
-   * cannot wrap on 64-bit); the products with N and sizeof(float) are
+  /* the parameter count before anything is allocated: within fc_net's
+   * bounds one block has far fewer than 2^63 parameters (the kind's layout
+   * sums cannot wrap on 64-bit); the products with N and sizeof(float) are
    * checked, and the file must hold exactly that many bytes */
-  const size_t per_block = fc_mlp_nparams(&c.net);
+  const size_t per_block = fc_net_nparams(&c.net);
   size_t count, bytes, have = 0;
   s_sec_name(name, sizeof(name), prefix, "lfm.params");
   if (__builtin_mul_overflow(per_block, (size_t)c.nblocks, &count) || __builtin_mul_overflow(count, sizeof(float), &bytes))

@@ -1,4 +1,5 @@
-/* fc_flow: flow matching and Local Flow Matching (LFM) on fc_mlp networks.
+/* fc_flow: flow matching and Local Flow Matching (LFM) on fc_net networks
+ * (any kind: fc_net.h).
  *
  * Convention (the LFM authors'): t = 0 is the data side, t = 1 the noise side;
  * a network v(t, x, c) points data -> noise; pushing forward integrates
@@ -47,7 +48,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fc_mlp.h"
+#include "fc_net.h"
 #include "fc_optim.h"
 #include "fc_rng.h"
 
@@ -61,22 +62,22 @@ void fc_interp_coef(fc_interp k, double t, double *a, double *b, double *da, dou
 
 /* Scratch for the loss, one per thread. */
 typedef struct {
-  fc_mlp_ws *net;
+  fc_net_ws *net;
   int max_batch;
   float *xt, *target, *v; /* (B, D) each */
 } fc_fm_ws;
-fc_fm_ws *fc_fm_ws_new(const fc_mlp_config *cfg, int max_batch);
+fc_fm_ws *fc_fm_ws_new(const fc_net_config *cfg, int max_batch);
 void fc_fm_ws_free(fc_fm_ws *ws);
 
 /* Flow-matching loss (1 / (B D)) sum_b || v(t_b, I_t, c_b) - dI/dt ||^2 for
  * pairs (x0, x1) (B, D) with times t (B) and conditions c (B, C) or NULL.
  * When grads != NULL it receives dLoss/dparams (overwritten). */
-double fc_fm_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
+double fc_fm_loss(const fc_net *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
                   const float *x0, const float *x1, const float *c, int B);
 /* The regression objective: (1 / (B D)) sum_b || v(0, 0, c_b) - x0_b ||^2. */
-double fc_regress_loss(const fc_mlp *net, fc_fm_ws *ws, float *grads, const float *x0, const float *c, int B);
+double fc_regress_loss(const fc_net *net, fc_fm_ws *ws, float *grads, const float *x0, const float *c, int B);
 /* The same in double precision on the reference network (test oracle). */
-double fc_fm_loss_ref(const fc_mlp_config *cfg, const double *params, fc_mlp_ws_ref *ws,
+double fc_fm_loss_ref(const fc_net_config *cfg, const double *params, fc_net_ws_ref *ws,
                       double *grads, fc_interp k, const double *t, const double *x0,
                       const double *x1, const double *c, int B);
 
@@ -116,7 +117,7 @@ typedef enum {
 
 typedef struct {
   int nblocks;          /* N >= 1; N = 1 is global flow matching */
-  fc_mlp_config net;    /* each block's network */
+  fc_net_config net;    /* each block's network (its kind and the kind's config) */
   fc_interp interp;
   float gamma_c, gamma_rho; /* gamma_n = c * rho^(n-1), n = 1..N-1 */
   fc_coupling coupling;
@@ -129,11 +130,11 @@ typedef struct {
   fc_lfm_config cfg;
   size_t block_params;  /* parameters of one block */
   float *params;        /* nblocks * block_params, owned */
-  fc_mlp *blocks;       /* nblocks views into params */
+  fc_net *blocks;       /* nblocks views into params */
 } fc_lfm;
 
-/* N = 4, default network, linear interpolant, c = 0.2, rho = 1.25, dependent,
- * RK4 with 4 steps per block. */
+/* N = 4, the default mlp (fc_net_config_default), linear interpolant,
+ * c = 0.2, rho = 1.25, dependent, RK4 with 4 steps per block. */
 void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc);
 int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz);
 /* gamma_n for block n = 1..N-1; the free last block has no gamma (returns 0). */
@@ -151,7 +152,7 @@ int fc_lfm_steps_per_block(int total, int nblocks, char *err, size_t errsz);
 /* Per-caller scratch for pushing and generating (no allocation afterwards). */
 typedef struct {
   int max_batch;
-  fc_mlp_ws *net;
+  fc_net_ws *net;
   fc_ode_ws *ode;
   float *tbuf;          /* (B) */
 } fc_lfm_ws;
@@ -180,24 +181,30 @@ void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float
 
 /* ---------- checkpoints (see fc_ckpt.h) ----------
  * Sections (checkpoint format 2; host byte order, see fc_ckpt.h):
- *   <prefix>lfm.config  u32 section version (1), then i32 nblocks, dx, dc,
- *                       width, depth, temb, act, cond, interp, coupling,
- *                       sampler, steps, objective, then f32 gamma_c, gamma_rho
- *   <prefix>lfm.params  f32[nblocks * fc_mlp_nparams(net)], block after block
+ *   <prefix>lfm.config  u32 section version (2), then i32 nblocks, the
+ *                       network (fc_net.h: i32 kind, then the kind's fields;
+ *                       mlp: i32 dx, dc, width, depth, temb, act, cond), then
+ *                       i32 interp, coupling, sampler, steps, objective, then
+ *                       f32 gamma_c, gamma_rho
+ *   <prefix>lfm.params  f32[nblocks * fc_net_nparams(net)], block after block
  *   train.state         u32 section version (1), then i64 block,
  *                       step_in_block, steps_done, perm_pos, nonfinite, n,
  *                       batch, steps, adam_t, has_spare, then u64 seed,
  *                       rng[4], then f64 spare, last_lr
  *   train.perm          i32[n]; train.adam_m, train.adam_v, train.ema
  *                       f32[block_params] each
- * Format-1 files (no section versions; lfm.config zero-padded to 16 int32
- * and 4 floats) still load. Loading bounds every size before allocating:
- * the limits below (which fc_lfm_config_check enforces for every model),
- * then the parameter count (overflow-checked) against the
- * bytes of lfm.params. */
-#define FC_LFM_MAX_WIDTH 65536 /* hidden width */
-#define FC_LFM_MAX_DIM 65536   /* dx and dc */
-#define FC_LFM_MAX_TEMB 4096   /* time-embedding size */
+ * Older files still load, as mlp networks: lfm.config version 1 (lfp up to
+ * commit 28aa4df, before the network kinds) is version 2 without the kind; format-1 files (no
+ * section versions) hold version 1's fields with lfm.config zero-padded to
+ * 16 int32 and 4 floats. Loading bounds every size before allocating: the
+ * limits below and the network's (fc_net.h, FC_NET_MAX_*), all enforced by
+ * fc_lfm_config_check for every model, then the parameter count
+ * (overflow-checked) against the bytes of lfm.params. An unknown network
+ * kind is refused as mismatched. */
+#define FC_LFM_MAX_BLOCKS 64                /* nblocks */
+#define FC_LFM_MAX_WIDTH FC_NET_MAX_WIDTH /* hidden width */
+#define FC_LFM_MAX_DIM FC_NET_MAX_DIM     /* dx and dc */
+#define FC_LFM_MAX_TEMB FC_NET_MAX_TEMB   /* time-embedding size */
 
 struct fc_ckpt_writer;
 struct fc_ckpt;

@@ -2,7 +2,8 @@
  * sees HDF5, MuJoCo or ZeroMQ.
  *
  *   fc_rng.h     explicit-state RNG (xoshiro256**), Gaussian draws
- *   fc_mlp.h     velocity network v(t, x, c): residual MLP, forward/backward on sgemm
+ *   fc_net.h     velocity network v(t, x, c) of any kind: one interface, a table per kind
+ *   fc_mlp.h     the residual FiLM MLP kind, forward/backward on sgemm
  *   fc_optim.h   AdamW, gradient clipping, warm-up + cosine schedule, EMA
  *   fc_flow.h    interpolants, FM loss, ODE samplers, Local Flow Matching chain + trainer
  *   fc_metric.h  exact W2 (optimal assignment), energy distance
@@ -17,6 +18,7 @@
 #include "fc_flow.h"
 #include "fc_metric.h"
 #include "fc_mlp.h"
+#include "fc_net.h"
 #include "fc_optim.h"
 #include "fc_par.h"
 #include "fc_rng.h"

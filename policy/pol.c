@@ -30,9 +30,10 @@ static int s_check(const pol_meta *m, const ds_norm *on, const ds_norm *an, cons
   if (on->dim != m->obs_dim || an->dim != m->action_dim)
     return fc_set_err(err, errsz, "normalization statistics are for %d obs / %d action values, the policy has %d / %d",
                       on->dim, an->dim, m->obs_dim, m->action_dim), -1;
-  if (f->cfg.net.dx != m->Tp * m->action_dim || f->cfg.net.dc != m->To * m->obs_dim)
-    return fc_set_err(err, errsz, "the network takes %d-D chunks and %d-D conditions; the policy needs %d and %d",
-                      f->cfg.net.dx, f->cfg.net.dc, m->Tp * m->action_dim, m->To * m->obs_dim), -1;
+  const int D = fc_net_dx(&f->cfg.net), C = fc_net_dc(&f->cfg.net);
+  if (D != m->Tp * m->action_dim || C != m->To * m->obs_dim)
+    return fc_set_err(err, errsz, "the network takes %d-D chunks and %d-D conditions; the policy needs %d and %d", D, C,
+                      m->Tp * m->action_dim, m->To * m->obs_dim), -1;
   if ((m->method == POL_MSE) != (f->cfg.objective == FC_OBJ_REGRESS) || (m->method == POL_FM && f->cfg.nblocks != 1))
     return fc_set_err(err, errsz, "method %s does not match its network (%d blocks, %s)", pol_method_name((pol_method)m->method),
                       f->cfg.nblocks, f->cfg.objective == FC_OBJ_REGRESS ? "regression" : "flow"), -1;

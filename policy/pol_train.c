@@ -23,8 +23,7 @@ void pol_train_config_default(pol_train_config *c) {
   c->To = 2;
   c->Tp = 16;
   c->Ta = 8;
-  c->width = 256;
-  c->depth = 3;
+  fc_net_config_default(&c->net, FC_NET_MLP, 1, 0); /* width 256, depth 3; sizes from the data */
   c->lr = 1e-3f;
   c->gamma_c = 0.2f;
   c->gamma_rho = 1.25f;
@@ -83,10 +82,10 @@ fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, cha
   /* lfm N blocks of matched width, fm one block, mse a regression */
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, c->Tp * action_dim, c->To * obs_dim);
-  lc.net.width = c->width;
-  lc.net.depth = c->depth;
+  lc.net = c->net;
+  fc_net_config_set_io(&lc.net, c->Tp * action_dim, c->To * obs_dim, c->Tp); /* x: Tp actions, time-major */
   lc.nblocks = c->method == POL_LFM ? c->blocks : 1;
-  if (lc.nblocks > 1) lc.net.width = fc_mlp_width_matching(&lc.net, lc.nblocks);
+  if (lc.nblocks > 1) fc_net_match(&lc.net, &lc.net, lc.nblocks);
   lc.objective = c->method == POL_MSE ? FC_OBJ_REGRESS : FC_OBJ_FLOW;
   lc.gamma_c = c->gamma_c;
   lc.gamma_rho = c->gamma_rho;
@@ -266,11 +265,9 @@ static const char *s_differs(const pol_policy *a, const pol_policy *b) {
       return i ? "action statistics" : "observation statistics";
   }
   const fc_lfm_config *f = &a->flow->cfg, *g = &b->flow->cfg;
-  if (f->nblocks != g->nblocks || f->net.dx != g->net.dx || f->net.dc != g->net.dc || f->net.width != g->net.width ||
-      f->net.depth != g->net.depth || f->net.temb != g->net.temb || f->net.act != g->net.act ||
-      f->net.cond != g->net.cond || f->interp != g->interp || f->gamma_c != g->gamma_c ||
-      f->gamma_rho != g->gamma_rho || f->coupling != g->coupling || f->objective != g->objective ||
-      f->sampler != g->sampler || f->steps != g->steps)
+  if (f->nblocks != g->nblocks || !fc_net_config_same(&f->net, &g->net) || f->interp != g->interp ||
+      f->gamma_c != g->gamma_c || f->gamma_rho != g->gamma_rho || f->coupling != g->coupling ||
+      f->objective != g->objective || f->sampler != g->sampler || f->steps != g->steps)
     return "network config";
   return NULL;
 }

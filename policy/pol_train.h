@@ -35,8 +35,12 @@ typedef struct {
   int batch;
   uint64_t seed;
   int To, Tp, Ta;
-  int width, depth;      /* the fm/mse network; lfm blocks get the width that
-                            matches its parameter count with N blocks */
+  fc_net_config net;     /* the fm/mse network: its kind and the kind's fields
+                            (mlp: net.mlp.width, net.mlp.depth, ...); its
+                            sizes are set from the data (fc_net_config_set_io:
+                            Tp * action_dim, To * obs_dim, horizon Tp); lfm
+                            blocks get the config that matches its parameter
+                            count with N blocks (fc_net_match) */
   float lr;
   float gamma_c, gamma_rho;
   fc_sampler sampler;
@@ -51,7 +55,8 @@ typedef struct {
   double action_low[POL_MAX_ACTION], action_high[POL_MAX_ACTION];
 } pol_train_config;
 
-/* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, ...). */
+/* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, mlp width 256
+ * depth 3, ...). */
 void pol_train_config_default(pol_train_config *c);
 
 /* The recipe for a task: the settings lfp train uses for it by default

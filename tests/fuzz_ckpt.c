@@ -21,7 +21,9 @@
  * each method and norm kind, width 8, depth 1, Tp 2, a bare "lfm" file and
  * an interrupted "run").
  * The seeds v1-* were written by this generator built at commit a28839e,
- * the last lfp of checkpoint format 1, and stay to keep that reader covered. */
+ * the last lfp of checkpoint format 1, and the seeds cfg1-* at commit
+ * 28aa4df, the last lfp of lfm.config section version 1 (no network kind);
+ * both stay to keep those readers covered. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +54,7 @@ static int s_run(const fc_ckpt *ck) {
    * finished blocks: keep a hostile step count from stalling the run */
   int ok = 0;
   if ((int64_t)m->cfg.steps * m->cfg.nblocks <= 256) {
-    const size_t D = (size_t)m->cfg.net.dx, C = (size_t)m->cfg.net.dc;
+    const size_t D = (size_t)fc_net_dx(&m->cfg.net), C = (size_t)fc_net_dc(&m->cfg.net);
     float *x = calloc(S_RUN_N * D, sizeof(float)), *c = calloc(S_RUN_N * C + 1, sizeof(float));
     for (size_t i = 0; i < S_RUN_N * D; i++) x[i] = (float)(i % 7) * 0.1f;
     fc_train_config tc;
@@ -101,9 +103,9 @@ static int s_one(const uint8_t *data, size_t size) {
     fc_lfm *m = fc_lfm_load(ck, NULL, err, sizeof(err));
     if (m) {
       fc_lfm_ws *ws = fc_lfm_ws_new(m, 1);
-      float *x = calloc((size_t)m->cfg.net.dx, sizeof(float));
-      float *c = calloc((size_t)m->cfg.net.dc + 1, sizeof(float));
-      fc_lfm_generate(m, ws, x, m->cfg.net.dc ? c : NULL, 1, FC_SAMPLER_EULER, 1);
+      float *x = calloc((size_t)fc_net_dx(&m->cfg.net), sizeof(float));
+      float *c = calloc((size_t)fc_net_dc(&m->cfg.net) + 1, sizeof(float));
+      fc_lfm_generate(m, ws, x, fc_net_dc(&m->cfg.net) ? c : NULL, 1, FC_SAMPLER_EULER, 1);
       free(x);
       free(c);
       fc_lfm_ws_free(ws);
@@ -142,10 +144,10 @@ static pol_policy *s_seed_policy(pol_method method, ds_norm_kind kind, fc_cond_m
   fc_lfm_config_default(&lc, m.Tp * m.action_dim, m.To * m.obs_dim);
   lc.nblocks = method == POL_LFM ? 2 : 1;
   lc.objective = method == POL_MSE ? FC_OBJ_REGRESS : FC_OBJ_FLOW;
-  lc.net.width = 8;
-  lc.net.depth = 1;
-  lc.net.temb = 4;
-  lc.net.cond = cond;
+  lc.net.mlp.width = 8;
+  lc.net.mlp.depth = 1;
+  lc.net.mlp.temb = 4;
+  lc.net.mlp.cond = cond;
   lc.steps = 2;
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
   fc_rng r;
@@ -206,7 +208,7 @@ static int s_write_seeds(const char *dir) {
   {
     fc_lfm_config lc;
     fc_lfm_config_default(&lc, 2, 1);
-    lc.nblocks = 2, lc.net.width = 8, lc.net.depth = 1, lc.net.temb = 4, lc.steps = 2;
+    lc.nblocks = 2, lc.net.mlp.width = 8, lc.net.mlp.depth = 1, lc.net.mlp.temb = 4, lc.steps = 2;
     fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
     float x[S_RUN_N * 2], c[S_RUN_N] = {0};
     for (int i = 0; i < S_RUN_N * 2; i++) x[i] = (float)(i % 7) * 0.1f;

@@ -25,8 +25,8 @@ static inline pol_policy *node_fixture_policy(void) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, m.Tp * m.action_dim, m.To * m.obs_dim);
   lc.nblocks = 2;
-  lc.net.width = 16;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 16;
+  lc.net.mlp.depth = 1;
   lc.steps = 2;
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
   fc_rng r;

@@ -1,6 +1,7 @@
 /* Tests of flowcore: RNG, gradients (finite differences in double), BLAS vs
  * the naive reference, AdamW by hand, sampler convergence orders, LFM with
- * N = 1 vs global FM, checkpoints, W2, and LFM end to end on 8 Gaussians. */
+ * N = 1 vs global FM, checkpoints, W2, LFM end to end on 8 Gaussians, and
+ * the network interface (fc_net) against its kinds. */
 #include <dirent.h>
 #include <unistd.h>
 
@@ -150,9 +151,11 @@ TEST(mlp_gradients_concat) {
 TEST(fm_loss_gradients) {
   for (int interp = 0; interp < 2; interp++)
     for (int cond = 0; cond < 2; cond++) {
-      fc_mlp_config cfg = {.dx = 2, .dc = 3, .width = 4, .depth = 1, .temb = 4, .act = FC_ACT_GELU, .cond = (fc_cond_mode)cond};
+      fc_net_config cfg = {.kind = FC_NET_MLP,
+                           .mlp = {.dx = 2, .dc = 3, .width = 4, .depth = 1, .temb = 4, .act = FC_ACT_GELU,
+                                   .cond = (fc_cond_mode)cond}};
       const int B = 4;
-      size_t P = fc_mlp_nparams(&cfg);
+      size_t P = fc_net_nparams(&cfg);
       fc_rng rng;
       fc_rng_seed(&rng, 5 + interp);
       double *p = malloc(P * sizeof(double)), *g = calloc(P, sizeof(double));
@@ -162,7 +165,7 @@ TEST(fm_loss_gradients) {
       s_fill_uniform(&rng, x0, 8, -2.0, 2.0);
       s_fill_uniform(&rng, x1, 8, -2.0, 2.0);
       s_fill_uniform(&rng, c, 12, -1.0, 1.0);
-      fc_mlp_ws_ref *ws = fc_mlp_ws_new_ref(&cfg, B);
+      fc_net_ws_ref *ws = fc_net_ws_new_ref(&cfg, B);
       fc_fm_loss_ref(&cfg, p, ws, g, (fc_interp)interp, t, x0, x1, c, B);
       const double h = 1e-5;
       for (size_t i = 0; i < P; i++) {
@@ -176,7 +179,7 @@ TEST(fm_loss_gradients) {
         ASSERT_MSG(s_grad_close(g[i], num), "%s/%s param %zu: analytic %.12g numeric %.12g",
                    fc_interp_name((fc_interp)interp), fc_cond_name((fc_cond_mode)cond), i, g[i], num);
       }
-      fc_mlp_ws_free_ref(ws);
+      fc_net_ws_free_ref(ws);
       free(p);
       free(g);
     }
@@ -400,15 +403,15 @@ TEST(sampler_convergence_order) {
 /* ---------- LFM with N = 1 is global flow matching ---------- */
 
 typedef struct {
-  const fc_mlp *net;
-  fc_mlp_ws *ws;
+  const fc_net *net;
+  fc_net_ws *ws;
 } s_one_net;
 
 static void s_one_net_field(void *ctx, double t, const float *x, float *v, int B) {
   s_one_net *f = ctx;
   float tb[64];
   for (int b = 0; b < B; b++) tb[b] = (float)t;
-  fc_mlp_forward(f->net, f->ws, v, tb, x, NULL, B);
+  fc_net_forward(f->net, f->ws, v, tb, x, NULL, B);
 }
 
 TEST(lfm_single_block_is_fm) {
@@ -421,8 +424,8 @@ TEST(lfm_single_block_is_fm) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, D, 0);
   lc.nblocks = 1;
-  lc.net.width = 16;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 16;
+  lc.net.mlp.depth = 1;
   char err[256];
   fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
   fc_train_config tc;
@@ -438,15 +441,15 @@ TEST(lfm_single_block_is_fm) {
 
   /* ... equals plain flow matching written out: x0 from the data, x1 = z ~ N(0, I),
    * t ~ U(0, 1), loss, clip, AdamW on the schedule, EMA */
-  size_t P = fc_mlp_nparams(&lc.net);
+  size_t P = fc_net_nparams(&lc.net);
   float *p = calloc(P, sizeof(float)), *g = calloc(P, sizeof(float)), *ema = calloc(P, sizeof(float));
-  fc_mlp net;
-  fc_mlp_bind(&net, &lc.net, p);
+  fc_net net;
+  fc_net_bind(&net, &lc.net, p);
   fc_rng rng;
   fc_rng_seed(&rng, tc.seed);
   int perm[100], pos = 0;
   fc_rng_permutation(&rng, perm, n);
-  fc_mlp_init(&net, &rng);
+  fc_net_init(&net, &rng);
   memcpy(ema, p, P * sizeof(float));
   fc_adamw *opt = fc_adamw_new(P, &tc.opt);
   fc_fm_ws *fws = fc_fm_ws_new(&lc.net, B);
@@ -475,14 +478,14 @@ TEST(lfm_single_block_is_fm) {
   fc_lfm_ws *lws = fc_lfm_ws_new(m, 16);
   fc_lfm_generate(m, lws, za, NULL, 16, FC_SAMPLER_HEUN, 5);
   memcpy(p, ema, P * sizeof(float));
-  fc_mlp_ws *mws = fc_mlp_ws_new(&lc.net, 16);
+  fc_net_ws *mws = fc_net_ws_new(&lc.net, 16);
   fc_ode_ws *ows = fc_ode_ws_new(16, 2);
   s_one_net f = {&net, mws};
   fc_ode_integrate(s_one_net_field, &f, ows, FC_SAMPLER_HEUN, zb, 16, 1.0, 0.0, 5);
   ASSERT(memcmp(za, zb, sizeof(za)) == 0);
   ASSERT_EQ_INT(fc_lfm_nfe(m, FC_SAMPLER_HEUN, 5), 10);
 
-  fc_lfm_ws_free(lws); fc_mlp_ws_free(mws); fc_ode_ws_free(ows); fc_fm_ws_free(fws);
+  fc_lfm_ws_free(lws); fc_net_ws_free(mws); fc_ode_ws_free(ows); fc_fm_ws_free(fws);
   fc_adamw_free(opt); free(p); free(g); free(ema);
   fc_lfm_free(m);
   return 0;
@@ -495,8 +498,8 @@ static float *s_train_chain(const float *x, const float *c, int n, int D, int C,
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, D, C);
   lc.nblocks = nblocks;
-  lc.net.width = width;
-  lc.net.depth = depth;
+  lc.net.mlp.width = width;
+  lc.net.mlp.depth = depth;
   lc.steps = 2;
   fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
   fc_train_config tc;
@@ -576,8 +579,8 @@ TEST(trainer_resume_is_bit_identical) {
     fc_lfm_config lc;
     fc_lfm_config_default(&lc, 2, 0);
     lc.nblocks = 3;
-    lc.net.width = 24;
-    lc.net.depth = 1;
+    lc.net.mlp.width = 24;
+    lc.net.mlp.depth = 1;
     lc.steps = 2;
     fc_train_config tc;
     fc_train_config_default(&tc);
@@ -637,8 +640,8 @@ TEST(regression_objective_and_validation_loss) {
   fc_lfm_config_default(&lc, 2, 2);
   lc.nblocks = 1;
   lc.objective = FC_OBJ_REGRESS;
-  lc.net.width = 32;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 32;
+  lc.net.mlp.depth = 1;
   char err[256];
   fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
   ASSERT_MSG(m, "%s", err);
@@ -704,7 +707,7 @@ TEST(lfm_gamma_schedule) {
   ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
   ASSERT_CONTAINS(err, "blocks");
   lc.nblocks = 2;
-  lc.net.temb = 3;
+  lc.net.mlp.temb = 3;
   ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
   ASSERT_CONTAINS(err, "time embedding");
   return 0;
@@ -734,14 +737,14 @@ static fc_lfm *s_random_model(uint64_t seed) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 3, 2);
   lc.nblocks = 2;
-  lc.net.width = 8;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 8;
+  lc.net.mlp.depth = 1;
   lc.interp = FC_INTERP_TRIG;
   lc.coupling = FC_COUPLING_SHUFFLED;
   fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
   fc_rng r;
   fc_rng_seed(&r, seed);
-  for (int b = 0; b < lc.nblocks; b++) fc_mlp_init(&m->blocks[b], &r);
+  for (int b = 0; b < lc.nblocks; b++) fc_net_init(&m->blocks[b], &r);
   return m;
 }
 
@@ -944,7 +947,7 @@ TEST(film_with_depth_0_is_refused) {
   ASSERT_CONTAINS(err, "depth 0 has no residual block for FiLM");
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 3, 2);
-  lc.net.depth = 0;
+  lc.net.mlp.depth = 0;
   ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
   ASSERT_CONTAINS(err, "depth 0");
   /* concat conditioning feeds t and c to the input layer: depth 0 means something */
@@ -976,9 +979,9 @@ TEST(ode_steps_divide_evenly_among_blocks) {
  * fc_flow.h (fixed seed, batches of B, dependent OU targets or noise). */
 static double s_valid_ref(const fc_lfm *m, const float *params, int k, const float *x, const float *c, int nv, int B,
                           uint64_t seed) {
-  const int D = m->cfg.net.dx, C = m->cfg.net.dc, N = m->cfg.nblocks;
-  fc_mlp net = m->blocks[k];
-  net.params = (float *)params;
+  const int D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net), N = m->cfg.nblocks;
+  fc_net net;
+  fc_net_bind(&net, &m->cfg.net, (float *)params);
   fc_fm_ws *ws = fc_fm_ws_new(&m->cfg.net, B);
   float *x1 = malloc(sizeof(float) * B * D), *z = malloc(sizeof(float) * B * D), *t = malloc(sizeof(float) * B);
   fc_rng r;
@@ -1016,8 +1019,8 @@ TEST(validation_loss_measures_the_block_it_names) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, D, C);
   lc.nblocks = 2;
-  lc.net.width = 16;
-  lc.net.depth = 1;
+  lc.net.mlp.width = 16;
+  lc.net.mlp.depth = 1;
   char err[256];
   fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
   ASSERT_MSG(m, "%s", err);
@@ -1186,7 +1189,7 @@ TEST(hostile_train_state_is_refused) {
   toy_sample(TOY_RINGS, &r, data, NULL, 64);
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
-  lc.nblocks = 2, lc.net.width = 8, lc.net.depth = 1;
+  lc.nblocks = 2, lc.net.mlp.width = 8, lc.net.mlp.depth = 1;
   fc_train_config tc;
   fc_train_config_default(&tc);
   tc.steps = 10, tc.batch = 16;
@@ -1257,14 +1260,391 @@ TEST(config_check_enforces_the_loader_bounds) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 4, 2);
   char err[256] = "";
-  lc.net.width = FC_LFM_MAX_WIDTH + 1;
+  lc.net.mlp.width = FC_LFM_MAX_WIDTH + 1;
   ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
   ASSERT_MSG(strstr(err, "beyond flowcore's bounds"), "%s", err);
-  lc.net.width = 8;
-  lc.net.dc = FC_LFM_MAX_DIM + 1;
+  lc.net.mlp.width = 8;
+  lc.net.mlp.dc = FC_LFM_MAX_DIM + 1;
   ASSERT(fc_lfm_config_check(&lc, err, sizeof(err)) != 0);
-  lc.net.dc = 2;
+  lc.net.mlp.dc = 2;
   ASSERT_MSG(fc_lfm_config_check(&lc, err, sizeof(err)) == 0, "%s", err);
+  return 0;
+}
+
+/* ---------- the network interface (fc_net) ---------- */
+
+TEST(net_interface_is_the_mlp_bit_for_bit) {
+  /* fc_net's dispatch adds nothing: every operation on an mlp config gives
+   * exactly what fc_mlp's own function gives (init, forward, backward with
+   * and without accumulation, the references, sizes, width matching) */
+  for (int cond = 0; cond < 2; cond++)
+    for (int act = 0; act < 3; act++)
+      for (int bi = 0; bi < 2; bi++) {
+        const int B = bi ? 7 : 1; /* B = 1 takes the sgemv path */
+        fc_net_config nc;
+        fc_net_config_default(&nc, FC_NET_MLP, 5, 3);
+        nc.mlp.width = 33, nc.mlp.depth = 2, nc.mlp.temb = 8, nc.mlp.act = (fc_act)act, nc.mlp.cond = (fc_cond_mode)cond;
+        const fc_mlp_config mc = nc.mlp;
+        const int D = mc.dx, C = mc.dc;
+        char err[256];
+        ASSERT_MSG(fc_net_config_check(&nc, err, sizeof(err)) == 0, "%s", err);
+        ASSERT_EQ_INT(fc_net_dx(&nc), D);
+        ASSERT_EQ_INT(fc_net_dc(&nc), C);
+        const size_t P = fc_mlp_nparams(&mc);
+        ASSERT_EQ_INT(fc_net_nparams(&nc), P);
+        ASSERT(fc_net_macs(&nc) == fc_mlp_macs(&mc));
+        fc_tensor_info ta[FC_MLP_MAX_TENSORS], tb[FC_MLP_MAX_TENSORS];
+        const int nt = fc_mlp_tensors(&mc, ta, FC_MLP_MAX_TENSORS);
+        ASSERT_EQ_INT(fc_net_tensors(&nc, NULL, 0), nt);
+        ASSERT_EQ_INT(fc_net_tensors(&nc, tb, FC_MLP_MAX_TENSORS), nt);
+        for (int i = 0; i < nt; i++) /* field by field: the bytes after a name's NUL are not set */
+          ASSERT(!strcmp(ta[i].name, tb[i].name) && ta[i].offset == tb[i].offset && ta[i].rows == tb[i].rows &&
+                 ta[i].cols == tb[i].cols && ta[i].fan_in == tb[i].fan_in);
+        for (int copies = 1; copies <= 4; copies++) {
+          fc_net_config m;
+          fc_net_match(&m, &nc, copies);
+          ASSERT_EQ_INT(m.mlp.width, fc_mlp_width_matching(&mc, copies));
+          ASSERT(m.mlp.depth == mc.depth && m.mlp.dx == D && m.mlp.dc == C);
+        }
+        /* same initialization from the same stream */
+        float *pa = malloc(P * sizeof(float)), *pb = malloc(P * sizeof(float));
+        fc_mlp ma;
+        fc_net nb;
+        fc_mlp_bind(&ma, &mc, pa);
+        fc_net_bind(&nb, &nc, pb);
+        ASSERT(nb.params == pb && nb.mlp.params == pb);
+        fc_rng ra, rb;
+        fc_rng_seed(&ra, 200 + act), fc_rng_seed(&rb, 200 + act);
+        fc_mlp_init(&ma, &ra);
+        fc_net_init(&nb, &rb);
+        ASSERT(memcmp(pa, pb, P * sizeof(float)) == 0);
+        /* forward and backward */
+        float t[7], x[35], c[21], dy[35];
+        for (int i = 0; i < B; i++) t[i] = (float)fc_rng_uniform(&ra);
+        fc_rng_normal_fill(&ra, x, (size_t)B * D);
+        fc_rng_normal_fill(&ra, c, (size_t)B * C);
+        fc_rng_normal_fill(&ra, dy, (size_t)B * D);
+        float ya[35], yb[35], dxa[35], dxb[35], dca[21], dcb[21];
+        float *ga = malloc(P * sizeof(float)), *gb = malloc(P * sizeof(float));
+        fc_mlp_ws *wa = fc_mlp_ws_new(&mc, B);
+        fc_net_ws *wb = fc_net_ws_new(&nc, B);
+        fc_mlp_forward(&ma, wa, ya, t, x, c, B);
+        fc_net_forward(&nb, wb, yb, t, x, c, B);
+        ASSERT(memcmp(ya, yb, (size_t)B * D * sizeof(float)) == 0);
+        fc_mlp_backward(&ma, wa, ga, 0, dxa, dca, dy, B);
+        fc_net_backward(&nb, wb, gb, 0, dxb, dcb, dy, B);
+        ASSERT(memcmp(ga, gb, P * sizeof(float)) == 0);
+        ASSERT(memcmp(dxa, dxb, (size_t)B * D * sizeof(float)) == 0);
+        ASSERT(memcmp(dca, dcb, (size_t)B * C * sizeof(float)) == 0);
+        fc_mlp_backward(&ma, wa, ga, 1, NULL, NULL, dy, B);
+        fc_net_backward(&nb, wb, gb, 1, NULL, NULL, dy, B);
+        ASSERT(memcmp(ga, gb, P * sizeof(float)) == 0);
+        /* the double references */
+        double *pd = malloc(P * sizeof(double)), *gda = malloc(P * sizeof(double)), *gdb = malloc(P * sizeof(double));
+        for (size_t i = 0; i < P; i++) pd[i] = pa[i];
+        double td[7], xd[35], cd[21], dyd[35], yda[35], ydb[35], dxda[35], dxdb[35], dcda[21], dcdb[21];
+        for (int i = 0; i < B; i++) td[i] = t[i];
+        for (int i = 0; i < B * D; i++) xd[i] = x[i], dyd[i] = dy[i];
+        for (int i = 0; i < B * C; i++) cd[i] = c[i];
+        fc_mlp_ws_ref *ra_ws = fc_mlp_ws_new_ref(&mc, B);
+        fc_net_ws_ref *rb_ws = fc_net_ws_new_ref(&nc, B);
+        fc_mlp_forward_ref(&mc, pd, ra_ws, yda, td, xd, cd, B);
+        fc_net_forward_ref(&nc, pd, rb_ws, ydb, td, xd, cd, B);
+        ASSERT(memcmp(yda, ydb, (size_t)B * D * sizeof(double)) == 0);
+        fc_mlp_backward_ref(&mc, pd, ra_ws, gda, 0, dxda, dcda, dyd, B);
+        fc_net_backward_ref(&nc, pd, rb_ws, gdb, 0, dxdb, dcdb, dyd, B);
+        ASSERT(memcmp(gda, gdb, P * sizeof(double)) == 0);
+        ASSERT(memcmp(dxda, dxdb, (size_t)B * D * sizeof(double)) == 0);
+        ASSERT(memcmp(dcda, dcdb, (size_t)B * C * sizeof(double)) == 0);
+        fc_mlp_ws_free_ref(ra_ws);
+        fc_net_ws_free_ref(rb_ws);
+        fc_mlp_ws_free(wa);
+        fc_net_ws_free(wb);
+        free(pa); free(pb); free(ga); free(gb); free(pd); free(gda); free(gdb);
+      }
+  return 0;
+}
+
+TEST(net_tensors_cover_the_parameters_exactly_once) {
+  /* every float of the parameter vector belongs to exactly one tensor, in
+   * order, each with a name and a positive fan-in (init divides by it) */
+  const struct {
+    int dx, dc, width, depth, temb;
+    fc_cond_mode cond;
+  } cases[] = {{3, 2, 5, 2, 4, FC_COND_FILM}, {3, 0, 5, 1, 4, FC_COND_FILM}, {4, 6, 8, 0, 4, FC_COND_CONCAT},
+               {2, 3, 7, 3, 6, FC_COND_CONCAT}, {112, 38, 16, 4, 32, FC_COND_FILM}};
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    fc_net_config nc;
+    fc_net_config_default(&nc, FC_NET_MLP, cases[k].dx, cases[k].dc);
+    nc.mlp.width = cases[k].width, nc.mlp.depth = cases[k].depth, nc.mlp.temb = cases[k].temb, nc.mlp.cond = cases[k].cond;
+    char err[256];
+    ASSERT_MSG(fc_net_config_check(&nc, err, sizeof(err)) == 0, "%s", err);
+    const size_t P = fc_net_nparams(&nc);
+    const int nt = fc_net_tensors(&nc, NULL, 0);
+    ASSERT(nt > 0);
+    fc_tensor_info *ti = malloc((size_t)nt * sizeof(*ti));
+    ASSERT_EQ_INT(fc_net_tensors(&nc, ti, nt), nt);
+    unsigned char *hits = calloc(P, 1);
+    size_t next = 0;
+    for (int i = 0; i < nt; i++) {
+      ASSERT_MSG(ti[i].name[0] && ti[i].rows > 0 && ti[i].cols > 0 && ti[i].fan_in > 0, "case %zu tensor %d", k, i);
+      ASSERT_MSG(ti[i].offset == next, "case %zu: %s starts at %zu, the previous tensor ends at %zu", k, ti[i].name,
+                 ti[i].offset, next);
+      const size_t cnt = (size_t)ti[i].rows * (size_t)ti[i].cols;
+      ASSERT_MSG(ti[i].offset + cnt <= P, "case %zu: %s runs past the %zu parameters", k, ti[i].name, P);
+      for (size_t j = 0; j < cnt; j++) hits[ti[i].offset + j]++;
+      next = ti[i].offset + cnt;
+    }
+    for (size_t j = 0; j < P; j++) ASSERT_MSG(hits[j] == 1, "case %zu: parameter %zu is in %d tensors", k, j, hits[j]);
+    free(hits);
+    free(ti);
+  }
+  return 0;
+}
+
+TEST(net_config_names_checks_and_descriptions) {
+  ASSERT_EQ_INT(fc_net_kind_parse("mlp"), FC_NET_MLP);
+  ASSERT_EQ_INT(fc_net_kind_parse("transformer"), -1);
+  ASSERT_EQ_INT(fc_net_kind_parse(NULL), -1);
+  ASSERT(!strcmp(fc_net_kind_name(FC_NET_MLP), "mlp"));
+  ASSERT(!strcmp(fc_net_kind_name((fc_net_kind)7), "?"));
+  fc_net_config a, b;
+  fc_net_config_default(&a, FC_NET_MLP, 4, 2);
+  char desc[128], err[256];
+  fc_net_describe(&a, desc, sizeof(desc));
+  ASSERT(!strcmp(desc, "mlp width 256 depth 3 film silu"));
+  /* the defaults are fc_mlp's; set_io changes the sizes only */
+  fc_mlp_config mc;
+  fc_mlp_config_default(&mc, 4, 2);
+  ASSERT(memcmp(&a.mlp, &mc, sizeof(mc)) == 0);
+  b = a;
+  b.mlp.width = 64, b.mlp.act = FC_ACT_GELU, b.mlp.cond = FC_COND_CONCAT;
+  fc_net_config_set_io(&b, 32, 10, 16);
+  ASSERT(b.mlp.dx == 32 && b.mlp.dc == 10 && b.mlp.width == 64 && b.mlp.act == FC_ACT_GELU);
+  fc_net_describe(&b, desc, sizeof(desc));
+  ASSERT(!strcmp(desc, "mlp width 64 depth 3 concat gelu"));
+  /* field-wise comparison */
+  ASSERT(fc_net_config_same(&a, &a));
+  ASSERT(!fc_net_config_same(&a, &b));
+  b = a;
+  b.mlp.temb = 16;
+  ASSERT(!fc_net_config_same(&a, &b));
+  /* checks: the kind's own, the bounds, an unknown kind */
+  ASSERT_MSG(fc_net_config_check(&a, err, sizeof(err)) == 0, "%s", err);
+  b = a;
+  b.mlp.depth = 0;
+  ASSERT(fc_net_config_check(&b, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "depth 0 has no residual block for FiLM");
+  b = a;
+  b.mlp.temb = FC_NET_MAX_TEMB + 2;
+  ASSERT(fc_net_config_check(&b, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "beyond flowcore's bounds");
+  b = a;
+  b.kind = (fc_net_kind)7;
+  ASSERT(fc_net_config_check(&b, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "unknown network kind 7 (this lfp knows mlp");
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 4, 2);
+  lc.net.kind = (fc_net_kind)7;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "unknown network kind 7");
+  fc_net_describe(&b, desc, sizeof(desc));
+  ASSERT_CONTAINS(desc, "unknown network kind 7");
+  return 0;
+}
+
+TEST(net_every_kind_against_its_reference) {
+  /* what every kind must satisfy through the interface, on its defaults for
+   * an action chunk (horizon 4 of 2-D actions, 3 condition values): a
+   * tensor list that covers the parameters, checkpoint fields that read back
+   * to the same config, a width match no larger than the original, the
+   * float path near the double reference, and the reference's gradient
+   * against central finite differences on a sample of parameters and on
+   * x and c */
+  for (int kind = 0; kind < FC_NET_KINDS; kind++) {
+    const int T = 4, A = 2, D = T * A, C = 3, B = 2;
+    fc_net_config nc;
+    fc_net_config_default(&nc, (fc_net_kind)kind, D, C);
+    fc_net_config_set_io(&nc, D, C, T);
+    char err[256], desc[128];
+    ASSERT_MSG(fc_net_config_check(&nc, err, sizeof(err)) == 0, "%s: %s", fc_net_kind_name(nc.kind), err);
+    fc_net_describe(&nc, desc, sizeof(desc));
+    ASSERT_MSG(!strncmp(desc, fc_net_kind_name(nc.kind), strlen(fc_net_kind_name(nc.kind))), "%s", desc);
+    ASSERT(fc_net_dx(&nc) == D && fc_net_dc(&nc) == C && fc_net_macs(&nc) > 0);
+    const size_t P = fc_net_nparams(&nc);
+    const int nt = fc_net_tensors(&nc, NULL, 0);
+    fc_tensor_info *ti = malloc((size_t)nt * sizeof(*ti));
+    fc_net_tensors(&nc, ti, nt);
+    size_t next = 0;
+    for (int i = 0; i < nt; i++) {
+      ASSERT_MSG(ti[i].offset == next && ti[i].fan_in > 0, "%s: tensor %s", desc, ti[i].name);
+      next += (size_t)ti[i].rows * (size_t)ti[i].cols;
+    }
+    ASSERT_MSG(next == P, "%s: the tensors cover %zu of %zu parameters", desc, next, P);
+    /* checkpoint fields */
+    fc_ckpt_buf b = {0};
+    fc_net_config_put(&b, &nc);
+    fc_ckpt_cur cur;
+    memset(&cur, 0, sizeof(cur));
+    cur.p = b.data, cur.size = b.len, cur.err = err, cur.errsz = sizeof(err);
+    snprintf(cur.name, sizeof(cur.name), "net");
+    fc_net_config back;
+    ASSERT_MSG(fc_net_config_get(&cur, &back) == 0 && fc_ckpt_cur_end(&cur) == 0, "%s", err);
+    ASSERT(fc_net_config_same(&back, &nc) && memcmp(&back, &nc, sizeof(nc)) == 0);
+    free(b.data);
+    /* width matching */
+    fc_net_config half;
+    fc_net_match(&half, &nc, 2);
+    ASSERT_MSG(fc_net_config_check(&half, err, sizeof(err)) == 0, "%s", err);
+    ASSERT(fc_net_nparams(&half) <= P && fc_net_dx(&half) == D && fc_net_dc(&half) == C);
+    /* float against double, then gradients */
+    float *pf = malloc(P * sizeof(float));
+    double *pd = malloc(P * sizeof(double)), *g = malloc(P * sizeof(double));
+    fc_net net;
+    fc_net_bind(&net, &nc, pf);
+    fc_rng rng;
+    fc_rng_seed(&rng, 300 + kind);
+    fc_net_init(&net, &rng);
+    for (size_t i = 0; i < P; i++) pd[i] = pf[i];
+    float tf[2], xf[16], cf[6], yf[16];
+    double t[2], x[16], c[6], r[16], y[16], dx[16], dc[6];
+    for (int i = 0; i < B; i++) t[i] = tf[i] = (float)fc_rng_uniform(&rng);
+    for (int i = 0; i < B * D; i++) x[i] = xf[i] = (float)fc_rng_normal(&rng), r[i] = fc_rng_normal(&rng);
+    for (int i = 0; i < B * C; i++) c[i] = cf[i] = (float)fc_rng_normal(&rng);
+    fc_net_ws *wf = fc_net_ws_new(&nc, B);
+    fc_net_ws_ref *wd = fc_net_ws_new_ref(&nc, B);
+    fc_net_forward(&net, wf, yf, tf, xf, cf, B);
+    fc_net_forward_ref(&nc, pd, wd, y, t, x, c, B);
+    const double ys = s_max_abs(y, (size_t)B * D);
+    for (int i = 0; i < B * D; i++) ASSERT_MSG(fabs(yf[i] - y[i]) <= 1e-5 * (1 + ys), "%s y[%d]: %g vs %g", desc, i, yf[i], y[i]);
+    fc_net_backward_ref(&nc, pd, wd, g, 0, dx, dc, r, B);
+#define S_LOSS(out)                                                    \
+  do {                                                                 \
+    fc_net_forward_ref(&nc, pd, wd, y, t, x, c, B);                    \
+    out = 0;                                                           \
+    for (int i_ = 0; i_ < B * D; i_++) out += r[i_] * y[i_];           \
+  } while (0)
+    /* 300 sampled parameters, then every x and c */
+    const double h = 1e-5;
+    double *vars[3] = {pd, x, c};
+    const double *analytic[3] = {g, dx, dc};
+    const size_t counts[3] = {300, (size_t)B * D, (size_t)B * C};
+    static const char *const names[3] = {"param", "x", "c"};
+    int nonzero = 0;
+    for (int v = 0; v < 3; v++)
+      for (size_t k = 0; k < counts[v]; k++) {
+        const size_t i = v ? k : (size_t)fc_rng_below(&rng, P);
+        double keep = vars[v][i], lp, lm;
+        vars[v][i] = keep + h; S_LOSS(lp);
+        vars[v][i] = keep - h; S_LOSS(lm);
+        vars[v][i] = keep;
+        const double num = (lp - lm) / (2 * h);
+        ASSERT_MSG(s_grad_close(analytic[v][i], num), "%s %s[%zu]: analytic %.12g numeric %.12g", desc, names[v], i,
+                   analytic[v][i], num);
+        nonzero += v == 0 && fabs(analytic[v][i]) > 1e-9;
+      }
+    ASSERT_MSG(nonzero > 30, "%s: %d of 300 sampled gradients are nonzero", desc, nonzero);
+#undef S_LOSS
+    printf("%s: %zu parameters, %d tensors, matched for 2 copies: %zu\n", desc, P, nt, fc_net_nparams(&half));
+    fc_net_ws_free(wf);
+    fc_net_ws_free_ref(wd);
+    free(ti); free(pf); free(pd); free(g);
+  }
+  return 0;
+}
+
+/* A bare "lfm" file image of one model whose lfm.config section is written
+ * here field by field: the given section version (1: no network kind; 2:
+ * `kind`, then the mlp's fields), its params from m. */
+static unsigned char *s_lfm_image(const fc_lfm *m, uint32_t version, int32_t kind, size_t *n) {
+  const fc_lfm_config *c = &m->cfg;
+  const fc_mlp_config *net = &c->net.mlp;
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, version);
+  fc_ckpt_put_i32(&b, c->nblocks);
+  if (version >= 2) fc_ckpt_put_i32(&b, kind);
+  const int32_t iv[12] = {net->dx,     net->dc,     net->width, net->depth,  net->temb, net->act,
+                          net->cond,   c->interp,   c->coupling, c->sampler, c->steps,  c->objective};
+  for (int i = 0; i < 12; i++) fc_ckpt_put_i32(&b, iv[i]);
+  fc_ckpt_put_f32(&b, c->gamma_c);
+  fc_ckpt_put_f32(&b, c->gamma_rho);
+  fc_ckpt_writer *w = fc_ckpt_writer_new("lfm");
+  fc_ckpt_add_buf(w, "lfm.config", &b);
+  fc_ckpt_add(w, "lfm.params", m->params, fc_lfm_nparams(m) * sizeof(float));
+  char path[] = "/tmp/lfp_cfgv_XXXXXX", err[256];
+  int fd = mkstemp(path);
+  close(fd);
+  unsigned char *bytes = NULL;
+  if (fc_ckpt_write(w, path, err, sizeof(err)) == 0) bytes = s_slurp(path, n);
+  fc_ckpt_writer_free(w);
+  unlink(path);
+  return bytes;
+}
+
+TEST(lfm_config_section_versions_and_network_kinds) {
+  fc_lfm *m = s_random_model(3);
+  char err[512];
+  /* what this lfp writes: version 2, the kind between nblocks and the mlp's fields */
+  fc_ckpt_writer *w = fc_ckpt_writer_new("lfm");
+  fc_lfm_save(m, w, NULL);
+  char path[] = "/tmp/lfp_cfg2_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  ASSERT(fc_ckpt_write(w, path, err, sizeof(err)) == 0);
+  fc_ckpt_writer_free(w);
+  size_t n2 = 0;
+  unsigned char *written = s_slurp(path, &n2);
+  unlink(path);
+  size_t n = 0;
+  unsigned char *v2 = s_lfm_image(m, 2, FC_NET_MLP, &n);
+  ASSERT(v2 && written && n == n2 && memcmp(v2, written, n) == 0); /* the layout fc_flow.h documents */
+  free(written);
+  /* version 1 (no kind) loads as the same mlp model */
+  unsigned char *v1 = s_lfm_image(m, 1, 0, &n);
+  ASSERT(v1);
+  fc_ckpt *ck = fc_ckpt_parse(v1, n, "v1.lfp", "lfm", err, sizeof(err));
+  ASSERT_MSG(ck, "%s", err);
+  fc_lfm *r = fc_lfm_load(ck, NULL, err, sizeof(err));
+  ASSERT_MSG(r, "%s", err);
+  ASSERT_EQ_INT(r->cfg.net.kind, FC_NET_MLP);
+  ASSERT(memcmp(&r->cfg, &m->cfg, sizeof(m->cfg)) == 0);
+  ASSERT(memcmp(r->params, m->params, fc_lfm_nparams(m) * sizeof(float)) == 0);
+  fc_lfm_free(r);
+  fc_ckpt_free(ck);
+  free(v1);
+  /* an unknown kind number is refused with a sentence, before its fields are read */
+  const int32_t kinds[] = {FC_NET_KINDS, 7, -1, INT32_MAX};
+  for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+    unsigned char *bad = s_lfm_image(m, 2, kinds[i], &n);
+    ASSERT(bad);
+    ck = fc_ckpt_parse(bad, n, "kind.lfp", "lfm", err, sizeof(err));
+    ASSERT_MSG(ck, "%s", err);
+    ASSERT(fc_lfm_load(ck, NULL, err, sizeof(err)) == NULL);
+    char want[128];
+    snprintf(want, sizeof(want), "has network kind %d, which this lfp does not know (it knows mlp", (int)kinds[i]);
+    ASSERT_MSG(strstr(err, want) && strstr(err, "mismatched") && strstr(err, "'lfm.config'"), "%s", err);
+    printf("| lfm.config with network kind %d | %s |\n", (int)kinds[i], err);
+    fc_ckpt_free(ck);
+    free(bad);
+  }
+  /* a version from the future, and a kind's field out of its bounds */
+  unsigned char *bad = s_lfm_image(m, 3, FC_NET_MLP, &n);
+  ck = fc_ckpt_parse(bad, n, "v3.lfp", "lfm", err, sizeof(err));
+  ASSERT(ck && fc_lfm_load(ck, NULL, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "section 'lfm.config' has version 3, this lfp reads 1 to 2");
+  fc_ckpt_free(ck);
+  free(bad);
+  fc_lfm *wide = s_random_model(4);
+  wide->cfg.net.mlp.act = (fc_act)5; /* written as is by s_lfm_image */
+  bad = s_lfm_image(wide, 2, FC_NET_MLP, &n);
+  ck = fc_ckpt_parse(bad, n, "act.lfp", "lfm", err, sizeof(err));
+  ASSERT(ck && fc_lfm_load(ck, NULL, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "has act = 5, outside 0..2");
+  fc_ckpt_free(ck);
+  free(bad);
+  fc_lfm_free(wide);
+  free(v2);
+  fc_lfm_free(m);
   return 0;
 }
 
@@ -1285,6 +1665,9 @@ int main(int argc, char **argv) {
       TEST_ENTRY(validation_loss_measures_the_block_it_names),
       TEST_ENTRY(crc32_constant_table_matches_the_bitwise_crc), TEST_ENTRY(section_cursor_bounds_every_field),
       TEST_ENTRY(hostile_train_state_is_refused), TEST_ENTRY(config_check_enforces_the_loader_bounds),
+      TEST_ENTRY(net_interface_is_the_mlp_bit_for_bit), TEST_ENTRY(net_tensors_cover_the_parameters_exactly_once),
+      TEST_ENTRY(net_config_names_checks_and_descriptions), TEST_ENTRY(net_every_kind_against_its_reference),
+      TEST_ENTRY(lfm_config_section_versions_and_network_kinds),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -641,7 +641,7 @@ TEST(info_reports_the_action_bounds_of_the_data) {
   pol_train_config c;
   pol_train_config_default(&c);
   c.method = POL_MSE;
-  c.steps = 2, c.batch = 8, c.width = 8, c.depth = 1, c.Tp = 2, c.Ta = 1;
+  c.steps = 2, c.batch = 8, c.net.mlp.width = 8, c.net.mlp.depth = 1, c.Tp = 2, c.Ta = 1;
   c.valid_frac = 0.25;
   char err[512];
   pol_trainer *t = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));

@@ -170,8 +170,8 @@ static float *s_train(int threads, unsigned delay_us, size_t *P) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, D, C);
   lc.nblocks = 2;
-  lc.net.width = 256;
-  lc.net.depth = 2;
+  lc.net.mlp.width = 256;
+  lc.net.mlp.depth = 2;
   lc.steps = 2;
   fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
   fc_train_config tc;

@@ -31,11 +31,11 @@ static pol_policy *s_const_policy(const float b[4]) {
   fc_lfm_config_default(&lc, 4, 2);
   lc.nblocks = 1;
   lc.objective = FC_OBJ_REGRESS;
-  lc.net.width = 4;
-  lc.net.depth = 0;
-  lc.net.cond = FC_COND_CONCAT; /* depth 0: FiLM would have no block to act in */
+  lc.net.mlp.width = 4;
+  lc.net.mlp.depth = 0;
+  lc.net.mlp.cond = FC_COND_CONCAT; /* depth 0: FiLM would have no block to act in */
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
-  memcpy(f->params + f->blocks[0].lay.b_out, b, 4 * sizeof(float)); /* all else 0 */
+  memcpy(f->params + f->blocks[0].mlp.lay.b_out, b, 4 * sizeof(float)); /* all else 0 */
   ds_norm on, an;
   s_identity(&on, 1);
   s_identity(&an, 1);
@@ -133,8 +133,8 @@ static pol_train_config s_small_config(pol_method m) {
   c.blocks = 2;
   c.steps = 400;
   c.batch = 32;
-  c.width = 32;
-  c.depth = 1;
+  c.net.mlp.width = 32;
+  c.net.mlp.depth = 1;
   c.Tp = 4;
   c.Ta = 2;
   return c;
@@ -426,7 +426,8 @@ TEST(policy_sections_are_field_wise_and_sized_by_the_dimensions) {
   /* each norm section: version, dim, kind, 6 arrays of dim (1) values */
   ASSERT(fc_ckpt_get(ck, "norm.obs", &sz) && sz == 12 + 6 * 4);
   ASSERT(fc_ckpt_get(ck, "norm.actions", &sz) && sz == 12 + 6 * 4);
-  ASSERT(fc_ckpt_get(ck, "lfm.config", &sz) && sz == 4 + 13 * 4 + 2 * 4);
+  /* lfm.config: version, nblocks, the network (kind + 7 mlp fields), 5 int32, 2 floats */
+  ASSERT(fc_ckpt_get(ck, "lfm.config", &sz) && sz == 4 + 4 + 8 * 4 + 5 * 4 + 2 * 4);
   /* and it loads back field for field */
   pol_policy *q = pol_load_ckpt(ck, path, err, sizeof(err));
   ASSERT_MSG(q, "%s", err);
@@ -440,17 +441,17 @@ TEST(policy_sections_are_field_wise_and_sized_by_the_dimensions) {
   return 0;
 }
 
-TEST(format1_policy_files_still_load) {
-  /* the v1-* seeds were written by lfp at a28839e (format 1: raw structs);
-   * their twins without the prefix by this lfp from the same weights and
-   * statistics: both must load and act identically */
+/* The seeds <prefix>NAME (older files, of checkpoint format `format`) and
+ * their twins NAME written by this lfp from the same weights and statistics
+ * load to the same policies and models and act identically. */
+static int s_old_seeds_agree(const char *prefix, int format) {
   static const char *const names[3] = {"lfm-minmax.seed", "fm-meanstd-concat.seed", "mse-minmax.seed"};
   char err[512], v1name[64];
   for (int i = 0; i < 3; i++) {
-    snprintf(v1name, sizeof(v1name), "v1-%s", names[i]);
+    snprintf(v1name, sizeof(v1name), "%s%s", prefix, names[i]);
     fc_ckpt *c1 = s_seed(v1name, err, sizeof(err)), *c2 = s_seed(names[i], err, sizeof(err));
     ASSERT_MSG(c1 && c2, "%s", err);
-    ASSERT_EQ_INT(fc_ckpt_version(c1), 1);
+    ASSERT_EQ_INT(fc_ckpt_version(c1), format);
     ASSERT_EQ_INT(fc_ckpt_version(c2), 2);
     pol_policy *p1 = pol_load_ckpt(c1, v1name, err, sizeof(err));
     ASSERT_MSG(p1, "%s", err);
@@ -477,6 +478,26 @@ TEST(format1_policy_files_still_load) {
     fc_ckpt_free(c1);
     fc_ckpt_free(c2);
   }
+  /* a bare model ("lfm" kind) too */
+  snprintf(v1name, sizeof(v1name), "%slfm-kind.seed", prefix);
+  fc_ckpt *c1 = s_seed(v1name, err, sizeof(err)), *c2 = s_seed("lfm-kind.seed", err, sizeof(err));
+  ASSERT_MSG(c1 && c2, "%s", err);
+  fc_lfm *m1 = fc_lfm_load(c1, NULL, err, sizeof(err)), *m2 = fc_lfm_load(c2, NULL, err, sizeof(err));
+  ASSERT_MSG(m1 && m2, "%s", err);
+  ASSERT_EQ_INT(m1->cfg.net.kind, FC_NET_MLP);
+  ASSERT(memcmp(&m1->cfg, &m2->cfg, sizeof(fc_lfm_config)) == 0);
+  ASSERT(memcmp(m1->params, m2->params, fc_lfm_nparams(m1) * sizeof(float)) == 0);
+  fc_lfm_free(m1);
+  fc_lfm_free(m2);
+  fc_ckpt_free(c1);
+  fc_ckpt_free(c2);
+  return 0;
+}
+
+TEST(format1_policy_files_still_load) {
+  /* the v1-* seeds were written by lfp at a28839e (format 1: raw structs) */
+  char err[512];
+  if (s_old_seeds_agree("v1-", 1)) return 1;
   /* the format-1 reader is bounded too: a width of 10^9, a negative obs
    * dimension or a huge norm dim behind a valid CRC are refused */
   const struct {
@@ -507,18 +528,13 @@ TEST(format1_policy_files_still_load) {
     fc_ckpt_free(ck);
     free(b);
   }
-  /* a bare format-1 model ("lfm" kind) too */
-  fc_ckpt *c1 = s_seed("v1-lfm-kind.seed", err, sizeof(err)), *c2 = s_seed("lfm-kind.seed", err, sizeof(err));
-  ASSERT_MSG(c1 && c2, "%s", err);
-  fc_lfm *m1 = fc_lfm_load(c1, NULL, err, sizeof(err)), *m2 = fc_lfm_load(c2, NULL, err, sizeof(err));
-  ASSERT_MSG(m1 && m2, "%s", err);
-  ASSERT(memcmp(&m1->cfg, &m2->cfg, sizeof(fc_lfm_config)) == 0);
-  ASSERT(memcmp(m1->params, m2->params, fc_lfm_nparams(m1) * sizeof(float)) == 0);
-  fc_lfm_free(m1);
-  fc_lfm_free(m2);
-  fc_ckpt_free(c1);
-  fc_ckpt_free(c2);
   return 0;
+}
+
+TEST(config_version1_policy_files_still_load) {
+  /* the cfg1-* seeds were written by lfp at 28aa4df (format 2, lfm.config
+   * version 1: no network kind, an mlp): they load as that mlp */
+  return s_old_seeds_agree("cfg1-", 2);
 }
 
 /* A policy file built section by section, every CRC valid: FM, To 2, Tp 2,
@@ -535,6 +551,8 @@ typedef struct {
   float obs_scale;
   int params_floats; /* -1: as many as the config needs */
   const char *expect;
+  int config_v2;     /* lfm.config version 2 with network kind net_kind (0: version 1, no kind) */
+  int32_t net_kind;
 } s_hostile;
 
 static void s_hostile_write(const s_hostile *h, const char *path, char *err, size_t errsz) {
@@ -571,11 +589,14 @@ static void s_hostile_write(const s_hostile *h, const char *path, char *err, siz
       for (int j = 0; j < n; j++) fc_ckpt_put_f32(&b, a == 0 ? (i == 0 ? h->obs_scale : 1.0f) : 0.0f);
     fc_ckpt_add_buf(w, nname[i], &b);
   }
-  /* the network */
+  /* the network (version 2: the kind after nblocks) */
   const int32_t cv[13] = {h->nblocks, h->dx, h->dc, h->width, h->depth, 4, FC_ACT_SILU, FC_COND_FILM,
                           FC_INTERP_LINEAR, FC_COUPLING_DEPENDENT, FC_SAMPLER_RK4, 2, FC_OBJ_FLOW};
-  fc_ckpt_put_u32(&b, 1);
-  for (int i = 0; i < 13; i++) fc_ckpt_put_i32(&b, cv[i]);
+  fc_ckpt_put_u32(&b, h->config_v2 ? 2 : 1);
+  for (int i = 0; i < 13; i++) {
+    fc_ckpt_put_i32(&b, cv[i]);
+    if (i == 0 && h->config_v2) fc_ckpt_put_i32(&b, h->net_kind);
+  }
   fc_ckpt_put_f32(&b, 0.2f);
   fc_ckpt_put_f32(&b, 1.25f);
   fc_ckpt_add_buf(w, "lfm.config", &b);
@@ -596,8 +617,8 @@ static void s_hostile_write(const s_hostile *h, const char *path, char *err, siz
 TEST(hostile_policy_files_are_refused_with_a_sentence) {
   /* valid CRC, hostile contents: each refused before anything is sized from
    * it (under ASan an attempted huge allocation would abort the test) */
-  const s_hostile base = {"valid", 1, 8, 1, 4, 6, 3, 2, 2, 2, 1, 3, 1, 0, 0, 0, 1.0f, -1, NULL};
-  s_hostile cases[20];
+  const s_hostile base = {"valid", 1, 8, 1, 4, 6, 3, 2, 2, 2, 1, 3, 1, 0, 0, 0, 1.0f, -1, NULL, 0, 0};
+  s_hostile cases[24];
   int n = 0;
   cases[n] = base, cases[n].what = "width 10^9", cases[n].width = 1000000000,
   cases[n++].expect = "width = 1000000000, outside 1..65536";
@@ -632,12 +653,24 @@ TEST(hostile_policy_files_are_refused_with_a_sentence) {
   cases[n++].expect = "section 'pol.meta' has version 9, this lfp reads 1 to 1";
   cases[n] = base, cases[n].what = "NaN normalization scale", cases[n].obs_scale = NAN,
   cases[n++].expect = "non-finite or zero scale at dimension 0";
+  cases[n] = base, cases[n].what = "network kind this lfp does not know", cases[n].config_v2 = 1,
+  cases[n].net_kind = FC_NET_KINDS, cases[n++].expect = "which this lfp does not know (it knows mlp";
+  cases[n] = base, cases[n].what = "network kind -7", cases[n].config_v2 = 1, cases[n].net_kind = -7,
+  cases[n++].expect = "section 'lfm.config' has network kind -7";
+  cases[n] = base, cases[n].what = "width 10^9 behind the network kind", cases[n].config_v2 = 1,
+  cases[n].width = 1000000000, cases[n++].expect = "width = 1000000000, outside 1..65536";
   char path[] = "/tmp/lfp_hostile_XXXXXX", err[512];
   int fd = mkstemp(path);
   close(fd);
-  /* the base file is valid: each case fails for its own reason only */
-  s_hostile_write(&base, path, err, sizeof(err));
+  /* the base file is valid, with either lfm.config version: each case fails for its own reason only */
+  s_hostile base2 = base;
+  base2.config_v2 = 1, base2.net_kind = FC_NET_MLP;
+  s_hostile_write(&base2, path, err, sizeof(err));
   pol_policy *p = pol_load(path, err, sizeof(err));
+  ASSERT_MSG(p, "%s", err);
+  pol_free(p);
+  s_hostile_write(&base, path, err, sizeof(err));
+  p = pol_load(path, err, sizeof(err));
   ASSERT_MSG(p, "%s", err);
   pol_free(p);
   for (int i = 0; i < n; i++) {
@@ -693,7 +726,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(action_bounds_come_from_the_training_actions),
       TEST_ENTRY(ode_steps_must_divide_among_the_blocks),
       TEST_ENTRY(policy_sections_are_field_wise_and_sized_by_the_dimensions),
-      TEST_ENTRY(format1_policy_files_still_load),
+      TEST_ENTRY(format1_policy_files_still_load), TEST_ENTRY(config_version1_policy_files_still_load),
       TEST_ENTRY(hostile_policy_files_are_refused_with_a_sentence),
       TEST_ENTRY(resume_compares_fields_not_the_lfp_version),
   };

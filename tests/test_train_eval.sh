@@ -15,6 +15,7 @@ t = json.loads(sys.argv[1])
 rows = list(csv.DictReader(open(sys.argv[2])))
 ok = {
     "json": all(k in t for k in ("method", "blocks", "params", "steps", "train_s", "nfe")) and t["steps"] == 300,
+    "network named": t.get("net") == "mlp" and t.get("net_desc", "").startswith("mlp width %d depth 3 " % t.get("width", -1)),
     "log rows": len(rows) >= 3 and rows[-1]["step"] == "300",
     "valid loss logged": any(r["valid_loss"] not in ("", "nan") for r in rows),
 }
@@ -27,7 +28,7 @@ out=$("$LFP" eval --policy "$tmp/p.lfp" --episodes 3 --json) || { echo "FAIL: ev
 /usr/bin/python3 -c "
 import json, sys
 e = json.loads(sys.argv[1])
-need = ('env', 'episodes', 'success_rate', 'ci95', 'mean_score', 'mean_len', 'latency_us_p50', 'latency_us_p99', 'contact_full', 'constraint_full')
+need = ('env', 'episodes', 'success_rate', 'ci95', 'mean_score', 'mean_len', 'latency_us_p50', 'latency_us_p99', 'contact_full', 'constraint_full', 'net', 'net_desc')
 sys.exit(0 if all(k in e for k in need) and e['episodes'] == 3 and e['env'] == 'lift' and 0 <= e['ci95'][0] <= e['ci95'][1] <= 1
          and e['mean_score'] == e['success_rate'] else 1)  # lift's score is its success
 " "$(echo "$out" | tail -n 1)" || { echo "FAIL: eval json: $out"; fail=1; }

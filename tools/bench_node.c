@@ -29,11 +29,12 @@
 #include "pol_wire.h"
 
 /* a random-weight policy of the default training config for a task's
- * dimensions (the weights do not change the cost) */
+ * dimensions (the weights do not change the cost), or of an mlp of the
+ * given width */
 static pol_policy *s_default_policy(const env_model *em, int width, char *err, size_t errsz) {
   pol_train_config tc;
   pol_train_config_default(&tc);
-  if (width > 0) tc.width = width;
+  if (width > 0) tc.net.mlp.width = width;
   fc_lfm *flow = pol_flow_new(&tc, env_obs_dim(em), env_action_dim(em), err, errsz);
   if (!flow) return NULL;
   fc_rng r;

@@ -125,8 +125,8 @@ static double s_small_run(const float *data, int n, int steps) {
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
   lc.nblocks = 1;
-  lc.net.width = 256;
-  lc.net.depth = 2;
+  lc.net.mlp.width = 256;
+  lc.net.mlp.depth = 2;
   char err[256];
   fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
   fc_train_config tc;
@@ -181,12 +181,13 @@ static double s_pinned_slowdown(int threads, int rounds, double *t_pool, double 
   return s_median(ratio, rounds);
 }
 
-/* the reference network: x 112 (Tp 16 x 7-D actions), condition 38 (To 2 x
- * 19-D Lift observations), width 512, 4 residual blocks; batch 256 */
-static void s_reference_net(fc_mlp_config *cfg) {
-  fc_mlp_config_default(cfg, 112, 38);
-  cfg->width = 512;
-  cfg->depth = 4;
+/* the reference network: an mlp, x 112 (Tp 16 x 7-D actions), condition 38
+ * (To 2 x 19-D Lift observations), width 512, 4 residual blocks; batch 256
+ * (tools/bench_torch.py builds the same in PyTorch) */
+static void s_reference_net(fc_net_config *cfg) {
+  fc_net_config_default(cfg, FC_NET_MLP, 112, 38);
+  cfg->mlp.width = 512;
+  cfg->mlp.depth = 4;
 }
 
 static int s_bench_flowcore(int argc, char **argv) {
@@ -207,17 +208,21 @@ static int s_bench_flowcore(int argc, char **argv) {
   const int train_threads = fc_threads();
 
   const int B = 256;
-  fc_mlp_config cfg;
+  fc_net_config cfg;
   s_reference_net(&cfg);
-  fc_mlp_layout lay;
-  fc_mlp_layout_make(&lay, &cfg);
-  const size_t P = lay.total;
-  const double macs = fc_mlp_macs(&cfg);
-  /* forward MACs + weight gradients (same) + input gradients (all but the first layer) */
-  const double train_flops = 2.0 * B * (3.0 * macs - (double)cfg.width * lay.din);
+  const size_t P = fc_net_nparams(&cfg);
+  const double macs = fc_net_macs(&cfg);
+  const int nt = fc_net_tensors(&cfg, NULL, 0);
+  fc_tensor_info *ti = fc_malloc((size_t)nt * sizeof(*ti));
+  fc_net_tensors(&cfg, ti, nt);
+  /* forward MACs + weight gradients (same) + input gradients (all but the
+   * input layer's, the first tensor of the layout) */
+  const double train_flops = 2.0 * B * (3.0 * macs - (double)ti[0].rows * ti[0].cols);
+  char desc[128];
+  fc_net_describe(&cfg, desc, sizeof(desc));
 
-  printf("lfp bench flowcore: reference network D=%d C=%d width %d depth %d (%s, %s), %zu parameters, batch %d\n",
-         cfg.dx, cfg.dc, cfg.width, cfg.depth, fc_act_name(cfg.act), fc_cond_name(cfg.cond), P, B);
+  printf("lfp bench flowcore: reference network D=%d C=%d %s, %zu parameters, batch %d\n", fc_net_dx(&cfg),
+         fc_net_dc(&cfg), desc, P, B);
   fflush(stdout);
 
   /* 1 + 2. the sgemm peak and the training throughput of the real trainer
@@ -229,12 +234,13 @@ static int s_bench_flowcore(int argc, char **argv) {
   const int rounds = (iters + per_round - 1) / per_round;
   fc_rng rng;
   fc_rng_seed(&rng, 1);
-  float *data = fc_malloc((size_t)ndata * cfg.dx * sizeof(float));
-  float *cond = fc_malloc((size_t)ndata * cfg.dc * sizeof(float));
-  fc_rng_normal_fill(&rng, data, (size_t)ndata * cfg.dx);
-  fc_rng_normal_fill(&rng, cond, (size_t)ndata * cfg.dc);
+  const int D = fc_net_dx(&cfg), C = fc_net_dc(&cfg);
+  float *data = fc_malloc((size_t)ndata * D * sizeof(float));
+  float *cond = fc_malloc((size_t)ndata * C * sizeof(float));
+  fc_rng_normal_fill(&rng, data, (size_t)ndata * D);
+  fc_rng_normal_fill(&rng, cond, (size_t)ndata * C);
   fc_lfm_config lc;
-  fc_lfm_config_default(&lc, cfg.dx, cfg.dc);
+  fc_lfm_config_default(&lc, D, C);
   lc.nblocks = 1;
   lc.net = cfg;
   char err[256];
@@ -266,25 +272,23 @@ static int s_bench_flowcore(int argc, char **argv) {
   const double peak = s_median(peaks, rounds), train_gflops = s_median(trains, rounds);
   const double peak_fraction = s_median(ratios, rounds);
   const double train_sps = train_gflops * 1e9 / train_flops * B;
-  fc_mlp net = model->blocks[0];
-  float *params = net.params;
+  const fc_net *net = &model->blocks[0];
+  const float *params = net->params;
   float t[1] = {0.5f}, *x0 = data, *c = cond;
 
   /* 3. batch-1 forward latency (runs on one thread: a single row is never split) */
   const int reps = 3000;
   double *lt = fc_malloc((size_t)reps * sizeof(double));
-  fc_mlp_ws *ws1 = fc_mlp_ws_new(&cfg, 1);
+  fc_net_ws *ws1 = fc_net_ws_new(&cfg, 1);
   float y1[112];
   for (int r = -200; r < reps; r++) {
     double t0 = cli_now();
-    fc_mlp_forward(&net, ws1, y1, t, x0, c, 1);
+    fc_net_forward(net, ws1, y1, t, x0, c, 1);
     if (r >= 0) lt[r] = cli_now() - t0;
   }
   double fwd_b1_us = s_median(lt, reps) * 1e6;
 
   /* 4. the memory floor: a bare chain of sgemv over weights of the same shapes */
-  fc_tensor_info ti[FC_MLP_MAX_TENSORS];
-  int nt = fc_mlp_tensors(&cfg, ti, (int)(sizeof(ti) / sizeof(ti[0])));
   float *vin = fc_calloc(4096, sizeof(float)), *vout = fc_calloc(4096, sizeof(float));
   for (int i = 0; i < 4096; i++) vin[i] = 0.01f * (float)(i % 13);
   for (int r = -200; r < reps; r++) {
@@ -359,7 +363,8 @@ static int s_bench_flowcore(int argc, char **argv) {
   }
   free(data); free(cond); free(peaks); free(trains); free(ratios); free(lt); free(vin); free(vout);
   fc_lfm_free(model);
-  fc_mlp_ws_free(ws1);
+  fc_net_ws_free(ws1);
+  free(ti);
   return 0;
 }
 

@@ -96,9 +96,11 @@ int cmd_eval(int argc, char **argv) {
   const int nfe = ev.nfe, refused = ev.refused;
   if (jobs > episodes) jobs = episodes;
 
-  printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s %s x %d steps per block (NFE %d)\n", path, env_name(em),
-         episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method), fc_sampler_name(smp),
-         nsteps, nfe);
+  char desc[128];
+  fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s (%d block(s) of %s) %s x %d steps per block (NFE %d)\n",
+         path, env_name(em), episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method),
+         p->flow->cfg.nblocks, desc, fc_sampler_name(smp), nsteps, nfe);
   rollout_print(stdout, em, &rs);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped, %ld observation values "
@@ -116,7 +118,9 @@ int cmd_eval(int argc, char **argv) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
-    printf(", \"refused\": %d, \"obs_clipped\": %ld", refused, ev.obs_clipped);
+    printf(", \"refused\": %d, \"obs_clipped\": %ld, \"net\": \"%s\", \"net_desc\": ", refused, ev.obs_clipped,
+           fc_net_kind_name(p->flow->cfg.net.kind));
+    cli_json_str(stdout, desc);
     rollout_json_close(stdout, secs);
   }
   rollout_eval_free(&ev, episodes);

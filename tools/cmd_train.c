@@ -144,13 +144,16 @@ int cmd_train(int argc, char **argv) {
   s_file_task(s_arg(argc, argv, "--data"), task, sizeof(task));
   const int recipe = pol_train_recipe(task, &c);
   const char *data = NULL, *out = NULL, *keys_csv = NULL, *method = "lfm", *sampler = "rk4", *norm = "minmax",
-             *log_path = NULL, *low_csv = NULL, *high_csv = NULL;
+             *log_path = NULL, *low_csv = NULL, *high_csv = NULL, *net = fc_net_kind_name(c.net.kind);
   int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0, resume = 0, ckpt_every = 1000;
   int eval_every = 0, eval_episodes = 20, eval_seed = 200000, eval_jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  int width = c.net.mlp.width, depth = c.net.mlp.depth; /* the mlp's (the default kind) */
   double lr = c.lr, gc = c.gamma_c, grho = c.gamma_rho;
   static const char *const methods[] = {"lfm", "fm", "mse", NULL};
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   static const char *const norms[] = {"minmax", "meanstd", NULL};
+  const char *nets[FC_NET_KINDS + 1] = {NULL};
+  for (int k = 0; k < FC_NET_KINDS; k++) nets[k] = fc_net_kind_name((fc_net_kind)k);
   cli_opt opts[] = {
       {"--data", CLI_STR, &data, "demonstrations (Robomimic-style HDF5)", NULL, 0, 0},
       {"--out", CLI_STR, &out, "policy file to write", NULL, 0, 0},
@@ -164,8 +167,9 @@ int cmd_train(int argc, char **argv) {
       {"--To", CLI_INT, &c.To, "observation frames", NULL, 1, 64},
       {"--Tp", CLI_INT, &c.Tp, "predicted actions per chunk", NULL, 1, 256},
       {"--Ta", CLI_INT, &c.Ta, "executed actions per chunk", NULL, 1, 256},
-      {"--width", CLI_INT, &c.width, "network width (fm/mse; lfm blocks: same total parameters)", NULL, 4, 8192},
-      {"--depth", CLI_INT, &c.depth, "residual blocks per network (FiLM conditions t and c inside them)", NULL, 1, 32},
+      {"--net", CLI_CHOICE, &net, "velocity network kind", nets, 0, 0},
+      {"--width", CLI_INT, &width, "mlp width (fm/mse; lfm blocks: same total parameters)", NULL, 4, 8192},
+      {"--depth", CLI_INT, &depth, "mlp residual blocks (FiLM conditions t and c inside them)", NULL, 1, 32},
       {"--lr", CLI_DOUBLE, &lr, "peak learning rate", NULL, 1e-7, 1},
       {"--gamma-c", CLI_DOUBLE, &gc, "LFM OU step schedule: gamma_n = c * rho^(n-1)", NULL, 1e-6, 100},
       {"--gamma-rho", CLI_DOUBLE, &grho, "LFM OU step growth", NULL, 1e-3, 100},
@@ -200,6 +204,10 @@ int cmd_train(int argc, char **argv) {
     return 2;
   }
   c.method = (pol_method)pol_method_parse(method);
+  /* the network: the kind's defaults (sizes come from the data), then the
+   * options of that kind */
+  fc_net_config_default(&c.net, (fc_net_kind)fc_net_kind_parse(net), 1, 0);
+  if (c.net.kind == FC_NET_MLP) c.net.mlp.width = width, c.net.mlp.depth = depth;
   c.blocks = blocks;
   c.seed = (uint64_t)seed;
   c.lr = (float)lr;
@@ -317,10 +325,12 @@ int cmd_train(int argc, char **argv) {
     if (k) strncat(klist, ",", sizeof(klist) - strlen(klist) - 1);
     strncat(klist, p->meta.keys[k], sizeof(klist) - strlen(klist) - 1);
   }
-  printf("lfp train: %s on %s (%lld train / %lld valid windows, %s; obs %s), %d block(s) of width %d, "
+  char desc[128];
+  fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  printf("lfp train: %s on %s (%lld train / %lld valid windows, %s; obs %s), %d block(s) of %s, "
          "%zu parameters, %lld steps of batch %d, NFE %d per chunk\n",
          method, data, (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t),
-         pol_trainer_split(t), klist, p->flow->cfg.nblocks, p->flow->cfg.net.width, fc_lfm_nparams(p->flow),
+         pol_trainer_split(t), klist, p->flow->cfg.nblocks, desc, fc_lfm_nparams(p->flow),
          (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0));
   if (recipe) printf("  defaults from the task's recipe (%s); flags given override them\n", pol_train_recipe_text(task));
   if (eval_every)
@@ -385,9 +395,13 @@ int cmd_train(int argc, char **argv) {
   if (json) {
     printf("{\"out\": ");
     cli_json_str(stdout, out);
-    printf(", \"method\": \"%s\", \"blocks\": %d, \"width\": %d, \"params\": %zu, \"steps\": %lld, \"batch\": %d, \"nfe\": %d, "
+    printf(", \"method\": \"%s\", \"blocks\": %d, \"net\": \"%s\", \"net_desc\": ", method, p->flow->cfg.nblocks,
+           fc_net_kind_name(p->flow->cfg.net.kind));
+    cli_json_str(stdout, desc);
+    if (p->flow->cfg.net.kind == FC_NET_MLP) printf(", \"width\": %d", p->flow->cfg.net.mlp.width);
+    printf(", \"params\": %zu, \"steps\": %lld, \"batch\": %d, \"nfe\": %d, "
            "\"train_windows\": %lld, \"valid_windows\": %lld, \"train_s\": ",
-           method, p->flow->cfg.nblocks, p->flow->cfg.net.width, fc_lfm_nparams(p->flow), (long long)c.steps, c.batch,
+           fc_lfm_nparams(p->flow), (long long)c.steps, c.batch,
            pol_nfe(p, p->flow->cfg.sampler, 0), (long long)pol_trainer_train_windows(t),
            (long long)pol_trainer_valid_windows(t));
     cli_json_num(stdout, secs);

@@ -79,16 +79,18 @@ void toy_config_default(toy_config *tc) {
   tc->progress = 1;
 }
 
-static void s_net_config(const toy_config *tc, fc_mlp_config *net, int width) {
-  fc_mlp_config_default(net, 2, 0);
-  net->width = width;
-  net->depth = tc->depth;
+/* the toy's network: an mlp on 2-D points, no condition */
+static void s_net_config(const toy_config *tc, fc_net_config *net, int width) {
+  fc_net_config_default(net, FC_NET_MLP, 2, 0);
+  net->mlp.width = width;
+  net->mlp.depth = tc->depth;
 }
 
 int toy_block_width(const toy_config *tc, int blocks) {
-  fc_mlp_config net;
+  fc_net_config net;
   s_net_config(tc, &net, tc->width);
-  return fc_mlp_width_matching(&net, blocks);
+  fc_net_match(&net, &net, blocks);
+  return net.mlp.width;
 }
 
 /* Label generated points by their nearest held-out target point (within tau);
