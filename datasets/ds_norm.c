@@ -61,6 +61,17 @@ static void s_finish(ds_norm *n, ds_norm_kind kind, const s_acc *a) {
   }
 }
 
+void ds_norm_set_min_range(ds_norm *n, double min_range) {
+  if (n->kind != DS_NORM_MINMAX || !(min_range > 0)) return;
+  for (int j = 0; j < n->dim; j++) {
+    const double range = (double)n->hi[j] - (double)n->lo[j];
+    if (range >= S_EPS && range < min_range) {
+      n->scale[j] = (float)(2.0 / min_range);
+      n->offset[j] = (float)(0.5 * ((double)n->lo[j] + (double)n->hi[j]));
+    }
+  }
+}
+
 int ds_norm_fit_rows(ds_norm *n, ds_norm_kind kind, const float *x, int64_t rows, int dim, char *err, size_t errsz) {
   if (dim < 1 || dim > DS_NORM_MAX_DIM)
     return fc_set_err(err, errsz, "cannot normalize %d values per step (at most %d)", dim, DS_NORM_MAX_DIM), -1;

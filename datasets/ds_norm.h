@@ -59,6 +59,14 @@ int ds_norm_fit(ds_norm *n, ds_norm_kind kind, const ds_dataset *d, const ds_spl
 /* Statistics from raw rows x (rows, dim), for callers without a dataset. */
 int ds_norm_fit_rows(ds_norm *n, ds_norm_kind kind, const float *x, int64_t rows, int dim, char *err,
                      size_t errsz);
+/* Min-max only: dimensions whose range is below min_range (but not
+ * constant) are scaled as if their range were min_range, around the centre
+ * of their range: y = 2 (x - (lo + hi) / 2) / max(hi - lo, min_range). A
+ * value that barely varies in the demonstrations (lift's end-effector
+ * quaternion x, y vary by 2e-4) then stays small instead of being blown up
+ * to [-1, 1], where tiny deviations at test time would be huge. Other
+ * kinds, and min_range <= 0, leave n unchanged. */
+void ds_norm_set_min_range(ds_norm *n, double min_range);
 /* In place, on rows of n->dim values. */
 void ds_norm_apply(const ds_norm *n, float *x, int64_t rows);
 void ds_norm_invert(const ds_norm *n, float *x, int64_t rows);

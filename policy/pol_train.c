@@ -136,6 +136,7 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
   if (ds_norm_fit(&on, c->norm, d, &train, DS_FIELD_OBS, err, errsz) ||
       ds_norm_fit(&an, c->norm, d, &train, DS_FIELD_ACTIONS, err, errsz))
     goto fail;
+  ds_norm_set_min_range(&on, c->obs_min_range);
 
   /* every window, normalized */
   const int Cd = c->To * d->obs_dim, Dd = c->Tp * d->action_dim;

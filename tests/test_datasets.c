@@ -256,6 +256,21 @@ TEST(normalization) {
   }
   ds_norm_invert(&n, y, 4);
   for (int i = 0; i < 12; i++) ASSERT_NEAR(y[i], x[i], 1e-6);
+  /* a floor on the range: columns 0 (range 4) and 2 (range 2) are scaled as
+   * if their range were 8, around their centres; the constant column is not */
+  ds_norm f = n;
+  ds_norm_set_min_range(&f, 8.0);
+  memcpy(y, x, sizeof(x));
+  ds_norm_apply(&f, y, 4);
+  ASSERT_NEAR(y[0], -0.5, 1e-6); /* (0 - 2) * 2 / 8 */
+  ASSERT_NEAR(y[6], 0.5, 1e-6);
+  ASSERT_NEAR(y[2], 0.25, 1e-6); /* column 2: centre -2, (-1 + 2) * 2 / 8 */
+  for (int r = 0; r < 4; r++) ASSERT_NEAR(y[r * 3 + 1], 0, 0); /* constant: unchanged */
+  ds_norm_invert(&f, y, 4);
+  for (int i = 0; i < 12; i++) ASSERT_NEAR(y[i], x[i], 1e-6);
+  f = n;
+  ds_norm_set_min_range(&f, 1.0); /* below every range: as fitted */
+  ASSERT(memcmp(&f, &n, sizeof(n)) == 0);
   /* mean/std: zero mean, unit variance */
   ASSERT(ds_norm_fit_rows(&n, DS_NORM_MEANSTD, x, 4, 3, err, sizeof(err)) == 0);
   memcpy(y, x, sizeof(x));

@@ -176,6 +176,8 @@ int cmd_train(int argc, char **argv) {
       {"--sampler", CLI_CHOICE, &sampler, "ODE sampler", samplers, 0, 0},
       {"--ode-steps", CLI_INT, &c.ode_steps, "sampler steps over the chain (lfm: divided among blocks, a multiple of N)", NULL, 1, 10000},
       {"--norm", CLI_CHOICE, &norm, "normalization", norms, 0, 0},
+      {"--obs-min-range", CLI_DOUBLE, &c.obs_min_range, "min-max: an observation value varying less than this in the "
+                                                        "data is scaled as if it varied this much (0: off)", NULL, 0, 1e6},
       {"--action-low", CLI_STR, &low_csv, "lower action bounds: one value for all dimensions or one per dimension "
                                           "(default: the training actions' minimum)", NULL, 0, 0},
       {"--action-high", CLI_STR, &high_csv, "upper action bounds, likewise (default: the training actions' maximum)", NULL,
