@@ -47,7 +47,7 @@ typedef struct {
   int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block; N must divide it) */
   ds_norm_kind norm;
   double obs_min_range;  /* min-max: observation dimensions scale as if their range were at least this
-                            (ds_norm_set_min_range); 0: off */
+                            (ds_norm_set_min_range); default 0.01, 0: off */
   double valid_frac;     /* seeded split when the file has no masks */
   /* Action bounds (what inference clips to): by default the training
    * split's action range per dimension; nlow / nhigh values override the
