@@ -8,7 +8,7 @@
 # training seeds, the best seed, and a 95% Wilson interval over all 150
 # episodes.
 #   tools/results.sh [OUTDIR]          (default results/)
-# Environment: TASKS (default "lift pusht avoid can"), METHODS ("lfm fm mse"),
+# Environment: LFP (the program, default build/lfp), TASKS (default "lift pusht avoid can"), METHODS ("lfm fm mse"),
 # NETS ("mlp"), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
 # "--steps 8000" for a quick look: the table then says so). Runs are kept:
 # a cell whose eval JSON exists is not trained again, so an interrupted run
@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-results}
 mkdir -p "$out"
-LFP=build/lfp
+LFP=${LFP:-build/lfp}
 [ -x "$LFP" ] || tools/setup.sh
 TASKS=${TASKS:-lift pusht avoid can}
 METHODS=${METHODS:-lfm fm mse}
