@@ -62,8 +62,9 @@ static const s_recipe s_recipes[] = {
      * block_keypoints, selection seeds 200000..200049: on 200 demos 16000
      * steps 0% (score 0.548), 64000 steps 26% (0.807, validation loss twice
      * the training loss); on 1000 demos 64000 steps 56% (0.971), 128000
-     * steps 68% (0.975). 128000 steps of the MLP take about 15 minutes on
-     * the 2-core machine */
+     * steps 68% (0.975). 128000 steps took 30 minutes on the 2-core machine
+     * while other jobs shared it; alone about 17 (twice the 509 s that a
+     * 64000-step run took alone) */
     {"pusht", 128000, 0, "pusht: 128000 steps"},
 };
 
