@@ -1,6 +1,7 @@
 /* test_unet: fc_unet, the 1-D conv U-Net velocity network: the double
- * reference's gradients against central finite differences, the float BLAS
- * path against the reference, configuration refusals, the tensor list, width
+ * reference's gradients against central finite differences and its forward
+ * and gradients against PyTorch's (tests/fixtures/unet_torch.txt), the float
+ * BLAS path against the reference, configuration refusals, the tensor list, width
  * matching, batch independence. */
 #include <math.h>
 #include <stdio.h>
@@ -126,6 +127,91 @@ TEST(unet_reference_gradients) {
   if (s_check_ref_grads(&b, 2)) return 1;
   if (s_check_ref_grads(&c, 3)) return 1;
   return s_check_ref_grads(&d, 4);
+}
+
+/* ---------- the reference against PyTorch (an independent implementation) ---------- */
+
+/* one "name count values..." line of the fixture into a new array */
+static double *s_read_array(FILE *f, const char *name, int *count) {
+  char got[32];
+  if (fscanf(f, "%31s %d", got, count) != 2 || strcmp(got, name) || *count < 0) return NULL;
+  double *v = malloc(((size_t)*count + 1) * sizeof(double));
+  for (int i = 0; i < *count; i++)
+    if (fscanf(f, "%lf", &v[i]) != 1) return free(v), NULL;
+  return v;
+}
+
+/* |a - b| <= rel (max |b| + floor) elementwise */
+static int s_close_arrays(const char *what, const double *a, const double *b, int n, double rel, double floor) {
+  double s = s_max_abs(b, (size_t)n) + floor;
+  for (int i = 0; i < n; i++)
+    ASSERT_MSG(fabs(a[i] - b[i]) <= rel * s, "%s[%d]: %.15g vs PyTorch %.15g (max %.3g)", what, i, a[i], b[i], s);
+  return 0;
+}
+
+TEST(unet_matches_pytorch) {
+  /* tests/make_unet_fixture.py: tools/bench_torch.py's UNet1D in double */
+  FILE *f = fopen(LFP_UNET_FIXTURE, "r");
+  ASSERT_MSG(f, "cannot open %s", LFP_UNET_FIXTURE);
+  char line[512];
+  ASSERT(fgets(line, sizeof(line), f) && line[0] == '#');
+  int cases = 0, T, A, C, L, d[4], K, G, E, B;
+  while (fscanf(f, " case %d %d %d %d %d %d %d %d %d %d %d %d", &T, &A, &C, &L, &d[0], &d[1], &d[2], &d[3], &K, &G,
+                &E, &B) == 12) {
+    fc_unet_config cfg = s_cfg(T, A, C, L, d, K, G, FC_ACT_MISH, E);
+    char err[256];
+    ASSERT_MSG(fc_unet_config_check(&cfg, err, sizeof(err)) == 0, "%s", err);
+    int np, nt, nx, nc, ndy, ny, ng, ndx, ndc;
+    double *p = s_read_array(f, "params", &np), *t = s_read_array(f, "t", &nt), *x = s_read_array(f, "x", &nx);
+    double *c = s_read_array(f, "c", &nc), *dy = s_read_array(f, "dy", &ndy), *y = s_read_array(f, "y", &ny);
+    double *g = s_read_array(f, "grad", &ng), *dx = s_read_array(f, "dx", &ndx), *dc = s_read_array(f, "dc", &ndc);
+    ASSERT(p && t && x && c && dy && y && g && dx && dc);
+    /* the inputs are floats, written with the 9 digits that identify a float:
+     * read back through float to get their exact values */
+    double *in[5] = {p, t, x, c, dy};
+    int nin[5] = {np, nt, nx, nc, ndy};
+    for (int k = 0; k < 5; k++)
+      for (int i = 0; i < nin[k]; i++) in[k][i] = (float)in[k][i];
+    ASSERT_EQ_INT(np, fc_unet_nparams(&cfg));
+    ASSERT(nt == B && nx == B * cfg.dx && nc == B * C && ny == nx && ndy == nx && ng == np && ndx == nx && ndc == nc);
+    double *yr = malloc((size_t)nx * sizeof(double)), *gr = malloc((size_t)np * sizeof(double));
+    double *dxr = malloc((size_t)nx * sizeof(double)), *dcr = malloc(((size_t)nc + 1) * sizeof(double));
+    fc_unet_ws_ref *ws = fc_unet_ws_new_ref(&cfg, B);
+    fc_unet_forward_ref(&cfg, p, ws, yr, t, x, C ? c : NULL, B);
+    if (s_close_arrays("y", yr, y, nx, 1e-10, 0)) return 1;
+    fc_unet_backward_ref(&cfg, p, ws, gr, 0, dxr, C ? dcr : NULL, dy, B);
+    fc_tensor_info ti[FC_UNET_MAX_TENSORS];
+    int n = fc_unet_tensors(&cfg, ti, FC_UNET_MAX_TENSORS);
+    /* a floor at 1e-6 of the whole gradient: a conv bias before a
+     * one-channel GroupNorm group has gradient 0, rounding on both sides */
+    const double gall = s_max_abs(g, (size_t)np);
+    for (int k = 0; k < n; k++)
+      if (s_close_arrays(ti[k].name, gr + ti[k].offset, g + ti[k].offset, ti[k].rows * ti[k].cols, 1e-9, 1e-6 * gall))
+        return 1;
+    if (s_close_arrays("dx", dxr, dx, nx, 1e-9, 0) || s_close_arrays("dc", dcr, dc, nc, 1e-9, 0)) return 1;
+    /* and the float network on the same (float-representable) weights */
+    float *pf = malloc((size_t)np * sizeof(float)), *tf = malloc((size_t)B * sizeof(float));
+    float *xf = malloc((size_t)nx * sizeof(float)), *cf = malloc(((size_t)nc + 1) * sizeof(float));
+    float *yf = malloc((size_t)nx * sizeof(float));
+    for (int i = 0; i < np; i++) pf[i] = (float)p[i];
+    for (int i = 0; i < B; i++) tf[i] = (float)t[i];
+    for (int i = 0; i < nx; i++) xf[i] = (float)x[i];
+    for (int i = 0; i < nc; i++) cf[i] = (float)c[i];
+    fc_unet net;
+    fc_unet_bind(&net, &cfg, pf);
+    fc_unet_ws *wsf = fc_unet_ws_new(&cfg, B);
+    fc_unet_forward(&net, wsf, yf, tf, xf, C ? cf : NULL, B);
+    for (int i = 0; i < nx; i++) yr[i] = yf[i];
+    if (s_close_arrays("float y", yr, y, nx, 1e-5, 0)) return 1;
+    fc_unet_ws_free(wsf);
+    fc_unet_ws_free_ref(ws);
+    free(p); free(t); free(x); free(c); free(dy); free(y); free(g); free(dx); free(dc);
+    free(yr); free(gr); free(dxr); free(dcr); free(pf); free(tf); free(xf); free(cf); free(yf);
+    cases++;
+  }
+  fclose(f);
+  ASSERT_EQ_INT(cases, 2);
+  return 0;
 }
 
 /* ---------- the float BLAS path against the double reference ---------- */
@@ -417,7 +503,8 @@ TEST(unet_batch1_equals_row_of_batch) {
 
 int main(int argc, char **argv) {
   static const test_case cases[] = {
-      TEST_ENTRY(unet_reference_gradients),      TEST_ENTRY(unet_blas_matches_reference),
+      TEST_ENTRY(unet_reference_gradients),      TEST_ENTRY(unet_matches_pytorch),
+      TEST_ENTRY(unet_blas_matches_reference),
       TEST_ENTRY(unet_config_check_refusals),    TEST_ENTRY(unet_tensors_cover_the_vector),
       TEST_ENTRY(unet_init_follows_pytorch),     TEST_ENTRY(unet_width_matching_is_closest),
       TEST_ENTRY(unet_batch1_equals_row_of_batch),
