@@ -12,8 +12,8 @@ execution setting found on this machine:
     (10 after 2 for the U-Net, whose steps are longer);
   - one batch-1 forward under torch.inference_mode(), eager or "jit"
     (torch.jit.trace + freeze + optimize_for_inference, which also
-    pre-transposes the weights); median over 2000 calls (500 for the U-Net),
-    in microseconds.
+    pre-transposes the weights), each setting screened over 300 calls (30
+    for the U-Net), the fastest timed over 2000 (500), in microseconds.
 
 Usage: /usr/bin/python3 tools/bench_torch.py [--json] [--unet T,A,C,D0-D1-D2,TEMB]
   --unet 16,2,40,64-128-256,64: chunks of T = 16 steps of A = 2 actions,
@@ -245,10 +245,10 @@ def main():
     if unet:
         T, A, Cu, dims, E = unet
         net, Dn, Cn = UNet1D(T, A, Cu, dims, E), T * A, Cu
-        train_n, fwd_n = (10, 2), 500
+        train_n, screen_n, fwd_n = (10, 2), (30, 5), 500
     else:
         net, Dn, Cn = VelocityNet(), D, C
-        train_n, fwd_n = (30, 3), 2000
+        train_n, screen_n, fwd_n = (30, 3), (300, 50), 2000
     params = list(net.parameters())
     n_params = sum(p.numel() for p in params)
     if not unet:
@@ -291,7 +291,7 @@ def main():
         for s in settings:
             use(s)
             for mode, m in modes.items():
-                screen[s, mode] = median_s(lambda: m(*a1), 300, 50) * 1e6
+                screen[s, mode] = median_s(lambda: m(*a1), *screen_n) * 1e6
                 log(f"  fwd b1 torch threads {s[0]}, BLAS threads {s[1]}, {mode:5s}: "
                     f"{screen[s, mode]:8.1f} us (screen)")
         s_fwd, mode = min(screen, key=screen.get)
