@@ -318,6 +318,16 @@ typedef struct {
   int rows, lsrc, C, K, s, p, acc;
 } s_col_job;
 
+/* The taps of output row r read source rows s r - p .. s r - p + K - 1,
+ * consecutive for any stride: the in-range ones are one contiguous span of
+ * the source and of the im2col row, [k0, k1) in tap numbers. */
+static void s_tap_span(int r, int s, int p, int K, int lsrc, int *k0, int *k1) {
+  const int l0 = s * r - p;
+  *k0 = l0 < 0 ? (-l0 < K ? -l0 : K) : 0;
+  *k1 = l0 + K > lsrc ? lsrc - l0 : K;
+  if (*k1 < *k0) *k1 = *k0;
+}
+
 /* col[b, r, k, :] = src[b, s r + k - p, :] (0 outside) */
 static void s_im2col_rows(void *ctx, size_t lo, size_t hi) {
   const s_col_job *j = ctx;
@@ -326,11 +336,11 @@ static void s_im2col_rows(void *ctx, size_t lo, size_t hi) {
     for (int r = 0; r < j->rows; r++) {
       float *dst = j->col + (b * j->rows + r) * KC;
       const float *src = j->src + b * (size_t)j->lsrc * C;
-      for (int k = 0; k < j->K; k++) {
-        const int l = j->s * r + k - j->p;
-        if (l < 0 || l >= j->lsrc) memset(dst + k * C, 0, C * sizeof(float));
-        else memcpy(dst + k * C, src + (size_t)l * C, C * sizeof(float));
-      }
+      int k0, k1;
+      s_tap_span(r, j->s, j->p, j->K, j->lsrc, &k0, &k1);
+      if (k0) memset(dst, 0, (size_t)k0 * C * sizeof(float));
+      memcpy(dst + k0 * C, src + (size_t)(j->s * r - j->p + k0) * C, (size_t)(k1 - k0) * C * sizeof(float));
+      if (k1 < j->K) memset(dst + k1 * C, 0, (size_t)(j->K - k1) * C * sizeof(float));
     }
 }
 
@@ -348,14 +358,12 @@ static void s_col2im_rows(void *ctx, size_t lo, size_t hi) {
         memset(dst, 0, (size_t)j->lsrc * C * sizeof(float));
     }
     for (int r = 0; r < j->rows; r++) {
-      const float *col = j->col + (b * j->rows + r) * KC;
-      for (int k = 0; k < j->K; k++) {
-        const int l = j->s * r + k - j->p;
-        if (l < 0 || l >= j->lsrc) continue;
-        float *restrict d = dst + (size_t)l * C;
-        const float *restrict c = col + k * C;
-        for (size_t q = 0; q < C; q++) d[q] += c[q];
-      }
+      int k0, k1;
+      s_tap_span(r, j->s, j->p, j->K, j->lsrc, &k0, &k1);
+      float *restrict d = dst + (size_t)(j->s * r - j->p + k0) * C;
+      const float *restrict c = j->col + (b * j->rows + r) * KC + k0 * C;
+      const size_t n = (size_t)(k1 - k0) * C;
+      for (size_t q = 0; q < n; q++) d[q] += c[q];
     }
   }
 }
