@@ -202,19 +202,25 @@ typedef struct {
   s_torch th;
 } s_unet_case;
 
-static void s_unet_bench(s_unet_case *uc, const int *dims, int temb, s_peak *pk, int threads, int rounds,
-                         int per_round, const char *script, const char *python, int no_torch) {
-  const int B = 256;
+/* the case's config: fc_unet's default, with the options' dims and temb
+ * when given (dims[0] = 0: not given); 0 when usable */
+static int s_unet_setup(s_unet_case *uc, const int *dims, int temb, char *err, size_t errsz) {
   fc_unet_config *cfg = &uc->cfg;
   fc_unet_config_default(cfg, uc->T, uc->A, uc->C);
-  if (dims[0] > 0)
-    for (int i = 0; i < cfg->nlevels; i++) cfg->dims[i] = dims[i];
-  if (temb > 0) cfg->temb = temb;
-  char err[256];
-  if (fc_unet_config_check(cfg, err, sizeof(err))) {
-    cli_error("bench flowcore", "U-Net: %s", err);
-    exit(2);
+  if (dims[0] > 0) {
+    int n = 0;
+    while (n < FC_UNET_MAX_LEVELS && dims[n] > 0) n++;
+    cfg->nlevels = n;
+    for (int i = 0; i < FC_UNET_MAX_LEVELS; i++) cfg->dims[i] = i < n ? dims[i] : 0;
   }
+  if (temb > 0) cfg->temb = temb;
+  return fc_unet_config_check(cfg, err, errsz);
+}
+
+static void s_unet_bench(s_unet_case *uc, s_peak *pk, int threads, int rounds, int per_round, const char *script,
+                         const char *python, int no_torch) {
+  const int B = 256;
+  const fc_unet_config *cfg = &uc->cfg;
   const int D = cfg->dx, C = cfg->dc;
   uc->params = fc_unet_nparams(cfg);
   uc->macs = fc_unet_macs(cfg);
@@ -371,7 +377,7 @@ static int s_bench_flowcore(int argc, char **argv) {
       {"--python", CLI_STR, &python, "interpreter that has Debian's python3-torch", NULL, 0, 0},
       {"--no-torch", CLI_FLAG, &no_torch, "skip the PyTorch comparison", NULL, 0, 0},
       {"--unet-iters", CLI_INT, &unet_iters, "timed U-Net training steps per case (in rounds of 3)", NULL, 3, 10000},
-      {"--unet-dims", CLI_STR, &unet_dims, "U-Net level channels, e.g. 32,64,128 (default: fc_unet's)", NULL, 0, 0},
+      {"--unet-dims", CLI_STR, &unet_dims, "U-Net level channels, one per level, e.g. 32,64,128 (default: fc_unet's)", NULL, 0, 0},
       {"--unet-temb", CLI_INT, &unet_temb, "U-Net time-embedding size (0: fc_unet's default)", NULL, 0, 4096},
       {"--no-unet", CLI_FLAG, &no_unet, "skip the U-Net cases", NULL, 0, 0},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
@@ -380,11 +386,22 @@ static int s_bench_flowcore(int argc, char **argv) {
                      "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--unet-dims D0,D1,..] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
+  /* the U-Net at Tp 16: Push-T sizes (A 2, To 2 x 20-D observations) and
+   * Lift sizes (A 7, To 2 x 19-D), checked before anything runs */
   int udims[FC_UNET_MAX_LEVELS];
   if (s_parse_dims(unet_dims, udims)) {
     cli_error("bench flowcore", "--unet-dims wants 1 to %d channel counts like 64,128,256 (got '%s')",
               FC_UNET_MAX_LEVELS, unet_dims);
     return 2;
+  }
+  s_unet_case uc[2] = {{.T = 16, .A = 2, .C = 40}, {.T = 16, .A = 7, .C = 38}};
+  const int nu = no_unet ? 0 : 2;
+  for (int k = 0; k < nu; k++) {
+    char uerr[256];
+    if (s_unet_setup(&uc[k], udims, unet_temb, uerr, sizeof(uerr))) {
+      cli_error("bench flowcore", "U-Net: %s", uerr);
+      return 2;
+    }
   }
   if (threads > 0) fc_set_threads(threads);
   const int train_threads = fc_threads();
@@ -508,12 +525,10 @@ static int s_bench_flowcore(int argc, char **argv) {
   } else if (!no_torch) {
     printf("  PyTorch: not measured (%s with torch, or %s, not found)\n", python, script);
   }
-  /* 7. the U-Net (fc_unet) at Tp 16: Push-T sizes (A 2, To 2 x 20-D
-   * observations) and Lift sizes (A 7, To 2 x 19-D) */
-  s_unet_case uc[2] = {{.T = 16, .A = 2, .C = 40}, {.T = 16, .A = 7, .C = 38}};
-  const int nu = no_unet ? 0 : 2, urounds = (unet_iters + 2) / 3;
+  /* 7. the U-Net cases */
+  const int urounds = (unet_iters + 2) / 3;
   for (int k = 0; k < nu; k++) {
-    s_unet_bench(&uc[k], udims, unet_temb, &pk, train_threads, urounds, 3, script, python, no_torch);
+    s_unet_bench(&uc[k], &pk, train_threads, urounds, 3, script, python, no_torch);
     s_unet_print(&uc[k], train_threads);
     fflush(stdout);
   }
