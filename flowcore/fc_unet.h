@@ -134,9 +134,16 @@ typedef struct {
 
 /* Defaults for chunks of T steps of A-dimensional actions, condition C:
  * 3 levels (2 when T is not divisible by 4, 1 when T is odd) of channels
- * {64, 128, 256}, temb 64, kernel 5, groups 8, Mish. (DP's low-dim
- * network is {256, 512, 1024}, temb 256: about 16x the multiply-adds, too
- * slow to train on a few CPU cores; see README for the measurements.) */
+ * {64, 128, 256}, temb 64, kernel 5, groups 8, Mish: DP's low-dim network
+ * at a quarter of its widths ({256, 512, 1024}, temb 256: 16x the
+ * multiply-adds). Measured on this project's 2 cores at Tp 16 (README,
+ * `lfp bench flowcore`): the narrowest widths whose training runs at >= 60%
+ * of the sgemm peak (59-70%; 4.2M parameters, 18.6M multiply-adds a
+ * sample, about 750 samples/s) with a batch-1 forward under 1 ms (0.85 ms,
+ * 27 ms for a 32-NFE chunk). {32, 64, 128} trains 3x as many samples/s
+ * (1.2M parameters, batch-1 0.25 ms) at 47-50% of the peak: im2col copies,
+ * OpenBLAS's packing and GroupNorm weigh more at 32 channels; it is the
+ * cheaper choice where training time matters more than capacity. */
 void fc_unet_config_default(fc_unet_config *cfg, int T, int A, int dc);
 /* 0 when the config is usable, else -1 and a sentence in err. */
 int fc_unet_config_check(const fc_unet_config *cfg, char *err, size_t errsz);
