@@ -1,14 +1,15 @@
 /* fc_mlp: residual MLP velocity network. Configuration, parameter layout and
  * initialization here; the layer code is in fc_mlp_impl.inc, instantiated
- * below in float on cblas_sgemm and in double on naive loops (the reference). */
+ * below in float on fc_nn's sgemm kernels and in double on its naive loops
+ * (the reference). */
 #include "fc_mlp.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "fc_base.h"
+#include "fc_nn.h"
 #include "fc_par.h"
 
 void fc_mlp_config_default(fc_mlp_config *cfg, int dx, int dc) {
@@ -158,155 +159,34 @@ int fc_act_parse(const char *s) { return fc_name_index(s, s_act_names, 3); }
 const char *fc_cond_name(fc_cond_mode c) { return (unsigned)c < 2 ? s_cond_names[c] : "?"; }
 int fc_cond_parse(const char *s) { return fc_name_index(s, s_cond_names, 2); }
 
-/* ---------- float kernels: BLAS ---------- */
-
-/* exp for the activations: a Cody-Waite reduction and a degree-6 Taylor
- * polynomial (relative error < 2e-7), branch-free so loops vectorize. The
- * argument saturates at +-40, where every activation is flat to float
- * precision. (With the full range [-87, 88] GCC specializes the clamped lanes
- * into x / (1 + e^88), a denormal for every lane, and each denormal costs a
- * microcode assist: SiLU ran 2.5x slower.) The clamp also maps NaN into
- * range, so the integer exponent below is always defined; the activations
- * still propagate NaN through their x factor. */
-static inline float s_expf(float x) {
-  x = x > -40.0f ? x : -40.0f; /* false for NaN: -40 */
-  x = x < 40.0f ? x : 40.0f;
-  float k = floorf(x * 1.44269504088896341f + 0.5f);
-  float r = x - k * 0.693145751953125f;
-  r = r - k * 1.428606765330187045e-06f;
-  float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f +
-            r * (0.008333334f + r * 0.0013888889f)))));
-  union { int32_t i; float f; } sc;
-  sc.i = ((int32_t)k + 127) << 23;
-  return p * sc.f;
-}
-
-/* Each matmul is split over fc_par's threads by columns of its output (rows
- * of the weight matrix for the forward, the weight gradient's rows, the
- * input gradient's columns), every part a single-threaded BLAS call with no
- * reduction across threads. (Column splits keep each thread on its own slice of the weights:
- * about 150 GFLOP/s on 2 cores at 256 x 512 x 512 against 120 for row
- * splits.) Small products run on the calling thread. */
-typedef struct {
-  float *out, *db;
-  const float *in, *w, *b;
-  int B, IN, OUT, acc;
-} s_mm_job;
-
-static void s_mm_split(s_mm_job *j, size_t cols, fc_par_fn fn) {
-  double macs = (double)j->B * j->IN * j->OUT;
-  fc_par_for(cols, macs >= (double)(1 << 20) ? 16 : cols, fn, j);
-}
-
-/* out[:, lo:hi] = in W[lo:hi]^T + b[lo:hi] */
-static void s_mm_fwd_cols(void *ctx, size_t lo, size_t hi) {
-  const s_mm_job *j = ctx;
-  const int N = (int)(hi - lo), IN = j->IN, OUT = j->OUT, B = j->B;
-  float *out = j->out + lo;
-  const float *w = j->w + lo * (size_t)IN;
-  for (int i = 0; i < B; i++) memcpy(out + (size_t)i * OUT, j->b + lo, (size_t)N * sizeof(float));
-  if (B == 1)
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, N, IN, 1.0f, w, IN, j->in, 1, 1.0f, out, 1);
-  else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, IN, 1.0f, j->in, IN, w, IN, 1.0f, out, OUT);
-}
-
-/* out (B, OUT) = in (B, IN) W^T + b, W (OUT, IN) */
-static void s_mm_fwd_f(float *out, const float *in, const float *w, const float *b, int B, int IN, int OUT) {
-  s_mm_job j = {out, NULL, in, w, b, B, IN, OUT, 0};
-  s_mm_split(&j, (size_t)OUT, s_mm_fwd_cols);
-}
-
-/* dW[lo:hi] (+)= dout[:, lo:hi]^T in; db[lo:hi] (+)= column sums of dout */
-static void s_mm_bwd_w_rows(void *ctx, size_t lo, size_t hi) {
-  const s_mm_job *j = ctx;
-  const int M = (int)(hi - lo), IN = j->IN, OUT = j->OUT, B = j->B;
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, IN, B, 1.0f, j->in + lo, OUT, j->w, IN,
-              j->acc ? 1.0f : 0.0f, j->out + lo * (size_t)IN, IN);
-  if (!j->acc) memset(j->db + lo, 0, (hi - lo) * sizeof(float));
-  for (int i = 0; i < B; i++) {
-    const float *d = j->in + (size_t)i * OUT;
-    for (size_t o = lo; o < hi; o++) j->db[o] += d[o];
-  }
-}
-
-/* dW (OUT, IN) = dout^T in; db (OUT) = column sums of dout (+= when acc) */
-static void s_mm_bwd_w_f(float *dw, float *db, const float *dout, const float *in, int B, int IN, int OUT,
-                         int acc) {
-  s_mm_job j = {dw, db, dout, in, NULL, B, IN, OUT, acc};
-  s_mm_split(&j, (size_t)OUT, s_mm_bwd_w_rows);
-}
-
-/* din[:, lo:hi] = dout W[:, lo:hi] */
-static void s_mm_bwd_x_cols(void *ctx, size_t lo, size_t hi) {
-  const s_mm_job *j = ctx;
-  const int N = (int)(hi - lo), IN = j->IN, OUT = j->OUT;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->B, N, OUT, 1.0f, j->in, OUT, j->w + lo, IN, 0.0f,
-              j->out + lo, IN);
-}
-
-/* din (B, IN) = dout (B, OUT) W */
-static void s_mm_bwd_x_f(float *din, const float *dout, const float *w, int B, int IN, int OUT) {
-  s_mm_job j = {din, NULL, dout, w, NULL, B, IN, OUT, 0};
-  s_mm_split(&j, (size_t)IN, s_mm_bwd_x_cols);
-}
-
-/* ---------- double kernels: naive loops, the specification ---------- */
-
-static void s_mm_fwd_d(double *out, const double *in, const double *w, const double *b, int B, int IN, int OUT) {
-  for (int i = 0; i < B; i++)
-    for (int o = 0; o < OUT; o++) {
-      double s = b[o];
-      for (int k = 0; k < IN; k++) s += in[(size_t)i * IN + k] * w[(size_t)o * IN + k];
-      out[(size_t)i * OUT + o] = s;
-    }
-}
-static void s_mm_bwd_w_d(double *dw, double *db, const double *dout, const double *in, int B, int IN, int OUT,
-                         int acc) {
-  for (int o = 0; o < OUT; o++) {
-    for (int k = 0; k < IN; k++) {
-      double s = 0;
-      for (int i = 0; i < B; i++) s += dout[(size_t)i * OUT + o] * in[(size_t)i * IN + k];
-      dw[(size_t)o * IN + k] = (acc ? dw[(size_t)o * IN + k] : 0.0) + s;
-    }
-    double s = 0;
-    for (int i = 0; i < B; i++) s += dout[(size_t)i * OUT + o];
-    db[o] = (acc ? db[o] : 0.0) + s;
-  }
-}
-static void s_mm_bwd_x_d(double *din, const double *dout, const double *w, int B, int IN, int OUT) {
-  for (int i = 0; i < B; i++)
-    for (int k = 0; k < IN; k++) {
-      double s = 0;
-      for (int o = 0; o < OUT; o++) s += dout[(size_t)i * OUT + o] * w[(size_t)o * IN + k];
-      din[(size_t)i * IN + k] = s;
-    }
-}
-
 /* ---------- instantiations ---------- */
 
 #define REAL float
 #define WS fc_mlp_ws
 #define FN(name) s_##name##_f
-#define EXPR(x) s_expf(x)
+#define EXPR(x) fc__expf(x)
+#define MM(name) fc__mm_##name
 #define PAR_FOR(n, grain, fn, ctx) fc_par_for((n), (grain), (fn), (ctx))
 #include "fc_mlp_impl.inc"
 #undef REAL
 #undef WS
 #undef FN
 #undef EXPR
+#undef MM
 #undef PAR_FOR
 
 #define REAL double
 #define WS fc_mlp_ws_ref
 #define FN(name) s_##name##_d
 #define EXPR(x) exp(x)
+#define MM(name) fc__mm_##name##_ref
 #define PAR_FOR(n, grain, fn, ctx) ((void)(grain), (fn)((ctx), 0, (n)))
 #include "fc_mlp_impl.inc"
 #undef REAL
 #undef WS
 #undef FN
 #undef EXPR
+#undef MM
 #undef PAR_FOR
 
 fc_mlp_ws *fc_mlp_ws_new(const fc_mlp_config *cfg, int max_batch) { return s_ws_alloc_f(cfg, max_batch); }

@@ -3,7 +3,9 @@
  *
  *   fc_rng.h     explicit-state RNG (xoshiro256**), Gaussian draws
  *   fc_net.h     velocity network v(t, x, c) of any kind: one interface, a table per kind
+ *   fc_nn.h      the layers kinds share: split sgemm kernels, activations, time embedding
  *   fc_mlp.h     the residual FiLM MLP kind, forward/backward on sgemm
+ *   fc_unet.h    the U-Net kind over action chunks: Diffusion Policy's 1-D conv U-Net
  *   fc_optim.h   AdamW, gradient clipping, warm-up + cosine schedule, EMA
  *   fc_flow.h    interpolants, FM loss, ODE samplers, Local Flow Matching chain + trainer
  *   fc_metric.h  exact W2 (optimal assignment), energy distance
@@ -19,6 +21,8 @@
 #include "fc_metric.h"
 #include "fc_mlp.h"
 #include "fc_net.h"
+#include "fc_nn.h"
+#include "fc_unet.h"
 #include "fc_optim.h"
 #include "fc_par.h"
 #include "fc_rng.h"

@@ -3,18 +3,27 @@
 
 Builds the same velocity network as flowcore/fc_mlp.c (FiLM residual MLP:
 x 112, condition 38, width 512, 4 blocks, sinusoidal time embedding 32, SiLU)
-and times, in the fastest thread / execution setting found on this machine:
+or, with --unet, as flowcore/fc_unet.c (Diffusion Policy's ConditionalUnet1D
+with FiLM (1 + scale), see fc_unet.h), and times, in the fastest thread /
+execution setting found on this machine:
   - one training step at batch 256: flow-matching loss on the linear
     interpolant, backward, clip_grad_norm_(1.0), AdamW (lr 1e-4, wd 1e-6) and
-    an EMA update (decay 0.999); median over 30 steps after 3 warm-up steps;
+    an EMA update (decay 0.999); median over 30 steps after 3 warm-up steps
+    (10 after 2 for the U-Net, whose steps are longer);
   - one batch-1 forward under torch.inference_mode(), eager or "jit"
     (torch.jit.trace + freeze + optimize_for_inference, which also
-    pre-transposes the weights); median over 2000 calls, in microseconds.
+    pre-transposes the weights), each setting screened over 300 calls (30
+    for the U-Net), the fastest timed over 2000 (500), in microseconds.
 
-Usage: /usr/bin/python3 tools/bench_torch.py [--json]
+Usage: /usr/bin/python3 tools/bench_torch.py [--json] [--unet T,A,C,D0-D1-D2,TEMB]
+  --unet 16,2,40,64-128-256,64: chunks of T = 16 steps of A = 2 actions,
+  condition C = 40, level channels 64, 128, 256, time embedding 64 (kernel 5,
+  8 groups, Mish, as fc_unet_config_default).
 Progress goes to stderr; with --json the last stdout line is one JSON object
 (read by tools/cmd_bench.c), otherwise a human summary goes to stdout.
 Needs Debian's python3-torch (OpenBLAS); exits 1 if torch cannot be imported.
+UNet1D and unet_flat_params are also what tests/make_unet_fixture.py builds
+the U-Net's PyTorch fixture with.
 """
 import os
 import sys
@@ -72,6 +81,109 @@ class VelocityNet(nn.Module):
         return self.out(F.silu(h))
 
 
+def time_features(freq, t):
+    """[sin ; cos] of 1000 t w_j, in double as the C side (fc_nn_impl.inc)."""
+    arg = t[:, None].double() * freq
+    return torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
+
+
+class CondResBlock(nn.Module):
+    """Diffusion Policy's ConditionalResidualBlock1D with FiLM (1 + scale)."""
+
+    def __init__(self, cin, cout, dk, K, G):
+        super().__init__()
+        self.conv1, self.gn1 = nn.Conv1d(cin, cout, K, padding=K // 2), nn.GroupNorm(G, cout)
+        self.conv2, self.gn2 = nn.Conv1d(cout, cout, K, padding=K // 2), nn.GroupNorm(G, cout)
+        self.film = nn.Linear(dk, 2 * cout)
+        self.res = nn.Conv1d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x, km):
+        u = F.mish(self.gn1(self.conv1(x)))
+        scale, shift = self.film(km).unsqueeze(-1).chunk(2, dim=1)
+        u = (1 + scale) * u + shift
+        return F.mish(self.gn2(self.conv2(u))) + (self.res(x) if self.res is not None else x)
+
+
+class UNet1D(nn.Module):
+    """v(t, x, c) exactly as fc_unet_impl.inc's forward: x (B, T * A)
+    time-major, channels x horizon inside (as Diffusion Policy)."""
+
+    def __init__(self, T, A, C, dims, E, K=5, G=8):
+        super().__init__()
+        self.T, self.A, L, dk = T, A, len(dims), E + C
+        self.fc1, self.fc2 = nn.Linear(E, 4 * E), nn.Linear(4 * E, E)
+        j = torch.arange(E // 2, dtype=torch.float64)
+        self.register_buffer("freq", 1000.0 * 10000.0 ** (-j / (E // 2)))
+        self.enc = nn.ModuleList(
+            nn.ModuleList([CondResBlock(dims[i - 1] if i else A, dims[i], dk, K, G),
+                           CondResBlock(dims[i], dims[i], dk, K, G)]) for i in range(L))
+        self.down = nn.ModuleList(nn.Conv1d(dims[i], dims[i], 3, 2, 1) for i in range(L - 1))
+        self.mid = nn.ModuleList(CondResBlock(dims[-1], dims[-1], dk, K, G) for _ in range(2))
+        # decoder stage j at level i = L - 1 - j: [x ; skip i] -> dims[i - 1], then upsample
+        lv = list(range(L - 1, 0, -1))
+        self.dec = nn.ModuleList(
+            nn.ModuleList([CondResBlock(2 * dims[i], dims[i - 1], dk, K, G),
+                           CondResBlock(dims[i - 1], dims[i - 1], dk, K, G)]) for i in lv)
+        self.up = nn.ModuleList(nn.ConvTranspose1d(dims[i - 1], dims[i - 1], 4, 2, 1) for i in lv)
+        self.fin_conv, self.fin_gn = nn.Conv1d(dims[0], dims[0], K, padding=K // 2), nn.GroupNorm(G, dims[0])
+        self.out = nn.Conv1d(dims[0], A, 1)
+
+    def forward(self, t, x, c):
+        e = time_features(self.freq, t).to(x.dtype)
+        km = F.mish(torch.cat([self.fc2(F.mish(self.fc1(e))), c], dim=1))
+        h = x.view(-1, self.T, self.A).transpose(1, 2)
+        skips = []
+        for i, (b1, b2) in enumerate(self.enc):
+            h = b2(b1(h, km), km)
+            skips.append(h)
+            if i < len(self.down):
+                h = self.down[i](h)
+        for b in self.mid:
+            h = b(h, km)
+        for (b1, b2), up in zip(self.dec, self.up):
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = up(b2(b1(h, km), km))
+        h = self.out(F.mish(self.fin_gn(self.fin_conv(h))))
+        return h.transpose(1, 2).reshape(x.shape)
+
+
+def unet_blocks(net):
+    """The residual blocks in fc_unet's order: encoder, middle, decoder."""
+    return [b for pair in net.enc for b in pair] + list(net.mid) + [b for pair in net.dec for b in pair]
+
+
+def unet_flat_params(net):
+    """The parameters as fc_unet's flat vector (fc_unet_layout's order):
+    Conv1d weights (out, K, in), ConvTranspose1d weights (K, out, in), the
+    blocks' FiLM layers as one (sum 2 out, dk) matrix after the decoder."""
+    conv = lambda w: w.permute(0, 2, 1)
+    parts = []
+
+    def block(b):
+        parts.extend([conv(b.conv1.weight), b.conv1.bias, b.gn1.weight, b.gn1.bias,
+                      conv(b.conv2.weight), b.conv2.bias, b.gn2.weight, b.gn2.bias])
+        if b.res is not None:
+            parts.extend([b.res.weight[:, :, 0], b.res.bias])
+
+    parts.extend([net.fc1.weight, net.fc1.bias, net.fc2.weight, net.fc2.bias])
+    for i, pair in enumerate(net.enc):
+        for b in pair:
+            block(b)
+        if i < len(net.down):
+            parts.extend([conv(net.down[i].weight), net.down[i].bias])
+    for b in net.mid:
+        block(b)
+    for pair, up in zip(net.dec, net.up):
+        for b in pair:
+            block(b)
+        parts.extend([up.weight.permute(2, 1, 0), up.bias])
+    blocks = unet_blocks(net)
+    parts.extend([torch.cat([b.film.weight for b in blocks]), torch.cat([b.film.bias for b in blocks])])
+    parts.extend([conv(net.fin_conv.weight), net.fin_conv.bias, net.fin_gn.weight, net.fin_gn.bias,
+                  net.out.weight[:, :, 0], net.out.bias])
+    return torch.cat([p.detach().reshape(-1) for p in parts])
+
+
 def forward_b1_addmv(net, t, x, c):
     """The same forward for one sample written on matrix-vector products.
     Not how a torch user writes a model (nn.Linear at batch 1 goes through
@@ -110,8 +222,16 @@ def desc_short(s):
     return f"torch {s[0]}, openblas {s[1]}"
 
 
+def parse_unet(spec):
+    """"T,A,C,D0-D1-D2,TEMB" -> the U-Net's sizes"""
+    T, A, C, dims, E = spec.split(",")
+    return int(T), int(A), int(C), [int(d) for d in dims.split("-")], int(E)
+
+
 def main():
-    json_out = "--json" in sys.argv[1:]
+    argv = sys.argv[1:]
+    json_out = "--json" in argv
+    unet = parse_unet(argv[argv.index("--unet") + 1]) if "--unet" in argv else None
     torch.manual_seed(0)
     set_blas = openblas_setter()
     # (torch intra-op threads, OpenBLAS threads); 2 + 2 would oversubscribe 2 cores
@@ -122,17 +242,24 @@ def main():
         if set_blas:
             set_blas(s[1])
 
-    net = VelocityNet()
+    if unet:
+        T, A, Cu, dims, E = unet
+        net, Dn, Cn = UNet1D(T, A, Cu, dims, E), T * A, Cu
+        train_n, screen_n, fwd_n = (10, 2), (30, 5), 500
+    else:
+        net, Dn, Cn = VelocityNet(), D, C
+        train_n, screen_n, fwd_n = (30, 3), (300, 50), 2000
     params = list(net.parameters())
     n_params = sum(p.numel() for p in params)
-    assert n_params == N_PARAMS, (n_params, N_PARAMS)  # = fc_mlp_nparams() on the C side
+    if not unet:
+        assert n_params == N_PARAMS, (n_params, N_PARAMS)  # = fc_mlp_nparams() on the C side
     log(f"bench_torch: torch {torch.__version__}, {n_params} parameters, batch {B}, "
         f"{os.cpu_count()} cpus, OpenBLAS thread control {'yes' if set_blas else 'no'}")
 
     # ---- training step: FM loss, backward, clip, AdamW, EMA ----
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-6, foreach=True)
     ema = [p.detach().clone() for p in params]
-    x0, x1, c, t = torch.randn(B, D), torch.randn(B, D), torch.randn(B, C), torch.rand(B)
+    x0, x1, c, t = torch.randn(B, Dn), torch.randn(B, Dn), torch.randn(B, Cn), torch.rand(B)
     tc = t[:, None]
 
     def train_step():
@@ -149,7 +276,7 @@ def main():
     train = {}
     for s in settings:
         use(s)
-        train[s] = B / median_s(train_step, 30, 3)
+        train[s] = B / median_s(train_step, *train_n)
         log(f"  train  torch threads {s[0]}, BLAS threads {s[1]}: {train[s]:8.0f} samples/s")
     best_train = max(train, key=train.get)
 
@@ -164,28 +291,31 @@ def main():
         for s in settings:
             use(s)
             for mode, m in modes.items():
-                screen[s, mode] = median_s(lambda: m(*a1), 300, 50) * 1e6
+                screen[s, mode] = median_s(lambda: m(*a1), *screen_n) * 1e6
                 log(f"  fwd b1 torch threads {s[0]}, BLAS threads {s[1]}, {mode:5s}: "
                     f"{screen[s, mode]:8.1f} us (screen)")
         s_fwd, mode = min(screen, key=screen.get)
         use(s_fwd)
-        fwd_us = median_s(lambda: modes[mode](*a1), 2000, 100) * 1e6
-        # the hand-written matrix-vector forward, in its best thread setting
-        v1 = (t[:1].clone(), x0[0].clone(), c[0].clone())
-        assert torch.allclose(forward_b1_addmv(net, *v1), net(*a1)[0], atol=1e-5)
-        mv = {}
-        for s in settings:
-            use(s)
-            mv[s] = median_s(lambda: forward_b1_addmv(net, *v1), 300, 50) * 1e6
-        s_mv = min(mv, key=mv.get)
-        use(s_mv)
-        mv_us = median_s(lambda: forward_b1_addmv(net, *v1), 2000, 100) * 1e6
-        log(f"  fwd b1 addmv ({desc_short(s_mv)}): {mv_us:8.1f} us")
+        fwd_us = median_s(lambda: modes[mode](*a1), fwd_n, 100) * 1e6
+    # the hand-written matrix-vector forward (MLP only), in its best thread setting
+    mv_us = None
+    if not unet:
+        with torch.inference_mode():
+            v1 = (t[:1].clone(), x0[0].clone(), c[0].clone())
+            assert torch.allclose(forward_b1_addmv(net, *v1), net(*a1)[0], atol=1e-5)
+            mv = {}
+            for s in settings:
+                use(s)
+                mv[s] = median_s(lambda: forward_b1_addmv(net, *v1), 300, 50) * 1e6
+            s_mv = min(mv, key=mv.get)
+            use(s_mv)
+            mv_us = median_s(lambda: forward_b1_addmv(net, *v1), 2000, 100) * 1e6
+            log(f"  fwd b1 addmv ({desc_short(s_mv)}): {mv_us:8.1f} us")
 
     desc = lambda s: f"{max(s)} thread(s): torch {s[0]}, OpenBLAS {s[1]}"
-    summary = (f"PyTorch {torch.__version__}: training {train[best_train]:.0f} samples/s "
-               f"({desc(best_train)}); batch-1 forward {fwd_us:.1f} us ({mode}, {desc(s_fwd)}); "
-               f"hand-written addmv batch-1 forward {mv_us:.1f} us")
+    summary = (f"PyTorch {torch.__version__} {'U-Net' if unet else 'MLP'}: training {train[best_train]:.0f} "
+               f"samples/s ({desc(best_train)}); batch-1 forward {fwd_us:.1f} us ({mode}, {desc(s_fwd)})"
+               + (f"; hand-written addmv batch-1 forward {mv_us:.1f} us" if mv_us is not None else ""))
     print(summary, file=sys.stderr if json_out else sys.stdout)
     if not json_out:
         return 0
@@ -198,7 +328,7 @@ def main():
         "torch_fwd_b1_threads": max(s_fwd),
         "torch_fwd_b1_mode": mode,
         "torch_fwd_b1_setting": f"torch {s_fwd[0]}, openblas {s_fwd[1]}",
-        "torch_fwd_b1_addmv_us": round(mv_us, 2),
+        "torch_fwd_b1_addmv_us": round(mv_us, 2) if mv_us is not None else None,
         "params": n_params,
         "batch": B,
     }))

@@ -81,13 +81,13 @@ typedef struct {
   int ok;
 } s_torch;
 
-static void s_run_torch(const char *script, const char *python, s_torch *out) {
+static void s_run_torch(const char *script, const char *python, const char *args, s_torch *out) {
   memset(out, 0, sizeof(*out));
   out->train_sps = out->fwd_b1_us = out->fwd_b1_addmv_us = NAN;
   struct stat st;
   if (stat(script, &st) != 0 || stat(python, &st) != 0) return;
   char cmd[1024];
-  snprintf(cmd, sizeof(cmd), "'%s' '%s' --json 2>/dev/null", python, script);
+  snprintf(cmd, sizeof(cmd), "'%s' '%s' --json %s 2>/dev/null", python, script, args);
   FILE *p = popen(cmd, "r");
   if (!p) return;
   char line[4096], last[4096] = "";
@@ -190,20 +190,220 @@ static void s_reference_net(fc_net_config *cfg) {
   cfg->mlp.depth = 4;
 }
 
+/* The U-Net (fc_unet, driven directly, not through fc_flow): one training
+ * step as the trainer's (FM loss on the linear interpolant, forward,
+ * backward, gradient-norm clipping, AdamW + EMA in one sweep) at batch B,
+ * in rounds of `per_round` steps that each start with one sgemm peak sample;
+ * batch-1 forward latency on one thread; PyTorch's twin at the same sizes. */
+typedef struct {
+  int T, A, C;
+  fc_unet_config cfg;
+  size_t params;
+  double macs, train_sps, train_gflops, peak_fraction, fwd_b1_us;
+  s_torch th;
+} s_unet_case;
+
+/* the case's config: fc_unet's default, with the options' dims and temb
+ * when given (dims[0] = 0: not given); 0 when usable */
+static int s_unet_setup(s_unet_case *uc, const int *dims, int temb, char *err, size_t errsz) {
+  fc_unet_config *cfg = &uc->cfg;
+  fc_unet_config_default(cfg, uc->T, uc->A, uc->C);
+  if (dims[0] > 0) {
+    int n = 0;
+    while (n < FC_UNET_MAX_LEVELS && dims[n] > 0) n++;
+    cfg->nlevels = n;
+    for (int i = 0; i < FC_UNET_MAX_LEVELS; i++) cfg->dims[i] = i < n ? dims[i] : 0;
+  }
+  if (temb > 0) cfg->temb = temb;
+  return fc_unet_config_check(cfg, err, errsz);
+}
+
+static void s_unet_bench(s_unet_case *uc, s_peak *pk, int threads, int rounds, int per_round, const char *script,
+                         const char *python, int no_torch) {
+  const int B = 256;
+  const fc_unet_config *cfg = &uc->cfg;
+  const int D = cfg->dx, C = cfg->dc;
+  uc->params = fc_unet_nparams(cfg);
+  uc->macs = fc_unet_macs(cfg);
+  /* forward + weight gradients (same MACs) + input gradients (all but the
+   * first block's convolutions and the time MLP's first layer, whose input
+   * gradients nothing needs) */
+  fc_unet_layout lay;
+  fc_unet_layout_make(&lay, cfg);
+  const fc_unet_block *b0 = &lay.blk[0];
+  const double first = (double)cfg->horizon * b0->cout * (cfg->kernel * b0->cin + (b0->res ? b0->cin : 0)) +
+                       4.0 * cfg->temb * cfg->temb;
+  const double train_flops = 2.0 * B * (3.0 * uc->macs - first);
+
+  fc_rng rng;
+  fc_rng_seed(&rng, 7);
+  float *params = fc_calloc(uc->params, sizeof(float)), *grads = fc_calloc(uc->params, sizeof(float));
+  float *ema = fc_calloc(uc->params, sizeof(float));
+  fc_unet net;
+  fc_unet_bind(&net, cfg, params);
+  fc_unet_init(&net, &rng);
+  memcpy(ema, params, uc->params * sizeof(float));
+  fc_adamw_config oc;
+  fc_adamw_config_default(&oc);
+  fc_adamw *opt = fc_adamw_new(uc->params, &oc);
+  const size_t n = (size_t)B * D;
+  float *x0 = fc_malloc(n * sizeof(float)), *x1 = fc_malloc(n * sizeof(float)), *xt = fc_malloc(n * sizeof(float));
+  float *v = fc_malloc(n * sizeof(float)), *c = fc_malloc(((size_t)B * C + 1) * sizeof(float));
+  float t[256];
+  fc_rng_normal_fill(&rng, x0, n);
+  fc_rng_normal_fill(&rng, x1, n);
+  fc_rng_normal_fill(&rng, c, (size_t)B * C);
+  for (int b = 0; b < B; b++) t[b] = (float)fc_rng_uniform(&rng);
+  fc_unet_ws *ws = fc_unet_ws_new(cfg, B);
+  double *peaks = fc_malloc((size_t)rounds * sizeof(double)), *trains = fc_malloc((size_t)rounds * sizeof(double));
+  double *ratios = fc_malloc((size_t)rounds * sizeof(double)), st[16];
+  for (int r = -1; r < rounds; r++) { /* round -1 warms up */
+    double pkr = s_peak_sample(pk, threads);
+    for (int it = 0; it < per_round; it++) {
+      double t0 = cli_now();
+      /* x_t = (1 - t) x0 + t x1, target x1 - x0; dL/dv of the mean squared error */
+      for (int b = 0; b < B; b++)
+        for (int j = 0; j < D; j++) {
+          size_t i = (size_t)b * D + j;
+          xt[i] = (1.0f - t[b]) * x0[i] + t[b] * x1[i];
+        }
+      fc_unet_forward(&net, ws, v, t, xt, C ? c : NULL, B);
+      for (size_t i = 0; i < n; i++) v[i] = 2.0f / (float)n * (v[i] - (x1[i] - x0[i]));
+      fc_unet_backward(&net, ws, grads, 0, NULL, NULL, v, B);
+      float gs = fc_clip_scale(fc_grad_norm(grads, uc->params), oc.clip);
+      fc_adamw_step(opt, params, grads, gs, 1e-4f, ema, 0.999f);
+      st[it] = cli_now() - t0;
+    }
+    if (r < 0) continue;
+    peaks[r] = pkr;
+    trains[r] = train_flops / s_median(st, per_round) * 1e-9;
+    ratios[r] = trains[r] / peaks[r];
+  }
+  uc->train_gflops = s_median(trains, rounds);
+  uc->peak_fraction = s_median(ratios, rounds);
+  uc->train_sps = uc->train_gflops * 1e9 / train_flops * B;
+
+  /* batch-1 forward latency (one thread: a single sample's products are too small to split) */
+  const int reps = 500;
+  double *lt = fc_malloc((size_t)reps * sizeof(double));
+  fc_unet_ws *ws1 = fc_unet_ws_new(cfg, 1);
+  for (int r = -50; r < reps; r++) {
+    double t0 = cli_now();
+    fc_unet_forward(&net, ws1, v, t, x0, c, 1);
+    if (r >= 0) lt[r] = cli_now() - t0;
+  }
+  uc->fwd_b1_us = s_median(lt, reps) * 1e6;
+
+  memset(&uc->th, 0, sizeof(uc->th));
+  uc->th.train_sps = uc->th.fwd_b1_us = uc->th.fwd_b1_addmv_us = NAN;
+  if (!no_torch) {
+    char args[128];
+    snprintf(args, sizeof(args), "--unet %d,%d,%d,%d", uc->T, uc->A, uc->C, cfg->dims[0]);
+    for (int i = 1; i < cfg->nlevels; i++) snprintf(args + strlen(args), sizeof(args) - strlen(args), "-%d", cfg->dims[i]);
+    snprintf(args + strlen(args), sizeof(args) - strlen(args), ",%d", cfg->temb);
+    s_run_torch(script, python, args, &uc->th);
+  }
+  fc_unet_ws_free(ws);
+  fc_unet_ws_free(ws1);
+  fc_adamw_free(opt);
+  free(params); free(grads); free(ema); free(x0); free(x1); free(xt); free(v); free(c);
+  free(peaks); free(trains); free(ratios); free(lt);
+}
+
+static void s_unet_print(const s_unet_case *uc, int threads) {
+  const fc_unet_config *cfg = &uc->cfg;
+  char dims[64] = "";
+  for (int i = 0; i < cfg->nlevels; i++)
+    snprintf(dims + strlen(dims), sizeof(dims) - strlen(dims), "%s%d", i ? "," : "", cfg->dims[i]);
+  printf("\n  U-Net Tp %d, A %d, C %d: dims {%s}, temb %d, kernel %d, %zu parameters, %.1f M MACs per sample\n",
+         uc->T, uc->A, uc->C, dims, cfg->temb, cfg->kernel, uc->params, uc->macs * 1e-6);
+  printf("  training step (fc_unet, %d thr)        %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n", threads,
+         uc->train_sps, uc->train_gflops, 100.0 * uc->peak_fraction);
+  printf("  batch-1 forward (1 thread)             %8.1f us\n", uc->fwd_b1_us);
+  if (isfinite(uc->th.train_sps)) {
+    printf("  PyTorch %s training                  %8.0f samples/s  -> lfp x%.2f\n", uc->th.version, uc->th.train_sps,
+           uc->train_sps / uc->th.train_sps);
+    printf("  PyTorch %s batch-1 forward          %8.1f us         -> lfp x%.2f faster\n", uc->th.version,
+           uc->th.fwd_b1_us, uc->th.fwd_b1_us / uc->fwd_b1_us);
+  }
+}
+
+static void s_unet_json(const s_unet_case *uc) {
+  printf("{\"horizon\": %d, \"adim\": %d, \"cond\": %d, \"dims\": [", uc->T, uc->A, uc->C);
+  for (int i = 0; i < uc->cfg.nlevels; i++) printf("%s%d", i ? ", " : "", uc->cfg.dims[i]);
+  printf("], \"temb\": %d, \"params\": %zu, \"macs\": ", uc->cfg.temb, uc->params);
+  cli_json_num(stdout, uc->macs);
+  printf(", \"train_samples_per_s\": ");
+  cli_json_num(stdout, uc->train_sps);
+  printf(", \"train_gflops\": ");
+  cli_json_num(stdout, uc->train_gflops);
+  printf(", \"peak_fraction\": ");
+  cli_json_num(stdout, uc->peak_fraction);
+  printf(", \"fwd_b1_us\": ");
+  cli_json_num(stdout, uc->fwd_b1_us);
+  printf(", \"torch_train_samples_per_s\": ");
+  cli_json_num(stdout, uc->th.train_sps);
+  printf(", \"torch_fwd_b1_us\": ");
+  cli_json_num(stdout, uc->th.fwd_b1_us);
+  printf(", \"train_vs_torch\": ");
+  cli_json_num(stdout, uc->train_sps / uc->th.train_sps);
+  printf(", \"fwd_b1_vs_torch\": ");
+  cli_json_num(stdout, uc->th.fwd_b1_us / uc->fwd_b1_us);
+  printf("}");
+}
+
+/* "64,128,256" -> dims (at most FC_UNET_MAX_LEVELS); 0 on success */
+static int s_parse_dims(const char *s, int *dims) {
+  for (int i = 0; i < FC_UNET_MAX_LEVELS; i++) dims[i] = 0;
+  if (!s || !*s) return 0;
+  for (int i = 0; i < FC_UNET_MAX_LEVELS; i++) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 1 || v > FC_UNET_MAX_DIM) return -1;
+    dims[i] = (int)v;
+    if (!*end) return 0;
+    if (*end != ',') return -1;
+    s = end + 1;
+  }
+  return -1;
+}
+
 static int s_bench_flowcore(int argc, char **argv) {
-  int json = 0, no_torch = 0, iters = 100, threads = 0;
-  const char *script = LFP_SOURCE_DIR "/tools/bench_torch.py", *python = "/usr/bin/python3";
+  int json = 0, no_torch = 0, iters = 100, threads = 0, unet_iters = 15, unet_temb = 0, no_unet = 0;
+  const char *script = LFP_SOURCE_DIR "/tools/bench_torch.py", *python = "/usr/bin/python3", *unet_dims = "";
   cli_opt opts[] = {
       {"--iters", CLI_INT, &iters, "timed training steps (in rounds of 5, each with one sgemm peak sample)", NULL, 5, 100000},
       {"--threads", CLI_INT, &threads, "threads for training (0: all cores)", NULL, 0, 256},
       {"--torch-script", CLI_STR, &script, "the PyTorch reference script", NULL, 0, 0},
       {"--python", CLI_STR, &python, "interpreter that has Debian's python3-torch", NULL, 0, 0},
       {"--no-torch", CLI_FLAG, &no_torch, "skip the PyTorch comparison", NULL, 0, 0},
+      {"--unet-iters", CLI_INT, &unet_iters, "timed U-Net training steps per case (in rounds of 3)", NULL, 3, 10000},
+      {"--unet-dims", CLI_STR, &unet_dims, "U-Net level channels, one per level, e.g. 32,64,128 (default: fc_unet's)", NULL, 0, 0},
+      {"--unet-temb", CLI_INT, &unet_temb, "U-Net time-embedding size (0: fc_unet's default)", NULL, 0, 4096},
+      {"--no-unet", CLI_FLAG, &no_unet, "skip the U-Net cases", NULL, 0, 0},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
-  int rc = cli_parse("bench flowcore", "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--json]",
+  int rc = cli_parse("bench flowcore",
+                     "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--unet-dims D0,D1,..] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
+  /* the U-Net at Tp 16: Push-T sizes (A 2, To 2 x 20-D observations) and
+   * Lift sizes (A 7, To 2 x 19-D), checked before anything runs */
+  int udims[FC_UNET_MAX_LEVELS];
+  if (s_parse_dims(unet_dims, udims)) {
+    cli_error("bench flowcore", "--unet-dims wants 1 to %d channel counts like 64,128,256 (got '%s')",
+              FC_UNET_MAX_LEVELS, unet_dims);
+    return 2;
+  }
+  s_unet_case uc[2] = {{.T = 16, .A = 2, .C = 40}, {.T = 16, .A = 7, .C = 38}};
+  const int nu = no_unet ? 0 : 2;
+  for (int k = 0; k < nu; k++) {
+    char uerr[256];
+    if (s_unet_setup(&uc[k], udims, unet_temb, uerr, sizeof(uerr))) {
+      cli_error("bench flowcore", "U-Net: %s", uerr);
+      return 2;
+    }
+  }
   if (threads > 0) fc_set_threads(threads);
   const int train_threads = fc_threads();
 
@@ -268,7 +468,6 @@ static int s_bench_flowcore(int argc, char **argv) {
     ratios[r] = trains[r] / peaks[r];
   }
   fc_lfm_trainer_free(tr);
-  s_peak_free(&pk);
   const double peak = s_median(peaks, rounds), train_gflops = s_median(trains, rounds);
   const double peak_fraction = s_median(ratios, rounds);
   const double train_sps = train_gflops * 1e9 / train_flops * B;
@@ -309,7 +508,7 @@ static int s_bench_flowcore(int argc, char **argv) {
   /* 6. PyTorch, same network, in its fastest setting */
   s_torch th;
   if (no_torch) memset(&th, 0, sizeof(th)), th.train_sps = th.fwd_b1_us = th.fwd_b1_addmv_us = NAN;
-  else s_run_torch(script, python, &th);
+  else s_run_torch(script, python, "", &th);
 
   printf("\n  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s  (median of %d samples)\n", train_threads, peak, rounds);
   printf("  training step (lfm trainer, %d thr)    %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n"
@@ -330,6 +529,14 @@ static int s_bench_flowcore(int argc, char **argv) {
   } else if (!no_torch) {
     printf("  PyTorch: not measured (%s with torch, or %s, not found)\n", python, script);
   }
+  /* 7. the U-Net cases */
+  const int urounds = (unet_iters + 2) / 3;
+  for (int k = 0; k < nu; k++) {
+    s_unet_bench(&uc[k], &pk, train_threads, urounds, 3, script, python, no_torch);
+    s_unet_print(&uc[k], train_threads);
+    fflush(stdout);
+  }
+  s_peak_free(&pk);
   if (json) {
     printf("{\"bench\": \"flowcore\", \"params\": %zu, \"batch\": %d, \"threads\": %d, \"sgemm_peak_gflops\": ", P, B, train_threads);
     cli_json_num(stdout, peak);
@@ -359,7 +566,12 @@ static int s_bench_flowcore(int argc, char **argv) {
     cli_json_num(stdout, train_sps / th.train_sps);
     printf(", \"fwd_b1_vs_torch\": ");
     cli_json_num(stdout, th.fwd_b1_us / fwd_b1_us);
-    printf("}\n");
+    printf(", \"unet\": [");
+    for (int k = 0; k < nu; k++) {
+      if (k) printf(", ");
+      s_unet_json(&uc[k]);
+    }
+    printf("]}\n");
   }
   free(data); free(cond); free(peaks); free(trains); free(ratios); free(lt); free(vin); free(vout);
   fc_lfm_free(model);
