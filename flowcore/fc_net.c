@@ -138,12 +138,86 @@ static int s_mlp_get(fc_ckpt_cur *c, fc_net_config *cfg) {
   return 0;
 }
 
+/* ---------- unet ---------- */
+
+S_NET_COMMON(unet)
+
+/* fc_unet's defaults for a horizon that allows all its levels; set_io then
+ * gives the real horizon (the policy's Tp) */
+static void s_unet_default(fc_net_config *cfg, int dx, int dc) { fc_unet_config_default(&cfg->unet, 4, 1, dc); }
+
+static void s_unet_set_io(fc_net_config *cfg, int dx, int dc, int horizon) {
+  fc_unet_config *u = &cfg->unet;
+  u->dx = dx;
+  u->dc = dc;
+  u->horizon = horizon > 0 ? horizon : 1;
+  u->adim = dx / u->horizon; /* a dx the horizon does not divide fails the check */
+  /* the levels stay as they are: a horizon they do not fit (2^(levels - 1)
+   * must divide it) fails the check with a sentence, never a silent change */
+}
+
+static int s_unet_check(const fc_net_config *cfg, char *err, size_t errsz) {
+  const fc_unet_config *u = &cfg->unet;
+  if (u->horizon > 0 && u->adim * u->horizon != u->dx)
+    return fc_set_err(err, errsz, "the U-Net needs x of horizon x action values: %d values do not split into %d steps",
+                      u->dx, u->horizon), -1;
+  if (fc_unet_config_check(u, err, errsz)) return -1;
+  if (u->dx > FC_NET_MAX_DIM || u->dc > FC_NET_MAX_DIM || u->temb > FC_NET_MAX_TEMB)
+    return fc_set_err(err, errsz, "U-Net dimensions %d and %d or time embedding %d beyond flowcore's bounds (%d, %d)",
+                      u->dx, u->dc, u->temb, FC_NET_MAX_DIM, FC_NET_MAX_TEMB), -1;
+  return 0;
+}
+
+static void s_unet_match(fc_net_config *out, int copies) { out->unet = fc_unet_width_matching(&out->unet, copies); }
+
+static void s_unet_describe(const fc_net_config *cfg, char *out, size_t n) {
+  const fc_unet_config *u = &cfg->unet;
+  int o = snprintf(out, n, "unet dims ");
+  for (int l = 0; l < u->nlevels && o > 0 && (size_t)o < n; l++)
+    o += snprintf(out + o, n - (size_t)o, "%s%d", l ? "," : "", u->dims[l]);
+  if (o > 0 && (size_t)o < n)
+    snprintf(out + o, n - (size_t)o, " kernel %d groups %d %s", u->kernel, u->groups, fc_act_name(u->act));
+}
+
+static void s_unet_put(fc_ckpt_buf *b, const fc_net_config *cfg) {
+  const fc_unet_config *u = &cfg->unet;
+  const int32_t v[6] = {u->dx, u->dc, u->horizon, u->adim, u->temb, u->nlevels};
+  for (int i = 0; i < 6; i++) fc_ckpt_put_i32(b, v[i]);
+  for (int l = 0; l < FC_UNET_MAX_LEVELS; l++) fc_ckpt_put_i32(b, l < u->nlevels ? u->dims[l] : 0);
+  fc_ckpt_put_i32(b, u->kernel);
+  fc_ckpt_put_i32(b, u->groups);
+  fc_ckpt_put_i32(b, u->act);
+}
+
+static int s_unet_get(fc_ckpt_cur *c, fc_net_config *cfg) {
+  fc_unet_config *u = &cfg->unet;
+  int32_t v[6], d[FC_UNET_MAX_LEVELS], k, g, act;
+  static const char *const names[6] = {"dx", "dc", "horizon", "adim", "temb", "nlevels"};
+  static const int32_t lo[6] = {1, 0, 1, 1, 2, 1};
+  const int32_t hi[6] = {FC_NET_MAX_DIM, FC_NET_MAX_DIM, FC_UNET_MAX_HORIZON, FC_NET_MAX_DIM, FC_NET_MAX_TEMB,
+                         FC_UNET_MAX_LEVELS};
+  for (int i = 0; i < 6; i++)
+    if (fc_ckpt_get_i32(c, names[i], lo[i], hi[i], &v[i])) return -1;
+  for (int l = 0; l < FC_UNET_MAX_LEVELS; l++)
+    if (fc_ckpt_get_i32(c, "dims", l < v[5] ? 1 : 0, l < v[5] ? FC_UNET_MAX_DIM : 0, &d[l])) return -1;
+  if (fc_ckpt_get_i32(c, "kernel", 1, 63, &k) || fc_ckpt_get_i32(c, "groups", 1, FC_UNET_MAX_DIM, &g) ||
+      fc_ckpt_get_i32(c, "act", FC_ACT_SILU, FC_ACT_GELU, &act))
+    return -1;
+  u->dx = v[0]; u->dc = v[1]; u->horizon = v[2]; u->adim = v[3]; u->temb = v[4]; u->nlevels = v[5];
+  memcpy(u->dims, d, sizeof(d));
+  u->kernel = k; u->groups = g; u->act = (fc_act)act;
+  return 0;
+}
+
 /* ---------- the kinds ---------- */
 
 static const s_ops s_kinds[FC_NET_KINDS] = {
     [FC_NET_MLP] = {.name = "mlp", .config_default = s_mlp_default, .set_io = s_mlp_set_io, .check = s_mlp_check,
                     .match = s_mlp_match, .describe = s_mlp_describe, .put = s_mlp_put, .get = s_mlp_get,
                     S_COMMON_OPS(mlp)},
+    [FC_NET_UNET] = {.name = "unet", .config_default = s_unet_default, .set_io = s_unet_set_io,
+                     .check = s_unet_check, .match = s_unet_match, .describe = s_unet_describe, .put = s_unet_put,
+                     .get = s_unet_get, S_COMMON_OPS(unet)},
 };
 
 static int s_known(int kind) { return kind >= 0 && kind < FC_NET_KINDS; }

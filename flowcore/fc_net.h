@@ -7,6 +7,7 @@
  *
  * Kinds (the number is what checkpoints store, so it never changes):
  *   FC_NET_MLP  0  the residual FiLM MLP of fc_mlp.h
+ *   FC_NET_UNET 1  Diffusion Policy's 1-D temporal conv U-Net of fc_unet.h
  * x is (B, dx) and c is (B, dc) for every kind; a kind that sees the time
  * axis of an action chunk reads x as `horizon` steps of dx / horizon values,
  * time-major (x[b][t * A + a]), the horizon given by fc_net_config_set_io.
@@ -50,12 +51,13 @@
 
 #include "fc_ckpt.h"
 #include "fc_mlp.h"
+#include "fc_unet.h"
 #include "fc_rng.h"
 
 typedef enum {
   FC_NET_MLP = 0,   /* fc_mlp.h */
-  /* FC_NET_UNET = 1: fc_unet.h, the 1-D temporal conv U-Net (next) */
-  FC_NET_KINDS = 1  /* how many kinds this lfp knows */
+  FC_NET_UNET = 1,  /* fc_unet.h: x is `horizon` steps of dx / horizon values */
+  FC_NET_KINDS = 2  /* how many kinds this lfp knows */
 } fc_net_kind;
 
 /* A network's config: the kind, then that kind's own config. Build one with
@@ -64,6 +66,7 @@ typedef struct {
   fc_net_kind kind;
   union {
     fc_mlp_config mlp; /* FC_NET_MLP */
+    fc_unet_config unet; /* FC_NET_UNET */
   };
 } fc_net_config;
 
@@ -118,6 +121,7 @@ typedef struct {
   float *params;       /* fc_net_nparams(&cfg) floats, not owned */
   union {
     fc_mlp mlp;        /* the kind's own view of the same config and params */
+    fc_unet unet;
   };
 } fc_net;
 
@@ -155,6 +159,8 @@ void fc_net_backward_ref(const fc_net_config *cfg, const double *params, fc_net_
 /* ---------- checkpoint fields (fc_ckpt.h) ----------
  * A config is written as i32 kind, then the kind's fields:
  *   mlp: i32 dx, dc, width, depth, temb, act, cond
+ *   unet: i32 dx, dc, horizon, adim, temb, nlevels, dims[4] (0 past
+ *         nlevels), kernel, groups, act
  * The owner of a section puts it where its layout says (fc_flow.h's
  * lfm.config). Reading bounds every field (the limits above, the known
  * kinds and enum values): an unknown kind is "mismatched" (a newer lfp's

@@ -161,5 +161,16 @@ ok = len(demos) == 3 and len(succ) == round(e["success_rate"] * 3) and sorted(su
 if not ok: print("FAIL: recorded file", demos, succ, fail, lens, e["mean_len"])
 sys.exit(0 if ok else 1)
 PY
+# the U-Net kind: trains (fm, and lfm blocks matched in size), evaluates, and its options are checked
+for m in fm lfm; do
+  out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/un.$m.lfp" --net unet --unet-dims 16,32 --method $m --steps 40 --json 2>&1) \
+    || { echo "FAIL: train --net unet --method $m: $out"; fail=1; }
+  [[ "$out" == *'"net": "unet"'* && "$out" == *"unet dims "* ]] || { echo "FAIL: unet json: $out"; fail=1; }
+  out=$("$LFP" eval --policy "$tmp/un.$m.lfp" --episodes 1 --seed 200000 --json 2>&1) || { echo "FAIL: eval unet $m: $out"; fail=1; }
+done
+msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/x.lfp" --unet-dims 16,32 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$msg" == *"--unet-dims '16,32' needs --net unet"* ]] || { echo "FAIL: unet dims without unet -> $rc: $msg"; fail=1; }
+msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/x.lfp" --net unet --Tp 6 --Ta 4 --unet-dims 16,32,64 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"divisible"* ]] || { echo "FAIL: unet horizon -> $rc: $msg"; fail=1; }
 [ $fail = 0 ] && echo "all train/eval checks passed"
 exit $fail

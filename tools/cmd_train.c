@@ -144,7 +144,8 @@ int cmd_train(int argc, char **argv) {
   s_file_task(s_arg(argc, argv, "--data"), task, sizeof(task));
   const int recipe = pol_train_recipe(task, &c);
   const char *data = NULL, *out = NULL, *keys_csv = NULL, *method = "lfm", *sampler = "rk4", *norm = "minmax",
-             *log_path = NULL, *low_csv = NULL, *high_csv = NULL, *net = fc_net_kind_name(c.net.kind);
+             *log_path = NULL, *low_csv = NULL, *high_csv = NULL, *net = fc_net_kind_name(c.net.kind),
+             *unet_dims = NULL;
   int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0, resume = 0, ckpt_every = 1000;
   int eval_every = 0, eval_episodes = 20, eval_seed = 200000, eval_jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
   int width = c.net.mlp.width, depth = c.net.mlp.depth; /* the mlp's (the default kind) */
@@ -170,6 +171,8 @@ int cmd_train(int argc, char **argv) {
       {"--net", CLI_CHOICE, &net, "velocity network kind", nets, 0, 0},
       {"--width", CLI_INT, &width, "mlp width (fm/mse; lfm blocks: same total parameters)", NULL, 4, 8192},
       {"--depth", CLI_INT, &depth, "mlp residual blocks (FiLM conditions t and c inside them)", NULL, 1, 32},
+      {"--unet-dims", CLI_STR, &unet_dims, "unet channels per level, 1 to 4 comma-separated (default 64,128,256; "
+                                           "Tp must be divisible by 2^(levels - 1))", NULL, 0, 0},
       {"--lr", CLI_DOUBLE, &lr, "peak learning rate", NULL, 1e-7, 1},
       {"--gamma-c", CLI_DOUBLE, &gc, "LFM OU step schedule: gamma_n = c * rho^(n-1)", NULL, 1e-6, 100},
       {"--gamma-rho", CLI_DOUBLE, &grho, "LFM OU step growth", NULL, 1e-3, 100},
@@ -210,6 +213,20 @@ int cmd_train(int argc, char **argv) {
    * options of that kind */
   fc_net_config_default(&c.net, (fc_net_kind)fc_net_kind_parse(net), 1, 0);
   if (c.net.kind == FC_NET_MLP) c.net.mlp.width = width, c.net.mlp.depth = depth;
+  if (unet_dims) {
+    double v[FC_UNET_MAX_LEVELS];
+    const int n = s_parse_numbers(unet_dims, v, FC_UNET_MAX_LEVELS);
+    int ok = c.net.kind == FC_NET_UNET && n >= 1;
+    for (int i = 0; ok && i < n; i++) ok = v[i] >= 1 && v[i] <= FC_UNET_MAX_DIM && v[i] == floor(v[i]);
+    if (!ok) {
+      cli_error("train", c.net.kind != FC_NET_UNET ? "--unet-dims '%s' needs --net unet"
+                                                    : "--unet-dims '%s' is not 1 to 4 comma-separated channel counts",
+                unet_dims);
+      return 2;
+    }
+    c.net.unet.nlevels = n;
+    for (int i = 0; i < FC_UNET_MAX_LEVELS; i++) c.net.unet.dims[i] = i < n ? (int)v[i] : 0;
+  }
   c.blocks = blocks;
   c.seed = (uint64_t)seed;
   c.lr = (float)lr;
