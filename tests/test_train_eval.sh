@@ -105,14 +105,17 @@ msg=$("$LFP" toy --blocks 3 --steps 3 2>&1); rc=$?
 # observation keys: pusht's policies observe agent_pos and block_keypoints by
 # default; any subset of the task's keys trains and evaluates (found by name)
 "$LFP" collect --env pusht --episodes 4 --seed 1 --out "$tmp/t.hdf5" > /dev/null || { echo "FAIL: collect pusht"; fail=1; }
-out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/t.lfp" --steps 50 --width 32 --method fm --json 2>&1) || { echo "FAIL: train pusht: $out"; fail=1; }
+out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/t.lfp" --steps 50 --net mlp --width 32 --method fm --json 2>&1) || { echo "FAIL: train pusht: $out"; fail=1; }
 [[ "$out" == *"obs agent_pos,block_keypoints"* ]] || { echo "FAIL: pusht default keys: $out"; fail=1; }
 # pusht has a recipe (its defaults, shown by --help); the flags given override it
 [[ "$out" == *'"recipe": "pusht"'* && "$out" == *'"steps": 50,'* ]] || { echo "FAIL: pusht recipe / override: $out"; fail=1; }
 help=$("$LFP" train --data "$tmp/t.hdf5" --help)
+[[ "$help" == *"--net {mlp|unet}"*"(default unet)"* ]] || { echo "FAIL: pusht's recipe network not in --help"; fail=1; }
+msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/x.lfp" --width 32 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$msg" == *"--width and --depth are the mlp's; this run trains a unet"* ]] || { echo "FAIL: mlp flags on a unet -> $rc: $msg"; fail=1; }
 [[ "$help" != *"--steps N              optimizer steps over all blocks (default 16000)"* ]] || { echo "FAIL: recipe not in --help"; fail=1; }
 out=$("$LFP" eval --policy "$tmp/t.lfp" --episodes 1 --json 2>&1) || { echo "FAIL: eval pusht keypoints: $out"; fail=1; }
-out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/u.lfp" --steps 50 --width 32 --method fm --obs-keys block_pose,agent_pos 2>&1) \
+out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/u.lfp" --steps 50 --net mlp --width 32 --method fm --obs-keys block_pose,agent_pos 2>&1) \
   || { echo "FAIL: train pusht reordered keys: $out"; fail=1; }
 out=$("$LFP" eval --policy "$tmp/u.lfp" --episodes 1 --json 2>&1) || { echo "FAIL: eval pusht reordered keys: $out"; fail=1; }
 msg=$("$LFP" eval --policy "$tmp/u.lfp" --env lift 2>&1); rc=$?
@@ -120,7 +123,7 @@ msg=$("$LFP" eval --policy "$tmp/u.lfp" --env lift 2>&1); rc=$?
 # --eval-every: rollouts on selection seeds during training, logged to the
 # CSV; OUT.best.lfp is the best of them and scores what lfp eval says it does;
 # evaluation seeds are refused
-out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/e.lfp" --steps 300 --width 32 --method fm --eval-every 100 \
+out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/e.lfp" --steps 300 --net mlp --width 32 --method fm --eval-every 100 \
   --eval-episodes 3 --ckpt-every 100 --json 2>&1) || { echo "FAIL: train --eval-every: $out"; fail=1; }
 best=$("$LFP" eval --policy "$tmp/e.best.lfp" --episodes 3 --seed 200000 --json 2>&1 | tail -n 1)
 last=$("$LFP" eval --policy "$tmp/e.lfp" --episodes 3 --seed 200000 --json 2>&1 | tail -n 1)
@@ -168,7 +171,7 @@ for m in fm lfm; do
   [[ "$out" == *'"net": "unet"'* && "$out" == *"unet dims "* ]] || { echo "FAIL: unet json: $out"; fail=1; }
   out=$("$LFP" eval --policy "$tmp/un.$m.lfp" --episodes 1 --seed 200000 --json 2>&1) || { echo "FAIL: eval unet $m: $out"; fail=1; }
 done
-msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/x.lfp" --unet-dims 16,32 2>&1); rc=$?
+msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/x.lfp" --net mlp --unet-dims 16,32 2>&1); rc=$?
 [ $rc = 2 ] && [[ "$msg" == *"--unet-dims '16,32' needs --net unet"* ]] || { echo "FAIL: unet dims without unet -> $rc: $msg"; fail=1; }
 msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/x.lfp" --net unet --Tp 6 --Ta 4 --unet-dims 16,32,64 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"divisible"* ]] || { echo "FAIL: unet horizon -> $rc: $msg"; fail=1; }

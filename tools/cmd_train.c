@@ -148,7 +148,9 @@ int cmd_train(int argc, char **argv) {
              *unet_dims = NULL;
   int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0, resume = 0, ckpt_every = 1000;
   int eval_every = 0, eval_episodes = 20, eval_seed = 200000, eval_jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
-  int width = c.net.mlp.width, depth = c.net.mlp.depth; /* the mlp's (the default kind) */
+  pol_train_config general;
+  pol_train_config_default(&general); /* the mlp's widths (a recipe may choose another kind) */
+  int width = general.net.mlp.width, depth = general.net.mlp.depth;
   double lr = c.lr, gc = c.gamma_c, grho = c.gamma_rho;
   static const char *const methods[] = {"lfm", "fm", "mse", NULL};
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
@@ -211,8 +213,16 @@ int cmd_train(int argc, char **argv) {
   c.method = (pol_method)pol_method_parse(method);
   /* the network: the kind's defaults (sizes come from the data), then the
    * options of that kind */
+  const fc_net_config recipe_net = c.net;
   fc_net_config_default(&c.net, (fc_net_kind)fc_net_kind_parse(net), 1, 0);
-  if (c.net.kind == FC_NET_MLP) c.net.mlp.width = width, c.net.mlp.depth = depth;
+  if (c.net.kind == recipe_net.kind) c.net = recipe_net; /* the recipe's widths for its own kind */
+  if (c.net.kind == FC_NET_MLP) {
+    c.net.mlp.width = width, c.net.mlp.depth = depth;
+  } else if (width != general.net.mlp.width || depth != general.net.mlp.depth) {
+    cli_error("train", "--width and --depth are the mlp's; this run trains a %s (--net mlp to use them)",
+              fc_net_kind_name(c.net.kind));
+    return 2;
+  }
   if (unet_dims) {
     double v[FC_UNET_MAX_LEVELS];
     const int n = s_parse_numbers(unet_dims, v, FC_UNET_MAX_LEVELS);
