@@ -66,7 +66,8 @@ static void s_select_resume(s_select *sel) {
   int32_t ep;
   int64_t step, seed;
   double score, succ;
-  if (!fc_ckpt_cur_open(&cur, ck, "train.selection", err, sizeof(err)) && !fc_ckpt_cur_version(&cur, 1, &v) &&
+  if (!fc_ckpt_cur_open(&cur, ck, "train.selection", err, sizeof(err)) &&
+      !fc_ckpt_cur_version(&cur, S_SELECTION_VERSION, &v) &&
       !fc_ckpt_get_i64(&cur, "step", 0, INT64_MAX, &step) && !fc_ckpt_get_f64(&cur, "score", &score) &&
       !fc_ckpt_get_f64(&cur, "success", &succ) && !fc_ckpt_get_i32(&cur, "episodes", 1, INT32_MAX, &ep) &&
       !fc_ckpt_get_i64(&cur, "seed", 0, INT64_MAX, &seed) && !fc_ckpt_cur_end(&cur) && isfinite(score) &&
