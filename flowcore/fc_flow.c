@@ -362,6 +362,9 @@ void fc_train_config_default(fc_train_config *tc) {
   fc_adamw_config_default(&tc->opt);
   tc->warm_start = 1;
   tc->seed = 0;
+  tc->teacher = NULL;
+  tc->teacher_sampler = FC_SAMPLER_RK4;
+  tc->teacher_steps = 4;
 }
 
 struct fc_lfm_trainer {
@@ -400,6 +403,16 @@ fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c
   if (tc->batch < 1) return fc_set_err(err, errsz, "batch size must be >= 1 (got %d)", tc->batch), NULL;
   if (tc->steps < N)
     return fc_set_err(err, errsz, "training steps (%lld) must be at least the number of blocks (%d)", (long long)tc->steps, N), NULL;
+  if (tc->teacher) {
+    const fc_lfm_config *a = &tc->teacher->cfg, *s = &model->cfg;
+    if (a->nblocks != N || !fc_net_config_same(&a->net, &s->net) || a->gamma_c != s->gamma_c ||
+        a->gamma_rho != s->gamma_rho || tc->teacher->block_params != model->block_params)
+      return fc_set_err(err, errsz, "a student must have its teacher's chain (blocks, network and gamma schedule)"), NULL;
+    if (a->objective != FC_OBJ_FLOW || s->objective != FC_OBJ_FLOW)
+      return fc_set_err(err, errsz, "only a flow can be distilled (the regression baseline is one evaluation already)"), NULL;
+    if ((unsigned)tc->teacher_sampler > FC_SAMPLER_RK4 || tc->teacher_steps < 1 || tc->teacher_steps > 4096)
+      return fc_set_err(err, errsz, "the teacher's sampler needs 1 to 4096 steps per block (got %d)", tc->teacher_steps), NULL;
+  }
   fc_lfm_trainer *tr = fc_calloc(1, sizeof(*tr));
   const size_t B = (size_t)tc->batch, P = model->block_params;
   tr->model = model;
@@ -459,12 +472,33 @@ static void s_next_indices(fc_lfm_trainer *tr, int *idx, int B) {
 static void s_block_begin(fc_lfm_trainer *tr) {
   fc_lfm *m = tr->model;
   fc_net *net = &m->blocks[tr->block];
-  if (tr->block > 0 && tr->tc.warm_start)
+  if (tr->tc.teacher) /* a student starts as its teacher */
+    memcpy(net->params, tr->tc.teacher->blocks[tr->block].params, m->block_params * sizeof(float));
+  else if (tr->block > 0 && tr->tc.warm_start)
     memcpy(net->params, m->blocks[tr->block - 1].params, m->block_params * sizeof(float));
   else
     fc_net_init(net, &tr->rng);
   fc_adamw_reset(tr->opt);
   memcpy(tr->ema, net->params, m->block_params * sizeof(float));
+}
+
+/* the inputs of block b + 1 from those of block b (x, n rows, in place):
+ * pushed forward (t: 0 -> 1) through block b of the model, or of the
+ * teacher when distilling (the students are independent of each other) */
+static void s_push_inputs(fc_lfm_trainer *tr, int b, float *x, const float *c, size_t n) {
+  const fc_lfm *src = tr->tc.teacher ? tr->tc.teacher : tr->model;
+  const fc_sampler smp = tr->tc.teacher ? tr->tc.teacher_sampler : tr->model->cfg.sampler;
+  const int steps = tr->tc.teacher ? tr->tc.teacher_steps : tr->model->cfg.steps;
+  fc_lfm_push(src, tr->push, b, 1, x, c, (int)n, smp, steps);
+}
+
+/* distillation pairs: x0 (B, D) := the teacher block's endpoint from the
+ * start points x1, t := 1 (the student's one Euler step) */
+static void s_distill_targets(fc_lfm_trainer *tr, int blk, float *x0, const float *x1, const float *c, float *t, int B) {
+  const int D = fc_net_dx(&tr->model->cfg.net);
+  memcpy(x0, x1, (size_t)B * D * sizeof(float));
+  fc_lfm_push(tr->tc.teacher, tr->push, blk, 0, x0, c, B, tr->tc.teacher_sampler, tr->tc.teacher_steps);
+  for (int b = 0; b < B; b++) t[b] = 1.0f;
 }
 
 /* a finished block keeps its EMA weights; its inputs, pushed forward through
@@ -478,14 +512,14 @@ static void s_block_end(fc_lfm_trainer *tr) {
       tr->cache = fc_malloc(tr->n * D * sizeof(float));
       memcpy(tr->cache, tr->data, tr->n * D * sizeof(float));
     }
-    fc_lfm_push(m, tr->push, tr->block, 1, tr->cache, tr->c, (int)tr->n, m->cfg.sampler, m->cfg.steps);
+    s_push_inputs(tr, tr->block, tr->cache, tr->c, tr->n);
     tr->cur = tr->cache;
     if (tr->nv) {
       if (!tr->vcache) {
         tr->vcache = fc_malloc(tr->nv * D * sizeof(float));
         memcpy(tr->vcache, tr->vdata, tr->nv * D * sizeof(float));
       }
-      fc_lfm_push(m, tr->push, tr->block, 1, tr->vcache, tr->vc, (int)tr->nv, m->cfg.sampler, m->cfg.steps);
+      s_push_inputs(tr, tr->block, tr->vcache, tr->vc, tr->nv);
       tr->vcur = tr->vcache;
     }
   }
@@ -527,11 +561,14 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
     }
   }
   for (int b = 0; b < B; b++) tr->t[b] = (float)fc_rng_uniform(&tr->rng);
+  /* distilling: x1 is the start point, x0 the teacher's endpoint from it */
+  if (tr->tc.teacher) s_distill_targets(tr, tr->block, tr->x0, tr->x1, C ? tr->cb : NULL, tr->t, B);
 
   /* loss, gradient (written, not accumulated), clipped AdamW step, EMA */
   double loss = m->cfg.objective == FC_OBJ_REGRESS
                     ? fc_regress_loss(net, tr->fm, tr->grads, tr->x0, C ? tr->cb : NULL, B)
-                    : fc_fm_loss(net, tr->fm, tr->grads, m->cfg.interp, tr->t, tr->x0, tr->x1, C ? tr->cb : NULL, B);
+                    : fc_fm_loss(net, tr->fm, tr->grads, tr->tc.teacher ? FC_INTERP_LINEAR : m->cfg.interp, tr->t,
+                                 tr->x0, tr->x1, C ? tr->cb : NULL, B);
   float gn = fc_grad_norm(tr->grads, m->block_params);
   tr->last_lr = fc_lr_schedule(&tr->tc.opt, tr->step_in_block, tr->block_steps[tr->block]);
   if (isfinite(loss) && isfinite(gn)) {
@@ -577,8 +614,7 @@ static const float *s_valid_inputs(fc_lfm_trainer *tr, int k) {
   if (k == 0) return tr->vdata;
   if (!tr->vprev) tr->vprev = fc_malloc(tr->nv * D * sizeof(float));
   memcpy(tr->vprev, tr->vdata, tr->nv * D * sizeof(float));
-  for (int b = 0; b < k; b++)
-    fc_lfm_push(m, tr->push, b, 1, tr->vprev, tr->vc, (int)tr->nv, m->cfg.sampler, m->cfg.steps);
+  for (int b = 0; b < k; b++) s_push_inputs(tr, b, tr->vprev, tr->vc, tr->nv);
   return tr->vprev;
 }
 
@@ -612,7 +648,11 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
         for (size_t i = 0; i < (size_t)nb * D; i++) tr->x1[i] = ea * x0[i] + sg * tr->z[i];
       }
       for (int b = 0; b < nb; b++) tr->t[b] = (float)fc_rng_uniform(&r);
-      loss = fc_fm_loss(&net, tr->fm, NULL, m->cfg.interp, tr->t, x0, tr->x1, cb, nb);
+      if (tr->tc.teacher) { /* the distillation objective: endpoints into the scratch x0 */
+        s_distill_targets(tr, k, tr->x0, tr->x1, cb, tr->t, nb);
+        x0 = tr->x0;
+      }
+      loss = fc_fm_loss(&net, tr->fm, NULL, tr->tc.teacher ? FC_INTERP_LINEAR : m->cfg.interp, tr->t, x0, tr->x1, cb, nb);
     }
     sum += loss * nb;
     cnt += (size_t)nb;
@@ -706,12 +746,12 @@ int fc_lfm_trainer_restore(fc_lfm_trainer *tr, const fc_ckpt *ck, char *err, siz
   for (int b = 0; b < tr->block && b + 1 < N; b++) {
     if (!tr->cache) tr->cache = fc_malloc(tr->n * D * sizeof(float));
     if (b == 0) memcpy(tr->cache, tr->data, tr->n * D * sizeof(float));
-    fc_lfm_push(tr->model, tr->push, b, 1, tr->cache, tr->c, (int)tr->n, tr->model->cfg.sampler, tr->model->cfg.steps);
+    s_push_inputs(tr, b, tr->cache, tr->c, tr->n);
     tr->cur = tr->cache;
     if (tr->nv) {
       if (!tr->vcache) tr->vcache = fc_malloc(tr->nv * D * sizeof(float));
       if (b == 0) memcpy(tr->vcache, tr->vdata, tr->nv * D * sizeof(float));
-      fc_lfm_push(tr->model, tr->push, b, 1, tr->vcache, tr->vc, (int)tr->nv, tr->model->cfg.sampler, tr->model->cfg.steps);
+      s_push_inputs(tr, b, tr->vcache, tr->vc, tr->nv);
       tr->vcur = tr->vcache;
     }
   }

@@ -225,9 +225,28 @@ typedef struct {
   fc_adamw_config opt;  /* schedule restarts for each block */
   int warm_start;       /* initialize block n from block n-1's weights */
   uint64_t seed;
+  /* Distillation (the LFM paper's section 5.2): with a teacher, each block
+   * of the model becomes a one-step student of the teacher's same block,
+   * trained independently of the other students. Block k starts from the
+   * teacher's block-k weights; its start points are block k's generation
+   * inputs, drawn as in training: the free last block's N(0, I), an earlier
+   * block's OU step (fresh noise every minibatch) from the training set
+   * pushed forward through the teacher's blocks before it; its target is the
+   * teacher block's ODE endpoint (t: 1 -> 0, teacher_sampler with
+   * teacher_steps steps) from the same start point, with the same
+   * condition. The loss regresses v(1, x1, c) onto x1 - endpoint, so one
+   * Euler step (t: 1 -> 0) of the student lands on the teacher's endpoint:
+   * sample the student with FC_SAMPLER_EULER, 1 step per block (NFE = N).
+   * The model must have the teacher's chain (blocks, network, gamma
+   * schedule) and the flow objective; warm_start is ignored. The teacher
+   * is read, never written: keep it alive while the trainer is. */
+  const fc_lfm *teacher;
+  fc_sampler teacher_sampler;
+  int teacher_steps;    /* ODE steps per block */
 } fc_train_config;
 
-/* 10000 steps, batch 256, fc_adamw defaults, warm start on, seed 0. */
+/* 10000 steps, batch 256, fc_adamw defaults, warm start on, seed 0, no
+ * teacher. */
 void fc_train_config_default(fc_train_config *tc);
 
 typedef struct fc_lfm_trainer fc_lfm_trainer;

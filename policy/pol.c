@@ -143,11 +143,55 @@ static int s_meta_read_v1(fc_ckpt_cur *c, pol_meta *m) {
   return 0;
 }
 
+/* pol.distill (section version 1; layout in pol.h) */
+#define S_DISTILL_VERSION 1
+
+static void s_distill_save(const pol_distill *d, fc_ckpt_writer *w) {
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, S_DISTILL_VERSION);
+  fc_ckpt_put_str(&b, d->teacher);
+  fc_ckpt_put_u32(&b, d->teacher_crc);
+  fc_ckpt_put_i32(&b, d->teacher_blocks);
+  fc_ckpt_put_i32(&b, d->teacher_sampler);
+  fc_ckpt_put_i32(&b, d->teacher_steps);
+  fc_ckpt_put_i32(&b, d->teacher_nfe);
+  fc_ckpt_put_i64(&b, d->steps);
+  fc_ckpt_put_i32(&b, d->batch);
+  fc_ckpt_put_u64(&b, d->seed);
+  fc_ckpt_put_f32(&b, d->lr);
+  fc_ckpt_add_buf(w, "pol.distill", &b);
+}
+
+/* the section when the file has one (d->present = 0 otherwise); -1 with why */
+static int s_distill_read(const fc_ckpt *ck, pol_distill *d, char *why, size_t n) {
+  memset(d, 0, sizeof(*d));
+  if (!fc_ckpt_get(ck, "pol.distill", NULL)) return 0;
+  fc_ckpt_cur c;
+  uint32_t ver;
+  if (fc_ckpt_cur_open(&c, ck, "pol.distill", why, n) || fc_ckpt_cur_version(&c, S_DISTILL_VERSION, &ver) ||
+      fc_ckpt_get_str(&c, "teacher", d->teacher, sizeof(d->teacher)) ||
+      fc_ckpt_get_u32(&c, "teacher_crc", &d->teacher_crc) ||
+      fc_ckpt_get_i32(&c, "teacher_blocks", 1, FC_LFM_MAX_BLOCKS, &d->teacher_blocks) ||
+      fc_ckpt_get_i32(&c, "teacher_sampler", FC_SAMPLER_EULER, FC_SAMPLER_RK4, &d->teacher_sampler) ||
+      fc_ckpt_get_i32(&c, "teacher_steps", 1, 1 << 20, &d->teacher_steps) ||
+      fc_ckpt_get_i32(&c, "teacher_nfe", 1, 1 << 30, &d->teacher_nfe) ||
+      fc_ckpt_get_i64(&c, "steps", 1, INT64_MAX, &d->steps) || fc_ckpt_get_i32(&c, "batch", 1, INT32_MAX, &d->batch) ||
+      fc_ckpt_get_u64(&c, "seed", &d->seed) || fc_ckpt_get_f32(&c, "lr", &d->lr) || fc_ckpt_cur_end(&c))
+    return -1;
+  d->present = 1;
+  return 0;
+}
+
 void pol_save(const pol_policy *p, fc_ckpt_writer *w) {
   s_meta_save(&p->meta, w);
   ds_norm_save(&p->obs_norm, w, "norm.obs");
   ds_norm_save(&p->act_norm, w, "norm.actions");
   fc_lfm_save(p->flow, w, NULL);
+  if (p->distill.present) s_distill_save(&p->distill, w);
+}
+
+uint32_t pol_params_crc(const pol_policy *p) {
+  return fc_crc32(0, p->flow->params, fc_lfm_nparams(p->flow) * sizeof(float));
 }
 
 int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz) {
@@ -163,10 +207,12 @@ pol_policy *pol_load_ckpt(const fc_ckpt *ck, const char *path, char *err, size_t
   ds_norm on, an;
   char why[400];
   fc_ckpt_cur c;
+  pol_distill dist;
   memset(&meta, 0, sizeof(meta));
   if (fc_ckpt_cur_open(&c, ck, "pol.meta", why, sizeof(why)) ||
       (fc_ckpt_version(ck) < 2 ? s_meta_read_v1(&c, &meta) : s_meta_read(&c, &meta)) ||
-      ds_norm_load(&on, ck, "norm.obs", why, sizeof(why)) || ds_norm_load(&an, ck, "norm.actions", why, sizeof(why)))
+      ds_norm_load(&on, ck, "norm.obs", why, sizeof(why)) || ds_norm_load(&an, ck, "norm.actions", why, sizeof(why)) ||
+      s_distill_read(ck, &dist, why, sizeof(why)))
     return fc_set_err(err, errsz, "%s: %s", path, why), NULL;
   /* the statistics must fit the metadata before the network is allocated */
   if (on.dim != meta.obs_dim || an.dim != meta.action_dim)
@@ -179,6 +225,12 @@ pol_policy *pol_load_ckpt(const fc_ckpt *ck, const char *path, char *err, size_t
     fc_lfm_free(f);
     return fc_set_err(err, errsz, "%s is mismatched: %s", path, why), NULL;
   }
+  if (dist.present && dist.teacher_blocks != f->cfg.nblocks) {
+    pol_free(p);
+    return fc_set_err(err, errsz, "%s is mismatched: section pol.distill names a teacher of %d blocks, the policy has %d", path,
+                      (int)dist.teacher_blocks, f->cfg.nblocks), NULL;
+  }
+  p->distill = dist;
   return p;
 }
 

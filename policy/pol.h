@@ -85,10 +85,27 @@ typedef struct {
   double control_hz;
 } pol_meta;
 
+/* How a distilled policy was made (lfp distill; fc_train_config's teacher):
+ * saved as section "pol.distill" when present: u32 section version (1),
+ * string teacher, u32 teacher_crc, i32 teacher_blocks, teacher_sampler,
+ * teacher_steps, teacher_nfe, i64 steps, i32 batch, u64 seed, f32 lr. A
+ * policy without the section was trained, not distilled. */
+typedef struct {
+  int present;
+  char teacher[1024];               /* the teacher's file, as given to lfp distill */
+  uint32_t teacher_crc;             /* CRC-32 of the teacher's parameters (pol_params_crc) */
+  int32_t teacher_blocks, teacher_sampler, teacher_steps, teacher_nfe; /* its chain and sampler */
+  int64_t steps;                    /* distillation steps over all blocks */
+  int32_t batch;
+  uint64_t seed;
+  float lr;
+} pol_distill;
+
 typedef struct {
   pol_meta meta;
   ds_norm obs_norm, act_norm;
   fc_lfm *flow;                     /* dx = Tp * A, dc = To * obs_dim */
+  pol_distill distill;              /* present: a distilled student */
 } pol_policy;
 
 const char *pol_method_name(pol_method m);
@@ -105,6 +122,8 @@ int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz
  * others; NULL and a sentence naming the file and the section otherwise. */
 pol_policy *pol_load_ckpt(const struct fc_ckpt *ck, const char *path, char *err, size_t errsz);
 pol_policy *pol_load(const char *path, char *err, size_t errsz);
+/* CRC-32 of the flow's parameters: identifies a teacher. */
+uint32_t pol_params_crc(const pol_policy *p);
 /* Network evaluations per chunk with (s, steps) (steps <= 0: the trained ones). */
 int pol_nfe(const pol_policy *p, fc_sampler s, int steps);
 

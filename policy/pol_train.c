@@ -137,6 +137,22 @@ static int s_action_bounds(const pol_train_config *c, const ds_norm *an, pol_met
   return 0;
 }
 
+/* every window of both splits, normalized */
+static void s_windows(pol_trainer *t, const ds_dataset *d, const ds_split *train, const ds_split *valid, int To, int Tp,
+                      const ds_norm *on, const ds_norm *an) {
+  const int Cd = To * d->obs_dim, Dd = Tp * d->action_dim;
+  t->ntrain = train->samples;
+  t->nvalid = valid->samples;
+  t->xo = fc_malloc(sizeof(float) * (size_t)t->ntrain * Cd);
+  t->xa = fc_malloc(sizeof(float) * (size_t)t->ntrain * Dd);
+  ds_windows_all(d, train, To, Tp, on, an, t->xo, t->xa);
+  if (t->nvalid) {
+    t->vo = fc_malloc(sizeof(float) * (size_t)t->nvalid * Cd);
+    t->va = fc_malloc(sizeof(float) * (size_t)t->nvalid * Dd);
+    ds_windows_all(d, valid, To, Tp, on, an, t->vo, t->va);
+  }
+}
+
 pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, const char *env_args, double control_hz,
                              char *err, size_t errsz) {
   if (d->nkeys > POL_MAX_KEYS) return fc_set_err(err, errsz, "at most %d observation keys", POL_MAX_KEYS), NULL;
@@ -155,18 +171,7 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
     goto fail;
   ds_norm_set_min_range(&on, c->obs_min_range);
 
-  /* every window, normalized */
-  const int Cd = c->To * d->obs_dim, Dd = c->Tp * d->action_dim;
-  t->ntrain = train.samples;
-  t->nvalid = valid.samples;
-  t->xo = fc_malloc(sizeof(float) * (size_t)t->ntrain * Cd);
-  t->xa = fc_malloc(sizeof(float) * (size_t)t->ntrain * Dd);
-  ds_windows_all(d, &train, c->To, c->Tp, &on, &an, t->xo, t->xa);
-  if (t->nvalid) {
-    t->vo = fc_malloc(sizeof(float) * (size_t)t->nvalid * Cd);
-    t->va = fc_malloc(sizeof(float) * (size_t)t->nvalid * Dd);
-    ds_windows_all(d, &valid, c->To, c->Tp, &on, &an, t->vo, t->va);
-  }
+  s_windows(t, d, &train, &valid, c->To, c->Tp, &on, &an);
 
   fc_lfm *flow = pol_flow_new(c, d->obs_dim, d->action_dim, err, errsz);
   if (!flow) goto fail;
@@ -218,6 +223,98 @@ fail:
   return NULL;
 }
 
+void pol_distill_config_default(pol_distill_config *c) {
+  memset(c, 0, sizeof(*c));
+  c->steps = 4000;
+  c->batch = 256;
+  c->lr = 3e-4f;
+  c->valid_frac = 0.1;
+  c->teacher_sampler = FC_SAMPLER_RK4;
+  c->teacher_steps = 0;
+}
+
+pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, const char *teacher_path,
+                               const pol_distill_config *c, char *err, size_t errsz) {
+  const pol_meta *tm = &teacher->meta;
+  const fc_lfm_config *tf = &teacher->flow->cfg;
+  if (tf->objective != FC_OBJ_FLOW)
+    return fc_set_err(err, errsz, "%s is an mse policy: it samples with one network evaluation already, there is nothing to "
+                      "distill", teacher_path), NULL;
+  if (teacher->distill.present)
+    return fc_set_err(err, errsz, "%s is itself distilled (from %s): distill its teacher instead", teacher_path,
+                      teacher->distill.teacher), NULL;
+  if (d->nkeys != tm->nkeys || d->obs_dim != tm->obs_dim || d->action_dim != tm->action_dim)
+    return fc_set_err(err, errsz, "the data has %d observation values and %d action values; the teacher %s expects %d and %d",
+                      d->obs_dim, d->action_dim, teacher_path, tm->obs_dim, tm->action_dim), NULL;
+  for (int k = 0; k < d->nkeys; k++)
+    if (strcmp(d->keys[k].name, tm->keys[k]) || d->keys[k].dim != tm->key_dims[k])
+      return fc_set_err(err, errsz, "observation key %d of the data is %s (%d values); the teacher %s has %s (%d)", k,
+                        d->keys[k].name, d->keys[k].dim, teacher_path, tm->keys[k], tm->key_dims[k]), NULL;
+  if (c->steps < tf->nblocks)
+    return fc_set_err(err, errsz, "distillation steps (%lld) must be at least the teacher's blocks (%d)", (long long)c->steps,
+                      tf->nblocks), NULL;
+  if (strlen(teacher_path) >= sizeof(((pol_distill *)0)->teacher))
+    return fc_set_err(err, errsz, "the teacher's path is too long to record"), NULL;
+  ds_split train, valid;
+  if (ds_split_make(d, c->valid_frac, c->seed, &train, &valid, err, errsz)) return NULL;
+  pol_trainer *t = fc_calloc(1, sizeof(*t));
+  pol_train_config_default(&t->cfg);
+  t->cfg.method = (pol_method)tm->method;
+  t->cfg.blocks = tf->nblocks;
+  t->cfg.steps = c->steps;
+  t->cfg.batch = c->batch;
+  t->cfg.seed = c->seed;
+  t->cfg.To = tm->To, t->cfg.Tp = tm->Tp, t->cfg.Ta = tm->Ta;
+  t->cfg.net = tf->net;
+  t->cfg.lr = c->lr;
+  snprintf(t->split, sizeof(t->split), "%s", train.source);
+  s_windows(t, d, &train, &valid, tm->To, tm->Tp, &teacher->obs_norm, &teacher->act_norm);
+  ds_split_free(&train);
+  ds_split_free(&valid);
+
+  /* the student: the teacher's chain, one Euler step per block */
+  fc_lfm_config sc = *tf;
+  sc.sampler = FC_SAMPLER_EULER;
+  sc.steps = 1;
+  fc_lfm *flow = fc_lfm_new(&sc, err, errsz);
+  if (!flow) goto fail;
+  t->policy = pol_new(tm, &teacher->obs_norm, &teacher->act_norm, flow, err, errsz);
+  if (!t->policy) {
+    fc_lfm_free(flow);
+    goto fail;
+  }
+  pol_distill *rec = &t->policy->distill;
+  rec->present = 1;
+  snprintf(rec->teacher, sizeof(rec->teacher), "%s", teacher_path);
+  rec->teacher_crc = pol_params_crc(teacher);
+  rec->teacher_blocks = tf->nblocks;
+  rec->teacher_sampler = c->teacher_steps > 0 ? c->teacher_sampler : tf->sampler;
+  rec->teacher_steps = c->teacher_steps > 0 ? c->teacher_steps : tf->steps;
+  rec->teacher_nfe = pol_nfe(teacher, (fc_sampler)rec->teacher_sampler, rec->teacher_steps);
+  rec->steps = c->steps;
+  rec->batch = c->batch;
+  rec->seed = c->seed;
+  rec->lr = c->lr;
+
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = c->steps;
+  tc.batch = c->batch;
+  tc.seed = c->seed;
+  tc.opt.lr = c->lr;
+  tc.opt.warmup = c->steps / tf->nblocks / 10 < 500 ? (int)(c->steps / tf->nblocks / 10) : 500;
+  tc.teacher = teacher->flow;
+  tc.teacher_sampler = (fc_sampler)rec->teacher_sampler;
+  tc.teacher_steps = rec->teacher_steps;
+  t->tr = fc_lfm_trainer_new(flow, t->xa, t->xo, (size_t)t->ntrain, &tc, err, errsz);
+  if (!t->tr) goto fail;
+  if (t->nvalid) fc_lfm_trainer_set_valid(t->tr, t->va, t->vo, (size_t)t->nvalid);
+  return t;
+fail:
+  pol_trainer_free(t);
+  return NULL;
+}
+
 void pol_trainer_free(pol_trainer *t) {
   if (!t) return;
   fc_lfm_trainer_free(t->tr);
@@ -229,6 +326,7 @@ void pol_trainer_free(pol_trainer *t) {
 double pol_trainer_step(pol_trainer *t) { return fc_lfm_trainer_step(t->tr); }
 int pol_trainer_done(const pol_trainer *t) { return fc_lfm_trainer_done(t->tr); }
 int64_t pol_trainer_steps_done(const pol_trainer *t) { return fc_lfm_trainer_steps_done(t->tr); }
+int64_t pol_trainer_total_steps(const pol_trainer *t) { return t->cfg.steps; }
 int pol_trainer_block(const pol_trainer *t) { return fc_lfm_trainer_block(t->tr); }
 float pol_trainer_lr(const pol_trainer *t) { return fc_lfm_trainer_lr(t->tr); }
 double pol_trainer_valid_loss(pol_trainer *t) { return fc_lfm_trainer_valid_loss(t->tr); }
@@ -244,6 +342,7 @@ pol_policy *pol_trainer_snapshot(const pol_trainer *t, char *err, size_t errsz) 
   fc_lfm_trainer_snapshot(t->tr, flow);
   pol_policy *s = pol_new(&p->meta, &p->obs_norm, &p->act_norm, flow, err, errsz);
   if (!s) fc_lfm_free(flow);
+  else s->distill = p->distill;
   return s;
 }
 
@@ -287,6 +386,11 @@ static const char *s_differs(const pol_policy *a, const pol_policy *b) {
       f->gamma_c != g->gamma_c || f->gamma_rho != g->gamma_rho || f->coupling != g->coupling ||
       f->objective != g->objective || f->sampler != g->sampler || f->steps != g->steps)
     return "network config";
+  const pol_distill *da = &a->distill, *db = &b->distill;
+  if (da->present != db->present ||
+      (da->present && (da->teacher_crc != db->teacher_crc || da->teacher_sampler != db->teacher_sampler ||
+                       da->teacher_steps != db->teacher_steps || da->lr != db->lr)))
+    return "teacher or distillation settings";
   return NULL;
 }
 

@@ -83,6 +83,7 @@ void pol_trainer_free(pol_trainer *t);
 double pol_trainer_step(pol_trainer *t);
 int pol_trainer_done(const pol_trainer *t);
 int64_t pol_trainer_steps_done(const pol_trainer *t);
+int64_t pol_trainer_total_steps(const pol_trainer *t); /* of the whole run */
 int pol_trainer_block(const pol_trainer *t);
 float pol_trainer_lr(const pol_trainer *t);
 /* Validation loss of the block stepped last (fc_lfm_trainer_valid_loss: at a
@@ -98,6 +99,32 @@ const pol_policy *pol_trainer_policy(const pol_trainer *t);
  * used with now (fc_lfm_trainer_snapshot: the EMA of the block being
  * trained); NULL with a sentence on failure. */
 pol_policy *pol_trainer_snapshot(const pol_trainer *t, char *err, size_t errsz);
+/* Distillation (lfp distill): a student of a trained lfm or fm teacher
+ * whose every block is one Euler step (NFE = the teacher's blocks),
+ * trained block by block and independently on the teacher's ODE endpoints
+ * (fc_train_config's teacher). The windows of d (loaded with the teacher's
+ * observation keys) are normalized with the teacher's statistics; the
+ * student keeps the teacher's metadata, statistics and bounds and records
+ * its teacher in pol_distill. The returned trainer is stepped, checkpointed,
+ * resumed and snapshotted like any other. */
+typedef struct {
+  int64_t steps;          /* over all blocks */
+  int batch;
+  uint64_t seed;          /* start points, minibatches, split */
+  float lr;
+  double valid_frac;      /* seeded split when the file has no masks */
+  fc_sampler teacher_sampler; /* the teacher's ODE for the targets */
+  int teacher_steps;      /* per block; <= 0: the teacher's own sampler and steps */
+} pol_distill_config;
+
+/* 4000 steps (2000 per block of the default LFM), batch 256, seed 0, lr
+ * 3e-4, valid_frac 0.1, the teacher's own sampler */
+void pol_distill_config_default(pol_distill_config *c);
+/* teacher is borrowed (keep it alive while the trainer is); teacher_path is
+ * recorded in the student. */
+pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, const char *teacher_path,
+                               const pol_distill_config *c, char *err, size_t errsz);
+
 /* Checkpoint: the policy plus the trainer's resume state, atomically. */
 int pol_trainer_checkpoint(const pol_trainer *t, const char *path, char *err, size_t errsz);
 /* Continue from such a checkpoint (same data and config; else an error). */

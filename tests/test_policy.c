@@ -716,6 +716,91 @@ TEST(resume_compares_fields_not_the_lfp_version) {
   return 0;
 }
 
+
+/* ---------- distillation (issue 12) ---------- */
+
+TEST(distilled_policy_reloads_bit_for_bit_and_resumes) {
+  /* a small lfm teacher; its student: NFE = blocks, the teacher's metadata
+   * and statistics, a pol.distill record; the file reloads to the same
+   * weights, record and actions; a resumed distillation equals an
+   * uninterrupted one; an mse teacher, a distilled teacher and another
+   * teacher on resume are refused */
+  ds_dataset *d = s_dataset();
+  char err[512], path[] = "/tmp/lfp_student_XXXXXX", ck[] = "/tmp/lfp_dckpt_XXXXXX";
+  close(mkstemp(path));
+  close(mkstemp(ck));
+  pol_train_config c = s_small_config(POL_LFM);
+  pol_trainer *tt = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(tt, "%s", err);
+  while (!pol_trainer_done(tt)) pol_trainer_step(tt);
+  const pol_policy *teacher = pol_trainer_policy(tt);
+  pol_distill_config dc;
+  pol_distill_config_default(&dc);
+  dc.steps = 120;
+  dc.batch = 32;
+  pol_trainer *a = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
+  ASSERT_MSG(a, "%s", err);
+  while (!pol_trainer_done(a)) pol_trainer_step(a);
+  const pol_policy *st = pol_trainer_policy(a);
+  ASSERT_EQ_INT(pol_nfe(st, st->flow->cfg.sampler, 0), 2);
+  ASSERT(st->distill.present && !strcmp(st->distill.teacher, "teacher.lfp"));
+  ASSERT(st->distill.teacher_crc == pol_params_crc(teacher));
+  ASSERT_EQ_INT(st->distill.teacher_nfe, pol_nfe(teacher, teacher->flow->cfg.sampler, 0));
+  ASSERT(memcmp(&st->meta, &teacher->meta, sizeof(pol_meta)) == 0);
+  ASSERT(memcmp(st->flow->params, teacher->flow->params, fc_lfm_nparams(st->flow) * sizeof(float)) != 0);
+  ASSERT(pol_save_file(st, path, err, sizeof(err)) == 0);
+  pol_policy *q = pol_load(path, err, sizeof(err));
+  ASSERT_MSG(q, "%s", err);
+  ASSERT(memcmp(q->flow->params, st->flow->params, fc_lfm_nparams(st->flow) * sizeof(float)) == 0);
+  ASSERT(memcmp(&q->distill, &st->distill, sizeof(pol_distill)) == 0);
+  pol_data *x = pol_data_new(st, 3), *y = pol_data_new(q, 3);
+  for (int s = 0; s < 6; s++) {
+    double obs[3] = {0.1 * s, -0.2, 0.0}, u[2], v[2];
+    ASSERT(pol_act(st, x, obs, u, err, sizeof(err)) == 0);
+    ASSERT(pol_act(q, y, obs, v, err, sizeof(err)) == 0);
+    ASSERT(!memcmp(u, v, sizeof(u)));
+  }
+  pol_data_free(x);
+  pol_data_free(y);
+
+  /* resume inside block 2 */
+  pol_trainer *b = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
+  while (pol_trainer_steps_done(b) < 70) pol_trainer_step(b);
+  ASSERT(pol_trainer_checkpoint(b, ck, err, sizeof(err)) == 0);
+  pol_trainer_free(b);
+  pol_trainer *r = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
+  ASSERT_MSG(pol_trainer_resume(r, ck, err, sizeof(err)) == 0, "%s", err);
+  while (!pol_trainer_done(r)) pol_trainer_step(r);
+  ASSERT(memcmp(pol_trainer_policy(r)->flow->params, st->flow->params, fc_lfm_nparams(st->flow) * sizeof(float)) == 0);
+  pol_trainer_free(r);
+  /* another teacher (the student itself, as a stand-in with other weights): refused */
+  pol_policy *other = pol_load(path, err, sizeof(err));
+  other->distill.present = 0;
+  pol_trainer *o = pol_distiller_new(d, other, "teacher.lfp", &dc, err, sizeof(err));
+  ASSERT_MSG(o, "%s", err);
+  ASSERT(pol_trainer_resume(o, ck, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "teacher");
+  pol_trainer_free(o);
+  pol_free(other);
+  /* a distilled teacher, an mse teacher: refused with a sentence */
+  ASSERT(pol_distiller_new(d, q, path, &dc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "itself distilled");
+  pol_train_config mc = s_small_config(POL_MSE);
+  mc.steps = 20;
+  pol_trainer *mt = pol_trainer_new(d, &mc, "{}", 10.0, err, sizeof(err));
+  while (!pol_trainer_done(mt)) pol_trainer_step(mt);
+  ASSERT(pol_distiller_new(d, pol_trainer_policy(mt), "mse.lfp", &dc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "nothing to distill");
+  pol_trainer_free(mt);
+  pol_free(q);
+  pol_trainer_free(a);
+  pol_trainer_free(tt);
+  unlink(path);
+  unlink(ck);
+  ds_dataset_free(d);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(history_and_chunks_follow_horizons),
@@ -729,6 +814,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(format1_policy_files_still_load), TEST_ENTRY(config_version1_policy_files_still_load),
       TEST_ENTRY(hostile_policy_files_are_refused_with_a_sentence),
       TEST_ENTRY(resume_compares_fields_not_the_lfp_version),
+      TEST_ENTRY(distilled_policy_reloads_bit_for_bit_and_resumes),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -101,6 +101,10 @@ int cmd_eval(int argc, char **argv) {
   printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s (%d block(s) of %s) %s x %d steps per block (NFE %d)\n",
          path, env_name(em), episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method),
          p->flow->cfg.nblocks, desc, fc_sampler_name(smp), nsteps, nfe);
+  if (p->distill.present)
+    printf("  distilled from %s (NFE %d with %s x %d per block) in %lld steps\n", p->distill.teacher,
+           (int)p->distill.teacher_nfe, fc_sampler_name((fc_sampler)p->distill.teacher_sampler),
+           (int)p->distill.teacher_steps, (long long)p->distill.steps);
   rollout_print(stdout, em, &rs);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped, %ld observation values "
@@ -121,6 +125,11 @@ int cmd_eval(int argc, char **argv) {
     printf(", \"refused\": %d, \"obs_clipped\": %ld, \"net\": \"%s\", \"net_desc\": ", refused, ev.obs_clipped,
            fc_net_kind_name(p->flow->cfg.net.kind));
     cli_json_str(stdout, desc);
+    if (p->distill.present) {
+      printf(", \"distilled_from\": ");
+      cli_json_str(stdout, p->distill.teacher);
+      printf(", \"teacher_nfe\": %d", (int)p->distill.teacher_nfe);
+    }
     rollout_json_close(stdout, secs);
   }
   rollout_eval_free(&ev, episodes);

@@ -11,7 +11,7 @@
 #include "env.h"
 #include "fc_ckpt.h"
 #include "pol_train.h"
-#include "rollout.h"
+#include "train_loop.h"
 
 /* "a,b,c" -> up to max finite numbers; their count, or -1 */
 static int s_parse_numbers(const char *csv, double *v, int max) {
@@ -37,81 +37,6 @@ static int s_file_has_keys(const ds_info *in, const char *const *keys, int nk) {
     if (!found) return 0;
   }
   return 1;
-}
-
-/* --eval-every: closed-loop rollouts on selection seeds during training; the
- * policy with the best score is kept in OUT.best.lfp, whose section
- * "train.selection" (u32 version 1, i64 step, f64 score, f64 success rate,
- * i32 episodes, i64 first seed) records how it was chosen, so that a resumed
- * run goes on from the best so far. */
-typedef struct {
-  int every, episodes, jobs;
-  int64_t seed;
-  env_model *em;
-  char best_path[4096];
-  double best_score, last_score, last_success, seconds;
-  int64_t best_step;
-  int evals;
-} s_select;
-
-#define S_SELECTION_VERSION 1
-
-/* the best so far of a run being resumed, from OUT.best.lfp (none: -inf) */
-static void s_select_resume(s_select *sel) {
-  char err[512];
-  fc_ckpt *ck = fc_ckpt_read(sel->best_path, "policy", err, sizeof(err));
-  if (!ck) return;
-  fc_ckpt_cur cur;
-  uint32_t v;
-  int32_t ep;
-  int64_t step, seed;
-  double score, succ;
-  if (!fc_ckpt_cur_open(&cur, ck, "train.selection", err, sizeof(err)) &&
-      !fc_ckpt_cur_version(&cur, S_SELECTION_VERSION, &v) &&
-      !fc_ckpt_get_i64(&cur, "step", 0, INT64_MAX, &step) && !fc_ckpt_get_f64(&cur, "score", &score) &&
-      !fc_ckpt_get_f64(&cur, "success", &succ) && !fc_ckpt_get_i32(&cur, "episodes", 1, INT32_MAX, &ep) &&
-      !fc_ckpt_get_i64(&cur, "seed", 0, INT64_MAX, &seed) && !fc_ckpt_cur_end(&cur) && isfinite(score) &&
-      ep == sel->episodes && seed == sel->seed) {
-    sel->best_score = score;
-    sel->best_step = step;
-  }
-  fc_ckpt_free(ck);
-}
-
-/* evaluate the policy as it stands at step s; a new best is written to
- * OUT.best.lfp (atomically); 0 or -1 with err */
-static int s_select_run(s_select *sel, const pol_trainer *t, int64_t s, char *err, size_t errsz) {
-  const double t0 = cli_now();
-  pol_policy *snap = pol_trainer_snapshot(t, err, errsz);
-  if (!snap) return -1;
-  rollout_eval ev;
-  int rc = rollout_policy("train", sel->em, snap, snap->flow->cfg.sampler, 0, (uint64_t)sel->seed, sel->episodes,
-                          sel->jobs, 0, &ev, err, errsz);
-  if (rc == 0) {
-    sel->last_score = ev.stats.mean_score;
-    sel->last_success = ev.stats.rate;
-    sel->evals++;
-    if (sel->last_score > sel->best_score) {
-      sel->best_score = sel->last_score;
-      sel->best_step = s;
-      fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
-      pol_save(snap, w);
-      fc_ckpt_buf b = {0};
-      fc_ckpt_put_u32(&b, S_SELECTION_VERSION);
-      fc_ckpt_put_i64(&b, s);
-      fc_ckpt_put_f64(&b, ev.stats.mean_score);
-      fc_ckpt_put_f64(&b, ev.stats.rate);
-      fc_ckpt_put_i32(&b, sel->episodes);
-      fc_ckpt_put_i64(&b, sel->seed);
-      fc_ckpt_add_buf(w, "train.selection", &b);
-      rc = fc_ckpt_write(w, sel->best_path, err, errsz);
-      fc_ckpt_writer_free(w);
-    }
-    rollout_eval_free(&ev, sel->episodes);
-  }
-  pol_free(snap);
-  sel->seconds += cli_now() - t0;
-  return rc ? -1 : 0;
 }
 
 /* the value of option `name` in argv ("--data F" or "--data=F"), or NULL */
@@ -297,27 +222,28 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   double hz = em ? env_control_hz(em) : 0.0;
-  s_select sel = {.every = eval_every, .episodes = eval_episodes, .jobs = eval_jobs, .seed = eval_seed,
-                  .best_score = -INFINITY, .best_step = -1, .last_score = NAN, .last_success = NAN};
+  train_loop_opts lo;
+  train_loop_opts_default(&lo, "train", out, c.batch);
+  lo.log_path = log_path;
+  lo.ckpt_every = ckpt_every;
+  lo.resume = resume;
+  lo.eval_every = eval_every;
+  lo.eval_episodes = eval_episodes;
+  lo.eval_jobs = eval_jobs;
+  lo.eval_seed = eval_seed;
   if (eval_every && !em) {
     cli_error("train", "--eval-every: %s: its env_args name no lfp task to evaluate on", data);
     ds_dataset_free(d);
     return 2;
   }
-  if (eval_every) sel.em = em;
+  if (eval_every) lo.em = em;
   else env_model_free(em);
-  snprintf(sel.best_path, sizeof(sel.best_path), "%s", out);
-  {
-    const size_t n = strlen(sel.best_path);
-    const int ext = n > 4 && !strcmp(sel.best_path + n - 4, ".lfp");
-    snprintf(sel.best_path + (ext ? n - 4 : n), sizeof(sel.best_path) - (ext ? n - 4 : n), ".best.lfp");
-  }
+  char best[4096];
+  train_loop_best_path(out, best, sizeof(best));
 
   /* --epochs: passes over the training windows */
   int status = 1;
   pol_trainer *t = NULL;
-  FILE *lg = NULL;
-  char ckpt[4096], logp[4096];
   if (epochs > 0) {
     c.steps = blocks; /* a first trainer only to count windows (lfm needs a step per block) */
     t = pol_trainer_new(d, &c, d->env_args, hz, err, sizeof(err));
@@ -331,23 +257,6 @@ int cmd_train(int argc, char **argv) {
   if (c.method == POL_LFM && c.steps < blocks) c.steps = blocks;
   t = pol_trainer_new(d, &c, d->env_args, hz, err, sizeof(err));
   if (!t) goto fail;
-  snprintf(ckpt, sizeof(ckpt), "%s.ckpt", out);
-  snprintf(logp, sizeof(logp), "%s", log_path ? log_path : out);
-  if (!log_path) strncat(logp, ".csv", sizeof(logp) - strlen(logp) - 1);
-  if (resume) {
-    if (access(ckpt, R_OK) != 0) {
-      snprintf(err, sizeof(err), "--resume: there is no checkpoint %.400s", ckpt);
-      goto fail;
-    }
-    if (pol_trainer_resume(t, ckpt, err, sizeof(err))) goto fail;
-    if (eval_every) s_select_resume(&sel);
-  }
-  lg = fopen(logp, resume ? "a" : "w");
-  if (!lg) {
-    snprintf(err, sizeof(err), "cannot write the log %s", logp);
-    goto fail;
-  }
-  if (!resume) fprintf(lg, "step,block,train_loss,valid_loss,lr,train_s,score,success\n");
 
   const pol_policy *p = pol_trainer_policy(t);
   char klist[512] = "";
@@ -365,63 +274,12 @@ int cmd_train(int argc, char **argv) {
   if (recipe) printf("  defaults from the task's recipe (%s); flags given override them\n", pol_train_recipe_text(task));
   if (eval_every)
     printf("  evaluating every %d steps and at the end: %d episodes of %s from seed %d (selection seeds), best -> %s\n",
-           eval_every, eval_episodes, env_name(sel.em), eval_seed, sel.best_path);
+           eval_every, eval_episodes, env_name(lo.em), eval_seed, best);
   fflush(stdout);
-  cli_progress pb;
-  cli_progress_begin(&pb, "train", c.steps);
-  double t0 = cli_now(), ema = NAN, vloss = NAN;
-  int64_t start = pol_trainer_steps_done(t);
-  while (!pol_trainer_done(t)) {
-    const int blk = pol_trainer_block(t) + 1; /* the block this step trains, 1-based */
-    double loss = pol_trainer_step(t);
-    ema = isnan(ema) ? loss : 0.98 * ema + 0.02 * loss;
-    int64_t s = pol_trainer_steps_done(t);
-    int last = pol_trainer_done(t);
-    const double trained = cli_now() - t0 - sel.seconds; /* training time, rollouts excluded */
-    int evaluated = 0;
-    if (eval_every && (s % eval_every == 0 || last)) {
-      if (s_select_run(&sel, t, s, err, sizeof(err))) goto fail;
-      evaluated = 1;
-    }
-    if (s % ckpt_every == 0 || last || evaluated) {
-      /* the block just stepped (at its end: the weights it keeps); after the
-       * last step always, so the final model has a validation loss */
-      vloss = pol_trainer_valid_loss(t);
-      fprintf(lg, "%lld,%d,%.6g,%.6g,%.6g,%.6g", (long long)s, blk, ema, vloss, pol_trainer_lr(t), trained);
-      if (evaluated) fprintf(lg, ",%.6g,%.6g\n", sel.last_score, sel.last_success);
-      else fprintf(lg, ",,\n");
-      fflush(lg);
-      if (!last && s % ckpt_every == 0 && pol_trainer_checkpoint(t, ckpt, err, sizeof(err))) goto fail;
-    } else if (s % 100 == 0) {
-      fprintf(lg, "%lld,%d,%.6g,,%.6g,%.6g,,\n", (long long)s, blk, ema, pol_trainer_lr(t), trained);
-    }
-    double el = cli_now() - t0 - sel.seconds;
-    char extra[200];
-    int n = snprintf(extra, sizeof(extra), "block %d loss %.4f lr %.2e %.0f samples/s", blk, ema, pol_trainer_lr(t),
-                     (double)(s - start) * c.batch / (el > 0 ? el : 1e-9));
-    if (sel.evals) snprintf(extra + n, sizeof(extra) - (size_t)n, " score %.3f (best %.3f)", sel.last_score, sel.best_score);
-    cli_progress_update(&pb, s, extra);
-  }
-  cli_progress_end(&pb);
-  fclose(lg);
-  lg = NULL;
-  double secs = cli_now() - t0 - sel.seconds;
-  if (pol_save_file(p, out, err, sizeof(err))) goto fail;
-  unlink(ckpt); /* the run is complete: nothing left to resume */
-  char vtext[96];
-  if (pol_trainer_valid_windows(t))
-    snprintf(vtext, sizeof(vtext), "final validation loss %.4f (last block, %lld windows)", vloss,
-             (long long)pol_trainer_valid_windows(t));
-  else
-    snprintf(vtext, sizeof(vtext), "no validation split");
-  printf("  %.1f s, %.0f samples/s, final train loss %.4f, %s\n", secs, (double)(c.steps - start) * c.batch / secs, ema,
-         vtext);
+  train_loop_result res;
+  if (train_loop_run(t, &lo, &res, err, sizeof(err))) goto fail;
+  train_loop_print(&lo, &res);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
-  if (eval_every)
-    printf("  selection: final score %.3f (success %.0f%%), best %.3f at step %lld -> %s; %d evaluations took %.1f s\n",
-           sel.last_score, 100 * sel.last_success, sel.best_score, (long long)sel.best_step, sel.best_path, sel.evals,
-           sel.seconds);
-  printf("  wrote %s (log %s)\n", out, logp);
   if (json) {
     printf("{\"out\": ");
     cli_json_str(stdout, out);
@@ -430,38 +288,22 @@ int cmd_train(int argc, char **argv) {
     cli_json_str(stdout, desc);
     if (p->flow->cfg.net.kind == FC_NET_MLP) printf(", \"width\": %d", p->flow->cfg.net.mlp.width);
     printf(", \"params\": %zu, \"steps\": %lld, \"batch\": %d, \"nfe\": %d, "
-           "\"train_windows\": %lld, \"valid_windows\": %lld, \"train_s\": ",
+           "\"train_windows\": %lld, \"valid_windows\": %lld",
            fc_lfm_nparams(p->flow), (long long)c.steps, c.batch,
            pol_nfe(p, p->flow->cfg.sampler, 0), (long long)pol_trainer_train_windows(t),
            (long long)pol_trainer_valid_windows(t));
-    cli_json_num(stdout, secs);
-    printf(", \"train_loss\": ");
-    cli_json_num(stdout, ema);
-    printf(", \"valid_loss\": ");
-    cli_json_num(stdout, vloss);
+    train_loop_json(stdout, &lo, &res);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
     printf(", \"recipe\": ");
     if (recipe) cli_json_str(stdout, task);
     else printf("null");
-    if (eval_every) {
-      printf(", \"eval_every\": %d, \"eval_episodes\": %d, \"eval_seed\": %d, \"eval_s\": ", eval_every, eval_episodes,
-             eval_seed);
-      cli_json_num(stdout, sel.seconds);
-      printf(", \"final_score\": ");
-      cli_json_num(stdout, sel.last_score);
-      printf(", \"best_score\": ");
-      cli_json_num(stdout, sel.best_score);
-      printf(", \"best_step\": %lld, \"best\": ", (long long)sel.best_step);
-      cli_json_str(stdout, sel.best_path);
-    }
     printf("}\n");
   }
   status = 0;
 fail:
   if (status) cli_error("train", "%s", err);
-  if (lg) fclose(lg);
   pol_trainer_free(t);
   ds_dataset_free(d);
-  env_model_free(sel.em);
+  env_model_free(lo.em);
   return status;
 }

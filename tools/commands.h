@@ -9,6 +9,7 @@ int cmd_info(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_distill(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_sim(int argc, char **argv);

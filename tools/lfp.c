@@ -17,6 +17,7 @@ static const s_command s_commands[] = {
     {"toy", cmd_toy, "train FM and Local Flow Matching on a 2-D distribution and compare them"},
     {"collect", cmd_collect, "roll out a task's scripted expert and write Robomimic-style demonstrations"},
     {"train", cmd_train, "train an LFM / FM / MSE policy on demonstrations"},
+    {"distill", cmd_distill, "distil an LFM / FM policy into one network evaluation per block"},
     {"eval", cmd_eval, "run a policy in closed loop in MuJoCo: success rate, task figures, latency"},
     {"serve", cmd_serve, "serve a policy as a ZeroMQ controller node (msgpack requests: info, infer, observe, reset, ping)"},
     {"sim", cmd_sim, "run a task in MuJoCo as a separate node driven by an 'lfp serve' controller (lockstep or realtime)"},

@@ -9,7 +9,8 @@
 # episodes.
 #   tools/results.sh [OUTDIR]          (default results/)
 # Environment: LFP (the program, default build/lfp), TASKS (default "lift pusht avoid can"), METHODS ("lfm fm mse"),
-# NETS ("mlp"), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
+# NETS ("default": the network of the task's recipe, e.g. pusht's U-Net;
+# or "mlp unet" to compare both on every task), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
 # "--steps 8000" for a quick look: the table then says so). Runs are kept:
 # a cell whose eval JSON exists is not trained again, so an interrupted run
 # resumes where it stopped (delete OUTDIR to start afresh). How long it runs
@@ -25,7 +26,7 @@ LFP=${LFP:-build/lfp}
 [ -x "$LFP" ] || tools/setup.sh
 TASKS=${TASKS:-lift pusht avoid can}
 METHODS=${METHODS:-lfm fm mse}
-NETS=${NETS:-mlp}
+NETS=${NETS:-default}
 SEEDS=${SEEDS:-0 1 2}
 EXTRA=${EXTRA:-}
 t0=$(date +%s)
@@ -40,16 +41,18 @@ for task in $TASKS; do
       for seed in $SEEDS; do
         cell="$out/$task.$method.$net.s$seed"
         if [ ! -s "$cell.eval.json" ]; then
+          netflag=""
+          [ "$net" = default ] || netflag="--net $net"
           # shellcheck disable=SC2086
-          "$LFP" train --data "$out/$task.hdf5" --out "$cell.lfp" --method "$method" --net "$net" --seed "$seed" $EXTRA \
+          "$LFP" train --data "$out/$task.hdf5" --out "$cell.lfp" --method "$method" $netflag --seed "$seed" $EXTRA \
             --json | tail -n 1 > "$cell.train.json"
           "$LFP" eval --policy "$cell.lfp" --episodes 50 --seed 100000 --json | tail -n 1 > "$cell.eval.json"
         fi
-        /usr/bin/python3 - "$cell.train.json" "$cell.eval.json" "$net" "$seed" >> "$out/results.jsonl" <<'PY'
+        /usr/bin/python3 - "$cell.train.json" "$cell.eval.json" "$seed" >> "$out/results.jsonl" <<'PY'
 import json, sys
 t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-keep = ("method", "blocks", "params", "steps", "train_s", "nfe")
-print(json.dumps({**{k: t[k] for k in keep}, "net": sys.argv[3], "train_seed": int(sys.argv[4]), **e}))
+keep = ("method", "blocks", "net", "params", "steps", "train_s", "nfe")
+print(json.dumps({**{k: t[k] for k in keep}, "train_seed": int(sys.argv[3]), **e}))
 PY
         echo "results: $task $method $net seed $seed done ($(( $(date +%s) - t0 )) s so far)" >&2
       done

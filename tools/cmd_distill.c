@@ -1,0 +1,137 @@
+/* lfp distill: distil a trained lfm or fm policy into a one-step-per-block
+ * student (NFE = the teacher's blocks), block by block and independently. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "ds_file.h"
+#include "env.h"
+#include "pol_train.h"
+#include "train_loop.h"
+
+int cmd_distill(int argc, char **argv) {
+  pol_distill_config c;
+  pol_distill_config_default(&c);
+  const char *teacher_path = NULL, *data = NULL, *out = NULL, *log_path = NULL, *sampler = NULL;
+  int64_t steps = c.steps;
+  int seed = 0, json = 0, resume = 0, ckpt_every = 1000, teacher_steps = 0;
+  int eval_every = 0, eval_episodes = 20, eval_seed = 200000, eval_jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  double lr = c.lr;
+  static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
+  cli_opt opts[] = {
+      {"--policy", CLI_STR, &teacher_path, "the teacher: a trained lfm or fm policy", NULL, 0, 0},
+      {"--data", CLI_STR, &data, "demonstrations (the teacher's training file, or one like it)", NULL, 0, 0},
+      {"--out", CLI_STR, &out, "student policy file to write", NULL, 0, 0},
+      {"--steps", CLI_I64, &steps, "distillation steps over all blocks", NULL, 1, 1e9},
+      {"--batch", CLI_INT, &c.batch, "minibatch size", NULL, 1, 65536},
+      {"--seed", CLI_INT, &seed, "seed of start points, minibatches and split", NULL, 0, 2147483647},
+      {"--lr", CLI_DOUBLE, &lr, "peak learning rate", NULL, 1e-7, 1},
+      {"--teacher-sampler", CLI_CHOICE, &sampler, "the teacher's ODE sampler for the targets (default: its own)",
+       samplers, 0, 0},
+      {"--teacher-steps", CLI_INT, &teacher_steps, "its steps per block (0: its own)", NULL, 0, 4096},
+      {"--ckpt-every", CLI_INT, &ckpt_every, "write OUT.ckpt (resume state) every K steps", NULL, 1, 1e9},
+      {"--log", CLI_STR, &log_path, "CSV of train and validation loss (default OUT.csv)", NULL, 0, 0},
+      {"--resume", CLI_FLAG, &resume, "continue from OUT.ckpt", NULL, 0, 0},
+      {"--eval-every", CLI_INT, &eval_every, "closed-loop rollouts every K steps and at the end (0: none); the best "
+                                             "student is written to OUT.best.lfp", NULL, 0, 1e9},
+      {"--eval-episodes", CLI_INT, &eval_episodes, "rollouts per evaluation", NULL, 1, 100000},
+      {"--eval-seed", CLI_INT, &eval_seed, "first seed of those rollouts (selection seeds: 200000 and up)", NULL,
+       200000, 2147483647},
+      {"--eval-jobs", CLI_INT, &eval_jobs, "threads for those rollouts", NULL, 1, 256},
+      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+  };
+  int rc = cli_parse("distill", "lfp distill --policy TEACHER.lfp --data FILE.hdf5 --out STUDENT.lfp [--steps K] [--json]",
+                     argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
+  if (rc) return rc > 0 ? 0 : 2;
+  if (!teacher_path || !data || !out) {
+    cli_error("distill", "--policy TEACHER.lfp, --data FILE.hdf5 and --out STUDENT.lfp are required");
+    return 2;
+  }
+  if (!strcmp(teacher_path, out)) {
+    cli_error("distill", "--out %s would overwrite the teacher", out);
+    return 2;
+  }
+  c.steps = steps;
+  c.seed = (uint64_t)seed;
+  c.lr = (float)lr;
+  if (sampler && !teacher_steps) {
+    cli_error("distill", "--teacher-sampler needs --teacher-steps");
+    return 2;
+  }
+  c.teacher_steps = teacher_steps;
+  if (sampler) c.teacher_sampler = (fc_sampler)fc_sampler_parse(sampler);
+
+  char err[1024];
+  pol_policy *teacher = pol_load(teacher_path, err, sizeof(err));
+  if (!teacher) {
+    cli_error("distill", "%s", err);
+    return 1;
+  }
+  if (teacher_steps && !sampler) c.teacher_sampler = teacher->flow->cfg.sampler;
+  /* the data, with the teacher's observation keys */
+  const char *keys[POL_MAX_KEYS];
+  for (int k = 0; k < teacher->meta.nkeys; k++) keys[k] = teacher->meta.keys[k];
+  ds_file *f = ds_open(data, err, sizeof(err));
+  ds_dataset *d = f ? ds_load(f, keys, teacher->meta.nkeys, err, sizeof(err)) : NULL;
+  if (f) ds_close(f);
+  int status = 1;
+  pol_trainer *t = NULL;
+  train_loop_opts lo;
+  train_loop_opts_default(&lo, "distill", out, c.batch);
+  if (!d) goto fail;
+  lo.log_path = log_path;
+  lo.ckpt_every = ckpt_every;
+  lo.resume = resume;
+  lo.eval_every = eval_every;
+  lo.eval_episodes = eval_episodes;
+  lo.eval_jobs = eval_jobs;
+  lo.eval_seed = eval_seed;
+  if (eval_every && !(lo.em = env_model_from_args(teacher->meta.env_args, err, sizeof(err)))) {
+    cli_error("distill", "--eval-every: the teacher's task: %s", err);
+    status = 2;
+    goto done;
+  }
+  t = pol_distiller_new(d, teacher, teacher_path, &c, err, sizeof(err));
+  if (!t) goto fail;
+  const pol_policy *p = pol_trainer_policy(t);
+  const pol_distill *rec = &p->distill;
+  char desc[128];
+  fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  printf("lfp distill: %s (%s, %d block(s) of %s, NFE %d with %s x %d per block) -> %s, one Euler step per block "
+         "(NFE %d); %lld train / %lld valid windows of %s, %lld steps of batch %d\n",
+         teacher_path, pol_method_name((pol_method)teacher->meta.method), p->flow->cfg.nblocks, desc, rec->teacher_nfe,
+         fc_sampler_name((fc_sampler)rec->teacher_sampler), rec->teacher_steps, out, pol_nfe(p, p->flow->cfg.sampler, 0),
+         (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t), data, (long long)c.steps,
+         c.batch);
+  fflush(stdout);
+  train_loop_result res;
+  if (train_loop_run(t, &lo, &res, err, sizeof(err))) goto fail;
+  train_loop_print(&lo, &res);
+  if (json) {
+    printf("{\"out\": ");
+    cli_json_str(stdout, out);
+    printf(", \"teacher\": ");
+    cli_json_str(stdout, teacher_path);
+    printf(", \"method\": \"%s\", \"blocks\": %d, \"net\": \"%s\", \"params\": %zu, \"steps\": %lld, \"batch\": %d, "
+           "\"nfe\": %d, \"teacher_nfe\": %d, \"teacher_sampler\": \"%s\", \"teacher_steps\": %d, "
+           "\"train_windows\": %lld, \"valid_windows\": %lld",
+           pol_method_name((pol_method)p->meta.method), p->flow->cfg.nblocks, fc_net_kind_name(p->flow->cfg.net.kind),
+           fc_lfm_nparams(p->flow), (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0), rec->teacher_nfe,
+           fc_sampler_name((fc_sampler)rec->teacher_sampler), rec->teacher_steps,
+           (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t));
+    train_loop_json(stdout, &lo, &res);
+    printf("}\n");
+  }
+  status = 0;
+  goto done;
+fail:
+  cli_error("distill", "%s", err);
+done:
+  pol_trainer_free(t);
+  ds_dataset_free(d);
+  env_model_free(lo.em);
+  pol_free(teacher);
+  return status;
+}
