@@ -278,6 +278,10 @@ pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, c
   sc.steps = 1;
   fc_lfm *flow = fc_lfm_new(&sc, err, errsz);
   if (!flow) goto fail;
+  /* every block starts as the teacher's (the trainer copies each again when
+   * its turn comes): a snapshot mid-run is the students so far followed by
+   * the teacher's blocks taken in one step */
+  memcpy(flow->params, teacher->flow->params, fc_lfm_nparams(flow) * sizeof(float));
   t->policy = pol_new(tm, &teacher->obs_norm, &teacher->act_norm, flow, err, errsz);
   if (!t->policy) {
     fc_lfm_free(flow);
