@@ -99,21 +99,39 @@ void fc_fm_ws_free(fc_fm_ws *ws) {
 double fc_fm_loss(const fc_net *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
                   const float *x0, const float *x1, const float *c, int B) {
   FC_ASSERT(B >= 1 && B <= ws->max_batch);
-  return s_fm_loss_f(fc_net_dx(&net->cfg), k, t, x0, x1, ws->xt, ws->target, ws->v, B, net, ws->net, grads, c);
+  return s_fm_loss_f(fc_net_dx(&net->cfg), k, t, x0, x1, NULL, 0.0, ws->xt, ws->target, ws->v, B, net, ws->net, grads, c);
+}
+
+double fc_dfm_loss(const fc_net *net, fc_fm_ws *ws, float *grads, double sigma, const float *t, const float *x0,
+                   const float *x1, const float *eps, const float *c, int B) {
+  FC_ASSERT(B >= 1 && B <= ws->max_batch);
+  return s_fm_loss_f(fc_net_dx(&net->cfg), FC_INTERP_LINEAR, t, x0, x1, eps, sigma, ws->xt, ws->target, ws->v, B, net,
+                     ws->net, grads, c);
+}
+
+static double s_loss_ref(const fc_net_config *cfg, const double *params, fc_net_ws_ref *ws, double *grads, fc_interp k,
+                         const double *t, const double *x0, const double *x1, const double *eps, double sigma,
+                         const double *c, int B) {
+  const int D = fc_net_dx(cfg);
+  size_t n = (size_t)B * (size_t)D;
+  double *xt = fc_malloc(n * sizeof(double)), *tg = fc_malloc(n * sizeof(double));
+  double *v = fc_malloc(n * sizeof(double));
+  double loss = s_fm_loss_d(D, k, t, x0, x1, eps, sigma, xt, tg, v, B, cfg, params, ws, grads, c);
+  free(xt);
+  free(tg);
+  free(v);
+  return loss;
 }
 
 double fc_fm_loss_ref(const fc_net_config *cfg, const double *params, fc_net_ws_ref *ws,
                       double *grads, fc_interp k, const double *t, const double *x0,
                       const double *x1, const double *c, int B) {
-  const int D = fc_net_dx(cfg);
-  size_t n = (size_t)B * (size_t)D;
-  double *xt = fc_malloc(n * sizeof(double)), *tg = fc_malloc(n * sizeof(double));
-  double *v = fc_malloc(n * sizeof(double));
-  double loss = s_fm_loss_d(D, k, t, x0, x1, xt, tg, v, B, cfg, params, ws, grads, c);
-  free(xt);
-  free(tg);
-  free(v);
-  return loss;
+  return s_loss_ref(cfg, params, ws, grads, k, t, x0, x1, NULL, 0.0, c, B);
+}
+
+double fc_dfm_loss_ref(const fc_net_config *cfg, const double *params, fc_net_ws_ref *ws, double *grads, double sigma,
+                       const double *t, const double *x0, const double *x1, const double *eps, const double *c, int B) {
+  return s_loss_ref(cfg, params, ws, grads, FC_INTERP_LINEAR, t, x0, x1, eps, sigma, c, B);
 }
 
 /* ---------- fixed-step ODE samplers ---------- */
@@ -180,6 +198,10 @@ void fc_ode_integrate(fc_field_fn f, void *ctx, fc_ode_ws *ws, fc_sampler s, flo
 
 /* ---------- the LFM chain ---------- */
 
+/* DFM's defaults; a file without DFM fields (any model but DFM) loads with them */
+#define S_DFM_SIGMA 0.5f
+#define S_DFM_DELTA 0.02f
+
 void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc) {
   cfg->nblocks = 4;
   fc_net_config_default(&cfg->net, FC_NET_MLP, dx, dc);
@@ -190,6 +212,8 @@ void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc) {
   cfg->objective = FC_OBJ_FLOW;
   cfg->sampler = FC_SAMPLER_RK4;
   cfg->steps = 4;
+  cfg->dfm_sigma = S_DFM_SIGMA;
+  cfg->dfm_delta = S_DFM_DELTA;
 }
 
 int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz) {
@@ -204,10 +228,16 @@ int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz) {
     return fc_set_err(err, errsz, "gamma rho must be a positive number (got %g)", (double)cfg->gamma_rho), -1;
   if (cfg->coupling < FC_COUPLING_DEPENDENT || cfg->coupling > FC_COUPLING_INDEPENDENT)
     return fc_set_err(err, errsz, "unknown coupling %d", (int)cfg->coupling), -1;
-  if (cfg->objective != FC_OBJ_FLOW && cfg->objective != FC_OBJ_REGRESS)
+  if (cfg->objective != FC_OBJ_FLOW && cfg->objective != FC_OBJ_REGRESS && cfg->objective != FC_OBJ_DFM)
     return fc_set_err(err, errsz, "unknown objective %d", (int)cfg->objective), -1;
-  if (cfg->objective == FC_OBJ_REGRESS && cfg->nblocks != 1)
-    return fc_set_err(err, errsz, "the regression objective has one block (got %d)", cfg->nblocks), -1;
+  if (cfg->objective != FC_OBJ_FLOW && cfg->nblocks != 1)
+    return fc_set_err(err, errsz, "the %s objective has one block (got %d)",
+                      cfg->objective == FC_OBJ_DFM ? "DFM" : "regression", cfg->nblocks), -1;
+  if (cfg->objective == FC_OBJ_DFM && !(cfg->dfm_sigma >= 0.0f && cfg->dfm_sigma <= 10.0f))
+    return fc_set_err(err, errsz, "DFM sigma must be in 0..10 (got %g)", (double)cfg->dfm_sigma), -1;
+  if (cfg->objective == FC_OBJ_DFM && !(cfg->dfm_delta > 0.0f && cfg->dfm_delta < 1.0f))
+    return fc_set_err(err, errsz, "DFM's early stop delta must lie strictly between 0 and 1 (got %g)",
+                      (double)cfg->dfm_delta), -1;
   if (cfg->sampler < FC_SAMPLER_EULER || cfg->sampler > FC_SAMPLER_RK4)
     return fc_set_err(err, errsz, "unknown sampler %d", (int)cfg->sampler), -1;
   if (cfg->steps < 1 || cfg->steps > 10000)
@@ -243,6 +273,7 @@ size_t fc_lfm_nparams(const fc_lfm *m) { return m->block_params * (size_t)m->cfg
 
 int fc_lfm_nfe(const fc_lfm *m, fc_sampler s, int steps) {
   if (m->cfg.objective == FC_OBJ_REGRESS) return 1;
+  if (m->cfg.objective == FC_OBJ_DFM) return steps; /* Euler-Maruyama: one evaluation a step */
   return m->cfg.nblocks * steps * fc_sampler_stages(s);
 }
 
@@ -303,8 +334,95 @@ void fc_lfm_push(const fc_lfm *m, fc_lfm_ws *ws, int blk, int forward, float *x,
   }
 }
 
-void fc_lfm_generate(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B,
-                     fc_sampler s, int steps) {
+/* ---------- guided generation (RTC) ---------- */
+
+struct fc_guide_ws {
+  int max_batch;
+  float *grads;    /* block_params: the backward pass's (unused) parameter gradient */
+  float *e, *gx;   /* (B, D) */
+};
+
+fc_guide_ws *fc_guide_ws_new(const fc_lfm *m, int max_batch) {
+  fc_guide_ws *g = fc_calloc(1, sizeof(*g));
+  const size_t n = (size_t)max_batch * fc_net_dx(&m->cfg.net);
+  g->max_batch = max_batch;
+  g->grads = fc_calloc(m->block_params, sizeof(float));
+  g->e = fc_calloc(n, sizeof(float));
+  g->gx = fc_calloc(n, sizeof(float));
+  return g;
+}
+
+void fc_guide_ws_free(fc_guide_ws *g) {
+  if (!g) return;
+  free(g->grads);
+  free(g->e);
+  free(g->gx);
+  free(g);
+}
+
+typedef struct {
+  s_net_field f;
+  fc_guide_ws *g;
+  const float *y, *W;
+  float yscale, beta;
+  int D;
+} s_guided_field;
+
+static void s_guided_eval(void *ctx, double t, const float *x, float *v, int B) {
+  s_guided_field *q = ctx;
+  s_net_field_eval(&q->f, t, x, v, B);
+  const size_t n = (size_t)B * q->D;
+  const float tf = (float)t;
+  for (size_t i = 0; i < n; i++) q->g->e[i] = q->W[i] * (q->yscale * q->y[i] - (x[i] - tf * v[i]));
+  fc_net_backward(q->f.net, q->f.ws, q->g->grads, 0, q->g->gx, NULL, q->g->e, B); /* gx = (dv/dx)^T e */
+  const double r = t > 0.0 && t < 1.0 ? ((1.0 - t) * (1.0 - t) + t * t) / (t * (1.0 - t)) : INFINITY;
+  const float w = (float)(r < q->beta ? r : q->beta);
+  for (size_t i = 0; i < n; i++) v[i] -= w * (q->g->e[i] - tf * q->g->gx[i]);
+}
+
+void fc_lfm_sample_guided(const fc_lfm *m, fc_lfm_ws *ws, fc_guide_ws *gws, float *x, const float *c, int B,
+                          fc_sampler s, int steps, const float *y, const float *W, float beta) {
+  FC_ASSERT(m->cfg.objective == FC_OBJ_FLOW && B <= gws->max_batch && B <= ws->max_batch);
+  const int D = fc_net_dx(&m->cfg.net);
+  for (int blk = m->cfg.nblocks - 1; blk >= 0; blk--) {
+    /* the OU contraction of the blocks before this one */
+    double before = 0.0;
+    for (int k = 1; k <= blk; k++) before += fc_lfm_gamma(&m->cfg, k);
+    s_guided_field q = {{&m->blocks[blk], ws->net, c, ws->tbuf}, gws, y, W, (float)exp(-before), beta, D};
+    fc_ode_integrate(s_guided_eval, &q, ws->ode, s, x, B, 1.0, 0.0, steps);
+  }
+}
+
+/* DFM: Euler-Maruyama from t = 1 to delta (fc_lfm_sample) */
+static void s_dfm_sample(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B, int steps, fc_rng *rng) {
+  const int D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net);
+  const double delta = m->cfg.dfm_delta, h = (1.0 - delta) / steps;
+  const float sq = (float)(m->cfg.dfm_sigma * sqrt(h));
+  for (int off = 0; off < B; off += ws->max_batch) {
+    const int nb = B - off < ws->max_batch ? B - off : ws->max_batch;
+    float *xo = x + (size_t)off * D, *v = ws->ode->k1, *xi = ws->ode->k2;
+    const float *co = c ? c + (size_t)off * C : NULL;
+    for (int k = 0; k < steps; k++) {
+      const double t = 1.0 - k * h;
+      for (int b = 0; b < nb; b++) ws->tbuf[b] = (float)t;
+      fc_net_forward(&m->blocks[0], ws->net, v, ws->tbuf, xo, co, nb);
+      fc_rng_normal_fill(rng, xi, (size_t)nb * D);
+      for (size_t i = 0; i < (size_t)nb * D; i++) xo[i] += (float)(-h) * v[i] + sq * xi[i];
+    }
+  }
+}
+
+void fc_lfm_generate(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B, fc_sampler s, int steps) {
+  fc_lfm_sample(m, ws, x, c, B, s, steps, NULL);
+}
+
+void fc_lfm_sample(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B, fc_sampler s, int steps,
+                   fc_rng *rng) {
+  if (m->cfg.objective == FC_OBJ_DFM) {
+    FC_ASSERT(rng); /* its noise */
+    s_dfm_sample(m, ws, x, c, B, steps, rng);
+    return;
+  }
   if (m->cfg.objective == FC_OBJ_REGRESS) {
     /* one evaluation at t = 0, x = 0 */
     const int D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net);
@@ -388,6 +506,7 @@ struct fc_lfm_trainer {
   float *vprev;          /* (nv, D) scratch: the inputs of a finished block, for valid_loss at a boundary */
   int *idx;              /* (B) */
   float *x0, *x1, *cb, *t, *z; /* (B, D), (B, D), (B, C), (B), (B, D) */
+  float *eps;            /* (B, D): DFM's bridge noise */
   int block;
   int64_t step_in_block, steps_done, *block_steps;
   float last_lr;
@@ -435,6 +554,7 @@ fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c
   tr->cb = fc_calloc(B * (C ? C : 1), sizeof(float));
   tr->t = fc_calloc(B, sizeof(float));
   tr->z = fc_calloc(B * D, sizeof(float));
+  tr->eps = fc_calloc(B * D, sizeof(float));
   tr->block_steps = fc_calloc((size_t)N, sizeof(int64_t));
   for (int i = 0; i < N; i++) tr->block_steps[i] = tc->steps / N + (i < tc->steps % N ? 1 : 0);
   return tr;
@@ -446,7 +566,7 @@ void fc_lfm_trainer_free(fc_lfm_trainer *tr) {
   fc_adamw_free(tr->opt);
   fc_fm_ws_free(tr->fm);
   fc_lfm_ws_free(tr->push);
-  free(tr->idx); free(tr->x0); free(tr->x1); free(tr->cb); free(tr->t); free(tr->z);
+  free(tr->idx); free(tr->x0); free(tr->x1); free(tr->cb); free(tr->t); free(tr->z); free(tr->eps);
   free(tr->block_steps);
   free(tr);
 }
@@ -499,6 +619,22 @@ static void s_distill_targets(fc_lfm_trainer *tr, int blk, float *x0, const floa
   memcpy(x0, x1, (size_t)B * D * sizeof(float));
   fc_lfm_push(tr->tc.teacher, tr->push, blk, 0, x0, c, B, tr->tc.teacher_sampler, tr->tc.teacher_steps);
   for (int b = 0; b < B; b++) t[b] = 1.0f;
+}
+
+/* training times: uniform on [0, 1); DFM's on [delta, 1] */
+static void s_times(const fc_lfm_trainer *tr, fc_rng *r, float *t, int B) {
+  const int dfm = tr->model->cfg.objective == FC_OBJ_DFM;
+  const double lo = dfm ? tr->model->cfg.dfm_delta : 0.0;
+  for (int b = 0; b < B; b++) t[b] = (float)(lo + (1.0 - lo) * fc_rng_uniform(r));
+}
+
+/* the block's objective on the pairs (x0, tr->x1) at times tr->t (and DFM's
+ * tr->eps): flow matching (linear when distilling), DFM, or the regression */
+static double s_loss(fc_lfm_trainer *tr, const fc_net *net, float *grads, const float *x0, const float *c, int B) {
+  const fc_lfm_config *cfg = &tr->model->cfg;
+  if (cfg->objective == FC_OBJ_REGRESS) return fc_regress_loss(net, tr->fm, grads, x0, c, B);
+  if (cfg->objective == FC_OBJ_DFM) return fc_dfm_loss(net, tr->fm, grads, cfg->dfm_sigma, tr->t, x0, tr->x1, tr->eps, c, B);
+  return fc_fm_loss(net, tr->fm, grads, tr->tc.teacher ? FC_INTERP_LINEAR : cfg->interp, tr->t, x0, tr->x1, c, B);
 }
 
 /* a finished block keeps its EMA weights; its inputs, pushed forward through
@@ -560,15 +696,13 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
       for (int j = 0; j < D; j++) dst[j] = ea * src[j] + sg * zb[j];
     }
   }
-  for (int b = 0; b < B; b++) tr->t[b] = (float)fc_rng_uniform(&tr->rng);
+  s_times(tr, &tr->rng, tr->t, B);
+  if (m->cfg.objective == FC_OBJ_DFM) fc_rng_normal_fill(&tr->rng, tr->eps, (size_t)B * D);
   /* distilling: x1 is the start point, x0 the teacher's endpoint from it */
   if (tr->tc.teacher) s_distill_targets(tr, tr->block, tr->x0, tr->x1, C ? tr->cb : NULL, tr->t, B);
 
   /* loss, gradient (written, not accumulated), clipped AdamW step, EMA */
-  double loss = m->cfg.objective == FC_OBJ_REGRESS
-                    ? fc_regress_loss(net, tr->fm, tr->grads, tr->x0, C ? tr->cb : NULL, B)
-                    : fc_fm_loss(net, tr->fm, tr->grads, tr->tc.teacher ? FC_INTERP_LINEAR : m->cfg.interp, tr->t,
-                                 tr->x0, tr->x1, C ? tr->cb : NULL, B);
+  double loss = s_loss(tr, net, tr->grads, tr->x0, C ? tr->cb : NULL, B);
   float gn = fc_grad_norm(tr->grads, m->block_params);
   tr->last_lr = fc_lr_schedule(&tr->tc.opt, tr->step_in_block, tr->block_steps[tr->block]);
   if (isfinite(loss) && isfinite(gn)) {
@@ -637,7 +771,7 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
     const float *x0 = vin + off * D, *cb = C ? tr->vc + off * C : NULL;
     double loss;
     if (m->cfg.objective == FC_OBJ_REGRESS) {
-      loss = fc_regress_loss(&net, tr->fm, NULL, x0, cb, nb);
+      loss = s_loss(tr, &net, NULL, x0, cb, nb);
     } else {
       fc_rng_normal_fill(&r, tr->z, (size_t)nb * D);
       if (k == N - 1) {
@@ -647,12 +781,13 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
         float ea = (float)exp(-g), sg = (float)sqrt(1.0 - exp(-2.0 * g));
         for (size_t i = 0; i < (size_t)nb * D; i++) tr->x1[i] = ea * x0[i] + sg * tr->z[i];
       }
-      for (int b = 0; b < nb; b++) tr->t[b] = (float)fc_rng_uniform(&r);
+      s_times(tr, &r, tr->t, nb);
+      if (m->cfg.objective == FC_OBJ_DFM) fc_rng_normal_fill(&r, tr->eps, (size_t)nb * D);
       if (tr->tc.teacher) { /* the distillation objective: endpoints into the scratch x0 */
         s_distill_targets(tr, k, tr->x0, tr->x1, cb, tr->t, nb);
         x0 = tr->x0;
       }
-      loss = fc_fm_loss(&net, tr->fm, NULL, tr->tc.teacher ? FC_INTERP_LINEAR : m->cfg.interp, tr->t, x0, tr->x1, cb, nb);
+      loss = s_loss(tr, &net, NULL, x0, cb, nb);
     }
     sum += loss * nb;
     cnt += (size_t)nb;
@@ -782,7 +917,8 @@ int fc_coupling_parse(const char *s) { return fc_name_index(s, s_coupling_names,
  * Format 1 wrote version 1's fields without the version word, with 3 zero
  * int32 after objective and 2 zero floats after gamma_rho (80 bytes). So
  * one reader serves all three. */
-#define S_CONFIG_VERSION 2
+#define S_CONFIG_VERSION 3 /* written only for DFM: other models are written as version 2, which
+                              older lfp reads */
 
 static void s_sec_name(char *out, size_t n, const char *prefix, const char *name) {
   snprintf(out, n, "%s%s", prefix ? prefix : "", name);
@@ -792,12 +928,17 @@ void fc_lfm_save(const fc_lfm *m, fc_ckpt_writer *w, const char *prefix) {
   const fc_lfm_config *c = &m->cfg;
   const int32_t iv[5] = {c->interp, c->coupling, c->sampler, c->steps, c->objective};
   fc_ckpt_buf b = {0};
-  fc_ckpt_put_u32(&b, S_CONFIG_VERSION);
+  const int dfm = c->objective == FC_OBJ_DFM;
+  fc_ckpt_put_u32(&b, dfm ? S_CONFIG_VERSION : 2);
   fc_ckpt_put_i32(&b, c->nblocks);
   fc_net_config_put(&b, &c->net);
   for (int i = 0; i < 5; i++) fc_ckpt_put_i32(&b, iv[i]);
   fc_ckpt_put_f32(&b, c->gamma_c);
   fc_ckpt_put_f32(&b, c->gamma_rho);
+  if (dfm) {
+    fc_ckpt_put_f32(&b, c->dfm_sigma);
+    fc_ckpt_put_f32(&b, c->dfm_delta);
+  }
   char name[FC_CKPT_NAME_MAX];
   s_sec_name(name, sizeof(name), prefix, "lfm.config");
   fc_ckpt_add_buf(w, name, &b);
@@ -816,7 +957,7 @@ static int s_read_config(const fc_ckpt *ck, const char *name, fc_lfm_config *cfg
   static const struct {
     const char *name;
     int32_t lo, hi;
-  } f[5] = {{"interp", 0, 1}, {"coupling", 0, 2}, {"sampler", 0, 2}, {"steps", 1, 10000}, {"objective", 0, 1}};
+  } f[5] = {{"interp", 0, 1}, {"coupling", 0, 2}, {"sampler", 0, 2}, {"steps", 1, 10000}, {"objective", 0, 2}};
   memset(cfg, 0, sizeof(*cfg));
   if (fc_ckpt_cur_open(&c, ck, name, err, errsz) || (!format1 && fc_ckpt_cur_version(&c, S_CONFIG_VERSION, &ver)) ||
       fc_ckpt_get_i32(&c, "nblocks", 1, FC_LFM_MAX_BLOCKS, &nblocks))
@@ -830,7 +971,14 @@ static int s_read_config(const fc_ckpt *ck, const char *name, fc_lfm_config *cfg
   if (fc_ckpt_get_f32(&c, "gamma_c", &fv[0]) || fc_ckpt_get_f32(&c, "gamma_rho", &fv[1])) return -1;
   for (int i = 0; format1 && i < 2; i++)
     if (fc_ckpt_get_f32(&c, "padding", &fpad)) return -1;
+  cfg->dfm_sigma = S_DFM_SIGMA;
+  cfg->dfm_delta = S_DFM_DELTA;
+  if (ver >= 3 && (fc_ckpt_get_f32(&c, "dfm_sigma", &cfg->dfm_sigma) || fc_ckpt_get_f32(&c, "dfm_delta", &cfg->dfm_delta)))
+    return -1;
   if (fc_ckpt_cur_end(&c)) return -1;
+  if (ver < 3 && iv[4] == FC_OBJ_DFM)
+    return fc_set_err(err, errsz, "checkpoint is mismatched: its model config names the DFM objective in a section "
+                      "version (%u) before DFM", ver), -1;
   cfg->nblocks = nblocks;
   cfg->interp = (fc_interp)iv[0]; cfg->coupling = (fc_coupling)iv[1];
   cfg->sampler = (fc_sampler)iv[2]; cfg->steps = iv[3]; cfg->objective = (fc_objective)iv[4];

@@ -74,6 +74,17 @@ void fc_fm_ws_free(fc_fm_ws *ws);
  * When grads != NULL it receives dLoss/dparams (overwritten). */
 double fc_fm_loss(const fc_net *net, fc_fm_ws *ws, float *grads, fc_interp k, const float *t,
                   const float *x0, const float *x1, const float *c, int B);
+/* Diffusion Flow Matching (seed 002, DFM) in this file's convention (t = 0
+ * data, t = 1 noise; DFM's own time is 1 - t): the Brownian bridge X_t =
+ * (1 - t) x0 + t x1 + sigma sqrt(t (1 - t)) eps between data x0 and noise
+ * x1, and the loss (1 / (B D)) sum_b || v(t_b, X_t, c_b) - (X_t - x0) / t_b ||^2,
+ * so that v = -(DFM's drift): the drift towards the data is -v. Times t in
+ * (0, 1]; eps (B, D) standard normal. sigma = 0 is flow matching with the
+ * linear interpolant. */
+double fc_dfm_loss(const fc_net *net, fc_fm_ws *ws, float *grads, double sigma, const float *t, const float *x0,
+                   const float *x1, const float *eps, const float *c, int B);
+double fc_dfm_loss_ref(const fc_net_config *cfg, const double *params, fc_net_ws_ref *ws, double *grads, double sigma,
+                       const double *t, const double *x0, const double *x1, const double *eps, const double *c, int B);
 /* The regression objective: (1 / (B D)) sum_b || v(0, 0, c_b) - x0_b ||^2. */
 double fc_regress_loss(const fc_net *net, fc_fm_ws *ws, float *grads, const float *x0, const float *c, int B);
 /* The same in double precision on the reference network (test oracle). */
@@ -111,8 +122,10 @@ typedef enum {
 
 typedef enum {
   FC_OBJ_FLOW = 0,      /* flow matching (each block a sub-flow) */
-  FC_OBJ_REGRESS = 1    /* the non-generative baseline: the network maps (t = 0,
+  FC_OBJ_REGRESS = 1,   /* the non-generative baseline: the network maps (t = 0,
                            x = 0, c) straight to the sample, trained on the MSE */
+  FC_OBJ_DFM = 2        /* Diffusion Flow Matching (fc_dfm_loss): one block,
+                           sampled by Euler-Maruyama from t = 1 to dfm_delta */
 } fc_objective;
 
 typedef struct {
@@ -122,8 +135,11 @@ typedef struct {
   float gamma_c, gamma_rho; /* gamma_n = c * rho^(n-1), n = 1..N-1 */
   fc_coupling coupling;
   fc_objective objective; /* FC_OBJ_REGRESS requires nblocks = 1 */
-  fc_sampler sampler;   /* default sampler for push-forward and generation */
-  int steps;            /* ODE steps per block */
+  fc_sampler sampler;   /* default sampler for push-forward and generation
+                           (FC_OBJ_DFM: ignored, always Euler-Maruyama) */
+  int steps;            /* ODE steps per block (FC_OBJ_DFM: Euler-Maruyama steps) */
+  float dfm_sigma;      /* FC_OBJ_DFM: the bridge's noise level, 0..10 */
+  float dfm_delta;      /* FC_OBJ_DFM: early stop; training times t in [delta, 1] */
 } fc_lfm_config;
 
 typedef struct {
@@ -134,7 +150,8 @@ typedef struct {
 } fc_lfm;
 
 /* N = 4, the default mlp (fc_net_config_default), linear interpolant,
- * c = 0.2, rho = 1.25, dependent, RK4 with 4 steps per block. */
+ * c = 0.2, rho = 1.25, dependent, RK4 with 4 steps per block; for DFM
+ * sigma 0.5, delta 0.02. */
 void fc_lfm_config_default(fc_lfm_config *cfg, int dx, int dc);
 int fc_lfm_config_check(const fc_lfm_config *cfg, char *err, size_t errsz);
 /* gamma_n for block n = 1..N-1; the free last block has no gamma (returns 0). */
@@ -166,7 +183,31 @@ void fc_lfm_push(const fc_lfm *m, fc_lfm_ws *ws, int blk, int forward, float *x,
                  int B, fc_sampler s, int steps);
 /* Generation: x (B, D) holds z ~ N(0, I) on entry and samples on return;
  * blocks run in reverse order, each t: 1 -> 0. (FC_OBJ_REGRESS: one network
- * evaluation, the input ignored.) */
+ * evaluation, the input ignored. FC_OBJ_DFM: `steps` Euler-Maruyama steps
+ * x <- x - h v(t, x) + sigma sqrt(h) xi from t = 1 to dfm_delta, h = (1 -
+ * delta) / steps, xi ~ N(0, I) from rng, which DFM requires; the sampler s
+ * is ignored.) */
+void fc_lfm_sample(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B, fc_sampler s, int steps,
+                   fc_rng *rng);
+/* Guided generation: real-time chunking's soft-masked inpainting guidance
+ * (RTC, Black, Galliker and Levine, arXiv 2506.07339), in this file's time.
+ * As fc_lfm_sample for flows (not DFM or the regression), with every
+ * evaluation of a block's velocity v replaced by v - w(t) g, where
+ *   x_hat = x - t v              the linear interpolant's estimate of the
+ *                                block's data side,
+ *   e = W (y_k - x_hat)          W (B, D) weights in [0, 1] (1: frozen),
+ *   g = e - t (dv/dx)^T e        e through the Jacobian of x_hat (a
+ *                                vector-Jacobian product: one backward pass),
+ *   w(t) = min(beta, ((1 - t)^2 + t^2) / (t (1 - t)))  the paper's weight,
+ * and y_k = y exp(-(gamma_1 + ... + gamma_k)) for block k (0-based): the
+ * mean of that block's data side given the data y (B, D), so every block of
+ * an LFM chain is pulled towards the same chunk. Scratch comes from gws. */
+typedef struct fc_guide_ws fc_guide_ws;
+fc_guide_ws *fc_guide_ws_new(const fc_lfm *m, int max_batch);
+void fc_guide_ws_free(fc_guide_ws *g);
+void fc_lfm_sample_guided(const fc_lfm *m, fc_lfm_ws *ws, fc_guide_ws *gws, float *x, const float *c, int B,
+                          fc_sampler s, int steps, const float *y, const float *W, float beta);
+/* fc_lfm_sample without a random stream (not for FC_OBJ_DFM). */
 void fc_lfm_generate(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *c, int B,
                      fc_sampler s, int steps);
 
@@ -181,11 +222,12 @@ void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float
 
 /* ---------- checkpoints (see fc_ckpt.h) ----------
  * Sections (checkpoint format 2; host byte order, see fc_ckpt.h):
- *   <prefix>lfm.config  u32 section version (2), then i32 nblocks, the
+ *   <prefix>lfm.config  u32 section version (3), then i32 nblocks, the
  *                       network (fc_net.h: i32 kind, then the kind's fields;
  *                       mlp: i32 dx, dc, width, depth, temb, act, cond), then
  *                       i32 interp, coupling, sampler, steps, objective, then
- *                       f32 gamma_c, gamma_rho
+ *                       f32 gamma_c, gamma_rho; from version 3 on, f32
+ *                       dfm_sigma, dfm_delta (earlier versions: 0, no DFM)
  *   <prefix>lfm.params  f32[nblocks * fc_net_nparams(net)], block after block
  *   train.state         u32 section version (1), then i64 block,
  *                       step_in_block, steps_done, perm_pos, nonfinite, n,

@@ -8,13 +8,13 @@
 #include "fc_base.h"
 #include "fc_ckpt.h"
 
-static const char *const s_methods[] = {"lfm", "fm", "mse"};
-const char *pol_method_name(pol_method m) { return (unsigned)m < 3 ? s_methods[m] : "?"; }
-int pol_method_parse(const char *s) { return fc_name_index(s, s_methods, 3); }
+static const char *const s_methods[] = {"lfm", "fm", "mse", "dfm"};
+const char *pol_method_name(pol_method m) { return (unsigned)m < 4 ? s_methods[m] : "?"; }
+int pol_method_parse(const char *s) { return fc_name_index(s, s_methods, 4); }
 
 /* the parts must agree: dims, horizons, statistics, network sizes */
 static int s_check(const pol_meta *m, const ds_norm *on, const ds_norm *an, const fc_lfm *f, char *err, size_t errsz) {
-  if (m->method < POL_LFM || m->method > POL_MSE) return fc_set_err(err, errsz, "unknown policy method %d", m->method), -1;
+  if (m->method < POL_LFM || m->method > POL_DFM) return fc_set_err(err, errsz, "unknown policy method %d", m->method), -1;
   if (m->To < 1 || m->Tp < 1 || m->Ta < 1 || m->Ta > m->Tp || m->To > 64 || m->Tp > 256)
     return fc_set_err(err, errsz, "bad horizons To %d, Tp %d, Ta %d (need 1 <= Ta <= Tp)", m->To, m->Tp, m->Ta), -1;
   if (m->action_dim < 1 || m->action_dim > POL_MAX_ACTION || m->obs_dim < 1 || m->nkeys < 1 || m->nkeys > POL_MAX_KEYS)
@@ -34,7 +34,8 @@ static int s_check(const pol_meta *m, const ds_norm *on, const ds_norm *an, cons
   if (D != m->Tp * m->action_dim || C != m->To * m->obs_dim)
     return fc_set_err(err, errsz, "the network takes %d-D chunks and %d-D conditions; the policy needs %d and %d", D, C,
                       m->Tp * m->action_dim, m->To * m->obs_dim), -1;
-  if ((m->method == POL_MSE) != (f->cfg.objective == FC_OBJ_REGRESS) || (m->method == POL_FM && f->cfg.nblocks != 1))
+  if ((m->method == POL_MSE) != (f->cfg.objective == FC_OBJ_REGRESS) || (m->method == POL_DFM) != (f->cfg.objective == FC_OBJ_DFM) ||
+      (m->method == POL_FM && f->cfg.nblocks != 1))
     return fc_set_err(err, errsz, "method %s does not match its network (%d blocks, %s)", pol_method_name((pol_method)m->method),
                       f->cfg.nblocks, f->cfg.objective == FC_OBJ_REGRESS ? "regression" : "flow"), -1;
   for (int j = 0; j < m->action_dim; j++)
@@ -84,7 +85,7 @@ static void s_meta_save(const pol_meta *m, fc_ckpt_writer *w) {
 
 /* the leading integers, each bounded (format 1 and 2 share them) */
 static int s_meta_ints(fc_ckpt_cur *c, pol_meta *m) {
-  return fc_ckpt_get_i32(c, "method", POL_LFM, POL_MSE, &m->method) || fc_ckpt_get_i32(c, "To", 1, 64, &m->To) ||
+  return fc_ckpt_get_i32(c, "method", POL_LFM, POL_DFM, &m->method) || fc_ckpt_get_i32(c, "To", 1, 64, &m->To) ||
          fc_ckpt_get_i32(c, "Tp", 1, 256, &m->Tp) || fc_ckpt_get_i32(c, "Ta", 1, 256, &m->Ta) ||
          fc_ckpt_get_i32(c, "obs_dim", 1, DS_NORM_MAX_DIM, &m->obs_dim) ||
          fc_ckpt_get_i32(c, "action_dim", 1, POL_MAX_ACTION, &m->action_dim) ||
@@ -335,7 +336,7 @@ int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, si
   /* sample Tp actions conditioned on the history, keep the first Ta */
   memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
   fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * A);
-  fc_lfm_generate(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps);
+  fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
   pd->chunks++;
   /* every executed value finite once unnormalized, before any is written:
    * a NaN is never clipped into a command */

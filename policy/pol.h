@@ -57,7 +57,7 @@
 #define POL_ENV_ARGS_MAX 1024
 #define POL_OBS_CLIP 5.0f /* bound on normalized observation values */
 
-typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2 } pol_method;
+typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2, POL_DFM = 3 } pol_method; /* dfm: Diffusion Flow Matching */
 
 /* What inference needs besides the networks and the statistics.
  * Saved as section "pol.meta" (checkpoint format 2, host byte order, see

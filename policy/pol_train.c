@@ -29,6 +29,8 @@ void pol_train_config_default(pol_train_config *c) {
   c->gamma_rho = 1.25f;
   c->sampler = FC_SAMPLER_RK4;
   c->ode_steps = 8; /* over the chain: fm 8 RK4 steps, lfm N = 2: 4 per block (NFE 32) */
+  c->dfm_sigma = 0.5f;
+  c->dfm_delta = 0.02f;
   c->norm = DS_NORM_MINMAX;
   /* observation ranges floored at 0.01 (README, "Observation normalization"):
    * on can (FM, 16000 steps, selection seeds 200000..200049) 70% -> 98%, the
@@ -103,7 +105,9 @@ fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, cha
   fc_net_config_set_io(&lc.net, c->Tp * action_dim, c->To * obs_dim, c->Tp); /* x: Tp actions, time-major */
   lc.nblocks = c->method == POL_LFM ? c->blocks : 1;
   if (lc.nblocks > 1) fc_net_match(&lc.net, &lc.net, lc.nblocks);
-  lc.objective = c->method == POL_MSE ? FC_OBJ_REGRESS : FC_OBJ_FLOW;
+  lc.objective = c->method == POL_MSE ? FC_OBJ_REGRESS : c->method == POL_DFM ? FC_OBJ_DFM : FC_OBJ_FLOW;
+  lc.dfm_sigma = c->dfm_sigma;
+  lc.dfm_delta = c->dfm_delta;
   lc.gamma_c = c->gamma_c;
   lc.gamma_rho = c->gamma_rho;
   lc.sampler = c->sampler;
@@ -237,9 +241,12 @@ pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, c
                                const pol_distill_config *c, char *err, size_t errsz) {
   const pol_meta *tm = &teacher->meta;
   const fc_lfm_config *tf = &teacher->flow->cfg;
-  if (tf->objective != FC_OBJ_FLOW)
+  if (tf->objective == FC_OBJ_REGRESS)
     return fc_set_err(err, errsz, "%s is an mse policy: it samples with one network evaluation already, there is nothing to "
                       "distill", teacher_path), NULL;
+  if (tf->objective != FC_OBJ_FLOW)
+    return fc_set_err(err, errsz, "%s is a %s policy, sampled by a stochastic sampler: distillation takes a flow (lfm or fm)",
+                      teacher_path, pol_method_name((pol_method)tm->method)), NULL;
   if (teacher->distill.present)
     return fc_set_err(err, errsz, "%s is itself distilled (from %s): distill its teacher instead", teacher_path,
                       teacher->distill.teacher), NULL;

@@ -44,7 +44,9 @@ typedef struct {
   float lr;
   float gamma_c, gamma_rho;
   fc_sampler sampler;
-  int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block; N must divide it) */
+  int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block; N must divide it;
+                            dfm: Euler-Maruyama steps, one evaluation each) */
+  float dfm_sigma, dfm_delta; /* dfm: the bridge's noise and the early stop (fc_lfm_config) */
   ds_norm_kind norm;
   double obs_min_range;  /* min-max: observation dimensions scale as if their range were at least this
                             (ds_norm_set_min_range); default 0.01, 0: off */

@@ -89,6 +89,9 @@ msg=$("$LFP" distill --policy "$tmp/s.lfp" --data "$tmp/d.hdf5" --out "$tmp/x.lf
 "$LFP" train --data "$tmp/d.hdf5" --out "$tmp/m.lfp" --method mse --steps 20 --width 16 > /dev/null
 msg=$("$LFP" distill --policy "$tmp/m.lfp" --data "$tmp/d.hdf5" --out "$tmp/x.lfp" --steps 10 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"nothing to distill"* ]] || { echo "FAIL: mse teacher -> $rc: $msg"; fail=1; }
+"$LFP" train --data "$tmp/d.hdf5" --out "$tmp/f.lfp" --method dfm --steps 20 --width 16 > /dev/null
+msg=$("$LFP" distill --policy "$tmp/f.lfp" --data "$tmp/d.hdf5" --out "$tmp/x.lfp" --steps 10 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"distillation takes a flow"* ]] || { echo "FAIL: dfm teacher -> $rc: $msg"; fail=1; }
 msg=$("$LFP" distill --policy "$tmp/d.hdf5" --data "$tmp/d.hdf5" --out "$tmp/x.lfp" 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"not an lfp checkpoint"* ]] || { echo "FAIL: not a policy -> $rc: $msg"; fail=1; }
 "$LFP" collect --env avoid --episodes 2 --seed 1 --out "$tmp/a.hdf5" > /dev/null

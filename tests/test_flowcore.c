@@ -1630,10 +1630,10 @@ TEST(lfm_config_section_versions_and_network_kinds) {
     free(bad);
   }
   /* a version from the future, and a kind's field out of its bounds */
-  unsigned char *bad = s_lfm_image(m, 3, FC_NET_MLP, &n);
-  ck = fc_ckpt_parse(bad, n, "v3.lfp", "lfm", err, sizeof(err));
+  unsigned char *bad = s_lfm_image(m, 4, FC_NET_MLP, &n);
+  ck = fc_ckpt_parse(bad, n, "v4.lfp", "lfm", err, sizeof(err));
   ASSERT(ck && fc_lfm_load(ck, NULL, err, sizeof(err)) == NULL);
-  ASSERT_CONTAINS(err, "section 'lfm.config' has version 3, this lfp reads 1 to 2");
+  ASSERT_CONTAINS(err, "section 'lfm.config' has version 4, this lfp reads 1 to 3");
   fc_ckpt_free(ck);
   free(bad);
   fc_lfm *wide = s_random_model(4);
@@ -1650,6 +1650,141 @@ TEST(lfm_config_section_versions_and_network_kinds) {
   return 0;
 }
 
+
+
+/* ---------- Diffusion Flow Matching (seed 002) ---------- */
+
+TEST(dfm_loss_gradients_and_float_path) {
+  /* the bridge loss: its gradient against central differences of the
+   * double reference, the float path against the reference, and sigma = 0
+   * against linear flow matching (the same regression) */
+  fc_net_config cfg = {.kind = FC_NET_MLP,
+                       .mlp = {.dx = 2, .dc = 3, .width = 4, .depth = 1, .temb = 4, .act = FC_ACT_GELU, .cond = FC_COND_FILM}};
+  const int B = 4;
+  const size_t P = fc_net_nparams(&cfg);
+  fc_rng rng;
+  fc_rng_seed(&rng, 21);
+  double *p = malloc(P * sizeof(double)), *g = calloc(P, sizeof(double));
+  double t[4], x0[8], x1[8], e[8], c[12];
+  s_fill_uniform(&rng, p, P, -0.8, 0.8);
+  s_fill_uniform(&rng, t, 4, 0.05, 1.0);
+  s_fill_uniform(&rng, x0, 8, -2.0, 2.0);
+  s_fill_uniform(&rng, x1, 8, -2.0, 2.0);
+  s_fill_uniform(&rng, e, 8, -2.0, 2.0);
+  s_fill_uniform(&rng, c, 12, -1.0, 1.0);
+  const double sigma = 0.7;
+  fc_net_ws_ref *ws = fc_net_ws_new_ref(&cfg, B);
+  const double l = fc_dfm_loss_ref(&cfg, p, ws, g, sigma, t, x0, x1, e, c, B);
+  const double h = 1e-5;
+  for (size_t i = 0; i < P; i++) {
+    double keep = p[i];
+    p[i] = keep + h;
+    double lp = fc_dfm_loss_ref(&cfg, p, ws, NULL, sigma, t, x0, x1, e, c, B);
+    p[i] = keep - h;
+    double lm = fc_dfm_loss_ref(&cfg, p, ws, NULL, sigma, t, x0, x1, e, c, B);
+    p[i] = keep;
+    double num = (lp - lm) / (2 * h);
+    ASSERT_MSG(s_grad_close(g[i], num), "param %zu: analytic %.12g numeric %.12g", i, g[i], num);
+  }
+  /* float network on the same values */
+  float pf[4096], gf[4096], tf[4], x0f[8], x1f[8], ef[8], cf[12];
+  ASSERT(P <= 4096);
+  for (size_t i = 0; i < P; i++) pf[i] = (float)p[i];
+  for (int i = 0; i < 4; i++) tf[i] = (float)t[i];
+  for (int i = 0; i < 8; i++) x0f[i] = (float)x0[i], x1f[i] = (float)x1[i], ef[i] = (float)e[i];
+  for (int i = 0; i < 12; i++) cf[i] = (float)c[i];
+  fc_net net;
+  fc_net_bind(&net, &cfg, pf);
+  fc_fm_ws *fws = fc_fm_ws_new(&cfg, B);
+  const double lf = fc_dfm_loss(&net, fws, gf, sigma, tf, x0f, x1f, ef, cf, B);
+  ASSERT_MSG(fabs(lf - l) <= 1e-4 * fabs(l), "float %.9g, reference %.9g", lf, l);
+  for (size_t i = 0; i < P; i++) ASSERT_MSG(fabs(gf[i] - g[i]) <= 1e-3 * (fabs(g[i]) + 1e-3), "grad %zu", i);
+  /* sigma = 0: the bridge is the straight line, the target x1 - x0 */
+  const double l0 = fc_dfm_loss(&net, fws, NULL, 0.0, tf, x0f, x1f, ef, cf, B);
+  const double lfm = fc_fm_loss(&net, fws, NULL, FC_INTERP_LINEAR, tf, x0f, x1f, cf, B);
+  ASSERT_MSG(fabs(l0 - lfm) <= 1e-5 * fabs(lfm), "dfm(0) %.9g, fm %.9g", l0, lfm);
+  fc_fm_ws_free(fws);
+  fc_net_ws_free_ref(ws);
+  free(p);
+  free(g);
+  return 0;
+}
+
+TEST(dfm_8gaussians_end_to_end_and_checkpoint) {
+  /* DFM on 8 Gaussians, sampled by Euler-Maruyama at NFE 32: every mode, W2
+   * under 2 x the floor (the threshold and its reasoning as for LFM above);
+   * with 2 steps the error is larger (the paper's claim: it grows with the
+   * step size). The model round-trips through a file (config section
+   * version 3: sigma and delta kept), a flow is still written as version 2,
+   * and a version-2 section that names the DFM objective is refused. */
+  toy_config tc;
+  toy_config_default(&tc);
+  tc.dist = TOY_8GAUSSIANS;
+  tc.steps = 2000;
+  tc.width = 128;
+  tc.train_size = 10000;
+  tc.progress = 0;
+  tc.dfm = 1;
+  tc.nsweep = 2;
+  tc.sweep[0] = 2;
+  tc.sweep[1] = 32;
+  toy_result r;
+  char err[256];
+  ASSERT_MSG(toy_run(&tc, 1, &r, err, sizeof(err)) == 0, "%s", err);
+  printf("DFM: W2 %.4f, floor %.4f, modes %d/%d; W2 at NFE 2 %.4f, at 32 %.4f\n", r.w2, r.w2_floor, r.modes_covered,
+         r.modes_total, r.sweep_w2[0], r.sweep_w2[1]);
+  ASSERT_EQ_INT(r.nfe, 32);
+  ASSERT_EQ_INT(r.modes_covered, 8);
+  ASSERT_MSG(r.w2 < 2.0 * r.w2_floor, "W2 %.4f vs floor %.4f", r.w2, r.w2_floor);
+  ASSERT_MSG(r.sweep_w2[0] > 1.5 * r.sweep_w2[1], "NFE 2 %.4f vs 32 %.4f", r.sweep_w2[0], r.sweep_w2[1]);
+
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, 2, 0);
+  lc.nblocks = 1;
+  lc.objective = FC_OBJ_DFM;
+  lc.dfm_sigma = 0.3f;
+  lc.dfm_delta = 0.05f;
+  lc.steps = 16;
+  fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
+  ASSERT_MSG(m, "%s", err);
+  char path[] = "/tmp/lfp_dfm_XXXXXX";
+  close(mkstemp(path));
+  ASSERT(fc_lfm_save_file(m, path, err, sizeof(err)) == 0);
+  fc_lfm *q = fc_lfm_load_file(path, err, sizeof(err));
+  ASSERT_MSG(q, "%s", err);
+  ASSERT(q->cfg.objective == FC_OBJ_DFM && q->cfg.dfm_sigma == 0.3f && q->cfg.dfm_delta == 0.05f);
+  ASSERT_EQ_INT(fc_lfm_nfe(q, FC_SAMPLER_RK4, 16), 16);
+  fc_lfm_free(q);
+  /* the version word of the written section */
+  fc_ckpt *ck = fc_ckpt_read(path, "lfm", err, sizeof(err));
+  size_t sz;
+  const unsigned char *sec = fc_ckpt_get(ck, "lfm.config", &sz);
+  uint32_t ver;
+  memcpy(&ver, sec, 4);
+  ASSERT_EQ_INT((int)ver, 3);
+  fc_ckpt_free(ck);
+  /* a DFM model is one block; its sigma and delta are bounded */
+  lc.nblocks = 2;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "DFM objective has one block");
+  lc.nblocks = 1;
+  lc.dfm_delta = 0.0f;
+  ASSERT(fc_lfm_new(&lc, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "delta");
+  fc_lfm_free(m);
+  /* a flow: version 2 */
+  fc_lfm_config_default(&lc, 2, 0);
+  m = fc_lfm_new(&lc, err, sizeof(err));
+  ASSERT(fc_lfm_save_file(m, path, err, sizeof(err)) == 0);
+  ck = fc_ckpt_read(path, "lfm", err, sizeof(err));
+  sec = fc_ckpt_get(ck, "lfm.config", &sz);
+  memcpy(&ver, sec, 4);
+  ASSERT_EQ_INT((int)ver, 2);
+  fc_ckpt_free(ck);
+  fc_lfm_free(m);
+  unlink(path);
+  return 0;
+}
 
 /* ---------- distillation ---------- */
 
@@ -1771,6 +1906,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(net_config_names_checks_and_descriptions), TEST_ENTRY(net_every_kind_against_its_reference),
       TEST_ENTRY(lfm_config_section_versions_and_network_kinds),
       TEST_ENTRY(distilled_student_matches_its_teacher_in_one_step_per_block),
+      TEST_ENTRY(dfm_loss_gradients_and_float_path), TEST_ENTRY(dfm_8gaussians_end_to_end_and_checkpoint),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

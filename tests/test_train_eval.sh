@@ -32,6 +32,27 @@ need = ('env', 'episodes', 'success_rate', 'ci95', 'mean_score', 'mean_len', 'la
 sys.exit(0 if all(k in e for k in need) and e['episodes'] == 3 and e['env'] == 'lift' and 0 <= e['ci95'][0] <= e['ci95'][1] <= 1
          and e['mean_score'] == e['success_rate'] else 1)  # lift's score is its success
 " "$(echo "$out" | tail -n 1)" || { echo "FAIL: eval json: $out"; fail=1; }
+# dfm (issue 12): one block, Euler-Maruyama at NFE 32 by default, its sampler
+# settings in the file, reproducible episodes (the sampler's noise comes from
+# the episode's seed)
+out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/dfm.lfp" --method dfm --steps 200 --width 32 --dfm-sigma 0.4 --json) \
+  || { echo "FAIL: train dfm: $out"; fail=1; }
+e1=$("$LFP" eval --policy "$tmp/dfm.lfp" --episodes 2 --json | tail -n 1)
+e2=$("$LFP" eval --policy "$tmp/dfm.lfp" --episodes 2 --jobs 1 --json | tail -n 1)
+e3=$("$LFP" eval --policy "$tmp/dfm.lfp" --episodes 2 --ode-steps 4 --json | tail -n 1)
+/usr/bin/python3 - "$(echo "$out" | tail -n 1)" "$e1" "$e2" "$e3" <<'PY' || fail=1
+import json, sys
+t, a, b, c = (json.loads(x) for x in sys.argv[1:5])
+ok = {
+    "dfm trained": t["method"] == "dfm" and t["blocks"] == 1 and t["nfe"] == 32,
+    "eval at NFE 32": a["method"] == "dfm" and a["nfe"] == 32,
+    "reproducible": a["digest"] == b["digest"],
+    "fewer steps": c["nfe"] == 4,
+}
+bad = [k for k, v in ok.items() if not v]
+if bad: print("FAIL: dfm:", bad, t, a, b, c)
+sys.exit(1 if bad else 0)
+PY
 # errors
 msg=$("$LFP" eval --policy "$tmp/p.lfp" --env avoid 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"does not fit task avoid"* ]] || { echo "FAIL: wrong env -> $rc: $msg"; fail=1; }

@@ -1,5 +1,6 @@
 /* lfp toy: flow matching vs Local Flow Matching on a 2-D distribution. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -16,7 +17,7 @@ static void s_print_json(const toy_config *tc, const toy_result *res, int nres) 
   for (int i = 0; i < nres; i++) {
     const toy_result *r = &res[i];
     printf("%s{\"method\": \"%s\", \"blocks\": %d, \"width\": %d, \"params\": %zu, \"steps\": %lld, \"nfe\": %d, \"w2\": ",
-           i ? ", " : "", r->blocks == 1 ? "fm" : "lfm", r->blocks, r->width, r->params,
+           i ? ", " : "", r->method, r->blocks, r->width, r->params,
            (long long)r->steps, r->nfe);
     cli_json_num(stdout, r->w2);
     printf(", \"w2_floor\": ");
@@ -42,6 +43,14 @@ static void s_print_json(const toy_config *tc, const toy_result *res, int nres) 
     cli_json_nums(stdout, inv, r->blocks);
     printf(", \"transport\": ");
     cli_json_nums(stdout, tra, r->blocks);
+    if (tc->nsweep) {
+      double nf[16];
+      for (int k = 0; k < tc->nsweep; k++) nf[k] = tc->sweep[k];
+      printf(", \"sweep_nfe\": ");
+      cli_json_nums(stdout, nf, tc->nsweep);
+      printf(", \"sweep_w2\": ");
+      cli_json_nums(stdout, r->sweep_w2, tc->nsweep);
+    }
     printf("}");
   }
   printf("]}\n");
@@ -51,14 +60,20 @@ int cmd_toy(int argc, char **argv) {
   toy_config tc;
   toy_config_default(&tc);
   static const char *const dists[] = {"8gaussians", "moons", "checkerboard", "rings", NULL};
-  static const char *const methods[] = {"fm", "lfm", "both", NULL};
+  static const char *const methods[] = {"fm", "lfm", "both", "dfm", "all", NULL};
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   const char *dist = "8gaussians", *method = "both", *sampler = "rk4";
   int blocks = 4, json = 0, seed = 0, steps = (int)tc.steps;
-  double lr = tc.lr, gc = tc.gamma_c, grho = tc.gamma_rho;
+  double lr = tc.lr, gc = tc.gamma_c, grho = tc.gamma_rho, dsig = tc.dfm_sigma, ddel = tc.dfm_delta;
+  const char *sweep = NULL;
   cli_opt opts[] = {
       {"--dist", CLI_CHOICE, &dist, "target distribution", dists, 0, 0},
-      {"--method", CLI_CHOICE, &method, "fm (N = 1), lfm (N blocks), or both side by side", methods, 0, 0},
+      {"--method", CLI_CHOICE, &method, "fm (N = 1), lfm (N blocks), both side by side, dfm (Diffusion Flow Matching), or all "
+                                        "three", methods, 0, 0},
+      {"--dfm-sigma", CLI_DOUBLE, &dsig, "dfm: noise level of the Brownian bridge and the sampler", NULL, 0, 10},
+      {"--dfm-delta", CLI_DOUBLE, &ddel, "dfm: early stop (and least training time)", NULL, 1e-4, 0.5},
+      {"--sweep", CLI_STR, &sweep, "NFEs, comma-separated (e.g. 1,2,4,8,16,32): W2 of each trained model at each with "
+                                   "first-order steps (Euler; dfm: Euler-Maruyama)", NULL, 0, 0},
       {"--blocks", CLI_INT, &blocks, "LFM blocks N", NULL, 2, 64},
       {"--steps", CLI_INT, &steps, "training steps, total over blocks", NULL, 1, 1e8},
       {"--seed", CLI_INT, &seed, "seed of every random draw", NULL, 0, 2147483647},
@@ -75,7 +90,7 @@ int cmd_toy(int argc, char **argv) {
       {"--eval-reps", CLI_INT, &tc.eval_reps, "independent evaluations averaged (new targets and samples each)", NULL, 1, 64},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
-  int rc = cli_parse("toy", "lfp toy [--dist D] [--method fm|lfm|both] [--blocks N] [--steps K] [--seed S] [--json]",
+  int rc = cli_parse("toy", "lfp toy [--dist D] [--method fm|lfm|both|dfm|all] [--blocks N] [--steps K] [--seed S] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   tc.dist = (toy_dist)toy_dist_parse(dist);
@@ -85,24 +100,44 @@ int cmd_toy(int argc, char **argv) {
   tc.lr = (float)lr;
   tc.gamma_c = (float)gc;
   tc.gamma_rho = (float)grho;
-  if (tc.steps < blocks && strcmp(method, "fm")) {
+  tc.dfm_sigma = (float)dsig;
+  tc.dfm_delta = (float)ddel;
+  if (sweep) {
+    const char *q = sweep;
+    for (;;) {
+      char *end;
+      const long v = strtol(q, &end, 10);
+      if (end == q || v < 1 || v > 10000 || tc.nsweep == 16 || (*end && *end != ',')) {
+        cli_error("toy", "--sweep '%s' is not a comma-separated list of at most 16 NFEs in 1..10000", sweep);
+        return 2;
+      }
+      tc.sweep[tc.nsweep++] = (int)v;
+      if (!*end) break;
+      q = end + 1;
+    }
+  }
+  const int all = !strcmp(method, "all"), both = !strcmp(method, "both") || all;
+  if (tc.steps < blocks && (both || !strcmp(method, "lfm"))) {
     cli_error("toy", "--steps (%lld) must be at least --blocks (%d)", (long long)tc.steps, blocks);
     return 2;
   }
 
   char err[256];
-  if (strcmp(method, "fm") && fc_lfm_steps_per_block(tc.ode_steps, blocks, err, sizeof(err)) < 0) {
+  if ((both || !strcmp(method, "lfm")) && fc_lfm_steps_per_block(tc.ode_steps, blocks, err, sizeof(err)) < 0) {
     cli_error("toy", "--ode-steps: %s", err);
     return 2;
   }
-  int runs[2], nruns = 0;
-  if (strcmp(method, "lfm")) runs[nruns++] = 1;
-  if (strcmp(method, "fm")) runs[nruns++] = blocks;
-  toy_result res[2];
+  /* the runs: fm (1 block), lfm (N), dfm (1 block, dfm) */
+  int runs[3], dfms[3], nruns = 0;
+  if (both || !strcmp(method, "fm")) runs[nruns] = 1, dfms[nruns++] = 0;
+  if (both || !strcmp(method, "lfm")) runs[nruns] = blocks, dfms[nruns++] = 0;
+  if (all || !strcmp(method, "dfm")) runs[nruns] = 1, dfms[nruns++] = 1;
+  toy_result res[3];
   printf("lfp toy: %s, %d training points, %lld steps, seed %d, sampler %s, %d steps over the chain\n",
          dist, tc.train_size, (long long)tc.steps, seed, sampler, tc.ode_steps);
   fflush(stdout);
   for (int i = 0; i < nruns; i++) {
+    tc.dfm = dfms[i];
     if (toy_run(&tc, runs[i], &res[i], err, sizeof(err))) {
       cli_error("toy", "%s", err);
       return 1;
@@ -113,12 +148,23 @@ int cmd_toy(int argc, char **argv) {
   for (int i = 0; i < nruns; i++) {
     const toy_result *r = &res[i];
     printf("%-6s %6d %6d %8zu %6lld %5d %7.4f +- %.4f %7.4f +- %.4f %9.5f %3d/%-2d %8.1f\n",
-           r->blocks == 1 ? "fm" : "lfm", r->blocks, r->width, r->params, (long long)r->steps, r->nfe, r->w2,
+           r->method, r->blocks, r->width, r->params, (long long)r->steps, r->nfe, r->w2,
            r->w2_sd, r->w2_floor, r->w2_floor_sd, r->energy, r->modes_covered, r->modes_total, r->train_s);
   }
+  if (tc.nsweep) {
+    printf("\nW2 against the NFE, first-order steps (Euler; dfm: Euler-Maruyama), mean of %d repetitions\n%-6s",
+           tc.eval_reps, "NFE");
+    for (int k = 0; k < tc.nsweep; k++) printf(" %8d", tc.sweep[k]);
+    for (int i = 0; i < nruns; i++) {
+      printf("\n%-6s", res[i].method);
+      for (int k = 0; k < tc.nsweep; k++) printf(" %8.4f", res[i].sweep_w2[k]);
+    }
+    printf("\n");
+  }
   for (int i = 0; i < nruns; i++) {
+    if (dfms[i]) continue; /* no push-forward, no inversion */
     printf("\n%s per-block diagnostics (on %d training points): inversion error / mean transport\n",
-           res[i].blocks == 1 ? "fm" : "lfm", tc.eval_size);
+           res[i].method, tc.eval_size);
     for (int b = 0; b < res[i].blocks; b++)
       printf("  block %d: %.2e / %.4f\n", b + 1, res[i].diag[b].inversion_err, res[i].diag[b].transport);
   }

@@ -77,8 +77,9 @@ int cmd_train(int argc, char **argv) {
   pol_train_config general;
   pol_train_config_default(&general); /* the mlp's widths (a recipe may choose another kind) */
   int width = general.net.mlp.width, depth = general.net.mlp.depth;
-  double lr = c.lr, gc = c.gamma_c, grho = c.gamma_rho;
-  static const char *const methods[] = {"lfm", "fm", "mse", NULL};
+  double lr = c.lr, gc = c.gamma_c, grho = c.gamma_rho, dsig = c.dfm_sigma, ddel = c.dfm_delta;
+  int ode_steps = 0;
+  static const char *const methods[] = {"lfm", "fm", "mse", "dfm", NULL};
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   static const char *const norms[] = {"minmax", "meanstd", NULL};
   const char *nets[FC_NET_KINDS + 1] = {NULL};
@@ -87,7 +88,7 @@ int cmd_train(int argc, char **argv) {
       {"--data", CLI_STR, &data, "demonstrations (Robomimic-style HDF5)", NULL, 0, 0},
       {"--out", CLI_STR, &out, "policy file to write", NULL, 0, 0},
       {"--obs-keys", CLI_STR, &keys_csv, "observation keys, comma-separated, in order (default: the task's)", NULL, 0, 0},
-      {"--method", CLI_CHOICE, &method, "lfm (N blocks), fm (one), mse (regression baseline)", methods, 0, 0},
+      {"--method", CLI_CHOICE, &method, "lfm (N blocks), fm (one), mse (regression baseline), dfm (Diffusion Flow Matching, one block, sampled by Euler-Maruyama)", methods, 0, 0},
       {"--blocks", CLI_INT, &blocks, "LFM blocks N", NULL, 2, 64},
       {"--steps", CLI_INT, &steps, "optimizer steps over all blocks", NULL, 1, 1e9},
       {"--epochs", CLI_INT, &epochs, "instead of --steps: passes over the training windows", NULL, 0, 1e6},
@@ -105,7 +106,10 @@ int cmd_train(int argc, char **argv) {
       {"--gamma-c", CLI_DOUBLE, &gc, "LFM OU step schedule: gamma_n = c * rho^(n-1)", NULL, 1e-6, 100},
       {"--gamma-rho", CLI_DOUBLE, &grho, "LFM OU step growth", NULL, 1e-3, 100},
       {"--sampler", CLI_CHOICE, &sampler, "ODE sampler", samplers, 0, 0},
-      {"--ode-steps", CLI_INT, &c.ode_steps, "sampler steps over the chain (lfm: divided among blocks, a multiple of N)", NULL, 1, 10000},
+      {"--ode-steps", CLI_INT, &ode_steps, "sampler steps over the chain (lfm: divided among blocks, a multiple of N; dfm: "
+                                           "Euler-Maruyama steps); 0: 8 (RK4, NFE 32), dfm 32 (NFE 32)", NULL, 0, 10000},
+      {"--dfm-sigma", CLI_DOUBLE, &dsig, "dfm: noise level of the Brownian bridge and of the sampler", NULL, 0, 10},
+      {"--dfm-delta", CLI_DOUBLE, &ddel, "dfm: early stop of the sampler (and the least training time)", NULL, 1e-4, 0.5},
       {"--norm", CLI_CHOICE, &norm, "normalization", norms, 0, 0},
       {"--obs-min-range", CLI_DOUBLE, &c.obs_min_range, "min-max: an observation value varying less than this in the "
                                                         "data is scaled as if it varied this much (0: off)", NULL, 0, 1e6},
@@ -168,6 +172,9 @@ int cmd_train(int argc, char **argv) {
   c.lr = (float)lr;
   c.gamma_c = (float)gc;
   c.gamma_rho = (float)grho;
+  c.dfm_sigma = (float)dsig;
+  c.dfm_delta = (float)ddel;
+  c.ode_steps = ode_steps ? ode_steps : c.method == POL_DFM ? 32 : c.ode_steps;
   c.sampler = (fc_sampler)fc_sampler_parse(sampler);
   c.norm = !strcmp(norm, "meanstd") ? DS_NORM_MEANSTD : DS_NORM_MINMAX;
   if (low_csv && (c.action_nlow = s_parse_numbers(low_csv, c.action_low, POL_MAX_ACTION)) < 0) {

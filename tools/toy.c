@@ -77,6 +77,10 @@ void toy_config_default(toy_config *tc) {
   tc->gamma_rho = 1.25f;
   tc->seed = 0;
   tc->progress = 1;
+  tc->dfm = 0;
+  tc->dfm_sigma = 0.5f;
+  tc->dfm_delta = 0.02f;
+  tc->nsweep = 0;
 }
 
 /* the toy's network: an mlp on 2-D points, no condition */
@@ -130,6 +134,8 @@ static void s_mean_sd(const double *v, int n, double *mean, double *sd) {
 int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t errsz) {
   memset(out, 0, sizeof(*out));
   if (blocks < 1 || blocks > 64) return fc_set_err(err, errsz, "blocks must be in 1..64 (got %d)", blocks), -1;
+  if (tc->dfm && blocks != 1) return fc_set_err(err, errsz, "DFM is one block (got %d)", blocks), -1;
+  if (tc->nsweep < 0 || tc->nsweep > 16) return fc_set_err(err, errsz, "at most 16 NFEs to sweep"), -1;
   if (tc->eval_reps < 1 || tc->eval_reps > 64)
     return fc_set_err(err, errsz, "evaluation repetitions must be in 1..64 (got %d)", tc->eval_reps), -1;
 
@@ -141,6 +147,8 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   fc_rng_split(&master, &r_eval);
   fc_rng_split(&master, &r_z);
   uint64_t train_seed = fc_rng_u64(&master);
+  fc_rng r_sweep; /* split last: the streams above are those of runs without a sweep */
+  fc_rng_split(&master, &r_sweep);
 
   const int n = tc->eval_size, R = tc->eval_reps;
   float *train = fc_malloc((size_t)tc->train_size * 2 * sizeof(float));
@@ -155,7 +163,14 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   out->width = blocks == 1 ? tc->width : toy_block_width(tc, blocks);
   s_net_config(tc, &lc.net, out->width);
   lc.sampler = tc->sampler;
-  lc.steps = fc_lfm_steps_per_block(tc->ode_steps, blocks, err, errsz);
+  lc.steps = tc->dfm ? tc->ode_steps * fc_sampler_stages(tc->sampler)
+                     : fc_lfm_steps_per_block(tc->ode_steps, blocks, err, errsz);
+  if (tc->dfm) {
+    lc.objective = FC_OBJ_DFM;
+    lc.dfm_sigma = tc->dfm_sigma;
+    lc.dfm_delta = tc->dfm_delta;
+  }
+  out->method = tc->dfm ? "dfm" : blocks == 1 ? "fm" : "lfm";
   lc.gamma_c = tc->gamma_c;
   lc.gamma_rho = tc->gamma_rho;
   fc_lfm *model = lc.steps > 0 ? fc_lfm_new(&lc, err, errsz) : NULL;
@@ -176,7 +191,7 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   /* train */
   cli_progress pb;
   char label[32], extra[64];
-  snprintf(label, sizeof(label), "%s N=%d", blocks == 1 ? "fm" : "lfm", blocks);
+  snprintf(label, sizeof(label), "%s N=%d", out->method, blocks);
   cli_progress_begin(&pb, label, tc->steps);
   pb.enabled &= tc->progress;
   double t0 = cli_now(), ema_loss = 0.0;
@@ -200,7 +215,7 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
     toy_sample(tc->dist, &r_eval, tb, NULL, n);
     fc_rng_normal_fill(&r_z, gen, (size_t)n * 2);
     t0 = cli_now();
-    fc_lfm_generate(model, ws, gen, NULL, n, lc.sampler, lc.steps);
+    fc_lfm_sample(model, ws, gen, NULL, n, lc.sampler, lc.steps, &r_z);
     out->sample_s += (cli_now() - t0) / R;
     w2[r] = fc_w2_exact(gen, ta, n, 2, NULL);
     floor_[r] = fc_w2_exact(tb, ta, n, 2, NULL);
@@ -216,7 +231,21 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   s_mean_sd(off, R, &out->off_mode, &dummy);
   out->modes_total = toy_dist_modes(tc->dist);
   out->modes_covered = covered_min; /* in every repetition */
-  fc_lfm_diagnose(model, ws, train, NULL, n, lc.sampler, lc.steps, out->diag);
+  if (!tc->dfm) fc_lfm_diagnose(model, ws, train, NULL, n, lc.sampler, lc.steps, out->diag);
+  /* the sweep: W2 against the number of first-order steps, R repetitions each */
+  for (int i = 0; i < tc->nsweep; i++) {
+    const int nfe = tc->sweep[i], per = tc->dfm ? nfe : nfe / blocks;
+    out->sweep_w2[i] = NAN;
+    if (nfe < 1 || (!tc->dfm && nfe % blocks)) continue;
+    double sum = 0.0;
+    for (int r = 0; r < R; r++) {
+      toy_sample(tc->dist, &r_sweep, ta, NULL, n);
+      fc_rng_normal_fill(&r_sweep, gen, (size_t)n * 2);
+      fc_lfm_sample(model, ws, gen, NULL, n, FC_SAMPLER_EULER, per, &r_sweep);
+      sum += fc_w2_exact(gen, ta, n, 2, NULL);
+    }
+    out->sweep_w2[i] = sum / R;
+  }
   fc_lfm_ws_free(ws);
 
   out->blocks = blocks;

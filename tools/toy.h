@@ -47,9 +47,17 @@ typedef struct {
   float gamma_c, gamma_rho;
   uint64_t seed;
   int progress;         /* show a progress bar on a terminal */
+  int dfm;              /* Diffusion Flow Matching instead of a flow (blocks must be 1);
+                           sampled by Euler-Maruyama with ode_steps x the sampler's
+                           stages steps: the NFE the flows spend */
+  float dfm_sigma, dfm_delta;
+  int nsweep;           /* after training, W2 at each of these NFEs with first-order
+                           steps: Euler for flows (NFE / N per block), Euler-Maruyama for DFM */
+  int sweep[16];
 } toy_config;
 
 typedef struct {
+  const char *method;   /* "fm", "lfm", "dfm" */
   int blocks, width;
   size_t params;
   int64_t steps;
@@ -59,7 +67,8 @@ typedef struct {
   int modes_covered, modes_total;
   double off_mode;      /* fraction of generated points far from every target point */
   double train_s, sample_s;
-  fc_block_diag diag[64];
+  fc_block_diag diag[64]; /* flows only */
+  double sweep_w2[16];  /* at tc->sweep[i] (NAN where N does not divide it) */
 } toy_result;
 
 void toy_config_default(toy_config *tc);
