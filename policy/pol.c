@@ -255,6 +255,8 @@ pol_data *pol_data_new(const pol_policy *p, uint64_t seed) {
   pd->queue = fc_calloc((size_t)m->Ta * m->action_dim, sizeof(double));
   pd->cond = fc_calloc((size_t)m->To * m->obs_dim, sizeof(float));
   pd->chunk = fc_calloc((size_t)m->Tp * m->action_dim, sizeof(float));
+  pd->prev = fc_calloc((size_t)m->Tp * m->action_dim, sizeof(float));
+  pd->wts = fc_calloc((size_t)m->Tp * m->action_dim, sizeof(float));
   pd->ws = fc_lfm_ws_new(p->flow, 1);
   pd->sampler = p->flow->cfg.sampler;
   pd->steps = p->flow->cfg.steps;
@@ -269,6 +271,8 @@ void pol_data_free(pol_data *pd) {
   free(pd->queue);
   free(pd->cond);
   free(pd->chunk);
+  free(pd->prev);
+  free(pd->wts);
   fc_lfm_ws_free(pd->ws);
   free(pd);
 }
@@ -276,6 +280,7 @@ void pol_data_free(pol_data *pd) {
 void pol_reset(pol_data *pd, uint64_t seed) {
   pd->nseen = 0;
   pd->qlen = pd->qpos = 0;
+  pd->has_chunk = 0;
   fc_rng_seed(&pd->rng, seed);
 }
 
@@ -330,14 +335,12 @@ void pol_forget(pol_data *pd) {
   pd->qlen = pd->qpos = 0;
 }
 
-int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
+/* the sampled chunk (pd->chunk, normalized) -> actions (Ta x A), checked and clipped */
+static int s_finish(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
   const pol_meta *m = &p->meta;
   const int A = m->action_dim;
-  /* sample Tp actions conditioned on the history, keep the first Ta */
-  memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
-  fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * A);
-  fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
   pd->chunks++;
+  pd->has_chunk = 0;
   /* every executed value finite once unnormalized, before any is written:
    * a NaN is never clipped into a command */
   float act[POL_MAX_ACTION];
@@ -361,7 +364,64 @@ int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, si
     }
   }
   pd->clipped += clipped;
+  pd->has_chunk = 1;
   return clipped;
+}
+
+int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
+  const pol_meta *m = &p->meta;
+  /* sample Tp actions conditioned on the history, keep the first Ta */
+  memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
+  fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * m->action_dim);
+  fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
+  return s_finish(p, pd, actions, err, errsz);
+}
+
+void pol_rtc_weights(int Tp, int delay, int index, float *w) {
+  const int overlap = Tp - index; /* new step j is old step j + index, planned for j < overlap */
+  for (int j = 0; j < Tp; j++) {
+    if (j >= overlap) w[j] = 0.0f;
+    else if (j < delay) w[j] = 1.0f;
+    else {
+      const double c = (double)(overlap - j) / (double)(overlap - delay + 1);
+      w[j] = (float)(c * expm1(c) / (exp(1.0) - 1.0));
+    }
+  }
+}
+
+int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const pol_rtc *r, double *actions, int *how,
+                   char *err, size_t errsz) {
+  const pol_meta *m = &p->meta;
+  const int A = m->action_dim, Tp = m->Tp, D = Tp * A;
+  *how = POL_RTC_NONE;
+  if (!pd->has_chunk || r->index < 0 || r->index >= Tp || p->flow->cfg.objective != FC_OBJ_FLOW)
+    return pol_sample(p, pd, actions, err, errsz);
+  const int d = r->delay < 0 ? 0 : r->delay > Tp - r->index ? Tp - r->index : r->delay;
+  /* the old plan aligned to the new chunk's steps, and its weights per step */
+  float wj[256];
+  pol_rtc_weights(Tp, d, r->index, wj);
+  for (int j = 0; j < Tp; j++)
+    for (int a = 0; a < A; a++) {
+      const int i = j * A + a;
+      pd->prev[i] = j + r->index < Tp ? pd->chunk[(size_t)(j + r->index) * A + a] : 0.0f;
+      pd->wts[i] = wj[j];
+    }
+  memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
+  fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)D);
+  const int one_step = pd->steps == 1 && pd->sampler == FC_SAMPLER_EULER;
+  if (one_step) {
+    /* nothing to guide in one step: sample, then blend towards the old plan */
+    fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
+    for (int i = 0; i < D; i++) pd->chunk[i] = pd->wts[i] * pd->prev[i] + (1.0f - pd->wts[i]) * pd->chunk[i];
+    *how = POL_RTC_BLENDED;
+  } else {
+    fc_lfm_sample_guided(p->flow, pd->ws, gws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, pd->prev, pd->wts,
+                         r->beta > 0 ? r->beta : POL_RTC_BETA);
+    *how = POL_RTC_GUIDED;
+  }
+  /* the first d actions execute before this chunk lands: they are the old ones */
+  memcpy(pd->chunk, pd->prev, (size_t)d * A * sizeof(float));
+  return s_finish(p, pd, actions, err, errsz);
 }
 
 int pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action, char *err, size_t errsz) {

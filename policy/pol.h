@@ -135,6 +135,8 @@ typedef struct {
   int qlen, qpos;
   float *cond;        /* (To * obs_dim) the condition of the last chunk */
   float *chunk;       /* (Tp * A) the last chunk, normalized */
+  int has_chunk;      /* chunk holds a good chunk of this episode (for RTC) */
+  float *prev, *wts;  /* (Tp * A) RTC scratch: the old plan aligned, its weights */
   fc_lfm_ws *ws;
   fc_rng rng;
   fc_sampler sampler; /* inference setting (default: the trained one) */
@@ -166,12 +168,37 @@ int pol_check_obs(const pol_policy *p, const double *obs, char *err, size_t errs
 /* The parts of pol_act, for callers that keep their own queue (the ZeroMQ
  * node): push the newest frame into the history (0, or -1 from
  * pol_check_obs, the history unchanged); forget the history and the queue
- * (the RNG stream goes on); sample one chunk from the current history into
+ * (the RNG stream and the last chunk, which real-time chunking continues, stay); sample one chunk from the current history into
  * actions (Ta x A, unnormalized, clipped to the bounds), returning the number
  * of values clipped, or -1 with a sentence when a sampled value is not finite
  * (then actions is not written). */
 int pol_observe(const pol_policy *p, pol_data *pd, const double *obs, char *err, size_t errsz);
 void pol_forget(pol_data *pd);
 int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz);
+
+/* Real-time chunking (RTC, arXiv 2506.07339): the next chunk is sampled to
+ * continue the one executing. The new chunk's step j is the previous
+ * chunk's step j + index (index: the step of the previous chunk executing
+ * when the observation was taken); its first `delay` actions (those that
+ * run before the reply can land) are frozen to the previous chunk's, and
+ * the rest of the overlap is pulled towards it with weights decaying to 0
+ * (pol_rtc_weights: 1 for j < delay, then LeRobot's EXP schedule
+ * c expm1(c) / (e - 1), c falling linearly to 0 at the overlap's end).
+ * Flows with more than one Euler step are guided (fc_lfm_sample_guided,
+ * beta: the largest guidance weight); a one-step policy (a distilled
+ * student), which has no solver steps to guide, is blended with the same
+ * weights. Without a previous chunk of this episode, with index outside
+ * 0..Tp-1 or for DFM / MSE policies it is pol_sample (how = POL_RTC_NONE).
+ * Returns as pol_sample. */
+typedef struct {
+  int delay, index;
+  float beta; /* <= 0: POL_RTC_BETA */
+} pol_rtc;
+#define POL_RTC_BETA 5.0f
+enum { POL_RTC_NONE = 0, POL_RTC_GUIDED = 1, POL_RTC_BLENDED = 2 };
+int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const pol_rtc *r, double *actions, int *how,
+                   char *err, size_t errsz);
+/* the per-step weights (Tp values) described above */
+void pol_rtc_weights(int Tp, int delay, int index, float *w);
 
 #endif

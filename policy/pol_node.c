@@ -31,6 +31,7 @@ struct pol_node {
   fc_rng seeds;
   double *frames;  /* (To, obs_dim) decoded observation frames */
   double *actions; /* (Ta, A) */
+  fc_guide_ws *guide; /* RTC's guidance scratch (one: requests are handled one at a time) */
   msgpack_sbuffer sbuf;
   msgpack_packer pk;
   char keylist[POL_MAX_KEYS * 66]; /* "a, b, c": the policy's keys, for error messages */
@@ -65,6 +66,7 @@ pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
   fc_rng_seed(&n->seeds, cfg->seed);
   n->frames = fc_calloc((size_t)p->meta.To * p->meta.obs_dim, sizeof(double));
   n->actions = fc_calloc((size_t)p->meta.Ta * p->meta.action_dim, sizeof(double));
+  n->guide = fc_guide_ws_new(p->flow, 1);
   msgpack_sbuffer_init(&n->sbuf);
   msgpack_packer_init(&n->pk, &n->sbuf, msgpack_sbuffer_write);
   for (int k = 0; k < p->meta.nkeys; k++) {
@@ -82,6 +84,7 @@ void pol_node_free(pol_node *n) {
   free(n->sessions);
   free(n->frames);
   free(n->actions);
+  fc_guide_ws_free(n->guide);
   msgpack_sbuffer_destroy(&n->sbuf);
   free(n);
 }
@@ -303,6 +306,7 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
   case PW_RESET: {
     s_session *s = s_session_get(n, &rq, peer, peer_len);
     pol_forget(s->pd);
+    s->pd->has_chunk = 0; /* a new episode: no chunk to continue */
     if (rq.has_seed) pol_reset(s->pd, rq.seed);
     s->seq = 0;
     msgpack_pack_map(pk, 1 + rq.has_id);
@@ -339,14 +343,22 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
       break;
     }
     const double ts = s_now_us();
-    const int clipped = pol_sample(n->p, s->pd, n->actions, err, sizeof(err));
+    int how = POL_RTC_NONE;
+    const pol_rtc rtc = {rq.rtc_delay, rq.rtc_index, 0.0f};
+    const int clipped = rq.has_rtc ? pol_sample_rtc(n->p, s->pd, n->guide, &rtc, n->actions, &how, err, sizeof(err))
+                                   : pol_sample(n->p, s->pd, n->actions, err, sizeof(err));
     const double te = s_now_us();
     if (clipped < 0) {
       rc = s_error(n, &rq, err);
       break;
     }
     n->st.infers++;
-    msgpack_pack_map(pk, 5 + rq.has_id);
+    msgpack_pack_map(pk, 5 + rq.has_id + (rq.has_rtc != 0));
+    if (rq.has_rtc) {
+      static const char *const hows[] = {"none", "guided", "blended"};
+      pw_pack_str(pk, "rtc");
+      pw_pack_str(pk, hows[how]);
+    }
     pw_pack_str(pk, "actions");
     const uint32_t shape[2] = {(uint32_t)m->Ta, (uint32_t)m->action_dim};
     pw_pack_ndarray(pk, n->actions, 2, shape, rq.action_itemsize);

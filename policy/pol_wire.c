@@ -315,6 +315,13 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
     } else if (s_is(k, "seed")) {
       if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return fc_set_err(err, errsz, "field \"seed\" must be a non-negative integer"), -1;
       rq->has_seed = 1, rq->seed = v->via.u64;
+    } else if (s_is(k, "rtc_delay") || s_is(k, "rtc_index")) {
+      const int delay = s_is(k, "rtc_delay");
+      if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > 1024)
+        return fc_set_err(err, errsz, "field \"%s\" must be an integer in 0..1024", delay ? "rtc_delay" : "rtc_index"), -1;
+      rq->has_rtc |= delay ? 1 : 2;
+      if (delay) rq->rtc_delay = (int)v->via.u64;
+      else rq->rtc_index = (int)v->via.u64;
     } else if (s_is(k, "dtype")) {
       if (s_is(v, "<f4")) rq->action_itemsize = 4;
       else if (s_is(v, "<f8")) rq->action_itemsize = 8;
@@ -322,7 +329,8 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
     } else {
       char kn[PW_MAX_NAME + 1];
       s_copy_name(k, kn, sizeof(kn));
-      return fc_set_err(err, errsz, "unknown field '%s' (a request has endpoint, obs, session, seed, dtype, id)", kn), -1;
+      return fc_set_err(err, errsz, "unknown field '%s' (a request has endpoint, obs, session, seed, dtype, id, rtc_delay, "
+                                          "rtc_index)", kn), -1;
     }
   }
   if (!ep) return fc_set_err(err, errsz, "field \"endpoint\" is missing (info, infer, observe, reset or ping)"), -1;
@@ -335,6 +343,10 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
     return fc_set_err(err, errsz, "unknown endpoint '%s' (expected info, infer, observe, reset or ping)", en), -1;
   }
   rq->endpoint = (pw_endpoint)e;
+  if (rq->has_rtc && rq->endpoint != PW_INFER)
+    return fc_set_err(err, errsz, "fields \"rtc_delay\" and \"rtc_index\" belong to endpoint infer"), -1;
+  if (rq->has_rtc && rq->has_rtc != 3)
+    return fc_set_err(err, errsz, "real-time chunking needs both \"rtc_delay\" and \"rtc_index\""), -1;
   if (rq->endpoint == PW_INFER || rq->endpoint == PW_OBSERVE) {
     if (!obs) return fc_set_err(err, errsz, "endpoint %s needs field \"obs\" (a map from observation key to array)", s_endpoints[e]), -1;
     if (obs->type != MSGPACK_OBJECT_MAP) return fc_set_err(err, errsz, "field \"obs\" is %s, not a map", s_type_name(obs)), -1;

@@ -1,4 +1,4 @@
-/* pol_wire: the controller node's message format (protocol 1), on Debian's
+/* pol_wire: the controller node's message format (protocol 2), on Debian's
  * msgpack-c. One msgpack map per message; arrays are openpi's msgpack-numpy
  * map {"__ndarray__": true, "data": <bin>, "dtype": "<f4", "shape": [..]}
  * (keys as bin or str, dtype "<f4" or "<f8"), or plain msgpack lists of
@@ -28,7 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PW_PROTOCOL 1
+#define PW_PROTOCOL 2 /* 2: infer takes rtc_delay and rtc_index (real-time chunking); a protocol-1
+                          request is a protocol-2 request without them */
 #define PW_MAX_DEPTH 8
 #define PW_MAX_OBJECTS 4096
 #define PW_MAX_OBS 8      /* observation keys in one request */
@@ -57,6 +58,9 @@ typedef struct {
   int has_id;
   int64_t id;                    /* echoed in the reply */
   int action_itemsize;           /* infer: 4 ("<f4", default) or 8 ("<f8") */
+  int has_rtc;                   /* infer: real-time chunking against the session's last chunk */
+  int rtc_delay, rtc_index;      /* actions that run before the reply lands; the step of the
+                                    last chunk executing when the observation was taken */
   int nobs;
   pw_array obs[PW_MAX_OBS];
   msgpack_unpacked up;           /* owns the decoded objects */

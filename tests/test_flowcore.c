@@ -1786,6 +1786,57 @@ TEST(dfm_8gaussians_end_to_end_and_checkpoint) {
   return 0;
 }
 
+
+/* ---------- guided generation (real-time chunking) ---------- */
+
+TEST(guided_sampling_pulls_towards_its_target_and_w0_is_plain) {
+  /* W = 0: exactly fc_lfm_sample (no guidance); W = 1: the samples move
+   * towards y, the closer the larger beta; a 2-block chain (the target
+   * scaled per block) and 1 block */
+  for (int nb = 1; nb <= 2; nb++) {
+    fc_lfm_config lc;
+    fc_lfm_config_default(&lc, 6, 3);
+    lc.nblocks = nb;
+    lc.net.mlp.width = 16;
+    lc.net.mlp.depth = 1;
+    lc.steps = 4;
+    char err[256];
+    fc_lfm *m = fc_lfm_new(&lc, err, sizeof(err));
+    ASSERT_MSG(m, "%s", err);
+    fc_rng r;
+    fc_rng_seed(&r, 3);
+    for (size_t i = 0; i < fc_lfm_nparams(m); i++) m->params[i] = 0.3f * (float)fc_rng_normal(&r);
+    const int B = 5, D = 6;
+    float z[30], c[15], y[30], w0[30], w1[30], a[30], b[30], g1[30], g5[30];
+    fc_rng_normal_fill(&r, z, 30);
+    fc_rng_normal_fill(&r, c, 15);
+    for (int i = 0; i < 30; i++) y[i] = 0.5f * (float)sin(i), w0[i] = 0.0f, w1[i] = 1.0f;
+    fc_lfm_ws *ws = fc_lfm_ws_new(m, B);
+    fc_guide_ws *gws = fc_guide_ws_new(m, B);
+    memcpy(a, z, sizeof(z));
+    fc_lfm_sample(m, ws, a, c, B, FC_SAMPLER_RK4, 4, NULL);
+    memcpy(b, z, sizeof(z));
+    fc_lfm_sample_guided(m, ws, gws, b, c, B, FC_SAMPLER_RK4, 4, y, w0, 5.0f);
+    ASSERT(!memcmp(a, b, sizeof(a)));
+    memcpy(g1, z, sizeof(z));
+    fc_lfm_sample_guided(m, ws, gws, g1, c, B, FC_SAMPLER_RK4, 4, y, w1, 1.0f);
+    memcpy(g5, z, sizeof(z));
+    fc_lfm_sample_guided(m, ws, gws, g5, c, B, FC_SAMPLER_RK4, 4, y, w1, 5.0f);
+    double d0 = 0, d1 = 0, d5 = 0;
+    for (int i = 0; i < B * D; i++) {
+      d0 += (a[i] - y[i]) * (a[i] - y[i]);
+      d1 += (g1[i] - y[i]) * (g1[i] - y[i]);
+      d5 += (g5[i] - y[i]) * (g5[i] - y[i]);
+    }
+    printf("%d block(s): distance to the target: plain %.4f, beta 1 %.4f, beta 5 %.4f\n", nb, sqrt(d0), sqrt(d1), sqrt(d5));
+    ASSERT_MSG(d5 < d1 && d1 < d0 && d5 < 0.25 * d0, "plain %g, beta 1 %g, beta 5 %g", d0, d1, d5);
+    fc_guide_ws_free(gws);
+    fc_lfm_ws_free(ws);
+    fc_lfm_free(m);
+  }
+  return 0;
+}
+
 /* ---------- distillation ---------- */
 
 /* generate n samples of model m from the noise z (copied), (sampler, steps per block) */
@@ -1906,7 +1957,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(net_config_names_checks_and_descriptions), TEST_ENTRY(net_every_kind_against_its_reference),
       TEST_ENTRY(lfm_config_section_versions_and_network_kinds),
       TEST_ENTRY(distilled_student_matches_its_teacher_in_one_step_per_block),
-      TEST_ENTRY(dfm_loss_gradients_and_float_path), TEST_ENTRY(dfm_8gaussians_end_to_end_and_checkpoint),
+      TEST_ENTRY(guided_sampling_pulls_towards_its_target_and_w0_is_plain), TEST_ENTRY(dfm_loss_gradients_and_float_path), TEST_ENTRY(dfm_8gaussians_end_to_end_and_checkpoint),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -714,6 +714,92 @@ TEST(nonfinite_chunk_gets_an_error_reply_not_actions) {
   return 0;
 }
 
+
+/* ---- real-time chunking (protocol 2) ---- */
+
+static void s_rtc_request(s_msg *m, const char *sess, const double *frame, int delay, int index) {
+  s_begin(m);
+  msgpack_pack_map(&m->pk, 6);
+  pw_pack_str(&m->pk, "endpoint");
+  pw_pack_str(&m->pk, "infer");
+  pw_pack_str(&m->pk, "session");
+  pw_pack_str(&m->pk, sess);
+  pw_pack_str(&m->pk, "rtc_delay");
+  msgpack_pack_int(&m->pk, delay);
+  pw_pack_str(&m->pk, "rtc_index");
+  msgpack_pack_int(&m->pk, index);
+  pw_pack_str(&m->pk, "dtype");
+  pw_pack_str(&m->pk, "<f8");
+  pw_pack_str(&m->pk, "obs");
+  msgpack_pack_map(&m->pk, 2);
+  const uint32_t sp[1] = {3}, sg[1] = {2};
+  pw_pack_str(&m->pk, "pos");
+  pw_pack_ndarray(&m->pk, frame, 1, sp, 8);
+  pw_pack_str(&m->pk, "grip");
+  pw_pack_ndarray(&m->pk, frame + 3, 1, sg, 8);
+}
+
+TEST(rtc_infer_continues_the_last_chunk) {
+  /* after a plain infer, an infer with rtc_delay d and rtc_index i answers
+   * "guided" and its first d actions are the last chunk's actions i..i+d-1;
+   * after reset there is no chunk to continue ("none"); the fields are
+   * checked, and belong to infer */
+  pol_policy *p = node_fixture_policy();
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  pol_node *n = pol_node_new(p, &cfg);
+  s_msg m;
+  msgpack_unpacked up;
+  double f[5], first[6], next[6];
+  char how[16];
+  s_frame(0, f);
+  s_obs_request(&m, "infer", "r", f, 0);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+  ASSERT_EQ_INT(s_actions(&up, first, 6), 6);
+  ASSERT(!pw_map_get(&up.data, "rtc"));
+  msgpack_unpacked_destroy(&up);
+  s_frame(1, f);
+  s_rtc_request(&m, "r", f, 1, 1);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+  ASSERT(!pw_map_str(&up.data, "rtc", how, sizeof(how)) && !strcmp(how, "guided"));
+  ASSERT_EQ_INT(s_actions(&up, next, 6), 6);
+  msgpack_unpacked_destroy(&up);
+  /* frozen: new step 0 is old step 1 (to float rounding of the normalization round trip) */
+  for (int a = 0; a < 2; a++) ASSERT_MSG(fabs(next[a] - first[2 + a]) < 1e-5, "%g vs %g", next[a], first[2 + a]);
+  s_simple(&m, "reset", "r", 0, 0);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+  msgpack_unpacked_destroy(&up);
+  s_rtc_request(&m, "r", f, 1, 1);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+  ASSERT(!pw_map_str(&up.data, "rtc", how, sizeof(how)) && !strcmp(how, "none"));
+  msgpack_unpacked_destroy(&up);
+  /* bad fields */
+  s_begin(&m);
+  msgpack_pack_map(&m.pk, 2);
+  pw_pack_str(&m.pk, "endpoint");
+  pw_pack_str(&m.pk, "ping");
+  pw_pack_str(&m.pk, "rtc_delay");
+  msgpack_pack_int(&m.pk, 2);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
+  char e[256];
+  ASSERT(!pw_map_str(&up.data, "error", e, sizeof(e)));
+  ASSERT_CONTAINS(e, "belong to endpoint infer");
+  msgpack_unpacked_destroy(&up);
+  s_begin(&m);
+  msgpack_pack_map(&m.pk, 2);
+  pw_pack_str(&m.pk, "endpoint");
+  pw_pack_str(&m.pk, "infer");
+  pw_pack_str(&m.pk, "rtc_index");
+  msgpack_pack_int(&m.pk, -3);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
+  ASSERT(!pw_map_str(&up.data, "error", e, sizeof(e)));
+  ASSERT_CONTAINS(e, "rtc_index");
+  msgpack_unpacked_destroy(&up);
+  pol_node_free(n);
+  pol_free(p);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(scan_refuses_bombs_and_malformed_bytes),
@@ -725,6 +811,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(router_serves_req_and_dealer_clients),
       TEST_ENTRY(info_reports_the_action_bounds_of_the_data),
       TEST_ENTRY(nonfinite_chunk_gets_an_error_reply_not_actions),
+      TEST_ENTRY(rtc_infer_continues_the_last_chunk),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -25,8 +25,8 @@ serve() { # serve LOG ARGS...
   "$LFP" serve --policy "$tmp/p.lfp" --bind "tcp://127.0.0.1:*" "$@" > "$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
-    if grep -q "protocol 1" "$log" 2> /dev/null; then
-      ep=$(sed -n 's/.* on \(tcp:[^,]*\), protocol 1.*/\1/p' "$log")
+    if grep -q "protocol [0-9]" "$log" 2> /dev/null; then
+      ep=$(sed -n 's/.* on \(tcp:[^,]*\), protocol [0-9].*/\1/p' "$log")
       return 0
     fi
     sleep 0.1
@@ -67,6 +67,30 @@ done
 rt=$("$LFP" sim --connect "$ep" --episodes 1 --mode realtime --json) || { echo "FAIL: sim realtime: $rt"; fail=1; }
 rt=$(last_json "$rt")
 [ "$(jget "$rt" mode)" = realtime ] && [ "$(jget "$rt" episodes)" = 1 ] || { echo "FAIL: realtime json: $rt"; fail=1; }
+
+# realtime joins (issue 12) behind a 120 ms delay: every join runs; the
+# seam jump is reported; rtc's chunks are made by the node (all but each
+# episode's first); --join outside realtime is refused
+for j in replace blend rtc; do
+  out=$("$LFP" sim --connect "$ep" --episodes 2 --mode realtime --delay-ms 120 --join $j --json) \
+    || { echo "FAIL: sim realtime --join $j: $out"; fail=1; continue; }
+  eval "js_$j=\$(last_json \"\$out\")"
+done
+/usr/bin/python3 - "$js_replace" "$js_blend" "$js_rtc" <<'PY' || fail=1
+import json, math, sys
+r, b, c = (json.loads(a) for a in sys.argv[1:4])
+ok = {
+    "fields": all(k in d for d in (r, b, c) for k in ("join", "delay_ms", "seam_jump_mean", "seams", "rtc_chunks")),
+    "joins named": (r["join"], b["join"], c["join"]) == ("replace", "blend", "rtc") and r["delay_ms"] == 120,
+    "seams measured": all(d["seams"] > 0 and math.isfinite(d["seam_jump_mean"]) for d in (r, b, c)),
+    "rtc on the node": c["rtc_chunks"] > 0 and r["rtc_chunks"] == 0,
+}
+bad = [k for k, v in ok.items() if not v]
+if bad: print("FAIL: realtime joins:", bad, r, b, c)
+sys.exit(1 if bad else 0)
+PY
+msg=$("$LFP" sim --connect "$ep" --episodes 1 --join rtc 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$msg" == *"belong to --mode realtime"* ]] || { echo "FAIL: --join in lockstep -> $rc: $msg"; fail=1; }
 
 # SIGTERM: a clean exit with the counters
 kill -TERM "$spid"

@@ -11,7 +11,17 @@
  *   actions of a chunk whose steps have already run are dropped and counted
  *   as late; with nothing to execute, the last action is held. A controller
  *   that stops answering (no reply in --timeout-ms, --retries fresh sockets)
- *   ends the episode and the run with a clear message. */
+ *   ends the episode and the run with a clear message.
+ *   --delay-ms D makes a reply usable only D ms after it arrives (a slow
+ *   network or model). How a fresh chunk joins the one executing (--join):
+ *   replace (from the first action not yet run), blend (over the overlap
+ *   0.3 old + 0.7 new, as LeRobot's async client), rtc (the request tells
+ *   the node d, the actions that will run before the reply lands, estimated
+ *   from measured round trips plus the delay with each episode's cold start
+ *   excluded, and the step of the current chunk executing: the node freezes
+ *   the first d actions and guides the rest towards the current chunk). The
+ *   next chunk is requested when d + --lead actions are left, so that --lead
+ *   actions of the current chunk overlap the next one when it lands. */
 #include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -169,7 +179,18 @@ typedef struct {
   double *rtt, *sample; /* per chunk, us */
   long nrtt, caprtt;
   long late, held;
+  /* realtime joins */
+  int protocol;           /* the controller's */
+  int join;               /* S_JOIN_* */
+  double delay;           /* s: a reply is usable this long after it arrives */
+  double recent[32];      /* the last round trips (s), cold starts excluded */
+  int nrecent;
+  int rtc_delay, rtc_index; /* of the request being built (rtc) */
+  double seam_sum;
+  long seams, rtc_guided;
 } s_sim;
+
+enum { S_JOIN_REPLACE = 0, S_JOIN_BLEND = 1, S_JOIN_RTC = 2 };
 
 static int s_read_info(s_sim *S, char *err, size_t errsz) {
   s_link *l = &S->link;
@@ -178,8 +199,9 @@ static int s_read_info(s_sim *S, char *err, size_t errsz) {
   const msgpack_object *m = &l->up.data;
   s_info *in = &S->info;
   int64_t proto = 0;
-  if (pw_map_int(m, "protocol", &proto) || proto != PW_PROTOCOL)
-    return fc_set_err(err, errsz, "the controller speaks protocol %lld; this lfp speaks %d", (long long)proto, PW_PROTOCOL), -1;
+  if (pw_map_int(m, "protocol", &proto) || proto < 1 || proto > PW_PROTOCOL)
+    return fc_set_err(err, errsz, "the controller speaks protocol %lld; this lfp speaks 1 to %d", (long long)proto, PW_PROTOCOL), -1;
+  S->protocol = (int)proto;
   if (pw_map_int(m, "To", &in->To) || pw_map_int(m, "Ta", &in->Ta) || pw_map_int(m, "action_dim", &in->action_dim) ||
       pw_map_int(m, "nfe", &in->nfe) || pw_map_num(m, "control_hz", &in->control_hz) ||
       pw_map_str(m, "method", in->method, sizeof(in->method)) || pw_map_str(m, "policy", in->policy, sizeof(in->policy)) ||
@@ -224,10 +246,17 @@ static void s_push_obs(s_sim *S, const double *obs) {
   memcpy(S->hist + (size_t)(S->nhist - 1) * O, obs, sizeof(double) * (size_t)O);
 }
 
-/* an infer request with the last (up to To) frames, <f8 both ways */
-static void s_build_infer(s_sim *S) {
+/* an infer request with the last (up to To) frames, <f8 both ways (rtc: with
+ * S->rtc_delay and S->rtc_index) */
+static void s_build_infer(s_sim *S, int rtc) {
   s_link *l = &S->link;
-  s_req_begin(l, "infer", 2);
+  s_req_begin(l, "infer", rtc ? 4 : 2);
+  if (rtc) {
+    pw_pack_str(&l->pk, "rtc_delay");
+    msgpack_pack_uint32(&l->pk, (uint32_t)S->rtc_delay);
+    pw_pack_str(&l->pk, "rtc_index");
+    msgpack_pack_uint32(&l->pk, (uint32_t)S->rtc_index);
+  }
   pw_pack_str(&l->pk, "dtype");
   pw_pack_str(&l->pk, "<f8");
   pw_pack_str(&l->pk, "obs");
@@ -243,13 +272,14 @@ static void s_build_infer(s_sim *S) {
   }
 }
 
-/* the reply's chunk -> S->chunk; records round trip and sampling time */
-static int s_take_chunk(s_sim *S, char *err, size_t errsz) {
+/* the reply's chunk -> dst; records round trip and sampling time (and, when
+ * warm, the round trip for the realtime delay estimate) */
+static int s_take_chunk(s_sim *S, double *dst, int warm, char *err, size_t errsz) {
   const msgpack_object *m = &S->link.up.data, *a = pw_map_get(m, "actions");
   int rank;
   uint32_t shape[2];
   const int Ta = (int)S->info.Ta;
-  if (!a || pw_read_array(a, S->chunk, (size_t)Ta * S->A, &rank, shape, err, errsz) < 0) {
+  if (!a || pw_read_array(a, dst, (size_t)Ta * S->A, &rank, shape, err, errsz) < 0) {
     if (!a) fc_set_err(err, errsz, "the controller's reply has no actions");
     return -1;
   }
@@ -261,12 +291,30 @@ static int s_take_chunk(s_sim *S, char *err, size_t errsz) {
   const msgpack_object *t = pw_map_get(m, "server_timing");
   double sus = NAN;
   if (t) pw_map_num(t, "sample_us", &sus);
+  const double rtt = cli_now() - S->link.sent_at;
   if (S->nrtt < S->caprtt) {
-    S->rtt[S->nrtt] = (cli_now() - S->link.sent_at) * 1e6;
+    S->rtt[S->nrtt] = rtt * 1e6;
     S->sample[S->nrtt] = sus;
     S->nrtt++;
   }
+  if (warm) S->recent[S->nrecent++ % 32] = rtt;
+  char how[16];
+  if (!pw_map_str(m, "rtc", how, sizeof(how)) && strcmp(how, "none")) S->rtc_guided++;
   return 0;
+}
+
+/* d: control steps a reply takes to become usable, from the 90th percentile
+ * of the recent warm round trips plus the delay (at least 1) */
+static int s_delay_steps(const s_sim *S) {
+  double v[32], rtt = 0.0;
+  const int n = S->nrecent < 32 ? S->nrecent : 32;
+  memcpy(v, S->recent, sizeof(double) * (size_t)n);
+  if (n) {
+    cli_sort(v, n);
+    rtt = cli_quantile(v, n, 0.9);
+  }
+  const int d = (int)ceil((rtt + S->delay) * S->info.control_hz - 1e-9);
+  return d < 1 ? 1 : d;
 }
 
 static int s_episode_reset(s_sim *S, uint64_t seed, char *err, size_t errsz) {
@@ -286,8 +334,8 @@ static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *un
     env_obs(em, ed, obs);
     s_push_obs(S, obs);
     if (qpos >= S->info.Ta) {
-      s_build_infer(S);
-      if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, err, errsz)) return -1;
+      s_build_infer(S, 0);
+      if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
       qpos = 0;
     }
     const int src = env_step(em, ed, S->chunk + (size_t)qpos * S->A, err, errsz);
@@ -302,31 +350,75 @@ static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *un
   return 0;
 }
 
-/* realtime: the chunk S->chunk holds actions for steps qstart .. qstart+Ta-1 */
+/* realtime: S->chunk holds actions for steps qstart .. qstart+Ta-1; a reply
+ * that has arrived waits in pend (for steps from pend_req) until pend_at */
 typedef struct {
   int qstart, req_step;
   double last[ENV_MAX_ACTION];
+  double pend[64 * ENV_MAX_ACTION];
+  int pending, pend_req;
+  double pend_at;
 } s_rt;
 
+/* the pending chunk joins the executing one with step `cur` about to run
+ * (cur < 0: the episode is over: nothing is late, nothing joins) */
+static void s_rt_join(s_sim *S, s_rt *rt, int cur) {
+  const int Ta = (int)S->info.Ta, A = S->A;
+  rt->pending = 0;
+  if (cur < 0) return;
+  const long late = cur - rt->pend_req;
+  S->late += late < 0 ? 0 : late > Ta ? Ta : late;
+  const int old_idx = cur - rt->qstart, new_idx = cur - rt->pend_req;
+  const int had_plan = old_idx >= 0 && old_idx < Ta;
+  if (S->join == S_JOIN_BLEND) /* over the overlap: 0.3 old + 0.7 new (LeRobot's async client) */
+    for (int j = cur; j < rt->qstart + Ta && j < rt->pend_req + Ta; j++)
+      for (int a = 0; a < A; a++) {
+        double *nv = rt->pend + (size_t)(j - rt->pend_req) * A + a;
+        *nv = 0.3 * S->chunk[(size_t)(j - rt->qstart) * A + a] + 0.7 * *nv;
+      }
+  if (had_plan && new_idx >= 0 && new_idx < Ta) {
+    /* the seam: the first action run from the new chunk against the old plan for that step */
+    double d2 = 0.0;
+    for (int a = 0; a < A; a++) {
+      const double d = rt->pend[(size_t)new_idx * A + a] - S->chunk[(size_t)old_idx * A + a];
+      d2 += d * d;
+    }
+    S->seam_sum += sqrt(d2);
+    S->seams++;
+  }
+  memcpy(S->chunk, rt->pend, sizeof(double) * (size_t)Ta * A);
+  rt->qstart = rt->pend_req;
+}
+
 /* Wait until wall time `until` while a reply is in flight (returning at its
- * arrival when `early`); apply it with step `cur` about to run (cur < 0: the
- * episode is over, nothing is late); Lazy Pirate on timeouts. */
+ * arrival when `early`); a reply that arrives is usable S->delay later and
+ * joins when it is, with step `cur` about to run; Lazy Pirate on timeouts. */
 static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, int early, char *err, size_t errsz) {
   s_link *l = &S->link;
   for (;;) {
     const double now = cli_now();
+    if (rt->pending && now >= rt->pend_at) {
+      s_rt_join(S, rt, cur);
+      if (early) return 0;
+      continue;
+    }
     if (!l->inflight) {
-      if (until > now) {
-        const double s = until - now;
-        struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+      double stop = until;
+      if (rt->pending && early && rt->pend_at < stop) stop = rt->pend_at;
+      if (stop > now) {
+        const double sl = stop - now;
+        struct timespec ts = {(time_t)sl, (long)((sl - (time_t)sl) * 1e9)};
         nanosleep(&ts, NULL);
       }
+      if (rt->pending && cli_now() >= rt->pend_at && cli_now() < until) continue;
       return 0;
     }
     if (now - l->sent_at > l->timeout_ms * 1e-3) {
-      /* a fresh socket; the request carries the newest frames */
-      s_build_infer(S);
+      /* a fresh socket; the request carries the newest frames (and, for rtc,
+       * the step of the chunk executing now) */
       rt->req_step = cur;
+      S->rtc_index = cur - rt->qstart;
+      s_build_infer(S, S->join == S_JOIN_RTC);
       if (s_link_retry(l, err, errsz)) return -1;
       continue;
     }
@@ -337,13 +429,12 @@ static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, int early, char 
     const int rc = s_link_poll(l, (int)ceil(wait * 1e3), err, errsz);
     if (rc < 0) return -1;
     if (rc > 0) {
-      if (s_take_chunk(S, err, errsz)) return -1;
+      if (s_take_chunk(S, rt->pend, 1, err, errsz)) return -1;
       l->tries = 0;
-      rt->qstart = rt->req_step;
-      const long late = cur < 0 ? 0 : cur - rt->req_step;
-      S->late += late < 0 ? 0 : late > S->info.Ta ? S->info.Ta : late;
-      if (early) return 0;
-      continue; /* sleep out the rest */
+      rt->pending = 1;
+      rt->pend_req = rt->req_step;
+      rt->pend_at = cli_now() + S->delay;
+      continue;
     }
     if (cli_now() >= until) return 0;
   }
@@ -355,12 +446,14 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
   const double dt = 1.0 / S->info.control_hz;
   const int Ta = (int)S->info.Ta, A = S->A;
   double obs[S_MAX_OBS];
-  s_rt rt = {0, 0, {0}};
-  /* the first chunk before the clock starts: the robot waits at rest */
+  s_rt rt;
+  memset(&rt, 0, sizeof(rt));
+  /* the first chunk before the clock starts: the robot waits at rest (a
+   * cold start: its round trip does not enter the delay estimate) */
   env_obs(em, ed, obs);
   s_push_obs(S, obs);
-  s_build_infer(S);
-  if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, err, errsz)) return -1;
+  s_build_infer(S, 0);
+  if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
   S->link.tries = 0;
   const double t0 = cli_now();
   for (int k = 0; !env_done(em, ed); k++) {
@@ -368,15 +461,17 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
       env_obs(em, ed, obs);
       s_push_obs(S, obs);
     }
-    const int remaining = rt.qstart + Ta - k;
-    if (!S->link.inflight && remaining <= lead) {
-      s_build_infer(S);
+    const int remaining = rt.qstart + Ta - k, d = s_delay_steps(S);
+    if (!S->link.inflight && !rt.pending && remaining <= d + lead) {
       rt.req_step = k;
+      S->rtc_delay = d;
+      S->rtc_index = k - rt.qstart;
+      s_build_infer(S, S->join == S_JOIN_RTC);
       S->link.tries = 0;
       if (s_link_send(&S->link)) return fc_set_err(err, errsz, "cannot send to %s", S->link.endpoint), -1;
     }
     /* a reply is due by this step's deadline */
-    if (S->link.inflight && s_rt_pump(S, &rt, t0 + k * dt + budget, k, 1, err, errsz)) return -1;
+    if ((S->link.inflight || rt.pending) && s_rt_pump(S, &rt, t0 + k * dt + budget, k, 1, err, errsz)) return -1;
     const int idx = k - rt.qstart;
     if (idx >= 0 && idx < Ta) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
     else S->held++;
@@ -393,14 +488,16 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
    * actions are for steps after the end, so none counts as late) */
   while (S->link.inflight)
     if (s_rt_pump(S, &rt, cli_now() + 0.01, -1, 1, err, errsz)) return -1;
+  rt.pending = 0;
   return 0;
 }
 
 int cmd_sim(int argc, char **argv) {
-  const char *envname = NULL, *connect = "tcp://127.0.0.1:5555", *mode = "lockstep";
-  int episodes = 10, seed = 100000, json = 0, timeout_ms = 1000, retries = 3, lead = 1;
-  double budget_ms = -1;
+  const char *envname = NULL, *connect = "tcp://127.0.0.1:5555", *mode = "lockstep", *join = "replace";
+  int episodes = 10, seed = 100000, json = 0, timeout_ms = 1000, retries = 3, lead = 1, rtc = 0;
+  double budget_ms = -1, delay_ms = 0;
   static const char *const modes[] = {"lockstep", "realtime", NULL};
+  static const char *const joins[] = {"replace", "blend", "rtc", NULL};
   cli_opt opts[] = {
       {"--env", CLI_STR, &envname, "task (default: the one the controller's policy was trained on)", NULL, 0, 0},
       {"--connect", CLI_STR, &connect, "the controller's ZeroMQ endpoint (lfp serve)", NULL, 0, 0},
@@ -409,9 +506,16 @@ int cmd_sim(int argc, char **argv) {
       {"--mode", CLI_CHOICE, &mode, "lockstep (waits for each chunk) or realtime (wall clock at the control rate)", modes, 0, 0},
       {"--timeout-ms", CLI_INT, &timeout_ms, "a request unanswered this long is retried on a fresh socket", NULL, 1, 3600000},
       {"--retries", CLI_INT, &retries, "retries before the controller is declared dead", NULL, 0, 100},
-      {"--lead", CLI_INT, &lead, "realtime: request the next chunk when this many actions are left", NULL, 0, 64},
+      {"--lead", CLI_INT, &lead, "realtime: request the next chunk when d + this many actions are left (d: the steps a "
+                                 "reply takes to become usable, from the measured round trips and --delay-ms; at least 1)",
+       NULL, 0, 64},
       {"--budget-ms", CLI_DOUBLE, &budget_ms, "realtime: a reply is due this long after its step's tick (-1: half a control period)",
        NULL, 0, 0},
+      {"--delay-ms", CLI_DOUBLE, &delay_ms, "realtime: a reply becomes usable only this long after it arrives (a slow "
+                                            "network or model)", NULL, 0, 60000},
+      {"--join", CLI_CHOICE, &join, "realtime: how a fresh chunk joins the one executing: replace, blend (0.3 old + 0.7 new "
+                                    "over the overlap) or rtc (real-time chunking on the node)", joins, 0, 0},
+      {"--rtc", CLI_FLAG, &rtc, "realtime: --join rtc", NULL, 0, 0},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
   int rc = cli_parse("sim", "lfp sim [--env NAME] [--connect tcp://127.0.0.1:5555] [--episodes 10] [--seed 100000] "
@@ -419,13 +523,26 @@ int cmd_sim(int argc, char **argv) {
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   const int realtime = !strcmp(mode, "realtime");
+  if (rtc) join = "rtc";
   char err[512];
   s_sim *S = fc_calloc(1, sizeof(*S));
+  S->join = !strcmp(join, "blend") ? S_JOIN_BLEND : !strcmp(join, "rtc") ? S_JOIN_RTC : S_JOIN_REPLACE;
+  S->delay = delay_ms * 1e-3;
+  if (!realtime && (S->join != S_JOIN_REPLACE || delay_ms > 0)) {
+    cli_error("sim", "--join, --rtc and --delay-ms belong to --mode realtime");
+    free(S);
+    return 2;
+  }
   env_model *em = NULL;
   env_data *ed = NULL;
   rollout_result *res = NULL;
   int status = 1;
   if (s_link_init(&S->link, connect, timeout_ms, retries, err, sizeof(err)) || s_read_info(S, err, sizeof(err))) goto fail;
+  if (S->join == S_JOIN_RTC && S->protocol < 2) {
+    fc_set_err(err, sizeof(err), "the controller speaks protocol %d, which has no real-time chunking (rtc_delay, rtc_index): "
+               "use --join replace or blend", S->protocol);
+    goto fail;
+  }
   em = envname ? env_model_new(envname, err, sizeof(err)) : env_model_from_args(S->info.env_args, err, sizeof(err));
   if (!em) goto fail;
   S->em = em;
@@ -477,6 +594,10 @@ int cmd_sim(int argc, char **argv) {
   printf("  round trip p50 %.0f us, p99 %.0f us; sampling p50 %.0f us (%ld chunks); %ld late actions, %ld steps held; "
          "%ld action values clipped; %.1f s\n",
          r50, r99, s50, S->nrtt, S->late, S->held, S->clipped_total, secs);
+  const double seam = S->seams ? S->seam_sum / S->seams : NAN;
+  if (realtime)
+    printf("  join %s, delay %.0f ms: seam jump mean %.4f over %ld seams\n", join, delay_ms, seam, S->seams);
+  if (S->join == S_JOIN_RTC) printf("  %ld chunks made by real-time chunking on the node\n", S->rtc_guided);
   if (json) {
     const rollout_run run = {S->info.policy, S->info.method, seed, (int)S->info.nfe, S->clipped_total, s50, s99};
     rollout_json_open(stdout, em, &run, &rs);
@@ -484,7 +605,11 @@ int cmd_sim(int argc, char **argv) {
     cli_json_num(stdout, r50);
     printf(", \"rtt_us_p99\": ");
     cli_json_num(stdout, r99);
-    printf(", \"late_actions\": %ld, \"held_steps\": %ld", S->late, S->held);
+    printf(", \"late_actions\": %ld, \"held_steps\": %ld, \"join\": \"%s\", \"delay_ms\": ", S->late, S->held, join);
+    cli_json_num(stdout, delay_ms);
+    printf(", \"seam_jump_mean\": ");
+    cli_json_num(stdout, seam);
+    printf(", \"seams\": %ld, \"rtc_chunks\": %ld", S->seams, S->rtc_guided);
     rollout_json_close(stdout, secs);
   }
   status = 0;

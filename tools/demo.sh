@@ -23,7 +23,7 @@ echo "== 4/4 the controller node: lfp serve on $ep, lfp sim against it"
 build/lfp serve --policy "$dir/lift.lfp" --bind "$ep" > "$dir/serve.log" 2>&1 &
 server=$!
 trap 'kill -TERM $server 2> /dev/null || true' EXIT
-for _ in $(seq 100); do grep -q "protocol 1" "$dir/serve.log" && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q "protocol [0-9]" "$dir/serve.log" && break; sleep 0.1; done
 cat "$dir/serve.log"
 kill -0 $server 2> /dev/null || { echo "demo: lfp serve did not start (is $ep taken? set LFP_DEMO_PORT)"; exit 1; }
 build/lfp sim --connect "$ep" --episodes 10 --seed 100000 --mode lockstep
