@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The studies behind README's few-NFE and real-time figures (issue 12); the
+# results table itself is tools/results.sh. Each study writes a markdown
+# table to OUTDIR/STUDY.md and keeps its runs, so an interrupted study
+# resumes (delete OUTDIR to start afresh).
+#   tools/studies.sh distill [OUTDIR]   teachers vs naive few steps vs students
+#   tools/studies.sh realtime [OUTDIR]  replace / blend / rtc at several delays
+#   tools/studies.sh dfm [OUTDIR]       DFM: toy W2 against the NFE; avoid
+# Environment: LFP (default build/lfp), TASKS, SEEDS (training seeds, default
+# "0 1 2"), EPISODES (evaluation episodes, default 50), DELAYS (realtime, ms:
+# "0 50 120 250"), JOINS ("replace blend rtc"), RT_TASKS (realtime: "lift").
+# Training uses lfp train's defaults; evaluation the seeds 100000.. only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+study=${1:?usage: tools/studies.sh distill|realtime|dfm [OUTDIR]}
+out=${2:-results/$study}
+mkdir -p "$out"
+LFP=${LFP:-build/lfp}
+[ -x "$LFP" ] || tools/setup.sh
+SEEDS=${SEEDS:-0 1 2}
+EPISODES=${EPISODES:-50}
+t0=$(date +%s)
+
+# demos DIR TASK: the task's 200 expert demonstrations (seed 0), once
+demos() {
+  [ -f "$1/$2.hdf5" ] || "$LFP" collect --env "$2" --episodes 200 --seed 0 --out "$1/$2.hdf5" > /dev/null
+}
+# policy TASK METHOD SEED [train flags]: trained once, path on stdout
+policy() {
+  local p="$out/$1.$2.s$3.lfp"
+  [ -f "$p" ] || "$LFP" train --data "$out/$1.hdf5" --out "$p" --method "$2" --seed "$3" "${@:4}" > "$p.train.log"
+  echo "$p"
+}
+# evaluate NAME POLICY [eval flags]: one eval JSON, once
+evaluate() {
+  local j="$out/$1.eval.json"
+  [ -s "$j" ] || "$LFP" eval --policy "$2" --episodes "$EPISODES" --seed 100000 --json "${@:3}" | tail -n 1 > "$j"
+}
+
+case "$study" in
+distill)
+  TASKS=${TASKS:-lift avoid}
+  for task in $TASKS; do
+    demos "$out" "$task"
+    for m in lfm fm; do
+      for s in $SEEDS; do
+        T=$(policy "$task" $m "$s")
+        S="$out/$task.$m.s$s.student.lfp"
+        [ -f "$S" ] || "$LFP" distill --policy "$T" --data "$out/$task.hdf5" --out "$S" --seed "$s" --json |
+          tail -n 1 > "$S.json"
+        evaluate "$task.$m.s$s.teacher" "$T"
+        evaluate "$task.$m.s$s.euler1" "$T" --sampler euler --ode-steps 1
+        evaluate "$task.$m.s$s.euler2" "$T" --sampler euler --ode-steps 2
+        evaluate "$task.$m.s$s.student" "$S"
+        echo "studies: distill $task $m seed $s done ($(( $(date +%s) - t0 )) s)" >&2
+      done
+    done
+  done
+  /usr/bin/python3 - "$out" "$TASKS" "$SEEDS" > "$out/distill.md" <<'PY'
+import json, statistics as st, sys, os
+out, tasks, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+def ms(v, f):
+    return (f % st.mean(v)) + (" ± " + f % st.stdev(v) if len(v) > 1 else "")
+print("| task | method | sampler | NFE | success: mean ± sd | score | latency p50 / p99 us | distillation s | task figure |")
+print("|---|---|---|---|---|---|---|---|---|")
+for task in tasks:
+    for m in ("lfm", "fm"):
+        for kind, label in (("teacher", "teacher (RK4, its steps)"), ("euler1", "teacher, Euler 1 step per block"),
+                            ("euler2", "teacher, Euler 2 steps per block"), ("student", "distilled student")):
+            rs = [json.load(open(f"{out}/{task}.{m}.s{s}.{kind}.eval.json")) for s in seeds]
+            dist = ""
+            if kind == "student":
+                ds = [json.load(open(f"{out}/{task}.{m}.s{s}.student.lfp.json"))["train_s"] for s in seeds]
+                dist = "%.0f" % st.mean(ds)
+            fig = ""
+            if "left" in rs[0]: fig = "%d left, %d right" % (sum(r["left"] for r in rs), sum(r["right"] for r in rs))
+            if "max_coverage_mean" in rs[0]: fig = "coverage %.3f" % st.mean(r["max_coverage_mean"] for r in rs)
+            print("| %s | %s | %s | %d | %s%% | %s | %.0f / %.0f | %s | %s |" % (
+                task, m, label, rs[0]["nfe"], ms([100 * r["success_rate"] for r in rs], "%.0f"),
+                ms([r["mean_score"] for r in rs], "%.3f"), st.mean(r["latency_us_p50"] for r in rs),
+                st.mean(r["latency_us_p99"] for r in rs), dist, fig))
+PY
+  ;;
+realtime)
+  RT_TASKS=${RT_TASKS:-lift}
+  DELAYS=${DELAYS:-0 50 120 250}
+  JOINS=${JOINS:-replace blend rtc}
+  port=${LFP_STUDY_PORT:-5591}
+  for task in $RT_TASKS; do
+    demos "$out" "$task"
+    P=$(policy "$task" fm 0)
+    "$LFP" serve --policy "$P" --bind "tcp://127.0.0.1:$port" > "$out/serve.log" 2>&1 &
+    server=$!
+    trap 'kill -TERM $server 2> /dev/null || true' EXIT
+    for _ in $(seq 100); do grep -q "protocol [0-9]" "$out/serve.log" && break; sleep 0.1; done
+    for d in $DELAYS; do
+      for j in $JOINS; do
+        r="$out/$task.$j.d$d.sim.json"
+        [ -s "$r" ] || "$LFP" sim --connect "tcp://127.0.0.1:$port" --mode realtime --episodes "$EPISODES" --seed 100000 \
+          --delay-ms "$d" --join "$j" --json | tail -n 1 > "$r"
+        echo "studies: realtime $task $j ${d} ms done ($(( $(date +%s) - t0 )) s)" >&2
+      done
+    done
+    kill -TERM $server
+    wait $server || true
+    trap - EXIT
+  done
+  /usr/bin/python3 - "$out" "$RT_TASKS" "$DELAYS" "$JOINS" > "$out/realtime.md" <<'PY'
+import json, sys
+out, tasks, delays, joins = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
+print("| task | delay ms | join | success | score | seam jump mean | late actions | held steps | round trip p50 / p99 us |")
+print("|---|---|---|---|---|---|---|---|---|")
+for t in tasks:
+    for d in delays:
+        for j in joins:
+            r = json.load(open(f"{out}/{t}.{j}.d{d}.sim.json"))
+            print("| %s | %s | %s | %.0f%% | %.3f | %.4f | %d | %d | %.0f / %.0f |" % (
+                t, d, j, 100 * r["success_rate"], r["mean_score"], r["seam_jump_mean"], r["late_actions"],
+                r["held_steps"], r["rtt_us_p50"], r["rtt_us_p99"]))
+PY
+  ;;
+dfm)
+  for dist in 8gaussians moons checkerboard; do
+    j="$out/toy.$dist.json"
+    [ -s "$j" ] || "$LFP" toy --dist "$dist" --method all --sweep 1,2,4,8,16,32 --json | tail -n 1 > "$j"
+    echo "studies: dfm toy $dist done ($(( $(date +%s) - t0 )) s)" >&2
+  done
+  TASKS=${TASKS:-avoid}
+  for task in $TASKS; do
+    demos "$out" "$task"
+    for s in $SEEDS; do
+      evaluate "$task.dfm.s$s" "$(policy "$task" dfm "$s")"
+      echo "studies: dfm $task seed $s done ($(( $(date +%s) - t0 )) s)" >&2
+    done
+  done
+  /usr/bin/python3 - "$out" "$TASKS" "$SEEDS" > "$out/dfm.md" <<'PY'
+import json, statistics as st, sys
+out, tasks, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+print("W2 against the NFE (first-order steps: Euler for fm and lfm, Euler-Maruyama for dfm; `lfp toy --method all --sweep`), and each method's default sampler (RK4 at NFE 32 for the flows, Euler-Maruyama with 32 steps for dfm):\n")
+for dist in ("8gaussians", "moons", "checkerboard"):
+    d = json.load(open(f"{out}/toy.{dist}.json"))
+    nfe = d["results"][0]["sweep_nfe"]
+    if dist == "8gaussians":
+        print("| distribution | method | " + " | ".join("NFE %d" % n for n in nfe) + " | default (NFE 32) | W2 floor |")
+        print("|---|---|" + "---|" * (len(nfe) + 2))
+    for r in d["results"]:
+        print("| %s | %s | " % (dist, r["method"]) + " | ".join("—" if w is None else "%.3f" % w for w in r["sweep_w2"]) +
+              " | %.3f | %.3f |" % (r["w2"], r["w2_floor"]))
+print()
+print("| task | method | success: mean ± sd | score | task figure | NFE |")
+print("|---|---|---|---|---|---|")
+for t in tasks:
+    rs = [json.load(open(f"{out}/{t}.dfm.s{s}.eval.json")) for s in seeds]
+    sr = [100 * r["success_rate"] for r in rs]
+    fig = "%d left, %d right" % (sum(r["left"] for r in rs), sum(r["right"] for r in rs)) if "left" in rs[0] else ""
+    print("| %s | dfm | %.0f%s%% | %.3f | %s | %d |" % (t, st.mean(sr), " ± %.0f" % st.stdev(sr) if len(sr) > 1 else "",
+          st.mean(r["mean_score"] for r in rs), fig, rs[0]["nfe"]))
+PY
+  ;;
+*)
+  echo "tools/studies.sh: unknown study '$study' (distill, realtime or dfm)" >&2
+  exit 2
+  ;;
+esac
+echo "studies: $study done in $(( $(date +%s) - t0 )) s; table in $out/$study.md" >&2
