@@ -142,11 +142,17 @@ static void s_pack_id(pol_node *n, const pw_request *rq) {
   msgpack_pack_int64(&n->pk, rq->id);
 }
 
-static int s_error(pol_node *n, const pw_request *rq, const char *msg) {
+/* an error reply; refused: the policy refused to act (a non-finite chunk),
+ * which a client ends its episode on, unlike a malformed request */
+static int s_error_as(pol_node *n, const pw_request *rq, const char *msg, int refused) {
   msgpack_sbuffer_clear(&n->sbuf);
-  msgpack_pack_map(&n->pk, 1 + (rq && rq->has_id));
+  msgpack_pack_map(&n->pk, 1 + (rq && rq->has_id) + (refused != 0));
   pw_pack_str(&n->pk, "error");
   pw_pack_str(&n->pk, msg);
+  if (refused) {
+    pw_pack_str(&n->pk, "refused");
+    msgpack_pack_true(&n->pk);
+  }
   if (rq) s_pack_id(n, rq);
   n->st.errors++;
   if (n->cfg.log && n->st.errors <= S_LOG_MAX)
@@ -154,6 +160,8 @@ static int s_error(pol_node *n, const pw_request *rq, const char *msg) {
             n->st.errors == S_LOG_MAX ? " (further errors are only counted)" : "");
   return 1;
 }
+
+static int s_error(pol_node *n, const pw_request *rq, const char *msg) { return s_error_as(n, rq, msg, 0); }
 
 static void s_pack_info(pol_node *n, const pw_request *rq) {
   const pol_policy *p = n->p;
@@ -349,7 +357,7 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
                                    : pol_sample(n->p, s->pd, n->actions, err, sizeof(err));
     const double te = s_now_us();
     if (clipped < 0) {
-      rc = s_error(n, &rq, err);
+      rc = s_error_as(n, &rq, err, 1);
       break;
     }
     n->st.infers++;

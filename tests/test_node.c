@@ -691,6 +691,9 @@ TEST(nonfinite_chunk_gets_an_error_reply_not_actions) {
   snprintf(msg, sizeof(msg), "%.*s", (int)e->via.str.size, e->via.str.ptr);
   ASSERT_CONTAINS(msg, "the policy sampled a non-finite action");
   ASSERT(pw_map_get(&up.data, "actions") == NULL);
+  /* marked as a refusal (protocol 2), which a client ends its episode on */
+  const msgpack_object *rf = pw_map_get(&up.data, "refused");
+  ASSERT(rf && rf->type == MSGPACK_OBJECT_BOOLEAN && rf->via.boolean);
   msgpack_unpacked_destroy(&up);
   /* a NaN observation is refused by the library's check, frame by frame */
   f[3] = NAN;
@@ -703,6 +706,7 @@ TEST(nonfinite_chunk_gets_an_error_reply_not_actions) {
   ASSERT(e);
   snprintf(msg, sizeof(msg), "%.*s", (int)e->via.str.size, e->via.str.ptr);
   ASSERT_CONTAINS(msg, "frame 1: observation 'grip' value 0 is not finite (nan)");
+  ASSERT(pw_map_get(&up.data, "refused") == NULL); /* a bad request is not a refusal */
   msgpack_unpacked_destroy(&up);
   /* the node serves on */
   s_simple(&m, "ping", NULL, 0, 0);

@@ -109,7 +109,9 @@ static int s_link_send(s_link *l) {
 }
 
 /* Wait up to ms for the reply: 1 (decoded in l->up), 0 (none yet), -1 (err:
- * malformed reply or an error reply from the controller). */
+ * malformed reply or an error reply from the controller), S_REFUSED_RC (the
+ * policy refused to act: a non-finite chunk; the episode ends, the run goes on). */
+#define S_REFUSED_RC (-2)
 static int s_link_poll(s_link *l, int ms, char *err, size_t errsz) {
   zmq_pollitem_t it = {l->sock, 0, ZMQ_POLLIN, 0};
   if (zmq_poll(&it, 1, ms < 0 ? 0 : ms) <= 0 || !(it.revents & ZMQ_POLLIN)) return 0;
@@ -128,7 +130,10 @@ static int s_link_poll(s_link *l, int ms, char *err, size_t errsz) {
   char msg[384];
   if (pw_map_get(&l->up.data, "error")) {
     if (pw_map_str(&l->up.data, "error", msg, sizeof(msg))) snprintf(msg, sizeof(msg), "(no message)");
-    return fc_set_err(err, errsz, "the controller answered with an error: %s", msg), -1;
+    const msgpack_object *rf = pw_map_get(&l->up.data, "refused");
+    const int refused = rf && rf->type == MSGPACK_OBJECT_BOOLEAN && rf->via.boolean;
+    fc_set_err(err, errsz, "the controller answered with an error: %s", msg);
+    return refused ? S_REFUSED_RC : -1;
   }
   int64_t id;
   if (!pw_map_int(&l->up.data, "id", &id) && id != l->id)
@@ -151,7 +156,7 @@ static int s_link_call(s_link *l, char *err, size_t errsz) {
   if (s_link_send(l)) return fc_set_err(err, errsz, "cannot send to %s", l->endpoint), -1;
   for (;;) {
     const int rc = s_link_poll(l, l->timeout_ms, err, errsz);
-    if (rc) return rc > 0 ? 0 : -1;
+    if (rc) return rc > 0 ? 0 : rc;
     if (s_link_retry(l, err, errsz)) return -1;
   }
 }
@@ -335,7 +340,9 @@ static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *un
     s_push_obs(S, obs);
     if (qpos >= S->info.Ta) {
       s_build_infer(S, 0);
-      if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
+      const int rc = s_link_call(&S->link, err, errsz);
+      if (rc) return rc;
+      if (s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
       qpos = 0;
     }
     const int src = env_step(em, ed, S->chunk + (size_t)qpos * S->A, err, errsz);
@@ -427,7 +434,7 @@ static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, int early, char 
     if (to < wait) wait = to;
     if (wait <= 0 && until <= now) return 0;
     const int rc = s_link_poll(l, (int)ceil(wait * 1e3), err, errsz);
-    if (rc < 0) return -1;
+    if (rc < 0) return rc;
     if (rc > 0) {
       if (s_take_chunk(S, rt->pend, 1, err, errsz)) return -1;
       l->tries = 0;
@@ -453,7 +460,9 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
   env_obs(em, ed, obs);
   s_push_obs(S, obs);
   s_build_infer(S, 0);
-  if (s_link_call(&S->link, err, errsz) || s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
+  const int rc0 = s_link_call(&S->link, err, errsz);
+  if (rc0) return rc0;
+  if (s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
   S->link.tries = 0;
   const double t0 = cli_now();
   for (int k = 0; !env_done(em, ed); k++) {
@@ -471,7 +480,8 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
       if (s_link_send(&S->link)) return fc_set_err(err, errsz, "cannot send to %s", S->link.endpoint), -1;
     }
     /* a reply is due by this step's deadline */
-    if ((S->link.inflight || rt.pending) && s_rt_pump(S, &rt, t0 + k * dt + budget, k, 1, err, errsz)) return -1;
+    int prc = (S->link.inflight || rt.pending) ? s_rt_pump(S, &rt, t0 + k * dt + budget, k, 1, err, errsz) : 0;
+    if (prc) return prc;
     const int idx = k - rt.qstart;
     if (idx >= 0 && idx < Ta) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
     else S->held++;
@@ -482,12 +492,16 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
     }
     if (src) return -1; /* a non-finite action from the controller */
     rollout_track(em, ed, r);
-    if (s_rt_pump(S, &rt, t0 + (k + 1) * dt, k + 1, 0, err, errsz)) return -1;
+    if ((prc = s_rt_pump(S, &rt, t0 + (k + 1) * dt, k + 1, 0, err, errsz))) return prc;
   }
   /* a reply still in flight belongs to this episode: wait it out (its
-   * actions are for steps after the end, so none counts as late) */
-  while (S->link.inflight)
-    if (s_rt_pump(S, &rt, cli_now() + 0.01, -1, 1, err, errsz)) return -1;
+   * actions are for steps after the end, so none counts as late; a refusal
+   * then does not change the episode) */
+  while (S->link.inflight) {
+    const int wrc = s_rt_pump(S, &rt, cli_now() + 0.01, -1, 1, err, errsz);
+    if (wrc == S_REFUSED_RC) break;
+    if (wrc) return wrc;
+  }
   rt.pending = 0;
   return 0;
 }
@@ -536,7 +550,7 @@ int cmd_sim(int argc, char **argv) {
   env_model *em = NULL;
   env_data *ed = NULL;
   rollout_result *res = NULL;
-  int status = 1;
+  int status = 1, refused = 0;
   if (s_link_init(&S->link, connect, timeout_ms, retries, err, sizeof(err)) || s_read_info(S, err, sizeof(err))) goto fail;
   if (S->join == S_JOIN_RTC && S->protocol < 2) {
     fc_set_err(err, sizeof(err), "the controller speaks protocol %d, which has no real-time chunking (rtc_delay, rtc_index): "
@@ -572,6 +586,14 @@ int cmd_sim(int argc, char **argv) {
     int unstable = 0;
     const int erc = realtime ? s_episode_realtime(S, ed, &res[i], &unstable, lead, budget, err, sizeof(err))
                              : s_episode_lockstep(S, ed, &res[i], &unstable, err, sizeof(err));
+    if (erc == S_REFUSED_RC) {
+      /* the policy refused to act (a non-finite chunk): a failed episode, as
+       * lfp eval counts it; the run goes on */
+      if (!refused++) fprintf(stderr, "lfp sim: episode %d (seed %llu) refused at step %d: %s\n", i, (unsigned long long)s,
+                              env_steps(ed), err);
+      rollout_end(em, ed, &res[i], 0);
+      continue;
+    }
     if (erc) {
       const size_t len = strlen(err);
       snprintf(err + len, sizeof(err) - len, "; episode %d (seed %llu) stopped at step %d", i, (unsigned long long)s,
@@ -594,6 +616,7 @@ int cmd_sim(int argc, char **argv) {
   printf("  round trip p50 %.0f us, p99 %.0f us; sampling p50 %.0f us (%ld chunks); %ld late actions, %ld steps held; "
          "%ld action values clipped; %.1f s\n",
          r50, r99, s50, S->nrtt, S->late, S->held, S->clipped_total, secs);
+  if (refused) printf("  %d episodes refused by the policy (a non-finite chunk: failures, as lfp eval counts them)\n", refused);
   const double seam = S->seams ? S->seam_sum / S->seams : NAN;
   if (realtime)
     printf("  join %s, delay %.0f ms: seam jump mean %.4f over %ld seams\n", join, delay_ms, seam, S->seams);
@@ -609,7 +632,7 @@ int cmd_sim(int argc, char **argv) {
     cli_json_num(stdout, delay_ms);
     printf(", \"seam_jump_mean\": ");
     cli_json_num(stdout, seam);
-    printf(", \"seams\": %ld, \"rtc_chunks\": %ld", S->seams, S->rtc_guided);
+    printf(", \"seams\": %ld, \"rtc_chunks\": %ld, \"refused\": %d", S->seams, S->rtc_guided, refused);
     rollout_json_close(stdout, secs);
   }
   status = 0;
