@@ -162,6 +162,18 @@ static void s_axpy_to(float *out, const float *x, float h, const float *restrict
   for (size_t i = 0; i < n; i++) out[i] = x[i] + h * k[i];
 }
 
+/* x into [-bound, bound] when a bound is set (NaN stays NaN: it is refused downstream) */
+static void s_bound(fc_ode_ws *ws, float *x, size_t n) {
+  const float b = ws->bound;
+  if (!(b > 0.0f)) return;
+  int64_t c = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (x[i] > b) x[i] = b, c++;
+    else if (x[i] < -b) x[i] = -b, c++;
+  }
+  ws->clamped += c;
+}
+
 void fc_ode_integrate(fc_field_fn f, void *ctx, fc_ode_ws *ws, fc_sampler s, float *x, int B,
                       double t0, double t1, int steps) {
   FC_ASSERT(B >= 1 && B <= ws->max_batch && steps >= 1);
@@ -179,20 +191,25 @@ void fc_ode_integrate(fc_field_fn f, void *ctx, fc_ode_ws *ws, fc_sampler s, flo
       case FC_SAMPLER_HEUN: /* explicit trapezoid (Heun's method) */
         f(ctx, t, x, k1, B);
         s_axpy_to(xt, x, hf, k1, n);
+        s_bound(ws, xt, n);
         f(ctx, t + h, xt, k2, B);
         for (size_t j = 0; j < n; j++) x[j] += 0.5f * hf * (k1[j] + k2[j]);
         break;
       case FC_SAMPLER_RK4: /* classical Runge-Kutta */
         f(ctx, t, x, k1, B);
         s_axpy_to(xt, x, 0.5f * hf, k1, n);
+        s_bound(ws, xt, n);
         f(ctx, t + 0.5 * h, xt, k2, B);
         s_axpy_to(xt, x, 0.5f * hf, k2, n);
+        s_bound(ws, xt, n);
         f(ctx, t + 0.5 * h, xt, k3, B);
         s_axpy_to(xt, x, hf, k3, n);
+        s_bound(ws, xt, n);
         f(ctx, t + h, xt, k4, B);
         for (size_t j = 0; j < n; j++) x[j] += (hf / 6.0f) * (k1[j] + 2.0f * k2[j] + 2.0f * k3[j] + k4[j]);
         break;
     }
+    s_bound(ws, x, n);
   }
 }
 
@@ -408,6 +425,7 @@ static void s_dfm_sample(const fc_lfm *m, fc_lfm_ws *ws, float *x, const float *
       fc_net_forward(&m->blocks[0], ws->net, v, ws->tbuf, xo, co, nb);
       fc_rng_normal_fill(rng, xi, (size_t)nb * D);
       for (size_t i = 0; i < (size_t)nb * D; i++) xo[i] += (float)(-h) * v[i] + sq * xi[i];
+      s_bound(ws->ode, xo, (size_t)nb * D);
     }
   }
 }

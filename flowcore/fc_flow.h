@@ -102,11 +102,16 @@ typedef void (*fc_field_fn)(void *ctx, double t, const float *x, float *v, int B
 typedef struct {
   int max_batch, dim;
   float *k1, *k2, *k3, *k4, *xt; /* (B, D) each */
+  float bound;      /* > 0: every point the field is evaluated at, and the state after
+                       each step, is clamped to [-bound, bound] (diffusion samplers'
+                       clip_sample), so a stiff field cannot overflow the state; 0: off */
+  int64_t clamped;  /* values clamped so far */
 } fc_ode_ws;
 fc_ode_ws *fc_ode_ws_new(int max_batch, int dim);
 void fc_ode_ws_free(fc_ode_ws *ws);
 /* Integrate dx/dt = f(t, x) from t0 to t1 (either direction) in `steps` equal
- * steps of Euler (order 1), Heun (2) or classical RK4 (4); x is updated in place. */
+ * steps of Euler (order 1), Heun (2) or classical RK4 (4); x is updated in
+ * place (and clamped to ws->bound when it is set). */
 void fc_ode_integrate(fc_field_fn f, void *ctx, fc_ode_ws *ws, fc_sampler s, float *x, int B,
                       double t0, double t1, int steps);
 /* Network evaluations per step: 1, 2, 4. */

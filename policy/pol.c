@@ -258,6 +258,7 @@ pol_data *pol_data_new(const pol_policy *p, uint64_t seed) {
   pd->prev = fc_calloc((size_t)m->Tp * m->action_dim, sizeof(float));
   pd->wts = fc_calloc((size_t)m->Tp * m->action_dim, sizeof(float));
   pd->ws = fc_lfm_ws_new(p->flow, 1);
+  pd->ws->ode->bound = POL_STATE_BOUND;
   pd->sampler = p->flow->cfg.sampler;
   pd->steps = p->flow->cfg.steps;
   pol_reset(pd, seed);

@@ -15,6 +15,11 @@
  * normalization): an observation far outside the demonstrations saturates
  * instead of driving the network to overflow (a lift quaternion component
  * that varies by 1e-4 in the demonstrations is scaled by about 16000).
+ * The sampler's state is bounded too (fc_ode_ws.bound = POL_STATE_BOUND,
+ * counted in state_clamped): a velocity field that is stiff somewhere (an
+ * MLP is near-linear far from its data) cannot blow a chunk up to a
+ * non-finite value during integration; a trained policy's chunks stay far
+ * inside the bound, so only such blow-ups are clamped.
  * A non-finite observation (or one beyond float32's range once normalized)
  * is refused with an error and changes nothing; a sampled chunk with a
  * non-finite action is an error, never a command (nothing is clipped to a
@@ -56,6 +61,7 @@
 #define POL_MAX_ACTION 16
 #define POL_ENV_ARGS_MAX 1024
 #define POL_OBS_CLIP 5.0f /* bound on normalized observation values */
+#define POL_STATE_BOUND 5.0f /* bound on the sampler's state (normalized actions lie in [-1, 1]) */
 
 typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2, POL_DFM = 3 } pol_method; /* dfm: Diffusion Flow Matching */
 
@@ -143,6 +149,7 @@ typedef struct {
   int steps;
   int64_t chunks, clipped; /* chunks sampled, action values clipped */
   int64_t obs_clipped;     /* normalized observation values clipped to +-POL_OBS_CLIP */
+  /* the sampler's state values clamped to +-POL_STATE_BOUND: ws->ode->clamped */
 } pol_data;
 
 pol_data *pol_data_new(const pol_policy *p, uint64_t seed);

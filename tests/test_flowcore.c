@@ -1787,6 +1787,50 @@ TEST(dfm_8gaussians_end_to_end_and_checkpoint) {
 }
 
 
+
+/* ---------- the sampler's state bound ---------- */
+
+static void s_one_net_field_calm(void *ctx, double t, const float *x, float *v, int B) {
+  (void)ctx;
+  for (int i = 0; i < B * 3; i++) v[i] = (float)(0.5 * x[i] - t);
+}
+
+static void s_explosive(void *ctx, double t, const float *x, float *v, int B) {
+  (void)ctx, (void)t;
+  for (int i = 0; i < B * 3; i++) v[i] = -400.0f * x[i] * fabsf(x[i]); /* integrated t: 1 -> 0, it blows up */
+}
+
+TEST(ode_state_bound_keeps_a_stiff_field_finite) {
+  /* unbounded, RK4 overflows to a non-finite state; with a bound every value
+   * stays within it and the clamps are counted; a bound the state never
+   * reaches changes nothing, bit for bit */
+  fc_ode_ws *ws = fc_ode_ws_new(2, 3);
+  float x[6] = {0.5f, -0.3f, 1.0f, 0.1f, -2.0f, 0.7f}, y[6];
+  memcpy(y, x, sizeof(x));
+  fc_ode_integrate(s_explosive, NULL, ws, FC_SAMPLER_RK4, y, 2, 1.0, 0.0, 8);
+  int finite = 1;
+  for (int i = 0; i < 6; i++) finite &= isfinite(y[i]) != 0;
+  ASSERT(!finite);
+  ws->bound = 5.0f;
+  memcpy(y, x, sizeof(x));
+  fc_ode_integrate(s_explosive, NULL, ws, FC_SAMPLER_RK4, y, 2, 1.0, 0.0, 8);
+  for (int i = 0; i < 6; i++) ASSERT_MSG(isfinite(y[i]) && fabsf(y[i]) <= 5.0f, "%d: %g", i, y[i]);
+  ASSERT(ws->clamped > 0);
+  /* a calm field: the same with and without a (distant) bound */
+  fc_ode_ws *free_ws = fc_ode_ws_new(2, 3);
+  float a[6], b[6];
+  memcpy(a, x, sizeof(x));
+  memcpy(b, x, sizeof(x));
+  ws->bound = 100.0f;
+  ws->clamped = 0;
+  fc_ode_integrate(s_one_net_field_calm, NULL, ws, FC_SAMPLER_RK4, a, 2, 1.0, 0.0, 8);
+  fc_ode_integrate(s_one_net_field_calm, NULL, free_ws, FC_SAMPLER_RK4, b, 2, 1.0, 0.0, 8);
+  ASSERT(!memcmp(a, b, sizeof(a)) && ws->clamped == 0);
+  fc_ode_ws_free(free_ws);
+  fc_ode_ws_free(ws);
+  return 0;
+}
+
 /* ---------- guided generation (real-time chunking) ---------- */
 
 TEST(guided_sampling_pulls_towards_its_target_and_w0_is_plain) {
@@ -1957,6 +2001,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(net_config_names_checks_and_descriptions), TEST_ENTRY(net_every_kind_against_its_reference),
       TEST_ENTRY(lfm_config_section_versions_and_network_kinds),
       TEST_ENTRY(distilled_student_matches_its_teacher_in_one_step_per_block),
+      TEST_ENTRY(ode_state_bound_keeps_a_stiff_field_finite),
       TEST_ENTRY(guided_sampling_pulls_towards_its_target_and_w0_is_plain), TEST_ENTRY(dfm_loss_gradients_and_float_path), TEST_ENTRY(dfm_8gaussians_end_to_end_and_checkpoint),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */

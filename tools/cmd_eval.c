@@ -108,9 +108,10 @@ int cmd_eval(int argc, char **argv) {
   rollout_print(stdout, em, &rs);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped, %ld observation values "
-         "(beyond +-%g once normalized); %d episodes refused by the "
+         "(beyond +-%g once normalized), %ld sampler state values (beyond +-%g); %d episodes refused by the "
          "policy; %.1f s on %d threads\n",
-         p50, p99, ev.chunks, ev.clipped, ev.obs_clipped, (double)POL_OBS_CLIP, refused, secs, jobs);
+         p50, p99, ev.chunks, ev.clipped, ev.obs_clipped, (double)POL_OBS_CLIP, ev.state_clamped,
+         (double)POL_STATE_BOUND, refused, secs, jobs);
   int status = 0;
   if (record && s_record(record, em, &ev, episodes, err, sizeof(err))) {
     cli_error("eval", "--record: %s", err);
@@ -122,7 +123,8 @@ int cmd_eval(int argc, char **argv) {
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
-    printf(", \"refused\": %d, \"obs_clipped\": %ld, \"net\": \"%s\", \"net_desc\": ", refused, ev.obs_clipped,
+    printf(", \"refused\": %d, \"obs_clipped\": %ld, \"state_clamped\": %ld, \"net\": \"%s\", \"net_desc\": ", refused,
+           ev.obs_clipped, ev.state_clamped,
            fc_net_kind_name(p->flow->cfg.net.kind));
     cli_json_str(stdout, desc);
     if (p->distill.present) {

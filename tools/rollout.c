@@ -206,7 +206,7 @@ typedef struct {
   double *lat;        /* chunk latencies, us */
   atomic_long nlat;
   long maxlat;
-  atomic_long clipped, obs_clipped;
+  atomic_long clipped, obs_clipped, state_clamped;
   atomic_int refused; /* episodes stopped because the policy refused an observation or a
                          chunk (non-finite): never executed, the episode ends failed */
   pthread_mutex_t mu;  /* guards fail and first_refusal */
@@ -228,7 +228,7 @@ static void *s_policy_worker(void *arg) {
     rollout_result *r = &ev->res[i];
     env_reset(ev->em, ed, ev->seed + (uint64_t)i);
     pol_reset(pd, ev->seed + (uint64_t)i);
-    int64_t clip0 = pd->clipped, oclip0 = pd->obs_clipped;
+    int64_t clip0 = pd->clipped, oclip0 = pd->obs_clipped, sclamp0 = pd->ws->ode->clamped;
     int unstable = 0;
     rollout_begin(ev->em, ed, r);
     rollout_traj *tr = ev->traj ? &ev->traj[i] : NULL;
@@ -273,6 +273,7 @@ static void *s_policy_worker(void *arg) {
     rollout_end(ev->em, ed, r, unstable);
     atomic_fetch_add(&ev->clipped, (long)(pd->clipped - clip0));
     atomic_fetch_add(&ev->obs_clipped, (long)(pd->obs_clipped - oclip0));
+    atomic_fetch_add(&ev->state_clamped, (long)(pd->ws->ode->clamped - sclamp0));
   }
   pol_data_free(pd);
   env_data_free(ed);
@@ -334,6 +335,7 @@ int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc
   out->chunks = nl;
   out->clipped = atomic_load(&ev.clipped);
   out->obs_clipped = atomic_load(&ev.obs_clipped);
+  out->state_clamped = atomic_load(&ev.state_clamped);
   out->refused = atomic_load(&ev.refused);
   snprintf(out->first_refusal, sizeof(out->first_refusal), "%s", ev.first_refusal);
   out->nfe = pol_nfe(p, ev.sampler, ev.steps);

@@ -128,6 +128,7 @@ typedef struct {
   double latency_us_p50, latency_us_p99; /* chunk sampling latency */
   long chunks, clipped;        /* chunks sampled; action values clipped to the bounds */
   long obs_clipped;            /* normalized observation values clipped (pol.h: POL_OBS_CLIP) */
+  long state_clamped;          /* sampler state values clamped (pol.h: POL_STATE_BOUND) */
   int refused;                 /* episodes the policy ended by refusing to act (failures) */
   char first_refusal[640];     /* the first refusal, with its seed and step ("" if none) */
   double seconds;
