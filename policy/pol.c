@@ -342,6 +342,11 @@ static int s_finish(const pol_policy *p, pol_data *pd, double *actions, char *er
   const int A = m->action_dim;
   pd->chunks++;
   pd->has_chunk = 0;
+  if (pd->ws->ode->clamped != pd->clamped_seen) {
+    pd->clamped_seen = pd->ws->ode->clamped;
+    return fc_set_err(err, errsz, "the policy's sampler diverged (its state left +-%g in normalized action units): the "
+                      "observation is far from the demonstrations", (double)POL_STATE_BOUND), -1;
+  }
   /* every executed value finite once unnormalized, before any is written:
    * a NaN is never clipped into a command */
   float act[POL_MAX_ACTION];

@@ -15,11 +15,13 @@
  * normalization): an observation far outside the demonstrations saturates
  * instead of driving the network to overflow (a lift quaternion component
  * that varies by 1e-4 in the demonstrations is scaled by about 16000).
- * The sampler's state is bounded too (fc_ode_ws.bound = POL_STATE_BOUND,
- * counted in state_clamped): a velocity field that is stiff somewhere (an
- * MLP is near-linear far from its data) cannot blow a chunk up to a
- * non-finite value during integration; a trained policy's chunks stay far
- * inside the bound, so only such blow-ups are clamped.
+ * The sampler's state is bounded (fc_ode_ws.bound = POL_STATE_BOUND, in
+ * normalized units, where the data lie in [-1, 1] and the noise beyond 8 has
+ * probability 1e-15): a velocity field that diverges from an observation far
+ * from the demonstrations (an MLP is near-linear away from its data) is
+ * caught before it overflows, and the chunk is refused like a non-finite one
+ * (an error, never a command: a diverged chunk is not clipped into the
+ * action bounds); the clamps are counted (state_clamped).
  * A non-finite observation (or one beyond float32's range once normalized)
  * is refused with an error and changes nothing; a sampled chunk with a
  * non-finite action is an error, never a command (nothing is clipped to a
@@ -61,7 +63,7 @@
 #define POL_MAX_ACTION 16
 #define POL_ENV_ARGS_MAX 1024
 #define POL_OBS_CLIP 5.0f /* bound on normalized observation values */
-#define POL_STATE_BOUND 5.0f /* bound on the sampler's state (normalized actions lie in [-1, 1]) */
+#define POL_STATE_BOUND 8.0f /* bound on the sampler's state (normalized actions lie in [-1, 1]) */
 
 typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2, POL_DFM = 3 } pol_method; /* dfm: Diffusion Flow Matching */
 
@@ -150,6 +152,7 @@ typedef struct {
   int64_t chunks, clipped; /* chunks sampled, action values clipped */
   int64_t obs_clipped;     /* normalized observation values clipped to +-POL_OBS_CLIP */
   /* the sampler's state values clamped to +-POL_STATE_BOUND: ws->ode->clamped */
+  int64_t clamped_seen;    /* ws->ode->clamped when the last chunk was checked */
 } pol_data;
 
 pol_data *pol_data_new(const pol_policy *p, uint64_t seed);
