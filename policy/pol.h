@@ -62,7 +62,9 @@
 #define POL_MAX_KEYS 8
 #define POL_MAX_ACTION 16
 #define POL_ENV_ARGS_MAX 1024
+#ifndef POL_OBS_CLIP
 #define POL_OBS_CLIP 5.0f /* bound on normalized observation values */
+#endif
 #define POL_STATE_BOUND 8.0f /* bound on the sampler's state (normalized actions lie in [-1, 1]) */
 
 typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2, POL_DFM = 3 } pol_method; /* dfm: Diffusion Flow Matching */
