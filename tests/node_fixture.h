@@ -31,7 +31,7 @@ static inline pol_policy *node_fixture_policy(void) {
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
   fc_rng r;
   fc_rng_seed(&r, 7);
-  for (size_t i = 0; i < fc_lfm_nparams(f); i++) f->params[i] = 0.3f * (float)fc_rng_normal(&r);
+  for (size_t i = 0; i < fc_lfm_nparams(f); i++) f->params[i] = 0.2f * (float)fc_rng_normal(&r);
   ds_norm on, an;
   memset(&on, 0, sizeof(on));
   memset(&an, 0, sizeof(an));
