@@ -616,7 +616,7 @@ int cmd_sim(int argc, char **argv) {
   printf("  round trip p50 %.0f us, p99 %.0f us; sampling p50 %.0f us (%ld chunks); %ld late actions, %ld steps held; "
          "%ld action values clipped; %.1f s\n",
          r50, r99, s50, S->nrtt, S->late, S->held, S->clipped_total, secs);
-  if (refused) printf("  %d episodes refused by the policy (a non-finite chunk: failures, as lfp eval counts them)\n", refused);
+  if (refused) printf("  %d episodes refused by the policy (a diverged or non-finite chunk: failures, as lfp eval counts them)\n", refused);
   const double seam = S->seams ? S->seam_sum / S->seams : NAN;
   if (realtime)
     printf("  join %s, delay %.0f ms: seam jump mean %.4f over %ld seams\n", join, delay_ms, seam, S->seams);
