@@ -14,10 +14,11 @@
 int cmd_distill(int argc, char **argv) {
   pol_distill_config c;
   pol_distill_config_default(&c);
-  const char *teacher_path = NULL, *data = NULL, *out = NULL, *log_path = NULL, *sampler = NULL;
+  const char *teacher_path = NULL, *data = NULL, *out = NULL, *sampler = NULL;
   int64_t steps = c.steps;
-  int seed = 0, json = 0, resume = 0, ckpt_every = 1000, teacher_steps = 0;
-  int eval_every = 0, eval_episodes = 20, eval_seed = 200000, eval_jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  int seed = 0, json = 0, teacher_steps = 0;
+  train_loop_opts lo;
+  train_loop_opts_default(&lo, "distill", NULL, 0);
   double lr = c.lr;
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   cli_opt opts[] = {
@@ -31,15 +32,7 @@ int cmd_distill(int argc, char **argv) {
       {"--teacher-sampler", CLI_CHOICE, &sampler, "the teacher's ODE sampler for the targets (default: its own)",
        samplers, 0, 0},
       {"--teacher-steps", CLI_INT, &teacher_steps, "its steps per block (0: its own)", NULL, 0, 4096},
-      {"--ckpt-every", CLI_INT, &ckpt_every, "write OUT.ckpt (resume state) every K steps", NULL, 1, 1e9},
-      {"--log", CLI_STR, &log_path, "CSV of train and validation loss (default OUT.csv)", NULL, 0, 0},
-      {"--resume", CLI_FLAG, &resume, "continue from OUT.ckpt", NULL, 0, 0},
-      {"--eval-every", CLI_INT, &eval_every, "closed-loop rollouts every K steps and at the end (0: none); the best "
-                                             "student is written to OUT.best.lfp", NULL, 0, 1e9},
-      {"--eval-episodes", CLI_INT, &eval_episodes, "rollouts per evaluation", NULL, 1, 100000},
-      {"--eval-seed", CLI_INT, &eval_seed, "first seed of those rollouts (selection seeds: 200000 and up)", NULL,
-       200000, 2147483647},
-      {"--eval-jobs", CLI_INT, &eval_jobs, "threads for those rollouts", NULL, 1, 256},
+      TRAIN_LOOP_CLI_OPTS(lo),
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
   int rc = cli_parse("distill", "lfp distill --policy TEACHER.lfp --data FILE.hdf5 --out STUDENT.lfp [--steps K] [--json]",
@@ -78,17 +71,10 @@ int cmd_distill(int argc, char **argv) {
   if (f) ds_close(f);
   int status = 1;
   pol_trainer *t = NULL;
-  train_loop_opts lo;
-  train_loop_opts_default(&lo, "distill", out, c.batch);
+  lo.out = out;
+  lo.batch = c.batch;
   if (!d) goto fail;
-  lo.log_path = log_path;
-  lo.ckpt_every = ckpt_every;
-  lo.resume = resume;
-  lo.eval_every = eval_every;
-  lo.eval_episodes = eval_episodes;
-  lo.eval_jobs = eval_jobs;
-  lo.eval_seed = eval_seed;
-  if (eval_every && !(lo.em = env_model_from_args(teacher->meta.env_args, err, sizeof(err)))) {
+  if (lo.eval_every && !(lo.em = env_model_from_args(teacher->meta.env_args, err, sizeof(err)))) {
     cli_error("distill", "--eval-every: the teacher's task: %s", err);
     status = 2;
     goto done;

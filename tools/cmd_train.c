@@ -70,10 +70,11 @@ int cmd_train(int argc, char **argv) {
   s_file_task(s_arg(argc, argv, "--data"), task, sizeof(task));
   const int recipe = pol_train_recipe(task, &c);
   const char *data = NULL, *out = NULL, *keys_csv = NULL, *method = "lfm", *sampler = "rk4", *norm = "minmax",
-             *log_path = NULL, *low_csv = NULL, *high_csv = NULL, *net = fc_net_kind_name(c.net.kind),
+             *low_csv = NULL, *high_csv = NULL, *net = fc_net_kind_name(c.net.kind),
              *unet_dims = NULL;
-  int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0, resume = 0, ckpt_every = 1000;
-  int eval_every = 0, eval_episodes = 20, eval_seed = 200000, eval_jobs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0;
+  train_loop_opts lo;
+  train_loop_opts_default(&lo, "train", NULL, 0);
   pol_train_config general;
   pol_train_config_default(&general); /* the mlp's widths (a recipe may choose another kind) */
   int width = general.net.mlp.width, depth = general.net.mlp.depth;
@@ -117,15 +118,7 @@ int cmd_train(int argc, char **argv) {
                                           "(default: the training actions' minimum)", NULL, 0, 0},
       {"--action-high", CLI_STR, &high_csv, "upper action bounds, likewise (default: the training actions' maximum)", NULL,
        0, 0},
-      {"--ckpt-every", CLI_INT, &ckpt_every, "write OUT.ckpt (resume state) every K steps", NULL, 1, 1e9},
-      {"--log", CLI_STR, &log_path, "CSV of train and validation loss (default OUT.csv)", NULL, 0, 0},
-      {"--resume", CLI_FLAG, &resume, "continue from OUT.ckpt", NULL, 0, 0},
-      {"--eval-every", CLI_INT, &eval_every, "closed-loop rollouts every K steps and at the end (0: none); the best "
-                                             "policy is written to OUT.best.lfp", NULL, 0, 1e9},
-      {"--eval-episodes", CLI_INT, &eval_episodes, "rollouts per evaluation during training", NULL, 1, 100000},
-      {"--eval-seed", CLI_INT, &eval_seed, "first seed of those rollouts (selection seeds: 200000 and up)", NULL,
-       200000, 2147483647},
-      {"--eval-jobs", CLI_INT, &eval_jobs, "threads for those rollouts (training pauses meanwhile)", NULL, 1, 256},
+      TRAIN_LOOP_CLI_OPTS(lo),
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
   int rc = cli_parse("train", "lfp train --data FILE.hdf5 --out POLICY.lfp [--method lfm|fm|mse] [--steps K | --epochs E] [options]\n"
@@ -229,15 +222,9 @@ int cmd_train(int argc, char **argv) {
     return 1;
   }
   double hz = em ? env_control_hz(em) : 0.0;
-  train_loop_opts lo;
-  train_loop_opts_default(&lo, "train", out, c.batch);
-  lo.log_path = log_path;
-  lo.ckpt_every = ckpt_every;
-  lo.resume = resume;
-  lo.eval_every = eval_every;
-  lo.eval_episodes = eval_episodes;
-  lo.eval_jobs = eval_jobs;
-  lo.eval_seed = eval_seed;
+  lo.out = out;
+  lo.batch = c.batch;
+  const int eval_every = lo.eval_every;
   if (eval_every && !em) {
     cli_error("train", "--eval-every: %s: its env_args name no lfp task to evaluate on", data);
     ds_dataset_free(d);
@@ -281,7 +268,7 @@ int cmd_train(int argc, char **argv) {
   if (recipe) printf("  defaults from the task's recipe (%s); flags given override them\n", pol_train_recipe_text(task));
   if (eval_every)
     printf("  evaluating every %d steps and at the end: %d episodes of %s from seed %d (selection seeds), best -> %s\n",
-           eval_every, eval_episodes, env_name(lo.em), eval_seed, best);
+           eval_every, lo.eval_episodes, env_name(lo.em), (int)lo.eval_seed, best);
   fflush(stdout);
   train_loop_result res;
   if (train_loop_run(t, &lo, &res, err, sizeof(err))) goto fail;

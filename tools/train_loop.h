@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli.h"
 #include "env.h"
 #include "pol_train.h"
 
@@ -50,6 +51,20 @@ typedef struct {
   int64_t best_step;
   int evals;
 } train_loop_result;
+
+/* The command-line options both commands take, as cli_opt initializers
+ * pointing into a train_loop_opts o (set o's defaults before parsing). */
+#define TRAIN_LOOP_CLI_OPTS(o)                                                                                        \
+  {"--ckpt-every", CLI_INT, &(o).ckpt_every, "write OUT.ckpt (resume state) every K steps", NULL, 1, 1e9},           \
+      {"--log", CLI_STR, &(o).log_path, "CSV of train and validation loss (default OUT.csv)", NULL, 0, 0},            \
+      {"--resume", CLI_FLAG, &(o).resume, "continue from OUT.ckpt", NULL, 0, 0},                                      \
+      {"--eval-every", CLI_INT, &(o).eval_every,                                                                      \
+       "closed-loop rollouts every K steps and at the end (0: none); the best policy is written to OUT.best.lfp",     \
+       NULL, 0, 1e9},                                                                                                 \
+      {"--eval-episodes", CLI_INT, &(o).eval_episodes, "rollouts per evaluation", NULL, 1, 100000},                   \
+      {"--eval-seed", CLI_I64, &(o).eval_seed, "first seed of those rollouts (selection seeds: 200000 and up)", NULL, \
+       200000, 2147483647},                                                                                           \
+      {"--eval-jobs", CLI_INT, &(o).eval_jobs, "threads for those rollouts (training pauses meanwhile)", NULL, 1, 256}
 
 /* checkpoint every 1000 steps, no resume, no rollouts (20 episodes from
  * seed 200000 on all CPUs once eval_every is set), log OUT.csv */
