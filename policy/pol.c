@@ -374,11 +374,16 @@ static int s_finish(const pol_policy *p, pol_data *pd, double *actions, char *er
   return clipped;
 }
 
-int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
+/* a chunk's start: the condition from the history, the noise into pd->chunk */
+static void s_chunk_begin(const pol_policy *p, pol_data *pd) {
   const pol_meta *m = &p->meta;
-  /* sample Tp actions conditioned on the history, keep the first Ta */
   memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
   fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * m->action_dim);
+}
+
+int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
+  /* sample Tp actions conditioned on the history, keep the first Ta */
+  s_chunk_begin(p, pd);
   fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
   return s_finish(p, pd, actions, err, errsz);
 }
@@ -412,8 +417,7 @@ int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const po
       pd->prev[i] = j + r->index < Tp ? pd->chunk[(size_t)(j + r->index) * A + a] : 0.0f;
       pd->wts[i] = wj[j];
     }
-  memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
-  fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)D);
+  s_chunk_begin(p, pd);
   const int one_step = pd->steps == 1 && pd->sampler == FC_SAMPLER_EULER;
   if (one_step) {
     /* nothing to guide in one step: sample, then blend towards the old plan */

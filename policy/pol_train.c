@@ -169,6 +169,25 @@ static void s_windows(pol_trainer *t, const ds_dataset *d, const ds_split *train
   }
 }
 
+/* flowcore's training config for a policy config: its steps, batch, seed
+ * and lr, warm-up a tenth of a block (at most 500 steps) */
+static void s_train_config(const pol_train_config *c, int nblocks, fc_train_config *tc) {
+  fc_train_config_default(tc);
+  tc->steps = c->steps;
+  tc->batch = c->batch;
+  tc->seed = c->seed;
+  tc->opt.lr = c->lr;
+  tc->opt.warmup = c->steps / nblocks / 10 < 500 ? (int)(c->steps / nblocks / 10) : 500;
+}
+
+/* the flowcore trainer on the materialized windows, with the validation split */
+static int s_trainer_start(pol_trainer *t, fc_lfm *flow, const fc_train_config *tc, char *err, size_t errsz) {
+  t->tr = fc_lfm_trainer_new(flow, t->xa, t->xo, (size_t)t->ntrain, tc, err, errsz);
+  if (!t->tr) return -1;
+  if (t->nvalid) fc_lfm_trainer_set_valid(t->tr, t->va, t->vo, (size_t)t->nvalid);
+  return 0;
+}
+
 pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, const char *env_args, double control_hz,
                              char *err, size_t errsz) {
   if (d->nkeys > POL_MAX_KEYS) return fc_set_err(err, errsz, "at most %d observation keys", POL_MAX_KEYS), NULL;
@@ -220,15 +239,8 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
   }
 
   fc_train_config tc;
-  fc_train_config_default(&tc);
-  tc.steps = c->steps;
-  tc.batch = c->batch;
-  tc.seed = c->seed;
-  tc.opt.lr = c->lr;
-  tc.opt.warmup = c->steps / nblocks / 10 < 500 ? (int)(c->steps / nblocks / 10) : 500;
-  t->tr = fc_lfm_trainer_new(flow, t->xa, t->xo, (size_t)t->ntrain, &tc, err, errsz);
-  if (!t->tr) goto fail;
-  if (t->nvalid) fc_lfm_trainer_set_valid(t->tr, t->va, t->vo, (size_t)t->nvalid);
+  s_train_config(c, nblocks, &tc);
+  if (s_trainer_start(t, flow, &tc, err, errsz)) goto fail;
   ds_split_free(&train);
   ds_split_free(&valid);
   return t;
@@ -320,18 +332,11 @@ pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, c
   rec->lr = c->lr;
 
   fc_train_config tc;
-  fc_train_config_default(&tc);
-  tc.steps = c->steps;
-  tc.batch = c->batch;
-  tc.seed = c->seed;
-  tc.opt.lr = c->lr;
-  tc.opt.warmup = c->steps / tf->nblocks / 10 < 500 ? (int)(c->steps / tf->nblocks / 10) : 500;
+  s_train_config(&t->cfg, tf->nblocks, &tc);
   tc.teacher = teacher->flow;
   tc.teacher_sampler = (fc_sampler)rec->teacher_sampler;
   tc.teacher_steps = rec->teacher_steps;
-  t->tr = fc_lfm_trainer_new(flow, t->xa, t->xo, (size_t)t->ntrain, &tc, err, errsz);
-  if (!t->tr) goto fail;
-  if (t->nvalid) fc_lfm_trainer_set_valid(t->tr, t->va, t->vo, (size_t)t->nvalid);
+  if (s_trainer_start(t, flow, &tc, err, errsz)) goto fail;
   return t;
 fail:
   pol_trainer_free(t);
