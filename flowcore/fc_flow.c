@@ -355,15 +355,13 @@ void fc_lfm_push(const fc_lfm *m, fc_lfm_ws *ws, int blk, int forward, float *x,
 
 struct fc_guide_ws {
   int max_batch;
-  float *grads;    /* block_params: the backward pass's (unused) parameter gradient */
-  float *e, *gx;   /* (B, D) */
+  float *e, *gx; /* (B, D) */
 };
 
 fc_guide_ws *fc_guide_ws_new(const fc_lfm *m, int max_batch) {
   fc_guide_ws *g = fc_calloc(1, sizeof(*g));
   const size_t n = (size_t)max_batch * fc_net_dx(&m->cfg.net);
   g->max_batch = max_batch;
-  g->grads = fc_calloc(m->block_params, sizeof(float));
   g->e = fc_calloc(n, sizeof(float));
   g->gx = fc_calloc(n, sizeof(float));
   return g;
@@ -371,7 +369,6 @@ fc_guide_ws *fc_guide_ws_new(const fc_lfm *m, int max_batch) {
 
 void fc_guide_ws_free(fc_guide_ws *g) {
   if (!g) return;
-  free(g->grads);
   free(g->e);
   free(g->gx);
   free(g);
@@ -391,7 +388,7 @@ static void s_guided_eval(void *ctx, double t, const float *x, float *v, int B) 
   const size_t n = (size_t)B * q->D;
   const float tf = (float)t;
   for (size_t i = 0; i < n; i++) q->g->e[i] = q->W[i] * (q->yscale * q->y[i] - (x[i] - tf * v[i]));
-  fc_net_backward(q->f.net, q->f.ws, q->g->grads, 0, q->g->gx, NULL, q->g->e, B); /* gx = (dv/dx)^T e */
+  fc_net_backward(q->f.net, q->f.ws, NULL, 0, q->g->gx, NULL, q->g->e, B); /* gx = (dv/dx)^T e */
   const double r = t > 0.0 && t < 1.0 ? ((1.0 - t) * (1.0 - t) + t * t) / (t * (1.0 - t)) : INFINITY;
   const float w = (float)(r < q->beta ? r : q->beta);
   for (size_t i = 0; i < n; i++) v[i] -= w * (q->g->e[i] - tf * q->g->gx[i]);

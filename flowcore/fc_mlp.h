@@ -135,7 +135,8 @@ void fc_mlp_ws_free(fc_mlp_ws *ws);
  * Allocates nothing. */
 void fc_mlp_forward(const fc_mlp *net, fc_mlp_ws *ws, float *y, const float *t,
                     const float *x, const float *c, int B);
-/* Backward of the last forward for dL/dy = dy (B, D): dparams = dL/dparams,
+/* Backward of the last forward for dL/dy = dy (B, D): dparams = dL/dparams
+ * (NULL: no parameter gradients, the cheaper input-only pass),
  * or dparams += dL/dparams when accumulate is nonzero; dx (B, D) and dc (B, C)
  * are overwritten with dL/dx, dL/dc when not NULL. */
 void fc_mlp_backward(const fc_mlp *net, fc_mlp_ws *ws, float *dparams, int accumulate, float *dx,

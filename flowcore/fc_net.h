@@ -140,7 +140,8 @@ void fc_net_ws_free(fc_net_ws *ws);
  * workspace's max_batch, which must come from net's config. Allocates nothing. */
 void fc_net_forward(const fc_net *net, fc_net_ws *ws, float *y, const float *t, const float *x, const float *c,
                     int B);
-/* Backward of the last forward for dL/dy = dy (B, D): dparams = dL/dparams,
+/* Backward of the last forward for dL/dy = dy (B, D): dparams = dL/dparams
+ * (NULL: no parameter gradients, the cheaper input-only pass),
  * or += when accumulate is nonzero; dx (B, D) and dc (B, C) are overwritten
  * with dL/dx and dL/dc when not NULL. */
 void fc_net_backward(const fc_net *net, fc_net_ws *ws, float *dparams, int accumulate, float *dx, float *dc,

@@ -410,24 +410,30 @@ static void s_colsum_f(float *db, const float *x, size_t rows, int C, int acc) {
     for (int c = 0; c < C; c++) db[c] += x[r * C + c];
 }
 
-/* dw, db (+)= dL/dW, dL/db (acc_w); dx (+)= dL/din (acc_x) when dx is not NULL */
+/* dw, db (+)= dL/dW, dL/db (acc_w) when dw is not NULL; dx (+)= dL/din
+ * (acc_x) when dx is not NULL */
 static void s_conv_bwd_f(const s_conv *g, float *dw, float *db, float *dx, const float *dout, const float *in,
                          const float *w, int B, int acc_w, int acc_x, float *col) {
   if (g->tr) {
     s_im2col(col, dout, B, g->lin, g->lout, g->cout, g->k, g->s, g->p);
-    fc__mm_bwd_w(dw, NULL, col, in, B * g->lin, g->cin, g->k * g->cout, acc_w);
-    s_colsum_f(db, dout, (size_t)B * g->lout, g->cout, acc_w);
+    if (dw) {
+      fc__mm_bwd_w(dw, NULL, col, in, B * g->lin, g->cin, g->k * g->cout, acc_w);
+      s_colsum_f(db, dout, (size_t)B * g->lout, g->cout, acc_w);
+    }
     if (dx) fc__mm_bwd_x(dx, col, w, B * g->lin, g->cin, g->k * g->cout, acc_x);
     return;
   }
   const int M = B * g->lout;
   if (s_pointwise(g)) {
-    fc__mm_bwd_w(dw, db, dout, in, M, g->cin, g->cout, acc_w);
+    if (dw) fc__mm_bwd_w(dw, db, dout, in, M, g->cin, g->cout, acc_w);
     if (dx) fc__mm_bwd_x(dx, dout, w, M, g->cin, g->cout, acc_x);
     return;
   }
-  s_im2col(col, in, B, g->lout, g->lin, g->cin, g->k, g->s, g->p);
-  fc__mm_bwd_w(dw, db, dout, col, M, g->k * g->cin, g->cout, acc_w);
+  if (!dx && !dw) return;
+  if (dw) {
+    s_im2col(col, in, B, g->lout, g->lin, g->cin, g->k, g->s, g->p);
+    fc__mm_bwd_w(dw, db, dout, col, M, g->k * g->cin, g->cout, acc_w);
+  }
   if (!dx) return;
   fc__mm_bwd_x(col, dout, w, M, g->k * g->cin, g->cout, 0);
   s_col2im(dx, col, NULL, B, g->lout, g->lin, g->cin, g->k, g->s, g->p, acc_x);
@@ -462,7 +468,8 @@ static void s_conv_bwd_d(const s_conv *g, double *dw, double *db, double *dx, co
                          const double *w, int B, int acc_w, int acc_x, double *col) {
   (void)col;
   const int ci = g->cin, co = g->cout, K = g->k;
-  if (!acc_w) {
+  const int wgrad = dw != NULL;
+  if (wgrad && !acc_w) {
     memset(dw, 0, (size_t)co * K * ci * sizeof(double));
     memset(db, 0, (size_t)co * sizeof(double));
   }
@@ -470,7 +477,7 @@ static void s_conv_bwd_d(const s_conv *g, double *dw, double *db, double *dx, co
   for (int n = 0; n < B; n++) {
     const double *x = in + (size_t)n * g->lin * ci, *gy = dout + (size_t)n * g->lout * co;
     double *gx = dx ? dx + (size_t)n * g->lin * ci : NULL;
-    for (int o = 0; o < g->lout; o++)
+    for (int o = 0; o < g->lout && wgrad; o++)
       for (int c = 0; c < co; c++) db[c] += gy[(size_t)o * co + c];
     for (int r = 0; r < (g->tr ? g->lin : g->lout); r++)
       for (int k = 0; k < K; k++) {
@@ -481,7 +488,7 @@ static void s_conv_bwd_d(const s_conv *g, double *dw, double *db, double *dx, co
           const double d = gy[(size_t)yo * co + c];
           const size_t wo = g->tr ? ((size_t)k * co + c) * ci : ((size_t)c * K + k) * ci;
           for (int q = 0; q < ci; q++) {
-            dw[wo + q] += d * x[(size_t)xo * ci + q];
+            if (wgrad) dw[wo + q] += d * x[(size_t)xo * ci + q];
             if (gx) gx[(size_t)xo * ci + q] += d * w[wo + q];
           }
         }

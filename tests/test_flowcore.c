@@ -1520,6 +1520,26 @@ TEST(net_every_kind_against_its_reference) {
     const double ys = s_max_abs(y, (size_t)B * D);
     for (int i = 0; i < B * D; i++) ASSERT_MSG(fabs(yf[i] - y[i]) <= 1e-5 * (1 + ys), "%s y[%d]: %g vs %g", desc, i, yf[i], y[i]);
     fc_net_backward_ref(&nc, pd, wd, g, 0, dx, dc, r, B);
+    /* without parameter gradients (NULL, guidance's vector-Jacobian product):
+     * the same dx and dc, bit for bit, in float and in the reference */
+    {
+      float *gf = malloc(P * sizeof(float)), rf[16], dxf[16], dcf[6], dxn[16], dcn[6];
+      double dxr[16], dcr[6];
+      for (int i = 0; i < B * D; i++) rf[i] = (float)r[i];
+      fc_net_forward(&net, wf, yf, tf, xf, cf, B);
+      fc_net_backward(&net, wf, gf, 0, dxf, dcf, rf, B);
+      fc_net_forward(&net, wf, yf, tf, xf, cf, B);
+      fc_net_backward(&net, wf, NULL, 0, dxn, dcn, rf, B);
+      ASSERT_MSG(!memcmp(dxf, dxn, sizeof(float) * B * D) && !memcmp(dcf, dcn, sizeof(float) * B * C),
+                 "%s: backward without parameter gradients changed dx or dc", desc);
+      fc_net_forward(&net, wf, yf, tf, xf, cf, B);
+      fc_net_backward(&net, wf, NULL, 0, dxn, NULL, rf, B);
+      ASSERT_MSG(!memcmp(dxf, dxn, sizeof(float) * B * D), "%s: dx alone differs", desc);
+      fc_net_backward_ref(&nc, pd, wd, NULL, 0, dxr, dcr, r, B);
+      ASSERT_MSG(!memcmp(dx, dxr, sizeof(double) * B * D) && !memcmp(dc, dcr, sizeof(double) * B * C),
+                 "%s: the reference without parameter gradients changed dx or dc", desc);
+      free(gf);
+    }
 #define S_LOSS(out)                                                    \
   do {                                                                 \
     fc_net_forward_ref(&nc, pd, wd, y, t, x, c, B);                    \

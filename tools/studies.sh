@@ -7,7 +7,8 @@
 #   tools/studies.sh realtime [OUTDIR]  replace / blend / rtc at several delays
 #   tools/studies.sh dfm [OUTDIR]       DFM: toy W2 against the NFE; avoid
 # Environment: LFP (default build/lfp), TASKS, SEEDS (training seeds, default
-# "0 1 2"), EPISODES (evaluation episodes, default 50), DELAYS (realtime, ms:
+# "0 1 2"), EPISODES (evaluation episodes, default 50), DISTILL_FLAGS (extra
+# lfp distill flags, e.g. "--steps 1000"; default none), DELAYS (realtime, ms:
 # "0 50 120 250"), JOINS ("replace blend rtc"), RT_TASKS (realtime: "lift").
 # Training uses lfp train's defaults; evaluation the seeds 100000.. only.
 set -euo pipefail
@@ -21,9 +22,12 @@ SEEDS=${SEEDS:-0 1 2}
 EPISODES=${EPISODES:-50}
 t0=$(date +%s)
 
-# demos DIR TASK: the task's 200 expert demonstrations (seed 0), once
+# demos DIR TASK: the task's expert demonstrations (seed 0; 200, pusht 1000 as
+# tools/results.sh), once
 demos() {
-  [ -f "$1/$2.hdf5" ] || "$LFP" collect --env "$2" --episodes 200 --seed 0 --out "$1/$2.hdf5" > /dev/null
+  local n=200
+  [ "$2" = pusht ] && n=1000
+  [ -f "$1/$2.hdf5" ] || "$LFP" collect --env "$2" --episodes "$n" --seed 0 --out "$1/$2.hdf5" > /dev/null
 }
 # policy TASK METHOD SEED [train flags]: trained once, path on stdout
 policy() {
@@ -46,7 +50,7 @@ distill)
       for s in $SEEDS; do
         T=$(policy "$task" $m "$s")
         S="$out/$task.$m.s$s.student.lfp"
-        [ -f "$S" ] || "$LFP" distill --policy "$T" --data "$out/$task.hdf5" --out "$S" --seed "$s" --json |
+        [ -f "$S" ] || "$LFP" distill --policy "$T" --data "$out/$task.hdf5" --out "$S" --seed "$s" ${DISTILL_FLAGS:-} --json |
           tail -n 1 > "$S.json"
         evaluate "$task.$m.s$s.teacher" "$T"
         evaluate "$task.$m.s$s.euler1" "$T" --sampler euler --ode-steps 1
