@@ -336,8 +336,8 @@ void pol_forget(pol_data *pd) {
   pd->qlen = pd->qpos = 0;
 }
 
-/* the sampled chunk (pd->chunk, normalized) -> actions (Ta x A), checked and clipped */
-static int s_finish(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
+/* the sampled chunk (pd->chunk, normalized) -> its first n actions (n x A), checked and clipped */
+static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz) {
   const pol_meta *m = &p->meta;
   const int A = m->action_dim;
   pd->chunks++;
@@ -350,7 +350,7 @@ static int s_finish(const pol_policy *p, pol_data *pd, double *actions, char *er
   /* every executed value finite once unnormalized, before any is written:
    * a NaN is never clipped into a command */
   float act[POL_MAX_ACTION];
-  for (int i = 0; i < m->Ta; i++) {
+  for (int i = 0; i < n; i++) {
     memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
     ds_norm_invert(&p->act_norm, act, 1);
     for (int j = 0; j < A; j++)
@@ -359,7 +359,7 @@ static int s_finish(const pol_policy *p, pol_data *pd, double *actions, char *er
                           "its weights or normalization statistics are broken", i, j), -1;
   }
   int clipped = 0;
-  for (int i = 0; i < m->Ta; i++) {
+  for (int i = 0; i < n; i++) {
     memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
     ds_norm_invert(&p->act_norm, act, 1);
     for (int j = 0; j < A; j++) {
@@ -381,11 +381,16 @@ static void s_chunk_begin(const pol_policy *p, pol_data *pd) {
   fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * m->action_dim);
 }
 
-int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
-  /* sample Tp actions conditioned on the history, keep the first Ta */
+int pol_sample_n(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz) {
+  /* sample Tp actions conditioned on the history, keep the first n */
+  FC_ASSERT(n >= 1 && n <= p->meta.Tp);
   s_chunk_begin(p, pd);
   fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
-  return s_finish(p, pd, actions, err, errsz);
+  return s_finish(p, pd, n, actions, err, errsz);
+}
+
+int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
+  return pol_sample_n(p, pd, p->meta.Ta, actions, err, errsz);
 }
 
 void pol_rtc_weights(int Tp, int delay, int index, float *w) {
@@ -400,13 +405,13 @@ void pol_rtc_weights(int Tp, int delay, int index, float *w) {
   }
 }
 
-int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const pol_rtc *r, double *actions, int *how,
-                   char *err, size_t errsz) {
+int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const pol_rtc *r, int n, double *actions,
+                   int *how, char *err, size_t errsz) {
   const pol_meta *m = &p->meta;
   const int A = m->action_dim, Tp = m->Tp, D = Tp * A;
   *how = POL_RTC_NONE;
   if (!pd->has_chunk || r->index < 0 || r->index >= Tp || p->flow->cfg.objective != FC_OBJ_FLOW)
-    return pol_sample(p, pd, actions, err, errsz);
+    return pol_sample_n(p, pd, n, actions, err, errsz);
   const int d = r->delay < 0 ? 0 : r->delay > Tp - r->index ? Tp - r->index : r->delay;
   /* the old plan aligned to the new chunk's steps, and its weights per step */
   float wj[256];
@@ -431,7 +436,7 @@ int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const po
   }
   /* the first d actions execute before this chunk lands: they are the old ones */
   memcpy(pd->chunk, pd->prev, (size_t)d * A * sizeof(float));
-  return s_finish(p, pd, actions, err, errsz);
+  return s_finish(p, pd, n, actions, err, errsz);
 }
 
 int pol_act(const pol_policy *p, pol_data *pd, const double *obs, double *action, char *err, size_t errsz) {

@@ -187,6 +187,10 @@ int pol_check_obs(const pol_policy *p, const double *obs, char *err, size_t errs
 int pol_observe(const pol_policy *p, pol_data *pd, const double *obs, char *err, size_t errsz);
 void pol_forget(pol_data *pd);
 int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz);
+/* pol_sample keeping the first n (1..Tp) of the Tp predicted actions instead
+ * of Ta: a caller whose next chunk lands late (a slow network) asks for more
+ * than Ta so that it has actions to execute until then. */
+int pol_sample_n(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz);
 
 /* Real-time chunking (RTC, arXiv 2506.07339): the next chunk is sampled to
  * continue the one executing. The new chunk's step j is the previous
@@ -200,16 +204,16 @@ int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, si
  * beta: the largest guidance weight); a one-step policy (a distilled
  * student), which has no solver steps to guide, is blended with the same
  * weights. Without a previous chunk of this episode, with index outside
- * 0..Tp-1 or for DFM / MSE policies it is pol_sample (how = POL_RTC_NONE).
- * Returns as pol_sample. */
+ * 0..Tp-1 or for DFM / MSE policies it is pol_sample_n (how = POL_RTC_NONE).
+ * Writes the chunk's first n (1..Tp) actions; returns as pol_sample. */
 typedef struct {
   int delay, index;
   float beta; /* <= 0: POL_RTC_BETA */
 } pol_rtc;
 #define POL_RTC_BETA 5.0f
 enum { POL_RTC_NONE = 0, POL_RTC_GUIDED = 1, POL_RTC_BLENDED = 2 };
-int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const pol_rtc *r, double *actions, int *how,
-                   char *err, size_t errsz);
+int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const pol_rtc *r, int n, double *actions,
+                   int *how, char *err, size_t errsz);
 /* the per-step weights (Tp values) described above */
 void pol_rtc_weights(int Tp, int delay, int index, float *w);
 

@@ -30,7 +30,7 @@ struct pol_node {
   uint64_t clock; /* request counter, for LRU */
   fc_rng seeds;
   double *frames;  /* (To, obs_dim) decoded observation frames */
-  double *actions; /* (Ta, A) */
+  double *actions; /* (Tp, A): up to the request's horizon */
   fc_guide_ws *guide; /* RTC's guidance scratch (one: requests are handled one at a time) */
   msgpack_sbuffer sbuf;
   msgpack_packer pk;
@@ -65,7 +65,7 @@ pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
   n->sessions = fc_calloc((size_t)cfg->max_sessions, sizeof(s_session));
   fc_rng_seed(&n->seeds, cfg->seed);
   n->frames = fc_calloc((size_t)p->meta.To * p->meta.obs_dim, sizeof(double));
-  n->actions = fc_calloc((size_t)p->meta.Ta * p->meta.action_dim, sizeof(double));
+  n->actions = fc_calloc((size_t)p->meta.Tp * p->meta.action_dim, sizeof(double));
   n->guide = fc_guide_ws_new(p->flow, 1);
   msgpack_sbuffer_init(&n->sbuf);
   msgpack_packer_init(&n->pk, &n->sbuf, msgpack_sbuffer_write);
@@ -335,6 +335,12 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
       rc = s_error(n, &rq, "field \"seed\" belongs to endpoint reset");
       break;
     }
+    if (rq.horizon > n->p->meta.Tp) {
+      snprintf(err, sizeof(err), "field \"horizon\" asks for %d actions; this policy predicts %d per chunk (Tp)",
+               rq.horizon, n->p->meta.Tp);
+      rc = s_error(n, &rq, err);
+      break;
+    }
     s_session *s = s_session_get(n, &rq, peer, peer_len);
     const pol_meta *m = &n->p->meta;
     if (replace) pol_forget(s->pd);
@@ -353,8 +359,9 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
     const double ts = s_now_us();
     int how = POL_RTC_NONE;
     const pol_rtc rtc = {rq.rtc_delay, rq.rtc_index, 0.0f};
-    const int clipped = rq.has_rtc ? pol_sample_rtc(n->p, s->pd, n->guide, &rtc, n->actions, &how, err, sizeof(err))
-                                   : pol_sample(n->p, s->pd, n->actions, err, sizeof(err));
+    const int H = rq.horizon ? rq.horizon : m->Ta;
+    const int clipped = rq.has_rtc ? pol_sample_rtc(n->p, s->pd, n->guide, &rtc, H, n->actions, &how, err, sizeof(err))
+                                   : pol_sample_n(n->p, s->pd, H, n->actions, err, sizeof(err));
     const double te = s_now_us();
     if (clipped < 0) {
       rc = s_error_as(n, &rq, err, 1);
@@ -368,7 +375,7 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
       pw_pack_str(pk, hows[how]);
     }
     pw_pack_str(pk, "actions");
-    const uint32_t shape[2] = {(uint32_t)m->Ta, (uint32_t)m->action_dim};
+    const uint32_t shape[2] = {(uint32_t)H, (uint32_t)m->action_dim};
     pw_pack_ndarray(pk, n->actions, 2, shape, rq.action_itemsize);
     pw_pack_str(pk, "seq");
     msgpack_pack_int64(pk, ++s->seq);

@@ -322,6 +322,10 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
       rq->has_rtc |= delay ? 1 : 2;
       if (delay) rq->rtc_delay = (int)v->via.u64;
       else rq->rtc_index = (int)v->via.u64;
+    } else if (s_is(k, "horizon")) {
+      if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 < 1 || v->via.u64 > 1024)
+        return fc_set_err(err, errsz, "field \"horizon\" must be an integer in 1..1024"), -1;
+      rq->horizon = (int)v->via.u64;
     } else if (s_is(k, "dtype")) {
       if (s_is(v, "<f4")) rq->action_itemsize = 4;
       else if (s_is(v, "<f8")) rq->action_itemsize = 8;
@@ -330,7 +334,7 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
       char kn[PW_MAX_NAME + 1];
       s_copy_name(k, kn, sizeof(kn));
       return fc_set_err(err, errsz, "unknown field '%s' (a request has endpoint, obs, session, seed, dtype, id, rtc_delay, "
-                                          "rtc_index)", kn), -1;
+                                          "rtc_index, horizon)", kn), -1;
     }
   }
   if (!ep) return fc_set_err(err, errsz, "field \"endpoint\" is missing (info, infer, observe, reset or ping)"), -1;
@@ -345,6 +349,8 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
   rq->endpoint = (pw_endpoint)e;
   if (rq->has_rtc && rq->endpoint != PW_INFER)
     return fc_set_err(err, errsz, "fields \"rtc_delay\" and \"rtc_index\" belong to endpoint infer"), -1;
+  if (rq->horizon && rq->endpoint != PW_INFER)
+    return fc_set_err(err, errsz, "field \"horizon\" belongs to endpoint infer"), -1;
   if (rq->has_rtc && rq->has_rtc != 3)
     return fc_set_err(err, errsz, "real-time chunking needs both \"rtc_delay\" and \"rtc_index\""), -1;
   if (rq->endpoint == PW_INFER || rq->endpoint == PW_OBSERVE) {

@@ -1,4 +1,4 @@
-/* pol_wire: the controller node's message format (protocol 2), on Debian's
+/* pol_wire: the controller node's message format (protocol 3), on Debian's
  * msgpack-c. One msgpack map per message; arrays are openpi's msgpack-numpy
  * map {"__ndarray__": true, "data": <bin>, "dtype": "<f4", "shape": [..]}
  * (keys as bin or str, dtype "<f4" or "<f8"), or plain msgpack lists of
@@ -28,8 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PW_PROTOCOL 2 /* 2: infer takes rtc_delay and rtc_index (real-time chunking); a protocol-1
-                          request is a protocol-2 request without them */
+#define PW_PROTOCOL 3 /* 2: infer takes rtc_delay and rtc_index (real-time chunking); 3: infer
+                          takes horizon (actions per reply, Ta by default). A request of an
+                          older protocol is a protocol-3 request without the newer fields */
 #define PW_MAX_DEPTH 8
 #define PW_MAX_OBJECTS 4096
 #define PW_MAX_OBS 8      /* observation keys in one request */
@@ -61,6 +62,7 @@ typedef struct {
   int has_rtc;                   /* infer: real-time chunking against the session's last chunk */
   int rtc_delay, rtc_index;      /* actions that run before the reply lands; the step of the
                                     last chunk executing when the observation was taken */
+  int horizon;                   /* infer: actions wanted (1..Tp, checked by the node); 0: Ta */
   int nobs;
   pw_array obs[PW_MAX_OBS];
   msgpack_unpacked up;           /* owns the decoded objects */

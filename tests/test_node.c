@@ -721,17 +721,26 @@ TEST(nonfinite_chunk_gets_an_error_reply_not_actions) {
 
 /* ---- real-time chunking (protocol 2) ---- */
 
-static void s_rtc_request(s_msg *m, const char *sess, const double *frame, int delay, int index) {
+/* an infer request of one frame with the optional fields: rtc_delay and
+ * rtc_index when delay >= 0, horizon when > 0 (or < 0: that value, sent as
+ * a signed integer, to be refused) */
+static void s_infer_ext(s_msg *m, const char *sess, const double *frame, int delay, int index, int horizon) {
   s_begin(m);
-  msgpack_pack_map(&m->pk, 6);
+  msgpack_pack_map(&m->pk, 4 + 2 * (delay >= 0) + (horizon != 0));
   pw_pack_str(&m->pk, "endpoint");
   pw_pack_str(&m->pk, "infer");
   pw_pack_str(&m->pk, "session");
   pw_pack_str(&m->pk, sess);
-  pw_pack_str(&m->pk, "rtc_delay");
-  msgpack_pack_int(&m->pk, delay);
-  pw_pack_str(&m->pk, "rtc_index");
-  msgpack_pack_int(&m->pk, index);
+  if (delay >= 0) {
+    pw_pack_str(&m->pk, "rtc_delay");
+    msgpack_pack_int(&m->pk, delay);
+    pw_pack_str(&m->pk, "rtc_index");
+    msgpack_pack_int(&m->pk, index);
+  }
+  if (horizon) {
+    pw_pack_str(&m->pk, "horizon");
+    msgpack_pack_int(&m->pk, horizon);
+  }
   pw_pack_str(&m->pk, "dtype");
   pw_pack_str(&m->pk, "<f8");
   pw_pack_str(&m->pk, "obs");
@@ -742,6 +751,7 @@ static void s_rtc_request(s_msg *m, const char *sess, const double *frame, int d
   pw_pack_str(&m->pk, "grip");
   pw_pack_ndarray(&m->pk, frame + 3, 1, sg, 8);
 }
+#define s_rtc_request(m, sess, frame, delay, index) s_infer_ext(m, sess, frame, delay, index, 0)
 
 TEST(rtc_infer_continues_the_last_chunk) {
   /* after a plain infer, an infer with rtc_delay d and rtc_index i answers
@@ -804,6 +814,73 @@ TEST(rtc_infer_continues_the_last_chunk) {
   return 0;
 }
 
+TEST(infer_horizon_returns_more_of_the_chunk) {
+  /* protocol 3: "horizon": n returns the chunk's first n (1..Tp) actions,
+   * whose first Ta are the actions a plain infer returns from the same seed
+   * and history, bit for bit (with rtc too); out-of-range horizons and a
+   * horizon on another endpoint get sentences */
+  pol_policy *p = node_fixture_policy(); /* To 2, Tp 4, Ta 3, 2-D actions */
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  pol_node *n = pol_node_new(p, &cfg);
+  s_msg m;
+  msgpack_unpacked up;
+  double f[5], plain[6], full[8], rtc_plain[6], rtc_full[8];
+  char e[256];
+  for (int pass = 0; pass < 2; pass++) {
+    s_simple(&m, "reset", "h", 1, 42);
+    ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+    msgpack_unpacked_destroy(&up);
+    s_frame(0, f);
+    s_infer_ext(&m, "h", f, -1, 0, pass ? 4 : 0);
+    ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+    ASSERT_EQ_INT(s_actions(&up, pass ? full : plain, pass ? 8 : 6), pass ? 8 : 6);
+    msgpack_unpacked_destroy(&up);
+    s_frame(1, f);
+    s_infer_ext(&m, "h", f, 1, 1, pass ? 4 : 0);
+    ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+    ASSERT_EQ_INT(s_actions(&up, pass ? rtc_full : rtc_plain, pass ? 8 : 6), pass ? 8 : 6);
+    msgpack_unpacked_destroy(&up);
+  }
+  ASSERT(!memcmp(plain, full, sizeof(plain)) && !memcmp(rtc_plain, rtc_full, sizeof(rtc_plain)));
+  /* the reply's shape says (4, 2) */
+  s_infer_ext(&m, "h", f, -1, 0, 4);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
+  {
+    int rank;
+    uint32_t shape[2];
+    double buf[8];
+    ASSERT(pw_read_array(pw_map_get(&up.data, "actions"), buf, 8, &rank, shape, e, sizeof(e)) == 8);
+    ASSERT(rank == 2 && shape[0] == 4 && shape[1] == 2);
+  }
+  msgpack_unpacked_destroy(&up);
+  static const struct { int horizon; const char *msg; } bad[] = {
+      {5, "asks for 5 actions; this policy predicts 4 per chunk (Tp)"},
+      {-1, "field \"horizon\" must be an integer in 1..1024"},
+      {2000, "field \"horizon\" must be an integer in 1..1024"},
+  };
+  for (int i = 0; i < 3; i++) {
+    s_infer_ext(&m, "h", f, -1, 0, bad[i].horizon);
+    ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
+    ASSERT(!pw_map_str(&up.data, "error", e, sizeof(e)));
+    ASSERT_CONTAINS(e, bad[i].msg);
+    msgpack_unpacked_destroy(&up);
+  }
+  s_begin(&m);
+  msgpack_pack_map(&m.pk, 2);
+  pw_pack_str(&m.pk, "endpoint");
+  pw_pack_str(&m.pk, "ping");
+  pw_pack_str(&m.pk, "horizon");
+  msgpack_pack_int(&m.pk, 2);
+  ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
+  ASSERT(!pw_map_str(&up.data, "error", e, sizeof(e)));
+  ASSERT_CONTAINS(e, "field \"horizon\" belongs to endpoint infer");
+  msgpack_unpacked_destroy(&up);
+  pol_node_free(n);
+  pol_free(p);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(scan_refuses_bombs_and_malformed_bytes),
@@ -816,6 +893,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(info_reports_the_action_bounds_of_the_data),
       TEST_ENTRY(nonfinite_chunk_gets_an_error_reply_not_actions),
       TEST_ENTRY(rtc_infer_continues_the_last_chunk),
+      TEST_ENTRY(infer_horizon_returns_more_of_the_chunk),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""`lfp serve` (the ZeroMQ controller node, protocol 2) driven from Python with
+"""`lfp serve` (the ZeroMQ controller node, protocol 3) driven from Python with
 Debian's python3-zmq and python3-msgpack -- an independent client, written
 from the protocol's description, that talks to the node the way openpi's
 websocket clients talk to theirs (msgpack-numpy arrays).
@@ -12,7 +12,7 @@ prints it) and checks (one line per check, then "N passed, M failed"; exit 0
 only if everything passed, 1 otherwise):
 
 1. info: every field, with its type; obs_keys / obs_shapes consistent;
-   protocol 2; To, Tp, Ta, action_dim ints; bounds of length action_dim.
+   protocol 3; To, Tp, Ta, action_dim ints; bounds of length action_dim.
 2. Encodings: openpi's ndarray map (bin keys, <f4), str keys with <f8 and
    plain lists give the same actions; the reply's array is openpi's map
    (bin keys, str dtype) and decodes with openpi's decoder to (Ta, A)
@@ -298,7 +298,7 @@ def section_info(res, c):
     bad = [f"{k} is {type(info[k]).__name__}" for k, t in INFO_TYPES.items()
            if k in info and not (isinstance(info[k], t) and not isinstance(info[k], bool))]
     res.check("info: field types", not bad, ", ".join(bad))
-    res.check("info: protocol == 2", info.get("protocol") == 2, f"got {info.get('protocol')!r}")
+    res.check("info: protocol == 3", info.get("protocol") == 3, f"got {info.get('protocol')!r}")
     res.check("info: id echoed", info.get("id") == 1, f"got {info.get('id')!r}")
     keys, shapes = info.get("obs_keys", []), info.get("obs_shapes", [])
     consistent = (len(keys) == len(shapes) >= 1 and all(isinstance(k, str) and k for k in keys)
@@ -325,8 +325,8 @@ def section_info(res, c):
     cl = Client(c.zctx, c.main)
     ping = cl.call({"endpoint": "ping", "id": 2})
     cl.close()
-    res.check("ping: ok, protocol 2, version, id",
-              isinstance(ping, dict) and ping.get("ok") is True and ping.get("protocol") == 2
+    res.check("ping: ok, protocol 3, version, id",
+              isinstance(ping, dict) and ping.get("ok") is True and ping.get("protocol") == 3
               and ping.get("version") == info.get("version") and ping.get("id") == 2, short(ping))
     c.info, c.keys = info, keys
     c.dims = [s[0] for s in shapes]

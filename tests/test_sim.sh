@@ -92,7 +92,19 @@ PY
 # a delay that an 8-action chunk cannot cover (400 ms: d = 5 steps at avoid's
 # 10 Hz leaves 3 usable actions per request): the last action is held
 out=$("$LFP" sim --connect "$ep" --episodes 1 --mode realtime --delay-ms 400 --json) || { echo "FAIL: sim --delay-ms 400: $out"; fail=1; }
-[ "$(jget "$(last_json "$out")" held_steps)" -gt 0 ] || { echo "FAIL: a 400 ms delay held no step: $out"; fail=1; }
+held8=$(jget "$(last_json "$out")" held_steps)
+[ "$held8" -gt 0 ] || { echo "FAIL: a 400 ms delay held no step: $out"; fail=1; }
+# ... and replies of the whole predicted chunk (--horizon Tp, protocol 3) hold fewer
+tp=$(/usr/bin/python3 -c "import sys, zmq, msgpack
+s = zmq.Context().socket(zmq.REQ); s.connect(sys.argv[1]); s.send(msgpack.packb({'endpoint': 'info'}))
+print(msgpack.unpackb(s.recv())['Tp'])" "$ep")
+out=$("$LFP" sim --connect "$ep" --episodes 1 --mode realtime --delay-ms 400 --horizon "$tp" --json) \
+  || { echo "FAIL: sim --horizon $tp: $out"; fail=1; }
+heldtp=$(jget "$(last_json "$out")" held_steps)
+[ "$(jget "$(last_json "$out")" horizon)" = "$tp" ] && [ "$heldtp" -lt "$held8" ] \
+  || { echo "FAIL: --horizon $tp held $heldtp steps, Ta $held8: $out"; fail=1; }
+msg=$("$LFP" sim --connect "$ep" --episodes 1 --mode realtime --horizon $((tp + 1)) 2>&1); rc=$?
+[ $rc = 1 ] && [[ "$msg" == *"more than the $tp actions"* ]] || { echo "FAIL: --horizon Tp+1 -> $rc: $msg"; fail=1; }
 msg=$("$LFP" sim --connect "$ep" --episodes 1 --join rtc 2>&1); rc=$?
 [ $rc = 2 ] && [[ "$msg" == *"belong to --mode realtime"* ]] || { echo "FAIL: --join in lockstep -> $rc: $msg"; fail=1; }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Example robot-side client of `lfp serve` (protocol 2; it uses none of its additions, so protocol-1 nodes serve it too): info, reset, then a control loop.
+"""Example robot-side client of `lfp serve` (protocol 3; it uses none of the additions of protocols 2 and 3, so older nodes serve it too): info, reset, then a control loop.
 
     /usr/bin/python3 tools/client.py [--connect tcp://127.0.0.1:5555] [--steps 40] [--timeout-ms 2000]
 

@@ -39,6 +39,7 @@
 #include "rollout.h"
 
 #define S_MAX_TO 64
+#define S_MAX_H 256 /* actions per reply (a policy's Tp is at most 256) */
 #define S_MAX_OBS 256
 
 /* ---- the link to the controller: a REQ socket with Lazy Pirate retries ---- */
@@ -164,7 +165,7 @@ static int s_link_call(s_link *l, char *err, size_t errsz) {
 /* ---- the simulation ---- */
 
 typedef struct {
-  int64_t To, Ta, action_dim, nfe;
+  int64_t To, Tp, Ta, action_dim, nfe;
   double control_hz;
   char method[16], policy[512], env_args[1024];
   char keys[ENV_MAX_KEYS][64];
@@ -179,7 +180,8 @@ typedef struct {
   int off[ENV_MAX_KEYS]; /* where the policy's keys sit in the task's observation */
   double hist[S_MAX_TO * S_MAX_OBS]; /* the last To raw observations, oldest first */
   int nhist;
-  double chunk[64 * ENV_MAX_ACTION];
+  int H;                  /* actions per reply: Ta, or --horizon */
+  double chunk[S_MAX_H * ENV_MAX_ACTION];
   long clipped_total;
   double *rtt, *sample; /* per chunk, us */
   long nrtt, caprtt;
@@ -212,9 +214,11 @@ static int s_read_info(s_sim *S, char *err, size_t errsz) {
       pw_map_str(m, "method", in->method, sizeof(in->method)) || pw_map_str(m, "policy", in->policy, sizeof(in->policy)) ||
       pw_map_str(m, "env_args", in->env_args, sizeof(in->env_args)))
     return fc_set_err(err, errsz, "the controller's info reply lacks a field of protocol %d", PW_PROTOCOL), -1;
-  if (in->To < 1 || in->To > S_MAX_TO || in->Ta < 1 || in->Ta > 64 || in->action_dim < 1 || in->action_dim > ENV_MAX_ACTION)
-    return fc_set_err(err, errsz, "the controller's horizons (To %lld, Ta %lld, %lld-D actions) are out of range",
-                      (long long)in->To, (long long)in->Ta, (long long)in->action_dim), -1;
+  if (pw_map_int(m, "Tp", &in->Tp)) in->Tp = in->Ta;
+  if (in->To < 1 || in->To > S_MAX_TO || in->Ta < 1 || in->Tp < in->Ta || in->Tp > S_MAX_H || in->action_dim < 1 ||
+      in->action_dim > ENV_MAX_ACTION)
+    return fc_set_err(err, errsz, "the controller's horizons (To %lld, Tp %lld, Ta %lld, %lld-D actions) are out of range",
+                      (long long)in->To, (long long)in->Tp, (long long)in->Ta, (long long)in->action_dim), -1;
   const msgpack_object *keys = pw_map_get(m, "obs_keys"), *shapes = pw_map_get(m, "obs_shapes");
   if (!keys || !shapes || keys->type != MSGPACK_OBJECT_ARRAY || shapes->type != MSGPACK_OBJECT_ARRAY ||
       keys->via.array.size != shapes->via.array.size || keys->via.array.size > ENV_MAX_KEYS)
@@ -252,10 +256,15 @@ static void s_push_obs(s_sim *S, const double *obs) {
 }
 
 /* an infer request with the last (up to To) frames, <f8 both ways (rtc: with
- * S->rtc_delay and S->rtc_index) */
+ * S->rtc_delay and S->rtc_index; a horizon other than Ta: with it) */
 static void s_build_infer(s_sim *S, int rtc) {
   s_link *l = &S->link;
-  s_req_begin(l, "infer", rtc ? 4 : 2);
+  const int horizon = S->H != S->info.Ta;
+  s_req_begin(l, "infer", (rtc ? 4 : 2) + horizon);
+  if (horizon) {
+    pw_pack_str(&l->pk, "horizon");
+    msgpack_pack_uint32(&l->pk, (uint32_t)S->H);
+  }
   if (rtc) {
     pw_pack_str(&l->pk, "rtc_delay");
     msgpack_pack_uint32(&l->pk, (uint32_t)S->rtc_delay);
@@ -283,13 +292,13 @@ static int s_take_chunk(s_sim *S, double *dst, int warm, char *err, size_t errsz
   const msgpack_object *m = &S->link.up.data, *a = pw_map_get(m, "actions");
   int rank;
   uint32_t shape[2];
-  const int Ta = (int)S->info.Ta;
-  if (!a || pw_read_array(a, dst, (size_t)Ta * S->A, &rank, shape, err, errsz) < 0) {
+  const int H = S->H;
+  if (!a || pw_read_array(a, dst, (size_t)H * S->A, &rank, shape, err, errsz) < 0) {
     if (!a) fc_set_err(err, errsz, "the controller's reply has no actions");
     return -1;
   }
-  if (rank != 2 || (int)shape[0] != Ta || (int)shape[1] != S->A)
-    return fc_set_err(err, errsz, "the controller sent actions of shape (%u, %u), not (%d, %d)", shape[0], shape[1], Ta, S->A), -1;
+  if (rank != 2 || (int)shape[0] != H || (int)shape[1] != S->A)
+    return fc_set_err(err, errsz, "the controller sent actions of shape (%u, %u), not (%d, %d)", shape[0], shape[1], H, S->A), -1;
   int64_t clipped = 0;
   pw_map_int(m, "clipped", &clipped);
   S->clipped_total += (long)clipped;
@@ -334,11 +343,11 @@ static int s_episode_reset(s_sim *S, uint64_t seed, char *err, size_t errsz) {
 static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *unstable, char *err, size_t errsz) {
   const env_model *em = S->em;
   double obs[S_MAX_OBS];
-  int qpos = (int)S->info.Ta;
+  int qpos = S->H;
   while (!env_done(em, ed)) {
     env_obs(em, ed, obs);
     s_push_obs(S, obs);
-    if (qpos >= S->info.Ta) {
+    if (qpos >= S->H) {
       s_build_infer(S, 0);
       const int rc = s_link_call(&S->link, err, errsz);
       if (rc) return rc;
@@ -357,12 +366,12 @@ static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *un
   return 0;
 }
 
-/* realtime: S->chunk holds actions for steps qstart .. qstart+Ta-1; a reply
+/* realtime: S->chunk holds actions for steps qstart .. qstart+H-1; a reply
  * that has arrived waits in pend (for steps from pend_req) until pend_at */
 typedef struct {
   int qstart, req_step;
   double last[ENV_MAX_ACTION];
-  double pend[64 * ENV_MAX_ACTION];
+  double pend[S_MAX_H * ENV_MAX_ACTION];
   int pending, pend_req;
   double pend_at;
 } s_rt;
@@ -370,7 +379,7 @@ typedef struct {
 /* the pending chunk joins the executing one with step `cur` about to run
  * (cur < 0: the episode is over: nothing is late, nothing joins) */
 static void s_rt_join(s_sim *S, s_rt *rt, int cur) {
-  const int Ta = (int)S->info.Ta, A = S->A;
+  const int Ta = S->H, A = S->A; /* a reply's actions */
   rt->pending = 0;
   if (cur < 0) return;
   const long late = cur - rt->pend_req;
@@ -451,7 +460,7 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
                               char *err, size_t errsz) {
   const env_model *em = S->em;
   const double dt = 1.0 / S->info.control_hz;
-  const int Ta = (int)S->info.Ta, A = S->A;
+  const int Ta = S->H, A = S->A; /* a reply's actions */
   double obs[S_MAX_OBS];
   s_rt rt;
   memset(&rt, 0, sizeof(rt));
@@ -508,7 +517,7 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
 
 int cmd_sim(int argc, char **argv) {
   const char *envname = NULL, *connect = "tcp://127.0.0.1:5555", *mode = "lockstep", *join = "replace";
-  int episodes = 10, seed = 100000, json = 0, timeout_ms = 1000, retries = 3, lead = 1, rtc = 0;
+  int episodes = 10, seed = 100000, json = 0, timeout_ms = 1000, retries = 3, lead = 1, rtc = 0, horizon = 0;
   double budget_ms = -1, delay_ms = 0;
   static const char *const modes[] = {"lockstep", "realtime", NULL};
   static const char *const joins[] = {"replace", "blend", "rtc", NULL};
@@ -530,6 +539,8 @@ int cmd_sim(int argc, char **argv) {
       {"--join", CLI_CHOICE, &join, "realtime: how a fresh chunk joins the one executing: replace, blend (0.3 old + 0.7 new "
                                     "over the overlap) or rtc (real-time chunking on the node)", joins, 0, 0},
       {"--rtc", CLI_FLAG, &rtc, "realtime: --join rtc", NULL, 0, 0},
+      {"--horizon", CLI_INT, &horizon, "actions per reply, up to the policy's Tp (0: its Ta); more than Ta keeps "
+                                       "actions to execute while a late reply is on its way (protocol 3)", NULL, 0, S_MAX_H},
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
   int rc = cli_parse("sim", "lfp sim [--env NAME] [--connect tcp://127.0.0.1:5555] [--episodes 10] [--seed 100000] "
@@ -552,6 +563,16 @@ int cmd_sim(int argc, char **argv) {
   rollout_result *res = NULL;
   int status = 1, refused = 0;
   if (s_link_init(&S->link, connect, timeout_ms, retries, err, sizeof(err)) || s_read_info(S, err, sizeof(err))) goto fail;
+  S->H = horizon ? horizon : (int)S->info.Ta;
+  if (horizon && (horizon > S->info.Tp || (horizon != S->info.Ta && S->protocol < 3))) {
+    if (horizon > S->info.Tp)
+      fc_set_err(err, sizeof(err), "--horizon %d is more than the %lld actions the controller's policy predicts (Tp)", horizon,
+                 (long long)S->info.Tp);
+    else
+      fc_set_err(err, sizeof(err), "the controller speaks protocol %d, which has no horizon field: leave --horizon out",
+                 S->protocol);
+    goto fail;
+  }
   if (S->join == S_JOIN_RTC && S->protocol < 2) {
     fc_set_err(err, sizeof(err), "the controller speaks protocol %d, which has no real-time chunking (rtc_delay, rtc_index): "
                "use --join replace or blend", S->protocol);
@@ -628,7 +649,8 @@ int cmd_sim(int argc, char **argv) {
     cli_json_num(stdout, r50);
     printf(", \"rtt_us_p99\": ");
     cli_json_num(stdout, r99);
-    printf(", \"late_actions\": %ld, \"held_steps\": %ld, \"join\": \"%s\", \"delay_ms\": ", S->late, S->held, join);
+    printf(", \"late_actions\": %ld, \"held_steps\": %ld, \"horizon\": %d, \"join\": \"%s\", \"delay_ms\": ", S->late,
+           S->held, S->H, join);
     cli_json_num(stdout, delay_ms);
     printf(", \"seam_jump_mean\": ");
     cli_json_num(stdout, seam);
