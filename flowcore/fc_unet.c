@@ -429,7 +429,6 @@ static void s_conv_bwd_f(const s_conv *g, float *dw, float *db, float *dx, const
     if (dx) fc__mm_bwd_x(dx, dout, w, M, g->cin, g->cout, acc_x);
     return;
   }
-  if (!dx && !dw) return;
   if (dw) {
     s_im2col(col, in, B, g->lout, g->lin, g->cin, g->k, g->s, g->p);
     fc__mm_bwd_w(dw, db, dout, col, M, g->k * g->cin, g->cout, acc_w);

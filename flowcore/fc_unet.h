@@ -206,8 +206,8 @@ void fc_unet_ws_free(fc_unet_ws *ws);
 void fc_unet_forward(const fc_unet *net, fc_unet_ws *ws, float *y, const float *t, const float *x,
                      const float *c, int B);
 /* Backward of the last forward for dL/dy = dy (B, T * A): dparams =
- * dL/dparams (NULL: no parameter gradients, the cheaper input-only pass), or dparams += dL/dparams when accumulate is nonzero; dx
- * (B, T * A) and dc (B, C) are overwritten with dL/dx, dL/dc when not NULL.
+ * dL/dparams (NULL: no parameter gradients, the cheaper input-only pass),
+ * or dparams += dL/dparams when accumulate is nonzero; dx (B, T * A) and dc (B, C) are overwritten with dL/dx, dL/dc when not NULL.
  * May run more than once after one forward. */
 void fc_unet_backward(const fc_unet *net, fc_unet_ws *ws, float *dparams, int accumulate, float *dx,
                       float *dc, const float *dy, int B);

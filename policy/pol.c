@@ -340,6 +340,7 @@ void pol_forget(pol_data *pd) {
 static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz) {
   const pol_meta *m = &p->meta;
   const int A = m->action_dim;
+  FC_ASSERT(n >= 1 && n <= m->Tp);
   pd->chunks++;
   pd->has_chunk = 0;
   if (pd->ws->ode->clamped != pd->clamped_seen) {
@@ -383,7 +384,6 @@ static void s_chunk_begin(const pol_policy *p, pol_data *pd) {
 
 int pol_sample_n(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz) {
   /* sample Tp actions conditioned on the history, keep the first n */
-  FC_ASSERT(n >= 1 && n <= p->meta.Tp);
   s_chunk_begin(p, pd);
   fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
   return s_finish(p, pd, n, actions, err, errsz);

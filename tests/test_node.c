@@ -753,6 +753,16 @@ static void s_infer_ext(s_msg *m, const char *sess, const double *frame, int del
 }
 #define s_rtc_request(m, sess, frame, delay, index) s_infer_ext(m, sess, frame, delay, index, 0)
 
+/* {endpoint: ep, field: value}: one integer field where it may not belong */
+static void s_field_request(s_msg *m, const char *ep, const char *field, int value) {
+  s_begin(m);
+  msgpack_pack_map(&m->pk, 2);
+  pw_pack_str(&m->pk, "endpoint");
+  pw_pack_str(&m->pk, ep);
+  pw_pack_str(&m->pk, field);
+  msgpack_pack_int(&m->pk, value);
+}
+
 TEST(rtc_infer_continues_the_last_chunk) {
   /* after a plain infer, an infer with rtc_delay d and rtc_index i answers
    * "guided" and its first d actions are the last chunk's actions i..i+d-1;
@@ -788,23 +798,13 @@ TEST(rtc_infer_continues_the_last_chunk) {
   ASSERT(!pw_map_str(&up.data, "rtc", how, sizeof(how)) && !strcmp(how, "none"));
   msgpack_unpacked_destroy(&up);
   /* bad fields */
-  s_begin(&m);
-  msgpack_pack_map(&m.pk, 2);
-  pw_pack_str(&m.pk, "endpoint");
-  pw_pack_str(&m.pk, "ping");
-  pw_pack_str(&m.pk, "rtc_delay");
-  msgpack_pack_int(&m.pk, 2);
+  s_field_request(&m, "ping", "rtc_delay", 2);
   ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
   char e[256];
   ASSERT(!pw_map_str(&up.data, "error", e, sizeof(e)));
   ASSERT_CONTAINS(e, "belong to endpoint infer");
   msgpack_unpacked_destroy(&up);
-  s_begin(&m);
-  msgpack_pack_map(&m.pk, 2);
-  pw_pack_str(&m.pk, "endpoint");
-  pw_pack_str(&m.pk, "infer");
-  pw_pack_str(&m.pk, "rtc_index");
-  msgpack_pack_int(&m.pk, -3);
+  s_field_request(&m, "infer", "rtc_index", -3);
   ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
   ASSERT(!pw_map_str(&up.data, "error", e, sizeof(e)));
   ASSERT_CONTAINS(e, "rtc_index");
@@ -866,12 +866,7 @@ TEST(infer_horizon_returns_more_of_the_chunk) {
     ASSERT_CONTAINS(e, bad[i].msg);
     msgpack_unpacked_destroy(&up);
   }
-  s_begin(&m);
-  msgpack_pack_map(&m.pk, 2);
-  pw_pack_str(&m.pk, "endpoint");
-  pw_pack_str(&m.pk, "ping");
-  pw_pack_str(&m.pk, "horizon");
-  msgpack_pack_int(&m.pk, 2);
+  s_field_request(&m, "ping", "horizon", 2);
   ASSERT_EQ_INT(s_call(n, "x", &m, &up), 1);
   ASSERT(!pw_map_str(&up.data, "error", e, sizeof(e)));
   ASSERT_CONTAINS(e, "field \"horizon\" belongs to endpoint infer");

@@ -379,20 +379,20 @@ typedef struct {
 /* the pending chunk joins the executing one with step `cur` about to run
  * (cur < 0: the episode is over: nothing is late, nothing joins) */
 static void s_rt_join(s_sim *S, s_rt *rt, int cur) {
-  const int Ta = S->H, A = S->A; /* a reply's actions */
+  const int H = S->H, A = S->A; /* H: a reply's actions */
   rt->pending = 0;
   if (cur < 0) return;
   const long late = cur - rt->pend_req;
-  S->late += late < 0 ? 0 : late > Ta ? Ta : late;
+  S->late += late < 0 ? 0 : late > H ? H : late;
   const int old_idx = cur - rt->qstart, new_idx = cur - rt->pend_req;
-  const int had_plan = old_idx >= 0 && old_idx < Ta;
+  const int had_plan = old_idx >= 0 && old_idx < H;
   if (S->join == S_JOIN_BLEND) /* over the overlap: 0.3 old + 0.7 new (LeRobot's async client) */
-    for (int j = cur; j < rt->qstart + Ta && j < rt->pend_req + Ta; j++)
+    for (int j = cur; j < rt->qstart + H && j < rt->pend_req + H; j++)
       for (int a = 0; a < A; a++) {
         double *nv = rt->pend + (size_t)(j - rt->pend_req) * A + a;
         *nv = 0.3 * S->chunk[(size_t)(j - rt->qstart) * A + a] + 0.7 * *nv;
       }
-  if (had_plan && new_idx >= 0 && new_idx < Ta) {
+  if (had_plan && new_idx >= 0 && new_idx < H) {
     /* the seam: the first action run from the new chunk against the old plan for that step */
     double d2 = 0.0;
     for (int a = 0; a < A; a++) {
@@ -402,7 +402,7 @@ static void s_rt_join(s_sim *S, s_rt *rt, int cur) {
     S->seam_sum += sqrt(d2);
     S->seams++;
   }
-  memcpy(S->chunk, rt->pend, sizeof(double) * (size_t)Ta * A);
+  memcpy(S->chunk, rt->pend, sizeof(double) * (size_t)H * A);
   rt->qstart = rt->pend_req;
 }
 
@@ -460,7 +460,7 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
                               char *err, size_t errsz) {
   const env_model *em = S->em;
   const double dt = 1.0 / S->info.control_hz;
-  const int Ta = S->H, A = S->A; /* a reply's actions */
+  const int H = S->H, A = S->A; /* H: a reply's actions */
   double obs[S_MAX_OBS];
   s_rt rt;
   memset(&rt, 0, sizeof(rt));
@@ -479,7 +479,7 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
       env_obs(em, ed, obs);
       s_push_obs(S, obs);
     }
-    const int remaining = rt.qstart + Ta - k, d = s_delay_steps(S);
+    const int remaining = rt.qstart + H - k, d = s_delay_steps(S);
     if (!S->link.inflight && !rt.pending && remaining <= d + lead) {
       rt.req_step = k;
       S->rtc_delay = d;
@@ -492,7 +492,7 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
     int prc = (S->link.inflight || rt.pending) ? s_rt_pump(S, &rt, t0 + k * dt + budget, k, 1, err, errsz) : 0;
     if (prc) return prc;
     const int idx = k - rt.qstart;
-    if (idx >= 0 && idx < Ta) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
+    if (idx >= 0 && idx < H) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
     else S->held++;
     const int src = env_step(em, ed, rt.last, err, errsz);
     if (src == ENV_UNSTABLE) {
@@ -564,13 +564,14 @@ int cmd_sim(int argc, char **argv) {
   int status = 1, refused = 0;
   if (s_link_init(&S->link, connect, timeout_ms, retries, err, sizeof(err)) || s_read_info(S, err, sizeof(err))) goto fail;
   S->H = horizon ? horizon : (int)S->info.Ta;
-  if (horizon && (horizon > S->info.Tp || (horizon != S->info.Ta && S->protocol < 3))) {
-    if (horizon > S->info.Tp)
-      fc_set_err(err, sizeof(err), "--horizon %d is more than the %lld actions the controller's policy predicts (Tp)", horizon,
-                 (long long)S->info.Tp);
-    else
-      fc_set_err(err, sizeof(err), "the controller speaks protocol %d, which has no horizon field: leave --horizon out",
-                 S->protocol);
+  if (horizon > S->info.Tp) {
+    fc_set_err(err, sizeof(err), "--horizon %d is more than the %lld actions the controller's policy predicts (Tp)", horizon,
+               (long long)S->info.Tp);
+    goto fail;
+  }
+  if (S->H != S->info.Ta && S->protocol < 3) {
+    fc_set_err(err, sizeof(err), "the controller speaks protocol %d, which has no horizon field: leave --horizon out",
+               S->protocol);
     goto fail;
   }
   if (S->join == S_JOIN_RTC && S->protocol < 2) {
