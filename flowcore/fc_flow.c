@@ -498,6 +498,7 @@ void fc_train_config_default(fc_train_config *tc) {
   tc->teacher = NULL;
   tc->teacher_sampler = FC_SAMPLER_RK4;
   tc->teacher_steps = 4;
+  tc->teacher_pairs = 0;
 }
 
 struct fc_lfm_trainer {
@@ -522,6 +523,10 @@ struct fc_lfm_trainer {
   int *idx;              /* (B) */
   float *x0, *x1, *cb, *t, *z; /* (B, D), (B, D), (B, C), (B), (B, D) */
   float *eps;            /* (B, D): DFM's bridge noise */
+  float *pool_x1, *pool_x0, *pool_c; /* distilling from a pool: (P, D) start points, (P, D) endpoints, (P, C) */
+  int pool_block;        /* the block the pool was drawn for; -1: none */
+  float *vpair_x1, *vpair_x0; /* distilling: (nv, D) validation start points and teacher endpoints */
+  int vpair_block;       /* the block they are of; -1: none */
   int block;
   int64_t step_in_block, steps_done, *block_steps;
   float last_lr;
@@ -546,6 +551,9 @@ fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c
       return fc_set_err(err, errsz, "only a flow can be distilled (the regression baseline is one evaluation already)"), NULL;
     if ((unsigned)tc->teacher_sampler > FC_SAMPLER_RK4 || tc->teacher_steps < 1 || tc->teacher_steps > 4096)
       return fc_set_err(err, errsz, "the teacher's sampler needs 1 to 4096 steps per block (got %d)", tc->teacher_steps), NULL;
+    if (tc->teacher_pairs < 0 || tc->teacher_pairs > (int64_t)1 << 24)
+      return fc_set_err(err, errsz, "teacher pairs per block must be 0 (fresh every step) to 16777216 (got %lld)",
+                        (long long)tc->teacher_pairs), NULL;
   }
   fc_lfm_trainer *tr = fc_calloc(1, sizeof(*tr));
   const size_t B = (size_t)tc->batch, P = model->block_params;
@@ -570,6 +578,7 @@ fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c
   tr->t = fc_calloc(B, sizeof(float));
   tr->z = fc_calloc(B * D, sizeof(float));
   tr->eps = fc_calloc(B * D, sizeof(float));
+  tr->pool_block = tr->vpair_block = -1;
   tr->block_steps = fc_calloc((size_t)N, sizeof(int64_t));
   for (int i = 0; i < N; i++) tr->block_steps[i] = tc->steps / N + (i < tc->steps % N ? 1 : 0);
   return tr;
@@ -582,6 +591,7 @@ void fc_lfm_trainer_free(fc_lfm_trainer *tr) {
   fc_fm_ws_free(tr->fm);
   fc_lfm_ws_free(tr->push);
   free(tr->idx); free(tr->x0); free(tr->x1); free(tr->cb); free(tr->t); free(tr->z); free(tr->eps);
+  free(tr->pool_x1); free(tr->pool_x0); free(tr->pool_c); free(tr->vpair_x1); free(tr->vpair_x0);
   free(tr->block_steps);
   free(tr);
 }
@@ -678,43 +688,97 @@ static void s_block_end(fc_lfm_trainer *tr) {
   tr->step_in_block = 0;
 }
 
+/* block tr->block's start points x1 (B, D) from its inputs x0 (B, D): an
+ * OU step of length gamma from a coupled input, or pure noise for the free
+ * last block (draws from r; tr->z is scratch) */
+static void s_start_points(fc_lfm_trainer *tr, fc_rng *r, const float *x0, float *x1, int B) {
+  const fc_lfm *m = tr->model;
+  const int D = fc_net_dx(&m->cfg.net);
+  fc_rng_normal_fill(r, tr->z, (size_t)B * D);
+  if (tr->block == m->cfg.nblocks - 1) {
+    memcpy(x1, tr->z, (size_t)B * D * sizeof(float));
+    return;
+  }
+  double g = fc_lfm_gamma(&m->cfg, tr->block + 1);
+  float ea = (float)exp(-g), sg = (float)sqrt(1.0 - exp(-2.0 * g));
+  for (int b = 0; b < B; b++) {
+    const float *src = x0 + (size_t)b * D;
+    if (m->cfg.coupling == FC_COUPLING_SHUFFLED)
+      src = x0 + (size_t)fc_rng_below(r, (uint64_t)B) * D;
+    else if (m->cfg.coupling == FC_COUPLING_INDEPENDENT)
+      src = tr->cur + (size_t)fc_rng_below(r, tr->n) * D;
+    float *dst = x1 + (size_t)b * D;
+    const float *zb = tr->z + (size_t)b * D;
+    for (int j = 0; j < D; j++) dst[j] = ea * src[j] + sg * zb[j];
+  }
+}
+
+/* the distillation pool of the current block: teacher_pairs start points
+ * drawn as a minibatch's are (inputs uniform over the block's inputs, with
+ * their conditions), from a stream of the seed and the block, and the
+ * teacher block's endpoints from them */
+static void s_pool_build(fc_lfm_trainer *tr) {
+  const fc_lfm *m = tr->model;
+  const int D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net), B = tr->tc.batch;
+  const size_t P = (size_t)tr->tc.teacher_pairs;
+  if (!tr->pool_x1) {
+    tr->pool_x1 = fc_malloc(P * D * sizeof(float));
+    tr->pool_x0 = fc_malloc(P * D * sizeof(float));
+    tr->pool_c = fc_malloc(P * (C ? C : 1) * sizeof(float));
+  }
+  fc_rng r;
+  fc_rng_seed(&r, tr->tc.seed ^ 0x9a1c7e0d5eedull ^ ((uint64_t)tr->block << 40));
+  for (size_t off = 0; off < P; off += (size_t)B) {
+    const int nb = (int)(P - off < (size_t)B ? P - off : (size_t)B);
+    for (int b = 0; b < nb; b++) {
+      const size_t k = (size_t)fc_rng_below(&r, tr->n);
+      memcpy(tr->x0 + (size_t)b * D, tr->cur + k * D, D * sizeof(float));
+      if (C) memcpy(tr->pool_c + (off + b) * C, tr->c + k * C, C * sizeof(float));
+    }
+    s_start_points(tr, &r, tr->x0, tr->pool_x1 + off * D, nb);
+  }
+  memcpy(tr->pool_x0, tr->pool_x1, P * D * sizeof(float));
+  fc_lfm_push(tr->tc.teacher, tr->push, tr->block, 0, tr->pool_x0, C ? tr->pool_c : NULL, (int)P,
+              tr->tc.teacher_sampler, tr->tc.teacher_steps);
+  tr->pool_block = tr->block;
+}
+
+/* a minibatch of B pairs from the pool (drawn with replacement from tr->rng):
+ * start points into x1, endpoints into x0, conditions into cb, t := 1 */
+static void s_pool_batch(fc_lfm_trainer *tr, int B) {
+  const int D = fc_net_dx(&tr->model->cfg.net), C = fc_net_dc(&tr->model->cfg.net);
+  if (tr->pool_block != tr->block) s_pool_build(tr);
+  for (int b = 0; b < B; b++) {
+    const size_t k = (size_t)fc_rng_below(&tr->rng, (uint64_t)tr->tc.teacher_pairs);
+    memcpy(tr->x1 + (size_t)b * D, tr->pool_x1 + k * D, D * sizeof(float));
+    memcpy(tr->x0 + (size_t)b * D, tr->pool_x0 + k * D, D * sizeof(float));
+    if (C) memcpy(tr->cb + (size_t)b * C, tr->pool_c + k * C, C * sizeof(float));
+    tr->t[b] = 1.0f;
+  }
+}
+
 double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
   FC_ASSERT(!fc_lfm_trainer_done(tr));
   fc_lfm *m = tr->model;
-  const int B = tr->tc.batch, D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net), N = m->cfg.nblocks;
+  const int B = tr->tc.batch, D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net);
   if (tr->step_in_block == 0) s_block_begin(tr);
   fc_net *net = &m->blocks[tr->block];
 
-  /* minibatch: inputs x0 and their conditions */
-  s_next_indices(tr, tr->idx, B);
-  for (int b = 0; b < B; b++) {
-    memcpy(tr->x0 + (size_t)b * D, tr->cur + (size_t)tr->idx[b] * D, D * sizeof(float));
-    if (C) memcpy(tr->cb + (size_t)b * C, tr->c + (size_t)tr->idx[b] * C, C * sizeof(float));
-  }
-
-  /* targets x1: an OU step of length gamma from a coupled input, or pure
-   * noise for the free last block */
-  fc_rng_normal_fill(&tr->rng, tr->z, (size_t)B * D);
-  if (tr->block == N - 1) {
-    memcpy(tr->x1, tr->z, (size_t)B * D * sizeof(float));
+  if (tr->tc.teacher && tr->tc.teacher_pairs) {
+    s_pool_batch(tr, B);
   } else {
-    double g = fc_lfm_gamma(&m->cfg, tr->block + 1);
-    float ea = (float)exp(-g), sg = (float)sqrt(1.0 - exp(-2.0 * g));
+    /* minibatch: inputs x0 and their conditions */
+    s_next_indices(tr, tr->idx, B);
     for (int b = 0; b < B; b++) {
-      const float *src = tr->x0 + (size_t)b * D;
-      if (m->cfg.coupling == FC_COUPLING_SHUFFLED)
-        src = tr->x0 + (size_t)fc_rng_below(&tr->rng, (uint64_t)B) * D;
-      else if (m->cfg.coupling == FC_COUPLING_INDEPENDENT)
-        src = tr->cur + (size_t)fc_rng_below(&tr->rng, tr->n) * D;
-      float *dst = tr->x1 + (size_t)b * D;
-      const float *zb = tr->z + (size_t)b * D;
-      for (int j = 0; j < D; j++) dst[j] = ea * src[j] + sg * zb[j];
+      memcpy(tr->x0 + (size_t)b * D, tr->cur + (size_t)tr->idx[b] * D, D * sizeof(float));
+      if (C) memcpy(tr->cb + (size_t)b * C, tr->c + (size_t)tr->idx[b] * C, C * sizeof(float));
     }
+    s_start_points(tr, &tr->rng, tr->x0, tr->x1, B);
+    s_times(tr, &tr->rng, tr->t, B);
+    if (m->cfg.objective == FC_OBJ_DFM) fc_rng_normal_fill(&tr->rng, tr->eps, (size_t)B * D);
+    /* distilling: x1 is the start point, x0 the teacher's endpoint from it */
+    if (tr->tc.teacher) s_distill_targets(tr, tr->block, tr->x0, tr->x1, C ? tr->cb : NULL, tr->t, B);
   }
-  s_times(tr, &tr->rng, tr->t, B);
-  if (m->cfg.objective == FC_OBJ_DFM) fc_rng_normal_fill(&tr->rng, tr->eps, (size_t)B * D);
-  /* distilling: x1 is the start point, x0 the teacher's endpoint from it */
-  if (tr->tc.teacher) s_distill_targets(tr, tr->block, tr->x0, tr->x1, C ? tr->cb : NULL, tr->t, B);
 
   /* loss, gradient (written, not accumulated), clipped AdamW step, EMA */
   double loss = s_loss(tr, net, tr->grads, tr->x0, C ? tr->cb : NULL, B);
@@ -776,18 +840,30 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
    * EMA it kept), on a private view */
   fc_net net;
   fc_net_bind(&net, &m->cfg.net, k == tr->block ? tr->ema : m->blocks[k].params);
-  const float *vin = s_valid_inputs(tr, k);
+  /* distilling, the pairs of block k are the same at every call (fixed
+   * stream, the same inputs): the teacher runs once per block */
+  const int cached = tr->tc.teacher && tr->vpair_block == k;
+  const float *vin = cached ? NULL : s_valid_inputs(tr, k);
   fc_rng r;
   fc_rng_seed(&r, tr->tc.seed ^ 0x5a17u);
+  if (tr->tc.teacher && !tr->vpair_x1) {
+    tr->vpair_x1 = fc_malloc(tr->nv * D * sizeof(float));
+    tr->vpair_x0 = fc_malloc(tr->nv * D * sizeof(float));
+  }
   double sum = 0.0;
   size_t cnt = 0;
   for (size_t off = 0; off < tr->nv; off += (size_t)B) {
     int nb = (int)(tr->nv - off < (size_t)B ? tr->nv - off : (size_t)B);
-    const float *x0 = vin + off * D, *cb = C ? tr->vc + off * C : NULL;
+    const float *cb = C ? tr->vc + off * C : NULL;
     double loss;
-    if (m->cfg.objective == FC_OBJ_REGRESS) {
-      loss = s_loss(tr, &net, NULL, x0, cb, nb);
+    if (cached) { /* the distillation objective on the block's stored pairs */
+      memcpy(tr->x1, tr->vpair_x1 + off * D, (size_t)nb * D * sizeof(float));
+      for (int b = 0; b < nb; b++) tr->t[b] = 1.0f;
+      loss = s_loss(tr, &net, NULL, tr->vpair_x0 + off * D, cb, nb);
+    } else if (m->cfg.objective == FC_OBJ_REGRESS) {
+      loss = s_loss(tr, &net, NULL, vin + off * D, cb, nb);
     } else {
+      const float *x0 = vin + off * D;
       fc_rng_normal_fill(&r, tr->z, (size_t)nb * D);
       if (k == N - 1) {
         memcpy(tr->x1, tr->z, (size_t)nb * D * sizeof(float));
@@ -798,15 +874,18 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
       }
       s_times(tr, &r, tr->t, nb);
       if (m->cfg.objective == FC_OBJ_DFM) fc_rng_normal_fill(&r, tr->eps, (size_t)nb * D);
-      if (tr->tc.teacher) { /* the distillation objective: endpoints into the scratch x0 */
+      if (tr->tc.teacher) { /* the distillation objective: endpoints into the scratch x0, kept */
         s_distill_targets(tr, k, tr->x0, tr->x1, cb, tr->t, nb);
         x0 = tr->x0;
+        memcpy(tr->vpair_x1 + off * D, tr->x1, (size_t)nb * D * sizeof(float));
+        memcpy(tr->vpair_x0 + off * D, tr->x0, (size_t)nb * D * sizeof(float));
       }
       loss = s_loss(tr, &net, NULL, x0, cb, nb);
     }
     sum += loss * nb;
     cnt += (size_t)nb;
   }
+  if (tr->tc.teacher) tr->vpair_block = k;
   return sum / (double)cnt;
 }
 
@@ -889,6 +968,7 @@ int fc_lfm_trainer_restore(fc_lfm_trainer *tr, const fc_ckpt *ck, char *err, siz
   tr->rng.spare = spare;
   tr->rng.has_spare = (int)has_spare;
   tr->last_lr = (float)last_lr;
+  tr->pool_block = -1; /* a distillation pool is drawn again, the same, at the next step */
   /* the current block's inputs: the data pushed through the finished blocks */
   tr->cur = tr->data;
   tr->vcur = tr->vdata;

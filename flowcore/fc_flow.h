@@ -290,10 +290,18 @@ typedef struct {
   const fc_lfm *teacher;
   fc_sampler teacher_sampler;
   int teacher_steps;    /* ODE steps per block */
+  /* Teacher pairs per block: 0 draws fresh start points and runs the teacher
+   * on every minibatch (batch x the teacher's NFE evaluations per step);
+   * P > 0 draws a pool of P (start point, condition, endpoint) triples once
+   * when the block begins, from a stream of its own (seed and block: a
+   * resumed run rebuilds the same pool), and every minibatch samples the
+   * pool with replacement. The pool costs P x NFE evaluations per block,
+   * whatever the steps; 1 .. 2^24. */
+  int64_t teacher_pairs;
 } fc_train_config;
 
 /* 10000 steps, batch 256, fc_adamw defaults, warm start on, seed 0, no
- * teacher. */
+ * teacher (teacher_pairs 0). */
 void fc_train_config_default(fc_train_config *tc);
 
 typedef struct fc_lfm_trainer fc_lfm_trainer;

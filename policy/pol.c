@@ -144,8 +144,8 @@ static int s_meta_read_v1(fc_ckpt_cur *c, pol_meta *m) {
   return 0;
 }
 
-/* pol.distill (section version 1; layout in pol.h) */
-#define S_DISTILL_VERSION 1
+/* pol.distill (section version 2; layout in pol.h) */
+#define S_DISTILL_VERSION 2
 
 static void s_distill_save(const pol_distill *d, fc_ckpt_writer *w) {
   fc_ckpt_buf b = {0};
@@ -160,6 +160,7 @@ static void s_distill_save(const pol_distill *d, fc_ckpt_writer *w) {
   fc_ckpt_put_i32(&b, d->batch);
   fc_ckpt_put_u64(&b, d->seed);
   fc_ckpt_put_f32(&b, d->lr);
+  fc_ckpt_put_i64(&b, d->pairs);
   fc_ckpt_add_buf(w, "pol.distill", &b);
 }
 
@@ -177,7 +178,8 @@ static int s_distill_read(const fc_ckpt *ck, pol_distill *d, char *why, size_t n
       fc_ckpt_get_i32(&c, "teacher_steps", 1, 1 << 20, &d->teacher_steps) ||
       fc_ckpt_get_i32(&c, "teacher_nfe", 1, 1 << 30, &d->teacher_nfe) ||
       fc_ckpt_get_i64(&c, "steps", 1, INT64_MAX, &d->steps) || fc_ckpt_get_i32(&c, "batch", 1, INT32_MAX, &d->batch) ||
-      fc_ckpt_get_u64(&c, "seed", &d->seed) || fc_ckpt_get_f32(&c, "lr", &d->lr) || fc_ckpt_cur_end(&c))
+      fc_ckpt_get_u64(&c, "seed", &d->seed) || fc_ckpt_get_f32(&c, "lr", &d->lr) ||
+      (ver >= 2 && fc_ckpt_get_i64(&c, "pairs", 0, (int64_t)1 << 24, &d->pairs)) || fc_ckpt_cur_end(&c))
     return -1;
   d->present = 1;
   return 0;

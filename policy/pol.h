@@ -96,10 +96,11 @@ typedef struct {
 } pol_meta;
 
 /* How a distilled policy was made (lfp distill; fc_train_config's teacher):
- * saved as section "pol.distill" when present: u32 section version (1),
+ * saved as section "pol.distill" when present: u32 section version (2),
  * string teacher, u32 teacher_crc, i32 teacher_blocks, teacher_sampler,
- * teacher_steps, teacher_nfe, i64 steps, i32 batch, u64 seed, f32 lr. A
- * policy without the section was trained, not distilled. */
+ * teacher_steps, teacher_nfe, i64 steps, i32 batch, u64 seed, f32 lr,
+ * i64 pairs (version 1 ends before pairs: fresh pairs, 0). A policy without
+ * the section was trained, not distilled. */
 typedef struct {
   int present;
   char teacher[1024];               /* the teacher's file, as given to lfp distill */
@@ -109,6 +110,7 @@ typedef struct {
   int32_t batch;
   uint64_t seed;
   float lr;
+  int64_t pairs;                    /* teacher pairs per block; 0: fresh every step */
 } pol_distill;
 
 typedef struct {

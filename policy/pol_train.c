@@ -330,12 +330,14 @@ pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, c
   rec->batch = c->batch;
   rec->seed = c->seed;
   rec->lr = c->lr;
+  rec->pairs = c->pairs;
 
   fc_train_config tc;
   s_train_config(&t->cfg, tf->nblocks, &tc);
   tc.teacher = teacher->flow;
   tc.teacher_sampler = (fc_sampler)rec->teacher_sampler;
   tc.teacher_steps = rec->teacher_steps;
+  tc.teacher_pairs = c->pairs;
   if (s_trainer_start(t, flow, &tc, err, errsz)) goto fail;
   return t;
 fail:
@@ -417,7 +419,7 @@ static const char *s_differs(const pol_policy *a, const pol_policy *b) {
   const pol_distill *da = &a->distill, *db = &b->distill;
   if (da->present != db->present ||
       (da->present && (da->teacher_crc != db->teacher_crc || da->teacher_sampler != db->teacher_sampler ||
-                       da->teacher_steps != db->teacher_steps || da->lr != db->lr)))
+                       da->teacher_steps != db->teacher_steps || da->lr != db->lr || da->pairs != db->pairs)))
     return "teacher or distillation settings";
   return NULL;
 }

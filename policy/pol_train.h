@@ -117,10 +117,11 @@ typedef struct {
   double valid_frac;      /* seeded split when the file has no masks */
   fc_sampler teacher_sampler; /* the teacher's ODE for the targets */
   int teacher_steps;      /* per block; <= 0: the teacher's own sampler and steps */
+  int64_t pairs;          /* teacher pairs per block (fc_train_config's teacher_pairs); 0: fresh every step */
 } pol_distill_config;
 
 /* 4000 steps (2000 per block of the default LFM), batch 256, seed 0, lr
- * 3e-4, valid_frac 0.1, the teacher's own sampler */
+ * 3e-4, valid_frac 0.1, the teacher's own sampler, fresh pairs every step */
 void pol_distill_config_default(pol_distill_config *c);
 /* teacher is borrowed (keep it alive while the trainer is); teacher_path is
  * recorded in the student. */

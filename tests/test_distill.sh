@@ -28,6 +28,15 @@ bad = [k for k, v in ok.items() if not v]
 if bad: print("FAIL: distill output:", bad, d, e)
 sys.exit(1 if bad else 0)
 PY
+# a pool of teacher pairs: recorded, reported, evaluated unchanged
+out=$("$LFP" distill --policy "$tmp/t.lfp" --data "$tmp/d.hdf5" --out "$tmp/p.lfp" --steps 40 --batch 32 --pairs 96 --json) \
+  || { echo "FAIL: distill --pairs: $out"; fail=1; }
+[[ "$out" == *"a pool of 96 teacher pairs per block"* && "$(echo "$out" | tail -n 1)" == *'"pairs": 96'* ]] \
+  || { echo "FAIL: distill --pairs output: $out"; fail=1; }
+ev=$("$LFP" eval --policy "$tmp/p.lfp" --episodes 1 2>&1) && [[ "$ev" == *"a pool of 96 teacher pairs"* ]] \
+  || { echo "FAIL: eval of a pooled student: $ev"; fail=1; }
+msg=$("$LFP" distill --policy "$tmp/t.lfp" --data "$tmp/d.hdf5" --out "$tmp/x.lfp" --pairs -1 2>&1); rc=$?
+[ $rc = 2 ] && [[ "$msg" == *"--pairs"* ]] || { echo "FAIL: --pairs -1 -> $rc: $msg"; fail=1; }
 [ ! -e "$tmp/s.lfp.ckpt" ] || { echo "FAIL: the checkpoint of a finished distillation was left behind"; fail=1; }
 # (resuming is checked bit for bit in test_policy's
 # distilled_policy_reloads_bit_for_bit_and_resumes: the CLI shares lfp

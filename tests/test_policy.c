@@ -1,6 +1,7 @@
 /* Tests of policy: observation history and chunk execution on a hand-made
  * sequence, clipping, policy files and their mismatches, training that
  * lowers the loss, and a resumed run equal to an uninterrupted one. */
+#include <math.h>
 #include <unistd.h>
 
 #include "fc_par.h"
@@ -801,6 +802,121 @@ TEST(distilled_policy_reloads_bit_for_bit_and_resumes) {
   return 0;
 }
 
+TEST(pooled_distillation_resumes_and_records_its_pool) {
+  /* lfp distill --pairs: the pool is drawn once per block from a stream of
+   * the seed and the block, so a run resumed inside block 1 or 2 equals an
+   * uninterrupted one bit for bit; the pool size is recorded, reloads, and
+   * another pool size on resume is refused; the pooled student differs from
+   * the fresh-pairs one (the pool is used) and lowers the distillation loss;
+   * a pool size out of range is refused. A version-1 pol.distill section
+   * (before pairs) reads as fresh pairs. */
+  ds_dataset *d = s_dataset();
+  char err[512], path[] = "/tmp/lfp_pooled_XXXXXX", ck[] = "/tmp/lfp_pckpt_XXXXXX";
+  close(mkstemp(path));
+  close(mkstemp(ck));
+  pol_train_config c = s_small_config(POL_LFM);
+  pol_trainer *tt = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(tt, "%s", err);
+  while (!pol_trainer_done(tt)) pol_trainer_step(tt);
+  const pol_policy *teacher = pol_trainer_policy(tt);
+  pol_distill_config dc;
+  pol_distill_config_default(&dc);
+  dc.steps = 120;
+  dc.batch = 32;
+  pol_trainer *fresh = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
+  while (!pol_trainer_done(fresh)) pol_trainer_step(fresh);
+  dc.pairs = 100; /* not a multiple of the batch: the last chunk of the pool is short */
+  pol_trainer *a = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
+  ASSERT_MSG(a, "%s", err);
+  double first = 0.0, last = 0.0;
+  for (int i = 0; !pol_trainer_done(a); i++) {
+    double l = pol_trainer_step(a);
+    if (i >= 60 && i < 65) first += l;
+    if (i >= 115) last += l;
+  }
+  ASSERT_MSG(last < first, "block 2's pooled loss rose: %g -> %g", first / 5, last / 5);
+  const pol_policy *st = pol_trainer_policy(a);
+  const size_t np = fc_lfm_nparams(st->flow);
+  ASSERT(memcmp(st->flow->params, pol_trainer_policy(fresh)->flow->params, np * sizeof(float)) != 0);
+  ASSERT(st->distill.pairs == 100);
+  ASSERT(pol_save_file(st, path, err, sizeof(err)) == 0);
+  pol_policy *q = pol_load(path, err, sizeof(err));
+  ASSERT_MSG(q, "%s", err);
+  ASSERT(q->distill.pairs == 100 && memcmp(&q->distill, &st->distill, sizeof(pol_distill)) == 0);
+  /* the validation pairs are kept per block: a second call, and the first
+   * call of another trainer at the same point, give the same loss */
+  double va = pol_trainer_valid_loss(a), vc = pol_trainer_valid_loss(a);
+  ASSERT(isfinite(va) && va == vc);
+  for (int at = 30; at <= 90; at += 60) { /* inside block 1, inside block 2 */
+    pol_trainer *b = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err)), *e = NULL;
+    if (at == 90) e = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
+    for (int i = 0; i < at; i++) {
+      pol_trainer_step(b);
+      if (e) pol_trainer_step(e);
+      if (e && i == 10) pol_trainer_valid_loss(b); /* b keeps block 1's pairs, then block 2's */
+      if (e && i == 80) pol_trainer_valid_loss(b);
+    }
+    if (e) {
+      double vb = pol_trainer_valid_loss(b), ve = pol_trainer_valid_loss(e);
+      ASSERT_MSG(vb == ve, "kept validation pairs give %.9g, fresh ones %.9g", vb, ve);
+      pol_trainer_free(e);
+    }
+    ASSERT(pol_trainer_checkpoint(b, ck, err, sizeof(err)) == 0);
+    pol_trainer_free(b);
+    pol_trainer *r = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
+    ASSERT_MSG(pol_trainer_resume(r, ck, err, sizeof(err)) == 0, "%s", err);
+    while (!pol_trainer_done(r)) pol_trainer_step(r);
+    ASSERT_MSG(memcmp(pol_trainer_policy(r)->flow->params, st->flow->params, np * sizeof(float)) == 0,
+               "resumed at step %d", at);
+    pol_trainer_free(r);
+  }
+  pol_distill_config other = dc;
+  other.pairs = 200;
+  pol_trainer *o = pol_distiller_new(d, teacher, "teacher.lfp", &other, err, sizeof(err));
+  ASSERT(pol_trainer_resume(o, ck, err, sizeof(err)) == -1);
+  ASSERT_CONTAINS(err, "distillation settings");
+  pol_trainer_free(o);
+  other.pairs = ((int64_t)1 << 24) + 1;
+  ASSERT(pol_distiller_new(d, teacher, "teacher.lfp", &other, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "teacher pairs");
+
+  /* version 1 of pol.distill: the same fields without pairs */
+  pol_policy *v1 = pol_load(path, err, sizeof(err));
+  v1->distill.present = 0;
+  fc_ckpt_writer *w = fc_ckpt_writer_new("policy");
+  pol_save(v1, w);
+  fc_ckpt_buf buf = {0};
+  const pol_distill *r = &st->distill;
+  fc_ckpt_put_u32(&buf, 1);
+  fc_ckpt_put_str(&buf, r->teacher);
+  fc_ckpt_put_u32(&buf, r->teacher_crc);
+  fc_ckpt_put_i32(&buf, r->teacher_blocks);
+  fc_ckpt_put_i32(&buf, r->teacher_sampler);
+  fc_ckpt_put_i32(&buf, r->teacher_steps);
+  fc_ckpt_put_i32(&buf, r->teacher_nfe);
+  fc_ckpt_put_i64(&buf, r->steps);
+  fc_ckpt_put_i32(&buf, r->batch);
+  fc_ckpt_put_u64(&buf, r->seed);
+  fc_ckpt_put_f32(&buf, r->lr);
+  fc_ckpt_add_buf(w, "pol.distill", &buf);
+  ASSERT_MSG(fc_ckpt_write(w, path, err, sizeof(err)) == 0, "%s", err);
+  fc_ckpt_writer_free(w);
+  pol_policy *old = pol_load(path, err, sizeof(err));
+  ASSERT_MSG(old, "%s", err);
+  ASSERT(old->distill.present && old->distill.pairs == 0 && old->distill.teacher_crc == r->teacher_crc &&
+         old->distill.steps == r->steps);
+  pol_free(old);
+  pol_free(v1);
+  pol_free(q);
+  pol_trainer_free(a);
+  pol_trainer_free(fresh);
+  pol_trainer_free(tt);
+  unlink(path);
+  unlink(ck);
+  ds_dataset_free(d);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(history_and_chunks_follow_horizons),
@@ -815,6 +931,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(hostile_policy_files_are_refused_with_a_sentence),
       TEST_ENTRY(resume_compares_fields_not_the_lfp_version),
       TEST_ENTRY(distilled_policy_reloads_bit_for_bit_and_resumes),
+      TEST_ENTRY(pooled_distillation_resumes_and_records_its_pool),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

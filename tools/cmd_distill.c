@@ -32,6 +32,9 @@ int cmd_distill(int argc, char **argv) {
       {"--teacher-sampler", CLI_CHOICE, &sampler, "the teacher's ODE sampler for the targets (default: its own)",
        samplers, 0, 0},
       {"--teacher-steps", CLI_INT, &teacher_steps, "its steps per block (0: its own)", NULL, 0, 4096},
+      {"--pairs", CLI_I64, &c.pairs,
+       "teacher pairs per block, drawn once and reused (0: fresh start points and endpoints every step)", NULL, 0,
+       16777216},
       TRAIN_LOOP_CLI_OPTS(lo),
       {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
   };
@@ -83,14 +86,15 @@ int cmd_distill(int argc, char **argv) {
   if (!t) goto fail;
   const pol_policy *p = pol_trainer_policy(t);
   const pol_distill *rec = &p->distill;
-  char desc[128];
+  char desc[128], pairs[64] = "fresh teacher pairs every step";
   fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  if (c.pairs) snprintf(pairs, sizeof(pairs), "a pool of %lld teacher pairs per block", (long long)c.pairs);
   printf("lfp distill: %s (%s, %d block(s) of %s, NFE %d with %s x %d per block) -> %s, one Euler step per block "
-         "(NFE %d); %lld train / %lld valid windows of %s, %lld steps of batch %d\n",
+         "(NFE %d); %lld train / %lld valid windows of %s, %lld steps of batch %d, %s\n",
          teacher_path, pol_method_name((pol_method)teacher->meta.method), p->flow->cfg.nblocks, desc, rec->teacher_nfe,
          fc_sampler_name((fc_sampler)rec->teacher_sampler), rec->teacher_steps, out, pol_nfe(p, p->flow->cfg.sampler, 0),
          (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t), data, (long long)c.steps,
-         c.batch);
+         c.batch, pairs);
   fflush(stdout);
   train_loop_result res;
   if (train_loop_run(t, &lo, &res, err, sizeof(err))) goto fail;
@@ -102,10 +106,10 @@ int cmd_distill(int argc, char **argv) {
     cli_json_str(stdout, teacher_path);
     printf(", \"method\": \"%s\", \"blocks\": %d, \"net\": \"%s\", \"params\": %zu, \"steps\": %lld, \"batch\": %d, "
            "\"nfe\": %d, \"teacher_nfe\": %d, \"teacher_sampler\": \"%s\", \"teacher_steps\": %d, "
-           "\"train_windows\": %lld, \"valid_windows\": %lld",
+           "\"pairs\": %lld, \"train_windows\": %lld, \"valid_windows\": %lld",
            pol_method_name((pol_method)p->meta.method), p->flow->cfg.nblocks, fc_net_kind_name(p->flow->cfg.net.kind),
            fc_lfm_nparams(p->flow), (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0), rec->teacher_nfe,
-           fc_sampler_name((fc_sampler)rec->teacher_sampler), rec->teacher_steps,
+           fc_sampler_name((fc_sampler)rec->teacher_sampler), rec->teacher_steps, (long long)c.pairs,
            (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t));
     train_loop_json(stdout, &lo, &res);
     printf("}\n");

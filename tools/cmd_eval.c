@@ -102,9 +102,10 @@ int cmd_eval(int argc, char **argv) {
          path, env_name(em), episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method),
          p->flow->cfg.nblocks, desc, fc_sampler_name(smp), nsteps, nfe);
   if (p->distill.present)
-    printf("  distilled from %s (NFE %d with %s x %d per block) in %lld steps\n", p->distill.teacher,
-           (int)p->distill.teacher_nfe, fc_sampler_name((fc_sampler)p->distill.teacher_sampler),
-           (int)p->distill.teacher_steps, (long long)p->distill.steps);
+    printf("  distilled from %s (NFE %d with %s x %d per block) in %lld steps, %s%lld teacher pairs per block\n",
+           p->distill.teacher, (int)p->distill.teacher_nfe, fc_sampler_name((fc_sampler)p->distill.teacher_sampler),
+           (int)p->distill.teacher_steps, (long long)p->distill.steps, p->distill.pairs ? "a pool of " : "fresh ",
+           (long long)(p->distill.pairs ? p->distill.pairs : p->distill.batch));
   rollout_print(stdout, em, &rs);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped, %ld observation values "

@@ -6,9 +6,10 @@
 #   tools/studies.sh distill [OUTDIR]   teachers vs naive few steps vs students
 #   tools/studies.sh realtime [OUTDIR]  replace / blend / rtc at several delays
 #   tools/studies.sh dfm [OUTDIR]       DFM: toy W2 against the NFE; avoid
-# Environment: LFP (default build/lfp), TASKS, SEEDS (training seeds, default
-# "0 1 2"), EPISODES (evaluation episodes, default 50), DISTILL_FLAGS (extra
-# lfp distill flags, e.g. "--steps 1000"; default none), DELAYS (realtime, ms:
+# Environment: LFP (default build/lfp), TASKS, METHODS (distill: "lfm fm"),
+# SEEDS (training seeds, default "0 1 2"), EPISODES (evaluation episodes,
+# default 50), DISTILL_FLAGS (extra lfp distill flags, e.g. "--steps 1000";
+# default none; pusht: "--steps 2000 --pairs 16384", see README), DELAYS (realtime, ms:
 # "0 50 120 250"), JOINS ("replace blend rtc"), RT_TASKS (realtime: "lift").
 # Training uses lfp train's defaults; evaluation the seeds 100000.. only.
 set -euo pipefail
@@ -44,13 +45,16 @@ evaluate() {
 case "$study" in
 distill)
   TASKS=${TASKS:-lift avoid}
+  METHODS=${METHODS:-lfm fm}
   for task in $TASKS; do
     demos "$out" "$task"
-    for m in lfm fm; do
+    flags=${DISTILL_FLAGS:-}
+    [ "$task" = pusht ] && flags=${DISTILL_FLAGS:---steps 2000 --pairs 16384}
+    for m in $METHODS; do
       for s in $SEEDS; do
         T=$(policy "$task" $m "$s")
         S="$out/$task.$m.s$s.student.lfp"
-        [ -f "$S" ] || "$LFP" distill --policy "$T" --data "$out/$task.hdf5" --out "$S" --seed "$s" ${DISTILL_FLAGS:-} --json |
+        [ -f "$S" ] || "$LFP" distill --policy "$T" --data "$out/$task.hdf5" --out "$S" --seed "$s" $flags --json |
           tail -n 1 > "$S.json"
         evaluate "$task.$m.s$s.teacher" "$T"
         evaluate "$task.$m.s$s.euler1" "$T" --sampler euler --ode-steps 1
@@ -60,15 +64,15 @@ distill)
       done
     done
   done
-  /usr/bin/python3 - "$out" "$TASKS" "$SEEDS" > "$out/distill.md" <<'PY'
+  /usr/bin/python3 - "$out" "$TASKS" "$SEEDS" "$METHODS" > "$out/distill.md" <<'PY'
 import json, statistics as st, sys, os
-out, tasks, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+out, tasks, seeds, methods = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
 def ms(v, f):
     return (f % st.mean(v)) + (" ± " + f % st.stdev(v) if len(v) > 1 else "")
 print("| task | method | sampler | NFE | success: mean ± sd | score | latency p50 / p99 us | distillation s | task figure |")
 print("|---|---|---|---|---|---|---|---|---|")
 for task in tasks:
-    for m in ("lfm", "fm"):
+    for m in methods:
         for kind, label in (("teacher", "teacher (RK4, its steps)"), ("euler1", "teacher, Euler 1 step per block"),
                             ("euler2", "teacher, Euler 2 steps per block"), ("student", "distilled student")):
             rs = [json.load(open(f"{out}/{task}.{m}.s{s}.{kind}.eval.json")) for s in seeds]
