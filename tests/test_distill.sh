@@ -11,7 +11,7 @@ fail=0
 "$LFP" train --data "$tmp/d.hdf5" --out "$tmp/t.lfp" --steps 200 --width 32 > /dev/null || { echo "FAIL: train"; exit 1; }
 out=$("$LFP" distill --policy "$tmp/t.lfp" --data "$tmp/d.hdf5" --out "$tmp/s.lfp" --steps 60 --batch 64 --ckpt-every 20 --json) \
   || { echo "FAIL: distill: $out"; exit 1; }
-ev=$("$LFP" eval --policy "$tmp/s.lfp" --episodes 2 --json) || { echo "FAIL: eval of the student: $ev"; fail=1; }
+ev=$("$LFP" eval --policy "$tmp/s.lfp" --episodes 2 --json 2>&1) || { echo "FAIL: eval of the student: $ev"; fail=1; }
 /usr/bin/python3 - "$(echo "$out" | tail -n 1)" "$(echo "$ev" | tail -n 1)" "$tmp/s.lfp.csv" "$ev" <<'PY' || fail=1
 import json, sys, csv, math
 d, e = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -29,7 +29,7 @@ if bad: print("FAIL: distill output:", bad, d, e)
 sys.exit(1 if bad else 0)
 PY
 # a pool of teacher pairs: recorded, reported, evaluated unchanged
-out=$("$LFP" distill --policy "$tmp/t.lfp" --data "$tmp/d.hdf5" --out "$tmp/p.lfp" --steps 40 --batch 32 --pairs 96 --json) \
+out=$("$LFP" distill --policy "$tmp/t.lfp" --data "$tmp/d.hdf5" --out "$tmp/p.lfp" --steps 40 --batch 32 --pairs 96 --json 2>&1) \
   || { echo "FAIL: distill --pairs: $out"; fail=1; }
 [[ "$out" == *"a pool of 96 teacher pairs per block"* && "$(echo "$out" | tail -n 1)" == *'"pairs": 96'* ]] \
   || { echo "FAIL: distill --pairs output: $out"; fail=1; }

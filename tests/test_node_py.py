@@ -129,7 +129,8 @@ class Server:
         deadline = time.monotonic() + 15
         self.endpoint = None
         while time.monotonic() < deadline and self.proc.poll() is None:
-            m = re.search(r"on (tcp://[0-9.]+:\d+), protocol \d+;", self.stdout())
+            # --json: the human lines go to stderr, stdout holds only the final JSON line
+            m = re.search(r"on (tcp://[0-9.]+:\d+), protocol \d+;", self.stderr())
             if m:
                 self.endpoint = m.group(1)
                 break
@@ -168,8 +169,8 @@ class Server:
         secs = time.monotonic() - t0
         out = self.stdout()
         lines = [l for l in out.splitlines() if l.strip()]
-        try:
-            js = json.loads(lines[-1]) if lines else None
+        try:  # the JSON object and nothing else
+            js = json.loads(lines[0]) if len(lines) == 1 else None
         except ValueError:
             js = None
         return rc, secs, js, out

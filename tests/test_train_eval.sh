@@ -65,7 +65,7 @@ msg=$("$LFP" train --data "$tmp/d.hdf5" 2>&1); rc=$?
 msg=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/q.lfp" --resume 2>&1); rc=$?
 [ $rc = 1 ] && [[ "$msg" == *"no checkpoint"* ]] || { echo "FAIL: resume without checkpoint -> $rc: $msg"; fail=1; }
 # issue 10: a final validation pass, action bounds from the data, refused settings
-out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/v.lfp" --steps 300 --width 32 --json) || { echo "FAIL: train: $out"; fail=1; }
+out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/v.lfp" --steps 300 --width 32 --json 2>&1) || { echo "FAIL: train: $out"; fail=1; }
 /usr/bin/python3 - "$out" "$tmp/v.lfp.csv" <<'PY' || fail=1
 import json, sys, csv, math
 text = sys.argv[1]
@@ -90,7 +90,7 @@ with h5py.File(sys.argv[1], 'r+') as f:
         f['data'][k]['actions'][...] = 3 * f['data'][k]['actions'][...]
 " "$tmp/abs.hdf5" || { echo "FAIL: h5py could not scale the actions"; fail=1; }
 tr=$("$LFP" train --data "$tmp/abs.hdf5" --out "$tmp/abs.lfp" --steps 300 --width 32 --json) || { echo "FAIL: train abs: $tr"; fail=1; }
-ev=$("$LFP" eval --policy "$tmp/abs.lfp" --episodes 1 --json) || { echo "FAIL: eval abs: $ev"; fail=1; }
+ev=$("$LFP" eval --policy "$tmp/abs.lfp" --episodes 1 --json 2>&1) || { echo "FAIL: eval abs: $ev"; fail=1; }
 /usr/bin/python3 - "$(echo "$out" | tail -n 1)" "$(echo "$tr" | tail -n 1)" "$ev" <<'PY' || fail=1
 import json, sys
 one, three, text = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]

@@ -8,7 +8,7 @@
  * the median: what the node adds on top of sampling, in raw round trips.
  * Then sustained infer requests/s with 1 and 4 concurrent clients (lost =
  * requests without a reply), and the process's resident memory after 1k and
- * after 100k requests to a node with few sessions (eviction running), on a
+ * after 100k requests (--mem-requests) to a node with few sessions (eviction running), on a
  * narrow policy of the same dimensions so that the run stays short. */
 #include <math.h>
 #include <pthread.h>
@@ -250,7 +250,7 @@ static long s_rss_kb(void) {
 
 int bench_node(int argc, char **argv) {
   const char *path = NULL, *envname = "lift";
-  int json = 0, rounds = 10, per_round = 100;
+  int json = 0, rounds = 10, per_round = 100, mem_requests = 100000;
   double secs = 3;
   cli_opt opts[] = {
       {"--policy", CLI_STR, &path, "policy file (default: random weights, the default training config, --env's dimensions)", NULL, 0, 0},
@@ -258,9 +258,11 @@ int bench_node(int argc, char **argv) {
       {"--rounds", CLI_INT, &rounds, "interleaved rounds of zmq / sample / infer latency", NULL, 1, 1000},
       {"--per-round", CLI_INT, &per_round, "round trips of each kind per round", NULL, 1, 100000},
       {"--seconds", CLI_DOUBLE, &secs, "duration of each throughput run", NULL, 0.1, 600},
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--mem-requests", CLI_INT, &mem_requests, "requests of the memory run (resident size after 1k and at the end)",
+       NULL, 1000, 100000000},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
-  int rc = cli_parse("bench node", "lfp bench node [--policy POLICY.lfp] [--json]", argc, argv, opts,
+  int rc = cli_parse("bench node", "lfp bench node [--policy POLICY.lfp] [--mem-requests N] [--json]", argc, argv, opts,
                      (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   char err[512];
@@ -393,9 +395,9 @@ int bench_node(int argc, char **argv) {
   pthread_t mth;
   pthread_create(&mth, NULL, s_node_thread, &msrv);
   long ms, ma, rss_1k;
-  const double mem_secs = s_run_clients(small, ctx, msrv.ep, 4, 0, 100000, 4, &ms, &ma, &rss_1k);
+  const double mem_secs = s_run_clients(small, ctx, msrv.ep, 4, 0, mem_requests, 4, &ms, &ma, &rss_1k);
   lost += ms - ma;
-  const long rss_100k = s_rss_kb();
+  const long rss_end = s_rss_kb();
   const pol_node_stats mst = pol_node_get_stats(msrv.n);
   msrv.stop = 1;
   pthread_join(mth, NULL);
@@ -414,10 +416,11 @@ int bench_node(int argc, char **argv) {
          "    %.2fx the round trip of an echo that answers at once\n",
          i50 - s50, overhead, overhead_idle);
   printf("  sustained: %.0f requests/s with 1 client, %.0f with 4 clients; %ld requests lost\n", rps1, rps4, lost);
-  printf("  memory: %ld kB resident after 1k requests, %ld kB after 100k (%+ld kB; %lld sessions created, %lld evicted, "
+  printf("  memory: %ld kB resident after 1k requests, %ld kB after %d (%+ld kB; %lld sessions created, %lld evicted, "
          "%.1f s)\n",
-         rss_1k, rss_100k, rss_100k - rss_1k, (long long)mst.sessions_created, (long long)mst.evictions, mem_secs);
+         rss_1k, rss_end, mem_requests, rss_end - rss_1k, (long long)mst.sessions_created, (long long)mst.evictions, mem_secs);
   if (json) {
+    cli_json_stdout();
     printf("{\"policy\": ");
     cli_json_str(stdout, path ? path : "default");
     printf(", \"nfe\": %d, \"zmq_rtt_us_p50\": ", pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps));
@@ -446,8 +449,8 @@ int bench_node(int argc, char **argv) {
     cli_json_num(stdout, rps1);
     printf(", \"rps_4\": ");
     cli_json_num(stdout, rps4);
-    printf(", \"lost\": %ld, \"rss_kb_1k\": %ld, \"rss_kb_100k\": %ld, \"evictions\": %lld}\n", lost, rss_1k, rss_100k,
-           (long long)mst.evictions);
+    printf(", \"lost\": %ld, \"rss_kb_1k\": %ld, \"rss_kb_end\": %ld, \"mem_requests\": %d, \"evictions\": %lld}\n",
+           lost, rss_1k, rss_end, mem_requests, (long long)mst.evictions);
   }
   echo.stop = 1;
   pthread_join(echo_th, NULL);

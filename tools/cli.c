@@ -145,14 +145,42 @@ static int s_parse(const char *cmd, const char *usage, int argc, char **argv, co
   return 0;
 }
 
+/* --json: fd 1 points at stderr until cli_json_stdout gives it back */
+static int s_json_fd = -1;
+
+/* a parsed --json flag turns json mode on */
+static int s_json_check(int rc, const cli_opt *opts, int n) {
+  for (int i = 0; rc == 0 && i < n; i++)
+    if (opts[i].type == CLI_FLAG && !strcmp(opts[i].name, "--json") && *(int *)opts[i].dst) cli_json_mode();
+  return rc;
+}
+
+void cli_json_mode(void) {
+  if (s_json_fd >= 0) return;
+  fflush(stdout);
+  s_json_fd = dup(STDOUT_FILENO);
+  if (s_json_fd >= 0 && dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+    close(s_json_fd);
+    s_json_fd = -1;
+  }
+}
+
+void cli_json_stdout(void) {
+  if (s_json_fd < 0) return;
+  fflush(stdout);
+  dup2(s_json_fd, STDOUT_FILENO);
+  close(s_json_fd);
+  s_json_fd = -1;
+}
+
 int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n) {
-  return s_parse(cmd, usage, argc, argv, opts, n, NULL);
+  return s_json_check(s_parse(cmd, usage, argc, argv, opts, n, NULL), opts, n);
 }
 
 int cli_parse_arg(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n,
                   const char *what, const char **arg) {
   *arg = NULL;
-  int rc = s_parse(cmd, usage, argc, argv, opts, n, arg);
+  int rc = s_json_check(s_parse(cmd, usage, argc, argv, opts, n, arg), opts, n);
   if (rc == 0 && !*arg) {
     cli_error(cmd, "which %s? (usage: %s)", what, usage);
     return -1;

@@ -43,6 +43,13 @@ int cli_parse(const char *cmd, const char *usage, int argc, char **argv, const c
  * receives it; a missing one is an error naming `what`. */
 int cli_parse_arg(const char *cmd, const char *usage, int argc, char **argv, const cli_opt *opts, int n,
                   const char *what, const char **arg);
+/* --json prints the JSON object, one line, and nothing else on stdout: when
+ * the options hold a set "--json" flag, cli_parse calls cli_json_mode, which
+ * points stdout (fd 1) at stderr, so the command's human text goes there;
+ * the command calls cli_json_stdout just before it prints the object, which
+ * gives stdout back. Both are no-ops when not in json mode. */
+void cli_json_mode(void);
+void cli_json_stdout(void);
 /* Sort v ascending; the q-quantile (0 <= q <= 1) of sorted values (the
  * element at index floor(q (n - 1))), NAN when n = 0. */
 void cli_sort(double *v, int n);

@@ -381,7 +381,7 @@ static int s_bench_flowcore(int argc, char **argv) {
       {"--unet-dims", CLI_STR, &unet_dims, "U-Net level channels, one per level, e.g. 32,64,128 (default: fc_unet's)", NULL, 0, 0},
       {"--unet-temb", CLI_INT, &unet_temb, "U-Net time-embedding size (0: fc_unet's default)", NULL, 0, 4096},
       {"--no-unet", CLI_FLAG, &no_unet, "skip the U-Net cases", NULL, 0, 0},
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("bench flowcore",
                      "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--unet-dims D0,D1,..] [--json]",
@@ -538,6 +538,7 @@ static int s_bench_flowcore(int argc, char **argv) {
   }
   s_peak_free(&pk);
   if (json) {
+    cli_json_stdout();
     printf("{\"bench\": \"flowcore\", \"params\": %zu, \"batch\": %d, \"threads\": %d, \"sgemm_peak_gflops\": ", P, B, train_threads);
     cli_json_num(stdout, peak);
     printf(", \"train_samples_per_s\": ");
@@ -589,7 +590,7 @@ static int s_bench_datasets(int argc, char **argv) {
       {"--demos", CLI_INT, &demos, "demos in the synthetic file", NULL, 1, 100000},
       {"--steps", CLI_INT, &steps, "steps per demo", NULL, 1, 100000},
       {"--dir", CLI_STR, &dir, "where to write the temporary file", NULL, 0, 0},
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("bench datasets", "lfp bench datasets [--demos N] [--steps T] [--dir D] [--json]", argc, argv,
                      opts, (int)(sizeof(opts) / sizeof(opts[0])));
@@ -690,6 +691,7 @@ static int s_bench_datasets(int argc, char **argv) {
   printf("  training step, reference network       %8.1f us   -> a minibatch is %.2f%% of a step\n", step_us,
          100.0 * batch_us / step_us);
   if (json) {
+    cli_json_stdout();
     printf("{\"bench\": \"datasets\", \"demos\": %d, \"steps\": %d, \"file_mb\": ", demos, steps);
     cli_json_num(stdout, st.st_size / 1e6);
     printf(", \"write_s\": ");
@@ -759,7 +761,7 @@ static int s_bench_envs(int argc, char **argv) {
   double seconds = 2.0;
   cli_opt opts[] = {
       {"--seconds", CLI_DOUBLE, &seconds, "about how long each measurement runs", NULL, 0.1, 600},
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("bench envs", "lfp bench envs [--seconds S] [--json]", argc, argv, opts, 2);
   if (rc) return rc > 0 ? 0 : 2;
@@ -787,7 +789,10 @@ static int s_bench_envs(int argc, char **argv) {
                            jo ? ", " : "", env_task_name(i), sub, r1 * sub, r1, r2 * sub, r2);
     env_model_free(em);
   }
-  if (json) printf("{\"bench\": \"envs\", \"tasks\": {%s}}\n", js);
+  if (json) {
+    cli_json_stdout();
+    printf("{\"bench\": \"envs\", \"tasks\": {%s}}\n", js);
+  }
   return 0;
 }
 

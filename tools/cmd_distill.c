@@ -36,7 +36,7 @@ int cmd_distill(int argc, char **argv) {
        "teacher pairs per block, drawn once and reused (0: fresh start points and endpoints every step)", NULL, 0,
        16777216},
       TRAIN_LOOP_CLI_OPTS(lo),
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("distill", "lfp distill --policy TEACHER.lfp --data FILE.hdf5 --out STUDENT.lfp [--steps K] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
@@ -100,6 +100,7 @@ int cmd_distill(int argc, char **argv) {
   if (train_loop_run(t, &lo, &res, err, sizeof(err))) goto fail;
   train_loop_print(&lo, &res);
   if (json) {
+    cli_json_stdout();
     printf("{\"out\": ");
     cli_json_str(stdout, out);
     printf(", \"teacher\": ");

@@ -53,7 +53,7 @@ int cmd_eval(int argc, char **argv) {
       {"--ode-steps", CLI_INT, &steps, "override the steps per block", NULL, 0, 10000},
       {"--record", CLI_STR, &record, "write the episodes to this HDF5 file as Robomimic-style demos (states, obs, "
                                      "actions, rewards; masks success / failure), in seed order", NULL, 0, 0},
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("eval", "lfp eval --policy POLICY.lfp [--env NAME] [--episodes 50] [--seed 100000] [--jobs J] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
@@ -121,6 +121,7 @@ int cmd_eval(int argc, char **argv) {
     printf("  recorded the episodes to %s\n", record);
   }
   if (json) {
+    cli_json_stdout();
     const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
     rollout_json_open(stdout, em, &run, &rs);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);

@@ -17,7 +17,7 @@ static void s_shape(char *out, size_t n, int64_t steps, const ds_key *k) {
 
 int cmd_info(int argc, char **argv) {
   int json = 0;
-  cli_opt opts[] = {{"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0}};
+  cli_opt opts[] = {{"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0}};
   const char *path;
   int rc = cli_parse_arg("info", "lfp info FILE.hdf5 [--json]", argc, argv, opts, 1, "file", &path);
   if (rc) return rc > 0 ? 0 : 2;
@@ -74,6 +74,7 @@ int cmd_info(int argc, char **argv) {
   printf("\n");
 
   if (json) {
+    cli_json_stdout();
     printf("{\"file\": ");
     cli_json_str(stdout, path);
     printf(", \"demos\": %d, \"samples\": %lld, \"length\": {\"min\": %lld, \"mean\": ", in->ndemos,
@@ -93,7 +94,8 @@ int cmd_info(int argc, char **argv) {
     printf(", \"action_max\": ");
     cli_json_nums(stdout, hi, A);
     printf(", \"actions_outside_unit\": %lld, \"state_dim\": %d, \"env_args\": ", (long long)outside, in->state_dim);
-    if (env_ok) printf("%s", in->env_args);
+    if (env_ok) /* valid JSON holds line breaks only as whitespace: one line */
+      for (const char *c = in->env_args; *c; c++) putchar(*c == '\n' || *c == '\r' ? ' ' : *c);
     else if (in->env_args) cli_json_str(stdout, in->env_args);
     else printf("null");
     printf(", \"masks\": {");

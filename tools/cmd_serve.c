@@ -72,6 +72,7 @@ int cmd_serve(int argc, char **argv) {
          s_stop == SIGTERM ? " by SIGTERM" : s_stop == SIGINT ? " by SIGINT" : "", secs, (long long)st.requests,
          (long long)st.infers, (long long)st.errors, (long long)st.sessions_created, (long long)st.evictions);
   if (json) {
+    cli_json_stdout();
     printf("{\"endpoint\": ");
     cli_json_str(stdout, bound);
     printf(", \"policy\": ");

@@ -541,7 +541,7 @@ int cmd_sim(int argc, char **argv) {
       {"--rtc", CLI_FLAG, &rtc, "realtime: --join rtc", NULL, 0, 0},
       {"--horizon", CLI_INT, &horizon, "actions per reply, up to the policy's Tp (0: its Ta); more than Ta keeps "
                                        "actions to execute while a late reply is on its way (protocol 3)", NULL, 0, S_MAX_H},
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("sim", "lfp sim [--env NAME] [--connect tcp://127.0.0.1:5555] [--episodes 10] [--seed 100000] "
                             "[--mode lockstep|realtime] [--json]",
@@ -644,6 +644,7 @@ int cmd_sim(int argc, char **argv) {
     printf("  join %s, delay %.0f ms: seam jump mean %.4f over %ld seams\n", join, delay_ms, seam, S->seams);
   if (S->join == S_JOIN_RTC) printf("  %ld chunks made by real-time chunking on the node\n", S->rtc_guided);
   if (json) {
+    cli_json_stdout();
     const rollout_run run = {S->info.policy, S->info.method, seed, (int)S->info.nfe, S->clipped_total, s50, s99};
     rollout_json_open(stdout, em, &run, &rs);
     printf(", \"mode\": \"%s\", \"rtt_us_p50\": ", mode);

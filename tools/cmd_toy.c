@@ -8,6 +8,7 @@
 #include "toy.h"
 
 static void s_print_json(const toy_config *tc, const toy_result *res, int nres) {
+  cli_json_stdout();
   printf("{\"dist\": ");
   cli_json_str(stdout, toy_dist_name(tc->dist));
   printf(", \"seed\": %llu, \"eval_size\": %d, \"eval_reps\": %d, \"train_size\": %d, \"sampler\": ",
@@ -88,7 +89,7 @@ int cmd_toy(int argc, char **argv) {
       {"--train-size", CLI_INT, &tc.train_size, "training set size", NULL, 16, 10000000},
       {"--eval-size", CLI_INT, &tc.eval_size, "held-out points for W2 (exact, O(n^3))", NULL, 16, 5000},
       {"--eval-reps", CLI_INT, &tc.eval_reps, "independent evaluations averaged (new targets and samples each)", NULL, 1, 64},
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("toy", "lfp toy [--dist D] [--method fm|lfm|both|dfm|all] [--blocks N] [--steps K] [--seed S] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));

@@ -119,7 +119,7 @@ int cmd_train(int argc, char **argv) {
       {"--action-high", CLI_STR, &high_csv, "upper action bounds, likewise (default: the training actions' maximum)", NULL,
        0, 0},
       TRAIN_LOOP_CLI_OPTS(lo),
-      {"--json", CLI_FLAG, &json, "print one JSON object as the last line", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("train", "lfp train --data FILE.hdf5 --out POLICY.lfp [--method lfm|fm|mse] [--steps K | --epochs E] [options]\n"
                      "(the defaults shown are the recipe of the task that --data was recorded on, where it has one)",
@@ -275,6 +275,7 @@ int cmd_train(int argc, char **argv) {
   train_loop_print(&lo, &res);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
   if (json) {
+    cli_json_stdout();
     printf("{\"out\": ");
     cli_json_str(stdout, out);
     printf(", \"method\": \"%s\", \"blocks\": %d, \"net\": \"%s\", \"net_desc\": ", method, p->flow->cfg.nblocks,
