@@ -143,10 +143,29 @@ static void s_copy_name(const msgpack_object *o, char *dst, size_t cap) {
   dst[k] = 0;
 }
 
+/* openpi's numpy scalars (msgpack_numpy packs np.int64(3) as {"__npgeneric__":
+ * true, "data": 3, "dtype": "<i8"}, keys str or bin): the number inside;
+ * any other object is itself */
+static const msgpack_object *s_scalar(const msgpack_object *o) {
+  if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size != 3) return o;
+  const msgpack_object *flag = NULL, *data = NULL, *dtype = NULL;
+  for (uint32_t i = 0; i < 3; i++) {
+    const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
+    if (s_is(k, "__npgeneric__")) flag = v;
+    else if (s_is(k, "data")) data = v;
+    else if (s_is(k, "dtype")) dtype = v;
+  }
+  const char *p;
+  uint32_t n;
+  if (!flag || flag->type != MSGPACK_OBJECT_BOOLEAN || !flag->via.boolean || !data || !dtype || s_bytes(dtype, &p, &n))
+    return o;
+  return data;
+}
+
 const msgpack_object *pw_map_get(const msgpack_object *map, const char *key) {
   if (map->type != MSGPACK_OBJECT_MAP) return NULL;
   for (uint32_t i = 0; i < map->via.map.size; i++)
-    if (s_is(&map->via.map.ptr[i].key, key)) return &map->via.map.ptr[i].val;
+    if (s_is(&map->via.map.ptr[i].key, key)) return s_scalar(&map->via.map.ptr[i].val);
   return NULL;
 }
 
@@ -174,11 +193,13 @@ int pw_map_str(const msgpack_object *m, const char *key, char *dst, size_t cap) 
 }
 
 static int s_is_number(const msgpack_object *o) {
+  o = s_scalar(o);
   return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
          o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64;
 }
 
 static double s_number(const msgpack_object *o) {
+  o = s_scalar(o);
   switch (o->type) {
   case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double)o->via.u64;
   case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double)o->via.i64;
@@ -249,7 +270,7 @@ static int s_parse_array(const msgpack_object *o, pw_array *a, const char *what,
   a->rank = (int)shape->via.array.size;
   a->shape[1] = 1;
   for (int d = 0; d < a->rank; d++) {
-    const msgpack_object *s = &shape->via.array.ptr[d];
+    const msgpack_object *s = s_scalar(&shape->via.array.ptr[d]);
     if (s->type != MSGPACK_OBJECT_POSITIVE_INTEGER || s->via.u64 == 0 || s->via.u64 > 65536)
       return fc_set_err(err, errsz, "%s: shape entry %d must be an integer in 1..65536", what, d), -1;
     a->shape[d] = (uint32_t)s->via.u64;
@@ -299,7 +320,7 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
              id->type == MSGPACK_OBJECT_NEGATIVE_INTEGER))
     rq->has_id = 1, rq->id = id->via.i64;
   for (uint32_t i = 0; i < m->via.map.size; i++) {
-    const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
+    const msgpack_object *k = &m->via.map.ptr[i].key, *v = s_scalar(&m->via.map.ptr[i].val);
     if (s_is(k, "endpoint")) ep = v;
     else if (s_is(k, "obs")) obs = v;
     else if (s_is(k, "id")) {

@@ -104,7 +104,16 @@ def decode(buf):
 
 
 def encode(msg):
-    return msg if isinstance(msg, bytes) else msgpack.packb(msg)
+    return msg if isinstance(msg, bytes) else msgpack.packb(msg, default=pack_numpy)
+
+
+def pack_numpy(obj):
+    """openpi's msgpack_numpy `default`: arrays as __ndarray__ maps, numpy scalars as __npgeneric__ maps."""
+    if isinstance(obj, np.ndarray):
+        return pack_array(obj, obj.dtype.str)
+    if isinstance(obj, np.generic):
+        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
+    raise TypeError(f"cannot pack {type(obj)}")
 
 
 # ----------------------------------------------------------------------------- the node
@@ -382,6 +391,19 @@ def section_encodings(res, c):
             same = np.array_equal(a.astype(np.float32), ref) and np.array_equal(a, ref.astype(want))
             res.check(f"infer (obs {enc}, actions {dtype}): same actions as openpi <f4", same,
                       f"max difference {np.max(np.abs(a - ref))}")
+    # numpy scalars (openpi's __npgeneric__ maps) wherever a number goes: the seed, the id,
+    # the horizon and a list observation's elements
+    r = cl.call({"endpoint": "reset", "session": "enc", "seed": np.int64(7), "id": np.int32(41)})
+    res.check("reset with numpy scalars for seed and id: ok, id echoed",
+              isinstance(r, dict) and r.get("ok") is True and r.get("id") == 41, short(r))
+    obs = {k: [np.float32(x) for x in np.asarray(f[k], dtype=np.float32).ravel()] for k in c.keys}
+    r = cl.call({"endpoint": "infer", "session": "enc", "obs": obs, "horizon": np.uint8(c.Ta)})
+    a = actions_of(r)
+    res.check("infer with numpy scalars (list elements, horizon): the same actions",
+              a is not None and np.array_equal(a, ref), short(r))
+    r = cl.call({"endpoint": "reset", "session": "enc", "seed": np.float64(7.5)})
+    res.check("a numpy float seed is refused with a sentence",
+              isinstance(r, dict) and "seed" in str(r.get("error", "")), short(r))
     cl.close()
 
 
