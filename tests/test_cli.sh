@@ -12,6 +12,11 @@ expect() { # expect CODE "substring" args...
   fi
 }
 expect 0 "usage: lfp <command>" help
+expect 0 "lfp " --version
+# every command's --help exits 0 with its usage line
+for c in toy collect replay train distill eval serve sim info "bench flowcore" "bench datasets" "bench envs" "bench node"; do
+  expect 0 "usage: lfp $c" $c --help
+done
 expect 0 "--dist" toy --help
 expect 0 "--dist" help toy
 expect 0 "flowcore" bench --help
