@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -305,6 +306,31 @@ void fc_par_init(int threads) {
   s_set_spin();
   atomic_store_explicit(&S.started, 1, memory_order_release);
   pthread_mutex_unlock(&S.call);
+}
+
+char *openblas_get_corename(void); /* OpenBLAS's, not in every cblas.h */
+
+const char *fc_blas_core(void) {
+  const char *c = openblas_get_corename();
+  return c ? c : "?";
+}
+
+const char *fc_blas_better_core(void) {
+  /* OpenBLAS's x86-64 kernel sets without AVX2 */
+  static const char *const weak[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Barcelona",
+                                     "Opteron", "Opteron_SSE3", "Bobcat", "Sandybridge", "Bulldozer", "Piledriver",
+                                     "Steamroller", "Excavator"};
+  const char *core = fc_blas_core();
+  int is_weak = 0;
+  for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) is_weak |= !strcasecmp(core, weak[i]);
+  if (!is_weak) return NULL;
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return NULL;
 }
 
 int fc_threads(void) {

@@ -62,6 +62,17 @@ void fc_par_init(int threads);
 int fc_par_cpus(void);
 /* Threads in use (>= 1). */
 int fc_threads(void);
+/* The kernels OpenBLAS chose at load time (openblas_get_corename:
+ * "Haswell", "SkylakeX", "Prescott", ...). */
+const char *fc_blas_core(void);
+/* OpenBLAS picks its kernels when it loads, from the CPU model; a release
+ * older than the CPU (Debian 12's 0.3.21 on Sapphire / Emerald Rapids, for
+ * one) falls back to its SSE3 "Prescott" kernels, several times slower. When
+ * OpenBLAS runs such a pre-AVX kernel set on a CPU that has AVX-512
+ * ("SkylakeX") or AVX2 and FMA ("Haswell"), the name of the better set;
+ * else NULL. Changing it takes OPENBLAS_CORETYPE set before the process
+ * starts (lfp's main re-executes itself once with it; see README). */
+const char *fc_blas_better_core(void);
 /* Use at most n threads from now on (n >= 1, capped at the pool size). */
 void fc_set_threads(int n);
 /* Run fn over [0, n) in contiguous chunks, at most one per thread; on the

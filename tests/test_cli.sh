@@ -13,6 +13,18 @@ expect() { # expect CODE "substring" args...
 }
 expect 0 "usage: lfp <command>" help
 expect 0 "lfp " --version
+# OpenBLAS's kernels: a given OPENBLAS_CORETYPE is kept (one load, that set);
+# without one, a CPU with AVX2 and FMA never ends up on a pre-AVX2 set (lfp
+# runs itself again with OPENBLAS_CORETYPE when OpenBLAS does not know the CPU)
+cores=$(OPENBLAS_CORETYPE=Prescott OPENBLAS_VERBOSE=2 "$LFP" version 2>&1 | grep "^Core:" | tr '\n' ' ')
+[ "$cores" = "Core: Prescott " ] || { echo "FAIL: OPENBLAS_CORETYPE=Prescott not kept: '$cores'"; fail=1; }
+last=$(env -u OPENBLAS_CORETYPE OPENBLAS_VERBOSE=2 "$LFP" version 2>&1 | grep "^Core:" | tail -n 1)
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  case "$last" in
+  *Prescott|*Core2|*Penryn|*Dunnington|*Nehalem|*Atom|*Barcelona|*Opteron*|*Sandybridge|"")
+    echo "FAIL: an AVX2 CPU left on OpenBLAS's '$last' kernels"; fail=1 ;;
+  esac
+fi
 # every command's --help exits 0 with its usage line
 for c in toy collect replay train distill eval serve sim info "bench flowcore" "bench datasets" "bench envs" "bench node"; do
   expect 0 "usage: lfp $c" $c --help

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fc_par.h"
 #include "commands.h"
 #include "ds_file.h"
 #include "ds_norm.h"
@@ -510,7 +511,8 @@ static int s_bench_flowcore(int argc, char **argv) {
   if (no_torch) memset(&th, 0, sizeof(th)), th.train_sps = th.fwd_b1_us = th.fwd_b1_addmv_us = NAN;
   else s_run_torch(script, python, "", &th);
 
-  printf("\n  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s  (median of %d samples)\n", train_threads, peak, rounds);
+  printf("\n  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s  (median of %d samples; OpenBLAS kernels %s)\n",
+         train_threads, peak, rounds, fc_blas_core());
   printf("  training step (lfm trainer, %d thr)    %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n"
          "                                         (median over %d rounds of the per-round ratio)\n",
          train_threads, train_sps, train_gflops, 100.0 * peak_fraction, rounds);
@@ -539,7 +541,9 @@ static int s_bench_flowcore(int argc, char **argv) {
   s_peak_free(&pk);
   if (json) {
     cli_json_stdout();
-    printf("{\"bench\": \"flowcore\", \"params\": %zu, \"batch\": %d, \"threads\": %d, \"sgemm_peak_gflops\": ", P, B, train_threads);
+    printf("{\"bench\": \"flowcore\", \"params\": %zu, \"batch\": %d, \"threads\": %d, \"blas_core\": ", P, B, train_threads);
+    cli_json_str(stdout, fc_blas_core());
+    printf(", \"sgemm_peak_gflops\": ");
     cli_json_num(stdout, peak);
     printf(", \"train_samples_per_s\": ");
     cli_json_num(stdout, train_sps);

@@ -1,7 +1,9 @@
 /* lfp: the command-line program. One subcommand per job; `lfp help` lists them
  * and `lfp <cmd> --help` describes one. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "env.h"
@@ -41,6 +43,17 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[1];
+  /* an OpenBLAS older than the CPU runs its SSE3 kernels (fc_blas_better_core):
+   * once, before any work, lfp runs itself again with OPENBLAS_CORETYPE set
+   * to the kernels the CPU can run; a given OPENBLAS_CORETYPE is kept, and
+   * LFP_BLAS_AUTO=0 turns this off */
+  const char *better = getenv("OPENBLAS_CORETYPE") ? NULL : fc_blas_better_core();
+  const char *autob = getenv("LFP_BLAS_AUTO");
+  if (better && !(autob && !strcmp(autob, "0"))) {
+    setenv("OPENBLAS_CORETYPE", better, 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: go on with the kernels there are */
+  }
   /* flowcore's pool (FC_THREADS or the usable CPUs) and OpenBLAS at one
    * thread per call: the process-wide settings, made once, here */
   fc_par_init(0);
