@@ -64,7 +64,16 @@ static pol_policy *s_default_policy(const env_model *em, int width, char *err, s
   return p;
 }
 
-/* an infer request with one frame per key (values in [-1, 1]) */
+/* observation value g (of obs_dim) at request t: inside the training range
+ * of that value ([lo, hi] of the policy's statistics, the middle half), so
+ * that a trained policy sees frames like its demonstrations' and samples as
+ * it would in a rollout; the default policy's range is [-1, 1] */
+static double s_obs_value(const pol_policy *p, int g, int t) {
+  const double lo = p->obs_norm.lo[g], hi = p->obs_norm.hi[g];
+  return lo + (hi - lo) * (0.5 + 0.25 * sin(0.1 * t + g));
+}
+
+/* an infer request with one frame per key (s_obs_value) */
 static void s_infer_request(const pol_policy *p, const char *session, int t, msgpack_sbuffer *sb) {
   msgpack_packer pk;
   msgpack_sbuffer_clear(sb);
@@ -78,10 +87,10 @@ static void s_infer_request(const pol_policy *p, const char *session, int t, msg
   }
   pw_pack_str(&pk, "obs");
   msgpack_pack_map(&pk, (size_t)p->meta.nkeys);
-  for (int k = 0; k < p->meta.nkeys; k++) {
+  for (int k = 0, g = 0; k < p->meta.nkeys; k++) {
     double v[64];
     const uint32_t shape[1] = {(uint32_t)p->meta.key_dims[k]};
-    for (uint32_t j = 0; j < shape[0]; j++) v[j] = 0.5 * sin(0.1 * t + j + k);
+    for (uint32_t j = 0; j < shape[0]; j++) v[j] = s_obs_value(p, g++, t);
     pw_pack_str(&pk, p->meta.keys[k]);
     pw_pack_ndarray(&pk, v, 1, shape, 4);
   }
@@ -320,6 +329,7 @@ int bench_node(int argc, char **argv) {
   double *hl = fc_malloc(sizeof(double) * n), *nl = fc_malloc(sizeof(double) * n); /* the node's own handle / sample */
   pol_data *pd = pol_data_new(p, 3);
   double *frame = fc_calloc((size_t)p->meta.obs_dim, sizeof(double));
+  for (int g = 0; g < p->meta.obs_dim; g++) frame[g] = s_obs_value(p, g, 0);
   double *acts = fc_malloc(sizeof(double) * (size_t)p->meta.Ta * p->meta.action_dim);
   char why[256] = "";
   long lost = 0, refused = 0; /* refused: observations or chunks the policy refused (non-finite) */
