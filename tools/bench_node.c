@@ -88,7 +88,7 @@ static void s_infer_request(const pol_policy *p, const char *session, int t, msg
   pw_pack_str(&pk, "obs");
   msgpack_pack_map(&pk, (size_t)p->meta.nkeys);
   for (int k = 0, g = 0; k < p->meta.nkeys; k++) {
-    double v[64];
+    double v[DS_NORM_MAX_DIM]; /* a key has at most the statistics' dimensions */
     const uint32_t shape[1] = {(uint32_t)p->meta.key_dims[k]};
     for (uint32_t j = 0; j < shape[0]; j++) v[j] = s_obs_value(p, g++, t);
     pw_pack_str(&pk, p->meta.keys[k]);
