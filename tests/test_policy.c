@@ -720,6 +720,25 @@ TEST(resume_compares_fields_not_the_lfp_version) {
 
 /* ---------- distillation (issue 12) ---------- */
 
+/* a small lfm teacher, trained (NULL on failure) */
+static pol_trainer *s_trained_teacher(const ds_dataset *d) {
+  char err[512];
+  pol_train_config c = s_small_config(POL_LFM);
+  pol_trainer *t = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  if (!t) fprintf(stderr, "%s\n", err);
+  while (t && !pol_trainer_done(t)) pol_trainer_step(t);
+  return t;
+}
+
+/* 120 distillation steps (60 per block) of batch 32 */
+static pol_distill_config s_small_distill(void) {
+  pol_distill_config dc;
+  pol_distill_config_default(&dc);
+  dc.steps = 120;
+  dc.batch = 32;
+  return dc;
+}
+
 TEST(distilled_policy_reloads_bit_for_bit_and_resumes) {
   /* a small lfm teacher; its student: NFE = blocks, the teacher's metadata
    * and statistics, a pol.distill record; the file reloads to the same
@@ -730,15 +749,10 @@ TEST(distilled_policy_reloads_bit_for_bit_and_resumes) {
   char err[512], path[] = "/tmp/lfp_student_XXXXXX", ck[] = "/tmp/lfp_dckpt_XXXXXX";
   close(mkstemp(path));
   close(mkstemp(ck));
-  pol_train_config c = s_small_config(POL_LFM);
-  pol_trainer *tt = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
-  ASSERT_MSG(tt, "%s", err);
-  while (!pol_trainer_done(tt)) pol_trainer_step(tt);
+  pol_trainer *tt = s_trained_teacher(d);
+  ASSERT(tt);
   const pol_policy *teacher = pol_trainer_policy(tt);
-  pol_distill_config dc;
-  pol_distill_config_default(&dc);
-  dc.steps = 120;
-  dc.batch = 32;
+  pol_distill_config dc = s_small_distill();
   pol_trainer *a = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
   ASSERT_MSG(a, "%s", err);
   while (!pol_trainer_done(a)) pol_trainer_step(a);
@@ -814,15 +828,10 @@ TEST(pooled_distillation_resumes_and_records_its_pool) {
   char err[512], path[] = "/tmp/lfp_pooled_XXXXXX", ck[] = "/tmp/lfp_pckpt_XXXXXX";
   close(mkstemp(path));
   close(mkstemp(ck));
-  pol_train_config c = s_small_config(POL_LFM);
-  pol_trainer *tt = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
-  ASSERT_MSG(tt, "%s", err);
-  while (!pol_trainer_done(tt)) pol_trainer_step(tt);
+  pol_trainer *tt = s_trained_teacher(d);
+  ASSERT(tt);
   const pol_policy *teacher = pol_trainer_policy(tt);
-  pol_distill_config dc;
-  pol_distill_config_default(&dc);
-  dc.steps = 120;
-  dc.batch = 32;
+  pol_distill_config dc = s_small_distill();
   pol_trainer *fresh = pol_distiller_new(d, teacher, "teacher.lfp", &dc, err, sizeof(err));
   while (!pol_trainer_done(fresh)) pol_trainer_step(fresh);
   dc.pairs = 100; /* not a multiple of the batch: the last chunk of the pool is short */
