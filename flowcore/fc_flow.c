@@ -688,24 +688,25 @@ static void s_block_end(fc_lfm_trainer *tr) {
   tr->step_in_block = 0;
 }
 
-/* block tr->block's start points x1 (B, D) from its inputs x0 (B, D): an
- * OU step of length gamma from a coupled input, or pure noise for the free
+/* block blk's start points x1 (B, D) from its inputs x0 (B, D): an OU step
+ * of length gamma from an input coupled as given, or pure noise for the free
  * last block (draws from r; tr->z is scratch) */
-static void s_start_points(fc_lfm_trainer *tr, fc_rng *r, const float *x0, float *x1, int B) {
+static void s_start_points(fc_lfm_trainer *tr, fc_rng *r, int blk, fc_coupling coupling, const float *x0, float *x1,
+                           int B) {
   const fc_lfm *m = tr->model;
   const int D = fc_net_dx(&m->cfg.net);
   fc_rng_normal_fill(r, tr->z, (size_t)B * D);
-  if (tr->block == m->cfg.nblocks - 1) {
+  if (blk == m->cfg.nblocks - 1) {
     memcpy(x1, tr->z, (size_t)B * D * sizeof(float));
     return;
   }
-  double g = fc_lfm_gamma(&m->cfg, tr->block + 1);
+  double g = fc_lfm_gamma(&m->cfg, blk + 1);
   float ea = (float)exp(-g), sg = (float)sqrt(1.0 - exp(-2.0 * g));
   for (int b = 0; b < B; b++) {
     const float *src = x0 + (size_t)b * D;
-    if (m->cfg.coupling == FC_COUPLING_SHUFFLED)
+    if (coupling == FC_COUPLING_SHUFFLED)
       src = x0 + (size_t)fc_rng_below(r, (uint64_t)B) * D;
-    else if (m->cfg.coupling == FC_COUPLING_INDEPENDENT)
+    else if (coupling == FC_COUPLING_INDEPENDENT)
       src = tr->cur + (size_t)fc_rng_below(r, tr->n) * D;
     float *dst = x1 + (size_t)b * D;
     const float *zb = tr->z + (size_t)b * D;
@@ -735,7 +736,7 @@ static void s_pool_build(fc_lfm_trainer *tr) {
       memcpy(tr->x0 + (size_t)b * D, tr->cur + k * D, D * sizeof(float));
       if (C) memcpy(tr->pool_c + (off + b) * C, tr->c + k * C, C * sizeof(float));
     }
-    s_start_points(tr, &r, tr->x0, tr->pool_x1 + off * D, nb);
+    s_start_points(tr, &r, tr->block, m->cfg.coupling, tr->x0, tr->pool_x1 + off * D, nb);
   }
   memcpy(tr->pool_x0, tr->pool_x1, P * D * sizeof(float));
   fc_lfm_push(tr->tc.teacher, tr->push, tr->block, 0, tr->pool_x0, C ? tr->pool_c : NULL, (int)P,
@@ -773,7 +774,7 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
       memcpy(tr->x0 + (size_t)b * D, tr->cur + (size_t)tr->idx[b] * D, D * sizeof(float));
       if (C) memcpy(tr->cb + (size_t)b * C, tr->c + (size_t)tr->idx[b] * C, C * sizeof(float));
     }
-    s_start_points(tr, &tr->rng, tr->x0, tr->x1, B);
+    s_start_points(tr, &tr->rng, tr->block, m->cfg.coupling, tr->x0, tr->x1, B);
     s_times(tr, &tr->rng, tr->t, B);
     if (m->cfg.objective == FC_OBJ_DFM) fc_rng_normal_fill(&tr->rng, tr->eps, (size_t)B * D);
     /* distilling: x1 is the start point, x0 the teacher's endpoint from it */
@@ -835,7 +836,7 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
   const int k = fc_lfm_trainer_valid_block(tr);
   if (!tr->nv || k < 0) return NAN;
   fc_lfm *m = tr->model;
-  const int B = tr->tc.batch, D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net), N = m->cfg.nblocks;
+  const int B = tr->tc.batch, D = fc_net_dx(&m->cfg.net), C = fc_net_dc(&m->cfg.net);
   /* block k with its EMA weights (mid-block: the running EMA; finished: the
    * EMA it kept), on a private view */
   fc_net net;
@@ -864,14 +865,8 @@ double fc_lfm_trainer_valid_loss(fc_lfm_trainer *tr) {
       loss = s_loss(tr, &net, NULL, vin + off * D, cb, nb);
     } else {
       const float *x0 = vin + off * D;
-      fc_rng_normal_fill(&r, tr->z, (size_t)nb * D);
-      if (k == N - 1) {
-        memcpy(tr->x1, tr->z, (size_t)nb * D * sizeof(float));
-      } else { /* the dependent coupling, whatever the training coupling */
-        double g = fc_lfm_gamma(&m->cfg, k + 1);
-        float ea = (float)exp(-g), sg = (float)sqrt(1.0 - exp(-2.0 * g));
-        for (size_t i = 0; i < (size_t)nb * D; i++) tr->x1[i] = ea * x0[i] + sg * tr->z[i];
-      }
+      /* the dependent coupling, whatever the training coupling */
+      s_start_points(tr, &r, k, FC_COUPLING_DEPENDENT, x0, tr->x1, nb);
       s_times(tr, &r, tr->t, nb);
       if (m->cfg.objective == FC_OBJ_DFM) fc_rng_normal_fill(&r, tr->eps, (size_t)nb * D);
       if (tr->tc.teacher) { /* the distillation objective: endpoints into the scratch x0, kept */
