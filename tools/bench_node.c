@@ -269,7 +269,7 @@ int bench_node(int argc, char **argv) {
       {"--seconds", CLI_DOUBLE, &secs, "duration of each throughput run", NULL, 0.1, 600},
       {"--mem-requests", CLI_INT, &mem_requests, "requests of the memory run (resident size after 1k and at the end)",
        NULL, 1000, 100000000},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("bench node", "lfp bench node [--policy POLICY.lfp] [--mem-requests N] [--json]", argc, argv, opts,
                      (int)(sizeof(opts) / sizeof(opts[0])));

@@ -50,6 +50,9 @@ int cli_parse_arg(const char *cmd, const char *usage, int argc, char **argv, con
  * gives stdout back. Both are no-ops when not in json mode. */
 void cli_json_mode(void);
 void cli_json_stdout(void);
+/* The --json option of a command, into int var */
+#define CLI_OPT_JSON(var) \
+  {"--json", CLI_FLAG, &(var), "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0}
 /* Sort v ascending; the q-quantile (0 <= q <= 1) of sorted values (the
  * element at index floor(q (n - 1))), NAN when n = 0. */
 void cli_sort(double *v, int n);

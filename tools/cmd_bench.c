@@ -382,7 +382,7 @@ static int s_bench_flowcore(int argc, char **argv) {
       {"--unet-dims", CLI_STR, &unet_dims, "U-Net level channels, one per level, e.g. 32,64,128 (default: fc_unet's)", NULL, 0, 0},
       {"--unet-temb", CLI_INT, &unet_temb, "U-Net time-embedding size (0: fc_unet's default)", NULL, 0, 4096},
       {"--no-unet", CLI_FLAG, &no_unet, "skip the U-Net cases", NULL, 0, 0},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("bench flowcore",
                      "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--unet-dims D0,D1,..] [--json]",
@@ -594,7 +594,7 @@ static int s_bench_datasets(int argc, char **argv) {
       {"--demos", CLI_INT, &demos, "demos in the synthetic file", NULL, 1, 100000},
       {"--steps", CLI_INT, &steps, "steps per demo", NULL, 1, 100000},
       {"--dir", CLI_STR, &dir, "where to write the temporary file", NULL, 0, 0},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("bench datasets", "lfp bench datasets [--demos N] [--steps T] [--dir D] [--json]", argc, argv,
                      opts, (int)(sizeof(opts) / sizeof(opts[0])));
@@ -765,7 +765,7 @@ static int s_bench_envs(int argc, char **argv) {
   double seconds = 2.0;
   cli_opt opts[] = {
       {"--seconds", CLI_DOUBLE, &seconds, "about how long each measurement runs", NULL, 0.1, 600},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("bench envs", "lfp bench envs [--seconds S] [--json]", argc, argv, opts, 2);
   if (rc) return rc > 0 ? 0 : 2;

@@ -106,7 +106,7 @@ int cmd_collect(int argc, char **argv) {
       {"--jobs", CLI_INT, &jobs, "parallel rollout threads (the file is the same for any number)", NULL, 1, 256},
       {"--keep-failures", CLI_FLAG, &keep, "also write episodes the expert failed", NULL, 0, 0},
       {"--max-attempts", CLI_INT, &max_attempts, "give up after this many attempts (default 4 x episodes)", NULL, 0, 100000000},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("collect", "lfp collect --env TASK --episodes N --seed S --out FILE.hdf5 [--jobs J] [--keep-failures] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
@@ -249,7 +249,7 @@ int cmd_replay(int argc, char **argv) {
   int demo = -1, json = 0;
   cli_opt opts[] = {
       {"--demo", CLI_INT, &demo, "only this demo (its number k in demo_k); default: every demo", NULL, -1, 1e9},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse_arg("replay", "lfp replay FILE.hdf5 [--demo K] [--json]", argc, argv, opts, 2, "file", &path);
   if (rc) return rc > 0 ? 0 : 2;

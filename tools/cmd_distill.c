@@ -36,7 +36,7 @@ int cmd_distill(int argc, char **argv) {
        "teacher pairs per block, drawn once and reused (0: fresh start points and endpoints every step)", NULL, 0,
        16777216},
       TRAIN_LOOP_CLI_OPTS(lo),
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("distill", "lfp distill --policy TEACHER.lfp --data FILE.hdf5 --out STUDENT.lfp [--steps K] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));

@@ -53,7 +53,7 @@ int cmd_eval(int argc, char **argv) {
       {"--ode-steps", CLI_INT, &steps, "override the steps per block", NULL, 0, 10000},
       {"--record", CLI_STR, &record, "write the episodes to this HDF5 file as Robomimic-style demos (states, obs, "
                                      "actions, rewards; masks success / failure), in seed order", NULL, 0, 0},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("eval", "lfp eval --policy POLICY.lfp [--env NAME] [--episodes 50] [--seed 100000] [--jobs J] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));

@@ -17,7 +17,7 @@ static void s_shape(char *out, size_t n, int64_t steps, const ds_key *k) {
 
 int cmd_info(int argc, char **argv) {
   int json = 0;
-  cli_opt opts[] = {{"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0}};
+  cli_opt opts[] = {CLI_OPT_JSON(json)};
   const char *path;
   int rc = cli_parse_arg("info", "lfp info FILE.hdf5 [--json]", argc, argv, opts, 1, "file", &path);
   if (rc) return rc > 0 ? 0 : 2;

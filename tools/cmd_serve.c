@@ -23,7 +23,7 @@ int cmd_serve(int argc, char **argv) {
       {"--seed", CLI_INT, &seed, "sampler seeds of sessions that do not send one", NULL, 0, 2147483647},
       {"--sampler", CLI_CHOICE, &sampler, "override the trained ODE sampler", samplers, 0, 0},
       {"--ode-steps", CLI_INT, &steps, "override the steps per block", NULL, 0, 100000},
-      {"--json", CLI_FLAG, &json, "print one JSON object (counters) as the last line on shutdown", NULL, 0, 0},
+      {"--json", CLI_FLAG, &json, "on shutdown, print only one JSON object (the counters), on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
   int rc = cli_parse("serve", "lfp serve --policy POLICY.lfp [--bind tcp://127.0.0.1:5555] [--json]", argc, argv, opts,
                      (int)(sizeof(opts) / sizeof(opts[0])));

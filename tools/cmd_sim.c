@@ -541,7 +541,7 @@ int cmd_sim(int argc, char **argv) {
       {"--rtc", CLI_FLAG, &rtc, "realtime: --join rtc", NULL, 0, 0},
       {"--horizon", CLI_INT, &horizon, "actions per reply, up to the policy's Tp (0: its Ta); more than Ta keeps "
                                        "actions to execute while a late reply is on its way (protocol 3)", NULL, 0, S_MAX_H},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("sim", "lfp sim [--env NAME] [--connect tcp://127.0.0.1:5555] [--episodes 10] [--seed 100000] "
                             "[--mode lockstep|realtime] [--json]",

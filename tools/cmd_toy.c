@@ -89,7 +89,7 @@ int cmd_toy(int argc, char **argv) {
       {"--train-size", CLI_INT, &tc.train_size, "training set size", NULL, 16, 10000000},
       {"--eval-size", CLI_INT, &tc.eval_size, "held-out points for W2 (exact, O(n^3))", NULL, 16, 5000},
       {"--eval-reps", CLI_INT, &tc.eval_reps, "independent evaluations averaged (new targets and samples each)", NULL, 1, 64},
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("toy", "lfp toy [--dist D] [--method fm|lfm|both|dfm|all] [--blocks N] [--steps K] [--seed S] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));

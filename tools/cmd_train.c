@@ -119,7 +119,7 @@ int cmd_train(int argc, char **argv) {
       {"--action-high", CLI_STR, &high_csv, "upper action bounds, likewise (default: the training actions' maximum)", NULL,
        0, 0},
       TRAIN_LOOP_CLI_OPTS(lo),
-      {"--json", CLI_FLAG, &json, "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
+      CLI_OPT_JSON(json),
   };
   int rc = cli_parse("train", "lfp train --data FILE.hdf5 --out POLICY.lfp [--method lfm|fm|mse] [--steps K | --epochs E] [options]\n"
                      "(the defaults shown are the recipe of the task that --data was recorded on, where it has one)",
