@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ds_norm.h"
 #include "fc_base.h"
 
 static int s_int_cmp(const void *a, const void *b) {
@@ -141,15 +140,15 @@ void ds_window(const ds_dataset *d, int demo, int64_t t, int To, int Tp, float *
   }
 }
 
-static void s_window_normed(const ds_dataset *d, int demo, int64_t t, int To, int Tp, const ds_norm *on,
-                            const ds_norm *an, float *obs, float *act) {
+static void s_window_normed(const ds_dataset *d, int demo, int64_t t, int To, int Tp, const fc_norm *on,
+                            const fc_norm *an, float *obs, float *act) {
   ds_window(d, demo, t, To, Tp, obs, act);
-  if (on) ds_norm_apply(on, obs, To);
-  if (an) ds_norm_apply(an, act, Tp);
+  if (on) fc_norm_apply(on, obs, To);
+  if (an) fc_norm_apply(an, act, Tp);
 }
 
-void ds_batch(const ds_dataset *d, const ds_split *s, fc_rng *rng, int B, int To, int Tp, const ds_norm *on,
-              const ds_norm *an, float *obs, float *act) {
+void ds_batch(const ds_dataset *d, const ds_split *s, fc_rng *rng, int B, int To, int Tp, const fc_norm *on,
+              const fc_norm *an, float *obs, float *act) {
   FC_ASSERT(s->samples > 0);
   const size_t ow = (size_t)To * d->obs_dim, aw = (size_t)Tp * d->action_dim;
   for (int b = 0; b < B; b++) {
@@ -160,11 +159,28 @@ void ds_batch(const ds_dataset *d, const ds_split *s, fc_rng *rng, int B, int To
   }
 }
 
-void ds_windows_all(const ds_dataset *d, const ds_split *s, int To, int Tp, const ds_norm *on, const ds_norm *an,
+void ds_windows_all(const ds_dataset *d, const ds_split *s, int To, int Tp, const fc_norm *on, const fc_norm *an,
                     float *obs, float *act) {
   const size_t ow = (size_t)To * d->obs_dim, aw = (size_t)Tp * d->action_dim;
   int64_t k = 0;
   for (int i = 0; i < s->n; i++)
     for (int64_t t = 0; t < d->demos[s->demo[i]].len; t++, k++)
       s_window_normed(d, s->demo[i], t, To, Tp, on, an, obs + k * ow, act + k * aw);
+}
+
+int ds_norm_fit(fc_norm *n, fc_norm_kind kind, const ds_dataset *d, const ds_split *s, ds_field field, char *err,
+                size_t errsz) {
+  const int dim = field == DS_FIELD_OBS ? d->obs_dim : d->action_dim;
+  const float *base = field == DS_FIELD_OBS ? d->obs : d->actions;
+  if (s->samples < 1) return fc_set_err(err, errsz, "%s: the split to fit normalization on is empty", d->path), -1;
+  char why[256];
+  fc_norm_acc *a = fc_norm_acc_new(dim, why, sizeof why);
+  if (!a) return fc_set_err(err, errsz, "%s: %s", d->path, why), -1;
+  for (int i = 0; i < s->n; i++) {
+    const ds_demo *dm = &d->demos[s->demo[i]];
+    fc_norm_acc_rows(a, base + (size_t)dm->row * dim, dm->len);
+  }
+  const int rc = fc_norm_acc_finish(a, n, kind, err, errsz);
+  fc_norm_acc_free(a);
+  return rc;
 }

@@ -9,14 +9,12 @@
  * Example: one minibatch of 256 windows (To 2, Tp 16) from a loaded dataset
  * d, with statistics fitted on its training split
  *
- *   #include "ds_norm.h"
- *
  *   int batch(const ds_dataset *d, char *err, size_t errsz) {
  *     ds_split train, valid;
  *     if (ds_split_make(d, 0.1, 0, &train, &valid, err, errsz)) return -1;  // masks, or a seeded split
- *     ds_norm on, an;
- *     int rc = ds_norm_fit(&on, DS_NORM_MINMAX, d, &train, DS_FIELD_OBS, err, errsz) ||
- *              ds_norm_fit(&an, DS_NORM_MINMAX, d, &train, DS_FIELD_ACTIONS, err, errsz) ? -1 : 0;
+ *     fc_norm on, an;
+ *     int rc = ds_norm_fit(&on, FC_NORM_MINMAX, d, &train, DS_FIELD_OBS, err, errsz) ||
+ *              ds_norm_fit(&an, FC_NORM_MINMAX, d, &train, DS_FIELD_ACTIONS, err, errsz) ? -1 : 0;
  *     if (rc == 0) {
  *       float *obs = malloc(sizeof(float) * 256 * 2 * (size_t)d->obs_dim);
  *       float *act = malloc(sizeof(float) * 256 * 16 * (size_t)d->action_dim);
@@ -38,6 +36,7 @@
 #include <stdint.h>
 
 #include "ds_file.h"
+#include "fc_norm.h"
 #include "fc_rng.h"
 
 typedef struct {
@@ -64,13 +63,19 @@ void ds_window(const ds_dataset *d, int demo, int64_t t, int To, int Tp, float *
 /* Sample k of the split -> (demo index, step). */
 void ds_split_locate(const ds_split *s, int64_t k, int *demo, int64_t *t);
 
-struct ds_norm;
+/* Normalization statistics (fc_norm.h) of every step of the split's demos,
+ * observations or actions. 0, or -1 when the dimension exceeds
+ * FC_NORM_MAX_DIM or the split is empty. */
+typedef enum { DS_FIELD_OBS = 0, DS_FIELD_ACTIONS = 1 } ds_field;
+int ds_norm_fit(fc_norm *n, fc_norm_kind kind, const ds_dataset *d, const ds_split *s, ds_field field, char *err,
+                size_t errsz);
+
 /* B windows drawn uniformly with replacement from the split with rng,
  * normalized when the norms are not NULL: obs (B, To * obs_dim), act (B, Tp * A). */
 void ds_batch(const ds_dataset *d, const ds_split *s, fc_rng *rng, int B, int To, int Tp,
-              const struct ds_norm *obs_norm, const struct ds_norm *act_norm, float *obs, float *act);
+              const fc_norm *obs_norm, const fc_norm *act_norm, float *obs, float *act);
 /* Every window of the split, in order (for trainers that cache their inputs). */
-void ds_windows_all(const ds_dataset *d, const ds_split *s, int To, int Tp, const struct ds_norm *obs_norm,
-                    const struct ds_norm *act_norm, float *obs, float *act);
+void ds_windows_all(const ds_dataset *d, const ds_split *s, int To, int Tp, const fc_norm *obs_norm,
+                    const fc_norm *act_norm, float *obs, float *act);
 
 #endif

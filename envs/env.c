@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lfp_version.h"
 #include "env_task.h"
 #include "fc_base.h"
 

@@ -1,8 +1,10 @@
 /* fc_base: error-message and allocation helpers shared by flowcore. */
 #include "fc_base.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 void fc_set_err(char *err, size_t errsz, const char *fmt, ...) {
   if (!err || errsz == 0) return;
@@ -35,3 +37,40 @@ int fc_name_index(const char *s, const char *const *names, int n) {
     if (!strcmp(s, names[i])) return i;
   return -1;
 }
+
+double fc_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void fc_json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+      case '"': fputs("\\\"", f); break;
+      case '\\': fputs("\\\\", f); break;
+      case '\n': fputs("\\n", f); break;
+      case '\r': fputs("\\r", f); break;
+      case '\t': fputs("\\t", f); break;
+      default:
+        if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+  }
+  fputc('"', f);
+}
+
+void fc_json_num(FILE *f, double v) {
+  if (isfinite(v)) fprintf(f, "%.6g", v);
+  else fputs("null", f);
+}
+
+static int s_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+void fc_sort(double *v, int n) { qsort(v, (size_t)n, sizeof(double), s_cmp_double); }
+
+double fc_quantile(const double *v, int n, double q) { return n < 1 ? NAN : v[(size_t)(q * (n - 1))]; }

@@ -24,7 +24,7 @@
  * up to commit a28839e): the same container, but the metadata sections were
  * raw C structs of x86-64 layout; the section owners keep a bounded reader for
  * that layout (fc_ckpt_version tells which one to use), so old files load.
- * Each owner documents its sections: fc_flow.h (lfm.*, train.*), ds_norm.h
+ * Each owner documents its sections: fc_flow.h (lfm.*, train.*), fc_norm.h
  * (norm.*), pol.h (pol.meta).
  *
  * Files are written to "<path>.tmp.<pid>", flushed, fsync'ed, renamed over

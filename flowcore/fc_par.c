@@ -279,13 +279,13 @@ static void s_grow(int n) {
   }
 }
 
-/* the lazy start: the default size, OpenBLAS untouched */
+/* use without fc_par_init: the caller's thread alone (no thread is
+ * started), OpenBLAS untouched */
 static void s_ensure(void) {
   if (atomic_load_explicit(&S.started, memory_order_acquire)) return;
   pthread_mutex_lock(&S.call);
   if (!atomic_load_explicit(&S.started, memory_order_relaxed)) {
-    s_grow(s_default_size());
-    S.active = S.pool;
+    S.active = 1;
     s_set_spin();
     atomic_store_explicit(&S.started, 1, memory_order_release);
   }
@@ -341,7 +341,7 @@ int fc_threads(void) {
 void fc_set_threads(int n) {
   s_ensure();
   pthread_mutex_lock(&S.call);
-  S.active = n < 1 ? 1 : n > S.pool ? S.pool : n;
+  S.active = n < 1 ? 1 : n > S.pool ? (S.pool > 1 ? S.pool : 1) : n;
   s_set_spin();
   pthread_mutex_unlock(&S.call);
 }

@@ -4,13 +4,13 @@
  * optimizer, gradient norm), so the cores are never left idle between the two
  * and no second thread pool competes for them.
  *
- * Process-wide state, set only by fc_par_init: the pool's size, and
- * OpenBLAS's own thread count, set to 1 (openblas_set_num_threads) so that
- * each BLAS call runs on the thread that makes it. Without fc_par_init the
- * pool starts on the first fc_par_for / fc_threads with the default size and
- * leaves OpenBLAS as it is: results are the same, but a multithreaded
- * OpenBLAS then runs its own threads inside flowcore's (oversubscribed, so
- * slower); programs that train should call fc_par_init (lfp does, in main).
+ * Process-wide state, set only by fc_par_init (the library never starts a
+ * thread or changes OpenBLAS on its own): the pool's size, and OpenBLAS's
+ * own thread count, set to 1 (openblas_set_num_threads) so that each BLAS
+ * call runs on the thread that makes it. Without fc_par_init flowcore runs
+ * on its callers' threads alone, no worker is started and OpenBLAS is left
+ * as it is (a program embedding a policy keeps its threads to itself);
+ * programs that train should call fc_par_init (lfp does, in main).
  *
  * The pool's default size is the CPUs this process may use (fc_par_cpus:
  * its affinity mask and its cgroup CPU quota), at most 8; FC_THREADS in the

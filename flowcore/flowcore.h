@@ -11,6 +11,8 @@
  *   fc_metric.h  exact W2 (optimal assignment), energy distance
  *   fc_ckpt.h    checkpoint files: header, named sections, CRC-32, atomic write
  *   fc_par.h     the thread pool that runs matmuls and elementwise loops
+ *   fc_norm.h    per-dimension normalization statistics (min-max, mean/std)
+ *   fc_toy.h     2-D benchmark distributions and the FM-vs-LFM experiment of lfp toy
  */
 #ifndef FLOWCORE_H
 #define FLOWCORE_H
@@ -22,9 +24,11 @@
 #include "fc_mlp.h"
 #include "fc_net.h"
 #include "fc_nn.h"
+#include "fc_norm.h"
 #include "fc_unet.h"
 #include "fc_optim.h"
 #include "fc_par.h"
 #include "fc_rng.h"
+#include "fc_toy.h"
 
 #endif

@@ -1,19 +1,66 @@
 /* pol: policy files and closed-loop inference. */
-#include "pol.h"
+#include "pol_impl.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "lfp_version.h"
 #include "fc_base.h"
 #include "fc_ckpt.h"
 
 static const char *const s_methods[] = {"lfm", "fm", "mse", "dfm"};
+int pol_meta_init(pol_meta *m, pol_method method, int To, int Tp, int Ta, int nkeys, const char *const *names,
+                  const int *dims, int action_dim, const char *env_args, double control_hz, char *err, size_t errsz) {
+  memset(m, 0, sizeof(*m));
+  if (nkeys < 1 || nkeys > POL_MAX_KEYS)
+    return fc_set_err(err, errsz, "a policy has 1 to %d observation keys, not %d", POL_MAX_KEYS, nkeys), -1;
+  if (action_dim < 1 || action_dim > POL_MAX_ACTION)
+    return fc_set_err(err, errsz, "a policy has 1 to %d action values, not %d", POL_MAX_ACTION, action_dim), -1;
+  if (!env_args) env_args = "{}";
+  if (strlen(env_args) >= sizeof(m->env_args))
+    return fc_set_err(err, errsz, "env_args is too long (%zu bytes, at most %zu)", strlen(env_args),
+                      sizeof(m->env_args) - 1), -1;
+  int obs_dim = 0;
+  for (int k = 0; k < nkeys; k++) {
+    if (strlen(names[k]) >= sizeof(m->keys[k]))
+      return fc_set_err(err, errsz, "observation key '%.40s...' is too long (at most %zu bytes)", names[k],
+                        sizeof(m->keys[k]) - 1), -1;
+    if (dims[k] < 1 || dims[k] > FC_NORM_MAX_DIM - obs_dim)
+      return fc_set_err(err, errsz, "observation key '%s' has %d values: the keys may have 1 to %d in all", names[k],
+                        dims[k], FC_NORM_MAX_DIM), -1;
+    snprintf(m->keys[k], sizeof(m->keys[k]), "%s", names[k]);
+    m->key_dims[k] = dims[k];
+    obs_dim += dims[k];
+  }
+  m->method = method;
+  m->To = To, m->Tp = Tp, m->Ta = Ta;
+  m->obs_dim = obs_dim, m->action_dim = action_dim, m->nkeys = nkeys;
+  for (int j = 0; j < action_dim; j++) m->action_low[j] = -1, m->action_high[j] = 1;
+  snprintf(m->env_args, sizeof(m->env_args), "%s", env_args);
+  snprintf(m->version, sizeof(m->version), "%s", LFP_VERSION);
+  m->control_hz = control_hz;
+  return 0;
+}
+
+void pol_dims(const pol_policy *p, int *To, int *Tp, int *Ta, int *obs_dim, int *action_dim) {
+  if (To) *To = p->meta.To;
+  if (Tp) *Tp = p->meta.Tp;
+  if (Ta) *Ta = p->meta.Ta;
+  if (obs_dim) *obs_dim = p->meta.obs_dim;
+  if (action_dim) *action_dim = p->meta.action_dim;
+}
+int pol_nkeys(const pol_policy *p) { return p->meta.nkeys; }
+const char *pol_key_name(const pol_policy *p, int k) { return k >= 0 && k < p->meta.nkeys ? p->meta.keys[k] : NULL; }
+int pol_key_dim(const pol_policy *p, int k) { return k >= 0 && k < p->meta.nkeys ? p->meta.key_dims[k] : 0; }
+const char *pol_method_of(const pol_policy *p) { return pol_method_name((pol_method)p->meta.method); }
+double pol_control_hz(const pol_policy *p) { return p->meta.control_hz; }
+
 const char *pol_method_name(pol_method m) { return (unsigned)m < 4 ? s_methods[m] : "?"; }
 int pol_method_parse(const char *s) { return fc_name_index(s, s_methods, 4); }
 
 /* the parts must agree: dims, horizons, statistics, network sizes */
-static int s_check(const pol_meta *m, const ds_norm *on, const ds_norm *an, const fc_lfm *f, char *err, size_t errsz) {
+static int s_check(const pol_meta *m, const fc_norm *on, const fc_norm *an, const fc_lfm *f, char *err, size_t errsz) {
   if (m->method < POL_LFM || m->method > POL_DFM) return fc_set_err(err, errsz, "unknown policy method %d", m->method), -1;
   if (m->To < 1 || m->Tp < 1 || m->Ta < 1 || m->Ta > m->Tp || m->To > 64 || m->Tp > 256)
     return fc_set_err(err, errsz, "bad horizons To %d, Tp %d, Ta %d (need 1 <= Ta <= Tp)", m->To, m->Tp, m->Ta), -1;
@@ -45,7 +92,7 @@ static int s_check(const pol_meta *m, const ds_norm *on, const ds_norm *an, cons
   return 0;
 }
 
-pol_policy *pol_new(const pol_meta *meta, const ds_norm *on, const ds_norm *an, fc_lfm *flow, char *err, size_t errsz) {
+pol_policy *pol_new(const pol_meta *meta, const fc_norm *on, const fc_norm *an, fc_lfm *flow, char *err, size_t errsz) {
   if (s_check(meta, on, an, flow, err, errsz)) return NULL;
   pol_policy *p = fc_calloc(1, sizeof(*p));
   p->meta = *meta;
@@ -87,7 +134,7 @@ static void s_meta_save(const pol_meta *m, fc_ckpt_writer *w) {
 static int s_meta_ints(fc_ckpt_cur *c, pol_meta *m) {
   return fc_ckpt_get_i32(c, "method", POL_LFM, POL_DFM, &m->method) || fc_ckpt_get_i32(c, "To", 1, 64, &m->To) ||
          fc_ckpt_get_i32(c, "Tp", 1, 256, &m->Tp) || fc_ckpt_get_i32(c, "Ta", 1, 256, &m->Ta) ||
-         fc_ckpt_get_i32(c, "obs_dim", 1, DS_NORM_MAX_DIM, &m->obs_dim) ||
+         fc_ckpt_get_i32(c, "obs_dim", 1, FC_NORM_MAX_DIM, &m->obs_dim) ||
          fc_ckpt_get_i32(c, "action_dim", 1, POL_MAX_ACTION, &m->action_dim) ||
          fc_ckpt_get_i32(c, "nkeys", 1, POL_MAX_KEYS, &m->nkeys)
              ? -1
@@ -106,7 +153,7 @@ static int s_meta_read(fc_ckpt_cur *c, pol_meta *m) {
   if (fc_ckpt_cur_version(c, S_META_VERSION, &ver) || s_meta_ints(c, m)) return -1;
   for (int k = 0; k < m->nkeys; k++)
     if (fc_ckpt_get_str(c, "key name", m->keys[k], sizeof(m->keys[k])) ||
-        fc_ckpt_get_i32(c, "key dim", 1, DS_NORM_MAX_DIM, &m->key_dims[k]))
+        fc_ckpt_get_i32(c, "key dim", 1, FC_NORM_MAX_DIM, &m->key_dims[k]))
       return -1;
   return fc_ckpt_get_f32s(c, "action_low", m->action_low, (size_t)m->action_dim) ||
                  fc_ckpt_get_f32s(c, "action_high", m->action_high, (size_t)m->action_dim) ||
@@ -132,8 +179,8 @@ static int s_meta_read_v1(fc_ckpt_cur *c, pol_meta *m) {
       fc_ckpt_get_f64(c, "control_hz", &m->control_hz) || s_meta_hz(c, m) || fc_ckpt_cur_end(c))
     return -1;
   for (int k = 0; k < m->nkeys; k++) {
-    if (dims[k] < 1 || dims[k] > DS_NORM_MAX_DIM)
-      return fc_ckpt_cur_fail(c, "has key dim %d = %d, outside 1..%d", k, dims[k], DS_NORM_MAX_DIM);
+    if (dims[k] < 1 || dims[k] > FC_NORM_MAX_DIM)
+      return fc_ckpt_cur_fail(c, "has key dim %d = %d, outside 1..%d", k, dims[k], FC_NORM_MAX_DIM);
     snprintf(m->keys[k], sizeof(m->keys[k]), "%.63s", keys[k]);
     m->key_dims[k] = dims[k];
   }
@@ -187,8 +234,8 @@ static int s_distill_read(const fc_ckpt *ck, pol_distill *d, char *why, size_t n
 
 void pol_save(const pol_policy *p, fc_ckpt_writer *w) {
   s_meta_save(&p->meta, w);
-  ds_norm_save(&p->obs_norm, w, "norm.obs");
-  ds_norm_save(&p->act_norm, w, "norm.actions");
+  fc_norm_save(&p->obs_norm, w, "norm.obs");
+  fc_norm_save(&p->act_norm, w, "norm.actions");
   fc_lfm_save(p->flow, w, NULL);
   if (p->distill.present) s_distill_save(&p->distill, w);
 }
@@ -207,14 +254,14 @@ int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz
 
 pol_policy *pol_load_ckpt(const fc_ckpt *ck, const char *path, char *err, size_t errsz) {
   pol_meta meta;
-  ds_norm on, an;
+  fc_norm on, an;
   char why[400];
   fc_ckpt_cur c;
   pol_distill dist;
   memset(&meta, 0, sizeof(meta));
   if (fc_ckpt_cur_open(&c, ck, "pol.meta", why, sizeof(why)) ||
       (fc_ckpt_version(ck) < 2 ? s_meta_read_v1(&c, &meta) : s_meta_read(&c, &meta)) ||
-      ds_norm_load(&on, ck, "norm.obs", why, sizeof(why)) || ds_norm_load(&an, ck, "norm.actions", why, sizeof(why)) ||
+      fc_norm_load(&on, ck, "norm.obs", why, sizeof(why)) || fc_norm_load(&an, ck, "norm.actions", why, sizeof(why)) ||
       s_distill_read(ck, &dist, why, sizeof(why)))
     return fc_set_err(err, errsz, "%s: %s", path, why), NULL;
   /* the statistics must fit the metadata before the network is allocated */
@@ -293,7 +340,7 @@ static int s_frame(const pol_policy *p, const double *obs, float *frame, char *e
   const pol_meta *m = &p->meta;
   const int O = m->obs_dim;
   for (int j = 0; j < O; j++) frame[j] = (float)obs[j];
-  ds_norm_apply(&p->obs_norm, frame, 1);
+  fc_norm_apply(&p->obs_norm, frame, 1);
   for (int j = 0, k = 0, base = 0; j < O; j++) {
     while (j >= base + m->key_dims[k]) base += m->key_dims[k++];
     if (!isfinite(obs[j]))
@@ -306,8 +353,8 @@ static int s_frame(const pol_policy *p, const double *obs, float *frame, char *e
 }
 
 int pol_check_obs(const pol_policy *p, const double *obs, char *err, size_t errsz) {
-  float frame[DS_NORM_MAX_DIM];
-  FC_ASSERT(p->meta.obs_dim <= DS_NORM_MAX_DIM); /* pol_new: obs_dim = the statistics' dim */
+  float frame[FC_NORM_MAX_DIM];
+  FC_ASSERT(p->meta.obs_dim <= FC_NORM_MAX_DIM); /* pol_new: obs_dim = the statistics' dim */
   return s_frame(p, obs, frame, err, errsz);
 }
 
@@ -338,6 +385,23 @@ void pol_forget(pol_data *pd) {
   pd->qlen = pd->qpos = 0;
 }
 
+void pol_new_episode(pol_data *pd) {
+  pol_forget(pd);
+  pd->has_chunk = 0;
+}
+
+void pol_set_sampler(pol_data *pd, fc_sampler s, int steps) {
+  pd->sampler = s;
+  pd->steps = steps;
+}
+
+pol_counts pol_data_counts(const pol_data *pd) {
+  return (pol_counts){pd->chunks, pd->clipped, pd->obs_clipped, pd->ws->ode->clamped};
+}
+
+int pol_data_frames(const pol_data *pd) { return pd->nseen; }
+int pol_data_queued(const pol_data *pd) { return pd->qlen - pd->qpos; }
+
 /* the sampled chunk (pd->chunk, normalized) -> its first n actions (n x A), checked and clipped */
 static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz) {
   const pol_meta *m = &p->meta;
@@ -355,7 +419,7 @@ static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, c
   float act[POL_MAX_ACTION];
   for (int i = 0; i < n; i++) {
     memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
-    ds_norm_invert(&p->act_norm, act, 1);
+    fc_norm_invert(&p->act_norm, act, 1);
     for (int j = 0; j < A; j++)
       if (!isfinite(act[j]))
         return fc_set_err(err, errsz, "the policy sampled a non-finite action (step %d of the chunk, dimension %d): "
@@ -364,7 +428,7 @@ static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, c
   int clipped = 0;
   for (int i = 0; i < n; i++) {
     memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
-    ds_norm_invert(&p->act_norm, act, 1);
+    fc_norm_invert(&p->act_norm, act, 1);
     for (int j = 0; j < A; j++) {
       double v = act[j];
       if (v < m->action_low[j]) v = m->action_low[j], clipped++;

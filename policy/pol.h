@@ -36,7 +36,7 @@
  *     pol_policy *p = pol_load(path, err, sizeof err);
  *     if (!p) return fprintf(stderr, "%s\n", err), -1;
  *     pol_data *pd = pol_data_new(p, 100000);        // the sampler's seed
- *     double obs[DS_NORM_MAX_DIM], action[POL_MAX_ACTION];
+ *     double obs[FC_NORM_MAX_DIM], action[POL_MAX_ACTION];
  *     int rc = 0;
  *     pol_reset(pd, 100000);                         // each episode
  *     for (int t = 0; t < steps && rc == 0; t++) {
@@ -56,7 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ds_norm.h"
+#include "fc_norm.h"
 #include "fc_flow.h"
 
 #define POL_MAX_KEYS 8
@@ -76,7 +76,7 @@ typedef enum { POL_LFM = 0, POL_FM = 1, POL_MSE = 2, POL_DFM = 3 } pol_method; /
  * (u32 length, bytes) and an i32 dim, then f32 action_low[action_dim],
  * action_high[action_dim], string env_args, string version, f64 control_hz.
  * Loading bounds every count (To <= 64, Tp and Ta <= 256, obs_dim <=
- * DS_NORM_MAX_DIM, action_dim <= POL_MAX_ACTION, nkeys <= POL_MAX_KEYS,
+ * FC_NORM_MAX_DIM, action_dim <= POL_MAX_ACTION, nkeys <= POL_MAX_KEYS,
  * strings shorter than their fields) and checks the parts against each other
  * before the network is allocated. Format-1 files (lfp up to commit a28839e:
  * this struct written raw, 1752 bytes on x86-64) still load; writing always
@@ -115,16 +115,24 @@ typedef struct {
 
 typedef struct {
   pol_meta meta;
-  ds_norm obs_norm, act_norm;
+  fc_norm obs_norm, act_norm;
   fc_lfm *flow;                     /* dx = Tp * A, dc = To * obs_dim */
   pol_distill distill;              /* present: a distilled student */
 } pol_policy;
+
+/* A pol_meta from its parts: nkeys observation keys (names[k] of dims[k]
+ * values, obs_dim their sum), action_dim actions bounded to [-1, 1] (set
+ * action_low / action_high after), env_args (NULL: "{}"), this lfp's
+ * version and control_hz. 0, or -1 with a sentence when a count is out of
+ * range or a string too long for its field. */
+int pol_meta_init(pol_meta *m, pol_method method, int To, int Tp, int Ta, int nkeys, const char *const *names,
+                  const int *dims, int action_dim, const char *env_args, double control_hz, char *err, size_t errsz);
 
 const char *pol_method_name(pol_method m);
 int pol_method_parse(const char *s);
 
 /* A policy from its parts (the flow is owned by the policy afterwards). */
-pol_policy *pol_new(const pol_meta *meta, const ds_norm *obs_norm, const ds_norm *act_norm, fc_lfm *flow,
+pol_policy *pol_new(const pol_meta *meta, const fc_norm *obs_norm, const fc_norm *act_norm, fc_lfm *flow,
                     char *err, size_t errsz);
 void pol_free(pol_policy *p);
 /* Add the policy's sections to a checkpoint of kind "policy". */
@@ -134,35 +142,47 @@ int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz
  * others; NULL and a sentence naming the file and the section otherwise. */
 pol_policy *pol_load_ckpt(const struct fc_ckpt *ck, const char *path, char *err, size_t errsz);
 pol_policy *pol_load(const char *path, char *err, size_t errsz);
+/* The metadata through functions, for foreign-function callers (Python's
+ * ctypes) that cannot read pol_meta's layout: horizons and sizes; key k's
+ * name and values (k in 0..nkeys-1, else NULL and 0); the method's name. */
+void pol_dims(const pol_policy *p, int *To, int *Tp, int *Ta, int *obs_dim, int *action_dim);
+int pol_nkeys(const pol_policy *p);
+const char *pol_key_name(const pol_policy *p, int k);
+int pol_key_dim(const pol_policy *p, int k);
+const char *pol_method_of(const pol_policy *p);
+double pol_control_hz(const pol_policy *p);
 /* CRC-32 of the flow's parameters: identifies a teacher. */
 uint32_t pol_params_crc(const pol_policy *p);
 /* Network evaluations per chunk with (s, steps) (steps <= 0: the trained ones). */
 int pol_nfe(const pol_policy *p, fc_sampler s, int steps);
 
-typedef struct {
-  float *hist;        /* (To, obs_dim) normalized frames, oldest first */
-  float *frame;       /* (obs_dim) scratch */
-  int nseen;          /* frames seen this episode */
-  double *queue;      /* (Ta, A) actions left to execute */
-  int qlen, qpos;
-  float *cond;        /* (To * obs_dim) the condition of the last chunk */
-  float *chunk;       /* (Tp * A) the last chunk, normalized */
-  int has_chunk;      /* chunk holds a good chunk of this episode (for RTC) */
-  float *prev, *wts;  /* (Tp * A) RTC scratch: the old plan aligned, its weights */
-  fc_lfm_ws *ws;
-  fc_rng rng;
-  fc_sampler sampler; /* inference setting (default: the trained one) */
-  int steps;
-  int64_t chunks, clipped; /* chunks sampled, action values clipped */
-  int64_t obs_clipped;     /* normalized observation values clipped to +-POL_OBS_CLIP */
-  /* the sampler's state values clamped to +-POL_STATE_BOUND: ws->ode->clamped */
-  int64_t clamped_seen;    /* ws->ode->clamped when the last chunk was checked */
-} pol_data;
+/* A rollout's state: observation history, action queue, the last chunk
+ * (for real-time chunking), scratch, RNG and counters. Opaque: its fields
+ * are pol_impl.h's, read through the functions below. */
+typedef struct pol_data pol_data;
 
 pol_data *pol_data_new(const pol_policy *p, uint64_t seed);
 void pol_data_free(pol_data *pd);
-/* New episode: empty history and queue, RNG reseeded. */
+/* New episode: empty history, queue and last chunk, RNG reseeded. */
 void pol_reset(pol_data *pd, uint64_t seed);
+/* New episode without reseeding: the RNG stream continues (the node's
+ * reset without a seed). */
+void pol_new_episode(pol_data *pd);
+/* The sampler and steps per block chunks are sampled with (steps <= 0: the
+ * trained ones); default: the policy's trained setting. */
+void pol_set_sampler(pol_data *pd, fc_sampler s, int steps);
+/* What a rollout has done since pol_data_new (pol_reset keeps counting). */
+typedef struct {
+  int64_t chunks;         /* chunks sampled */
+  int64_t clipped;        /* action values clipped to the bounds */
+  int64_t obs_clipped;    /* normalized observation values clipped to +-POL_OBS_CLIP */
+  int64_t state_clamped;  /* sampler state values clamped to +-POL_STATE_BOUND */
+} pol_counts;
+pol_counts pol_data_counts(const pol_data *pd);
+/* Frames observed this episode, and actions left in the queue (pol_act
+ * samples a chunk when it is 0). */
+int pol_data_frames(const pol_data *pd);
+int pol_data_queued(const pol_data *pd);
 /* Feed the newest observation (obs_dim values, the keys concatenated) and
  * get the action to execute now (action_dim values); a chunk is sampled
  * whenever the queue is empty. At the start of an episode the first frame

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "lfp_version.h"
 #include "fc_base.h"
 #include "fc_rng.h"
 #include "pol_wire.h"
@@ -123,8 +124,7 @@ static s_session *s_session_get(pol_node *n, const pw_request *rq, const void *p
   lru->keylen = klen;
   if (!lru->pd) {
     lru->pd = pol_data_new(n->p, 0);
-    lru->pd->sampler = (fc_sampler)n->cfg.sampler;
-    lru->pd->steps = n->cfg.steps;
+    pol_set_sampler(lru->pd, (fc_sampler)n->cfg.sampler, n->cfg.steps);
   }
   pol_reset(lru->pd, fc_rng_u64(&n->seeds));
   lru->seq = 0;
@@ -313,8 +313,7 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
     break;
   case PW_RESET: {
     s_session *s = s_session_get(n, &rq, peer, peer_len);
-    pol_forget(s->pd);
-    s->pd->has_chunk = 0; /* a new episode: no chunk to continue */
+    pol_new_episode(s->pd); /* no chunk to continue */
     if (rq.has_seed) pol_reset(s->pd, rq.seed);
     s->seq = 0;
     msgpack_pack_map(pk, 1 + rq.has_id);
@@ -346,7 +345,7 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
     if (replace) pol_forget(s->pd);
     for (int f = 0; f < nf; f++) /* checked above: cannot fail */
       FC_ASSERT(pol_observe(n->p, s->pd, n->frames + (size_t)f * m->obs_dim, err, sizeof(err)) == 0);
-    const int frames = s->pd->nseen < m->To ? s->pd->nseen : m->To;
+    const int seen = pol_data_frames(s->pd), frames = seen < m->To ? seen : m->To;
     if (rq.endpoint == PW_OBSERVE) {
       msgpack_pack_map(pk, 2 + rq.has_id);
       pw_pack_str(pk, "ok");

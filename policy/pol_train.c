@@ -37,7 +37,7 @@ void pol_train_config_default(pol_train_config *c) {
   c->ode_steps = 8; /* over the chain: fm 8 RK4 steps, lfm N = 2: 4 per block (NFE 32) */
   c->dfm_sigma = 0.5f;
   c->dfm_delta = 0.02f;
-  c->norm = DS_NORM_MINMAX;
+  c->norm = FC_NORM_MINMAX;
   /* observation ranges floored at 0.01 (README, "Observation normalization"):
    * on can (FM, 16000 steps, selection seeds 200000..200049) 70% -> 98%, the
    * end-effector quaternion's x, y vary by 2e-4 in the demonstrations; on
@@ -131,7 +131,7 @@ fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, cha
 /* The bounds inference clips to: the training split's action range (an,
  * so absolute actions such as robomimic's *_abs files keep their scale),
  * then the config's overrides. */
-static int s_action_bounds(const pol_train_config *c, const ds_norm *an, pol_meta *m, char *err, size_t errsz) {
+static int s_action_bounds(const pol_train_config *c, const fc_norm *an, pol_meta *m, char *err, size_t errsz) {
   const int A = m->action_dim;
   const int counts[2] = {c->action_nlow, c->action_nhigh};
   for (int s = 0; s < 2; s++)
@@ -155,7 +155,7 @@ static int s_action_bounds(const pol_train_config *c, const ds_norm *an, pol_met
 
 /* every window of both splits, normalized */
 static void s_windows(pol_trainer *t, const ds_dataset *d, const ds_split *train, const ds_split *valid, int To, int Tp,
-                      const ds_norm *on, const ds_norm *an) {
+                      const fc_norm *on, const fc_norm *an) {
   const int Cd = To * d->obs_dim, Dd = Tp * d->action_dim;
   t->ntrain = train->samples;
   t->nvalid = valid->samples;
@@ -200,11 +200,11 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
   snprintf(t->split, sizeof(t->split), "%s", train.source);
 
   /* statistics on the training split */
-  ds_norm on, an;
+  fc_norm on, an;
   if (ds_norm_fit(&on, c->norm, d, &train, DS_FIELD_OBS, err, errsz) ||
       ds_norm_fit(&an, c->norm, d, &train, DS_FIELD_ACTIONS, err, errsz))
     goto fail;
-  ds_norm_set_min_range(&on, c->obs_min_range);
+  fc_norm_set_min_range(&on, c->obs_min_range);
 
   s_windows(t, d, &train, &valid, c->To, c->Tp, &on, &an);
 
@@ -213,25 +213,15 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
   const int nblocks = flow->cfg.nblocks;
 
   pol_meta m;
-  memset(&m, 0, sizeof(m));
-  m.method = c->method;
-  m.To = c->To;
-  m.Tp = c->Tp;
-  m.Ta = c->Ta;
-  m.obs_dim = d->obs_dim;
-  m.action_dim = d->action_dim;
-  m.nkeys = d->nkeys;
-  for (int k = 0; k < d->nkeys; k++) {
-    snprintf(m.keys[k], sizeof(m.keys[k]), "%s", d->keys[k].name);
-    m.key_dims[k] = d->keys[k].dim;
-  }
-  if (s_action_bounds(c, &an, &m, err, errsz)) {
+  const char *names[POL_MAX_KEYS];
+  int dims[POL_MAX_KEYS];
+  for (int k = 0; k < d->nkeys; k++) names[k] = d->keys[k].name, dims[k] = d->keys[k].dim;
+  if (pol_meta_init(&m, c->method, c->To, c->Tp, c->Ta, d->nkeys, names, dims, d->action_dim, env_args, control_hz,
+                    err, errsz) ||
+      s_action_bounds(c, &an, &m, err, errsz)) {
     fc_lfm_free(flow);
     goto fail;
   }
-  snprintf(m.env_args, sizeof(m.env_args), "%s", env_args ? env_args : "{}");
-  snprintf(m.version, sizeof(m.version), "%s", LFP_VERSION);
-  m.control_hz = control_hz;
   t->policy = pol_new(&m, &on, &an, flow, err, errsz);
   if (!t->policy) {
     fc_lfm_free(flow);
@@ -402,9 +392,9 @@ static const char *s_differs(const pol_policy *a, const pol_policy *b) {
       !s_same_floats(x->action_high, y->action_high, x->action_dim))
     return "action bounds";
   if (strcmp(x->env_args, y->env_args) || x->control_hz != y->control_hz) return "task";
-  const ds_norm *n[2][2] = {{&a->obs_norm, &b->obs_norm}, {&a->act_norm, &b->act_norm}};
+  const fc_norm *n[2][2] = {{&a->obs_norm, &b->obs_norm}, {&a->act_norm, &b->act_norm}};
   for (int i = 0; i < 2; i++) {
-    const ds_norm *u = n[i][0], *v = n[i][1];
+    const fc_norm *u = n[i][0], *v = n[i][1];
     if (u->dim != v->dim || u->kind != v->kind || !s_same_floats(u->scale, v->scale, u->dim) ||
         !s_same_floats(u->offset, v->offset, u->dim) || !s_same_floats(u->lo, v->lo, u->dim) ||
         !s_same_floats(u->hi, v->hi, u->dim) || !s_same_floats(u->mean, v->mean, u->dim) ||

@@ -25,7 +25,7 @@
 #define POL_TRAIN_H
 
 #include "ds_file.h"
-#include "ds_norm.h"
+#include "ds_seq.h"
 #include "pol.h"
 
 typedef struct {
@@ -47,9 +47,9 @@ typedef struct {
   int ode_steps;         /* sampler steps over the whole chain (lfm: / N per block; N must divide it;
                             dfm: Euler-Maruyama steps, one evaluation each) */
   float dfm_sigma, dfm_delta; /* dfm: the bridge's noise and the early stop (fc_lfm_config) */
-  ds_norm_kind norm;
+  fc_norm_kind norm;
   double obs_min_range;  /* min-max: observation dimensions scale as if their range were at least this
-                            (ds_norm_set_min_range); default 0.01, 0: off */
+                            (fc_norm_set_min_range); default 0.01, 0: off */
   double valid_frac;     /* seeded split when the file has no masks */
   /* Action bounds (what inference clips to): by default the training
    * split's action range per dimension; nlow / nhigh values override the

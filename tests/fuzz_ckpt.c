@@ -89,9 +89,8 @@ static int s_one(const uint8_t *data, size_t size) {
     pol_policy *p = pol_load_ckpt(ck, "fuzz.lfp", err, sizeof(err));
     if (p) {
       pol_data *pd = pol_data_new(p, 1);
-      pd->sampler = FC_SAMPLER_EULER;
-      pd->steps = 1;
-      double obs[DS_NORM_MAX_DIM] = {0}, act[POL_MAX_ACTION];
+      pol_set_sampler(pd, FC_SAMPLER_EULER, 1);
+      double obs[FC_NORM_MAX_DIM] = {0}, act[POL_MAX_ACTION];
       pol_act(p, pd, obs, act, err, sizeof(err)); /* a refusal (non-finite output) is a valid answer */
       pol_data_free(pd);
       pol_free(p);
@@ -127,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 /* a tiny policy: keys "pos" (2) and "grip" (1), To 2, Tp 2, Ta 1, 2-D
  * actions, width 8, depth 1, statistics fitted on random rows */
-static pol_policy *s_seed_policy(pol_method method, ds_norm_kind kind, fc_cond_mode cond, uint64_t seed) {
+static pol_policy *s_seed_policy(pol_method method, fc_norm_kind kind, fc_cond_mode cond, uint64_t seed) {
   pol_meta m;
   memset(&m, 0, sizeof(m));
   m.method = method;
@@ -155,9 +154,9 @@ static pol_policy *s_seed_policy(pol_method method, ds_norm_kind kind, fc_cond_m
   for (size_t i = 0; i < fc_lfm_nparams(f); i++) f->params[i] = 0.3f * (float)fc_rng_normal(&r);
   float rows[3 * 32];
   for (int i = 0; i < 3 * 32; i++) rows[i] = (float)fc_rng_normal(&r);
-  ds_norm on, an;
-  ds_norm_fit_rows(&on, kind, rows, 32, 3, NULL, 0);
-  ds_norm_fit_rows(&an, kind, rows, 48, 2, NULL, 0);
+  fc_norm on, an;
+  fc_norm_fit_rows(&on, kind, rows, 32, 3, NULL, 0);
+  fc_norm_fit_rows(&an, kind, rows, 48, 2, NULL, 0);
   return pol_new(&m, &on, &an, f, NULL, 0);
 }
 
@@ -183,14 +182,14 @@ static int s_write_seeds(const char *dir) {
   static const struct {
     const char *name;
     pol_method method;
-    ds_norm_kind kind;
+    fc_norm_kind kind;
     fc_cond_mode cond;
     uint8_t flag;
   } pols[] = {
-      {"lfm-minmax.seed", POL_LFM, DS_NORM_MINMAX, FC_COND_FILM, 1},
-      {"fm-meanstd-concat.seed", POL_FM, DS_NORM_MEANSTD, FC_COND_CONCAT, 1},
-      {"mse-minmax.seed", POL_MSE, DS_NORM_MINMAX, FC_COND_FILM, 1},
-      {"lfm-minmax-unsealed.seed", POL_LFM, DS_NORM_MINMAX, FC_COND_FILM, 0},
+      {"lfm-minmax.seed", POL_LFM, FC_NORM_MINMAX, FC_COND_FILM, 1},
+      {"fm-meanstd-concat.seed", POL_FM, FC_NORM_MEANSTD, FC_COND_CONCAT, 1},
+      {"mse-minmax.seed", POL_MSE, FC_NORM_MINMAX, FC_COND_FILM, 1},
+      {"lfm-minmax-unsealed.seed", POL_LFM, FC_NORM_MINMAX, FC_COND_FILM, 0},
   };
   char tmp[4096], err[512];
   snprintf(tmp, sizeof(tmp), "%s/.seed.tmp", dir);
@@ -200,7 +199,7 @@ static int s_write_seeds(const char *dir) {
     pol_free(p);
     if (s_write_seed(dir, pols[i].name, tmp, pols[i].flag)) return 1;
   }
-  pol_policy *p = s_seed_policy(POL_LFM, DS_NORM_MINMAX, FC_COND_FILM, 20);
+  pol_policy *p = s_seed_policy(POL_LFM, FC_NORM_MINMAX, FC_COND_FILM, 20);
   int rc = fc_lfm_save_file(p->flow, tmp, err, sizeof(err));
   pol_free(p);
   if (rc || s_write_seed(dir, "lfm-kind.seed", tmp, 1)) return 1;

@@ -11,17 +11,9 @@
 
 static inline pol_policy *node_fixture_policy(void) {
   pol_meta m;
-  memset(&m, 0, sizeof(m));
-  m.method = POL_LFM;
-  m.To = 2, m.Tp = 4, m.Ta = 3;
-  m.obs_dim = 5, m.action_dim = 2, m.nkeys = 2;
-  snprintf(m.keys[0], 64, "pos");
-  snprintf(m.keys[1], 64, "grip");
-  m.key_dims[0] = 3, m.key_dims[1] = 2;
-  for (int j = 0; j < 2; j++) m.action_low[j] = -1, m.action_high[j] = 1;
-  snprintf(m.env_args, sizeof(m.env_args), "{\"env_name\": \"fixture\"}");
-  snprintf(m.version, sizeof(m.version), "test");
-  m.control_hz = 20;
+  static const char *const names[2] = {"pos", "grip"};
+  static const int dims[2] = {3, 2};
+  if (pol_meta_init(&m, POL_LFM, 2, 4, 3, 2, names, dims, 2, "{\"env_name\": \"fixture\"}", 20, NULL, 0)) return NULL;
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, m.Tp * m.action_dim, m.To * m.obs_dim);
   lc.nblocks = 2;
@@ -32,12 +24,9 @@ static inline pol_policy *node_fixture_policy(void) {
   fc_rng r;
   fc_rng_seed(&r, 7);
   for (size_t i = 0; i < fc_lfm_nparams(f); i++) f->params[i] = 0.2f * (float)fc_rng_normal(&r);
-  ds_norm on, an;
-  memset(&on, 0, sizeof(on));
-  memset(&an, 0, sizeof(an));
-  on.dim = 5, an.dim = 2;
-  for (int j = 0; j < 5; j++) on.scale[j] = 0.5f, on.lo[j] = -2, on.hi[j] = 2;
-  for (int j = 0; j < 2; j++) an.scale[j] = 1.0f, an.lo[j] = -1, an.hi[j] = 1;
+  fc_norm on, an;
+  fc_norm_range(&on, 5, -2, 2);
+  fc_norm_range(&an, 2, -1, 1);
   return pol_new(&m, &on, &an, f, NULL, 0);
 }
 

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "ds_file.h"
-#include "ds_norm.h"
+#include "fc_norm.h"
 #include "ds_seq.h"
 #include "ds_writer.h"
 #include "fc_ckpt.h"
@@ -242,39 +242,39 @@ TEST(splits_lone_masks_are_complements) {
 TEST(normalization) {
   /* 3 columns: a range, a constant, a negative range */
   float x[4 * 3] = {0, 5, -1, 2, 5, -3, 4, 5, -2, 1, 5, -1};
-  ds_norm n;
+  fc_norm n;
   char err[256];
-  ASSERT(ds_norm_fit_rows(&n, DS_NORM_MINMAX, x, 4, 3, err, sizeof(err)) == 0);
+  ASSERT(fc_norm_fit_rows(&n, FC_NORM_MINMAX, x, 4, 3, err, sizeof(err)) == 0);
   float y[12];
   memcpy(y, x, sizeof(x));
-  ds_norm_apply(&n, y, 4);
+  fc_norm_apply(&n, y, 4);
   ASSERT_NEAR(y[0], -1, 1e-6); /* min -> -1 */
   ASSERT_NEAR(y[6], 1, 1e-6);  /* max -> +1 */
   for (int r = 0; r < 4; r++) {
     ASSERT_NEAR(y[r * 3 + 1], 0, 0); /* constant -> 0, no division by zero */
     ASSERT(y[r * 3 + 2] >= -1 - 1e-6 && y[r * 3 + 2] <= 1 + 1e-6);
   }
-  ds_norm_invert(&n, y, 4);
+  fc_norm_invert(&n, y, 4);
   for (int i = 0; i < 12; i++) ASSERT_NEAR(y[i], x[i], 1e-6);
   /* a floor on the range: columns 0 (range 4) and 2 (range 2) are scaled as
    * if their range were 8, around their centres; the constant column is not */
-  ds_norm f = n;
-  ds_norm_set_min_range(&f, 8.0);
+  fc_norm f = n;
+  fc_norm_set_min_range(&f, 8.0);
   memcpy(y, x, sizeof(x));
-  ds_norm_apply(&f, y, 4);
+  fc_norm_apply(&f, y, 4);
   ASSERT_NEAR(y[0], -0.5, 1e-6); /* (0 - 2) * 2 / 8 */
   ASSERT_NEAR(y[6], 0.5, 1e-6);
   ASSERT_NEAR(y[2], 0.25, 1e-6); /* column 2: centre -2, (-1 + 2) * 2 / 8 */
   for (int r = 0; r < 4; r++) ASSERT_NEAR(y[r * 3 + 1], 0, 0); /* constant: unchanged */
-  ds_norm_invert(&f, y, 4);
+  fc_norm_invert(&f, y, 4);
   for (int i = 0; i < 12; i++) ASSERT_NEAR(y[i], x[i], 1e-6);
   f = n;
-  ds_norm_set_min_range(&f, 1.0); /* below every range: as fitted */
+  fc_norm_set_min_range(&f, 1.0); /* below every range: as fitted */
   ASSERT(memcmp(&f, &n, sizeof(n)) == 0);
   /* mean/std: zero mean, unit variance */
-  ASSERT(ds_norm_fit_rows(&n, DS_NORM_MEANSTD, x, 4, 3, err, sizeof(err)) == 0);
+  ASSERT(fc_norm_fit_rows(&n, FC_NORM_MEANSTD, x, 4, 3, err, sizeof(err)) == 0);
   memcpy(y, x, sizeof(x));
-  ds_norm_apply(&n, y, 4);
+  fc_norm_apply(&n, y, 4);
   double s = 0, ss = 0;
   for (int r = 0; r < 4; r++) {
     s += y[r * 3];
@@ -288,19 +288,19 @@ TEST(normalization) {
   int fd = mkstemp(path);
   close(fd);
   fc_ckpt_writer *w = fc_ckpt_writer_new("test");
-  ds_norm_save(&n, w, "norm.obs");
+  fc_norm_save(&n, w, "norm.obs");
   ASSERT(fc_ckpt_write(w, path, err, sizeof(err)) == 0);
   fc_ckpt_writer_free(w);
   fc_ckpt *ck = fc_ckpt_read(path, "test", err, sizeof(err));
-  ds_norm m;
-  ASSERT(ck && ds_norm_load(&m, ck, "norm.obs", err, sizeof(err)) == 0);
+  fc_norm m;
+  ASSERT(ck && fc_norm_load(&m, ck, "norm.obs", err, sizeof(err)) == 0);
   ASSERT(memcmp(&m, &n, sizeof(n)) == 0);
-  ASSERT(ds_norm_load(&m, ck, "norm.actions", err, sizeof(err)) == -1);
+  ASSERT(fc_norm_load(&m, ck, "norm.actions", err, sizeof(err)) == -1);
   ASSERT_CONTAINS(err, "norm.actions");
   fc_ckpt_free(ck);
   unlink(path);
   /* too many dimensions is an error, not an overflow */
-  ASSERT(ds_norm_fit_rows(&n, DS_NORM_MINMAX, x, 1, DS_NORM_MAX_DIM + 1, err, sizeof(err)) == -1);
+  ASSERT(fc_norm_fit_rows(&n, FC_NORM_MINMAX, x, 1, FC_NORM_MAX_DIM + 1, err, sizeof(err)) == -1);
   return 0;
 }
 
@@ -553,9 +553,9 @@ TEST(std_of_large_offset_values_is_accurate) {
   mean /= rows;
   for (int i = 0; i < rows; i++) m2 += (x[i] - mean) * (x[i] - mean);
   const double sd = sqrt(m2 / rows);
-  ds_norm n;
+  fc_norm n;
   char err[256];
-  ASSERT(ds_norm_fit_rows(&n, DS_NORM_MEANSTD, x, rows, 1, err, sizeof(err)) == 0);
+  ASSERT(fc_norm_fit_rows(&n, FC_NORM_MEANSTD, x, rows, 1, err, sizeof(err)) == 0);
   ASSERT_MSG(fabs(n.std[0] - sd) <= 1e-3 * sd, "std %.9g, two-pass %.9g", (double)n.std[0], sd);
   ASSERT_NEAR(n.mean[0], mean, 1e-3);
   ASSERT_NEAR(n.scale[0], 1.0 / sd, 1e-3 / sd); /* normalized, not treated as constant */

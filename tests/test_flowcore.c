@@ -8,7 +8,7 @@
 #include "fc_par.h"
 #include "flowcore.h"
 #include "test.h"
-#include "toy.h"
+#include "fc_toy.h"
 
 /* ---------- RNG ---------- */
 
@@ -420,7 +420,7 @@ TEST(lfm_single_block_is_fm) {
   float data[200];
   fc_rng dr;
   fc_rng_seed(&dr, 3);
-  toy_sample(TOY_MOONS, &dr, data, NULL, n);
+  fc_toy_sample(FC_TOY_MOONS, &dr, data, NULL, n);
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, D, 0);
   lc.nblocks = 1;
@@ -522,7 +522,7 @@ TEST(lfm_training_is_deterministic) {
   float data[2 * 300];
   fc_rng dr;
   fc_rng_seed(&dr, 4);
-  toy_sample(TOY_8GAUSSIANS, &dr, data, NULL, 300);
+  fc_toy_sample(FC_TOY_8GAUSSIANS, &dr, data, NULL, 300);
   size_t P;
   float *a = s_train_chain(data, NULL, 300, 2, 0, 3, 24, 1, 60, 32, 17, &P);
   float *b = s_train_chain(data, NULL, 300, 2, 0, 3, 24, 1, 60, 32, 17, &P);
@@ -568,7 +568,7 @@ TEST(trainer_resume_is_bit_identical) {
   float data[2 * 300];
   fc_rng dr;
   fc_rng_seed(&dr, 4);
-  toy_sample(TOY_RINGS, &dr, data, NULL, 300);
+  fc_toy_sample(FC_TOY_RINGS, &dr, data, NULL, 300);
   size_t P;
   float *ref = s_train_chain(data, NULL, 300, 2, 0, 3, 24, 1, 60, 32, 17, &P);
   const int stops[2] = {20, 27};
@@ -917,16 +917,15 @@ TEST(lfm_8gaussians_end_to_end) {
    * distance between neighbouring centres (2.16), so its W2 is at least
    * sqrt(2.16^2 / 8) = 0.76 > 2 x 0.29; one that blurs the modes into a ring
    * or a blob sits far above as well. */
-  toy_config tc;
-  toy_config_default(&tc);
-  tc.dist = TOY_8GAUSSIANS;
+  fc_toy_config tc;
+  fc_toy_config_default(&tc);
+  tc.dist = FC_TOY_8GAUSSIANS;
   tc.steps = 2000;
   tc.width = 128;
   tc.train_size = 10000;
-  tc.progress = 0;
-  toy_result r;
+  fc_toy_result r;
   char err[256];
-  ASSERT_MSG(toy_run(&tc, 4, &r, err, sizeof(err)) == 0, "%s", err);
+  ASSERT_MSG(fc_toy_run(&tc, 4, &r, err, sizeof(err)) == 0, "%s", err);
   printf("LFM N=4: W2 %.4f, floor %.4f, modes %d/%d, off-mode %.3f, %.1f s\n", r.w2, r.w2_floor,
          r.modes_covered, r.modes_total, r.off_mode, r.train_s);
   ASSERT_EQ_INT(r.modes_covered, 8);
@@ -1186,7 +1185,7 @@ TEST(hostile_train_state_is_refused) {
   float data[2 * 64];
   fc_rng r;
   fc_rng_seed(&r, 1);
-  toy_sample(TOY_RINGS, &r, data, NULL, 64);
+  fc_toy_sample(FC_TOY_RINGS, &r, data, NULL, 64);
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
   lc.nblocks = 2, lc.net.mlp.width = 8, lc.net.mlp.depth = 1;
@@ -1737,20 +1736,19 @@ TEST(dfm_8gaussians_end_to_end_and_checkpoint) {
    * step size). The model round-trips through a file (config section
    * version 3: sigma and delta kept), a flow is still written as version 2,
    * and a version-2 section that names the DFM objective is refused. */
-  toy_config tc;
-  toy_config_default(&tc);
-  tc.dist = TOY_8GAUSSIANS;
+  fc_toy_config tc;
+  fc_toy_config_default(&tc);
+  tc.dist = FC_TOY_8GAUSSIANS;
   tc.steps = 2000;
   tc.width = 128;
   tc.train_size = 10000;
-  tc.progress = 0;
   tc.dfm = 1;
   tc.nsweep = 2;
   tc.sweep[0] = 2;
   tc.sweep[1] = 32;
-  toy_result r;
+  fc_toy_result r;
   char err[256];
-  ASSERT_MSG(toy_run(&tc, 1, &r, err, sizeof(err)) == 0, "%s", err);
+  ASSERT_MSG(fc_toy_run(&tc, 1, &r, err, sizeof(err)) == 0, "%s", err);
   printf("DFM: W2 %.4f, floor %.4f, modes %d/%d; W2 at NFE 2 %.4f, at 32 %.4f\n", r.w2, r.w2_floor, r.modes_covered,
          r.modes_total, r.sweep_w2[0], r.sweep_w2[1]);
   ASSERT_EQ_INT(r.nfe, 32);
@@ -1927,7 +1925,7 @@ TEST(distilled_student_matches_its_teacher_in_one_step_per_block) {
   float *data = malloc((size_t)n * 2 * sizeof(float));
   fc_rng dr;
   fc_rng_seed(&dr, 11);
-  toy_sample(TOY_8GAUSSIANS, &dr, data, NULL, n);
+  fc_toy_sample(FC_TOY_8GAUSSIANS, &dr, data, NULL, n);
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
   lc.nblocks = 2;

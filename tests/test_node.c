@@ -6,8 +6,10 @@
 #include <pthread.h>
 #include <zmq.h>
 
+#include "fc_base.h"
 #include "fc_par.h"
 #include "node_fixture.h"
+#include "pol_client.h"
 #include "pol_node.h"
 #include "pol_train.h"
 #include "pol_wire.h"
@@ -192,7 +194,7 @@ TEST(infer_equals_pol_act_bit_for_bit) {
                chunk[2 * q + 1], a_ref[0], a_ref[1]);
     q++;
   }
-  ASSERT_EQ_INT(clipped, pd->clipped);
+  ASSERT_EQ_INT(clipped, pol_data_counts(pd).clipped);
   ASSERT(clipped > 0); /* the random policy overshoots its bounds: clipping is exercised */
   pol_data_free(pd);
   pol_node_free(n);
@@ -608,6 +610,86 @@ TEST(router_serves_req_and_dealer_clients) {
   return 0;
 }
 
+TEST(client_speaks_to_the_node_and_retries) {
+  /* pol_client (lfp sim's and lfp bench node's client) against a node in a
+   * thread: info, infer with the request's id echoed, an error reply as a
+   * sentence, then the node stopped: Lazy Pirate retries, a sentence naming
+   * the endpoint, and the next request on a fresh socket once it is back */
+  pol_policy *p = node_fixture_policy();
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  s_server srv = {pol_node_new(p, &cfg), 0};
+  char bound[256], err[512];
+  ASSERT_MSG(pol_node_bind(srv.n, "tcp://127.0.0.1:*", bound, sizeof(bound), err, sizeof(err)) == 0, "%s", err);
+  pthread_t th;
+  pthread_create(&th, NULL, s_serve, &srv);
+  pol_client *c = pol_client_new(NULL, bound, 2000, 2, "test-client", err, sizeof(err));
+  ASSERT_MSG(c != NULL, "%s", err);
+  ASSERT(!strcmp(pol_client_session(c), "test-client"));
+  pol_client_info in;
+  ASSERT_MSG(pol_client_get_info(c, &in, err, sizeof(err)) == 0, "%s", err);
+  ASSERT_EQ_INT(in.To, 2);
+  ASSERT_EQ_INT(in.Ta, 3);
+  ASSERT_EQ_INT(in.action_dim, 2);
+  ASSERT_EQ_INT(in.nkeys, 2);
+  ASSERT(!strcmp(in.keys[0], "pos") && in.dims[0] == 3 && !strcmp(in.keys[1], "grip") && in.dims[1] == 2);
+  /* infer: the same actions as pol_act with the session's seed */
+  msgpack_packer *pk = pol_client_request(c, "reset", 1);
+  pw_pack_str(pk, "seed");
+  msgpack_pack_uint64(pk, 5);
+  ASSERT_MSG(pol_client_call(c, err, sizeof(err)) == 0, "%s", err);
+  double f[5], acts[3 * 2], want[2];
+  s_frame(0, f);
+  pk = pol_client_request(c, "infer", 2);
+  pw_pack_str(pk, "dtype");
+  pw_pack_str(pk, "<f8");
+  pw_pack_str(pk, "obs");
+  msgpack_pack_map(pk, 2);
+  const uint32_t sp[1] = {3}, sg[1] = {2};
+  pw_pack_str(pk, "pos");
+  pw_pack_ndarray(pk, f, 1, sp, 8);
+  pw_pack_str(pk, "grip");
+  pw_pack_ndarray(pk, f + 3, 1, sg, 8);
+  ASSERT_MSG(pol_client_call(c, err, sizeof(err)) == 0, "%s", err);
+  int rank;
+  uint32_t shape[8];
+  ASSERT_EQ_INT(pw_read_array(pw_map_get(pol_client_reply(c), "actions"), acts, 6, &rank, shape, err, sizeof(err)), 6);
+  pol_data *pd = pol_data_new(p, 5);
+  ASSERT(pol_act(p, pd, f, want, err, sizeof(err)) == 0);
+  ASSERT(acts[0] == want[0] && acts[1] == want[1]);
+  pol_data_free(pd);
+  /* an error reply: a sentence, and the client goes on */
+  pol_client_request(c, "fly", 0);
+  ASSERT(pol_client_call(c, err, sizeof(err)) == -1);
+  ASSERT_MSG(strstr(err, "the controller answered with an error") && strstr(err, "fly"), "%s", err);
+  ASSERT_MSG(pol_client_get_info(c, &in, err, sizeof(err)) == 0, "%s", err);
+  /* the node stops: 3 tries of 200 ms, then a sentence naming the endpoint */
+  srv.stop = 1;
+  pthread_join(th, NULL);
+  pol_client *slow = pol_client_new(NULL, bound, 200, 2, NULL, err, sizeof(err));
+  ASSERT(slow != NULL);
+  const double t0 = fc_now();
+  pol_client_request(slow, "ping", 0);
+  ASSERT(pol_client_call(slow, err, sizeof(err)) == -1);
+  ASSERT(fc_now() - t0 >= 0.55);
+  ASSERT_MSG(strstr(err, bound) && strstr(err, "did not answer 3 requests within 200 ms each"), "%s", err);
+  /* the node is back: the next request goes on a fresh socket and is answered */
+  srv.stop = 0;
+  pthread_create(&th, NULL, s_serve, &srv);
+  pol_client_request(slow, "ping", 0);
+  ASSERT_MSG(pol_client_call(slow, err, sizeof(err)) == 0, "%s", err);
+  srv.stop = 1;
+  pthread_join(th, NULL);
+  pol_client_free(slow);
+  pol_client_free(c);
+  /* a malformed endpoint: NULL and a sentence */
+  ASSERT(pol_client_new(NULL, "nowhere", 100, 0, NULL, err, sizeof(err)) == NULL);
+  ASSERT_MSG(strstr(err, "cannot connect to nowhere"), "%s", err);
+  pol_node_free(srv.n);
+  pol_free(p);
+  return 0;
+}
+
 /* ---------- safe actions and action bounds (issue 10) ---------- */
 
 TEST(info_reports_the_action_bounds_of_the_data) {
@@ -885,6 +967,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(bad_requests_get_sentences_and_the_node_serves_on),
       TEST_ENTRY(sessions_are_bounded_least_recently_used_first),
       TEST_ENTRY(router_serves_req_and_dealer_clients),
+      TEST_ENTRY(client_speaks_to_the_node_and_retries),
       TEST_ENTRY(info_reports_the_action_bounds_of_the_data),
       TEST_ENTRY(nonfinite_chunk_gets_an_error_reply_not_actions),
       TEST_ENTRY(rtc_infer_continues_the_last_chunk),

@@ -10,6 +10,7 @@
  * fc_par_for return while a chunk still ran). These cases are also built
  * with ThreadSanitizer by tools/test.sh. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -102,11 +103,30 @@ TEST(jobs_with_fewer_chunks_than_the_pool) {
   return rc;
 }
 
+/* threads of this process (/proc/self/task) */
+static int s_task_count(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  int n = 0;
+  for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+  closedir(d);
+  return n;
+}
+
 TEST(pool_of_8_from_fc_threads_env) {
-  /* FC_THREADS=8 before the pool starts (lazily, on the first call), on a
-   * machine that may have fewer cores: 8 chunks per job, all exactly once */
+  /* without fc_par_init, flowcore runs on its caller's thread and starts
+   * none (a program that embeds it keeps its threads to itself) */
+  const int before = s_task_count(); /* OpenBLAS may start its own threads when it loads */
   setenv("FC_THREADS", "8", 1);
+  ASSERT_EQ_INT(fc_threads(), 1);
+  const size_t one[] = {4096}, g16[] = {16};
+  if (s_run_jobs(10, one, g16, 1, 1)) return 1;
+  ASSERT_EQ_INT(s_task_count(), before);
+  /* FC_THREADS=8 when fc_par_init sizes the pool, on a machine that may
+   * have fewer cores: 8 chunks per job, all exactly once */
+  fc_par_init(0);
   ASSERT_EQ_INT(fc_threads(), 8);
+  ASSERT(s_task_count() >= before + 7); /* 7 workers and the caller */
   fc_par__set_test_delay(100);
   const size_t sizes[] = {4096, 128, 1024, 512}, grains[] = {16, 16, 256, 128};
   int rc = s_run_jobs(300, sizes, grains, 4, 20);
@@ -292,7 +312,7 @@ TEST(cgroup_quota_lowers_the_cpu_count) {
 
 int main(int argc, char **argv) {
   static const test_case cases[] = {
-      TEST_ENTRY(pool_of_8_from_fc_threads_env), /* first: it starts the pool */
+      TEST_ENTRY(pool_of_8_from_fc_threads_env), /* first: it checks the state before the pool starts */
       TEST_ENTRY(jobs_with_fewer_chunks_than_the_pool),
       TEST_ENTRY(thousands_of_tiny_jobs_back_to_back),
       TEST_ENTRY(nested_call_runs_on_the_calling_thread),

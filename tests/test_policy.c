@@ -7,11 +7,12 @@
 #include "fc_par.h"
 #include "fc_ckpt.h"
 #include "pol.h"
+#include "pol_impl.h" /* white-box: the history and condition */
 #include "pol_train.h"
 #include "test.h"
 
 /* identity normalization for `dim` values */
-static void s_identity(ds_norm *n, int dim) {
+static void s_identity(fc_norm *n, int dim) {
   memset(n, 0, sizeof(*n));
   n->dim = dim;
   for (int j = 0; j < dim; j++) n->scale[j] = 1.0f, n->lo[j] = -1, n->hi[j] = 1;
@@ -37,7 +38,7 @@ static pol_policy *s_const_policy(const float b[4]) {
   lc.net.mlp.cond = FC_COND_CONCAT; /* depth 0: FiLM would have no block to act in */
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
   memcpy(f->params + f->blocks[0].mlp.lay.b_out, b, 4 * sizeof(float)); /* all else 0 */
-  ds_norm on, an;
+  fc_norm on, an;
   s_identity(&on, 1);
   s_identity(&an, 1);
   return pol_new(&m, &on, &an, f, NULL, 0);
@@ -433,7 +434,7 @@ TEST(policy_sections_are_field_wise_and_sized_by_the_dimensions) {
   pol_policy *q = pol_load_ckpt(ck, path, err, sizeof(err));
   ASSERT_MSG(q, "%s", err);
   ASSERT(memcmp(&q->meta, &p->meta, sizeof(pol_meta)) == 0);
-  ASSERT(memcmp(&q->obs_norm, &p->obs_norm, sizeof(ds_norm)) == 0);
+  ASSERT(memcmp(&q->obs_norm, &p->obs_norm, sizeof(fc_norm)) == 0);
   ASSERT(memcmp(q->flow->params, p->flow->params, fc_lfm_nparams(p->flow) * sizeof(float)) == 0);
   pol_free(q);
   fc_ckpt_free(ck);
@@ -461,8 +462,8 @@ static int s_old_seeds_agree(const char *prefix, int format) {
     ASSERT(memcmp(&p1->meta, &p2->meta, sizeof(pol_meta)) == 0);
     ASSERT_CONTAINS(p1->meta.env_args, "seed");
     ASSERT(strcmp(p1->meta.keys[1], "grip") == 0 && p1->meta.key_dims[1] == 1);
-    ASSERT(memcmp(&p1->obs_norm, &p2->obs_norm, sizeof(ds_norm)) == 0);
-    ASSERT(memcmp(&p1->act_norm, &p2->act_norm, sizeof(ds_norm)) == 0);
+    ASSERT(memcmp(&p1->obs_norm, &p2->obs_norm, sizeof(fc_norm)) == 0);
+    ASSERT(memcmp(&p1->act_norm, &p2->act_norm, sizeof(fc_norm)) == 0);
     ASSERT(memcmp(&p1->flow->cfg, &p2->flow->cfg, sizeof(fc_lfm_config)) == 0);
     ASSERT(memcmp(p1->flow->params, p2->flow->params, fc_lfm_nparams(p1->flow) * sizeof(float)) == 0);
     pol_data *a = pol_data_new(p1, 3), *b = pol_data_new(p2, 3);
@@ -584,7 +585,7 @@ static void s_hostile_write(const s_hostile *h, const char *path, char *err, siz
   for (int i = 0; i < 2; i++) {
     fc_ckpt_put_u32(&b, 1);
     fc_ckpt_put_i32(&b, ndim[i]);
-    fc_ckpt_put_i32(&b, DS_NORM_MINMAX);
+    fc_ckpt_put_i32(&b, FC_NORM_MINMAX);
     const int n = ndim[i] > 0 && ndim[i] < 64 ? ndim[i] : 4;
     for (int a = 0; a < 6; a++)
       for (int j = 0; j < n; j++) fc_ckpt_put_f32(&b, a == 0 ? (i == 0 ? h->obs_scale : 1.0f) : 0.0f);
@@ -706,7 +707,7 @@ TEST(resume_compares_fields_not_the_lfp_version) {
   ASSERT_EQ_INT(pol_trainer_steps_done(r), 20);
   pol_trainer_free(r);
   /* other statistics: another normalization kind */
-  c.norm = DS_NORM_MEANSTD;
+  c.norm = FC_NORM_MEANSTD;
   r = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
   ASSERT(pol_trainer_resume(r, path, err, sizeof(err)) == -1);
   ASSERT_CONTAINS(err, "observation statistics differ");

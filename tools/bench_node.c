@@ -26,6 +26,7 @@
 #include "fc_rng.h"
 #include "pol_node.h"
 #include "pol_train.h"
+#include "pol_client.h"
 #include "pol_wire.h"
 
 /* a random-weight policy of the default training config for a task's
@@ -41,24 +42,15 @@ static pol_policy *s_default_policy(const env_model *em, int width, char *err, s
   fc_rng_seed(&r, 1);
   for (size_t i = 0; i < fc_lfm_nparams(flow); i++) flow->params[i] = 0.05f * (float)fc_rng_normal(&r);
   pol_meta m;
-  memset(&m, 0, sizeof(m));
-  m.method = POL_LFM;
-  m.To = tc.To, m.Tp = tc.Tp, m.Ta = tc.Ta;
-  m.obs_dim = env_obs_dim(em), m.action_dim = env_action_dim(em), m.nkeys = env_nkeys(em);
-  for (int k = 0; k < m.nkeys; k++) {
-    snprintf(m.keys[k], sizeof(m.keys[k]), "%s", env_keys(em)[k].name);
-    m.key_dims[k] = env_keys(em)[k].dim;
-  }
-  for (int j = 0; j < m.action_dim; j++) m.action_low[j] = -1, m.action_high[j] = 1;
-  snprintf(m.env_args, sizeof(m.env_args), "%s", env_args_json(em));
-  snprintf(m.version, sizeof(m.version), "%s", LFP_VERSION);
-  m.control_hz = env_control_hz(em);
-  ds_norm on, an;
-  memset(&on, 0, sizeof(on));
-  memset(&an, 0, sizeof(an));
-  on.dim = m.obs_dim, an.dim = m.action_dim;
-  for (int j = 0; j < on.dim; j++) on.scale[j] = 1, on.lo[j] = -1, on.hi[j] = 1;
-  for (int j = 0; j < an.dim; j++) an.scale[j] = 1, an.lo[j] = -1, an.hi[j] = 1;
+  const char *names[ENV_MAX_KEYS];
+  int dims[ENV_MAX_KEYS];
+  for (int k = 0; k < env_nkeys(em); k++) names[k] = env_keys(em)[k].name, dims[k] = env_keys(em)[k].dim;
+  fc_norm on, an;
+  if (pol_meta_init(&m, POL_LFM, tc.To, tc.Tp, tc.Ta, env_nkeys(em), names, dims, env_action_dim(em),
+                    env_args_json(em), env_control_hz(em), err, errsz))
+    return fc_lfm_free(flow), NULL;
+  fc_norm_range(&on, m.obs_dim, -1, 1);
+  fc_norm_range(&an, m.action_dim, -1, 1);
   pol_policy *p = pol_new(&m, &on, &an, flow, err, errsz);
   if (!p) fc_lfm_free(flow);
   return p;
@@ -73,27 +65,31 @@ static double s_obs_value(const pol_policy *p, int g, int t) {
   return lo + (hi - lo) * (0.5 + 0.25 * sin(0.1 * t + g));
 }
 
-/* an infer request with one frame per key (s_obs_value) */
-static void s_infer_request(const pol_policy *p, const char *session, int t, msgpack_sbuffer *sb) {
+/* the field "obs" with one frame per key (s_obs_value) */
+static void s_pack_obs(const pol_policy *p, int t, msgpack_packer *pk) {
+  pw_pack_str(pk, "obs");
+  msgpack_pack_map(pk, (size_t)p->meta.nkeys);
+  for (int k = 0, g = 0; k < p->meta.nkeys; k++) {
+    double v[FC_NORM_MAX_DIM]; /* a key has at most the statistics' dimensions */
+    const uint32_t shape[1] = {(uint32_t)p->meta.key_dims[k]};
+    for (uint32_t j = 0; j < shape[0]; j++) v[j] = s_obs_value(p, g++, t);
+    pw_pack_str(pk, p->meta.keys[k]);
+    pw_pack_ndarray(pk, v, 1, shape, 4);
+  }
+}
+
+/* an infer request of session "bench" (s_pack_obs), for the raw REQ socket
+ * the latency rounds compare with the echo */
+static void s_infer_request(const pol_policy *p, int t, msgpack_sbuffer *sb) {
   msgpack_packer pk;
   msgpack_sbuffer_clear(sb);
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 2 + (session != NULL));
+  msgpack_pack_map(&pk, 3);
   pw_pack_str(&pk, "endpoint");
   pw_pack_str(&pk, "infer");
-  if (session) {
-    pw_pack_str(&pk, "session");
-    pw_pack_str(&pk, session);
-  }
-  pw_pack_str(&pk, "obs");
-  msgpack_pack_map(&pk, (size_t)p->meta.nkeys);
-  for (int k = 0, g = 0; k < p->meta.nkeys; k++) {
-    double v[DS_NORM_MAX_DIM]; /* a key has at most the statistics' dimensions */
-    const uint32_t shape[1] = {(uint32_t)p->meta.key_dims[k]};
-    for (uint32_t j = 0; j < shape[0]; j++) v[j] = s_obs_value(p, g++, t);
-    pw_pack_str(&pk, p->meta.keys[k]);
-    pw_pack_ndarray(&pk, v, 1, shape, 4);
-  }
+  pw_pack_str(&pk, "session");
+  pw_pack_str(&pk, "bench");
+  s_pack_obs(p, t, &pk);
 }
 
 static void *s_socket(void *ctx, int type, const char *ep) {
@@ -170,12 +166,9 @@ typedef struct {
 
 static void *s_client_thread(void *arg) {
   s_client *c = arg;
-  void *sock = s_socket(c->ctx, ZMQ_REQ, c->ep);
-  msgpack_sbuffer sb;
-  msgpack_sbuffer_init(&sb);
-  zmq_msg_t reply;
-  zmq_msg_init(&reply);
-  char session[32];
+  char session[32], err[512];
+  pol_client *cl = pol_client_new(c->ctx, c->ep, 5000, 0, "", err, sizeof(err));
+  FC_ASSERT(cl); /* a tcp endpoint the node bound */
   for (long i = 0; c->until > 0 ? cli_now() < c->until : i < c->count; i++) {
     if (c->bar && i == c->bar_at) {
       pthread_barrier_wait(c->bar);
@@ -184,19 +177,13 @@ static void *s_client_thread(void *arg) {
     /* a client's own sessions, and every 8th request a new one (evicting the least recently used) */
     if (c->nsessions > 1 && i % 8 == 7) snprintf(session, sizeof(session), "c%d-once-%ld", c->id, i);
     else snprintf(session, sizeof(session), "c%d-%ld", c->id, c->nsessions > 0 ? i % c->nsessions : 0);
-    s_infer_request(c->p, session, (int)i, &sb);
+    pol_client_set_session(cl, session);
+    s_pack_obs(c->p, (int)i, pol_client_request(cl, "infer", 1));
     c->sent++;
-    if (s_roundtrip(sock, sb.data, sb.size, 5000, &reply) < 0) {
-      /* a lost reply leaves REQ stuck: a fresh socket (Lazy Pirate) */
-      zmq_close(sock);
-      sock = s_socket(c->ctx, ZMQ_REQ, c->ep);
-      continue;
-    }
-    c->answered++;
+    /* a lost reply: the next request goes on a fresh socket (Lazy Pirate) */
+    if (pol_client_call(cl, err, sizeof(err)) == 0) c->answered++;
   }
-  zmq_msg_close(&reply);
-  msgpack_sbuffer_destroy(&sb);
-  zmq_close(sock);
+  pol_client_free(cl);
   return NULL;
 }
 
@@ -304,7 +291,7 @@ int bench_node(int argc, char **argv) {
   /* sizes of a real request and reply, for the echo */
   msgpack_sbuffer req;
   msgpack_sbuffer_init(&req);
-  s_infer_request(p, "bench", 0, &req);
+  s_infer_request(p, 0, &req);
   void *cli = s_socket(ctx, ZMQ_REQ, srv.ep);
   zmq_msg_t reply;
   zmq_msg_init(&reply);
@@ -344,8 +331,8 @@ int bench_node(int argc, char **argv) {
     refused += pol_sample(p, pd, acts, why, sizeof(why)) < 0;
     sl[i % n] = (cli_now() - t0) * 1e6;
   }
-  cli_sort(sl, n < 200 ? n : 200);
-  const double service = cli_quantile(sl, n < 200 ? n : 200, 0.5);
+  fc_sort(sl, n < 200 ? n : 200);
+  const double service = fc_quantile(sl, n < 200 ? n : 200, 0.5);
   for (int r = 0, k = 0; r < rounds; r++, k += per_round) {
     for (int i = 0; i < per_round; i++) {
       const double t0 = cli_now();
@@ -365,24 +352,24 @@ int bench_node(int argc, char **argv) {
       sl[k + i] = (cli_now() - t0) * 1e6;
     }
     for (int i = 0; i < per_round; i++) {
-      s_infer_request(p, "bench", k + i, &req);
+      s_infer_request(p, k + i, &req);
       const double t0 = cli_now();
       if (s_roundtrip(cli, req.data, req.size, 5000, &reply) < 0) lost++;
       il[k + i] = (cli_now() - t0) * 1e6;
       s_server_timing(&reply, &hl[k + i], &nl[k + i]);
     }
   }
-  cli_sort(zl, n);
-  cli_sort(sl, n);
-  cli_sort(il, n);
-  cli_sort(bl, n);
-  const double b50 = cli_quantile(bl, n, 0.5), b99 = cli_quantile(bl, n, 0.99);
-  cli_sort(hl, n);
-  cli_sort(nl, n);
-  const double h50 = cli_quantile(hl, n, 0.5), n50 = cli_quantile(nl, n, 0.5);
-  const double z50 = cli_quantile(zl, n, 0.5), z99 = cli_quantile(zl, n, 0.99);
-  const double s50 = cli_quantile(sl, n, 0.5), s99 = cli_quantile(sl, n, 0.99);
-  const double i50 = cli_quantile(il, n, 0.5), i99 = cli_quantile(il, n, 0.99);
+  fc_sort(zl, n);
+  fc_sort(sl, n);
+  fc_sort(il, n);
+  fc_sort(bl, n);
+  const double b50 = fc_quantile(bl, n, 0.5), b99 = fc_quantile(bl, n, 0.99);
+  fc_sort(hl, n);
+  fc_sort(nl, n);
+  const double h50 = fc_quantile(hl, n, 0.5), n50 = fc_quantile(nl, n, 0.5);
+  const double z50 = fc_quantile(zl, n, 0.5), z99 = fc_quantile(zl, n, 0.99);
+  const double s50 = fc_quantile(sl, n, 0.5), s99 = fc_quantile(sl, n, 0.99);
+  const double i50 = fc_quantile(il, n, 0.5), i99 = fc_quantile(il, n, 0.99);
   /* what the node adds on top of sampling, in round trips of a bare REQ/REP
    * server that holds each request for the same time (a client that waits
    * a millisecond pays for waking up, whatever the server) */
@@ -432,33 +419,33 @@ int bench_node(int argc, char **argv) {
   if (json) {
     cli_json_stdout();
     printf("{\"policy\": ");
-    cli_json_str(stdout, path ? path : "default");
+    fc_json_str(stdout, path ? path : "default");
     printf(", \"nfe\": %d, \"zmq_rtt_us_p50\": ", pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps));
-    cli_json_num(stdout, z50);
+    fc_json_num(stdout, z50);
     printf(", \"zmq_rtt_us_p99\": ");
-    cli_json_num(stdout, z99);
+    fc_json_num(stdout, z99);
     printf(", \"zmq_rtt_service_us_p50\": ");
-    cli_json_num(stdout, b50);
+    fc_json_num(stdout, b50);
     printf(", \"zmq_rtt_service_us_p99\": ");
-    cli_json_num(stdout, b99);
+    fc_json_num(stdout, b99);
     printf(", \"sample_us_p50\": ");
-    cli_json_num(stdout, s50);
+    fc_json_num(stdout, s50);
     printf(", \"sample_us_p99\": ");
-    cli_json_num(stdout, s99);
+    fc_json_num(stdout, s99);
     printf(", \"infer_rtt_us_p50\": ");
-    cli_json_num(stdout, i50);
+    fc_json_num(stdout, i50);
     printf(", \"infer_rtt_us_p99\": ");
-    cli_json_num(stdout, i99);
+    fc_json_num(stdout, i99);
     printf(", \"overhead_ratio\": ");
-    cli_json_num(stdout, overhead);
+    fc_json_num(stdout, overhead);
     printf(", \"overhead_ratio_idle_echo\": ");
-    cli_json_num(stdout, overhead_idle);
+    fc_json_num(stdout, overhead_idle);
     printf(", \"node_handle_us_p50\": ");
-    cli_json_num(stdout, h50);
+    fc_json_num(stdout, h50);
     printf(", \"rps_1\": ");
-    cli_json_num(stdout, rps1);
+    fc_json_num(stdout, rps1);
     printf(", \"rps_4\": ");
-    cli_json_num(stdout, rps4);
+    fc_json_num(stdout, rps4);
     printf(", \"lost\": %ld, \"rss_kb_1k\": %ld, \"rss_kb_end\": %ld, \"mem_requests\": %d, \"evictions\": %lld}\n",
            lost, rss_1k, rss_end, mem_requests, (long long)mst.evictions);
   }

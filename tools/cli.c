@@ -188,42 +188,7 @@ int cli_parse_arg(const char *cmd, const char *usage, int argc, char **argv, con
   return rc;
 }
 
-static int s_cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-void cli_sort(double *v, int n) { qsort(v, (size_t)n, sizeof(double), s_cmp_double); }
-
-double cli_quantile(const double *v, int n, double q) { return n < 1 ? NAN : v[(size_t)(q * (n - 1))]; }
-
-double cli_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-void cli_json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    switch (*p) {
-      case '"': fputs("\\\"", f); break;
-      case '\\': fputs("\\\\", f); break;
-      case '\n': fputs("\\n", f); break;
-      case '\r': fputs("\\r", f); break;
-      case '\t': fputs("\\t", f); break;
-      default:
-        if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-  }
-  fputc('"', f);
-}
-
-void cli_json_num(FILE *f, double v) {
-  if (isfinite(v)) fprintf(f, "%.6g", v);
-  else fputs("null", f);
-}
+double cli_now(void) { return fc_now(); }
 
 /* recursive-descent JSON validator: returns the end of one value, or NULL */
 static const char *s_ws(const char *p) {
@@ -310,7 +275,7 @@ void cli_json_nums(FILE *f, const double *v, int n) {
   fputc('[', f);
   for (int i = 0; i < n; i++) {
     if (i) fputs(", ", f);
-    cli_json_num(f, v[i]);
+    fc_json_num(f, v[i]);
   }
   fputc(']', f);
 }
@@ -327,7 +292,7 @@ void cli_print_bounds(FILE *f, const float *lo, const float *hi, int n, int json
     fprintf(f, s ? ", \"action_high\": [" : ", \"action_low\": [");
     for (int j = 0; j < n; j++) {
       if (j) fputs(", ", f);
-      cli_json_num(f, b[j]);
+      fc_json_num(f, b[j]);
     }
     fputc(']', f);
   }

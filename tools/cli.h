@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "fc_base.h"
+
 typedef enum { CLI_INT, CLI_I64, CLI_DOUBLE, CLI_STR, CLI_FLAG, CLI_CHOICE } cli_type;
 
 typedef struct {
@@ -53,19 +55,13 @@ void cli_json_stdout(void);
 /* The --json option of a command, into int var */
 #define CLI_OPT_JSON(var) \
   {"--json", CLI_FLAG, &(var), "print only one JSON object, on one line, on stdout (the text goes to stderr)", NULL, 0, 0}
-/* Sort v ascending; the q-quantile (0 <= q <= 1) of sorted values (the
- * element at index floor(q (n - 1))), NAN when n = 0. */
-void cli_sort(double *v, int n);
-double cli_quantile(const double *sorted, int n, double q);
 /* Print "lfp <cmd>: <message>" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Monotonic seconds. */
 double cli_now(void);
 
-/* JSON: a string literal with escapes, and a number that prints null when not finite. */
-void cli_json_str(FILE *f, const char *s);
-void cli_json_num(FILE *f, double v);
+/* JSON strings and numbers: fc_json_str, fc_json_num (fc_base.h). */
 /* 1 when s is one complete JSON value (RFC 8259), else 0. */
 int cli_json_valid(const char *s);
 /* [v0, v1, ...] */

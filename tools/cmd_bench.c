@@ -17,7 +17,7 @@
 #include "fc_par.h"
 #include "commands.h"
 #include "ds_file.h"
-#include "ds_norm.h"
+#include "fc_norm.h"
 #include "ds_seq.h"
 #include "ds_writer.h"
 #include "env.h"
@@ -25,7 +25,7 @@
 #include "flowcore.h"
 
 static double s_median(double *v, int n) {
-  cli_sort(v, n);
+  fc_sort(v, n);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -333,23 +333,23 @@ static void s_unet_json(const s_unet_case *uc) {
   printf("{\"horizon\": %d, \"adim\": %d, \"cond\": %d, \"dims\": [", uc->T, uc->A, uc->C);
   for (int i = 0; i < uc->cfg.nlevels; i++) printf("%s%d", i ? ", " : "", uc->cfg.dims[i]);
   printf("], \"temb\": %d, \"params\": %zu, \"macs\": ", uc->cfg.temb, uc->params);
-  cli_json_num(stdout, uc->macs);
+  fc_json_num(stdout, uc->macs);
   printf(", \"train_samples_per_s\": ");
-  cli_json_num(stdout, uc->train_sps);
+  fc_json_num(stdout, uc->train_sps);
   printf(", \"train_gflops\": ");
-  cli_json_num(stdout, uc->train_gflops);
+  fc_json_num(stdout, uc->train_gflops);
   printf(", \"peak_fraction\": ");
-  cli_json_num(stdout, uc->peak_fraction);
+  fc_json_num(stdout, uc->peak_fraction);
   printf(", \"fwd_b1_us\": ");
-  cli_json_num(stdout, uc->fwd_b1_us);
+  fc_json_num(stdout, uc->fwd_b1_us);
   printf(", \"torch_train_samples_per_s\": ");
-  cli_json_num(stdout, uc->th.train_sps);
+  fc_json_num(stdout, uc->th.train_sps);
   printf(", \"torch_fwd_b1_us\": ");
-  cli_json_num(stdout, uc->th.fwd_b1_us);
+  fc_json_num(stdout, uc->th.fwd_b1_us);
   printf(", \"train_vs_torch\": ");
-  cli_json_num(stdout, uc->train_sps / uc->th.train_sps);
+  fc_json_num(stdout, uc->train_sps / uc->th.train_sps);
   printf(", \"fwd_b1_vs_torch\": ");
-  cli_json_num(stdout, uc->th.fwd_b1_us / uc->fwd_b1_us);
+  fc_json_num(stdout, uc->th.fwd_b1_us / uc->fwd_b1_us);
   printf("}");
 }
 
@@ -511,7 +511,9 @@ static int s_bench_flowcore(int argc, char **argv) {
   if (no_torch) memset(&th, 0, sizeof(th)), th.train_sps = th.fwd_b1_us = th.fwd_b1_addmv_us = NAN;
   else s_run_torch(script, python, "", &th);
 
-  printf("\n  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s  (median of %d samples; OpenBLAS kernels %s)\n",
+  printf("\n  build                                  %s (lfp's own loops; OpenBLAS picks its kernels at run time)\n",
+         LFP_BUILD_FLAGS);
+  printf("  sgemm peak (2048^3, %d threads)        %8.1f GFLOP/s  (median of %d samples; OpenBLAS kernels %s)\n",
          train_threads, peak, rounds, fc_blas_core());
   printf("  training step (lfm trainer, %d thr)    %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n"
          "                                         (median over %d rounds of the per-round ratio)\n",
@@ -542,35 +544,37 @@ static int s_bench_flowcore(int argc, char **argv) {
   if (json) {
     cli_json_stdout();
     printf("{\"bench\": \"flowcore\", \"params\": %zu, \"batch\": %d, \"threads\": %d, \"blas_core\": ", P, B, train_threads);
-    cli_json_str(stdout, fc_blas_core());
+    fc_json_str(stdout, fc_blas_core());
+    printf(", \"build_flags\": ");
+    fc_json_str(stdout, LFP_BUILD_FLAGS);
     printf(", \"sgemm_peak_gflops\": ");
-    cli_json_num(stdout, peak);
+    fc_json_num(stdout, peak);
     printf(", \"train_samples_per_s\": ");
-    cli_json_num(stdout, train_sps);
+    fc_json_num(stdout, train_sps);
     printf(", \"train_gflops\": ");
-    cli_json_num(stdout, train_gflops);
+    fc_json_num(stdout, train_gflops);
     printf(", \"peak_fraction\": ");
-    cli_json_num(stdout, peak_fraction);
+    fc_json_num(stdout, peak_fraction);
     printf(", \"fwd_b1_us\": ");
-    cli_json_num(stdout, fwd_b1_us);
+    fc_json_num(stdout, fwd_b1_us);
     printf(", \"sgemv_floor_us\": ");
-    cli_json_num(stdout, sgemv_us);
+    fc_json_num(stdout, sgemv_us);
     printf(", \"pinned_threads\": %d, \"pinned_slowdown\": ", pin_threads);
-    cli_json_num(stdout, pinned_slowdown);
+    fc_json_num(stdout, pinned_slowdown);
     printf(", \"pinned_pool_step_ms\": ");
-    cli_json_num(stdout, pin_pool_s * 1e3);
+    fc_json_num(stdout, pin_pool_s * 1e3);
     printf(", \"pinned_one_step_ms\": ");
-    cli_json_num(stdout, pin_one_s * 1e3);
+    fc_json_num(stdout, pin_one_s * 1e3);
     printf(", \"torch_train_samples_per_s\": ");
-    cli_json_num(stdout, th.train_sps);
+    fc_json_num(stdout, th.train_sps);
     printf(", \"torch_fwd_b1_us\": ");
-    cli_json_num(stdout, th.fwd_b1_us);
+    fc_json_num(stdout, th.fwd_b1_us);
     printf(", \"torch_fwd_b1_addmv_us\": ");
-    cli_json_num(stdout, th.fwd_b1_addmv_us);
+    fc_json_num(stdout, th.fwd_b1_addmv_us);
     printf(", \"train_vs_torch\": ");
-    cli_json_num(stdout, train_sps / th.train_sps);
+    fc_json_num(stdout, train_sps / th.train_sps);
     printf(", \"fwd_b1_vs_torch\": ");
-    cli_json_num(stdout, th.fwd_b1_us / fwd_b1_us);
+    fc_json_num(stdout, th.fwd_b1_us / fwd_b1_us);
     printf(", \"unet\": [");
     for (int k = 0; k < nu; k++) {
       if (k) printf(", ");
@@ -655,9 +659,9 @@ static int s_bench_datasets(int argc, char **argv) {
   /* 3. windowed, normalized minibatches of 256 (To 2, Tp 16) */
   ds_split tr, va;
   ds_split_make(d, 0.1, 0, &tr, &va, err, sizeof(err));
-  ds_norm on, an;
-  ds_norm_fit(&on, DS_NORM_MINMAX, d, &tr, DS_FIELD_OBS, err, sizeof(err));
-  ds_norm_fit(&an, DS_NORM_MINMAX, d, &tr, DS_FIELD_ACTIONS, err, sizeof(err));
+  fc_norm on, an;
+  ds_norm_fit(&on, FC_NORM_MINMAX, d, &tr, DS_FIELD_OBS, err, sizeof(err));
+  ds_norm_fit(&an, FC_NORM_MINMAX, d, &tr, DS_FIELD_ACTIONS, err, sizeof(err));
   const int B = 256, To = 2, Tp = 16, nb = 2000;
   float *bo = fc_malloc(sizeof(float) * B * To * d->obs_dim), *ba = fc_malloc(sizeof(float) * B * Tp * d->action_dim);
   double *bt = fc_malloc(sizeof(double) * nb);
@@ -697,17 +701,17 @@ static int s_bench_datasets(int argc, char **argv) {
   if (json) {
     cli_json_stdout();
     printf("{\"bench\": \"datasets\", \"demos\": %d, \"steps\": %d, \"file_mb\": ", demos, steps);
-    cli_json_num(stdout, st.st_size / 1e6);
+    fc_json_num(stdout, st.st_size / 1e6);
     printf(", \"write_s\": ");
-    cli_json_num(stdout, write_s);
+    fc_json_num(stdout, write_s);
     printf(", \"load_s\": ");
-    cli_json_num(stdout, load_s);
+    fc_json_num(stdout, load_s);
     printf(", \"batch_us\": ");
-    cli_json_num(stdout, batch_us);
+    fc_json_num(stdout, batch_us);
     printf(", \"train_step_us\": ");
-    cli_json_num(stdout, step_us);
+    fc_json_num(stdout, step_us);
     printf(", \"batch_fraction_of_step\": ");
-    cli_json_num(stdout, batch_us / step_us);
+    fc_json_num(stdout, batch_us / step_us);
     printf("}\n");
   }
   free(bo); free(ba); free(bt); free(act);

@@ -15,7 +15,7 @@
 #include "ds_writer.h"
 #include "env.h"
 #include "fc_base.h"
-#include "rollout.h"
+#include "pol_rollout.h"
 
 #define S_EVAL_SEED 100000 /* seeds from here on are for evaluation only */
 
@@ -28,21 +28,21 @@ typedef struct {
   char why[256];                     /* env_step's sentence when unstable or bad_action */
   int side;            /* avoid: -1 left, +1 right, 0 undecided */
   double max_coverage; /* pusht: the best goal coverage reached */
-  rollout_traj tr;     /* the record */
+  pol_rollout_traj tr;     /* the record */
 } s_episode;
 
 static void s_episode_free(s_episode *e) {
-  rollout_traj_free(&e->tr);
+  pol_rollout_traj_free(&e->tr);
   memset(e, 0, sizeof(*e));
 }
 
 static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_episode *e) {
   double act[ENV_MAX_ACTION];
-  rollout_traj_alloc(&e->tr, em);
+  pol_rollout_traj_alloc(&e->tr, em);
   env_reset(em, ed, seed);
   e->max_coverage = env_has_coverage(em) ? env_coverage(em, ed) : 0.0;
   while (!env_done(em, ed)) {
-    rollout_traj_pre(&e->tr, em, ed);
+    pol_rollout_traj_pre(&e->tr, em, ed);
     env_expert(em, ed, act);
     const int rc = env_step(em, ed, act, e->why, sizeof(e->why));
     if (rc) {
@@ -50,7 +50,7 @@ static void s_run_episode(const env_model *em, env_data *ed, uint64_t seed, s_ep
       e->bad_action = rc != ENV_UNSTABLE;
       break;
     }
-    rollout_traj_post(&e->tr, em, ed, act);
+    pol_rollout_traj_post(&e->tr, em, ed, act);
     if (env_has_coverage(em)) {
       double cov = env_coverage(em, ed);
       e->max_coverage = cov > e->max_coverage ? cov : e->max_coverage;
@@ -172,7 +172,7 @@ int cmd_collect(int argc, char **argv) {
     sides[e->side + 1]++;
     cov_sum += e->max_coverage;
     if (!e->unstable && e->tr.len > 0 && (e->success || keep)) {
-      if (rollout_traj_write(w, em, &e->tr, err, sizeof(err))) failed_write = 1;
+      if (pol_rollout_traj_write(w, em, &e->tr, err, sizeof(err))) failed_write = 1;
       else written++;
     }
     s_episode_free(e);
@@ -227,17 +227,17 @@ int cmd_collect(int argc, char **argv) {
     cli_json_stdout();
     printf("{\"env\": \"%s\", \"attempted\": %d, \"episodes_written\": %d, \"expert_success_rate\": ", envname, attempted,
            written);
-    cli_json_num(stdout, rate);
+    fc_json_num(stdout, rate);
     printf(", \"dropped_unstable\": %d, \"contact_full\": %d, \"constraint_full\": %d, \"seconds\": ", unstable,
            contacts_lost, constraints_lost);
-    cli_json_num(stdout, secs);
+    fc_json_num(stdout, secs);
     if (env_has_side(em)) printf(", \"left\": %d, \"right\": %d", sides[0], sides[2]);
     if (env_has_coverage(em)) {
       printf(", \"max_coverage_mean\": ");
-      cli_json_num(stdout, attempted ? cov_sum / attempted : 0.0);
+      fc_json_num(stdout, attempted ? cov_sum / attempted : 0.0);
     }
     printf(", \"jobs\": %d, \"seed\": %d, \"out\": ", jobs, seed);
-    cli_json_str(stdout, out);
+    fc_json_str(stdout, out);
     printf("}\n");
   }
   env_model_free(em);
@@ -315,9 +315,9 @@ int cmd_replay(int argc, char **argv) {
     if (json) {
       cli_json_stdout();
       printf("{\"file\": ");
-      cli_json_str(stdout, path);
+      fc_json_str(stdout, path);
       printf(", \"env\": \"%s\", \"demos\": %d, \"max_state_deviation\": ", env_name(em), replayed);
-      cli_json_num(stdout, worst);
+      fc_json_num(stdout, worst);
       printf("}\n");
     }
   }

@@ -102,9 +102,9 @@ int cmd_distill(int argc, char **argv) {
   if (json) {
     cli_json_stdout();
     printf("{\"out\": ");
-    cli_json_str(stdout, out);
+    fc_json_str(stdout, out);
     printf(", \"teacher\": ");
-    cli_json_str(stdout, teacher_path);
+    fc_json_str(stdout, teacher_path);
     printf(", \"method\": \"%s\", \"blocks\": %d, \"net\": \"%s\", \"params\": %zu, \"steps\": %lld, \"batch\": %d, "
            "\"nfe\": %d, \"teacher_nfe\": %d, \"teacher_sampler\": \"%s\", \"teacher_steps\": %d, "
            "\"pairs\": %lld, \"train_windows\": %lld, \"valid_windows\": %lld",

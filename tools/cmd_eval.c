@@ -13,12 +13,12 @@
 #include "ds_writer.h"
 #include "fc_base.h"
 #include "pol.h"
-#include "rollout.h"
+#include "pol_rollout.h"
 
 /* --record: the episodes as demos demo_0.. in seed order (an episode the
  * policy refused to start has no steps and is left out; the warning about
  * refusals names its seed) */
-static int s_record(const char *path, const env_model *em, const rollout_eval *ev, int episodes, char *err,
+static int s_record(const char *path, const env_model *em, const pol_rollout_eval *ev, int episodes, char *err,
                     size_t errsz) {
   ds_writer *w = ds_writer_create(path, env_args_json(em), err, errsz);
   if (!w) return -1;
@@ -27,7 +27,7 @@ static int s_record(const char *path, const env_model *em, const rollout_eval *e
   for (int i = 0; i < episodes && !rc; i++) {
     if (ev->traj[i].len == 0) continue;
     const int idx = ds_writer_count(w);
-    rc = rollout_traj_write(w, em, &ev->traj[i], err, errsz);
+    rc = pol_rollout_traj_write(w, em, &ev->traj[i], err, errsz);
     if (ev->res[i].success) ok[nok++] = idx;
     else bad[nbad++] = idx;
   }
@@ -76,11 +76,11 @@ int cmd_eval(int argc, char **argv) {
   }
   const fc_sampler smp = sampler ? (fc_sampler)fc_sampler_parse(sampler) : p->flow->cfg.sampler;
   const int nsteps = steps > 0 ? steps : p->flow->cfg.steps;
-  rollout_eval ev;
-  const int rrc = rollout_policy("eval", em, p, smp, nsteps, (uint64_t)seed, episodes, jobs, record != NULL, &ev, err,
+  pol_rollout_eval ev;
+  const int rrc = pol_rollout_policy("eval", em, p, smp, nsteps, (uint64_t)seed, episodes, jobs, record != NULL, &ev, err,
                                  sizeof(err));
   if (rrc) {
-    if (rrc == ROLLOUT_MISFIT)
+    if (rrc == POL_ROLLOUT_MISFIT)
       cli_error("eval", "%s does not fit task %s: %s", path, env_name(em), err);
     else
       cli_error("eval", "%s: %s", path, err);
@@ -91,7 +91,7 @@ int cmd_eval(int argc, char **argv) {
   if (ev.refused)
     cli_error("eval", "warning: %s: %d episode%s stopped because the policy refused to act (counted as failures); the first: "
               "%s", path, ev.refused, ev.refused == 1 ? "" : "s", ev.first_refusal);
-  const rollout_stats rs = ev.stats;
+  const pol_rollout_stats rs = ev.stats;
   const double p50 = ev.latency_us_p50, p99 = ev.latency_us_p99, secs = ev.seconds;
   const int nfe = ev.nfe, refused = ev.refused;
   if (jobs > episodes) jobs = episodes;
@@ -106,7 +106,7 @@ int cmd_eval(int argc, char **argv) {
            p->distill.teacher, (int)p->distill.teacher_nfe, fc_sampler_name((fc_sampler)p->distill.teacher_sampler),
            (int)p->distill.teacher_steps, (long long)p->distill.steps, p->distill.pairs ? "a pool of " : "fresh ",
            (long long)(p->distill.pairs ? p->distill.pairs : p->distill.batch));
-  rollout_print(stdout, em, &rs);
+  pol_rollout_print(stdout, em, &rs);
   cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 0);
   printf("  chunk latency p50 %.0f us, p99 %.0f us (%ld chunks); %ld action values clipped, %ld observation values "
          "(beyond +-%g once normalized), %ld sampler state values (beyond +-%g); %d episodes refused by the "
@@ -122,21 +122,21 @@ int cmd_eval(int argc, char **argv) {
   }
   if (json) {
     cli_json_stdout();
-    const rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
-    rollout_json_open(stdout, em, &run, &rs);
+    const pol_rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
+    pol_rollout_json_open(stdout, em, &run, &rs);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
     printf(", \"refused\": %d, \"obs_clipped\": %ld, \"state_clamped\": %ld, \"net\": \"%s\", \"net_desc\": ", refused,
            ev.obs_clipped, ev.state_clamped,
            fc_net_kind_name(p->flow->cfg.net.kind));
-    cli_json_str(stdout, desc);
+    fc_json_str(stdout, desc);
     if (p->distill.present) {
       printf(", \"distilled_from\": ");
-      cli_json_str(stdout, p->distill.teacher);
+      fc_json_str(stdout, p->distill.teacher);
       printf(", \"teacher_nfe\": %d", (int)p->distill.teacher_nfe);
     }
-    rollout_json_close(stdout, secs);
+    pol_rollout_json_close(stdout, secs);
   }
-  rollout_eval_free(&ev, episodes);
+  pol_rollout_eval_free(&ev, episodes);
   env_model_free(em);
   pol_free(p);
   return status;

@@ -76,14 +76,14 @@ int cmd_info(int argc, char **argv) {
   if (json) {
     cli_json_stdout();
     printf("{\"file\": ");
-    cli_json_str(stdout, path);
+    fc_json_str(stdout, path);
     printf(", \"demos\": %d, \"samples\": %lld, \"length\": {\"min\": %lld, \"mean\": ", in->ndemos,
            (long long)in->total, (long long)lmin);
-    cli_json_num(stdout, (double)in->total / in->ndemos);
+    fc_json_num(stdout, (double)in->total / in->ndemos);
     printf(", \"max\": %lld}, \"obs\": {", (long long)lmax);
     for (int k = 0; k < in->nobs; k++) {
       printf("%s", k ? ", " : "");
-      cli_json_str(stdout, in->obs[k].name);
+      fc_json_str(stdout, in->obs[k].name);
       printf(": {\"shape\": [");
       for (int i = 0; i < in->obs[k].rank; i++) printf("%s%lld", i ? ", " : "", (long long)in->obs[k].shape[i]);
       printf("], \"dtype\": \"%s\"}", in->obs[k].dtype);
@@ -96,12 +96,12 @@ int cmd_info(int argc, char **argv) {
     printf(", \"actions_outside_unit\": %lld, \"state_dim\": %d, \"env_args\": ", (long long)outside, in->state_dim);
     if (env_ok) /* valid JSON holds line breaks only as whitespace: one line */
       for (const char *c = in->env_args; *c; c++) putchar(*c == '\n' || *c == '\r' ? ' ' : *c);
-    else if (in->env_args) cli_json_str(stdout, in->env_args);
+    else if (in->env_args) fc_json_str(stdout, in->env_args);
     else printf("null");
     printf(", \"masks\": {");
     for (int m = 0; m < in->nmasks; m++) {
       printf("%s", m ? ", " : "");
-      cli_json_str(stdout, in->masks[m].name);
+      fc_json_str(stdout, in->masks[m].name);
       printf(": %d", in->masks[m].count);
     }
     printf("}}\n");

@@ -74,14 +74,14 @@ int cmd_serve(int argc, char **argv) {
   if (json) {
     cli_json_stdout();
     printf("{\"endpoint\": ");
-    cli_json_str(stdout, bound);
+    fc_json_str(stdout, bound);
     printf(", \"policy\": ");
-    cli_json_str(stdout, path);
+    fc_json_str(stdout, path);
     printf(", \"protocol\": %d, \"requests\": %lld, \"infers\": %lld, \"errors\": %lld, \"sessions_created\": %lld, "
            "\"sessions_live\": %d, \"evictions\": %lld, \"seconds\": ",
            PW_PROTOCOL, (long long)st.requests, (long long)st.infers, (long long)st.errors,
            (long long)st.sessions_created, st.sessions, (long long)st.evictions);
-    cli_json_num(stdout, secs);
+    fc_json_num(stdout, secs);
     printf("}\n");
   }
   pol_node_free(n);

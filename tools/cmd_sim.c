@@ -35,146 +35,18 @@
 #include "commands.h"
 #include "env.h"
 #include "fc_base.h"
-#include "pol_wire.h"
-#include "rollout.h"
+#include "pol_client.h"
+#include "pol_rollout.h"
 
 #define S_MAX_TO 64
 #define S_MAX_H 256 /* actions per reply (a policy's Tp is at most 256) */
 #define S_MAX_OBS 256
 
-/* ---- the link to the controller: a REQ socket with Lazy Pirate retries ---- */
-
-typedef struct {
-  void *ctx, *sock;
-  const char *endpoint;
-  int timeout_ms, retries;
-  msgpack_sbuffer sb; /* the request in flight */
-  msgpack_packer pk;
-  msgpack_unpacked up; /* the last reply */
-  zmq_msg_t rmsg;
-  int inflight, tries;
-  double sent_at;
-  int64_t id;
-  char session[64];
-} s_link;
-
-static int s_link_open(s_link *l) {
-  if (l->sock) zmq_close(l->sock);
-  l->sock = zmq_socket(l->ctx, ZMQ_REQ);
-  const int linger = 0;
-  const int64_t maxmsg = 1 << 20;
-  zmq_setsockopt(l->sock, ZMQ_LINGER, &linger, sizeof(linger));
-  zmq_setsockopt(l->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
-  return zmq_connect(l->sock, l->endpoint);
-}
-
-static int s_link_init(s_link *l, const char *endpoint, int timeout_ms, int retries, char *err, size_t errsz) {
-  memset(l, 0, sizeof(*l));
-  l->ctx = zmq_ctx_new();
-  l->endpoint = endpoint;
-  l->timeout_ms = timeout_ms;
-  l->retries = retries;
-  msgpack_sbuffer_init(&l->sb);
-  msgpack_packer_init(&l->pk, &l->sb, msgpack_sbuffer_write);
-  msgpack_unpacked_init(&l->up);
-  zmq_msg_init(&l->rmsg);
-  snprintf(l->session, sizeof(l->session), "sim-%ld-%ld", (long)getpid(), (long)time(NULL));
-  if (s_link_open(l)) return fc_set_err(err, errsz, "cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno())), -1;
-  return 0;
-}
-
-static void s_link_free(s_link *l) {
-  if (l->sock) zmq_close(l->sock);
-  zmq_msg_close(&l->rmsg);
-  msgpack_unpacked_destroy(&l->up);
-  msgpack_sbuffer_destroy(&l->sb);
-  zmq_ctx_term(l->ctx);
-}
-
-/* start a request map with its endpoint, session and id (n more fields follow) */
-static void s_req_begin(s_link *l, const char *endpoint, int n) {
-  msgpack_sbuffer_clear(&l->sb);
-  msgpack_pack_map(&l->pk, (size_t)(3 + n));
-  pw_pack_str(&l->pk, "endpoint");
-  pw_pack_str(&l->pk, endpoint);
-  pw_pack_str(&l->pk, "session");
-  pw_pack_str(&l->pk, l->session);
-  pw_pack_str(&l->pk, "id");
-  msgpack_pack_int64(&l->pk, ++l->id);
-}
-
-static int s_link_send(s_link *l) {
-  l->inflight = 1;
-  l->sent_at = cli_now();
-  return zmq_send(l->sock, l->sb.data, l->sb.size, ZMQ_DONTWAIT) < 0 ? -1 : 0;
-}
-
-/* Wait up to ms for the reply: 1 (decoded in l->up), 0 (none yet), -1 (err:
- * malformed reply or an error reply from the controller), S_REFUSED_RC (the
- * policy refused to act: a non-finite chunk; the episode ends, the run goes on). */
-#define S_REFUSED_RC (-2)
-static int s_link_poll(s_link *l, int ms, char *err, size_t errsz) {
-  zmq_pollitem_t it = {l->sock, 0, ZMQ_POLLIN, 0};
-  if (zmq_poll(&it, 1, ms < 0 ? 0 : ms) <= 0 || !(it.revents & ZMQ_POLLIN)) return 0;
-  zmq_msg_close(&l->rmsg);
-  zmq_msg_init(&l->rmsg);
-  if (zmq_msg_recv(&l->rmsg, l->sock, 0) < 0) return 0;
-  l->inflight = 0;
-  const void *d = zmq_msg_data(&l->rmsg);
-  const size_t n = zmq_msg_size(&l->rmsg);
-  size_t off = 0;
-  msgpack_unpacked_destroy(&l->up);
-  msgpack_unpacked_init(&l->up);
-  if (pw_scan(d, n, err, errsz) || msgpack_unpack_next(&l->up, d, n, &off) != MSGPACK_UNPACK_SUCCESS ||
-      l->up.data.type != MSGPACK_OBJECT_MAP)
-    return fc_set_err(err, errsz, "the controller's reply is not a msgpack map"), -1;
-  char msg[384];
-  if (pw_map_get(&l->up.data, "error")) {
-    if (pw_map_str(&l->up.data, "error", msg, sizeof(msg))) snprintf(msg, sizeof(msg), "(no message)");
-    const msgpack_object *rf = pw_map_get(&l->up.data, "refused");
-    const int refused = rf && rf->type == MSGPACK_OBJECT_BOOLEAN && rf->via.boolean;
-    fc_set_err(err, errsz, "the controller answered with an error: %s", msg);
-    return refused ? S_REFUSED_RC : -1;
-  }
-  int64_t id;
-  if (!pw_map_int(&l->up.data, "id", &id) && id != l->id)
-    return fc_set_err(err, errsz, "the controller's reply has id %lld, not %lld", (long long)id, (long long)l->id), -1;
-  return 1;
-}
-
-/* Lazy Pirate: a reopened socket after each timeout. */
-static int s_link_retry(s_link *l, char *err, size_t errsz) {
-  if (++l->tries > l->retries)
-    return fc_set_err(err, errsz, "the controller at %s did not answer %d request%s within %d ms each", l->endpoint,
-                      l->retries + 1, l->retries ? "s" : "", l->timeout_ms), -1;
-  s_link_open(l);
-  return s_link_send(l);
-}
-
-/* Send the built request and wait for its reply, retrying. */
-static int s_link_call(s_link *l, char *err, size_t errsz) {
-  l->tries = 0;
-  if (s_link_send(l)) return fc_set_err(err, errsz, "cannot send to %s", l->endpoint), -1;
-  for (;;) {
-    const int rc = s_link_poll(l, l->timeout_ms, err, errsz);
-    if (rc) return rc > 0 ? 0 : rc;
-    if (s_link_retry(l, err, errsz)) return -1;
-  }
-}
-
 /* ---- the simulation ---- */
 
 typedef struct {
-  int64_t To, Tp, Ta, action_dim, nfe;
-  double control_hz;
-  char method[16], policy[512], env_args[1024];
-  char keys[ENV_MAX_KEYS][64];
-  int dims[ENV_MAX_KEYS], nkeys;
-} s_info;
-
-typedef struct {
-  s_link link;
-  s_info info;
+  pol_client *link;
+  pol_client_info info;
   const env_model *em;
   int O, A;
   int off[ENV_MAX_KEYS]; /* where the policy's keys sit in the task's observation */
@@ -187,7 +59,6 @@ typedef struct {
   long nrtt, caprtt;
   long late, held;
   /* realtime joins */
-  int protocol;           /* the controller's */
   int join;               /* S_JOIN_* */
   double delay;           /* s: a reply is usable this long after it arrives */
   double recent[32];      /* the last round trips (s), cold starts excluded */
@@ -199,44 +70,8 @@ typedef struct {
 
 enum { S_JOIN_REPLACE = 0, S_JOIN_BLEND = 1, S_JOIN_RTC = 2 };
 
-static int s_read_info(s_sim *S, char *err, size_t errsz) {
-  s_link *l = &S->link;
-  s_req_begin(l, "info", 0);
-  if (s_link_call(l, err, errsz)) return -1;
-  const msgpack_object *m = &l->up.data;
-  s_info *in = &S->info;
-  int64_t proto = 0;
-  if (pw_map_int(m, "protocol", &proto) || proto < 1 || proto > PW_PROTOCOL)
-    return fc_set_err(err, errsz, "the controller speaks protocol %lld; this lfp speaks 1 to %d", (long long)proto, PW_PROTOCOL), -1;
-  S->protocol = (int)proto;
-  if (pw_map_int(m, "To", &in->To) || pw_map_int(m, "Ta", &in->Ta) || pw_map_int(m, "action_dim", &in->action_dim) ||
-      pw_map_int(m, "nfe", &in->nfe) || pw_map_num(m, "control_hz", &in->control_hz) ||
-      pw_map_str(m, "method", in->method, sizeof(in->method)) || pw_map_str(m, "policy", in->policy, sizeof(in->policy)) ||
-      pw_map_str(m, "env_args", in->env_args, sizeof(in->env_args)))
-    return fc_set_err(err, errsz, "the controller's info reply lacks a field of protocol %d", PW_PROTOCOL), -1;
-  if (pw_map_int(m, "Tp", &in->Tp)) in->Tp = in->Ta;
-  if (in->To < 1 || in->To > S_MAX_TO || in->Ta < 1 || in->Tp < in->Ta || in->Tp > S_MAX_H || in->action_dim < 1 ||
-      in->action_dim > ENV_MAX_ACTION)
-    return fc_set_err(err, errsz, "the controller's horizons (To %lld, Tp %lld, Ta %lld, %lld-D actions) are out of range",
-                      (long long)in->To, (long long)in->Tp, (long long)in->Ta, (long long)in->action_dim), -1;
-  const msgpack_object *keys = pw_map_get(m, "obs_keys"), *shapes = pw_map_get(m, "obs_shapes");
-  if (!keys || !shapes || keys->type != MSGPACK_OBJECT_ARRAY || shapes->type != MSGPACK_OBJECT_ARRAY ||
-      keys->via.array.size != shapes->via.array.size || keys->via.array.size > ENV_MAX_KEYS)
-    return fc_set_err(err, errsz, "the controller's obs_keys / obs_shapes are malformed"), -1;
-  in->nkeys = (int)keys->via.array.size;
-  for (int k = 0; k < in->nkeys; k++) {
-    const msgpack_object *kn = &keys->via.array.ptr[k], *sh = &shapes->via.array.ptr[k];
-    if (kn->type != MSGPACK_OBJECT_STR || sh->type != MSGPACK_OBJECT_ARRAY || sh->via.array.size != 1 ||
-        sh->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-      return fc_set_err(err, errsz, "the controller's observation key %d is malformed", k), -1;
-    snprintf(in->keys[k], sizeof(in->keys[k]), "%.*s", (int)kn->via.str.size, kn->via.str.ptr);
-    in->dims[k] = (int)sh->via.array.ptr[0].via.u64;
-  }
-  return 0;
-}
-
 static int s_check_env(s_sim *S, char *err, size_t errsz) {
-  const s_info *in = &S->info;
+  const pol_client_info *in = &S->info;
   const env_model *em = S->em;
   const char *keys[ENV_MAX_KEYS];
   for (int k = 0; k < in->nkeys; k++) keys[k] = in->keys[k];
@@ -258,38 +93,37 @@ static void s_push_obs(s_sim *S, const double *obs) {
 /* an infer request with the last (up to To) frames, <f8 both ways (rtc: with
  * S->rtc_delay and S->rtc_index; a horizon other than Ta: with it) */
 static void s_build_infer(s_sim *S, int rtc) {
-  s_link *l = &S->link;
   const int horizon = S->H != S->info.Ta;
-  s_req_begin(l, "infer", (rtc ? 4 : 2) + horizon);
+  msgpack_packer *pk = pol_client_request(S->link, "infer", (rtc ? 4 : 2) + horizon);
   if (horizon) {
-    pw_pack_str(&l->pk, "horizon");
-    msgpack_pack_uint32(&l->pk, (uint32_t)S->H);
+    pw_pack_str(pk, "horizon");
+    msgpack_pack_uint32(pk, (uint32_t)S->H);
   }
   if (rtc) {
-    pw_pack_str(&l->pk, "rtc_delay");
-    msgpack_pack_uint32(&l->pk, (uint32_t)S->rtc_delay);
-    pw_pack_str(&l->pk, "rtc_index");
-    msgpack_pack_uint32(&l->pk, (uint32_t)S->rtc_index);
+    pw_pack_str(pk, "rtc_delay");
+    msgpack_pack_uint32(pk, (uint32_t)S->rtc_delay);
+    pw_pack_str(pk, "rtc_index");
+    msgpack_pack_uint32(pk, (uint32_t)S->rtc_index);
   }
-  pw_pack_str(&l->pk, "dtype");
-  pw_pack_str(&l->pk, "<f8");
-  pw_pack_str(&l->pk, "obs");
-  msgpack_pack_map(&l->pk, (size_t)S->info.nkeys);
+  pw_pack_str(pk, "dtype");
+  pw_pack_str(pk, "<f8");
+  pw_pack_str(pk, "obs");
+  msgpack_pack_map(pk, (size_t)S->info.nkeys);
   double buf[S_MAX_TO * S_MAX_OBS];
   for (int k = 0; k < S->info.nkeys; k++) {
     const int d = S->info.dims[k];
     for (int f = 0; f < S->nhist; f++)
       memcpy(buf + (size_t)f * d, S->hist + (size_t)f * S->O + S->off[k], sizeof(double) * (size_t)d);
     const uint32_t shape[2] = {(uint32_t)S->nhist, (uint32_t)d};
-    pw_pack_str(&l->pk, S->info.keys[k]);
-    pw_pack_ndarray(&l->pk, buf, 2, shape, 8);
+    pw_pack_str(pk, S->info.keys[k]);
+    pw_pack_ndarray(pk, buf, 2, shape, 8);
   }
 }
 
 /* the reply's chunk -> dst; records round trip and sampling time (and, when
  * warm, the round trip for the realtime delay estimate) */
 static int s_take_chunk(s_sim *S, double *dst, int warm, char *err, size_t errsz) {
-  const msgpack_object *m = &S->link.up.data, *a = pw_map_get(m, "actions");
+  const msgpack_object *m = pol_client_reply(S->link), *a = pw_map_get(m, "actions");
   int rank;
   uint32_t shape[2];
   const int H = S->H;
@@ -305,7 +139,7 @@ static int s_take_chunk(s_sim *S, double *dst, int warm, char *err, size_t errsz
   const msgpack_object *t = pw_map_get(m, "server_timing");
   double sus = NAN;
   if (t) pw_map_num(t, "sample_us", &sus);
-  const double rtt = cli_now() - S->link.sent_at;
+  const double rtt = cli_now() - pol_client_sent_at(S->link);
   if (S->nrtt < S->caprtt) {
     S->rtt[S->nrtt] = rtt * 1e6;
     S->sample[S->nrtt] = sus;
@@ -324,23 +158,22 @@ static int s_delay_steps(const s_sim *S) {
   const int n = S->nrecent < 32 ? S->nrecent : 32;
   memcpy(v, S->recent, sizeof(double) * (size_t)n);
   if (n) {
-    cli_sort(v, n);
-    rtt = cli_quantile(v, n, 0.9);
+    fc_sort(v, n);
+    rtt = fc_quantile(v, n, 0.9);
   }
   const int d = (int)ceil((rtt + S->delay) * S->info.control_hz - 1e-9);
   return d < 1 ? 1 : d;
 }
 
 static int s_episode_reset(s_sim *S, uint64_t seed, char *err, size_t errsz) {
-  s_link *l = &S->link;
-  s_req_begin(l, "reset", 1);
-  pw_pack_str(&l->pk, "seed");
-  msgpack_pack_uint64(&l->pk, seed);
+  msgpack_packer *pk = pol_client_request(S->link, "reset", 1);
+  pw_pack_str(pk, "seed");
+  msgpack_pack_uint64(pk, seed);
   S->nhist = 0;
-  return s_link_call(l, err, errsz);
+  return pol_client_call(S->link, err, errsz);
 }
 
-static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *unstable, char *err, size_t errsz) {
+static int s_episode_lockstep(s_sim *S, env_data *ed, pol_rollout_result *r, int *unstable, char *err, size_t errsz) {
   const env_model *em = S->em;
   double obs[S_MAX_OBS];
   int qpos = S->H;
@@ -349,7 +182,7 @@ static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *un
     s_push_obs(S, obs);
     if (qpos >= S->H) {
       s_build_infer(S, 0);
-      const int rc = s_link_call(&S->link, err, errsz);
+      const int rc = pol_client_call(S->link, err, errsz);
       if (rc) return rc;
       if (s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
       qpos = 0;
@@ -361,7 +194,7 @@ static int s_episode_lockstep(s_sim *S, env_data *ed, rollout_result *r, int *un
     }
     if (src) return -1; /* a non-finite action from the controller */
     qpos++;
-    rollout_track(em, ed, r);
+    pol_rollout_track(em, ed, r);
   }
   return 0;
 }
@@ -410,7 +243,7 @@ static void s_rt_join(s_sim *S, s_rt *rt, int cur) {
  * arrival when `early`); a reply that arrives is usable S->delay later and
  * joins when it is, with step `cur` about to run; Lazy Pirate on timeouts. */
 static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, int early, char *err, size_t errsz) {
-  s_link *l = &S->link;
+  const double timeout = pol_client_timeout_ms(S->link) * 1e-3;
   for (;;) {
     const double now = cli_now();
     if (rt->pending && now >= rt->pend_at) {
@@ -418,7 +251,7 @@ static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, int early, char 
       if (early) return 0;
       continue;
     }
-    if (!l->inflight) {
+    if (!pol_client_inflight(S->link)) {
       double stop = until;
       if (rt->pending && early && rt->pend_at < stop) stop = rt->pend_at;
       if (stop > now) {
@@ -429,24 +262,23 @@ static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, int early, char 
       if (rt->pending && cli_now() >= rt->pend_at && cli_now() < until) continue;
       return 0;
     }
-    if (now - l->sent_at > l->timeout_ms * 1e-3) {
+    if (now - pol_client_sent_at(S->link) > timeout) {
       /* a fresh socket; the request carries the newest frames (and, for rtc,
        * the step of the chunk executing now) */
       rt->req_step = cur;
       S->rtc_index = cur - rt->qstart;
       s_build_infer(S, S->join == S_JOIN_RTC);
-      if (s_link_retry(l, err, errsz)) return -1;
+      if (pol_client_retry(S->link, err, errsz)) return -1;
       continue;
     }
     double wait = until - now;
-    const double to = l->sent_at + l->timeout_ms * 1e-3 - now;
+    const double to = pol_client_sent_at(S->link) + timeout - now;
     if (to < wait) wait = to;
     if (wait <= 0 && until <= now) return 0;
-    const int rc = s_link_poll(l, (int)ceil(wait * 1e3), err, errsz);
+    const int rc = pol_client_poll(S->link, (int)ceil(wait * 1e3), err, errsz);
     if (rc < 0) return rc;
     if (rc > 0) {
       if (s_take_chunk(S, rt->pend, 1, err, errsz)) return -1;
-      l->tries = 0;
       rt->pending = 1;
       rt->pend_req = rt->req_step;
       rt->pend_at = cli_now() + S->delay;
@@ -456,7 +288,7 @@ static int s_rt_pump(s_sim *S, s_rt *rt, double until, int cur, int early, char 
   }
 }
 
-static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *unstable, int lead, double budget,
+static int s_episode_realtime(s_sim *S, env_data *ed, pol_rollout_result *r, int *unstable, int lead, double budget,
                               char *err, size_t errsz) {
   const env_model *em = S->em;
   const double dt = 1.0 / S->info.control_hz;
@@ -469,10 +301,9 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
   env_obs(em, ed, obs);
   s_push_obs(S, obs);
   s_build_infer(S, 0);
-  const int rc0 = s_link_call(&S->link, err, errsz);
+  const int rc0 = pol_client_call(S->link, err, errsz);
   if (rc0) return rc0;
   if (s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
-  S->link.tries = 0;
   const double t0 = cli_now();
   for (int k = 0; !env_done(em, ed); k++) {
     if (k > 0) {
@@ -480,16 +311,15 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
       s_push_obs(S, obs);
     }
     const int remaining = rt.qstart + H - k, d = s_delay_steps(S);
-    if (!S->link.inflight && !rt.pending && remaining <= d + lead) {
+    if (!pol_client_inflight(S->link) && !rt.pending && remaining <= d + lead) {
       rt.req_step = k;
       S->rtc_delay = d;
       S->rtc_index = k - rt.qstart;
       s_build_infer(S, S->join == S_JOIN_RTC);
-      S->link.tries = 0;
-      if (s_link_send(&S->link)) return fc_set_err(err, errsz, "cannot send to %s", S->link.endpoint), -1;
+      if (pol_client_send(S->link, err, errsz)) return -1;
     }
     /* a reply is due by this step's deadline */
-    int prc = (S->link.inflight || rt.pending) ? s_rt_pump(S, &rt, t0 + k * dt + budget, k, 1, err, errsz) : 0;
+    int prc = (pol_client_inflight(S->link) || rt.pending) ? s_rt_pump(S, &rt, t0 + k * dt + budget, k, 1, err, errsz) : 0;
     if (prc) return prc;
     const int idx = k - rt.qstart;
     if (idx >= 0 && idx < H) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
@@ -500,15 +330,15 @@ static int s_episode_realtime(s_sim *S, env_data *ed, rollout_result *r, int *un
       return 0;
     }
     if (src) return -1; /* a non-finite action from the controller */
-    rollout_track(em, ed, r);
+    pol_rollout_track(em, ed, r);
     if ((prc = s_rt_pump(S, &rt, t0 + (k + 1) * dt, k + 1, 0, err, errsz))) return prc;
   }
   /* a reply still in flight belongs to this episode: wait it out (its
    * actions are for steps after the end, so none counts as late; a refusal
    * then does not change the episode) */
-  while (S->link.inflight) {
+  while (pol_client_inflight(S->link)) {
     const int wrc = s_rt_pump(S, &rt, cli_now() + 0.01, -1, 1, err, errsz);
-    if (wrc == S_REFUSED_RC) break;
+    if (wrc == POL_CLIENT_REFUSED) break;
     if (wrc) return wrc;
   }
   rt.pending = 0;
@@ -560,23 +390,25 @@ int cmd_sim(int argc, char **argv) {
   }
   env_model *em = NULL;
   env_data *ed = NULL;
-  rollout_result *res = NULL;
+  pol_rollout_result *res = NULL;
   int status = 1, refused = 0;
-  if (s_link_init(&S->link, connect, timeout_ms, retries, err, sizeof(err)) || s_read_info(S, err, sizeof(err))) goto fail;
+  if (!(S->link = pol_client_new(NULL, connect, timeout_ms, retries, NULL, err, sizeof(err))) ||
+      pol_client_get_info(S->link, &S->info, err, sizeof(err)))
+    goto fail;
   S->H = horizon ? horizon : (int)S->info.Ta;
   if (horizon > S->info.Tp) {
     fc_set_err(err, sizeof(err), "--horizon %d is more than the %lld actions the controller's policy predicts (Tp)", horizon,
                (long long)S->info.Tp);
     goto fail;
   }
-  if (S->H != S->info.Ta && S->protocol < 3) {
+  if (S->H != S->info.Ta && S->info.protocol < 3) {
     fc_set_err(err, sizeof(err), "the controller speaks protocol %d, which has no horizon field: leave --horizon out",
-               S->protocol);
+               S->info.protocol);
     goto fail;
   }
-  if (S->join == S_JOIN_RTC && S->protocol < 2) {
+  if (S->join == S_JOIN_RTC && S->info.protocol < 2) {
     fc_set_err(err, sizeof(err), "the controller speaks protocol %d, which has no real-time chunking (rtc_delay, rtc_index): "
-               "use --join replace or blend", S->protocol);
+               "use --join replace or blend", S->info.protocol);
     goto fail;
   }
   em = envname ? env_model_new(envname, err, sizeof(err)) : env_model_from_args(S->info.env_args, err, sizeof(err));
@@ -591,7 +423,7 @@ int cmd_sim(int argc, char **argv) {
   }
   const double budget = budget_ms >= 0 ? budget_ms * 1e-3 : 0.5 / S->info.control_hz;
   ed = env_data_new(em);
-  res = fc_calloc((size_t)episodes, sizeof(rollout_result));
+  res = fc_calloc((size_t)episodes, sizeof(pol_rollout_result));
   S->caprtt = (long)episodes * (env_horizon(em) + 2);
   S->rtt = fc_malloc(sizeof(double) * (size_t)S->caprtt);
   S->sample = fc_malloc(sizeof(double) * (size_t)S->caprtt);
@@ -604,16 +436,16 @@ int cmd_sim(int argc, char **argv) {
       snprintf(err + len, sizeof(err) - len, "; episode %d (seed %llu) not started", i, (unsigned long long)s);
       goto fail;
     }
-    rollout_begin(em, ed, &res[i]);
+    pol_rollout_begin(em, ed, &res[i]);
     int unstable = 0;
     const int erc = realtime ? s_episode_realtime(S, ed, &res[i], &unstable, lead, budget, err, sizeof(err))
                              : s_episode_lockstep(S, ed, &res[i], &unstable, err, sizeof(err));
-    if (erc == S_REFUSED_RC) {
+    if (erc == POL_CLIENT_REFUSED) {
       /* the policy refused to act (a non-finite chunk): a failed episode, as
        * lfp eval counts it; the run goes on */
       if (!refused++) fprintf(stderr, "lfp sim: episode %d (seed %llu) refused at step %d: %s\n", i, (unsigned long long)s,
                               env_steps(ed), err);
-      rollout_end(em, ed, &res[i], 0);
+      pol_rollout_end(em, ed, &res[i], 0);
       continue;
     }
     if (erc) {
@@ -622,19 +454,19 @@ int cmd_sim(int argc, char **argv) {
                env_steps(ed));
       goto fail;
     }
-    if (unstable) rollout_warn(stderr, "sim", i, s, err);
-    rollout_end(em, ed, &res[i], unstable);
+    if (unstable) pol_rollout_warn(stderr, "sim", i, s, err);
+    pol_rollout_end(em, ed, &res[i], unstable);
   }
   const double secs = cli_now() - t0;
-  rollout_stats rs;
-  rollout_summarize(res, episodes, &rs);
-  cli_sort(S->rtt, (int)S->nrtt);
-  cli_sort(S->sample, (int)S->nrtt);
-  const double r50 = cli_quantile(S->rtt, (int)S->nrtt, 0.5), r99 = cli_quantile(S->rtt, (int)S->nrtt, 0.99);
-  const double s50 = cli_quantile(S->sample, (int)S->nrtt, 0.5), s99 = cli_quantile(S->sample, (int)S->nrtt, 0.99);
+  pol_rollout_stats rs;
+  pol_rollout_summarize(res, episodes, &rs);
+  fc_sort(S->rtt, (int)S->nrtt);
+  fc_sort(S->sample, (int)S->nrtt);
+  const double r50 = fc_quantile(S->rtt, (int)S->nrtt, 0.5), r99 = fc_quantile(S->rtt, (int)S->nrtt, 0.99);
+  const double s50 = fc_quantile(S->sample, (int)S->nrtt, 0.5), s99 = fc_quantile(S->sample, (int)S->nrtt, 0.99);
   printf("lfp sim: %s on %s via %s, %s, %d episodes (seeds %d..%d), %s (NFE %lld)\n", S->info.policy, env_name(em), connect,
          mode, episodes, seed, seed + episodes - 1, S->info.method, (long long)S->info.nfe);
-  rollout_print(stdout, em, &rs);
+  pol_rollout_print(stdout, em, &rs);
   printf("  round trip p50 %.0f us, p99 %.0f us; sampling p50 %.0f us (%ld chunks); %ld late actions, %ld steps held; "
          "%ld action values clipped; %.1f s\n",
          r50, r99, s50, S->nrtt, S->late, S->held, S->clipped_total, secs);
@@ -645,19 +477,19 @@ int cmd_sim(int argc, char **argv) {
   if (S->join == S_JOIN_RTC) printf("  %ld chunks made by real-time chunking on the node\n", S->rtc_guided);
   if (json) {
     cli_json_stdout();
-    const rollout_run run = {S->info.policy, S->info.method, seed, (int)S->info.nfe, S->clipped_total, s50, s99};
-    rollout_json_open(stdout, em, &run, &rs);
+    const pol_rollout_run run = {S->info.policy, S->info.method, seed, (int)S->info.nfe, S->clipped_total, s50, s99};
+    pol_rollout_json_open(stdout, em, &run, &rs);
     printf(", \"mode\": \"%s\", \"rtt_us_p50\": ", mode);
-    cli_json_num(stdout, r50);
+    fc_json_num(stdout, r50);
     printf(", \"rtt_us_p99\": ");
-    cli_json_num(stdout, r99);
+    fc_json_num(stdout, r99);
     printf(", \"late_actions\": %ld, \"held_steps\": %ld, \"horizon\": %d, \"join\": \"%s\", \"delay_ms\": ", S->late,
            S->held, S->H, join);
-    cli_json_num(stdout, delay_ms);
+    fc_json_num(stdout, delay_ms);
     printf(", \"seam_jump_mean\": ");
-    cli_json_num(stdout, seam);
+    fc_json_num(stdout, seam);
     printf(", \"seams\": %ld, \"rtc_chunks\": %ld, \"refused\": %d", S->seams, S->rtc_guided, refused);
-    rollout_json_close(stdout, secs);
+    pol_rollout_json_close(stdout, secs);
   }
   status = 0;
 fail:
@@ -667,7 +499,7 @@ fail:
   free(S->sample);
   env_data_free(ed);
   env_model_free(em);
-  s_link_free(&S->link);
+  pol_client_free(S->link);
   free(S);
   return status;
 }

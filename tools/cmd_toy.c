@@ -5,36 +5,36 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "toy.h"
+#include "fc_toy.h"
 
-static void s_print_json(const toy_config *tc, const toy_result *res, int nres) {
+static void s_print_json(const fc_toy_config *tc, const fc_toy_result *res, int nres) {
   cli_json_stdout();
   printf("{\"dist\": ");
-  cli_json_str(stdout, toy_dist_name(tc->dist));
+  fc_json_str(stdout, fc_toy_dist_name(tc->dist));
   printf(", \"seed\": %llu, \"eval_size\": %d, \"eval_reps\": %d, \"train_size\": %d, \"sampler\": ",
          (unsigned long long)tc->seed, tc->eval_size, tc->eval_reps, tc->train_size);
-  cli_json_str(stdout, fc_sampler_name(tc->sampler));
+  fc_json_str(stdout, fc_sampler_name(tc->sampler));
   printf(", \"results\": [");
   for (int i = 0; i < nres; i++) {
-    const toy_result *r = &res[i];
+    const fc_toy_result *r = &res[i];
     printf("%s{\"method\": \"%s\", \"blocks\": %d, \"width\": %d, \"params\": %zu, \"steps\": %lld, \"nfe\": %d, \"w2\": ",
            i ? ", " : "", r->method, r->blocks, r->width, r->params,
            (long long)r->steps, r->nfe);
-    cli_json_num(stdout, r->w2);
+    fc_json_num(stdout, r->w2);
     printf(", \"w2_floor\": ");
-    cli_json_num(stdout, r->w2_floor);
+    fc_json_num(stdout, r->w2_floor);
     printf(", \"w2_sd\": ");
-    cli_json_num(stdout, r->w2_sd);
+    fc_json_num(stdout, r->w2_sd);
     printf(", \"w2_floor_sd\": ");
-    cli_json_num(stdout, r->w2_floor_sd);
+    fc_json_num(stdout, r->w2_floor_sd);
     printf(", \"energy\": ");
-    cli_json_num(stdout, r->energy);
+    fc_json_num(stdout, r->energy);
     printf(", \"modes_covered\": %d, \"modes_total\": %d, \"off_mode\": ", r->modes_covered, r->modes_total);
-    cli_json_num(stdout, r->off_mode);
+    fc_json_num(stdout, r->off_mode);
     printf(", \"train_s\": ");
-    cli_json_num(stdout, r->train_s);
+    fc_json_num(stdout, r->train_s);
     printf(", \"sample_s\": ");
-    cli_json_num(stdout, r->sample_s);
+    fc_json_num(stdout, r->sample_s);
     double inv[64], tra[64];
     for (int b = 0; b < r->blocks; b++) {
       inv[b] = r->diag[b].inversion_err;
@@ -57,9 +57,17 @@ static void s_print_json(const toy_config *tc, const toy_result *res, int nres) 
   printf("]}\n");
 }
 
+/* fc_toy_config.progress: a cli_progress bar */
+static void s_progress(void *ctx, const char *label, int64_t done, int64_t total, const char *extra) {
+  cli_progress *pb = ctx;
+  if (done == 0) cli_progress_begin(pb, label, total);
+  else if (done < 0) cli_progress_end(pb);
+  else cli_progress_update(pb, done, extra);
+}
+
 int cmd_toy(int argc, char **argv) {
-  toy_config tc;
-  toy_config_default(&tc);
+  fc_toy_config tc;
+  fc_toy_config_default(&tc);
   static const char *const dists[] = {"8gaussians", "moons", "checkerboard", "rings", NULL};
   static const char *const methods[] = {"fm", "lfm", "both", "dfm", "all", NULL};
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
@@ -94,7 +102,7 @@ int cmd_toy(int argc, char **argv) {
   int rc = cli_parse("toy", "lfp toy [--dist D] [--method fm|lfm|both|dfm|all] [--blocks N] [--steps K] [--seed S] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
-  tc.dist = (toy_dist)toy_dist_parse(dist);
+  tc.dist = (fc_toy_dist)fc_toy_dist_parse(dist);
   tc.sampler = (fc_sampler)fc_sampler_parse(sampler);
   tc.steps = steps;
   tc.seed = (uint64_t)seed;
@@ -133,13 +141,16 @@ int cmd_toy(int argc, char **argv) {
   if (both || !strcmp(method, "fm")) runs[nruns] = 1, dfms[nruns++] = 0;
   if (both || !strcmp(method, "lfm")) runs[nruns] = blocks, dfms[nruns++] = 0;
   if (all || !strcmp(method, "dfm")) runs[nruns] = 1, dfms[nruns++] = 1;
-  toy_result res[3];
+  fc_toy_result res[3];
+  cli_progress pb;
+  tc.progress = s_progress;
+  tc.progress_ctx = &pb;
   printf("lfp toy: %s, %d training points, %lld steps, seed %d, sampler %s, %d steps over the chain\n",
          dist, tc.train_size, (long long)tc.steps, seed, sampler, tc.ode_steps);
   fflush(stdout);
   for (int i = 0; i < nruns; i++) {
     tc.dfm = dfms[i];
-    if (toy_run(&tc, runs[i], &res[i], err, sizeof(err))) {
+    if (fc_toy_run(&tc, runs[i], &res[i], err, sizeof(err))) {
       cli_error("toy", "%s", err);
       return 1;
     }
@@ -147,7 +158,7 @@ int cmd_toy(int argc, char **argv) {
   printf("\n%-6s %6s %6s %8s %6s %5s %15s %15s %9s %6s %8s\n", "method", "blocks", "width", "params",
          "steps", "NFE", "W2", "W2 floor", "energy", "modes", "train s");
   for (int i = 0; i < nruns; i++) {
-    const toy_result *r = &res[i];
+    const fc_toy_result *r = &res[i];
     printf("%-6s %6d %6d %8zu %6lld %5d %7.4f +- %.4f %7.4f +- %.4f %9.5f %3d/%-2d %8.1f\n",
            r->method, r->blocks, r->width, r->params, (long long)r->steps, r->nfe, r->w2,
            r->w2_sd, r->w2_floor, r->w2_floor_sd, r->energy, r->modes_covered, r->modes_total, r->train_s);

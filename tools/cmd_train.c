@@ -169,7 +169,7 @@ int cmd_train(int argc, char **argv) {
   c.dfm_delta = (float)ddel;
   c.ode_steps = ode_steps ? ode_steps : c.method == POL_DFM ? 32 : c.ode_steps;
   c.sampler = (fc_sampler)fc_sampler_parse(sampler);
-  c.norm = !strcmp(norm, "meanstd") ? DS_NORM_MEANSTD : DS_NORM_MINMAX;
+  c.norm = !strcmp(norm, "meanstd") ? FC_NORM_MEANSTD : FC_NORM_MINMAX;
   if (low_csv && (c.action_nlow = s_parse_numbers(low_csv, c.action_low, POL_MAX_ACTION)) < 0) {
     cli_error("train", "--action-low '%s' is not a comma-separated list of at most %d finite numbers", low_csv, POL_MAX_ACTION);
     return 2;
@@ -277,10 +277,10 @@ int cmd_train(int argc, char **argv) {
   if (json) {
     cli_json_stdout();
     printf("{\"out\": ");
-    cli_json_str(stdout, out);
+    fc_json_str(stdout, out);
     printf(", \"method\": \"%s\", \"blocks\": %d, \"net\": \"%s\", \"net_desc\": ", method, p->flow->cfg.nblocks,
            fc_net_kind_name(p->flow->cfg.net.kind));
-    cli_json_str(stdout, desc);
+    fc_json_str(stdout, desc);
     if (p->flow->cfg.net.kind == FC_NET_MLP) printf(", \"width\": %d", p->flow->cfg.net.mlp.width);
     printf(", \"params\": %zu, \"steps\": %lld, \"batch\": %d, \"nfe\": %d, "
            "\"train_windows\": %lld, \"valid_windows\": %lld",
@@ -290,7 +290,7 @@ int cmd_train(int argc, char **argv) {
     train_loop_json(stdout, &lo, &res);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
     printf(", \"recipe\": ");
-    if (recipe) cli_json_str(stdout, task);
+    if (recipe) fc_json_str(stdout, task);
     else printf("null");
     printf("}\n");
   }

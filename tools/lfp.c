@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "lfp_version.h"
 #include "env.h"
 #include "fc_par.h"
 

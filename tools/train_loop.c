@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "fc_ckpt.h"
-#include "rollout.h"
+#include "pol_rollout.h"
 
 #define S_SELECTION_VERSION 1
 
@@ -59,8 +59,8 @@ static int s_select_run(const train_loop_opts *o, train_loop_result *r, const po
   const double t0 = cli_now();
   pol_policy *snap = pol_trainer_snapshot(t, err, errsz);
   if (!snap) return -1;
-  rollout_eval ev;
-  int rc = rollout_policy(o->cmd, o->em, snap, snap->flow->cfg.sampler, 0, (uint64_t)o->eval_seed, o->eval_episodes,
+  pol_rollout_eval ev;
+  int rc = pol_rollout_policy(o->cmd, o->em, snap, snap->flow->cfg.sampler, 0, (uint64_t)o->eval_seed, o->eval_episodes,
                           o->eval_jobs, 0, &ev, err, errsz);
   if (rc == 0) {
     r->last_score = ev.stats.mean_score;
@@ -82,7 +82,7 @@ static int s_select_run(const train_loop_opts *o, train_loop_result *r, const po
       rc = fc_ckpt_write(w, r->best_path, err, errsz);
       fc_ckpt_writer_free(w);
     }
-    rollout_eval_free(&ev, o->eval_episodes);
+    pol_rollout_eval_free(&ev, o->eval_episodes);
   }
   pol_free(snap);
   r->eval_s += cli_now() - t0;
@@ -169,20 +169,20 @@ void train_loop_print(const train_loop_opts *o, const train_loop_result *r) {
 
 void train_loop_json(FILE *f, const train_loop_opts *o, const train_loop_result *r) {
   fprintf(f, ", \"train_s\": ");
-  cli_json_num(f, r->secs);
+  fc_json_num(f, r->secs);
   fprintf(f, ", \"train_loss\": ");
-  cli_json_num(f, r->train_loss);
+  fc_json_num(f, r->train_loss);
   fprintf(f, ", \"valid_loss\": ");
-  cli_json_num(f, r->valid_loss);
+  fc_json_num(f, r->valid_loss);
   if (o->eval_every) {
     fprintf(f, ", \"eval_every\": %d, \"eval_episodes\": %d, \"eval_seed\": %lld, \"eval_s\": ", o->eval_every,
             o->eval_episodes, (long long)o->eval_seed);
-    cli_json_num(f, r->eval_s);
+    fc_json_num(f, r->eval_s);
     fprintf(f, ", \"final_score\": ");
-    cli_json_num(f, r->last_score);
+    fc_json_num(f, r->last_score);
     fprintf(f, ", \"best_score\": ");
-    cli_json_num(f, r->best_score);
+    fc_json_num(f, r->best_score);
     fprintf(f, ", \"best_step\": %lld, \"best\": ", (long long)r->best_step);
-    cli_json_str(f, r->best_path);
+    fc_json_str(f, r->best_path);
   }
 }

@@ -1,37 +1,38 @@
-/* toy: 2-D benchmark distributions and the FM-vs-LFM experiment behind
+/* fc_toy: 2-D benchmark distributions and the FM-vs-LFM experiment behind
  * `lfp toy` (and its end-to-end test).
  *
  * Example:
  *
- *   int toy_example(void) {
+ *   int fc_toy_example(void) {
  *     char err[256];
- *     toy_config tc;
- *     toy_config_default(&tc);
- *     tc.dist = TOY_8GAUSSIANS;
- *     toy_result r;
- *     if (toy_run(&tc, 4, &r, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;  // 4 blocks: LFM; 1: FM
+ *     fc_toy_config tc;
+ *     fc_toy_config_default(&tc);
+ *     tc.dist = FC_TOY_8GAUSSIANS;
+ *     fc_toy_result r;
+ *     if (fc_toy_run(&tc, 4, &r, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;  // 4 blocks: LFM; 1: FM
  *     printf("W2 %.3f (floor %.3f), %d/%d modes\n", r.w2, r.w2_floor, r.modes_covered, r.modes_total);
  *     return 0;
  *   }
  */
-#ifndef LFP_TOY_H
-#define LFP_TOY_H
+#ifndef FC_TOY_H
+#define FC_TOY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "flowcore.h"
+#include "fc_flow.h"
+#include "fc_rng.h"
 
-typedef enum { TOY_8GAUSSIANS = 0, TOY_MOONS, TOY_CHECKERBOARD, TOY_RINGS, TOY_NDIST } toy_dist;
+typedef enum { FC_TOY_8GAUSSIANS = 0, FC_TOY_MOONS, FC_TOY_CHECKERBOARD, FC_TOY_RINGS, FC_TOY_NDIST } fc_toy_dist;
 
-const char *toy_dist_name(toy_dist d);
-int toy_dist_parse(const char *s);
-int toy_dist_modes(toy_dist d);
+const char *fc_toy_dist_name(fc_toy_dist d);
+int fc_toy_dist_parse(const char *s);
+int fc_toy_dist_modes(fc_toy_dist d);
 /* n points (n, 2) and, when label != NULL, the mode each came from. */
-void toy_sample(toy_dist d, fc_rng *rng, float *x, int *label, int n);
+void fc_toy_sample(fc_toy_dist d, fc_rng *rng, float *x, int *label, int n);
 
 typedef struct {
-  toy_dist dist;
+  fc_toy_dist dist;
   int64_t steps;        /* training steps, total over blocks */
   int batch;
   int width, depth;     /* the global (N = 1) network; LFM blocks get the width that
@@ -46,7 +47,11 @@ typedef struct {
   float lr;
   float gamma_c, gamma_rho;
   uint64_t seed;
-  int progress;         /* show a progress bar on a terminal */
+  /* called with done = 0 before training, after each step with the steps
+   * done, and with done = -1 once trained (NULL: silent); lfp toy draws a
+   * progress bar with it */
+  void (*progress)(void *ctx, const char *label, int64_t done, int64_t total, const char *extra);
+  void *progress_ctx;
   int dfm;              /* Diffusion Flow Matching instead of a flow (blocks must be 1);
                            sampled by Euler-Maruyama with ode_steps x the sampler's
                            stages steps: the NFE the flows spend */
@@ -54,7 +59,7 @@ typedef struct {
   int nsweep;           /* after training, W2 at each of these NFEs with first-order
                            steps: Euler for flows (NFE / N per block), Euler-Maruyama for DFM */
   int sweep[16];
-} toy_config;
+} fc_toy_config;
 
 typedef struct {
   const char *method;   /* "fm", "lfm", "dfm" */
@@ -69,13 +74,13 @@ typedef struct {
   double train_s, sample_s;
   fc_block_diag diag[64]; /* flows only */
   double sweep_w2[16];  /* at tc->sweep[i] (NAN where N does not divide it) */
-} toy_result;
+} fc_toy_result;
 
-void toy_config_default(toy_config *tc);
+void fc_toy_config_default(fc_toy_config *tc);
 /* Width of each of `blocks` networks so their total parameter count is
  * closest to one network of tc->width. */
-int toy_block_width(const toy_config *tc, int blocks);
+int fc_toy_block_width(const fc_toy_config *tc, int blocks);
 /* Train a chain of `blocks` blocks on tc->dist and evaluate it. */
-int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t errsz);
+int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *err, size_t errsz);
 
 #endif

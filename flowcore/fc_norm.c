@@ -1,5 +1,5 @@
-/* ds_norm: min-max and mean/std normalization. */
-#include "ds_norm.h"
+/* fc_norm: min-max and mean/std normalization. */
+#include "fc_norm.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,13 +12,23 @@
 /* statistics over rows in one pass: range, and mean and variance by
  * Welford's update (double accumulators; E[x^2] - mean^2 cancels
  * catastrophically when |mean| >> std, e.g. positions near 1e4 in float) */
-typedef struct {
+struct fc_norm_acc {
   int dim;
-  double lo[DS_NORM_MAX_DIM], hi[DS_NORM_MAX_DIM], mean[DS_NORM_MAX_DIM], m2[DS_NORM_MAX_DIM];
+  double lo[FC_NORM_MAX_DIM], hi[FC_NORM_MAX_DIM], mean[FC_NORM_MAX_DIM], m2[FC_NORM_MAX_DIM];
   int64_t n;
-} s_acc;
+};
 
-static void s_acc_rows(s_acc *a, const float *x, int64_t rows) {
+fc_norm_acc *fc_norm_acc_new(int dim, char *err, size_t errsz) {
+  if (dim < 1 || dim > FC_NORM_MAX_DIM)
+    return fc_set_err(err, errsz, "cannot normalize %d values per step (at most %d)", dim, FC_NORM_MAX_DIM), NULL;
+  fc_norm_acc *a = fc_calloc(1, sizeof(*a));
+  a->dim = dim;
+  return a;
+}
+
+void fc_norm_acc_free(fc_norm_acc *a) { free(a); }
+
+void fc_norm_acc_rows(fc_norm_acc *a, const float *x, int64_t rows) {
   for (int64_t r = 0; r < rows; r++, a->n++)
     for (int j = 0; j < a->dim; j++) {
       double v = x[(size_t)r * a->dim + j];
@@ -30,7 +40,7 @@ static void s_acc_rows(s_acc *a, const float *x, int64_t rows) {
     }
 }
 
-static void s_finish(ds_norm *n, ds_norm_kind kind, const s_acc *a) {
+static void s_finish(fc_norm *n, fc_norm_kind kind, const fc_norm_acc *a) {
   memset(n, 0, sizeof(*n));
   n->dim = a->dim;
   n->kind = kind;
@@ -41,7 +51,7 @@ static void s_finish(ds_norm *n, ds_norm_kind kind, const s_acc *a) {
     n->hi[j] = (float)a->hi[j];
     n->mean[j] = (float)mean;
     n->std[j] = (float)sd;
-    if (kind == DS_NORM_MINMAX) {
+    if (kind == FC_NORM_MINMAX) {
       if (range < S_EPS) {
         n->scale[j] = 1.0f; /* constant: y = x - lo */
         n->offset[j] = (float)a->lo[j];
@@ -61,8 +71,8 @@ static void s_finish(ds_norm *n, ds_norm_kind kind, const s_acc *a) {
   }
 }
 
-void ds_norm_set_min_range(ds_norm *n, double min_range) {
-  if (n->kind != DS_NORM_MINMAX || !(min_range > 0)) return;
+void fc_norm_set_min_range(fc_norm *n, double min_range) {
+  if (n->kind != FC_NORM_MINMAX || !(min_range > 0)) return;
   for (int j = 0; j < n->dim; j++) {
     const double range = (double)n->hi[j] - (double)n->lo[j];
     if (range >= S_EPS && range < min_range) {
@@ -72,37 +82,34 @@ void ds_norm_set_min_range(ds_norm *n, double min_range) {
   }
 }
 
-int ds_norm_fit_rows(ds_norm *n, ds_norm_kind kind, const float *x, int64_t rows, int dim, char *err, size_t errsz) {
-  if (dim < 1 || dim > DS_NORM_MAX_DIM)
-    return fc_set_err(err, errsz, "cannot normalize %d values per step (at most %d)", dim, DS_NORM_MAX_DIM), -1;
-  if (rows < 1) return fc_set_err(err, errsz, "cannot fit normalization statistics on no data"), -1;
-  s_acc *a = fc_calloc(1, sizeof(*a));
-  a->dim = dim;
-  s_acc_rows(a, x, rows);
+int fc_norm_acc_finish(const fc_norm_acc *a, fc_norm *n, fc_norm_kind kind, char *err, size_t errsz) {
+  if (a->n < 1) return fc_set_err(err, errsz, "cannot fit normalization statistics on no data"), -1;
   s_finish(n, kind, a);
-  free(a);
   return 0;
 }
 
-int ds_norm_fit(ds_norm *n, ds_norm_kind kind, const ds_dataset *d, const ds_split *s, ds_field field, char *err,
-                size_t errsz) {
-  const int dim = field == DS_FIELD_OBS ? d->obs_dim : d->action_dim;
-  const float *base = field == DS_FIELD_OBS ? d->obs : d->actions;
-  if (dim < 1 || dim > DS_NORM_MAX_DIM)
-    return fc_set_err(err, errsz, "%s: cannot normalize %d values per step (at most %d)", d->path, dim, DS_NORM_MAX_DIM), -1;
-  if (s->samples < 1) return fc_set_err(err, errsz, "%s: the split to fit normalization on is empty", d->path), -1;
-  s_acc *a = fc_calloc(1, sizeof(*a));
-  a->dim = dim;
-  for (int i = 0; i < s->n; i++) {
-    const ds_demo *dm = &d->demos[s->demo[i]];
-    s_acc_rows(a, base + (size_t)dm->row * dim, dm->len);
+int fc_norm_fit_rows(fc_norm *n, fc_norm_kind kind, const float *x, int64_t rows, int dim, char *err, size_t errsz) {
+  fc_norm_acc *a = fc_norm_acc_new(dim, err, errsz);
+  if (!a) return -1;
+  fc_norm_acc_rows(a, x, rows);
+  const int rc = fc_norm_acc_finish(a, n, kind, err, errsz);
+  fc_norm_acc_free(a);
+  return rc;
+}
+
+void fc_norm_range(fc_norm *n, int dim, float lo, float hi) {
+  FC_ASSERT(dim >= 1 && dim <= FC_NORM_MAX_DIM && lo < hi);
+  memset(n, 0, sizeof(*n));
+  n->dim = dim;
+  n->kind = FC_NORM_MINMAX;
+  for (int j = 0; j < dim; j++) {
+    n->lo[j] = lo, n->hi[j] = hi;
+    n->mean[j] = n->offset[j] = 0.5f * (lo + hi);
+    n->scale[j] = 2.0f / (hi - lo);
   }
-  s_finish(n, kind, a);
-  free(a);
-  return 0;
 }
 
-void ds_norm_apply(const ds_norm *n, float *x, int64_t rows) {
+void fc_norm_apply(const fc_norm *n, float *x, int64_t rows) {
   for (int64_t r = 0; r < rows; r++)
     for (int j = 0; j < n->dim; j++) {
       float *v = &x[(size_t)r * n->dim + j];
@@ -110,7 +117,7 @@ void ds_norm_apply(const ds_norm *n, float *x, int64_t rows) {
     }
 }
 
-void ds_norm_invert(const ds_norm *n, float *x, int64_t rows) {
+void fc_norm_invert(const fc_norm *n, float *x, int64_t rows) {
   for (int64_t r = 0; r < rows; r++)
     for (int j = 0; j < n->dim; j++) {
       float *v = &x[(size_t)r * n->dim + j];
@@ -118,7 +125,7 @@ void ds_norm_invert(const ds_norm *n, float *x, int64_t rows) {
     }
 }
 
-const char *ds_norm_kind_name(ds_norm_kind k) { return k == DS_NORM_MEANSTD ? "meanstd" : "minmax"; }
+const char *fc_norm_kind_name(fc_norm_kind k) { return k == FC_NORM_MEANSTD ? "meanstd" : "minmax"; }
 
 /* Section layout (version 1): u32 version, i32 dim, i32 kind, then f32[dim]
  * each of scale, offset, lo, hi, mean, std. Format 1 wrote the struct raw:
@@ -126,7 +133,7 @@ const char *ds_norm_kind_name(ds_norm_kind k) { return k == DS_NORM_MEANSTD ? "m
 #define S_SEC_VERSION 1
 #define S_V1_WIDTH 512
 
-void ds_norm_save(const ds_norm *n, fc_ckpt_writer *w, const char *name) {
+void fc_norm_save(const fc_norm *n, fc_ckpt_writer *w, const char *name) {
   fc_ckpt_buf b = {0};
   fc_ckpt_put_u32(&b, S_SEC_VERSION);
   fc_ckpt_put_i32(&b, n->dim);
@@ -136,7 +143,7 @@ void ds_norm_save(const ds_norm *n, fc_ckpt_writer *w, const char *name) {
   fc_ckpt_add_buf(w, name, &b);
 }
 
-int ds_norm_load(ds_norm *n, const fc_ckpt *ck, const char *name, char *err, size_t errsz) {
+int fc_norm_load(fc_norm *n, const fc_ckpt *ck, const char *name, char *err, size_t errsz) {
   static const char *const fields[6] = {"scale", "offset", "lo", "hi", "mean", "std"};
   const int v1 = fc_ckpt_version(ck) < 2;
   fc_ckpt_cur c;
@@ -144,8 +151,8 @@ int ds_norm_load(ds_norm *n, const fc_ckpt *ck, const char *name, char *err, siz
   int32_t dim, kind;
   memset(n, 0, sizeof(*n));
   if (fc_ckpt_cur_open(&c, ck, name, err, errsz) || (!v1 && fc_ckpt_cur_version(&c, S_SEC_VERSION, &ver)) ||
-      fc_ckpt_get_i32(&c, "dim", 1, v1 ? S_V1_WIDTH : DS_NORM_MAX_DIM, &dim) ||
-      fc_ckpt_get_i32(&c, "kind", DS_NORM_MINMAX, DS_NORM_MEANSTD, &kind))
+      fc_ckpt_get_i32(&c, "dim", 1, v1 ? S_V1_WIDTH : FC_NORM_MAX_DIM, &dim) ||
+      fc_ckpt_get_i32(&c, "kind", FC_NORM_MINMAX, FC_NORM_MEANSTD, &kind))
     return -1;
   n->dim = dim;
   n->kind = kind;

@@ -1,5 +1,5 @@
 /* rollout: episode bookkeeping and the evaluation summary. */
-#include "rollout.h"
+#include "pol_rollout.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -7,12 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
 #include "ds_writer.h"
 #include "fc_base.h"
 #include "fc_ckpt.h"
 
-void rollout_begin(const env_model *em, const env_data *ed, rollout_result *r) {
+void pol_rollout_begin(const env_model *em, const env_data *ed, pol_rollout_result *r) {
   r->success = r->len = r->unstable = r->side = 0;
   r->contact_full = r->constraint_full = 0;
   r->digest = 0;
@@ -20,13 +19,13 @@ void rollout_begin(const env_model *em, const env_data *ed, rollout_result *r) {
   r->max_coverage = env_has_coverage(em) ? env_coverage(em, ed) : 0.0;
 }
 
-void rollout_track(const env_model *em, const env_data *ed, rollout_result *r) {
+void pol_rollout_track(const env_model *em, const env_data *ed, pol_rollout_result *r) {
   if (!env_has_coverage(em)) return;
   const double cov = env_coverage(em, ed);
   r->max_coverage = cov > r->max_coverage ? cov : r->max_coverage;
 }
 
-void rollout_end(const env_model *em, const env_data *ed, rollout_result *r, int unstable) {
+void pol_rollout_end(const env_model *em, const env_data *ed, pol_rollout_result *r, int unstable) {
   r->unstable = unstable;
   r->success = !unstable && env_success(em, ed);
   r->len = env_steps(ed);
@@ -44,7 +43,7 @@ void rollout_end(const env_model *em, const env_data *ed, rollout_result *r, int
   free(state);
 }
 
-void rollout_summarize(const rollout_result *r, int n, rollout_stats *s) {
+void pol_rollout_summarize(const pol_rollout_result *r, int n, pol_rollout_stats *s) {
   FC_ASSERT(n > 0);
   s->episodes = n;
   s->successes = s->unstable = s->left = s->right = 0;
@@ -76,12 +75,12 @@ void rollout_summarize(const rollout_result *r, int n, rollout_stats *s) {
   s->ci_hi = mid + half;
 }
 
-void rollout_warn(FILE *f, const char *cmd, int episode, uint64_t seed, const char *why) {
+void pol_rollout_warn(FILE *f, const char *cmd, int episode, uint64_t seed, const char *why) {
   fprintf(f, "lfp %s: warning: episode %d (seed %llu) ended as unstable: %s\n", cmd, episode, (unsigned long long)seed,
           why);
 }
 
-void rollout_print(FILE *f, const env_model *em, const rollout_stats *s) {
+void pol_rollout_print(FILE *f, const env_model *em, const pol_rollout_stats *s) {
   fprintf(f, "  success %.1f%% (%d/%d), 95%% CI [%.1f%%, %.1f%%], mean score %.3f, mean length %.1f steps\n",
           100 * s->rate, s->successes, s->episodes, 100 * s->ci_lo, 100 * s->ci_hi, s->mean_score, s->mean_len);
   if (env_has_coverage(em)) fprintf(f, "  mean max coverage %.3f\n", s->mean_coverage);
@@ -91,46 +90,46 @@ void rollout_print(FILE *f, const env_model *em, const rollout_stats *s) {
           s->unstable, s->contact_full, s->constraint_full);
 }
 
-void rollout_json_open(FILE *f, const env_model *em, const rollout_run *run, const rollout_stats *s) {
+void pol_rollout_json_open(FILE *f, const env_model *em, const pol_rollout_run *run, const pol_rollout_stats *s) {
   fprintf(f, "{\"env\": ");
-  cli_json_str(f, env_name(em));
+  fc_json_str(f, env_name(em));
   fprintf(f, ", \"policy\": ");
-  cli_json_str(f, run->policy);
+  fc_json_str(f, run->policy);
   fprintf(f, ", \"method\": ");
-  cli_json_str(f, run->method);
+  fc_json_str(f, run->method);
   fprintf(f, ", \"episodes\": %d, \"seed\": %d, \"success_rate\": ", s->episodes, run->seed);
-  cli_json_num(f, s->rate);
+  fc_json_num(f, s->rate);
   fprintf(f, ", \"ci95\": [");
-  cli_json_num(f, s->ci_lo);
+  fc_json_num(f, s->ci_lo);
   fprintf(f, ", ");
-  cli_json_num(f, s->ci_hi);
+  fc_json_num(f, s->ci_hi);
   fprintf(f, "], \"mean_score\": ");
-  cli_json_num(f, s->mean_score);
+  fc_json_num(f, s->mean_score);
   fprintf(f, ", \"mean_len\": ");
-  cli_json_num(f, s->mean_len);
+  fc_json_num(f, s->mean_len);
   fprintf(f, ", \"unstable\": %d, \"contact_full\": %d, \"constraint_full\": %d, \"digest\": \"%08x\"", s->unstable,
           s->contact_full, s->constraint_full, (unsigned)s->digest);
   if (env_has_coverage(em)) {
     fprintf(f, ", \"max_coverage_mean\": ");
-    cli_json_num(f, s->mean_coverage);
+    fc_json_num(f, s->mean_coverage);
   }
   if (env_has_side(em)) fprintf(f, ", \"left\": %d, \"right\": %d", s->left, s->right);
   fprintf(f, ", \"latency_us_p50\": ");
-  cli_json_num(f, run->latency_us_p50);
+  fc_json_num(f, run->latency_us_p50);
   fprintf(f, ", \"latency_us_p99\": ");
-  cli_json_num(f, run->latency_us_p99);
+  fc_json_num(f, run->latency_us_p99);
   fprintf(f, ", \"nfe\": %d, \"clipped\": %ld", run->nfe, run->clipped);
 }
 
-void rollout_json_close(FILE *f, double secs) {
+void pol_rollout_json_close(FILE *f, double secs) {
   fprintf(f, ", \"seconds\": ");
-  cli_json_num(f, secs);
+  fc_json_num(f, secs);
   fprintf(f, "}\n");
 }
 
 /* ---------- trajectories ---------- */
 
-void rollout_traj_alloc(rollout_traj *tr, const env_model *em) {
+void pol_rollout_traj_alloc(pol_rollout_traj *tr, const env_model *em) {
   const size_t H = (size_t)env_horizon(em), O = (size_t)env_obs_dim(em), A = (size_t)env_action_dim(em),
                S = (size_t)env_state_dim(em);
   tr->len = 0;
@@ -142,18 +141,18 @@ void rollout_traj_alloc(rollout_traj *tr, const env_model *em) {
   tr->dones = fc_malloc(sizeof(int64_t) * H);
 }
 
-void rollout_traj_free(rollout_traj *tr) {
+void pol_rollout_traj_free(pol_rollout_traj *tr) {
   free(tr->obs); free(tr->next_obs); free(tr->actions); free(tr->rewards); free(tr->states); free(tr->dones);
   memset(tr, 0, sizeof(*tr));
 }
 
-void rollout_traj_pre(rollout_traj *tr, const env_model *em, const env_data *ed) {
+void pol_rollout_traj_pre(pol_rollout_traj *tr, const env_model *em, const env_data *ed) {
   FC_ASSERT(tr->len < env_horizon(em));
   env_get_state(em, ed, tr->states + tr->len * env_state_dim(em));
   env_obs(em, ed, tr->obs + tr->len * env_obs_dim(em));
 }
 
-void rollout_traj_post(rollout_traj *tr, const env_model *em, const env_data *ed, const double *action) {
+void pol_rollout_traj_post(pol_rollout_traj *tr, const env_model *em, const env_data *ed, const double *action) {
   const int64_t t = tr->len;
   memcpy(tr->actions + t * env_action_dim(em), action, sizeof(double) * (size_t)env_action_dim(em));
   env_obs(em, ed, tr->next_obs + t * env_obs_dim(em));
@@ -163,7 +162,7 @@ void rollout_traj_post(rollout_traj *tr, const env_model *em, const env_data *ed
   tr->len = t + 1;
 }
 
-int rollout_traj_write(ds_writer *w, const env_model *em, const rollout_traj *tr, char *err, size_t errsz) {
+int pol_rollout_traj_write(ds_writer *w, const env_model *em, const pol_rollout_traj *tr, char *err, size_t errsz) {
   const int O = env_obs_dim(em), nk = env_nkeys(em);
   const env_key *keys = env_keys(em);
   double *kobs[ENV_MAX_KEYS], *knext[ENV_MAX_KEYS];
@@ -200,9 +199,9 @@ typedef struct {
   int steps, episodes;
   uint64_t seed;
   atomic_int next;
-  rollout_result *res;
+  pol_rollout_result *res;
   int off[POL_MAX_KEYS];  /* where the policy's keys sit in the task's observation */
-  rollout_traj *traj;     /* NULL, or one per episode */
+  pol_rollout_traj *traj;     /* NULL, or one per episode */
   double *lat;        /* chunk latencies, us */
   atomic_long nlat;
   long maxlat;
@@ -218,27 +217,26 @@ static void *s_policy_worker(void *arg) {
   s_eval *ev = arg;
   env_data *ed = env_data_new(ev->em);
   pol_data *pd = pol_data_new(ev->p, 0);
-  pd->sampler = ev->sampler;
-  pd->steps = ev->steps;
+  pol_set_sampler(pd, ev->sampler, ev->steps);
   double full[256], obs[256], act[POL_MAX_ACTION];
   char err[512];
   for (;;) {
     int i = atomic_fetch_add(&ev->next, 1);
     if (i >= ev->episodes) break;
-    rollout_result *r = &ev->res[i];
+    pol_rollout_result *r = &ev->res[i];
     env_reset(ev->em, ed, ev->seed + (uint64_t)i);
     pol_reset(pd, ev->seed + (uint64_t)i);
-    int64_t clip0 = pd->clipped, oclip0 = pd->obs_clipped, sclamp0 = pd->ws->ode->clamped;
+    const pol_counts c0 = pol_data_counts(pd);
     int unstable = 0;
-    rollout_begin(ev->em, ed, r);
-    rollout_traj *tr = ev->traj ? &ev->traj[i] : NULL;
-    if (tr) rollout_traj_alloc(tr, ev->em);
+    pol_rollout_begin(ev->em, ed, r);
+    pol_rollout_traj *tr = ev->traj ? &ev->traj[i] : NULL;
+    if (tr) pol_rollout_traj_alloc(tr, ev->em);
     while (!env_done(ev->em, ed)) {
-      if (tr) rollout_traj_pre(tr, ev->em, ed);
+      if (tr) pol_rollout_traj_pre(tr, ev->em, ed);
       env_obs(ev->em, ed, full);
       env_obs_gather(ev->off, ev->p->meta.key_dims, ev->p->meta.nkeys, full, obs);
-      int sampling = pd->qpos >= pd->qlen;
-      double t0 = cli_now();
+      const int sampling = pol_data_queued(pd) == 0;
+      double t0 = fc_now();
       if (pol_act(ev->p, pd, obs, act, err, sizeof(err))) {
         pthread_mutex_lock(&ev->mu);
         if (!ev->first_refusal[0])
@@ -250,11 +248,11 @@ static void *s_policy_worker(void *arg) {
       }
       if (sampling) {
         long k = atomic_fetch_add(&ev->nlat, 1);
-        if (k < ev->maxlat) ev->lat[k] = (cli_now() - t0) * 1e6;
+        if (k < ev->maxlat) ev->lat[k] = (fc_now() - t0) * 1e6;
       }
       const int src = env_step(ev->em, ed, act, err, sizeof(err));
       if (src == ENV_UNSTABLE) {
-        rollout_warn(stderr, ev->cmd, i, ev->seed + (uint64_t)i, err);
+        pol_rollout_warn(stderr, ev->cmd, i, ev->seed + (uint64_t)i, err);
         unstable = 1;
         break;
       }
@@ -267,13 +265,14 @@ static void *s_policy_worker(void *arg) {
         atomic_store(&ev->next, ev->episodes);
         break;
       }
-      if (tr) rollout_traj_post(tr, ev->em, ed, act);
-      rollout_track(ev->em, ed, r);
+      if (tr) pol_rollout_traj_post(tr, ev->em, ed, act);
+      pol_rollout_track(ev->em, ed, r);
     }
-    rollout_end(ev->em, ed, r, unstable);
-    atomic_fetch_add(&ev->clipped, (long)(pd->clipped - clip0));
-    atomic_fetch_add(&ev->obs_clipped, (long)(pd->obs_clipped - oclip0));
-    atomic_fetch_add(&ev->state_clamped, (long)(pd->ws->ode->clamped - sclamp0));
+    pol_rollout_end(ev->em, ed, r, unstable);
+    const pol_counts c1 = pol_data_counts(pd);
+    atomic_fetch_add(&ev->clipped, (long)(c1.clipped - c0.clipped));
+    atomic_fetch_add(&ev->obs_clipped, (long)(c1.obs_clipped - c0.obs_clipped));
+    atomic_fetch_add(&ev->state_clamped, (long)(c1.state_clamped - c0.state_clamped));
   }
   pol_data_free(pd);
   env_data_free(ed);
@@ -281,8 +280,8 @@ static void *s_policy_worker(void *arg) {
 }
 
 
-int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc_sampler s, int steps, uint64_t seed,
-                   int episodes, int jobs, int record, rollout_eval *out, char *err, size_t errsz) {
+int pol_rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc_sampler s, int steps, uint64_t seed,
+                   int episodes, int jobs, int record, pol_rollout_eval *out, char *err, size_t errsz) {
   memset(out, 0, sizeof(*out));
   FC_ASSERT(episodes >= 1);
   const char *keys[POL_MAX_KEYS];
@@ -290,11 +289,11 @@ int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc
   memset(&ev, 0, sizeof(ev));
   for (int k = 0; k < p->meta.nkeys; k++) keys[k] = p->meta.keys[k];
   if (env_obs_dim(em) > 256)
-    return fc_set_err(err, errsz, "task %s has too many observation values", env_name(em)), ROLLOUT_MISFIT;
-  if (env_obs_select(em, keys, p->meta.key_dims, p->meta.nkeys, ev.off, err, errsz)) return ROLLOUT_MISFIT;
+    return fc_set_err(err, errsz, "task %s has too many observation values", env_name(em)), POL_ROLLOUT_MISFIT;
+  if (env_obs_select(em, keys, p->meta.key_dims, p->meta.nkeys, ev.off, err, errsz)) return POL_ROLLOUT_MISFIT;
   if (env_action_dim(em) != p->meta.action_dim)
     return fc_set_err(err, errsz, "task %s takes %d-D actions but the policy makes %d", env_name(em), env_action_dim(em),
-                      p->meta.action_dim), ROLLOUT_MISFIT;
+                      p->meta.action_dim), POL_ROLLOUT_MISFIT;
   ev.cmd = cmd;
   ev.em = em;
   ev.p = p;
@@ -303,14 +302,14 @@ int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc
   ev.episodes = episodes;
   ev.seed = seed;
   pthread_mutex_init(&ev.mu, NULL);
-  ev.res = fc_calloc((size_t)episodes, sizeof(rollout_result));
-  if (record) ev.traj = fc_calloc((size_t)episodes, sizeof(rollout_traj));
+  ev.res = fc_calloc((size_t)episodes, sizeof(pol_rollout_result));
+  if (record) ev.traj = fc_calloc((size_t)episodes, sizeof(pol_rollout_traj));
   ev.maxlat = (long)episodes * (env_horizon(em) / p->meta.Ta + 2);
   ev.lat = fc_malloc(sizeof(double) * (size_t)ev.maxlat);
   if (jobs > episodes) jobs = episodes;
   if (jobs < 1) jobs = 1;
   pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
-  double t0 = cli_now();
+  double t0 = fc_now();
   for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_policy_worker, &ev);
   for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
   free(th);
@@ -320,17 +319,17 @@ int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc
     free(ev.res);
     free(ev.lat);
     out->traj = ev.traj;
-    rollout_eval_free(out, episodes);
-    return ROLLOUT_FAILED;
+    pol_rollout_eval_free(out, episodes);
+    return POL_ROLLOUT_FAILED;
   }
-  out->seconds = cli_now() - t0;
+  out->seconds = fc_now() - t0;
   out->res = ev.res;
   out->traj = ev.traj;
-  rollout_summarize(ev.res, episodes, &out->stats);
+  pol_rollout_summarize(ev.res, episodes, &out->stats);
   long nl = atomic_load(&ev.nlat) < ev.maxlat ? atomic_load(&ev.nlat) : ev.maxlat;
-  cli_sort(ev.lat, (int)nl);
-  out->latency_us_p50 = cli_quantile(ev.lat, (int)nl, 0.50);
-  out->latency_us_p99 = cli_quantile(ev.lat, (int)nl, 0.99);
+  fc_sort(ev.lat, (int)nl);
+  out->latency_us_p50 = fc_quantile(ev.lat, (int)nl, 0.50);
+  out->latency_us_p99 = fc_quantile(ev.lat, (int)nl, 0.99);
   free(ev.lat);
   out->chunks = nl;
   out->clipped = atomic_load(&ev.clipped);
@@ -342,11 +341,11 @@ int rollout_policy(const char *cmd, const env_model *em, const pol_policy *p, fc
   return 0;
 }
 
-void rollout_eval_free(rollout_eval *out, int episodes) {
+void pol_rollout_eval_free(pol_rollout_eval *out, int episodes) {
   free(out->res);
   out->res = NULL;
   if (out->traj)
-    for (int i = 0; i < episodes; i++) rollout_traj_free(&out->traj[i]);
+    for (int i = 0; i < episodes; i++) pol_rollout_traj_free(&out->traj[i]);
   free(out->traj);
   out->traj = NULL;
 }

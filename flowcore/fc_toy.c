@@ -1,33 +1,34 @@
-/* toy: 2-D distributions (as in FFJORD's and the LFM authors' toy code) and
+/* fc_toy: 2-D distributions (as in FFJORD's and the LFM authors' toy code) and
  * the train / sample / measure experiment of `lfp toy`. */
-#include "toy.h"
+#include "fc_toy.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "fc_base.h"
+#include "fc_metric.h"
 
 static const char *const s_names[] = {"8gaussians", "moons", "checkerboard", "rings"};
 static const int s_nmodes[] = {8, 2, 8, 4};
 
-const char *toy_dist_name(toy_dist d) { return (unsigned)d < TOY_NDIST ? s_names[d] : "?"; }
-int toy_dist_parse(const char *s) { return fc_name_index(s, s_names, TOY_NDIST); }
-int toy_dist_modes(toy_dist d) { return s_nmodes[d]; }
+const char *fc_toy_dist_name(fc_toy_dist d) { return (unsigned)d < FC_TOY_NDIST ? s_names[d] : "?"; }
+int fc_toy_dist_parse(const char *s) { return fc_name_index(s, s_names, FC_TOY_NDIST); }
+int fc_toy_dist_modes(fc_toy_dist d) { return s_nmodes[d]; }
 
-void toy_sample(toy_dist d, fc_rng *r, float *x, int *label, int n) {
+void fc_toy_sample(fc_toy_dist d, fc_rng *r, float *x, int *label, int n) {
   for (int i = 0; i < n; i++) {
     double a, b;
     int lab;
     switch (d) {
-      case TOY_8GAUSSIANS: { /* 8 centres on a circle of radius 4/sqrt2, std 0.5/sqrt2 */
+      case FC_TOY_8GAUSSIANS: { /* 8 centres on a circle of radius 4/sqrt2, std 0.5/sqrt2 */
         lab = (int)fc_rng_below(r, 8);
         double th = 2.0 * FC_PI * lab / 8.0;
         a = (4.0 * cos(th) + 0.5 * fc_rng_normal(r)) / 1.414;
         b = (4.0 * sin(th) + 0.5 * fc_rng_normal(r)) / 1.414;
         break;
       }
-      case TOY_MOONS: { /* two interleaved half circles, noise 0.1, centred and x2 */
+      case FC_TOY_MOONS: { /* two interleaved half circles, noise 0.1, centred and x2 */
         lab = (int)fc_rng_below(r, 2);
         double th = FC_PI * fc_rng_uniform(r);
         a = lab ? 1.0 - cos(th) : cos(th);
@@ -36,7 +37,7 @@ void toy_sample(toy_dist d, fc_rng *r, float *x, int *label, int n) {
         b = (b + 0.1 * fc_rng_normal(r) - 0.25) * 2.0;
         break;
       }
-      case TOY_CHECKERBOARD: { /* 8 occupied unit cells of a 4x4 board, x2 */
+      case FC_TOY_CHECKERBOARD: { /* 8 occupied unit cells of a 4x4 board, x2 */
         double x1 = fc_rng_uniform(r) * 4.0 - 2.0;
         double x2 = fc_rng_uniform(r) - 2.0 * (double)fc_rng_below(r, 2);
         int col = (int)floor(x1);
@@ -61,8 +62,8 @@ void toy_sample(toy_dist d, fc_rng *r, float *x, int *label, int n) {
   }
 }
 
-void toy_config_default(toy_config *tc) {
-  tc->dist = TOY_8GAUSSIANS;
+void fc_toy_config_default(fc_toy_config *tc) {
+  tc->dist = FC_TOY_8GAUSSIANS;
   tc->steps = 6000;
   tc->batch = 256;
   tc->width = 256;
@@ -76,7 +77,8 @@ void toy_config_default(toy_config *tc) {
   tc->gamma_c = 0.2f;
   tc->gamma_rho = 1.25f;
   tc->seed = 0;
-  tc->progress = 1;
+  tc->progress = NULL;
+  tc->progress_ctx = NULL;
   tc->dfm = 0;
   tc->dfm_sigma = 0.5f;
   tc->dfm_delta = 0.02f;
@@ -84,13 +86,13 @@ void toy_config_default(toy_config *tc) {
 }
 
 /* the toy's network: an mlp on 2-D points, no condition */
-static void s_net_config(const toy_config *tc, fc_net_config *net, int width) {
+static void s_net_config(const fc_toy_config *tc, fc_net_config *net, int width) {
   fc_net_config_default(net, FC_NET_MLP, 2, 0);
   net->mlp.width = width;
   net->mlp.depth = tc->depth;
 }
 
-int toy_block_width(const toy_config *tc, int blocks) {
+int fc_toy_block_width(const fc_toy_config *tc, int blocks) {
   fc_net_config net;
   s_net_config(tc, &net, tc->width);
   fc_net_match(&net, &net, blocks);
@@ -131,7 +133,7 @@ static void s_mean_sd(const double *v, int n, double *mean, double *sd) {
   *sd = n > 1 ? sqrt(ss / (n - 1)) : 0.0;
 }
 
-int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t errsz) {
+int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *err, size_t errsz) {
   memset(out, 0, sizeof(*out));
   if (blocks < 1 || blocks > 64) return fc_set_err(err, errsz, "blocks must be in 1..64 (got %d)", blocks), -1;
   if (tc->dfm && blocks != 1) return fc_set_err(err, errsz, "DFM is one block (got %d)", blocks), -1;
@@ -155,12 +157,12 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   float *ta = fc_malloc((size_t)n * 2 * sizeof(float)), *tb = fc_malloc((size_t)n * 2 * sizeof(float));
   float *gen = fc_malloc((size_t)n * 2 * sizeof(float));
   int *lab = fc_malloc((size_t)n * sizeof(int));
-  toy_sample(tc->dist, &r_train, train, NULL, tc->train_size);
+  fc_toy_sample(tc->dist, &r_train, train, NULL, tc->train_size);
 
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, 2, 0);
   lc.nblocks = blocks;
-  out->width = blocks == 1 ? tc->width : toy_block_width(tc, blocks);
+  out->width = blocks == 1 ? tc->width : fc_toy_block_width(tc, blocks);
   s_net_config(tc, &lc.net, out->width);
   lc.sampler = tc->sampler;
   lc.steps = tc->dfm ? tc->ode_steps * fc_sampler_stages(tc->sampler)
@@ -189,20 +191,18 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   }
 
   /* train */
-  cli_progress pb;
   char label[32], extra[64];
   snprintf(label, sizeof(label), "%s N=%d", out->method, blocks);
-  cli_progress_begin(&pb, label, tc->steps);
-  pb.enabled &= tc->progress;
-  double t0 = cli_now(), ema_loss = 0.0;
+  if (tc->progress) tc->progress(tc->progress_ctx, label, 0, tc->steps, "");
+  double t0 = fc_now(), ema_loss = 0.0;
   while (!fc_lfm_trainer_done(tr)) {
     double loss = fc_lfm_trainer_step(tr);
     ema_loss = fc_lfm_trainer_steps_done(tr) == 1 ? loss : 0.98 * ema_loss + 0.02 * loss;
     snprintf(extra, sizeof(extra), "block %d loss %.4f", fc_lfm_trainer_block(tr) + 1, ema_loss);
-    cli_progress_update(&pb, fc_lfm_trainer_steps_done(tr), extra);
+    if (tc->progress) tc->progress(tc->progress_ctx, label, fc_lfm_trainer_steps_done(tr), tc->steps, extra);
   }
-  cli_progress_end(&pb);
-  out->train_s = cli_now() - t0;
+  if (tc->progress) tc->progress(tc->progress_ctx, label, -1, tc->steps, "");
+  out->train_s = fc_now() - t0;
   int64_t bad = fc_lfm_trainer_nonfinite(tr);
   fc_lfm_trainer_free(tr);
 
@@ -211,17 +211,17 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   double w2[64], floor_[64], energy[64], off[64];
   int covered_min = 1 << 30;
   for (int r = 0; r < R; r++) {
-    toy_sample(tc->dist, &r_eval, ta, lab, n);
-    toy_sample(tc->dist, &r_eval, tb, NULL, n);
+    fc_toy_sample(tc->dist, &r_eval, ta, lab, n);
+    fc_toy_sample(tc->dist, &r_eval, tb, NULL, n);
     fc_rng_normal_fill(&r_z, gen, (size_t)n * 2);
-    t0 = cli_now();
+    t0 = fc_now();
     fc_lfm_sample(model, ws, gen, NULL, n, lc.sampler, lc.steps, &r_z);
-    out->sample_s += (cli_now() - t0) / R;
+    out->sample_s += (fc_now() - t0) / R;
     w2[r] = fc_w2_exact(gen, ta, n, 2, NULL);
     floor_[r] = fc_w2_exact(tb, ta, n, 2, NULL);
     energy[r] = fc_energy_distance(gen, n, ta, n, 2);
     int cov;
-    s_modes(gen, ta, lab, n, toy_dist_modes(tc->dist), &cov, &off[r]);
+    s_modes(gen, ta, lab, n, fc_toy_dist_modes(tc->dist), &cov, &off[r]);
     covered_min = cov < covered_min ? cov : covered_min;
   }
   double dummy;
@@ -229,7 +229,7 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
   s_mean_sd(floor_, R, &out->w2_floor, &out->w2_floor_sd);
   s_mean_sd(energy, R, &out->energy, &dummy);
   s_mean_sd(off, R, &out->off_mode, &dummy);
-  out->modes_total = toy_dist_modes(tc->dist);
+  out->modes_total = fc_toy_dist_modes(tc->dist);
   out->modes_covered = covered_min; /* in every repetition */
   if (!tc->dfm) fc_lfm_diagnose(model, ws, train, NULL, n, lc.sampler, lc.steps, out->diag);
   /* the sweep: W2 against the number of first-order steps, R repetitions each */
@@ -239,7 +239,7 @@ int toy_run(const toy_config *tc, int blocks, toy_result *out, char *err, size_t
     if (nfe < 1 || (!tc->dfm && nfe % blocks)) continue;
     double sum = 0.0;
     for (int r = 0; r < R; r++) {
-      toy_sample(tc->dist, &r_sweep, ta, NULL, n);
+      fc_toy_sample(tc->dist, &r_sweep, ta, NULL, n);
       fc_rng_normal_fill(&r_sweep, gen, (size_t)n * 2);
       fc_lfm_sample(model, ws, gen, NULL, n, FC_SAMPLER_EULER, per, &r_sweep);
       sum += fc_w2_exact(gen, ta, n, 2, NULL);
