@@ -9,6 +9,29 @@
 
 #define FC_PI 3.14159265358979323846
 
+/* Runtime dispatch of flowcore's hot elementwise loops (activations, FiLM,
+ * group norm, AdamW, EMA, ODE steps): each FC_HOT function is compiled for
+ * x86-64-v4 (AVX-512), x86-64-v3 (AVX2, FMA) and baseline x86-64, and the
+ * loader picks the best the CPU has (function multi-versioning, an ifunc).
+ * A portable build (the default) then runs nearly as fast as -march=native
+ * on the machine it was built on and still runs on any x86-64 (see
+ * tools/bench_flags.sh). Off for -march=native builds (LFP_NATIVE), other
+ * architectures and ThreadSanitizer, whose runtime cannot start before an
+ * ifunc resolver runs. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FC__TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define FC__TSAN 1
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LFP_NATIVE_BUILD) && !defined(FC__TSAN)
+#define FC_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FC_HOT
+#endif
+
 /* Misuse of an API (a bug in the caller, not bad input): print file:line, abort. */
 #define FC_ASSERT(cond)                                                         \
   do {                                                                          \

@@ -158,7 +158,7 @@ void fc_ode_ws_free(fc_ode_ws *ws) {
 int fc_sampler_stages(fc_sampler s) { return s == FC_SAMPLER_RK4 ? 4 : s == FC_SAMPLER_HEUN ? 2 : 1; }
 
 /* out = x + h * k */
-static void s_axpy_to(float *out, const float *x, float h, const float *restrict k, size_t n) {
+FC_HOT static void s_axpy_to(float *out, const float *x, float h, const float *restrict k, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = x[i] + h * k[i];
 }
 

@@ -48,7 +48,7 @@ typedef struct {
   float b1, b2, c1, c2, step, eps, decay, ea;
 } s_adam_job;
 
-static void s_adam_range(void *ctx, size_t lo, size_t hi) {
+FC_HOT static void s_adam_range(void *ctx, size_t lo, size_t hi) {
   const s_adam_job *j = ctx;
   float *restrict p = j->p, *restrict m = j->m, *restrict v = j->v, *restrict ema = j->ema;
   const float *restrict g = j->g;
@@ -95,7 +95,7 @@ typedef struct {
   double *part;
 } s_norm_job;
 
-static void s_norm_range(void *ctx, size_t lo, size_t hi) {
+FC_HOT static void s_norm_range(void *ctx, size_t lo, size_t hi) {
   const s_norm_job *j = ctx;
   for (size_t b = lo; b < hi; b++) {
     size_t s = b * j->block, e = s + j->block < j->n ? s + j->block : j->n, i = s;
@@ -141,7 +141,7 @@ float fc_ema_decay(const fc_adamw_config *c, int64_t step) {
   return w < c->ema ? w : c->ema;
 }
 
-void fc_ema_update(float *restrict ema, const float *restrict p, size_t n, float decay) {
+FC_HOT void fc_ema_update(float *restrict ema, const float *restrict p, size_t n, float decay) {
   const float a = 1.0f - decay;
   for (size_t i = 0; i < n; i++) ema[i] += a * (p[i] - ema[i]);
 }

@@ -358,24 +358,34 @@ int pol_check_obs(const pol_policy *p, const double *obs, char *err, size_t errs
   return s_frame(p, obs, frame, err, errsz);
 }
 
-int pol_observe(const pol_policy *p, pol_data *pd, const double *obs, char *err, size_t errsz) {
-  const pol_meta *m = &p->meta;
-  const int O = m->obs_dim;
-  /* the newest normalized frame goes last; the first frame of an episode
-   * fills the history (robomimic's begin padding) */
-  float *frame = pd->frame;
-  if (s_frame(p, obs, frame, err, errsz)) return -1;
+/* clip a normalized frame to +-POL_OBS_CLIP; the values clipped */
+static int s_clip_frame(float *frame, int O) {
+  int n = 0;
   for (int j = 0; j < O; j++)
     if (fabsf(frame[j]) > POL_OBS_CLIP) {
       frame[j] = frame[j] > 0 ? POL_OBS_CLIP : -POL_OBS_CLIP;
-      pd->obs_clipped++;
+      n++;
     }
-  if (pd->nseen == 0) {
-    for (int i = 0; i < m->To; i++) memcpy(pd->hist + (size_t)i * O, frame, (size_t)O * sizeof(float));
+  return n;
+}
+
+/* push a normalized frame into a history of To frames (the newest last);
+ * the first frame of an episode (nseen 0) fills it: robomimic's begin padding */
+static void s_push(float *hist, const float *frame, int To, int O, int nseen) {
+  if (nseen == 0) {
+    for (int i = 0; i < To; i++) memcpy(hist + (size_t)i * O, frame, (size_t)O * sizeof(float));
   } else {
-    memmove(pd->hist, pd->hist + O, (size_t)(m->To - 1) * O * sizeof(float));
-    memcpy(pd->hist + (size_t)(m->To - 1) * O, frame, (size_t)O * sizeof(float));
+    memmove(hist, hist + O, (size_t)(To - 1) * O * sizeof(float));
+    memcpy(hist + (size_t)(To - 1) * O, frame, (size_t)O * sizeof(float));
   }
+}
+
+int pol_observe(const pol_policy *p, pol_data *pd, const double *obs, char *err, size_t errsz) {
+  const pol_meta *m = &p->meta;
+  float *frame = pd->frame;
+  if (s_frame(p, obs, frame, err, errsz)) return -1;
+  pd->obs_clipped += s_clip_frame(frame, m->obs_dim);
+  s_push(pd->hist, frame, m->To, m->obs_dim, pd->nseen);
   pd->nseen++;
   return 0;
 }
@@ -390,9 +400,9 @@ void pol_new_episode(pol_data *pd) {
   pd->has_chunk = 0;
 }
 
-void pol_set_sampler(pol_data *pd, fc_sampler s, int steps) {
-  pd->sampler = s;
-  pd->steps = steps;
+void pol_set_sampler(const pol_policy *p, pol_data *pd, fc_sampler s, int steps) {
+  pd->sampler = (int)s < 0 ? p->flow->cfg.sampler : s;
+  pd->steps = steps <= 0 ? p->flow->cfg.steps : steps;
 }
 
 pol_counts pol_data_counts(const pol_data *pd) {
@@ -400,6 +410,7 @@ pol_counts pol_data_counts(const pol_data *pd) {
 }
 
 int pol_data_frames(const pol_data *pd) { return pd->nseen; }
+fc_rng *pol_data_rng(pol_data *pd) { return &pd->rng; }
 int pol_data_queued(const pol_data *pd) { return pd->qlen - pd->qpos; }
 
 /* the sampled chunk (pd->chunk, normalized) -> its first n actions (n x A), checked and clipped */
@@ -457,6 +468,89 @@ int pol_sample_n(const pol_policy *p, pol_data *pd, int n, double *actions, char
 
 int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, size_t errsz) {
   return pol_sample_n(p, pd, p->meta.Ta, actions, err, errsz);
+}
+
+struct pol_batch {
+  int max_batch;
+  fc_lfm_ws *ws;
+  float *cond;  /* (max_batch, To * obs_dim) */
+  float *x;     /* (max_batch, Tp * A) */
+  float *frame; /* (obs_dim) */
+  int64_t obs_clipped;
+};
+
+pol_batch *pol_batch_new(const pol_policy *p, int max_batch) {
+  FC_ASSERT(max_batch >= 1);
+  const pol_meta *m = &p->meta;
+  pol_batch *b = fc_calloc(1, sizeof(*b));
+  b->max_batch = max_batch;
+  b->ws = fc_lfm_ws_new(p->flow, max_batch);
+  b->ws->ode->bound = POL_STATE_BOUND;
+  b->cond = fc_malloc(sizeof(float) * (size_t)max_batch * m->To * m->obs_dim);
+  b->x = fc_malloc(sizeof(float) * (size_t)max_batch * m->Tp * m->action_dim);
+  b->frame = fc_malloc(sizeof(float) * (size_t)m->obs_dim);
+  return b;
+}
+
+void pol_batch_free(pol_batch *b) {
+  if (!b) return;
+  fc_lfm_ws_free(b->ws);
+  free(b->cond);
+  free(b->x);
+  free(b->frame);
+  free(b);
+}
+
+int64_t pol_batch_obs_clipped(const pol_batch *b) { return b->obs_clipped; }
+
+int pol_sample_batch(const pol_policy *p, pol_batch *b, const double *frames, int B, int nf, fc_sampler s, int steps,
+                     fc_rng *rng, int n, double *actions, char *err, size_t errsz) {
+  const pol_meta *m = &p->meta;
+  const int O = m->obs_dim, A = m->action_dim, To = m->To, D = m->Tp * A;
+  FC_ASSERT(B >= 1 && B <= b->max_batch && nf >= 1 && n >= 1 && n <= m->Tp);
+  /* every frame checked and normalized before anything is drawn */
+  int64_t oclip = 0;
+  for (int r = 0; r < B; r++) {
+    float *hist = b->cond + (size_t)r * To * O;
+    for (int f = 0; f < nf; f++) {
+      char why[384];
+      if (s_frame(p, frames + ((size_t)r * nf + f) * O, b->frame, why, sizeof(why)))
+        return fc_set_err(err, errsz, "batch row %d, frame %d: %s", r, f, why), -1;
+      oclip += s_clip_frame(b->frame, O);
+      s_push(hist, b->frame, To, O, f);
+    }
+  }
+  b->obs_clipped += oclip;
+  /* the noise row by row, as B successive pol_sample calls on rng draw it */
+  for (int r = 0; r < B; r++) fc_rng_normal_fill(rng, b->x + (size_t)r * D, (size_t)D);
+  const int64_t clamped0 = b->ws->ode->clamped;
+  fc_lfm_sample(p->flow, b->ws, b->x, b->cond, B, s, steps, rng);
+  if (b->ws->ode->clamped != clamped0)
+    return fc_set_err(err, errsz, "the policy's sampler diverged on this batch (its state left +-%g in normalized "
+                      "action units): no actions", (double)POL_STATE_BOUND), -1;
+  float act[POL_MAX_ACTION];
+  for (int r = 0; r < B; r++)
+    for (int i = 0; i < n; i++) {
+      memcpy(act, b->x + (size_t)r * D + (size_t)i * A, (size_t)A * sizeof(float));
+      fc_norm_invert(&p->act_norm, act, 1);
+      for (int j = 0; j < A; j++)
+        if (!isfinite(act[j]))
+          return fc_set_err(err, errsz, "the policy sampled a non-finite action (batch row %d, step %d of the chunk, "
+                            "dimension %d): no actions", r, i, j), -1;
+    }
+  int clipped = 0;
+  for (int r = 0; r < B; r++)
+    for (int i = 0; i < n; i++) {
+      memcpy(act, b->x + (size_t)r * D + (size_t)i * A, (size_t)A * sizeof(float));
+      fc_norm_invert(&p->act_norm, act, 1);
+      for (int j = 0; j < A; j++) {
+        double v = act[j];
+        if (v < m->action_low[j]) v = m->action_low[j], clipped++;
+        else if (v > m->action_high[j]) v = m->action_high[j], clipped++;
+        actions[((size_t)r * n + i) * A + j] = v;
+      }
+    }
+  return clipped;
 }
 
 void pol_rtc_weights(int Tp, int delay, int index, float *w) {

@@ -168,9 +168,10 @@ void pol_reset(pol_data *pd, uint64_t seed);
 /* New episode without reseeding: the RNG stream continues (the node's
  * reset without a seed). */
 void pol_new_episode(pol_data *pd);
-/* The sampler and steps per block chunks are sampled with (steps <= 0: the
- * trained ones); default: the policy's trained setting. */
-void pol_set_sampler(pol_data *pd, fc_sampler s, int steps);
+/* The sampler and steps per block chunks are sampled with (s < 0: the
+ * trained sampler, steps <= 0: the trained steps); default: the policy's
+ * trained setting. */
+void pol_set_sampler(const pol_policy *p, pol_data *pd, fc_sampler s, int steps);
 /* What a rollout has done since pol_data_new (pol_reset keeps counting). */
 typedef struct {
   int64_t chunks;         /* chunks sampled */
@@ -182,6 +183,9 @@ pol_counts pol_data_counts(const pol_data *pd);
 /* Frames observed this episode, and actions left in the queue (pol_act
  * samples a chunk when it is 0). */
 int pol_data_frames(const pol_data *pd);
+/* The rollout's random stream (pol_reset seeds it): for pol_sample_batch,
+ * so that a node session's batches follow its seed. */
+fc_rng *pol_data_rng(pol_data *pd);
 int pol_data_queued(const pol_data *pd);
 /* Feed the newest observation (obs_dim values, the keys concatenated) and
  * get the action to execute now (action_dim values); a chunk is sampled
@@ -213,6 +217,29 @@ int pol_sample(const pol_policy *p, pol_data *pd, double *actions, char *err, si
  * of Ta: a caller whose next chunk lands late (a slow network) asks for more
  * than Ta so that it has actions to execute until then. */
 int pol_sample_n(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz);
+
+/* Batched sampling: B independent observation histories, one chunk each,
+ * from one batched network evaluation per solver step (an sgemm over B rows
+ * instead of B sgemv calls: several times the chunks per second of B
+ * pol_sample calls). frames (B, nf, obs_dim) holds each row's nf >= 1 raw
+ * frames, oldest first: the history pol_forget + nf pol_observe calls would
+ * build (the last To count; fewer are padded with the first). The noise is
+ * drawn from rng row by row, as B successive pol_sample calls draw it, so
+ * for flows row r equals the r-th of those calls up to float rounding (a
+ * product over B rows rounds differently from one over 1); DFM's sampler
+ * draws its steps' noise for the whole batch. Writes the first n (1..Tp)
+ * actions of each row's chunk to actions (B, n, A), unnormalized and
+ * clipped to the bounds, and returns the values clipped; -1 with a sentence
+ * naming the row for a refused frame (nothing drawn) or a non-finite or
+ * diverged chunk (nothing written). pol_batch holds the scratch of batches
+ * up to max_batch rows (B <= max_batch); it is one caller's at a time. */
+typedef struct pol_batch pol_batch;
+pol_batch *pol_batch_new(const pol_policy *p, int max_batch);
+void pol_batch_free(pol_batch *b);
+int pol_sample_batch(const pol_policy *p, pol_batch *b, const double *frames, int B, int nf, fc_sampler s, int steps,
+                     fc_rng *rng, int n, double *actions, char *err, size_t errsz);
+/* normalized observation values clipped to +-POL_OBS_CLIP in all batches */
+int64_t pol_batch_obs_clipped(const pol_batch *b);
 
 /* Real-time chunking (RTC, arXiv 2506.07339): the next chunk is sampled to
  * continue the one executing. The new chunk's step j is the previous

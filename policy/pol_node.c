@@ -30,8 +30,9 @@ struct pol_node {
   s_session *sessions;
   uint64_t clock; /* request counter, for LRU */
   fc_rng seeds;
-  double *frames;  /* (To, obs_dim) decoded observation frames */
-  double *actions; /* (Tp, A): up to the request's horizon */
+  double *frames;  /* (max_batch, To, obs_dim) decoded observation frames */
+  double *actions; /* (max_batch, Tp, A): up to the request's horizon */
+  pol_batch *batch; /* batched infer's scratch */
   fc_guide_ws *guide; /* RTC's guidance scratch (one: requests are handled one at a time) */
   msgpack_sbuffer sbuf;
   msgpack_packer pk;
@@ -54,10 +55,11 @@ void pol_node_config_default(pol_node_config *c) {
   c->name = "policy";
   c->sampler = -1;
   c->steps = 0;
+  c->max_batch = 64;
 }
 
 pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
-  FC_ASSERT(cfg->max_sessions >= 1 && cfg->max_msg >= 64);
+  FC_ASSERT(cfg->max_sessions >= 1 && cfg->max_msg >= 64 && cfg->max_batch >= 1);
   pol_node *n = fc_calloc(1, sizeof(*n));
   n->p = p;
   n->cfg = *cfg;
@@ -65,8 +67,9 @@ pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
   if (n->cfg.steps <= 0) n->cfg.steps = p->flow->cfg.steps;
   n->sessions = fc_calloc((size_t)cfg->max_sessions, sizeof(s_session));
   fc_rng_seed(&n->seeds, cfg->seed);
-  n->frames = fc_calloc((size_t)p->meta.To * p->meta.obs_dim, sizeof(double));
-  n->actions = fc_calloc((size_t)p->meta.Tp * p->meta.action_dim, sizeof(double));
+  n->frames = fc_calloc((size_t)cfg->max_batch * p->meta.To * p->meta.obs_dim, sizeof(double));
+  n->actions = fc_calloc((size_t)cfg->max_batch * p->meta.Tp * p->meta.action_dim, sizeof(double));
+  n->batch = pol_batch_new(p, cfg->max_batch);
   n->guide = fc_guide_ws_new(p->flow, 1);
   msgpack_sbuffer_init(&n->sbuf);
   msgpack_packer_init(&n->pk, &n->sbuf, msgpack_sbuffer_write);
@@ -85,6 +88,7 @@ void pol_node_free(pol_node *n) {
   free(n->sessions);
   free(n->frames);
   free(n->actions);
+  pol_batch_free(n->batch);
   fc_guide_ws_free(n->guide);
   msgpack_sbuffer_destroy(&n->sbuf);
   free(n);
@@ -124,7 +128,7 @@ static s_session *s_session_get(pol_node *n, const pw_request *rq, const void *p
   lru->keylen = klen;
   if (!lru->pd) {
     lru->pd = pol_data_new(n->p, 0);
-    pol_set_sampler(lru->pd, (fc_sampler)n->cfg.sampler, n->cfg.steps);
+    pol_set_sampler(n->p, lru->pd, (fc_sampler)n->cfg.sampler, n->cfg.steps);
   }
   pol_reset(lru->pd, fc_rng_u64(&n->seeds));
   lru->seq = 0;
@@ -223,9 +227,11 @@ static void s_pack_info(pol_node *n, const pw_request *rq) {
 
 /* The request's observation -> n->frames; returns the number of frames
  * (rank 1: 1 frame to append, *replace = 0; rank 2: 1..To frames that
- * replace the history, *replace = 1), or -1 with err. Nothing is changed
- * on error. */
-static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, char *err, size_t errsz) {
+ * replace the history, *replace = 1; rank 3: a batch of *batch rows of
+ * 1..To frames each, (B, n, dim)), or -1 with err. Nothing is changed on
+ * error. */
+static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, int *batch, char *err, size_t errsz) {
+  static const char *const how[4] = {"", "one frame (rank 1)", "a stack of frames (rank 2)", "a batch (rank 3)"};
   const pol_meta *m = &n->p->meta;
   const char *keys = n->keylist;
   for (int i = 0; i < rq->nobs; i++) {
@@ -236,7 +242,7 @@ static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, char *e
       if (!strcmp(rq->obs[i].name, rq->obs[j].name))
         return fc_set_err(err, errsz, "observation key '%s' appears twice", rq->obs[i].name), -1;
   }
-  int nframes = -1, rank = 0, off = 0;
+  int nframes = -1, rank = 0, rows = 1, off = 0;
   const char *first = NULL;
   for (int k = 0; k < m->nkeys; k++) {
     const pw_array *a = NULL;
@@ -244,38 +250,146 @@ static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, char *e
       if (!strcmp(rq->obs[i].name, m->keys[k])) a = &rq->obs[i];
     if (!a) return fc_set_err(err, errsz, "observation key '%s' is missing (the policy takes %s)", m->keys[k], keys), -1;
     const int dim = m->key_dims[k];
-    const uint32_t width = a->rank == 1 ? a->shape[0] : a->shape[1];
-    const int nf = a->rank == 1 ? 1 : (int)a->shape[0];
-    if ((int)width != dim || (a->rank == 2 && (nf < 1 || nf > m->To))) {
-      if (a->rank == 1)
-        return fc_set_err(err, errsz, "observation '%s' has shape (%u,) but the policy takes (%d,) or (n, %d) with n <= %d",
-                          m->keys[k], a->shape[0], dim, dim, m->To), -1;
-      return fc_set_err(err, errsz, "observation '%s' has shape (%u, %u) but the policy takes (%d,) or (n, %d) with n <= %d",
-                        m->keys[k], a->shape[0], a->shape[1], dim, dim, m->To), -1;
+    const uint32_t width = a->shape[a->rank - 1];
+    const int nf = a->rank == 1 ? 1 : (int)a->shape[a->rank - 2], B = a->rank == 3 ? (int)a->shape[0] : 1;
+    if ((int)width != dim || nf < 1 || nf > m->To) {
+      char sh[64];
+      if (a->rank == 1) snprintf(sh, sizeof(sh), "(%u,)", a->shape[0]);
+      else if (a->rank == 2) snprintf(sh, sizeof(sh), "(%u, %u)", a->shape[0], a->shape[1]);
+      else snprintf(sh, sizeof(sh), "(%u, %u, %u)", a->shape[0], a->shape[1], a->shape[2]);
+      return fc_set_err(err, errsz, "observation '%s' has shape %s but the policy takes (%d,), (n, %d) or (B, n, %d) "
+                        "with n <= %d", m->keys[k], sh, dim, dim, dim, m->To), -1;
     }
+    if (B > n->cfg.max_batch)
+      return fc_set_err(err, errsz, "observation '%s' is a batch of %d rows; this node takes at most %d", m->keys[k], B,
+                        n->cfg.max_batch), -1;
     if (nframes >= 0 && a->rank != rank)
       return fc_set_err(err, errsz, "observation '%s' is %s but '%s' is %s; send every key the same way", m->keys[k],
-                        a->rank == 1 ? "one frame (rank 1)" : "a stack of frames (rank 2)", first,
-                        rank == 1 ? "one frame (rank 1)" : "a stack of frames (rank 2)"), -1;
+                        how[a->rank], first, how[rank]), -1;
     if (nframes >= 0 && nf != nframes)
       return fc_set_err(err, errsz, "observation '%s' has %d frames but '%s' has %d", m->keys[k], nf, first, nframes), -1;
-    nframes = nf, rank = a->rank, first = m->keys[k];
-    for (int f = 0; f < nf; f++)
-      for (int j = 0; j < dim; j++)
-        n->frames[(size_t)f * m->obs_dim + off + j] = pw_array_get(a, (size_t)f * (size_t)dim + (size_t)j);
+    if (nframes >= 0 && B != rows)
+      return fc_set_err(err, errsz, "observation '%s' has %d batch rows but '%s' has %d", m->keys[k], B, first, rows), -1;
+    nframes = nf, rank = a->rank, rows = B, first = m->keys[k];
+    for (int r = 0; r < B; r++)
+      for (int f = 0; f < nf; f++)
+        for (int j = 0; j < dim; j++)
+          n->frames[((size_t)r * nf + f) * m->obs_dim + off + j] =
+              pw_array_get(a, ((size_t)r * nf + f) * (size_t)dim + (size_t)j);
     off += dim;
   }
   /* every frame finite, also once normalized in float32 (the library's
    * check), before the session changes */
-  for (int f = 0; f < nframes; f++) {
-    char why[256];
-    if (pol_check_obs(n->p, n->frames + (size_t)f * m->obs_dim, why, sizeof(why))) {
-      if (rank == 1) return fc_set_err(err, errsz, "%s", why), -1;
-      return fc_set_err(err, errsz, "frame %d: %s", f, why), -1;
+  for (int r = 0; r < rows; r++)
+    for (int f = 0; f < nframes; f++) {
+      char why[256];
+      if (pol_check_obs(n->p, n->frames + ((size_t)r * nframes + f) * m->obs_dim, why, sizeof(why))) {
+        if (rank == 1) return fc_set_err(err, errsz, "%s", why), -1;
+        if (rank == 2) return fc_set_err(err, errsz, "frame %d: %s", f, why), -1;
+        return fc_set_err(err, errsz, "batch row %d, frame %d: %s", r, f, why), -1;
+      }
     }
-  }
   *replace = rank == 2;
+  *batch = rank == 3 ? rows : 0;
   return nframes;
+}
+
+/* a GR00T array: {"__ndarray_class__": true, "as_npy": <np.save bytes, float32>} */
+static void s_pack_gr00t_array(msgpack_packer *pk, const double *v, int rank, const uint32_t *shape) {
+  msgpack_pack_map(pk, 2);
+  pw_pack_str(pk, "__ndarray_class__");
+  msgpack_pack_true(pk);
+  pw_pack_str(pk, "as_npy");
+  pw_pack_npy(pk, v, rank, shape, 4);
+}
+
+/* GR00T's get_modality_config: per modality a ModalityConfig as GR00T's
+ * serializer writes one ({"__ModalityConfig_class__": true, "as_json": ...}):
+ * the state keys with the frames the policy looks at (delta_indices -(To-1)..0)
+ * and one action group "action" of Ta steps (0..Ta-1) */
+static size_t s_json_key(char *js, size_t o, size_t cap, const char *key) {
+  o += (size_t)snprintf(js + o, cap - o, "\"");
+  for (const unsigned char *c = (const unsigned char *)key; *c && o + 8 < cap; c++)
+    o += (size_t)(*c == '"' || *c == '\\' ? snprintf(js + o, cap - o, "\\%c", *c)
+                  : *c < 0x20              ? snprintf(js + o, cap - o, "\\u%04x", *c)
+                                           : snprintf(js + o, cap - o, "%c", *c));
+  return o + (size_t)snprintf(js + o, cap - o, "\"");
+}
+
+static void s_pack_modality(pol_node *n) {
+  const pol_meta *m = &n->p->meta;
+  msgpack_packer *pk = &n->pk;
+  char js[POL_MAX_KEYS * 80 + 2048];
+  msgpack_pack_map(pk, 2);
+  for (int mod = 0; mod < 2; mod++) {
+    size_t o = (size_t)snprintf(js, sizeof(js), "{\"delta_indices\": [");
+    const int lo = mod == 0 ? 1 - m->To : 0, hi = mod == 0 ? 0 : m->Ta - 1;
+    for (int d = lo; d <= hi; d++) o += (size_t)snprintf(js + o, sizeof(js) - o, "%s%d", d > lo ? ", " : "", d);
+    o += (size_t)snprintf(js + o, sizeof(js) - o, "], \"modality_keys\": [");
+    if (mod == 0)
+      for (int k = 0; k < m->nkeys; k++) {
+        if (k) o += (size_t)snprintf(js + o, sizeof(js) - o, ", ");
+        o = s_json_key(js, o, sizeof(js), m->keys[k]);
+      }
+    else
+      o += (size_t)snprintf(js + o, sizeof(js) - o, "\"action\"");
+    snprintf(js + o, sizeof(js) - o, "]}");
+    pw_pack_str(pk, mod == 0 ? "state" : "action");
+    msgpack_pack_map(pk, 2);
+    pw_pack_str(pk, "__ModalityConfig_class__");
+    msgpack_pack_true(pk);
+    pw_pack_str(pk, "as_json");
+    pw_pack_str(pk, js);
+  }
+}
+
+/* a batched infer: B rows of nf frames in n->frames -> actions (B, H, A);
+ * the session's RNG draws the noise, its history is not touched */
+static int s_infer_batch(pol_node *n, const pw_request *rq, s_session *s, int B, int nf, double t0) {
+  const pol_meta *m = &n->p->meta;
+  msgpack_packer *pk = &n->pk;
+  char err[384];
+  const int H = rq->horizon ? rq->horizon : m->Ta;
+  const double ts = s_now_us();
+  const int clipped = pol_sample_batch(n->p, n->batch, n->frames, B, nf, (fc_sampler)n->cfg.sampler, n->cfg.steps,
+                                       pol_data_rng(s->pd), H, n->actions, err, sizeof(err));
+  const double te = s_now_us();
+  if (clipped < 0) return s_error_as(n, rq, err, 1);
+  n->st.infers++;
+  const uint32_t shape[3] = {(uint32_t)B, (uint32_t)H, (uint32_t)m->action_dim};
+  if (rq->dialect != PW_LFP) { /* {"action": (B, H, A)}, and N1.6's info after it */
+    if (rq->dialect == PW_GR00T_N16) msgpack_pack_array(pk, 2);
+    msgpack_pack_map(pk, 1);
+    pw_pack_str(pk, "action");
+    s_pack_gr00t_array(pk, n->actions, 3, shape);
+    if (rq->dialect == PW_GR00T_N16) {
+      msgpack_pack_map(pk, 3);
+      pw_pack_str(pk, "clipped");
+      msgpack_pack_int(pk, clipped);
+      pw_pack_str(pk, "sample_us");
+      msgpack_pack_double(pk, te - ts);
+      pw_pack_str(pk, "handle_us");
+      msgpack_pack_double(pk, s_now_us() - t0);
+    }
+    return 0;
+  }
+  msgpack_pack_map(pk, 5 + rq->has_id);
+  pw_pack_str(pk, "actions");
+  pw_pack_ndarray(pk, n->actions, 3, shape, rq->action_itemsize);
+  pw_pack_str(pk, "seq");
+  msgpack_pack_int64(pk, ++s->seq);
+  pw_pack_str(pk, "clipped");
+  msgpack_pack_int(pk, clipped);
+  pw_pack_str(pk, "batch");
+  msgpack_pack_int(pk, B);
+  pw_pack_str(pk, "server_timing");
+  msgpack_pack_map(pk, 2);
+  pw_pack_str(pk, "sample_us");
+  msgpack_pack_double(pk, te - ts);
+  pw_pack_str(pk, "handle_us");
+  msgpack_pack_double(pk, s_now_us() - t0);
+  s_pack_id(n, rq);
+  return 0;
 }
 
 int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *msg, size_t len, const void **reply,
@@ -298,7 +412,18 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
   }
   msgpack_packer *pk = &n->pk;
   switch (rq.endpoint) {
+  case PW_MODALITY:
+    s_pack_modality(n);
+    break;
   case PW_PING:
+    if (rq.dialect != PW_LFP) { /* GR00T's answer */
+      msgpack_pack_map(pk, 2);
+      pw_pack_str(pk, "status");
+      pw_pack_str(pk, "ok");
+      pw_pack_str(pk, "message");
+      pw_pack_str(pk, "lfp node " LFP_VERSION);
+      break;
+    }
     msgpack_pack_map(pk, 3 + rq.has_id);
     pw_pack_str(pk, "ok");
     msgpack_pack_true(pk);
@@ -316,6 +441,12 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
     pol_new_episode(s->pd); /* no chunk to continue */
     if (rq.has_seed) pol_reset(s->pd, rq.seed);
     s->seq = 0;
+    if (rq.dialect != PW_LFP) {
+      msgpack_pack_map(pk, 1);
+      pw_pack_str(pk, "status");
+      pw_pack_str(pk, "ok");
+      break;
+    }
     msgpack_pack_map(pk, 1 + rq.has_id);
     pw_pack_str(pk, "ok");
     msgpack_pack_true(pk);
@@ -324,10 +455,22 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
   }
   case PW_OBSERVE:
   case PW_INFER: {
-    int replace;
-    const int nf = s_obs_frames(n, &rq, &replace, err, sizeof(err));
+    int replace, batch;
+    const int nf = s_obs_frames(n, &rq, &replace, &batch, err, sizeof(err));
     if (nf < 0) {
       rc = s_error(n, &rq, err);
+      break;
+    }
+    if (rq.dialect != PW_LFP && !batch) {
+      rc = s_error(n, &rq, "GR00T's get_action takes state arrays of shape (B, T, D)");
+      break;
+    }
+    if (batch && rq.endpoint == PW_OBSERVE) {
+      rc = s_error(n, &rq, "a batch of observations (rank 3) goes to endpoint infer; observe takes one frame or a stack");
+      break;
+    }
+    if (batch && rq.has_rtc) {
+      rc = s_error(n, &rq, "real-time chunking (rtc_delay, rtc_index) continues one session's chunk; a batch cannot");
       break;
     }
     if (rq.has_seed) {
@@ -342,6 +485,10 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
     }
     s_session *s = s_session_get(n, &rq, peer, peer_len);
     const pol_meta *m = &n->p->meta;
+    if (batch) {
+      rc = s_infer_batch(n, &rq, s, batch, nf, t0);
+      break;
+    }
     if (replace) pol_forget(s->pd);
     for (int f = 0; f < nf; f++) /* checked above: cannot fail */
       FC_ASSERT(pol_observe(n->p, s->pd, n->frames + (size_t)f * m->obs_dim, err, sizeof(err)) == 0);

@@ -3,7 +3,10 @@
  * protocol PW_PROTOCOL) and gets exactly one reply, an error reply being
  * {"error": "<sentence>"}. Endpoints:
  *   info     the policy's metadata (keys, shapes, bounds, horizons, rate, ...)
- *   infer    obs -> a chunk of Ta actions (Ta, A), seq, server timing
+ *   infer    obs -> a chunk of Ta actions (Ta, A), seq, server timing; a batch
+ *            (every key (B, n, dim)) -> actions (B, Ta, A) from one batched
+ *            network evaluation per solver step (pol_sample_batch), the
+ *            session's RNG drawing the noise and its history untouched
  *   observe  obs -> appended to the history, no sampling
  *   reset    clear this client's history (and reseed with "seed")
  *   ping     liveness
@@ -48,6 +51,7 @@ typedef struct {
   FILE *log;           /* one line per error (the first 20), or NULL */
   int sampler;         /* fc_sampler, or -1: the trained one */
   int steps;           /* ODE steps per block, or <= 0: the trained ones */
+  int max_batch;       /* rows of a batched infer (default 64) */
 } pol_node_config;
 
 typedef struct {

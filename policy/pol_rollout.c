@@ -217,7 +217,7 @@ static void *s_policy_worker(void *arg) {
   s_eval *ev = arg;
   env_data *ed = env_data_new(ev->em);
   pol_data *pd = pol_data_new(ev->p, 0);
-  pol_set_sampler(pd, ev->sampler, ev->steps);
+  pol_set_sampler(ev->p, pd, ev->sampler, ev->steps);
   double full[256], obs[256], act[POL_MAX_ACTION];
   char err[512];
   for (;;) {

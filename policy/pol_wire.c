@@ -209,7 +209,7 @@ static double s_number(const msgpack_object *o) {
 
 /* an ndarray map or a (nested) list of numbers -> a */
 static int s_parse_array(const msgpack_object *o, pw_array *a, const char *what, char *err, size_t errsz) {
-  a->data = NULL, a->list = NULL, a->itemsize = 0;
+  a->data = NULL, a->list = NULL, a->itemsize = 0, a->kind = 'f';
   if (o->type == MSGPACK_OBJECT_ARRAY) {
     const uint32_t n0 = o->via.array.size;
     if (n0 == 0) return fc_set_err(err, errsz, "%s is an empty list", what), -1;
@@ -218,7 +218,7 @@ static int s_parse_array(const msgpack_object *o, pw_array *a, const char *what,
       for (uint32_t i = 0; i < n0; i++)
         if (!s_is_number(&e[i]))
           return fc_set_err(err, errsz, "%s: element %u is %s, not a number", what, i, s_type_name(&e[i])), -1;
-      a->rank = 1, a->shape[0] = n0, a->shape[1] = 1;
+      a->rank = 1, a->shape[0] = n0, a->shape[1] = a->shape[2] = 1;
     } else if (e[0].type == MSGPACK_OBJECT_ARRAY) {
       const uint32_t n1 = e[0].via.array.size;
       for (uint32_t i = 0; i < n0; i++) {
@@ -229,7 +229,7 @@ static int s_parse_array(const msgpack_object *o, pw_array *a, const char *what,
             return fc_set_err(err, errsz, "%s: element [%u][%u] is %s, not a number", what, i, j,
                               s_type_name(&e[i].via.array.ptr[j])), -1;
       }
-      a->rank = 2, a->shape[0] = n0, a->shape[1] = n1;
+      a->rank = 2, a->shape[0] = n0, a->shape[1] = n1, a->shape[2] = 1;
     } else {
       return fc_set_err(err, errsz, "%s is a list of %s, not of numbers", what, s_type_name(&e[0])), -1;
     }
@@ -265,17 +265,18 @@ static int s_parse_array(const msgpack_object *o, pw_array *a, const char *what,
     s_copy_name(dtype, dn, sizeof(dn));
     return fc_set_err(err, errsz, "%s has dtype '%s'; the node takes '<f4' or '<f8'", what, dn), -1;
   }
-  if (!shape || shape->type != MSGPACK_OBJECT_ARRAY || shape->via.array.size < 1 || shape->via.array.size > 2)
-    return fc_set_err(err, errsz, "%s: \"shape\" must be a list of 1 or 2 sizes", what), -1;
+  if (!shape || shape->type != MSGPACK_OBJECT_ARRAY || shape->via.array.size < 1 ||
+      shape->via.array.size > PW_MAX_RANK)
+    return fc_set_err(err, errsz, "%s: \"shape\" must be a list of 1 to %d sizes", what, PW_MAX_RANK), -1;
   a->rank = (int)shape->via.array.size;
-  a->shape[1] = 1;
+  a->shape[1] = a->shape[2] = 1;
   for (int d = 0; d < a->rank; d++) {
     const msgpack_object *s = s_scalar(&shape->via.array.ptr[d]);
     if (s->type != MSGPACK_OBJECT_POSITIVE_INTEGER || s->via.u64 == 0 || s->via.u64 > 65536)
       return fc_set_err(err, errsz, "%s: shape entry %d must be an integer in 1..65536", what, d), -1;
     a->shape[d] = (uint32_t)s->via.u64;
   }
-  a->count = (size_t)a->shape[0] * a->shape[1];
+  a->count = (size_t)a->shape[0] * a->shape[1] * a->shape[2]; /* at most 2^48 */
   if ((uint64_t)data->via.bin.size != (uint64_t)a->count * (uint64_t)a->itemsize)
     return fc_set_err(err, errsz, "%s: %u data bytes do not match shape and dtype (%zu values of %d bytes)", what,
                       data->via.bin.size, a->count, a->itemsize), -1;
@@ -292,15 +293,279 @@ double pw_array_get(const pw_array *a, size_t i) {
   /* little-endian on the wire, whatever the host */
   uint64_t bits = 0;
   for (int b = a->itemsize - 1; b >= 0; b--) bits = bits << 8 | a->data[i * (size_t)a->itemsize + (size_t)b];
-  if (a->itemsize == 4) {
+  if (a->kind == 'f' && a->itemsize == 4) {
     uint32_t u = (uint32_t)bits;
     float f;
     memcpy(&f, &u, 4);
     return f;
   }
-  double d;
-  memcpy(&d, &bits, 8);
-  return d;
+  if (a->kind == 'f') {
+    double d;
+    memcpy(&d, &bits, 8);
+    return d;
+  }
+  if (a->kind == 'i' && a->itemsize < 8 && (bits >> (8 * a->itemsize - 1) & 1))
+    bits |= ~(uint64_t)0 << (8 * a->itemsize); /* sign-extend */
+  return a->kind == 'i' ? (double)(int64_t)bits : (double)bits;
+}
+
+/* ---- .npy (np.save, allow_pickle=False) ---- */
+
+static const char *s_npy_ws(const char *p, const char *e) {
+  while (p < e && (*p == ' ' || *p == '\t')) p++;
+  return p;
+}
+
+/* a Python str literal in single quotes -> [*v, *v + *n) */
+static const char *s_npy_str(const char *p, const char *e, const char **v, size_t *n) {
+  if (p >= e || *p != '\'') return NULL;
+  const char *q = memchr(p + 1, '\'', (size_t)(e - p - 1));
+  if (!q) return NULL;
+  *v = p + 1, *n = (size_t)(q - p - 1);
+  return q + 1;
+}
+
+int pw_npy_parse(const uint8_t *buf, size_t len, pw_array *a, const char *what, char *err, size_t errsz) {
+  static const struct {
+    const char *descr;
+    char kind;
+    int size;
+  } types[] = {{"<f4", 'f', 4}, {"<f8", 'f', 8}, {"<i8", 'i', 8}, {"<i4", 'i', 4}, {"<i2", 'i', 2}, {"|i1", 'i', 1},
+               {"<u8", 'u', 8}, {"<u4", 'u', 4}, {"<u2", 'u', 2}, {"|u1", 'u', 1}, {"|b1", 'b', 1}};
+  a->list = NULL;
+  if (len < 10 || memcmp(buf, "\x93NUMPY", 6))
+    return fc_set_err(err, errsz, "%s is not a .npy array (no \\x93NUMPY magic)", what), -1;
+  const int major = buf[6];
+  if (major < 1 || major > 3 || buf[7] != 0)
+    return fc_set_err(err, errsz, "%s: .npy format version %d.%d is not one of 1.0, 2.0, 3.0", what, buf[6], buf[7]), -1;
+  size_t hl, start;
+  if (major == 1) hl = (size_t)buf[8] | (size_t)buf[9] << 8, start = 10;
+  else {
+    if (len < 12) return fc_set_err(err, errsz, "%s: the .npy header is cut short", what), -1;
+    hl = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24, start = 12;
+  }
+  if (hl > 4096 || hl > len - start) return fc_set_err(err, errsz, "%s: the .npy header length %zu is out of range", what, hl), -1;
+  const char *p = (const char *)buf + start, *e = p + hl;
+  if (hl == 0 || e[-1] != '\n') return fc_set_err(err, errsz, "%s: the .npy header does not end with a newline", what), -1;
+  e--;
+  while (e > p && e[-1] == ' ') e--; /* np.save pads with spaces */
+  for (const char *q = p; q < e; q++)
+    if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+      return fc_set_err(err, errsz, "%s: the .npy header has a non-printable byte", what), -1;
+  p = s_npy_ws(p, e);
+  if (p >= e || *p++ != '{') return fc_set_err(err, errsz, "%s: the .npy header is not a dict", what), -1;
+  int seen = 0; /* 1 descr, 2 fortran_order, 4 shape */
+  const char *descr = NULL;
+  size_t dn = 0;
+  int rank = 0;
+  uint64_t shape[PW_MAX_RANK + 1], count = 1;
+  for (;;) {
+    p = s_npy_ws(p, e);
+    if (p < e && *p == '}') break;
+    const char *k;
+    size_t kn;
+    if (!(p = s_npy_str(p, e, &k, &kn))) return fc_set_err(err, errsz, "%s: a .npy header key is not a quoted string", what), -1;
+    p = s_npy_ws(p, e);
+    if (p >= e || *p++ != ':') return fc_set_err(err, errsz, "%s: the .npy header lacks a ':'", what), -1;
+    p = s_npy_ws(p, e);
+    if (kn == 5 && !memcmp(k, "descr", 5) && !(seen & 1)) {
+      if (!(p = s_npy_str(p, e, &descr, &dn)))
+        return fc_set_err(err, errsz, "%s: the .npy descr is not a plain dtype string (structured arrays are refused)",
+                          what), -1;
+      seen |= 1;
+    } else if (kn == 13 && !memcmp(k, "fortran_order", 13) && !(seen & 2)) {
+      if (e - p >= 5 && !memcmp(p, "False", 5)) p += 5;
+      else if (e - p >= 4 && !memcmp(p, "True", 4))
+        return fc_set_err(err, errsz, "%s is a Fortran-ordered .npy array; send C order (np.ascontiguousarray)", what), -1;
+      else return fc_set_err(err, errsz, "%s: the .npy fortran_order is not False", what), -1;
+      seen |= 2;
+    } else if (kn == 5 && !memcmp(k, "shape", 5) && !(seen & 4)) {
+      if (p >= e || *p++ != '(') return fc_set_err(err, errsz, "%s: the .npy shape is not a tuple", what), -1;
+      for (;;) {
+        p = s_npy_ws(p, e);
+        if (p < e && *p == ')') break;
+        if (p >= e || *p < '0' || *p > '9') return fc_set_err(err, errsz, "%s: the .npy shape holds a non-integer", what), -1;
+        uint64_t v = 0;
+        while (p < e && *p >= '0' && *p <= '9') {
+          v = v * 10 + (uint64_t)(*p++ - '0');
+          if (v > 65536) return fc_set_err(err, errsz, "%s: a .npy dimension is over 65536", what), -1;
+        }
+        if (rank == PW_MAX_RANK)
+          return fc_set_err(err, errsz, "%s has more than %d dimensions", what, PW_MAX_RANK), -1;
+        shape[rank++] = v;
+        count *= v;
+        p = s_npy_ws(p, e);
+        if (p < e && *p == ',') p++;
+        else if (p < e && *p == ')') break;
+        else return fc_set_err(err, errsz, "%s: the .npy shape is malformed", what), -1;
+      }
+      p++; /* ')' */
+      seen |= 4;
+    } else {
+      return fc_set_err(err, errsz, "%s: the .npy header has an unknown or repeated key '%.*s'", what,
+                        (int)(kn < 32 ? kn : 32), k), -1;
+    }
+    p = s_npy_ws(p, e);
+    if (p < e && *p == ',') p++;
+    else if (!(p < e && *p == '}')) return fc_set_err(err, errsz, "%s: the .npy header dict is malformed", what), -1;
+  }
+  p = s_npy_ws(p + 1, e);
+  if (p != e) return fc_set_err(err, errsz, "%s: the .npy header has bytes after its dict", what), -1;
+  if (seen != 7) return fc_set_err(err, errsz, "%s: the .npy header lacks descr, fortran_order or shape", what), -1;
+  int t = -1;
+  for (int i = 0; i < (int)(sizeof(types) / sizeof(types[0])); i++)
+    if (dn == 3 && !memcmp(descr, types[i].descr, 3)) t = i;
+  if (t < 0)
+    return fc_set_err(err, errsz, "%s has dtype '%.*s'; the node takes <f4, <f8 or a little-endian integer or bool type "
+                      "(object arrays are never unpickled)", what, (int)(dn < 16 ? dn : 16), descr), -1;
+  if (rank == 0) return fc_set_err(err, errsz, "%s is a 0-d .npy array, not an array of values", what), -1;
+  if (count == 0) return fc_set_err(err, errsz, "%s is an empty .npy array", what), -1;
+  const size_t data = start + hl;
+  if ((uint64_t)(len - data) != count * (uint64_t)types[t].size)
+    return fc_set_err(err, errsz, "%s: %zu .npy data bytes do not match its shape and dtype (%llu values of %d bytes)",
+                      what, len - data, (unsigned long long)count, types[t].size), -1;
+  a->rank = rank;
+  for (int d = 0; d < PW_MAX_RANK; d++) a->shape[d] = d < rank ? (uint32_t)shape[d] : 1;
+  a->count = (size_t)count;
+  a->itemsize = types[t].size;
+  a->kind = types[t].kind;
+  a->data = buf + data;
+  return 0;
+}
+
+void pw_pack_npy(msgpack_packer *pk, const double *v, int rank, const uint32_t *shape, int itemsize) {
+  FC_ASSERT(rank >= 1 && rank <= PW_MAX_RANK && (itemsize == 4 || itemsize == 8));
+  char hdr[160];
+  int n = snprintf(hdr, sizeof(hdr), "{'descr': '<f%d', 'fortran_order': False, 'shape': (", itemsize);
+  size_t count = 1;
+  for (int d = 0; d < rank; d++) {
+    n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "%u,%s", shape[d], d + 1 < rank ? " " : "");
+    count *= shape[d];
+  }
+  if (rank > 1) n--; /* (2, 3) but (5,) */
+  n += snprintf(hdr + n, sizeof(hdr) - (size_t)n, "), }");
+  const int total = (10 + n + 1 + 63) / 64 * 64, hl = total - 10; /* np.save aligns the data to 64 bytes */
+  msgpack_pack_bin(pk, (size_t)total + count * (size_t)itemsize);
+  uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hl & 0xff), (uint8_t)(hl >> 8)};
+  msgpack_pack_bin_body(pk, pre, 10);
+  msgpack_pack_bin_body(pk, hdr, (size_t)n);
+  for (int i = n; i < hl - 1; i++) msgpack_pack_bin_body(pk, " ", 1);
+  msgpack_pack_bin_body(pk, "\n", 1);
+  for (size_t i = 0; i < count; i++) {
+    uint8_t b[8];
+    uint64_t bits;
+    if (itemsize == 4) {
+      const float f = (float)v[i];
+      uint32_t u;
+      memcpy(&u, &f, 4);
+      bits = u;
+    } else {
+      memcpy(&bits, &v[i], 8);
+    }
+    for (int k = 0; k < itemsize; k++) b[k] = (uint8_t)(bits >> (8 * k));
+    msgpack_pack_bin_body(pk, b, (size_t)itemsize);
+  }
+}
+
+/* ---- Isaac GR00T's dialect ---- */
+
+/* one observation entry of a GR00T request: {"__ndarray_class__": true, "as_npy": bin} */
+static int s_gr00t_array(pw_request *rq, const char *name, size_t nlen, const msgpack_object *v, char *err,
+                         size_t errsz) {
+  if (nlen == 0 || nlen > PW_MAX_NAME)
+    return fc_set_err(err, errsz, "observation key of %zu bytes (1 to %d allowed)", nlen, PW_MAX_NAME), -1;
+  if (rq->nobs == PW_MAX_OBS) return fc_set_err(err, errsz, "the observation has more than %d state keys", PW_MAX_OBS), -1;
+  pw_array *a = &rq->obs[rq->nobs++];
+  memcpy(a->name, name, nlen);
+  a->name[nlen] = 0;
+  if (strlen(a->name) != nlen) return fc_set_err(err, errsz, "an observation key contains a zero byte"), -1;
+  char what[PW_MAX_NAME + 32];
+  snprintf(what, sizeof(what), "observation '%s'", a->name);
+  const msgpack_object *cls = NULL, *npy = NULL;
+  if (v->type == MSGPACK_OBJECT_MAP)
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+      const msgpack_object *k = &v->via.map.ptr[i].key;
+      if (s_is(k, "__ndarray_class__")) cls = &v->via.map.ptr[i].val;
+      else if (s_is(k, "as_npy")) npy = &v->via.map.ptr[i].val;
+      else return fc_set_err(err, errsz, "%s has a field other than __ndarray_class__ and as_npy", what), -1;
+    }
+  if (!cls || cls->type != MSGPACK_OBJECT_BOOLEAN || !cls->via.boolean || !npy || npy->type != MSGPACK_OBJECT_BIN)
+    return fc_set_err(err, errsz, "%s is not a GR00T array ({\"__ndarray_class__\": true, \"as_npy\": <bytes>})", what),
+           -1;
+  return pw_npy_parse((const uint8_t *)npy->via.bin.ptr, npy->via.bin.size, a, what, err, errsz);
+}
+
+static int s_prefix(const char *p, uint32_t n, const char *pre) {
+  const size_t k = strlen(pre);
+  return n >= k && !memcmp(p, pre, k);
+}
+
+/* GR00T's observation dict: nested modalities or flat "modality.key" names */
+static int s_gr00t_obs(pw_request *rq, const msgpack_object *obs, char *err, size_t errsz) {
+  if (obs->type != MSGPACK_OBJECT_MAP)
+    return fc_set_err(err, errsz, "the observation is %s, not a map", s_type_name(obs)), -1;
+  for (uint32_t i = 0; i < obs->via.map.size; i++) {
+    const msgpack_object *k = &obs->via.map.ptr[i].key, *v = &obs->via.map.ptr[i].val;
+    const char *p;
+    uint32_t n;
+    if (s_bytes(k, &p, &n)) return fc_set_err(err, errsz, "observation key %u is %s, not a string", i, s_type_name(k)), -1;
+    if ((n == 5 && !memcmp(p, "video", 5)) || (n == 8 && !memcmp(p, "language", 8)) || s_prefix(p, n, "video.") ||
+        s_prefix(p, n, "language.") || s_prefix(p, n, "annotation."))
+      continue; /* lfp's policies see state only */
+    if (n == 5 && !memcmp(p, "state", 5) && v->type == MSGPACK_OBJECT_MAP && !pw_map_get(v, "__ndarray_class__")) {
+      for (uint32_t j = 0; j < v->via.map.size; j++) {
+        const char *q;
+        uint32_t m;
+        if (s_bytes(&v->via.map.ptr[j].key, &q, &m)) return fc_set_err(err, errsz, "a state key is not a string"), -1;
+        if (s_gr00t_array(rq, q, m, &v->via.map.ptr[j].val, err, errsz)) return -1;
+      }
+      continue;
+    }
+    if (s_prefix(p, n, "state.")) p += 6, n -= 6;
+    if (s_gr00t_array(rq, p, n, v, err, errsz)) return -1;
+  }
+  return 0;
+}
+
+static int s_decode_gr00t(pw_request *rq, const msgpack_object *m, char *err, size_t errsz) {
+  static const char *const eps[] = {"get_action", "ping", "reset", "get_modality_config", "kill"};
+  const msgpack_object *ep = NULL, *data = NULL;
+  for (uint32_t i = 0; i < m->via.map.size; i++) {
+    const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
+    if (s_is(k, "endpoint")) ep = v;
+    else if (s_is(k, "data")) data = v;
+    else if (s_is(k, "api_token"))
+      return fc_set_err(err, errsz, "field \"api_token\": this node has no tokens (it trusts its network; bind it to "
+                        "loopback or a private interface)"), -1;
+    else {
+      char kn[PW_MAX_NAME + 1];
+      s_copy_name(k, kn, sizeof(kn));
+      return fc_set_err(err, errsz, "unknown field '%s' (a GR00T request has endpoint and data)", kn), -1;
+    }
+  }
+  int e = -1;
+  for (int i = 0; i < 5; i++)
+    if (ep && s_is(ep, eps[i])) e = i;
+  if (e < 0) return fc_set_err(err, errsz, "unknown GR00T endpoint (expected get_action, ping, reset or get_modality_config)"), -1;
+  if (e == 4) return fc_set_err(err, errsz, "endpoint kill is not served: stop lfp serve with SIGINT or SIGTERM"), -1;
+  static const pw_endpoint map[4] = {PW_INFER, PW_PING, PW_RESET, PW_MODALITY};
+  rq->endpoint = map[e];
+  rq->dialect = PW_GR00T;
+  if (data && data->type == MSGPACK_OBJECT_NIL) data = NULL;
+  if (data && data->type != MSGPACK_OBJECT_MAP)
+    return fc_set_err(err, errsz, "field \"data\" is %s, not a map", s_type_name(data)), -1;
+  const msgpack_object *obs = data;
+  if (data && (pw_map_get(data, "observation") || pw_map_get(data, "options"))) {
+    rq->dialect = PW_GR00T_N16;
+    obs = pw_map_get(data, "observation");
+    for (uint32_t i = 0; i < data->via.map.size; i++)
+      if (!s_is(&data->via.map.ptr[i].key, "observation") && !s_is(&data->via.map.ptr[i].key, "options"))
+        return fc_set_err(err, errsz, "field \"data\" has a key other than observation and options"), -1;
+  }
+  if (rq->endpoint != PW_INFER) return 0; /* ping, reset, get_modality_config take nothing lfp uses */
+  if (!obs) return fc_set_err(err, errsz, "get_action needs the observation in field \"data\""), -1;
+  rq->action_itemsize = 4;
+  return s_gr00t_obs(rq, obs, err, errsz);
 }
 
 int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t errsz) {
@@ -313,6 +578,11 @@ int pw_decode(pw_request *rq, const void *buf, size_t len, char *err, size_t err
     return fc_set_err(err, errsz, "message is not valid msgpack"), -1;
   const msgpack_object *m = &rq->up.data;
   if (m->type != MSGPACK_OBJECT_MAP) return fc_set_err(err, errsz, "message is %s, not a msgpack map", s_type_name(m)), -1;
+  {
+    const msgpack_object *gep = pw_map_get(m, "endpoint");
+    if (pw_map_get(m, "data") || (gep && (s_is(gep, "get_action") || s_is(gep, "get_modality_config") || s_is(gep, "kill"))))
+      return s_decode_gr00t(rq, m, err, errsz);
+  }
   const msgpack_object *ep = NULL, *obs = NULL;
   /* the id first, so that even a bad request's error can be matched */
   const msgpack_object *id = pw_map_get(m, "id");
@@ -407,7 +677,7 @@ int pw_read_array(const msgpack_object *o, double *out, size_t cap, int *rank, u
   if (a.count > cap) return fc_set_err(err, errsz, "array has %zu values, more than the %zu expected", a.count, cap), -1;
   for (size_t i = 0; i < a.count; i++) out[i] = pw_array_get(&a, i);
   *rank = a.rank;
-  shape[0] = a.shape[0], shape[1] = a.shape[1];
+  for (int d = 0; d < a.rank; d++) shape[d] = a.shape[d];
   return (int)a.count;
 }
 
@@ -426,7 +696,7 @@ static void s_pack_bin(msgpack_packer *pk, const char *s) {
 }
 
 void pw_pack_ndarray(msgpack_packer *pk, const double *v, int rank, const uint32_t *shape, int itemsize) {
-  FC_ASSERT(rank >= 1 && rank <= 2 && (itemsize == 4 || itemsize == 8));
+  FC_ASSERT(rank >= 1 && rank <= PW_MAX_RANK && (itemsize == 4 || itemsize == 8));
   size_t count = 1;
   for (int d = 0; d < rank; d++) count *= shape[d];
   msgpack_pack_map(pk, 4);

@@ -89,7 +89,7 @@ static int s_one(const uint8_t *data, size_t size) {
     pol_policy *p = pol_load_ckpt(ck, "fuzz.lfp", err, sizeof(err));
     if (p) {
       pol_data *pd = pol_data_new(p, 1);
-      pol_set_sampler(pd, FC_SAMPLER_EULER, 1);
+      pol_set_sampler(p, pd, FC_SAMPLER_EULER, 1);
       double obs[FC_NORM_MAX_DIM] = {0}, act[POL_MAX_ACTION];
       pol_act(p, pd, obs, act, err, sizeof(err)); /* a refusal (non-finite output) is a valid answer */
       pol_data_free(pd);

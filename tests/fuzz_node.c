@@ -1,7 +1,9 @@
 /* Fuzz target: the controller node's whole request path (pre-scan, msgpack
  * decoding, validation against a policy, sessions, sampling, the reply) on
- * arbitrary bytes. Invariants: no crash or sanitizer report, and the reply
- * is always one well-formed msgpack map.
+ * arbitrary bytes, in lfp's protocol and Isaac GR00T's dialect (with its
+ * .npy arrays). Invariants: no crash or sanitizer report, and the reply is
+ * always one well-formed msgpack map (or the [action, info] pair of a GR00T
+ * N1.6 get_action).
  *
  * Built with clang and -fsanitize=fuzzer (LFP_FUZZ=ON, in the sanitizer
  * build of tools/test.sh) it is libFuzzer's target; CTest runs it for a
@@ -40,9 +42,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   msgpack_unpacked up;
   msgpack_unpacked_init(&up);
   size_t off = 0;
+  const msgpack_object *o = &up.data;
   if (pw_scan(reply, rlen, NULL, 0) || msgpack_unpack_next(&up, reply, rlen, &off) != MSGPACK_UNPACK_SUCCESS ||
-      up.data.type != MSGPACK_OBJECT_MAP) {
-    fprintf(stderr, "fuzz_node: the reply is not one msgpack map\n");
+      off != rlen ||
+      !(o->type == MSGPACK_OBJECT_MAP || (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2 &&
+                                          o->via.array.ptr[0].type == MSGPACK_OBJECT_MAP &&
+                                          o->via.array.ptr[1].type == MSGPACK_OBJECT_MAP))) {
+    fprintf(stderr, "fuzz_node: the reply is not one msgpack map (or GR00T N1.6's [action, info])\n");
     abort();
   }
   msgpack_unpacked_destroy(&up);

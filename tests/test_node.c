@@ -55,6 +55,30 @@ static void s_obs_request(s_msg *m, const char *ep, const char *sess, const doub
   pw_pack_ndarray(&m->pk, grip, rank, sg, 8);
 }
 
+/* an obs request whose keys are batches (rows, nf, dim) of frames (rows, nf, 5) */
+static void s_batch_request(s_msg *m, const char *ep, const char *sess, const double *frames, int rows, int nf) {
+  s_begin(m);
+  msgpack_pack_map(&m->pk, 4);
+  pw_pack_str(&m->pk, "endpoint");
+  pw_pack_str(&m->pk, ep);
+  pw_pack_str(&m->pk, "session");
+  pw_pack_str(&m->pk, sess);
+  pw_pack_str(&m->pk, "dtype");
+  pw_pack_str(&m->pk, "<f8");
+  pw_pack_str(&m->pk, "obs");
+  msgpack_pack_map(&m->pk, 2);
+  double pos[7 * 3 * 3], grip[7 * 3 * 2];
+  for (int i = 0; i < rows * nf; i++) {
+    memcpy(pos + 3 * i, frames + 5 * i, 3 * sizeof(double));
+    memcpy(grip + 2 * i, frames + 5 * i + 3, 2 * sizeof(double));
+  }
+  const uint32_t sp[3] = {(uint32_t)rows, (uint32_t)nf, 3}, sg[3] = {(uint32_t)rows, (uint32_t)nf, 2};
+  pw_pack_str(&m->pk, "pos");
+  pw_pack_ndarray(&m->pk, pos, 3, sp, 8);
+  pw_pack_str(&m->pk, "grip");
+  pw_pack_ndarray(&m->pk, grip, 3, sg, 8);
+}
+
 static void s_simple(s_msg *m, const char *ep, const char *sess, int has_seed, uint64_t seed) {
   s_begin(m);
   msgpack_pack_map(&m->pk, 1 + (sess != NULL) + has_seed);
@@ -84,7 +108,7 @@ static int s_call(pol_node *n, const char *peer, s_msg *m, msgpack_unpacked *up)
 static int s_actions(const msgpack_unpacked *up, double *a, int cap) {
   const msgpack_object *o = pw_map_get(&up->data, "actions");
   int rank;
-  uint32_t shape[2];
+  uint32_t shape[PW_MAX_RANK];
   char err[256];
   if (!o) return -1;
   return pw_read_array(o, a, (size_t)cap, &rank, shape, err, sizeof(err));
@@ -690,6 +714,180 @@ TEST(client_speaks_to_the_node_and_retries) {
   return 0;
 }
 
+TEST(batched_infer_is_one_batched_evaluation) {
+  /* pol_sample_batch: row r equals the r-th of B successive samples on the
+   * same stream (float rounding apart); the node's batched infer equals it
+   * bit for bit, leaves the session's history alone, and refuses batches
+   * that do not fit with a sentence */
+  pol_policy *p = node_fixture_policy();
+  const int B = 5, nf = 2, O = 5, A = 2, Ta = 3;
+  double frames[5 * 2 * 5], seq[5 * 3 * 2], bat[5 * 3 * 2];
+  for (int i = 0; i < B * nf * O; i++) frames[i] = 0.3 * sin(0.7 * i);
+  char err[512];
+  pol_data *pd = pol_data_new(p, 9);
+  for (int r = 0; r < B; r++) {
+    pol_forget(pd);
+    for (int f = 0; f < nf; f++) ASSERT(pol_observe(p, pd, frames + (r * nf + f) * O, err, sizeof(err)) == 0);
+    ASSERT(pol_sample(p, pd, seq + r * Ta * A, err, sizeof(err)) >= 0);
+  }
+  pol_batch *pb = pol_batch_new(p, 8);
+  fc_rng rng;
+  fc_rng_seed(&rng, 9);
+  ASSERT_MSG(pol_sample_batch(p, pb, frames, B, nf, p->flow->cfg.sampler, p->flow->cfg.steps, &rng, Ta, bat, err,
+                              sizeof(err)) >= 0, "%s", err);
+  for (int i = 0; i < B * Ta * A; i++) ASSERT_NEAR(bat[i], seq[i], 1e-5);
+  /* a refused frame names its row, and nothing is drawn */
+  double bad[5 * 2 * 5];
+  memcpy(bad, frames, sizeof(bad));
+  bad[(3 * nf + 1) * O + 4] = NAN;
+  fc_rng before = rng;
+  ASSERT(pol_sample_batch(p, pb, bad, B, nf, p->flow->cfg.sampler, p->flow->cfg.steps, &rng, Ta, bat, err,
+                          sizeof(err)) == -1);
+  ASSERT_MSG(strstr(err, "batch row 3, frame 1") && strstr(err, "grip"), "%s", err);
+  ASSERT(!memcmp(&before, &rng, sizeof(rng)));
+
+  /* the node: reset with seed 9, then one batched infer */
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  cfg.max_batch = 6;
+  pol_node *n = pol_node_new(p, &cfg);
+  s_msg m;
+  msgpack_unpacked up;
+  s_simple(&m, "reset", "b", 1, 9);
+  ASSERT(s_call(n, "peer", &m, &up) == 0);
+  msgpack_unpacked_destroy(&up);
+  s_obs_request(&m, "observe", "b", frames, 0); /* one frame of history, which the batch must not touch */
+  ASSERT(s_call(n, "peer", &m, &up) == 0);
+  msgpack_unpacked_destroy(&up);
+  s_batch_request(&m, "infer", "b", frames, B, nf);
+  ASSERT(s_call(n, "peer", &m, &up) == 0);
+  double got[5 * 3 * 2];
+  int rank;
+  uint32_t shape[PW_MAX_RANK];
+  ASSERT_EQ_INT(pw_read_array(pw_map_get(&up.data, "actions"), got, 30, &rank, shape, err, sizeof(err)), 30);
+  ASSERT(rank == 3 && shape[0] == 5 && shape[1] == 3 && shape[2] == 2);
+  pol_batch *pb2 = pol_batch_new(p, 8);
+  fc_rng_seed(&rng, 9);
+  ASSERT(pol_sample_batch(p, pb2, frames, B, nf, p->flow->cfg.sampler, p->flow->cfg.steps, &rng, Ta, bat, err,
+                          sizeof(err)) >= 0);
+  for (int i = 0; i < 30; i++) ASSERT(got[i] == bat[i]);
+  int64_t b = 0;
+  ASSERT(pw_map_int(&up.data, "batch", &b) == 0 && b == 5);
+  msgpack_unpacked_destroy(&up);
+  s_obs_request(&m, "observe", "b", frames, 0);
+  ASSERT(s_call(n, "peer", &m, &up) == 0);
+  ASSERT(pw_map_int(&up.data, "history_frames", &b) == 0 && b == 2); /* the batch left the 1 frame there */
+  msgpack_unpacked_destroy(&up);
+  /* refusals */
+  const struct {
+    const char *ep;
+    int rows, nf;
+    const char *words;
+  } bads[] = {{"infer", 7, 2, "at most 6"}, {"observe", 2, 2, "goes to endpoint infer"}, {"infer", 2, 3, "n <= 2"}};
+  for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+    static double big[7 * 3 * 5];
+    s_batch_request(&m, bads[i].ep, "b", big, bads[i].rows, bads[i].nf);
+    ASSERT(s_call(n, "peer", &m, &up) == 1);
+    char msg[384];
+    ASSERT(pw_map_str(&up.data, "error", msg, sizeof(msg)) == 0);
+    ASSERT_MSG(strstr(msg, bads[i].words), "%s", msg);
+    msgpack_unpacked_destroy(&up);
+  }
+  s_batch_request(&m, "infer", "b", bad, B, nf);
+  ASSERT(s_call(n, "peer", &m, &up) == 1);
+  char msg[384];
+  ASSERT(pw_map_str(&up.data, "error", msg, sizeof(msg)) == 0);
+  ASSERT_MSG(strstr(msg, "batch row 3, frame 1"), "%s", msg);
+  msgpack_unpacked_destroy(&up);
+  pol_node_free(n);
+  pol_batch_free(pb);
+  pol_batch_free(pb2);
+  pol_data_free(pd);
+  pol_free(p);
+  return 0;
+}
+
+/* a .npy file: magic, version major.0, header (padded with spaces to a
+ * 64-byte boundary and a newline, as np.save does) and nbytes of data */
+static size_t s_npy(uint8_t *buf, int major, const char *header, const void *data, size_t nbytes) {
+  const size_t pre = major == 1 ? 10 : 12, hl = ((pre + strlen(header) + 1 + 63) / 64) * 64 - pre;
+  memcpy(buf, "\x93NUMPY", 6);
+  buf[6] = (uint8_t)major, buf[7] = 0;
+  buf[8] = (uint8_t)(hl & 0xff), buf[9] = (uint8_t)(hl >> 8);
+  if (major > 1) buf[10] = buf[11] = 0;
+  memset(buf + pre, ' ', hl);
+  memcpy(buf + pre, header, strlen(header));
+  buf[pre + hl - 1] = '\n';
+  memcpy(buf + pre + hl, data, nbytes);
+  return pre + hl + nbytes;
+}
+
+TEST(npy_parser_is_strict) {
+  /* what np.save writes parses to its values; every departure from it is
+   * refused with a sentence, and no dtype that could hold a pickle exists */
+  static uint8_t buf[4096];
+  const float f[6] = {1, 2, 3, 4, 5, 6};
+  char err[384];
+  pw_array a;
+  size_t n = s_npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", f, sizeof(f));
+  ASSERT_MSG(pw_npy_parse(buf, n, &a, "x", err, sizeof(err)) == 0, "%s", err);
+  ASSERT(a.rank == 2 && a.shape[0] == 2 && a.shape[1] == 3 && a.count == 6 && pw_array_get(&a, 5) == 6.0);
+  const int64_t iv[3] = {-7, 0, 1LL << 40};
+  n = s_npy(buf, 2, "{'shape': (3,), 'fortran_order': False, 'descr': '<i8'}", iv, sizeof(iv));
+  ASSERT_MSG(pw_npy_parse(buf, n, &a, "x", err, sizeof(err)) == 0, "%s", err);
+  ASSERT(a.rank == 1 && pw_array_get(&a, 0) == -7.0 && pw_array_get(&a, 2) == (double)(1LL << 40));
+  const int16_t sv[2] = {-2, 3};
+  n = s_npy(buf, 1, "{'descr': '<i2', 'fortran_order': False, 'shape': (1, 1, 2), }", sv, sizeof(sv));
+  ASSERT_MSG(pw_npy_parse(buf, n, &a, "x", err, sizeof(err)) == 0, "%s", err);
+  ASSERT(a.rank == 3 && pw_array_get(&a, 0) == -2.0 && pw_array_get(&a, 1) == 3.0);
+  const struct {
+    const char *header;
+    size_t nbytes;
+    const char *words;
+  } bad[] = {
+      {"{'descr': '|O', 'fortran_order': False, 'shape': (2, 3), }", 48, "never unpickled"},
+      {"{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }", 24, "dtype '<c8'"},
+      {"{'descr': '>f4', 'fortran_order': False, 'shape': (6,), }", 24, "dtype '>f4'"},
+      {"{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (6,), }", 24, "structured"},
+      {"{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", 24, "Fortran"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x': 1}", 24, "unknown or repeated key 'x'"},
+      {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (6,)}", 24, "repeated"},
+      {"{'descr': '<f4', 'fortran_order': False}", 24, "lacks descr, fortran_order or shape"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", 24, "non-integer"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 99999), }", 24, "over 65536"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 6), }", 24, "more than 3 dimensions"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4, "0-d"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", 0, "empty"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20, "do not match"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28, "do not match"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } junk", 24, "after its dict"},
+      {"['descr', '<f4']", 24, "not a dict"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': ((2, 3),), }", 24, "non-integer"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    static float zeros[16];
+    n = s_npy(buf, 1, bad[i].header, zeros, bad[i].nbytes);
+    ASSERT_MSG(pw_npy_parse(buf, n, &a, "obs", err, sizeof(err)) == -1, "case %zu parsed", i);
+    ASSERT_MSG(strstr(err, bad[i].words) && !strncmp(err, "obs", 3), "case %zu: %s", i, err);
+  }
+  /* the frame: magic, version, header length, newline, printable bytes */
+  n = s_npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", f, sizeof(f));
+  buf[1] = 'n';
+  ASSERT(pw_npy_parse(buf, n, &a, "obs", err, sizeof(err)) == -1 && strstr(err, "magic"));
+  buf[1] = 'N', buf[6] = 4;
+  ASSERT(pw_npy_parse(buf, n, &a, "obs", err, sizeof(err)) == -1 && strstr(err, "version 4.0"));
+  buf[6] = 1, buf[8] = 0xff, buf[9] = 0xff;
+  ASSERT(pw_npy_parse(buf, n, &a, "obs", err, sizeof(err)) == -1 && strstr(err, "header length"));
+  n = s_npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", f, sizeof(f));
+  buf[n - sizeof(f) - 1] = ' '; /* the newline before the data */
+  ASSERT(pw_npy_parse(buf, n, &a, "obs", err, sizeof(err)) == -1 && strstr(err, "newline"));
+  n = s_npy(buf, 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", f, sizeof(f));
+  buf[20] = 0x01;
+  ASSERT(pw_npy_parse(buf, n, &a, "obs", err, sizeof(err)) == -1 && strstr(err, "non-printable"));
+  ASSERT(pw_npy_parse(buf, 7, &a, "obs", err, sizeof(err)) == -1);
+  return 0;
+}
+
 /* ---------- safe actions and action bounds (issue 10) ---------- */
 
 TEST(info_reports_the_action_bounds_of_the_data) {
@@ -930,7 +1128,7 @@ TEST(infer_horizon_returns_more_of_the_chunk) {
   ASSERT_EQ_INT(s_call(n, "x", &m, &up), 0);
   {
     int rank;
-    uint32_t shape[2];
+    uint32_t shape[PW_MAX_RANK];
     double buf[8];
     ASSERT(pw_read_array(pw_map_get(&up.data, "actions"), buf, 8, &rank, shape, e, sizeof(e)) == 8);
     ASSERT(rank == 2 && shape[0] == 4 && shape[1] == 2);
@@ -968,6 +1166,8 @@ int main(int argc, char **argv) {
       TEST_ENTRY(sessions_are_bounded_least_recently_used_first),
       TEST_ENTRY(router_serves_req_and_dealer_clients),
       TEST_ENTRY(client_speaks_to_the_node_and_retries),
+      TEST_ENTRY(batched_infer_is_one_batched_evaluation),
+      TEST_ENTRY(npy_parser_is_strict),
       TEST_ENTRY(info_reports_the_action_bounds_of_the_data),
       TEST_ENTRY(nonfinite_chunk_gets_an_error_reply_not_actions),
       TEST_ENTRY(rtc_infer_continues_the_last_chunk),

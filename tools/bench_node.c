@@ -32,9 +32,10 @@
 /* a random-weight policy of the default training config for a task's
  * dimensions (the weights do not change the cost), or of an mlp of the
  * given width */
-static pol_policy *s_default_policy(const env_model *em, int width, char *err, size_t errsz) {
+static pol_policy *s_default_policy(const env_model *em, int width, int recipe, char *err, size_t errsz) {
   pol_train_config tc;
   pol_train_config_default(&tc);
+  if (recipe) pol_train_recipe(env_name(em), &tc);
   if (width > 0) tc.net.mlp.width = width;
   fc_lfm *flow = pol_flow_new(&tc, env_obs_dim(em), env_action_dim(em), err, errsz);
   if (!flow) return NULL;
@@ -76,6 +77,35 @@ static void s_pack_obs(const pol_policy *p, int t, msgpack_packer *pk) {
     pw_pack_str(pk, p->meta.keys[k]);
     pw_pack_ndarray(pk, v, 1, shape, 4);
   }
+}
+
+/* an infer request of session "bench-batch" with To frames per key: one
+ * stack (n, dim) when rows == 0, else a batch (rows, n, dim) */
+static void s_stack_request(const pol_policy *p, int t, int rows, msgpack_sbuffer *sb) {
+  msgpack_packer pk;
+  msgpack_sbuffer_clear(sb);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 3);
+  pw_pack_str(&pk, "endpoint");
+  pw_pack_str(&pk, "infer");
+  pw_pack_str(&pk, "session");
+  pw_pack_str(&pk, "bench-batch");
+  pw_pack_str(&pk, "obs");
+  msgpack_pack_map(&pk, (size_t)p->meta.nkeys);
+  const int To = p->meta.To, R = rows ? rows : 1;
+  double *v = fc_malloc(sizeof(double) * (size_t)R * To * FC_NORM_MAX_DIM);
+  for (int k = 0, g0 = 0; k < p->meta.nkeys; k++) {
+    const int d = p->meta.key_dims[k];
+    for (int r = 0; r < R; r++)
+      for (int f = 0; f < To; f++)
+        for (int j = 0; j < d; j++) v[((size_t)r * To + f) * d + j] = s_obs_value(p, g0 + j, t + r + f);
+    const uint32_t shape[3] = {(uint32_t)R, (uint32_t)To, (uint32_t)d};
+    pw_pack_str(&pk, p->meta.keys[k]);
+    if (rows) pw_pack_ndarray(&pk, v, 3, shape, 4);
+    else pw_pack_ndarray(&pk, v, 2, shape + 1, 4);
+    g0 += d;
+  }
+  free(v);
 }
 
 /* an infer request of session "bench" (s_pack_obs), for the raw REQ socket
@@ -248,14 +278,19 @@ int bench_node(int argc, char **argv) {
   const char *path = NULL, *envname = "lift";
   int json = 0, rounds = 10, per_round = 100, mem_requests = 100000;
   double secs = 3;
+  int batch = 16, width = 0, recipe = 0;
   cli_opt opts[] = {
       {"--policy", CLI_STR, &path, "policy file (default: random weights, the default training config, --env's dimensions)", NULL, 0, 0},
       {"--env", CLI_STR, &envname, "task whose dimensions the default policy takes", NULL, 0, 0},
       {"--rounds", CLI_INT, &rounds, "interleaved rounds of zmq / sample / infer latency", NULL, 1, 1000},
       {"--per-round", CLI_INT, &per_round, "round trips of each kind per round", NULL, 1, 100000},
       {"--seconds", CLI_DOUBLE, &secs, "duration of each throughput run", NULL, 0.1, 600},
-      {"--mem-requests", CLI_INT, &mem_requests, "requests of the memory run (resident size after 1k and at the end)",
-       NULL, 1000, 100000000},
+      {"--recipe", CLI_FLAG, &recipe, "the default policy's network is --env's training recipe (pusht: the U-Net)",
+       NULL, 0, 0},
+      {"--width", CLI_INT, &width, "the default policy's network width (default: lfp train's)", NULL, 8, 4096},
+      {"--batch", CLI_INT, &batch, "rows of the batched infer compared with one-at-a-time infers", NULL, 2, 64},
+      {"--mem-requests", CLI_INT, &mem_requests, "requests of the memory run (resident size after 1k and at the end; at least 2000)",
+       NULL, 2000, 100000000},
       CLI_OPT_JSON(json),
   };
   int rc = cli_parse("bench node", "lfp bench node [--policy POLICY.lfp] [--mem-requests N] [--json]", argc, argv, opts,
@@ -267,8 +302,8 @@ int bench_node(int argc, char **argv) {
     cli_error("bench", "%s", err);
     return 1;
   }
-  pol_policy *p = path ? pol_load(path, err, sizeof(err)) : s_default_policy(em, 0, err, sizeof(err));
-  pol_policy *small = s_default_policy(em, 32, err, sizeof(err));
+  pol_policy *p = path ? pol_load(path, err, sizeof(err)) : s_default_policy(em, width, recipe, err, sizeof(err));
+  pol_policy *small = s_default_policy(em, 32, 0, err, sizeof(err));
   if (!p || !small) {
     cli_error("bench", "%s", err);
     env_model_free(em);
@@ -382,6 +417,77 @@ int bench_node(int argc, char **argv) {
   lost += (sent1 - ans1) + (sent4 - ans4);
   const double rps1 = ans1 / d1, rps4 = ans4 / d4;
 
+  /* batched infer: B chunks in one request of B rows against B requests
+   * of one stack each (the same frames), alternated, over the node and in
+   * process (pol_sample_batch against B pol_sample calls) */
+  const int brounds = rounds < 5 ? 5 : rounds, breps = 4;
+  double *bratio = fc_malloc(sizeof(double) * brounds), *bratio_local = fc_malloc(sizeof(double) * brounds);
+  double bt_one = 0, bt_batch = 0, bl_one = 0, bl_batch = 0;
+  msgpack_sbuffer breq, sreq;
+  msgpack_sbuffer_init(&breq);
+  msgpack_sbuffer_init(&sreq);
+  s_stack_request(p, 0, batch, &breq);
+  pol_batch *pb = pol_batch_new(p, batch);
+  double *bframes = fc_malloc(sizeof(double) * (size_t)batch * p->meta.To * p->meta.obs_dim);
+  double *bacts = fc_malloc(sizeof(double) * (size_t)batch * p->meta.Ta * p->meta.action_dim);
+  for (int r = 0; r < batch; r++)
+    for (int f = 0; f < p->meta.To; f++)
+      for (int g = 0; g < p->meta.obs_dim; g++)
+        bframes[((size_t)r * p->meta.To + f) * p->meta.obs_dim + g] = s_obs_value(p, g, r + f);
+  fc_rng brng;
+  fc_rng_seed(&brng, 5);
+  long brefused = 0;
+  for (int w = 0; w < 3; w++) { /* warm-up */
+    s_roundtrip(cli, breq.data, breq.size, 5000, &reply);
+    s_stack_request(p, w, 0, &sreq);
+    s_roundtrip(cli, sreq.data, sreq.size, 5000, &reply);
+  }
+  for (int r = 0; r < brounds; r++) {
+    double t0 = cli_now();
+    for (int q = 0; q < breps; q++)
+      for (int i = 0; i < batch; i++) {
+        s_stack_request(p, i, 0, &sreq);
+        if (s_roundtrip(cli, sreq.data, sreq.size, 5000, &reply) < 0) lost++;
+      }
+    const double one = cli_now() - t0;
+    t0 = cli_now();
+    for (int q = 0; q < breps; q++) {
+      s_stack_request(p, 0, batch, &breq); /* built per request, as the single ones are */
+      if (s_roundtrip(cli, breq.data, breq.size, 5000, &reply) < 0) lost++;
+    }
+    const double bat = cli_now() - t0;
+    bratio[r] = one / bat;
+    bt_one += one, bt_batch += bat;
+    t0 = cli_now();
+    for (int q = 0; q < breps; q++)
+      for (int i = 0; i < batch; i++) {
+        pol_forget(pd);
+        for (int f = 0; f < p->meta.To; f++)
+          refused += pol_observe(p, pd, bframes + ((size_t)i * p->meta.To + f) * p->meta.obs_dim, why, sizeof(why)) < 0;
+        brefused += pol_sample(p, pd, acts, why, sizeof(why)) < 0;
+      }
+    const double lone = cli_now() - t0;
+    t0 = cli_now();
+    for (int q = 0; q < breps; q++)
+      brefused += pol_sample_batch(p, pb, bframes, batch, p->meta.To, p->flow->cfg.sampler, p->flow->cfg.steps, &brng,
+                                   p->meta.Ta, bacts, why, sizeof(why)) < 0;
+    const double lbat = cli_now() - t0;
+    bratio_local[r] = lone / lbat;
+    bl_one += lone, bl_batch += lbat;
+  }
+  fc_sort(bratio, brounds);
+  fc_sort(bratio_local, brounds);
+  const double batch_ratio = fc_quantile(bratio, brounds, 0.5), batch_ratio_local = fc_quantile(bratio_local, brounds, 0.5);
+  const double chunks = (double)brounds * breps * batch;
+  const double cps_one = chunks / bt_one, cps_batch = chunks / bt_batch;
+  const double cps_local_one = chunks / bl_one, cps_local_batch = chunks / bl_batch;
+  refused += brefused;
+  pol_batch_free(pb);
+  free(bframes);
+  free(bacts);
+  msgpack_sbuffer_destroy(&breq);
+  msgpack_sbuffer_destroy(&sreq);
+
   /* memory: a node on the narrow policy with 16 sessions; 4 clients with 4
    * sessions each, and a new session every 8th request */
   pol_node_config mcfg;
@@ -399,8 +505,11 @@ int bench_node(int argc, char **argv) {
   msrv.stop = 1;
   pthread_join(mth, NULL);
 
+  char desc[128];
+  snprintf(desc, sizeof(desc), "a default %s-sized policy (random weights, %s)", env_name(em),
+           recipe ? "the task's recipe" : width ? "the given width" : "lfp train's default network");
   printf("lfp bench node: %s (%s, NFE %d), loopback TCP, %d x %d round trips of each kind interleaved\n",
-         path ? path : "default lift-sized policy (random weights)", pol_method_name((pol_method)p->meta.method),
+         path ? path : desc, pol_method_name((pol_method)p->meta.method),
          pol_nfe(p, p->flow->cfg.sampler, p->flow->cfg.steps), rounds, per_round);
   printf("  raw ZeroMQ REQ/REP round trip   p50 %7.0f us  p99 %7.0f us  (%zu-byte request, %d-byte reply)\n", z50, z99,
          req.size, rlen);
@@ -413,6 +522,9 @@ int bench_node(int argc, char **argv) {
          "    %.2fx the round trip of an echo that answers at once\n",
          i50 - s50, overhead, overhead_idle);
   printf("  sustained: %.0f requests/s with 1 client, %.0f with 4 clients; %ld requests lost\n", rps1, rps4, lost);
+  printf("  batched infer, B = %d: %.0f chunks/s in batches, %.0f one at a time: %.2fx (median of %d rounds; target "
+         ">= 4x)\n    in process (pol_sample_batch vs %d pol_sample): %.0f vs %.0f chunks/s, %.2fx\n",
+         batch, cps_batch, cps_one, batch_ratio, brounds, batch, cps_local_batch, cps_local_one, batch_ratio_local);
   printf("  memory: %ld kB resident after 1k requests, %ld kB after %d (%+ld kB; %lld sessions created, %lld evicted, "
          "%.1f s)\n",
          rss_1k, rss_end, mem_requests, rss_end - rss_1k, (long long)mst.sessions_created, (long long)mst.evictions, mem_secs);
@@ -442,6 +554,14 @@ int bench_node(int argc, char **argv) {
     fc_json_num(stdout, overhead_idle);
     printf(", \"node_handle_us_p50\": ");
     fc_json_num(stdout, h50);
+    printf(", \"batch\": %d, \"batch_chunks_per_s\": ", batch);
+    fc_json_num(stdout, cps_batch);
+    printf(", \"single_chunks_per_s\": ");
+    fc_json_num(stdout, cps_one);
+    printf(", \"batch_speedup\": ");
+    fc_json_num(stdout, batch_ratio);
+    printf(", \"batch_speedup_in_process\": ");
+    fc_json_num(stdout, batch_ratio_local);
     printf(", \"rps_1\": ");
     fc_json_num(stdout, rps1);
     printf(", \"rps_4\": ");
@@ -464,6 +584,8 @@ int bench_node(int argc, char **argv) {
   pol_data_free(pd);
   free(frame);
   free(acts);
+  free(bratio);
+  free(bratio_local);
   free(zl);
   free(sl);
   free(il);

@@ -125,7 +125,7 @@ static void s_build_infer(s_sim *S, int rtc) {
 static int s_take_chunk(s_sim *S, double *dst, int warm, char *err, size_t errsz) {
   const msgpack_object *m = pol_client_reply(S->link), *a = pw_map_get(m, "actions");
   int rank;
-  uint32_t shape[2];
+  uint32_t shape[PW_MAX_RANK];
   const int H = S->H;
   if (!a || pw_read_array(a, dst, (size_t)H * S->A, &rank, shape, err, errsz) < 0) {
     if (!a) fc_set_err(err, errsz, "the controller's reply has no actions");
