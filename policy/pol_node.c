@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
@@ -39,7 +40,11 @@ struct pol_node {
   char keylist[POL_MAX_KEYS * 66]; /* "a, b, c": the policy's keys, for error messages */
   pol_node_stats st;
   void *ctx, *sock;
+  pthread_mutex_t mu; /* one request at a time, whichever transport (pol_node_lock) */
 };
+
+void pol_node_lock(pol_node *n) { pthread_mutex_lock(&n->mu); }
+void pol_node_unlock(pol_node *n) { pthread_mutex_unlock(&n->mu); }
 
 static double s_now_us(void) {
   struct timespec ts;
@@ -70,6 +75,7 @@ pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
   n->frames = fc_calloc((size_t)cfg->max_batch * p->meta.To * p->meta.obs_dim, sizeof(double));
   n->actions = fc_calloc((size_t)cfg->max_batch * p->meta.Tp * p->meta.action_dim, sizeof(double));
   n->batch = pol_batch_new(p, cfg->max_batch);
+  pthread_mutex_init(&n->mu, NULL);
   n->guide = fc_guide_ws_new(p->flow, 1);
   msgpack_sbuffer_init(&n->sbuf);
   msgpack_packer_init(&n->pk, &n->sbuf, msgpack_sbuffer_write);
@@ -90,6 +96,7 @@ void pol_node_free(pol_node *n) {
   free(n->actions);
   pol_batch_free(n->batch);
   fc_guide_ws_free(n->guide);
+  pthread_mutex_destroy(&n->mu);
   msgpack_sbuffer_destroy(&n->sbuf);
   free(n);
 }
@@ -392,6 +399,17 @@ static int s_infer_batch(pol_node *n, const pw_request *rq, s_session *s, int B,
   return 0;
 }
 
+size_t pol_node_max_msg(const pol_node *n) { return n->cfg.max_msg; }
+
+void pol_node_info(pol_node *n, const void **reply, size_t *reply_len) {
+  pw_request rq;
+  memset(&rq, 0, sizeof(rq));
+  msgpack_sbuffer_clear(&n->sbuf);
+  s_pack_info(n, &rq);
+  *reply = n->sbuf.data;
+  *reply_len = n->sbuf.size;
+}
+
 int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *msg, size_t len, const void **reply,
                     size_t *reply_len) {
   const double t0 = s_now_us();
@@ -596,6 +614,7 @@ static void s_serve_one(pol_node *n, zmq_msg_t *idm) {
   const int npayload = nparts - delim + extra;
   const void *reply;
   size_t rlen;
+  pol_node_lock(n);
   if (npayload != 1) {
     char err[128];
     snprintf(err, sizeof(err), "expected one msgpack frame per message, got %d", npayload);
@@ -611,6 +630,7 @@ static void s_serve_one(pol_node *n, zmq_msg_t *idm) {
     if (delim) zmq_send(n->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
     zmq_send(n->sock, reply, rlen, ZMQ_DONTWAIT);
   }
+  pol_node_unlock(n);
   for (int i = 0; i < nparts; i++) zmq_msg_close(&part[i]);
 }
 

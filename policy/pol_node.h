@@ -71,6 +71,17 @@ void pol_node_free(pol_node *n);
 int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *msg, size_t len, const void **reply,
                     size_t *reply_len);
 
+/* Requests on several threads (pol_node_run and a pol_ws thread): hold the
+ * lock from pol_node_handle until done with its reply. pol_node_run and
+ * pol_ws take it themselves. */
+void pol_node_lock(pol_node *n);
+void pol_node_unlock(pol_node *n);
+/* The node's info reply (what endpoint info answers), as msgpack bytes
+ * valid until the next request; call it under the lock. */
+void pol_node_info(pol_node *n, const void **reply, size_t *reply_len);
+/* The largest request the node reads (pol_node_config.max_msg). */
+size_t pol_node_max_msg(const pol_node *n);
+
 /* Bind a ROUTER socket (LINGER 0, MAXMSGSIZE, bounded queues). bound gets
  * the resolved endpoint (e.g. the port chosen for "tcp://127.0.0.1:*"). */
 int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz, char *err, size_t errsz);

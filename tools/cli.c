@@ -28,6 +28,13 @@ static void s_print_default(const cli_opt *o) {
       if (*(const char **)o->dst) printf(" (default %s)", *(const char **)o->dst);
       break;
     case CLI_FLAG: break;
+    case CLI_STRS: {
+      const cli_strs *l = o->dst;
+      printf(" (");
+      for (int i = 0; i < l->n; i++) printf("%s%s", i ? ", " : "default ", l->v[i]);
+      printf("%srepeatable)", l->n ? "; " : "");
+      break;
+    }
   }
 }
 
@@ -122,7 +129,15 @@ static int s_parse(const char *cmd, const char *usage, int argc, char **argv, co
       cli_error(cmd, "%s needs a value", o->name);
       return -1;
     }
-    if (o->type == CLI_STR) {
+    if (o->type == CLI_STRS) {
+      cli_strs *l = o->dst;
+      if (!l->given) l->n = 0, l->given = 1;
+      if (l->n == CLI_MAX_STRS) {
+        cli_error(cmd, "%s is given more than %d times", o->name, CLI_MAX_STRS);
+        return -1;
+      }
+      l->v[l->n++] = val;
+    } else if (o->type == CLI_STR) {
       *(const char **)o->dst = val;
     } else if (o->type == CLI_CHOICE) {
       int ok = 0;

@@ -26,12 +26,21 @@
 
 #include "fc_base.h"
 
-typedef enum { CLI_INT, CLI_I64, CLI_DOUBLE, CLI_STR, CLI_FLAG, CLI_CHOICE } cli_type;
+typedef enum { CLI_INT, CLI_I64, CLI_DOUBLE, CLI_STR, CLI_FLAG, CLI_CHOICE, CLI_STRS } cli_type;
+
+/* a repeatable string option (CLI_STRS): every occurrence appended; the
+ * values before parsing are the default, replaced by the first occurrence */
+#define CLI_MAX_STRS 8
+typedef struct {
+  const char *v[CLI_MAX_STRS];
+  int n;
+  int given; /* set by cli_parse */
+} cli_strs;
 
 typedef struct {
   const char *name;            /* "--steps" */
   cli_type type;
-  void *dst;                   /* int*, int64_t*, double*, const char**, int* (flag), const char** (choice) */
+  void *dst;                   /* int*, int64_t*, double*, const char**, int* (flag), const char** (choice), cli_strs* */
   const char *help;
   const char *const *choices;  /* NULL-terminated, for CLI_CHOICE */
   double min, max;             /* numeric bounds (inclusive) when min < max */

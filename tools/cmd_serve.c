@@ -1,4 +1,6 @@
 /* lfp serve: the policy as a ZeroMQ controller node (policy/pol_node.h). */
+#include <libwebsockets.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,17 +9,37 @@
 #include "commands.h"
 #include "pol_node.h"
 #include "pol_wire.h"
+#include "pol_ws.h"
 
 static volatile sig_atomic_t s_stop = 0;
 static void s_on_signal(int sig) { s_stop = sig; }
 
+static void s_lws_log(int level, const char *line) {
+  (void)level;
+  fprintf(stderr, "lfp serve: libwebsockets: %s%s", line, line[0] && line[strlen(line) - 1] == '\n' ? "" : "\n");
+}
+
+typedef struct {
+  pol_ws *w;
+  int rc;
+  char err[512];
+} s_ws_thread;
+
+static void *s_ws_main(void *arg) {
+  s_ws_thread *t = arg;
+  t->rc = pol_ws_run(t->w, &s_stop, t->err, sizeof(t->err));
+  return NULL;
+}
+
 int cmd_serve(int argc, char **argv) {
-  const char *path = NULL, *bind = "tcp://127.0.0.1:5555", *sampler = NULL;
+  const char *path = NULL, *sampler = NULL;
+  cli_strs binds = {{"tcp://127.0.0.1:5555"}, 1, 0};
   int json = 0, max_sessions = 64, max_kb = 1024, seed = 0, steps = 0;
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   cli_opt opts[] = {
       {"--policy", CLI_STR, &path, "policy file (from lfp train)", NULL, 0, 0},
-      {"--bind", CLI_STR, &bind, "ZeroMQ endpoint to bind (ROUTER); loopback unless asked", NULL, 0, 0},
+      {"--bind", CLI_STRS, &binds, "endpoint to serve on: a ZeroMQ one (ROUTER: tcp://, ipc://) and/or a websocket one "
+                                   "(openpi's protocol: ws://HOST:PORT); loopback unless asked", NULL, 0, 0},
       {"--max-sessions", CLI_INT, &max_sessions, "clients whose history is kept (least recently used evicted)", NULL, 1, 65536},
       {"--max-msg-kb", CLI_INT, &max_kb, "larger requests get an error reply (16x this drops the connection)", NULL, 1, 65536},
       {"--seed", CLI_INT, &seed, "sampler seeds of sessions that do not send one", NULL, 0, 2147483647},
@@ -47,24 +69,56 @@ int cmd_serve(int argc, char **argv) {
   cfg.log = stderr;
   cfg.sampler = sampler ? fc_sampler_parse(sampler) : -1;
   cfg.steps = steps;
+  const char *zbind = NULL, *wbind = NULL;
+  for (int i = 0; i < binds.n; i++) {
+    const char **slot = pol_ws_url(binds.v[i]) ? &wbind : &zbind;
+    if (*slot) {
+      cli_error("serve", "--bind %s: lfp serve binds one ZeroMQ and one websocket endpoint (%s is already bound)",
+                binds.v[i], *slot);
+      pol_free(p);
+      return 2;
+    }
+    *slot = binds.v[i];
+  }
   pol_node *n = pol_node_new(p, &cfg);
-  if (pol_node_bind(n, bind, bound, sizeof(bound), err, sizeof(err))) {
+  char wbound[256] = "";
+  pol_ws *ws = NULL;
+  /* libwebsockets logs process-wide: nothing while binding (a failure is one
+   * sentence below), then its errors only, as the node's lines */
+  lws_set_log_level(0, NULL);
+  if ((zbind && pol_node_bind(n, zbind, bound, sizeof(bound), err, sizeof(err))) ||
+      (wbind && !(ws = pol_ws_new(n, wbind, wbound, sizeof(wbound), err, sizeof(err))))) {
     cli_error("serve", "%s", err);
     pol_node_free(n);
     pol_free(p);
     return 1;
   }
+  if (!zbind) snprintf(bound, sizeof(bound), "%s", wbound);
+  lws_set_log_level(LLL_ERR, s_lws_log);
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = s_on_signal; /* no SA_RESTART: zmq_poll returns EINTR */
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  char where[600];
+  if (zbind && ws) snprintf(where, sizeof(where), "%s and %s", bound, wbound);
+  else snprintf(where, sizeof(where), "%s", bound);
   printf("lfp serve: %s (%s, To %d, Ta %d, NFE %d) on %s, protocol %d; SIGINT/SIGTERM stops\n", path,
          pol_method_name((pol_method)p->meta.method), p->meta.To, p->meta.Ta,
-         pol_node_nfe(n), bound, PW_PROTOCOL);
+         pol_node_nfe(n), where, PW_PROTOCOL);
   fflush(stdout);
   const double t0 = cli_now();
-  rc = pol_node_run(n, &s_stop, err, sizeof(err));
+  s_ws_thread wt = {ws, 0, ""};
+  pthread_t wth;
+  if (ws && zbind) pthread_create(&wth, NULL, s_ws_main, &wt);
+  if (zbind) rc = pol_node_run(n, &s_stop, err, sizeof(err));
+  else s_ws_main(&wt);
+  if (ws && zbind) {
+    pol_ws_stop(ws);
+    pthread_join(wth, NULL);
+  }
+  if (wt.rc) rc = wt.rc, snprintf(err, sizeof(err), "%s", wt.err);
+  pol_ws_free(ws);
   const pol_node_stats st = pol_node_get_stats(n);
   const double secs = cli_now() - t0;
   if (rc) cli_error("serve", "%s", err);
@@ -75,6 +129,9 @@ int cmd_serve(int argc, char **argv) {
     cli_json_stdout();
     printf("{\"endpoint\": ");
     fc_json_str(stdout, bound);
+    printf(", \"websocket\": ");
+    if (wbound[0]) fc_json_str(stdout, wbound);
+    else printf("null");
     printf(", \"policy\": ");
     fc_json_str(stdout, path);
     printf(", \"protocol\": %d, \"requests\": %lld, \"infers\": %lld, \"errors\": %lld, \"sessions_created\": %lld, "

@@ -12,8 +12,10 @@ PACKAGES=(
   libhdf5-dev                        # datasets: Robomimic HDF5
   libmujoco-dev libqhull-dev         # envs: MuJoCo 2.2.2 (its CMake config needs libqhull_r headers)
   libzmq3-dev libmsgpack-dev         # policy: the ZeroMQ controller node
+  libwebsockets-dev                  # policy: the node's websocket side (openpi's protocol)
   clang libclang-rt-dev              # tests: the sanitizer build and libFuzzer
   python3-numpy python3-h5py python3-zmq python3-msgpack  # interoperability tests (/usr/bin/python3)
+  python3-websockets                 # tests: openpi's websocket client side (asyncio, version 10)
 )
 
 missing=()
