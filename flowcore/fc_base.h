@@ -15,7 +15,8 @@
  * loader picks the best the CPU has (function multi-versioning, an ifunc).
  * A portable build (the default) then runs nearly as fast as -march=native
  * on the machine it was built on and still runs on any x86-64 (see
- * tools/bench_flags.sh). Off for -march=native builds (LFP_NATIVE), other
+ * tools/bench_flags.sh). For file-local (static) functions only: clang
+ * multiversions a public one only when every declaration says so. Off for -march=native builds (LFP_NATIVE), other
  * architectures and ThreadSanitizer, whose runtime cannot start before an
  * ifunc resolver runs. */
 #if defined(__has_feature)

@@ -141,7 +141,10 @@ float fc_ema_decay(const fc_adamw_config *c, int64_t step) {
   return w < c->ema ? w : c->ema;
 }
 
-FC_HOT void fc_ema_update(float *restrict ema, const float *restrict p, size_t n, float decay) {
-  const float a = 1.0f - decay;
+/* the loop, dispatched (FC_HOT is for file-local functions: clang multiversions
+ * a public one only when every declaration carries the attribute) */
+FC_HOT static void s_ema(float *restrict ema, const float *restrict p, size_t n, float a) {
   for (size_t i = 0; i < n; i++) ema[i] += a * (p[i] - ema[i]);
 }
+
+void fc_ema_update(float *restrict ema, const float *restrict p, size_t n, float decay) { s_ema(ema, p, n, 1.0f - decay); }

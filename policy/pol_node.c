@@ -301,6 +301,16 @@ static int s_obs_frames(pol_node *n, const pw_request *rq, int *replace, int *ba
   return nframes;
 }
 
+/* "server_timing": {"sample_us", "handle_us" (since t0, now)} */
+static void s_pack_timing(msgpack_packer *pk, double sample_us, double t0) {
+  pw_pack_str(pk, "server_timing");
+  msgpack_pack_map(pk, 2);
+  pw_pack_str(pk, "sample_us");
+  msgpack_pack_double(pk, sample_us);
+  pw_pack_str(pk, "handle_us");
+  msgpack_pack_double(pk, s_now_us() - t0);
+}
+
 /* a GR00T array: {"__ndarray_class__": true, "as_npy": <np.save bytes, float32>} */
 static void s_pack_gr00t_array(msgpack_packer *pk, const double *v, int rank, const uint32_t *shape) {
   msgpack_pack_map(pk, 2);
@@ -389,12 +399,7 @@ static int s_infer_batch(pol_node *n, const pw_request *rq, s_session *s, int B,
   msgpack_pack_int(pk, clipped);
   pw_pack_str(pk, "batch");
   msgpack_pack_int(pk, B);
-  pw_pack_str(pk, "server_timing");
-  msgpack_pack_map(pk, 2);
-  pw_pack_str(pk, "sample_us");
-  msgpack_pack_double(pk, te - ts);
-  pw_pack_str(pk, "handle_us");
-  msgpack_pack_double(pk, s_now_us() - t0);
+  s_pack_timing(pk, te - ts, t0);
   s_pack_id(n, rq);
   return 0;
 }
@@ -547,12 +552,7 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
     msgpack_pack_int(pk, clipped);
     pw_pack_str(pk, "history_frames");
     msgpack_pack_int(pk, frames);
-    pw_pack_str(pk, "server_timing");
-    msgpack_pack_map(pk, 2);
-    pw_pack_str(pk, "sample_us");
-    msgpack_pack_double(pk, te - ts);
-    pw_pack_str(pk, "handle_us");
-    msgpack_pack_double(pk, s_now_us() - t0);
+    s_pack_timing(pk, te - ts, t0);
     s_pack_id(n, &rq);
     break;
   }

@@ -14,20 +14,13 @@ python3-zmq, python3-msgpack and numpy.
    a Fortran-ordered or big-endian array, a truncated .npy, a (T, D) state, an unknown key,
    a missing key, kill, api_token.
 """
-import io, json, os, re, subprocess, sys, tempfile, time
+import io, json, os, sys, tempfile
 
 import msgpack
 import numpy as np
 import zmq
 
-FAILED = []
-
-
-def check(name, ok, detail=""):
-    print(f"  {'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""))
-    if not ok:
-        FAILED.append(name)
-    return ok
+from lfptest import check, finish, serve, train_policy
 
 
 def npy(a, **kw):
@@ -73,31 +66,18 @@ def lfp_call(sock, msg):
 def main():
     lfp_bin = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="lfp_gr00t_") as tmp:
-        h5, pol = os.path.join(tmp, "d.hdf5"), os.path.join(tmp, "p.lfp")
-        for args in (["collect", "--env", "lift", "--episodes", "4", "--seed", "1", "--out", h5],
-                     ["train", "--data", h5, "--out", pol, "--steps", "100", "--width", "32"]):
-            r = subprocess.run([lfp_bin, *args], capture_output=True, text=True, timeout=300)
-            if not check(f"lfp {args[0]}: exit 0", r.returncode == 0, (r.stdout + r.stderr)[-600:]):
-                return 1
-        err_path = os.path.join(tmp, "serve.err")
-        with open(err_path, "wb") as ef:
-            srv = subprocess.Popen([lfp_bin, "serve", "--policy", pol, "--bind", "tcp://127.0.0.1:*", "--json"],
-                                   stdout=subprocess.DEVNULL, stderr=ef, stdin=subprocess.DEVNULL)
+        made = train_policy(lfp_bin, tmp)
+        if not made:
+            return 1
+        srv, ep, _ = serve(lfp_bin, made[1], tmp)
         ctx = zmq.Context()
         try:
-            ep, deadline = None, time.monotonic() + 15
-            while ep is None and time.monotonic() < deadline and srv.poll() is None:
-                m = re.search(r"on (tcp://[0-9.]+:\d+), protocol", open(err_path).read())
-                ep = m.group(1) if m else time.sleep(0.05)
-            if not check("lfp serve printed its endpoint", ep is not None, open(err_path).read()[-400:]):
-                return 1
             run(ctx, ep)
         finally:
             srv.terminate()
             srv.wait(timeout=10)
             ctx.destroy(linger=0)
-    print("FAILED: " + ", ".join(FAILED) if FAILED else "all passed")
-    return 1 if FAILED else 0
+    return finish()
 
 
 def run(ctx, ep):

@@ -17,30 +17,12 @@
    equal to Policy.sample with the same seed, bit for bit; an error reply and
    a node that does not answer raise lfp.Error with a sentence.
 """
-import os, re, subprocess, sys, tempfile, time
+import os, subprocess, sys, tempfile
 
 import h5py
 import numpy as np
 
-FAILED = []
-
-
-def check(name, ok, detail=""):
-    print(f"  {'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""))
-    if not ok:
-        FAILED.append(name)
-    return ok
-
-
-def raises(name, cls, words, fn):
-    try:
-        fn()
-    except cls as e:
-        msg = str(e)
-        return check(name, all(w in msg for w in words), f"{cls.__name__} {msg!r} lacks one of {words}")
-    except Exception as e:  # noqa: BLE001 - reported
-        return check(name, False, f"{type(e).__name__}: {e}")
-    return check(name, False, "no exception")
+from lfptest import check, finish, raises, serve, train_policy
 
 
 class Ref:
@@ -87,42 +69,23 @@ def main():
     core, better = lfp.blas_core()
     print(f"lfp {lfp.version()} from {lfp.library_path()}, OpenBLAS {core}" + (f" ({better} is faster)" if better else ""))
     with tempfile.TemporaryDirectory(prefix="lfp_py_") as tmp:
-        h5, pol = os.path.join(tmp, "d.hdf5"), os.path.join(tmp, "p.lfp")
-        for args in (["collect", "--env", "lift", "--episodes", "6", "--seed", "1", "--out", h5],
-                     ["train", "--data", h5, "--out", pol, "--steps", "200", "--width", "64"]):
-            r = subprocess.run([lfp_bin, *args], capture_output=True, text=True, timeout=300)
-            if not check(f"lfp {args[0]}: exit 0", r.returncode == 0, (r.stdout + r.stderr)[-600:]):
-                return 1
+        made = train_policy(lfp_bin, tmp, episodes=6, steps=200, width=64)
+        if not made:
+            return 1
+        h5, pol = made
 
         print("1: attributes")
         p = lfp.Policy(pol, seed=7)
-        srv, ep = serve(lfp_bin, pol, tmp)
-        if not check("lfp serve printed its endpoint", ep is not None):
-            return 1
+        # the node runs on one thread with the OpenBLAS kernels it loads with, as this process:
+        # bit for bit needs the same sgemm calls (lfptest.serve)
+        srv, ep, _ = serve(lfp_bin, pol, tmp)
         try:
-            return run(lfp, p, pol, h5, tmp, py_ref, ep)
+            if run(lfp, p, pol, h5, tmp, py_ref, ep):
+                return 1
         finally:
             srv.terminate()
             srv.wait(timeout=10)
-
-
-def serve(lfp_bin, pol, tmp):
-    """lfp serve on a free loopback port: the process and its endpoint (None if it printed none)."""
-    err_path = os.path.join(tmp, "serve.err")
-    # bit for bit needs the same sgemm calls: one thread (as this process), and the OpenBLAS kernels
-    # it loads with (LFP_BLAS_AUTO=0: lfp would otherwise switch from a fallback set to a faster one)
-    env = {**os.environ, "LFP_BLAS_AUTO": "0", "FC_THREADS": "1"}
-    with open(err_path, "wb") as ef:
-        srv = subprocess.Popen([lfp_bin, "serve", "--policy", pol, "--bind", "tcp://127.0.0.1:*", "--json"],
-                               stdout=subprocess.DEVNULL, stderr=ef, stdin=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and srv.poll() is None:
-        m = re.search(r"on (tcp://[0-9.]+:\d+), protocol", open(err_path).read())
-        if m:
-            return srv, m.group(1)
-        time.sleep(0.05)
-    print(open(err_path).read()[-400:])
-    return srv, None
+    return finish()
 
 
 def run(lfp, p, pol, h5, tmp, py_ref, ep):
@@ -219,8 +182,7 @@ def run(lfp, p, pol, h5, tmp, py_ref, ep):
            ["tcp://127.0.0.1:9", "did not answer 2 requests"], dead.info)
     dead.close()
     p.close()
-    print(f"{'FAILED: ' + ', '.join(FAILED) if FAILED else 'all passed'}")
-    return 1 if FAILED else 0
+    return 0
 
 
 if __name__ == "__main__":

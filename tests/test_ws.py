@@ -16,21 +16,14 @@ at once (pyzmq).
    text frame from the client likewise; a frame over --max-msg-kb closed with 1009.
 5. Usage: two websocket binds, a malformed ws:// endpoint, a port in use: one sentence each.
 """
-import asyncio, os, re, socket, subprocess, sys, tempfile, threading, time, urllib.error, urllib.request
+import asyncio, os, socket, subprocess, sys, tempfile, threading, urllib.error, urllib.request
 
 import msgpack
 import numpy as np
 import websockets
 import zmq
 
-FAILED = []
-
-
-def check(name, ok, detail=""):
-    print(f"  {'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""))
-    if not ok:
-        FAILED.append(name)
-    return ok
+from lfptest import check, finish, free_port, serve, train_policy
 
 
 def pack(a):
@@ -42,31 +35,6 @@ def unpack(o):
     if b"__ndarray__" in o:
         return np.ndarray(buffer=o[b"data"], dtype=np.dtype(o[b"dtype"]), shape=o[b"shape"])
     return o
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def serve(lfp_bin, pol, tmp, *binds, extra=()):
-    err = os.path.join(tmp, f"serve{time.monotonic_ns()}.err")
-    args = [lfp_bin, "serve", "--policy", pol, "--json", *extra]
-    for b in binds:
-        args += ["--bind", b]
-    with open(err, "wb") as ef:
-        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=ef, stdin=subprocess.DEVNULL,
-                             env={**os.environ, "FC_THREADS": "1"})
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and p.poll() is None:
-        if re.search(r"protocol \d+; SIGINT", open(err).read()):
-            return p, err
-        time.sleep(0.05)
-    p.kill()
-    raise RuntimeError(f"lfp serve did not start: {open(err).read()[-400:]}")
 
 
 async def ws_session(url, frames):
@@ -96,15 +64,13 @@ async def ws_error(url, payload, text=False):
 def main():
     lfp_bin = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="lfp_ws_") as tmp:
-        h5, pol = os.path.join(tmp, "d.hdf5"), os.path.join(tmp, "p.lfp")
-        for args in (["collect", "--env", "lift", "--episodes", "4", "--seed", "1", "--out", h5],
-                     ["train", "--data", h5, "--out", pol, "--steps", "100", "--width", "32"]):
-            r = subprocess.run([lfp_bin, *args], capture_output=True, text=True, timeout=300)
-            if not check(f"lfp {args[0]}: exit 0", r.returncode == 0, (r.stdout + r.stderr)[-600:]):
-                return 1
+        made = train_policy(lfp_bin, tmp)
+        if not made:
+            return 1
+        pol = made[1]
         zport, wport = free_port(), free_port()
         zep, wurl = f"tcp://127.0.0.1:{zport}", f"ws://127.0.0.1:{wport}"
-        srv, errf = serve(lfp_bin, pol, tmp, zep, wurl)
+        srv, _, errf = serve(lfp_bin, pol, tmp, (zep, wurl))
         ctx = zmq.Context()
         try:
             run(ctx, zep, wurl, wport)
@@ -114,7 +80,7 @@ def main():
         check("serve printed both endpoints", zep in open(errf).read() and wurl in open(errf).read())
         print("4b: a frame over --max-msg-kb")
         port2 = free_port()
-        srv2, _ = serve(lfp_bin, pol, tmp, f"ws://127.0.0.1:{port2}", extra=("--max-msg-kb", "1"))
+        srv2, _, _ = serve(lfp_bin, pol, tmp, (f"ws://127.0.0.1:{port2}",), extra=("--max-msg-kb", "1"))
         try:
             got, code = asyncio.run(ws_error(f"ws://127.0.0.1:{port2}", b"\x00" * 4096))
             check("closed with 1009", code == 1009, (got, code))
@@ -141,8 +107,7 @@ def main():
             if busy:
                 busy.close()
         ctx.destroy(linger=0)
-    print("FAILED: " + ", ".join(FAILED) if FAILED else "all passed")
-    return 1 if FAILED else 0
+    return finish()
 
 
 def run(ctx, zep, wurl, wport):
