@@ -346,6 +346,8 @@ static int s_episode_realtime(s_sim *S, env_data *ed, pol_rollout_result *r, int
 }
 
 int cmd_sim(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) /* the user's own model: another command behind the same name */
+    if (!strcmp(argv[i], "--model") || !strncmp(argv[i], "--model=", 8)) return cmd_sim_model(argc, argv);
   const char *envname = NULL, *connect = "tcp://127.0.0.1:5555", *mode = "lockstep", *join = "replace";
   int episodes = 10, seed = 100000, json = 0, timeout_ms = 1000, retries = 3, lead = 1, rtc = 0, horizon = 0;
   double budget_ms = -1, delay_ms = 0;

@@ -13,6 +13,7 @@ PACKAGES=(
   libmujoco-dev libqhull-dev         # envs: MuJoCo 2.2.2 (its CMake config needs libqhull_r headers)
   libzmq3-dev libmsgpack-dev         # policy: the ZeroMQ controller node
   libwebsockets-dev                  # policy: the node's websocket side (openpi's protocol)
+  libcjson-dev                       # policy: the mapping files of pol_mj (the user's own MuJoCo model)
   clang libclang-rt-dev              # tests: the sanitizer build and libFuzzer
   python3-numpy python3-h5py python3-zmq python3-msgpack  # interoperability tests (/usr/bin/python3)
   python3-websockets                 # tests: openpi's websocket client side (asyncio, version 10)
