@@ -264,8 +264,9 @@ int pol_mj_map_substeps(const pol_mj_map *map, const mjModel *m) {
 
 struct pol_mj {
   pol_mj_map *map;
-  const pol_policy *p;
+  const pol_policy *p; /* an in-process policy, or NULL for an actor */
   pol_data *pd;
+  pol_mj_actor actor;
   int64_t tick, control_steps, refused, clamped;
   int substeps;
   double obs[FC_NORM_MAX_DIM];
@@ -286,6 +287,17 @@ pol_mj *pol_mj_new(const mjModel *m, const char *map_path, const pol_policy *p, 
   return a;
 }
 
+pol_mj *pol_mj_new_actor(const mjModel *m, const char *map_path, const pol_mj_spec *spec, const pol_mj_actor *actor,
+                         char *err, size_t errsz) {
+  pol_mj_map *map = pol_mj_map_load(m, map_path, spec, err, errsz);
+  if (!map) return NULL;
+  pol_mj *a = fc_calloc(1, sizeof(*a));
+  a->map = map;
+  a->actor = *actor;
+  a->substeps = pol_mj_map_substeps(map, m);
+  return a;
+}
+
 void pol_mj_free(pol_mj *a) {
   if (!a) return;
   pol_data_free(a->pd);
@@ -294,7 +306,8 @@ void pol_mj_free(pol_mj *a) {
 }
 
 void pol_mj_reset(pol_mj *a, uint64_t seed) {
-  pol_reset(a->pd, seed);
+  if (a->pd) pol_reset(a->pd, seed);
+  else if (a->actor.reset) a->actor.reset(a->actor.ctx, seed);
   a->tick = 0;
 }
 
@@ -305,7 +318,7 @@ int pol_mj_step(pol_mj *a, const mjModel *m, mjData *d, char *err, size_t errsz)
   a->control_steps++;
   pol_mj_map_obs(a->map, m, d, a->obs);
   double act[POL_MAX_ACTION];
-  if (pol_act(a->p, a->pd, a->obs, act, err, errsz)) {
+  if (a->pd ? pol_act(a->p, a->pd, a->obs, act, err, errsz) : a->actor.act(a->actor.ctx, a->obs, act, err, errsz)) {
     a->refused++;
     return -1;
   }
@@ -314,7 +327,7 @@ int pol_mj_step(pol_mj *a, const mjModel *m, mjData *d, char *err, size_t errsz)
 }
 
 pol_mj_stats pol_mj_get_stats(const pol_mj *a) {
-  return (pol_mj_stats){a->control_steps, a->refused, a->clamped, pol_data_counts(a->pd)};
+  return (pol_mj_stats){a->control_steps, a->refused, a->clamped, a->pd ? pol_data_counts(a->pd) : (pol_counts){0, 0, 0, 0}};
 }
 
 const char *pol_mj_last_error(const pol_mj *a) { return a->last_error; }

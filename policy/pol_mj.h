@@ -100,8 +100,20 @@ void pol_mj_reset(pol_mj *a, uint64_t seed);
  * observation or chunk: the control is held, never a non-finite one). */
 int pol_mj_step(pol_mj *a, const mjModel *m, mjData *d, char *err, size_t errsz);
 const pol_mj_map *pol_mj_get_map(const pol_mj *a);
+/* Any other source of actions: a node over the bus (lfp sim --model
+ * --connect), or a user's own controller. act gets the observation
+ * (obs_dim values, the spec's keys concatenated) and writes action_dim
+ * values: 0, or -1 with a sentence (the control then holds); reset (may be
+ * NULL) starts an episode with a seed. ctx is the actor's. */
+typedef struct {
+  int (*act)(void *ctx, const double *obs, double *action, char *err, size_t errsz);
+  void (*reset)(void *ctx, uint64_t seed);
+  void *ctx;
+} pol_mj_actor;
+pol_mj *pol_mj_new_actor(const mjModel *m, const char *map_path, const pol_mj_spec *spec, const pol_mj_actor *actor,
+                         char *err, size_t errsz);
 /* What it has done: control steps, refused steps, action values clamped by
- * the mapping's bounds, and the policy's counters. */
+ * the mapping's bounds, and the policy's counters (zero for an actor). */
 typedef struct {
   int64_t control_steps, refused, clamped;
   pol_counts policy;

@@ -335,6 +335,22 @@ TEST(record_train_attach_on_a_users_model) {
   }
   const char *d0 = strstr(out[0], "\"digest\""), *d1 = strstr(out[1], "\"digest\"");
   ASSERT(d0 && d1 && !strncmp(d0, d1, 22));
+  /* and through a controller node (lfp serve on an ipc socket): the same
+   * actions, so the same final states, bit for bit */
+  char remote[4096];
+  snprintf(cmd, sizeof(cmd),
+           "L=%s; D=%s; $L serve --policy $D/p.lfp --bind ipc://$D/node.ipc >/dev/null 2>&1 & S=$!; "
+           "for i in $(seq 200); do [ -S $D/node.ipc ] && break; sleep 0.05; done; "
+           "$L sim --model $D/scene.xml --map %s --connect ipc://$D/node.ipc --episodes 2 --seconds 1 --json 2>/dev/null; "
+           "R=$?; kill $S; wait $S; exit $R",
+           LFP_BINARY, s_dir, mapfile);
+  FILE *rp = popen(cmd, "r");
+  ASSERT(rp);
+  const size_t rn = fread(remote, 1, sizeof(remote) - 1, rp);
+  remote[rn] = 0;
+  ASSERT_MSG(pclose(rp) == 0, "%s", remote);
+  const char *dr = strstr(remote, "\"digest\"");
+  ASSERT_MSG(dr && !strncmp(d0, dr, 22) && strstr(remote, "\"refused\": 0"), "remote %s vs in-process %s", remote, out[0]);
   snprintf(cmd, sizeof(cmd), "%s sim --model %s/scene.xml --map %s/bad.json --policy %s 2>&1", LFP_BINARY, s_dir, s_dir, pol);
   s_write("bad.json", "{\"control_hz\": 20, \"obs\": {\"puck\": [{\"site_pos\": \"nosite\"}]}, \"actions\": []}");
   FILE *pp = popen(cmd, "r");

@@ -376,7 +376,9 @@ int cmd_sim(int argc, char **argv) {
       CLI_OPT_JSON(json),
   };
   int rc = cli_parse("sim", "lfp sim [--env NAME] [--connect tcp://127.0.0.1:5555] [--episodes 10] [--seed 100000] "
-                            "[--mode lockstep|realtime] [--json]",
+                            "[--mode lockstep|realtime] [--json]\n"
+                            "       lfp sim --model SCENE.xml --map MAP.json (--policy P.lfp | --connect EP) ...: your own "
+                            "MuJoCo model (lfp sim --model SCENE.xml --help)",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   const int realtime = !strcmp(mode, "realtime");

@@ -26,12 +26,14 @@ echo "embed_check: extracted embed.c ($(wc -l < "$work/src/embed.c") lines) and 
 
 prefix="$work/prefix"
 cmake --install "$build" --prefix "$prefix" > "$work/install.log" || { cat "$work/install.log"; fail "cmake --install"; }
-for f in include/lfp/lfp.h include/lfp/pol.h include/lfp/lfp_version.h include/lfp/pol_client.h bin/lfp; do
+for f in include/lfp/lfp.h include/lfp/pol.h include/lfp/lfp_version.h include/lfp/pol_client.h include/lfp/pol_mj.h \
+         bin/lfp; do
   [ -e "$prefix/$f" ] || fail "cmake --install did not install $f"
 done
 libdir=$(dirname "$(find "$prefix" -name liblfp.so.0 | head -1)")
 [ -n "$libdir" ] || fail "no liblfp.so.0 installed"
-for f in liblfp.a liblfp_node.so.0 liblfp_node.a pkgconfig/lfp.pc pkgconfig/lfp_node.pc cmake/lfp/lfpConfig.cmake \
+for f in liblfp.a liblfp_node.so.0 liblfp_node.a liblfp_mj.so.0 liblfp_mj.a pkgconfig/lfp.pc pkgconfig/lfp_node.pc \
+         pkgconfig/lfp_mj.pc cmake/lfp/lfpConfig.cmake \
          cmake/lfp/lfpConfigVersion.cmake python3/dist-packages/lfp/__init__.py python3/dist-packages/lfp/_install.py; do
   [ -e "$libdir/$f" ] || fail "cmake --install did not install lib/.../$f"
 done
