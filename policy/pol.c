@@ -414,9 +414,49 @@ fc_rng *pol_data_rng(pol_data *pd) { return &pd->rng; }
 int pol_data_queued(const pol_data *pd) { return pd->qlen - pd->qpos; }
 
 /* the sampled chunk (pd->chunk, normalized) -> its first n actions (n x A), checked and clipped */
-static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz) {
+/* 0 when the first n actions of a normalized chunk are finite once
+ * unnormalized; else -1 and a sentence naming the step and dimension (and
+ * the batch row, when row >= 0) */
+static int s_chunk_check(const pol_policy *p, const float *chunk, int n, int row, char *err, size_t errsz) {
+  const int A = p->meta.action_dim;
+  float act[POL_MAX_ACTION];
+  for (int i = 0; i < n; i++) {
+    memcpy(act, chunk + (size_t)i * A, (size_t)A * sizeof(float));
+    fc_norm_invert(&p->act_norm, act, 1);
+    for (int j = 0; j < A; j++)
+      if (!isfinite(act[j])) {
+        if (row >= 0)
+          return fc_set_err(err, errsz, "the policy sampled a non-finite action (batch row %d, step %d of the chunk, "
+                            "dimension %d): no actions", row, i, j), -1;
+        return fc_set_err(err, errsz, "the policy sampled a non-finite action (step %d of the chunk, dimension %d): "
+                          "its weights or normalization statistics are broken", i, j), -1;
+      }
+  }
+  return 0;
+}
+
+/* the first n actions of a checked chunk, unnormalized and clipped to the
+ * bounds, into actions (n, A); the values clipped */
+static int s_chunk_write(const pol_policy *p, const float *chunk, int n, double *actions) {
   const pol_meta *m = &p->meta;
   const int A = m->action_dim;
+  float act[POL_MAX_ACTION];
+  int clipped = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(act, chunk + (size_t)i * A, (size_t)A * sizeof(float));
+    fc_norm_invert(&p->act_norm, act, 1);
+    for (int j = 0; j < A; j++) {
+      double v = act[j];
+      if (v < m->action_low[j]) v = m->action_low[j], clipped++;
+      else if (v > m->action_high[j]) v = m->action_high[j], clipped++;
+      actions[(size_t)i * A + j] = v;
+    }
+  }
+  return clipped;
+}
+
+static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz) {
+  const pol_meta *m = &p->meta;
   FC_ASSERT(n >= 1 && n <= m->Tp);
   pd->chunks++;
   pd->has_chunk = 0;
@@ -427,26 +467,8 @@ static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, c
   }
   /* every executed value finite once unnormalized, before any is written:
    * a NaN is never clipped into a command */
-  float act[POL_MAX_ACTION];
-  for (int i = 0; i < n; i++) {
-    memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
-    fc_norm_invert(&p->act_norm, act, 1);
-    for (int j = 0; j < A; j++)
-      if (!isfinite(act[j]))
-        return fc_set_err(err, errsz, "the policy sampled a non-finite action (step %d of the chunk, dimension %d): "
-                          "its weights or normalization statistics are broken", i, j), -1;
-  }
-  int clipped = 0;
-  for (int i = 0; i < n; i++) {
-    memcpy(act, pd->chunk + (size_t)i * A, (size_t)A * sizeof(float));
-    fc_norm_invert(&p->act_norm, act, 1);
-    for (int j = 0; j < A; j++) {
-      double v = act[j];
-      if (v < m->action_low[j]) v = m->action_low[j], clipped++;
-      else if (v > m->action_high[j]) v = m->action_high[j], clipped++;
-      actions[(size_t)i * A + j] = v;
-    }
-  }
+  if (s_chunk_check(p, pd->chunk, n, -1, err, errsz)) return -1;
+  const int clipped = s_chunk_write(p, pd->chunk, n, actions);
   pd->clipped += clipped;
   pd->has_chunk = 1;
   return clipped;
@@ -528,28 +550,11 @@ int pol_sample_batch(const pol_policy *p, pol_batch *b, const double *frames, in
   if (b->ws->ode->clamped != clamped0)
     return fc_set_err(err, errsz, "the policy's sampler diverged on this batch (its state left +-%g in normalized "
                       "action units): no actions", (double)POL_STATE_BOUND), -1;
-  float act[POL_MAX_ACTION];
+  /* every row checked before any is written */
   for (int r = 0; r < B; r++)
-    for (int i = 0; i < n; i++) {
-      memcpy(act, b->x + (size_t)r * D + (size_t)i * A, (size_t)A * sizeof(float));
-      fc_norm_invert(&p->act_norm, act, 1);
-      for (int j = 0; j < A; j++)
-        if (!isfinite(act[j]))
-          return fc_set_err(err, errsz, "the policy sampled a non-finite action (batch row %d, step %d of the chunk, "
-                            "dimension %d): no actions", r, i, j), -1;
-    }
+    if (s_chunk_check(p, b->x + (size_t)r * D, n, r, err, errsz)) return -1;
   int clipped = 0;
-  for (int r = 0; r < B; r++)
-    for (int i = 0; i < n; i++) {
-      memcpy(act, b->x + (size_t)r * D + (size_t)i * A, (size_t)A * sizeof(float));
-      fc_norm_invert(&p->act_norm, act, 1);
-      for (int j = 0; j < A; j++) {
-        double v = act[j];
-        if (v < m->action_low[j]) v = m->action_low[j], clipped++;
-        else if (v > m->action_high[j]) v = m->action_high[j], clipped++;
-        actions[((size_t)r * n + i) * A + j] = v;
-      }
-    }
+  for (int r = 0; r < B; r++) clipped += s_chunk_write(p, b->x + (size_t)r * D, n, actions + (size_t)r * n * A);
   return clipped;
 }
 

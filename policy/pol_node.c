@@ -311,6 +311,24 @@ static void s_pack_timing(msgpack_packer *pk, double sample_us, double t0) {
   msgpack_pack_double(pk, s_now_us() - t0);
 }
 
+/* the members every infer reply has, after its map header: actions (rank 2
+ * or, for a batch, 3), the session's seq, clipped, one more count (key),
+ * server_timing and the id */
+static void s_pack_chunk(pol_node *n, const pw_request *rq, s_session *s, int rank, const uint32_t *shape, int clipped,
+                         const char *key, int value, double sample_us, double t0) {
+  msgpack_packer *pk = &n->pk;
+  pw_pack_str(pk, "actions");
+  pw_pack_ndarray(pk, n->actions, rank, shape, rq->action_itemsize);
+  pw_pack_str(pk, "seq");
+  msgpack_pack_int64(pk, ++s->seq);
+  pw_pack_str(pk, "clipped");
+  msgpack_pack_int(pk, clipped);
+  pw_pack_str(pk, key);
+  msgpack_pack_int(pk, value);
+  s_pack_timing(pk, sample_us, t0);
+  s_pack_id(n, rq);
+}
+
 /* a GR00T array: {"__ndarray_class__": true, "as_npy": <np.save bytes, float32>} */
 static void s_pack_gr00t_array(msgpack_packer *pk, const double *v, int rank, const uint32_t *shape) {
   msgpack_pack_map(pk, 2);
@@ -391,16 +409,7 @@ static int s_infer_batch(pol_node *n, const pw_request *rq, s_session *s, int B,
     return 0;
   }
   msgpack_pack_map(pk, 5 + rq->has_id);
-  pw_pack_str(pk, "actions");
-  pw_pack_ndarray(pk, n->actions, 3, shape, rq->action_itemsize);
-  pw_pack_str(pk, "seq");
-  msgpack_pack_int64(pk, ++s->seq);
-  pw_pack_str(pk, "clipped");
-  msgpack_pack_int(pk, clipped);
-  pw_pack_str(pk, "batch");
-  msgpack_pack_int(pk, B);
-  s_pack_timing(pk, te - ts, t0);
-  s_pack_id(n, rq);
+  s_pack_chunk(n, rq, s, 3, shape, clipped, "batch", B, te - ts, t0);
   return 0;
 }
 
@@ -543,17 +552,8 @@ int pol_node_handle(pol_node *n, const void *peer, size_t peer_len, const void *
       pw_pack_str(pk, "rtc");
       pw_pack_str(pk, hows[how]);
     }
-    pw_pack_str(pk, "actions");
     const uint32_t shape[2] = {(uint32_t)H, (uint32_t)m->action_dim};
-    pw_pack_ndarray(pk, n->actions, 2, shape, rq.action_itemsize);
-    pw_pack_str(pk, "seq");
-    msgpack_pack_int64(pk, ++s->seq);
-    pw_pack_str(pk, "clipped");
-    msgpack_pack_int(pk, clipped);
-    pw_pack_str(pk, "history_frames");
-    msgpack_pack_int(pk, frames);
-    s_pack_timing(pk, te - ts, t0);
-    s_pack_id(n, &rq);
+    s_pack_chunk(n, &rq, s, 2, shape, clipped, "history_frames", frames, te - ts, t0);
     break;
   }
   default:

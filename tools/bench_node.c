@@ -79,17 +79,23 @@ static void s_pack_obs(const pol_policy *p, int t, msgpack_packer *pk) {
   }
 }
 
+/* sb holds the start of an infer request of session: its map with
+ * endpoint and session packed, the obs field to follow */
+static void s_infer_head(msgpack_sbuffer *sb, msgpack_packer *pk, const char *session) {
+  msgpack_sbuffer_clear(sb);
+  msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_map(pk, 3);
+  pw_pack_str(pk, "endpoint");
+  pw_pack_str(pk, "infer");
+  pw_pack_str(pk, "session");
+  pw_pack_str(pk, session);
+}
+
 /* an infer request of session "bench-batch" with To frames per key: one
  * stack (n, dim) when rows == 0, else a batch (rows, n, dim) */
 static void s_stack_request(const pol_policy *p, int t, int rows, msgpack_sbuffer *sb) {
   msgpack_packer pk;
-  msgpack_sbuffer_clear(sb);
-  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 3);
-  pw_pack_str(&pk, "endpoint");
-  pw_pack_str(&pk, "infer");
-  pw_pack_str(&pk, "session");
-  pw_pack_str(&pk, "bench-batch");
+  s_infer_head(sb, &pk, "bench-batch");
   pw_pack_str(&pk, "obs");
   msgpack_pack_map(&pk, (size_t)p->meta.nkeys);
   const int To = p->meta.To, R = rows ? rows : 1;
@@ -112,13 +118,7 @@ static void s_stack_request(const pol_policy *p, int t, int rows, msgpack_sbuffe
  * the latency rounds compare with the echo */
 static void s_infer_request(const pol_policy *p, int t, msgpack_sbuffer *sb) {
   msgpack_packer pk;
-  msgpack_sbuffer_clear(sb);
-  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 3);
-  pw_pack_str(&pk, "endpoint");
-  pw_pack_str(&pk, "infer");
-  pw_pack_str(&pk, "session");
-  pw_pack_str(&pk, "bench");
+  s_infer_head(sb, &pk, "bench");
   s_pack_obs(p, t, &pk);
 }
 
