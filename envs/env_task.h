@@ -11,6 +11,14 @@
 #define ENV_MAX_IDS 16
 #define ENV_TASK_STATE 256
 
+/* where env_render's camera looks from: MuJoCo's free camera (degrees);
+ * shadows: drawn (they show a gripper's height over the table, and triple
+ * the cost of a frame on llvmpipe) */
+typedef struct {
+  double lookat[3], distance, azimuth, elevation;
+  int shadows;
+} env_view;
+
 typedef struct env_task {
   const char *name;
   const char *xml;          /* MJCF, primitive geoms only */
@@ -41,6 +49,7 @@ typedef struct env_task {
    * the obstacle); checked after every physics substep, latched by env.c, and
    * it ends the episode as a failure */
   int (*failed)(const mjModel *m, const int *ids, const mjData *d);
+  env_view view;        /* the camera of env_render's pictures */
 } env_task;
 
 extern const env_task env_task_lift;

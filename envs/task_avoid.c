@@ -145,4 +145,5 @@ const env_task env_task_avoid = {
     .expert = s_expert_act,
     .side = s_side,
     .failed = s_failed,
+    .view = {{0, 0.05, 0}, 1.1, 90, -60, 0},
 };

@@ -308,4 +308,5 @@ const env_task env_task_can = {
     .obs = s_obs,
     .success = s_success,
     .expert = s_expert_act,
+    .view = {{0, 0.06, 0.86}, 0.95, 150, -35, 1},
 };

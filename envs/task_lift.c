@@ -161,4 +161,5 @@ const env_task env_task_lift = {
     .obs = s_obs,
     .success = s_success,
     .expert = s_expert_act,
+    .view = {{0, 0, 0.84}, 0.5, 150, -25, 1},
 };

@@ -566,4 +566,5 @@ const env_task env_task_pusht = {
     .coverage = s_coverage,
     .coverage_goal = S_COVERAGE_GOAL,
     .side = NULL,
+    .view = {{0.256, 0.256, 0}, 0.76, 90, -90, 0},
 };

@@ -139,10 +139,12 @@ void pol_rollout_traj_alloc(pol_rollout_traj *tr, const env_model *em) {
   tr->rewards = fc_malloc(sizeof(double) * H);
   tr->states = fc_malloc(sizeof(double) * H * S);
   tr->dones = fc_malloc(sizeof(int64_t) * H);
+  tr->final_state = fc_malloc(sizeof(double) * S);
 }
 
 void pol_rollout_traj_free(pol_rollout_traj *tr) {
   free(tr->obs); free(tr->next_obs); free(tr->actions); free(tr->rewards); free(tr->states); free(tr->dones);
+  free(tr->final_state);
   memset(tr, 0, sizeof(*tr));
 }
 
@@ -157,6 +159,7 @@ void pol_rollout_traj_post(pol_rollout_traj *tr, const env_model *em, const env_
   memcpy(tr->actions + t * env_action_dim(em), action, sizeof(double) * (size_t)env_action_dim(em));
   env_obs(em, ed, tr->next_obs + t * env_obs_dim(em));
   tr->rewards[t] = env_reward(em, ed);
+  env_get_state(em, ed, tr->final_state);
   if (t > 0) tr->dones[t - 1] = 0;
   tr->dones[t] = 1;
   tr->len = t + 1;
@@ -318,6 +321,7 @@ int pol_rollout_policy(const char *cmd, const env_model *em, const pol_policy *p
     fc_set_err(err, errsz, "%s", ev.fail);
     free(ev.res);
     free(ev.lat);
+    out->latency_us = NULL;
     out->traj = ev.traj;
     pol_rollout_eval_free(out, episodes);
     return POL_ROLLOUT_FAILED;
@@ -330,7 +334,7 @@ int pol_rollout_policy(const char *cmd, const env_model *em, const pol_policy *p
   fc_sort(ev.lat, (int)nl);
   out->latency_us_p50 = fc_quantile(ev.lat, (int)nl, 0.50);
   out->latency_us_p99 = fc_quantile(ev.lat, (int)nl, 0.99);
-  free(ev.lat);
+  out->latency_us = ev.lat;
   out->chunks = nl;
   out->clipped = atomic_load(&ev.clipped);
   out->obs_clipped = atomic_load(&ev.obs_clipped);
@@ -344,6 +348,8 @@ int pol_rollout_policy(const char *cmd, const env_model *em, const pol_policy *p
 void pol_rollout_eval_free(pol_rollout_eval *out, int episodes) {
   free(out->res);
   out->res = NULL;
+  free(out->latency_us);
+  out->latency_us = NULL;
   if (out->traj)
     for (int i = 0; i < episodes; i++) pol_rollout_traj_free(&out->traj[i]);
   free(out->traj);

@@ -105,6 +105,7 @@ typedef struct {
   double *actions;         /* (len, action_dim) */
   double *rewards, *states; /* (len), (len, state_dim) */
   int64_t *dones;          /* (len) */
+  double *final_state;     /* (state_dim): the state after the last step (len > 0) */
 } pol_rollout_traj;
 
 /* room for a whole episode (the task's horizon), len 0 */
@@ -112,7 +113,8 @@ void pol_rollout_traj_alloc(pol_rollout_traj *tr, const env_model *em);
 void pol_rollout_traj_free(pol_rollout_traj *tr);
 /* the state and observation before step len */
 void pol_rollout_traj_pre(pol_rollout_traj *tr, const env_model *em, const env_data *ed);
-/* after env_step succeeded with action: its action, next observation and reward; len + 1 */
+/* after env_step succeeded with action: its action, next observation, reward
+ * and the state it left (final_state); len + 1 */
 void pol_rollout_traj_post(pol_rollout_traj *tr, const env_model *em, const env_data *ed, const double *action);
 /* append the episode (len > 0) to w as the next demo, its observation keys
  * split out and the task's model attached; 0 or -1 with err */
@@ -126,6 +128,7 @@ typedef struct {
   pol_rollout_result *res;         /* one per episode, in seed order (owned) */
   pol_rollout_stats stats;
   double latency_us_p50, latency_us_p99; /* chunk sampling latency */
+  double *latency_us;          /* each chunk's sampling latency, sorted (chunks values, owned) */
   long chunks, clipped;        /* chunks sampled; action values clipped to the bounds */
   long obs_clipped;            /* normalized observation values clipped (pol.h: POL_OBS_CLIP) */
   long state_clamped;          /* sampler state values clamped (pol.h: POL_STATE_BOUND) */

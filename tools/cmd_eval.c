@@ -14,6 +14,7 @@
 #include "fc_base.h"
 #include "pol.h"
 #include "pol_rollout.h"
+#include "video.h"
 
 /* --record: the episodes as demos demo_0.. in seed order (an episode the
  * policy refused to start has no steps and is left out; the warning about
@@ -43,6 +44,8 @@ int cmd_eval(int argc, char **argv) {
   const char *path = NULL, *envname = NULL, *sampler = NULL, *record = NULL;
   int episodes = 50, seed = 100000, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), json = 0, steps = 0;
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
+  video_opts vo;
+  video_opts_default(&vo);
   cli_opt opts[] = {
       {"--policy", CLI_STR, &path, "policy file (from lfp train)", NULL, 0, 0},
       {"--env", CLI_STR, &envname, "task (default: the one the policy was trained on)", NULL, 0, 0},
@@ -53,9 +56,10 @@ int cmd_eval(int argc, char **argv) {
       {"--ode-steps", CLI_INT, &steps, "override the steps per block", NULL, 0, 10000},
       {"--record", CLI_STR, &record, "write the episodes to this HDF5 file as Robomimic-style demos (states, obs, "
                                      "actions, rewards; masks success / failure), in seed order", NULL, 0, 0},
+      VIDEO_CLI_OPTS(vo),
       CLI_OPT_JSON(json),
   };
-  int rc = cli_parse("eval", "lfp eval --policy POLICY.lfp [--env NAME] [--episodes 50] [--seed 100000] [--jobs J] [--json]",
+  int rc = cli_parse("eval", "lfp eval --policy POLICY.lfp [--env NAME] [--episodes 50] [--seed 100000] [--jobs J] [--video DIR] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   if (!path) {
@@ -77,7 +81,8 @@ int cmd_eval(int argc, char **argv) {
   const fc_sampler smp = sampler ? (fc_sampler)fc_sampler_parse(sampler) : p->flow->cfg.sampler;
   const int nsteps = steps > 0 ? steps : p->flow->cfg.steps;
   pol_rollout_eval ev;
-  const int rrc = pol_rollout_policy("eval", em, p, smp, nsteps, (uint64_t)seed, episodes, jobs, record != NULL, &ev, err,
+  const int rrc = pol_rollout_policy("eval", em, p, smp, nsteps, (uint64_t)seed, episodes, jobs,
+                                     record != NULL || vo.dir != NULL || json, &ev, err,
                                  sizeof(err));
   if (rrc) {
     if (rrc == POL_ROLLOUT_MISFIT)
@@ -120,6 +125,21 @@ int cmd_eval(int argc, char **argv) {
   } else if (record) {
     printf("  recorded the episodes to %s\n", record);
   }
+  /* the trajectories as episodes to draw and to trace */
+  video_episode *eps = NULL;
+  if (ev.traj) {
+    eps = fc_calloc((size_t)episodes, sizeof(*eps));
+    for (int i = 0; i < episodes; i++) video_episode_from_traj(&eps[i], &ev.traj[i], &ev.res[i], (uint64_t)seed + (uint64_t)i);
+  }
+  video_result vr = {0};
+  if (!status && vo.dir) {
+    if (video_render(&vo, em, eps, episodes, &vr, err, sizeof(err))) {
+      cli_error("eval", "--video: %s", err);
+      status = 1;
+    } else {
+      video_print(stdout, vo.dir, &vr);
+    }
+  }
   if (json) {
     cli_json_stdout();
     const pol_rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
@@ -134,8 +154,14 @@ int cmd_eval(int argc, char **argv) {
       fc_json_str(stdout, p->distill.teacher);
       printf(", \"teacher_nfe\": %d", (int)p->distill.teacher_nfe);
     }
+    printf(", \"sampler\": \"%s\", \"ode_steps\": %d", fc_sampler_name(smp), nsteps);
+    video_json_hist(stdout, "latency_us_hist", ev.latency_us, ev.chunks, 40);
+    if (eps) video_json_traces(stdout, em, eps, episodes);
+    if (vo.dir && !status) video_json(stdout, &vr);
     pol_rollout_json_close(stdout, secs);
   }
+  video_result_free(&vr);
+  free(eps);
   pol_rollout_eval_free(&ev, episodes);
   env_model_free(em);
   pol_free(p);
