@@ -23,6 +23,15 @@ void *fc_malloc(size_t n) {
   return p;
 }
 
+void *fc_realloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    fprintf(stderr, "lfp: out of memory (%zu bytes)\n", n);
+    abort();
+  }
+  return q;
+}
+
 void *fc_calloc(size_t n, size_t size) {
   void *p = calloc(n ? n : 1, size ? size : 1);
   if (!p) {

@@ -49,6 +49,7 @@ void fc_set_err(char *err, size_t errsz, const char *fmt, ...)
 /* malloc/calloc that abort with a message when memory is exhausted. */
 void *fc_malloc(size_t n);
 void *fc_calloc(size_t n, size_t size);
+void *fc_realloc(void *p, size_t n); /* as realloc; aborts when out of memory, like fc_malloc */
 
 /* Seconds on the monotonic clock (for durations). */
 double fc_now(void);

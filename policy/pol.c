@@ -232,12 +232,52 @@ static int s_distill_read(const fc_ckpt *ck, pol_distill *d, char *why, size_t n
   return 0;
 }
 
+/* pol.origin (section version 1; layout in pol.h) */
+#define S_ORIGIN_VERSION 1
+
+static void s_origin_save(const pol_origin *o, fc_ckpt_writer *w) {
+  fc_ckpt_buf b = {0};
+  fc_ckpt_put_u32(&b, S_ORIGIN_VERSION);
+  fc_ckpt_put_str(&b, o->data);
+  fc_ckpt_put_str(&b, o->data_sha256);
+  fc_ckpt_put_i64(&b, o->demos);
+  fc_ckpt_put_i64(&b, o->train_windows);
+  fc_ckpt_put_i64(&b, o->valid_windows);
+  fc_ckpt_put_u64(&b, o->seed);
+  fc_ckpt_put_i64(&b, o->steps);
+  fc_ckpt_put_i32(&b, o->batch);
+  fc_ckpt_put_f32(&b, o->lr);
+  fc_ckpt_put_f64(&b, o->train_s);
+  fc_ckpt_put_str(&b, o->command);
+  fc_ckpt_add_buf(w, "pol.origin", &b);
+}
+
+static int s_origin_read(const fc_ckpt *ck, pol_origin *o, char *why, size_t n) {
+  memset(o, 0, sizeof(*o));
+  if (!fc_ckpt_get(ck, "pol.origin", NULL)) return 0;
+  fc_ckpt_cur c;
+  uint32_t ver;
+  if (fc_ckpt_cur_open(&c, ck, "pol.origin", why, n) || fc_ckpt_cur_version(&c, S_ORIGIN_VERSION, &ver) ||
+      fc_ckpt_get_str(&c, "data", o->data, sizeof(o->data)) ||
+      fc_ckpt_get_str(&c, "data_sha256", o->data_sha256, sizeof(o->data_sha256)) ||
+      fc_ckpt_get_i64(&c, "demos", 0, INT64_MAX, &o->demos) ||
+      fc_ckpt_get_i64(&c, "train_windows", 0, INT64_MAX, &o->train_windows) ||
+      fc_ckpt_get_i64(&c, "valid_windows", 0, INT64_MAX, &o->valid_windows) || fc_ckpt_get_u64(&c, "seed", &o->seed) ||
+      fc_ckpt_get_i64(&c, "steps", 0, INT64_MAX, &o->steps) || fc_ckpt_get_i32(&c, "batch", 0, INT32_MAX, &o->batch) ||
+      fc_ckpt_get_f32(&c, "lr", &o->lr) || fc_ckpt_get_f64(&c, "train_s", &o->train_s) ||
+      fc_ckpt_get_str(&c, "command", o->command, sizeof(o->command)) || fc_ckpt_cur_end(&c))
+    return -1;
+  o->present = 1;
+  return 0;
+}
+
 void pol_save(const pol_policy *p, fc_ckpt_writer *w) {
   s_meta_save(&p->meta, w);
   fc_norm_save(&p->obs_norm, w, "norm.obs");
   fc_norm_save(&p->act_norm, w, "norm.actions");
   fc_lfm_save(p->flow, w, NULL);
   if (p->distill.present) s_distill_save(&p->distill, w);
+  if (p->origin.present) s_origin_save(&p->origin, w);
 }
 
 uint32_t pol_params_crc(const pol_policy *p) {
@@ -258,11 +298,12 @@ pol_policy *pol_load_ckpt(const fc_ckpt *ck, const char *path, char *err, size_t
   char why[400];
   fc_ckpt_cur c;
   pol_distill dist;
+  pol_origin orig;
   memset(&meta, 0, sizeof(meta));
   if (fc_ckpt_cur_open(&c, ck, "pol.meta", why, sizeof(why)) ||
       (fc_ckpt_version(ck) < 2 ? s_meta_read_v1(&c, &meta) : s_meta_read(&c, &meta)) ||
       fc_norm_load(&on, ck, "norm.obs", why, sizeof(why)) || fc_norm_load(&an, ck, "norm.actions", why, sizeof(why)) ||
-      s_distill_read(ck, &dist, why, sizeof(why)))
+      s_distill_read(ck, &dist, why, sizeof(why)) || s_origin_read(ck, &orig, why, sizeof(why)))
     return fc_set_err(err, errsz, "%s: %s", path, why), NULL;
   /* the statistics must fit the metadata before the network is allocated */
   if (on.dim != meta.obs_dim || an.dim != meta.action_dim)
@@ -281,6 +322,7 @@ pol_policy *pol_load_ckpt(const fc_ckpt *ck, const char *path, char *err, size_t
                       (int)dist.teacher_blocks, f->cfg.nblocks), NULL;
   }
   p->distill = dist;
+  p->origin = orig;
   return p;
 }
 

@@ -113,11 +113,31 @@ typedef struct {
   int64_t pairs;                    /* teacher pairs per block; 0: fresh every step */
 } pol_distill;
 
+/* Where a policy came from (lfp train, lfp distill): its training data, run
+ * and command line, what `lfp info` and `lfp report` show. Saved as section
+ * "pol.origin" when present: u32 section version (1), string data, string
+ * data_sha256, i64 demos, train_windows, valid_windows, u64 seed, i64 steps,
+ * i32 batch, f32 lr, f64 train_s, string command. A file without the section
+ * (lfp before it, or a policy built in code) has present 0. */
+typedef struct {
+  int present;
+  char data[1024];                  /* the dataset, as given to the command */
+  char data_sha256[65];             /* SHA-256 of its bytes, hex (sha256sum's) */
+  int64_t demos, train_windows, valid_windows;
+  uint64_t seed;                    /* of initialization, minibatches, noise, split */
+  int64_t steps;                    /* optimizer steps over all blocks */
+  int32_t batch;
+  float lr;                         /* peak learning rate */
+  double train_s;                   /* training seconds (rollouts excluded); 0 until the run ends */
+  char command[2048];               /* the command line */
+} pol_origin;
+
 typedef struct {
   pol_meta meta;
   fc_norm obs_norm, act_norm;
   fc_lfm *flow;                     /* dx = Tp * A, dc = To * obs_dim */
   pol_distill distill;              /* present: a distilled student */
+  pol_origin origin;                /* present: how it was trained */
 } pol_policy;
 
 /* A pol_meta from its parts: nkeys observation keys (names[k] of dims[k]

@@ -354,6 +354,7 @@ int64_t pol_trainer_train_windows(const pol_trainer *t) { return t->ntrain; }
 int64_t pol_trainer_valid_windows(const pol_trainer *t) { return t->nvalid; }
 const char *pol_trainer_split(const pol_trainer *t) { return t->split; }
 const pol_policy *pol_trainer_policy(const pol_trainer *t) { return t->policy; }
+pol_origin *pol_trainer_origin(pol_trainer *t) { return &t->policy->origin; }
 
 pol_policy *pol_trainer_snapshot(const pol_trainer *t, char *err, size_t errsz) {
   const pol_policy *p = t->policy;
@@ -361,8 +362,12 @@ pol_policy *pol_trainer_snapshot(const pol_trainer *t, char *err, size_t errsz) 
   if (!flow) return NULL;
   fc_lfm_trainer_snapshot(t->tr, flow);
   pol_policy *s = pol_new(&p->meta, &p->obs_norm, &p->act_norm, flow, err, errsz);
-  if (!s) fc_lfm_free(flow);
-  else s->distill = p->distill;
+  if (!s) {
+    fc_lfm_free(flow);
+  } else {
+    s->distill = p->distill;
+    s->origin = p->origin;
+  }
   return s;
 }
 

@@ -97,6 +97,9 @@ int64_t pol_trainer_valid_windows(const pol_trainer *t);
 const char *pol_trainer_split(const pol_trainer *t);
 /* The policy being trained (its weights are final once done). */
 const pol_policy *pol_trainer_policy(const pol_trainer *t);
+/* Its provenance (pol.h), saved with it and with every checkpoint and
+ * snapshot: the command fills it in and sets present; all zero until then. */
+pol_origin *pol_trainer_origin(pol_trainer *t);
 /* A new policy (free with pol_free) holding the weights the model would be
  * used with now (fc_lfm_trainer_snapshot: the EMA of the block being
  * trained); NULL with a sentence on failure. */

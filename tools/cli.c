@@ -1,7 +1,10 @@
 /* cli: option parsing, JSON helpers, progress bar. */
 #include "cli.h"
 
+#include <openssl/evp.h>
+
 #include <errno.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -338,4 +341,40 @@ void cli_progress_update(cli_progress *p, int64_t done, const char *extra) {
 
 void cli_progress_end(cli_progress *p) {
   if (p->enabled) fprintf(stderr, "\r\033[K");
+}
+
+int cli_sha256_file(const char *path, char hex[65], char *err, size_t errsz) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return fc_set_err(err, errsz, "cannot read %s to hash it (%s)", path, strerror(errno)), -1;
+  EVP_MD_CTX *c = EVP_MD_CTX_new();
+  int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+  unsigned char buf[1 << 16], md[EVP_MAX_MD_SIZE];
+  size_t k;
+  while (ok && (k = fread(buf, 1, sizeof(buf), f)) > 0) ok = EVP_DigestUpdate(c, buf, k);
+  unsigned int mdlen = 0;
+  ok = ok && !ferror(f) && EVP_DigestFinal_ex(c, md, &mdlen) && mdlen == 32;
+  EVP_MD_CTX_free(c);
+  fclose(f);
+  if (!ok) return fc_set_err(err, errsz, "cannot hash %s (a read or digest error)", path), -1;
+  for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  return 0;
+}
+
+void cli_command_line(int argc, char **argv, char *buf, size_t n) {
+  size_t o = (size_t)snprintf(buf, n, "lfp");
+  for (int i = 0; i < argc && o + 1 < n; i++) {
+    const char *a = argv[i];
+    int plain = *a != 0;
+    for (const char *c = a; *c; c++)
+      if (!(isalnum((unsigned char)*c) || strchr("-_./,:=+@%", *c))) plain = 0;
+    if (plain) {
+      o += (size_t)snprintf(buf + o, n - o, " %s", a);
+      continue;
+    }
+    o += (size_t)snprintf(buf + o, n - o, " '");
+    for (const char *c = a; *c && o + 1 < n; c++)
+      o += (size_t)(*c == '\'' ? snprintf(buf + o, n - o, "'\\''") : snprintf(buf + o, n - o, "%c", *c));
+    if (o + 1 < n) o += (size_t)snprintf(buf + o, n - o, "'");
+  }
+  if (o >= n) buf[n - 1] = 0;
 }

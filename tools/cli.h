@@ -67,6 +67,13 @@ void cli_json_stdout(void);
 /* Print "lfp <cmd>: <message>" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* SHA-256 of a file's bytes as 64 hex digits (what sha256sum prints) into
+ * hex[65]; 0, or -1 with a sentence. */
+int cli_sha256_file(const char *path, char hex[65], char *err, size_t errsz);
+/* "lfp CMD ARG ..." from a subcommand's argv (argv[0] is CMD), each argument
+ * single-quoted where a shell would need it, cut at n - 1 bytes. */
+void cli_command_line(int argc, char **argv, char *buf, size_t n);
+
 /* Monotonic seconds. */
 double cli_now(void);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "video.h"
 #include "commands.h"
 #include "ds_file.h"
 #include "ds_writer.h"
@@ -247,11 +248,15 @@ int cmd_collect(int argc, char **argv) {
 int cmd_replay(int argc, char **argv) {
   const char *path;
   int demo = -1, json = 0;
+  video_opts vo;
+  video_opts_default(&vo);
   cli_opt opts[] = {
       {"--demo", CLI_INT, &demo, "only this demo (its number k in demo_k); default: every demo", NULL, -1, 1e9},
+      VIDEO_CLI_OPTS(vo),
       CLI_OPT_JSON(json),
   };
-  int rc = cli_parse_arg("replay", "lfp replay FILE.hdf5 [--demo K] [--json]", argc, argv, opts, 2, "file", &path);
+  int rc = cli_parse_arg("replay", "lfp replay FILE.hdf5 [--demo K] [--video DIR] [--json]", argc, argv, opts,
+                         (int)(sizeof(opts) / sizeof(opts[0])), "file", &path);
   if (rc) return rc > 0 ? 0 : 2;
   char err[512];
   ds_file *f = ds_open(path, err, sizeof(err));
@@ -270,6 +275,8 @@ int cmd_replay(int argc, char **argv) {
   const int S = env_state_dim(em);
   double *state = fc_malloc(sizeof(double) * S), worst = 0.0;
   int replayed = 0, worst_demo = -1, rcode = 0;
+  /* with --video: each replayed demo's states, actions and end, to draw */
+  video_episode *eps = vo.dir ? fc_calloc((size_t)in->ndemos, sizeof(*eps)) : NULL;
   for (int i = 0; i < in->ndemos; i++) {
     if (demo >= 0 && in->demos[i].index != demo) continue;
     ds_record *r = ds_read_record(f, i, err, sizeof(err));
@@ -297,6 +304,20 @@ int cmd_replay(int argc, char **argv) {
       }
     }
     printf("  %-10s %4lld steps, largest state deviation %.3g\n", in->demos[i].name, (long long)r->len, dev);
+    if (eps && !rcode) {
+      video_episode *e = &eps[replayed];
+      double *st = fc_malloc(sizeof(double) * (size_t)S * (size_t)r->len), *fin = fc_malloc(sizeof(double) * (size_t)S);
+      double *ac = fc_malloc(sizeof(double) * (size_t)r->action_dim * (size_t)r->len);
+      memcpy(st, r->states, sizeof(double) * (size_t)S * (size_t)r->len);
+      memcpy(ac, r->actions, sizeof(double) * (size_t)r->action_dim * (size_t)r->len);
+      env_get_state(em, ed, fin);
+      e->states = st;
+      e->final_state = fin;
+      e->actions = ac;
+      e->len = r->len;
+      e->success = env_success(em, ed);
+      snprintf(e->name, sizeof(e->name), "%s", in->demos[i].name);
+    }
     if (dev >= worst) {
       worst = dev;
       worst_demo = i;
@@ -309,18 +330,37 @@ int cmd_replay(int argc, char **argv) {
     cli_error("replay", "%s has no demo_%d", path, demo);
     rcode = 2;
   }
+  video_result vr = {0};
   if (!rcode) {
     printf("lfp replay: %d demos of %s replayed; largest state deviation %.3g (%s)\n", replayed, path, worst,
            worst_demo >= 0 ? in->demos[worst_demo].name : "-");
+    if (vo.dir) {
+      if (video_render(&vo, em, eps, replayed, &vr, err, sizeof(err))) {
+        cli_error("replay", "--video: %s", err);
+        rcode = 1;
+      } else {
+        video_print(stdout, vo.dir, &vr);
+      }
+    }
+  }
+  if (!rcode) {
     if (json) {
       cli_json_stdout();
       printf("{\"file\": ");
       fc_json_str(stdout, path);
       printf(", \"env\": \"%s\", \"demos\": %d, \"max_state_deviation\": ", env_name(em), replayed);
       fc_json_num(stdout, worst);
+      if (vo.dir) video_json(stdout, &vr);
       printf("}\n");
     }
   }
+  video_result_free(&vr);
+  for (int i = 0; eps && i < in->ndemos; i++) {
+    free((void *)eps[i].states);
+    free((void *)eps[i].final_state);
+    free((void *)eps[i].actions);
+  }
+  free(eps);
   free(state);
   env_data_free(ed);
   env_model_free(em);

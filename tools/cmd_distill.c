@@ -83,7 +83,7 @@ int cmd_distill(int argc, char **argv) {
     goto done;
   }
   t = pol_distiller_new(d, teacher, teacher_path, &c, err, sizeof(err));
-  if (!t) goto fail;
+  if (!t || train_loop_origin(t, data, d->ndemos, c.seed, c.steps, c.batch, c.lr, argc, argv, err, sizeof(err))) goto fail;
   const pol_policy *p = pol_trainer_policy(t);
   const pol_distill *rec = &p->distill;
   char desc[128], pairs[64] = "fresh teacher pairs every step";

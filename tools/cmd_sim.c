@@ -32,6 +32,7 @@
 #include <zmq.h>
 
 #include "cli.h"
+#include "video.h"
 #include "commands.h"
 #include "env.h"
 #include "fc_base.h"
@@ -66,6 +67,7 @@ typedef struct {
   int rtc_delay, rtc_index; /* of the request being built (rtc) */
   double seam_sum;
   long seams, rtc_guided;
+  pol_rollout_traj *tr;   /* with --video: the episode being recorded */
 } s_sim;
 
 enum { S_JOIN_REPLACE = 0, S_JOIN_BLEND = 1, S_JOIN_RTC = 2 };
@@ -187,12 +189,14 @@ static int s_episode_lockstep(s_sim *S, env_data *ed, pol_rollout_result *r, int
       if (s_take_chunk(S, S->chunk, 0, err, errsz)) return -1;
       qpos = 0;
     }
+    if (S->tr) pol_rollout_traj_pre(S->tr, em, ed);
     const int src = env_step(em, ed, S->chunk + (size_t)qpos * S->A, err, errsz);
     if (src == ENV_UNSTABLE) {
       *unstable = 1; /* err says why */
       return 0;
     }
     if (src) return -1; /* a non-finite action from the controller */
+    if (S->tr) pol_rollout_traj_post(S->tr, em, ed, S->chunk + (size_t)qpos * S->A);
     qpos++;
     pol_rollout_track(em, ed, r);
   }
@@ -324,12 +328,14 @@ static int s_episode_realtime(s_sim *S, env_data *ed, pol_rollout_result *r, int
     const int idx = k - rt.qstart;
     if (idx >= 0 && idx < H) memcpy(rt.last, S->chunk + (size_t)idx * A, sizeof(double) * (size_t)A);
     else S->held++;
+    if (S->tr) pol_rollout_traj_pre(S->tr, em, ed);
     const int src = env_step(em, ed, rt.last, err, errsz);
     if (src == ENV_UNSTABLE) {
       *unstable = 1; /* err says why */
       return 0;
     }
     if (src) return -1; /* a non-finite action from the controller */
+    if (S->tr) pol_rollout_traj_post(S->tr, em, ed, rt.last);
     pol_rollout_track(em, ed, r);
     if ((prc = s_rt_pump(S, &rt, t0 + (k + 1) * dt, k + 1, 0, err, errsz))) return prc;
   }
@@ -353,6 +359,8 @@ int cmd_sim(int argc, char **argv) {
   double budget_ms = -1, delay_ms = 0;
   static const char *const modes[] = {"lockstep", "realtime", NULL};
   static const char *const joins[] = {"replace", "blend", "rtc", NULL};
+  video_opts vo;
+  video_opts_default(&vo);
   cli_opt opts[] = {
       {"--env", CLI_STR, &envname, "task (default: the one the controller's policy was trained on)", NULL, 0, 0},
       {"--connect", CLI_STR, &connect, "the controller's ZeroMQ endpoint (lfp serve)", NULL, 0, 0},
@@ -371,6 +379,7 @@ int cmd_sim(int argc, char **argv) {
       {"--join", CLI_CHOICE, &join, "realtime: how a fresh chunk joins the one executing: replace, blend (0.3 old + 0.7 new "
                                     "over the overlap) or rtc (real-time chunking on the node)", joins, 0, 0},
       {"--rtc", CLI_FLAG, &rtc, "realtime: --join rtc", NULL, 0, 0},
+      VIDEO_CLI_OPTS(vo),
       {"--horizon", CLI_INT, &horizon, "actions per reply, up to the policy's Tp (0: its Ta); more than Ta keeps "
                                        "actions to execute while a late reply is on its way (protocol 3)", NULL, 0, S_MAX_H},
       CLI_OPT_JSON(json),
@@ -395,6 +404,9 @@ int cmd_sim(int argc, char **argv) {
   env_model *em = NULL;
   env_data *ed = NULL;
   pol_rollout_result *res = NULL;
+  pol_rollout_traj *trajs = NULL;
+  video_episode *eps = NULL;
+  video_result vr = {0};
   int status = 1, refused = 0;
   if (!(S->link = pol_client_new(NULL, connect, timeout_ms, retries, NULL, err, sizeof(err))) ||
       pol_client_get_info(S->link, &S->info, err, sizeof(err)))
@@ -428,6 +440,7 @@ int cmd_sim(int argc, char **argv) {
   const double budget = budget_ms >= 0 ? budget_ms * 1e-3 : 0.5 / S->info.control_hz;
   ed = env_data_new(em);
   res = fc_calloc((size_t)episodes, sizeof(pol_rollout_result));
+  if (vo.dir) trajs = fc_calloc((size_t)episodes, sizeof(pol_rollout_traj));
   S->caprtt = (long)episodes * (env_horizon(em) + 2);
   S->rtt = fc_malloc(sizeof(double) * (size_t)S->caprtt);
   S->sample = fc_malloc(sizeof(double) * (size_t)S->caprtt);
@@ -435,6 +448,10 @@ int cmd_sim(int argc, char **argv) {
   for (int i = 0; i < episodes; i++) {
     const uint64_t s = (uint64_t)seed + (uint64_t)i;
     env_reset(em, ed, s);
+    if (trajs) {
+      pol_rollout_traj_alloc(&trajs[i], em);
+      S->tr = &trajs[i];
+    }
     if (s_episode_reset(S, s, err, sizeof(err))) {
       const size_t len = strlen(err);
       snprintf(err + len, sizeof(err) - len, "; episode %d (seed %llu) not started", i, (unsigned long long)s);
@@ -479,6 +496,16 @@ int cmd_sim(int argc, char **argv) {
   if (realtime)
     printf("  join %s, delay %.0f ms: seam jump mean %.4f over %ld seams\n", join, delay_ms, seam, S->seams);
   if (S->join == S_JOIN_RTC) printf("  %ld chunks made by real-time chunking on the node\n", S->rtc_guided);
+  if (trajs) {
+    eps = fc_calloc((size_t)episodes, sizeof(*eps));
+    for (int i = 0; i < episodes; i++) video_episode_from_traj(&eps[i], &trajs[i], &res[i], (uint64_t)seed + (uint64_t)i);
+    char why[480];
+    if (video_render(&vo, em, eps, episodes, &vr, why, sizeof(why))) {
+      snprintf(err, sizeof(err), "--video: %s", why);
+      goto fail;
+    }
+    video_print(stdout, vo.dir, &vr);
+  }
   if (json) {
     cli_json_stdout();
     const pol_rollout_run run = {S->info.policy, S->info.method, seed, (int)S->info.nfe, S->clipped_total, s50, s99};
@@ -493,11 +520,21 @@ int cmd_sim(int argc, char **argv) {
     printf(", \"seam_jump_mean\": ");
     fc_json_num(stdout, seam);
     printf(", \"seams\": %ld, \"rtc_chunks\": %ld, \"refused\": %d", S->seams, S->rtc_guided, refused);
+    video_json_hist(stdout, "latency_us_hist", S->sample, S->nrtt, 40);
+    video_json_hist(stdout, "rtt_us_hist", S->rtt, S->nrtt, 40);
+    if (eps) {
+      video_json_traces(stdout, em, eps, episodes);
+      video_json(stdout, &vr);
+    }
     pol_rollout_json_close(stdout, secs);
   }
   status = 0;
 fail:
   if (status) cli_error("sim", "%s", err);
+  video_result_free(&vr);
+  free(eps);
+  for (int i = 0; trajs && i < episodes; i++) pol_rollout_traj_free(&trajs[i]);
+  free(trajs);
   free(res);
   free(S->rtt);
   free(S->sample);

@@ -250,7 +250,7 @@ int cmd_train(int argc, char **argv) {
   }
   if (c.method == POL_LFM && c.steps < blocks) c.steps = blocks;
   t = pol_trainer_new(d, &c, d->env_args, hz, err, sizeof(err));
-  if (!t) goto fail;
+  if (!t || train_loop_origin(t, data, d->ndemos, c.seed, c.steps, c.batch, c.lr, argc, argv, err, sizeof(err))) goto fail;
 
   const pol_policy *p = pol_trainer_policy(t);
   char klist[512] = "";

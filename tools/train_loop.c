@@ -89,6 +89,24 @@ static int s_select_run(const train_loop_opts *o, train_loop_result *r, const po
   return rc ? -1 : 0;
 }
 
+int train_loop_origin(pol_trainer *t, const char *data, int64_t demos, uint64_t seed, int64_t steps, int batch, float lr,
+                      int argc, char **argv, char *err, size_t errsz) {
+  pol_origin *o = pol_trainer_origin(t);
+  memset(o, 0, sizeof(*o));
+  if (cli_sha256_file(data, o->data_sha256, err, errsz)) return -1;
+  snprintf(o->data, sizeof(o->data), "%s", data);
+  o->demos = demos;
+  o->train_windows = pol_trainer_train_windows(t);
+  o->valid_windows = pol_trainer_valid_windows(t);
+  o->seed = seed;
+  o->steps = steps;
+  o->batch = batch;
+  o->lr = lr;
+  cli_command_line(argc, argv, o->command, sizeof(o->command));
+  o->present = 1;
+  return 0;
+}
+
 int train_loop_run(pol_trainer *t, const train_loop_opts *o, train_loop_result *r, char *err, size_t errsz) {
   memset(r, 0, sizeof(*r));
   r->best_score = -INFINITY;
@@ -149,6 +167,7 @@ int train_loop_run(pol_trainer *t, const train_loop_opts *o, train_loop_result *
   r->secs = cli_now() - t0 - r->eval_s;
   r->train_loss = ema;
   r->samples_per_s = (double)(pol_trainer_steps_done(t) - r->start) * o->batch / (r->secs > 0 ? r->secs : 1e-9);
+  pol_trainer_origin(t)->train_s = r->secs;
   if (pol_save_file(pol_trainer_policy(t), o->out, err, errsz)) goto done;
   unlink(ckpt); /* the run is complete: nothing left to resume */
   rc = 0;

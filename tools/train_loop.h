@@ -71,6 +71,11 @@ typedef struct {
 void train_loop_opts_default(train_loop_opts *o, const char *cmd, const char *out, int batch);
 /* OUT.best.lfp for OUT.lfp (or OUT.best.lfp for OUT) */
 void train_loop_best_path(const char *out, char *dst, size_t n);
+/* t's provenance (pol_origin): the dataset at path (its SHA-256 and demos),
+ * the run's seed, steps, batch and lr, and the command line; 0 or -1 with a
+ * sentence (the dataset could not be read). */
+int train_loop_origin(pol_trainer *t, const char *data, int64_t demos, uint64_t seed, int64_t steps, int batch, float lr,
+                      int argc, char **argv, char *err, size_t errsz);
 /* Run t to the end and write o->out; 0, or -1 with a sentence in err. */
 int train_loop_run(pol_trainer *t, const train_loop_opts *o, train_loop_result *r, char *err, size_t errsz);
 /* The summary lines after a run (time, losses, selection, files). */
