@@ -13,10 +13,14 @@ PACKAGES=(
   libmujoco-dev libqhull-dev         # envs: MuJoCo 2.2.2 (its CMake config needs libqhull_r headers)
   libzmq3-dev libmsgpack-dev         # policy: the ZeroMQ controller node
   libwebsockets-dev                  # policy: the node's websocket side (openpi's protocol)
-  libcjson-dev                       # policy: the mapping files of pol_mj (the user's own MuJoCo model)
+  libcjson-dev                       # policy: the mapping files of pol_mj (the user's own MuJoCo model); lfp report
+  libegl-dev libegl-mesa0 libgl1-mesa-dri  # envs: headless rendering (EGL surfaceless, Mesa's llvmpipe)
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev  # envs: MP4 (H.264 through libx264)
+  libssl-dev                         # tools: SHA-256 of training data, base64 of the report's videos
   clang libclang-rt-dev              # tests: the sanitizer build and libFuzzer
   python3-numpy python3-h5py python3-zmq python3-msgpack  # interoperability tests (/usr/bin/python3)
   python3-websockets                 # tests: openpi's websocket client side (asyncio, version 10)
+  ffmpeg chromium fonts-dejavu-core  # tests: an independent MP4 reader (ffprobe); the report in a real browser
 )
 
 missing=()

@@ -72,6 +72,8 @@ int video_render(const video_opts *o, const env_model *em, const video_episode *
   int w, h;
   if (s_size(o->size, &w, &h))
     return fc_set_err(err, errsz, "--size '%s' is not WIDTHxHEIGHT (e.g. 320x320)", o->size), -1;
+  if (w < 16 || h < 16 || w > 4096 || h > 4096 || (w | h) & 1)
+    return fc_set_err(err, errsz, "--size '%s': each side must be even, 16 to 4096 pixels (H.264 frames)", o->size), -1;
   if (mkdir(o->dir, 0777) != 0 && errno != EEXIST)
     return fc_set_err(err, errsz, "--video: cannot make the folder %s (%s)", o->dir, strerror(errno)), -1;
   struct stat st;
