@@ -85,6 +85,7 @@ env_render *env_render_new(const env_model *em, int width, int height, char *err
   r->m->vis.global.offwidth = width;
   r->m->vis.global.offheight = height;
   r->m->vis.quality.offsamples = 2;
+  r->m->vis.quality.shadowsize = 1024; /* MuJoCo default 4096: a 4x smaller map draws lift and can about 3x faster on llvmpipe */
   /* a soft headlight and no specular highlights: the tasks' top-down light
    * washes flat colours out otherwise (mujoco.md) */
   for (int i = 0; i < 3; i++) {

@@ -6,6 +6,8 @@
 #   tools/studies.sh distill [OUTDIR]   teachers vs naive few steps vs students
 #   tools/studies.sh realtime [OUTDIR]  replace / blend / rtc at several delays
 #   tools/studies.sh dfm [OUTDIR]       DFM: toy W2 against the NFE; avoid
+#   tools/studies.sh video [OUTDIR]     what a video frame costs: each task at
+#                                       320x320, pusht at 640x480 (expert demos)
 # Environment: LFP (default build/lfp), TASKS, METHODS (distill: "lfm fm"),
 # SEEDS (training seeds, default "0 1 2"), EPISODES (evaluation episodes,
 # default 50), DISTILL_FLAGS (extra lfp distill flags, e.g. "--steps 1000";
@@ -14,7 +16,7 @@
 # Training uses lfp train's defaults; evaluation the seeds 100000.. only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-study=${1:?usage: tools/studies.sh distill|realtime|dfm [OUTDIR]}
+study=${1:?usage: tools/studies.sh distill|realtime|dfm|video [OUTDIR]}
 out=${2:-results/$study}
 mkdir -p "$out"
 LFP=${LFP:-build/lfp}
@@ -165,8 +167,34 @@ for t in tasks:
           st.mean(r["mean_score"] for r in rs), fig, rs[0]["nfe"]))
 PY
   ;;
+video)
+  # 4 expert demos per task, replayed into videos (lfp replay --video draws
+  # them from their recorded states, as lfp eval --video does)
+  {
+    echo "| task | size | frames | drawing, ms/frame | encoding, ms/frame | bytes/frame |"
+    echo "|---|---|---|---|---|---|"
+    for t in lift pusht can avoid pusht@640x480; do
+      task=${t%@*}
+      size=320x320
+      [ "$t" != "$task" ] && size=${t#*@}
+      [ -f "$out/$task.hdf5" ] || "$LFP" collect --env "$task" --episodes 4 --seed 0 --out "$out/$task.hdf5" > /dev/null
+      rm -rf "$out/$t.videos"
+      "$LFP" replay "$out/$task.hdf5" --video "$out/$t.videos" --video-episodes 4 --size "$size" --json \
+        > "$out/$t.json" 2> /dev/null
+      /usr/bin/python3 - "$out/$t.json" "$task" "$size" <<'PY'
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+n = d["videos"]
+frames = sum(v["frames"] for v in n)
+size = sum(os.path.getsize(v["file"]) for v in n)
+print("| %s | %s | %d | %.1f | %.1f | %.0f |" % (sys.argv[2], sys.argv[3], frames, d["video_ms_per_frame_draw"],
+      d["video_ms_per_frame_encode"], size / frames))
+PY
+    done
+  } | tee "$out/video.md"
+  ;;
 *)
-  echo "tools/studies.sh: unknown study '$study' (distill, realtime or dfm)" >&2
+  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm or video)" >&2
   exit 2
   ;;
 esac
