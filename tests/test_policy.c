@@ -190,6 +190,57 @@ TEST(training_lowers_loss_and_files_round_trip) {
   return 0;
 }
 
+/* pol.origin: where a policy came from, saved with it and with its
+ * snapshots; optional (files without it load with present 0) */
+TEST(policy_origin_round_trips_and_is_optional) {
+  ds_dataset *d = s_dataset();
+  char err[512];
+  pol_train_config c = s_small_config(POL_FM);
+  c.steps = 3;
+  pol_trainer *t = pol_trainer_new(d, &c, "{\"env_name\": \"none\"}", 10.0, err, sizeof(err));
+  ASSERT_MSG(t, "%s", err);
+  while (!pol_trainer_done(t)) pol_trainer_step(t);
+  char path[] = "/tmp/lfp_pol_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  /* without it */
+  ASSERT(pol_save_file(pol_trainer_policy(t), path, err, sizeof(err)) == 0);
+  pol_policy *q = pol_load(path, err, sizeof(err));
+  ASSERT_MSG(q, "%s", err);
+  ASSERT(!q->origin.present);
+  pol_free(q);
+  /* with it: every field back, in the file and in a snapshot */
+  pol_origin *o = pol_trainer_origin(t);
+  snprintf(o->data, sizeof(o->data), "demos/lift.hdf5");
+  snprintf(o->data_sha256, sizeof(o->data_sha256), "%064d", 7);
+  o->demos = 200;
+  o->train_windows = 3881;
+  o->valid_windows = 444;
+  o->seed = 12345678901ull;
+  o->steps = 16000;
+  o->batch = 256;
+  o->lr = 3e-4f;
+  o->train_s = 237.5;
+  snprintf(o->command, sizeof(o->command), "lfp train --data 'a b.hdf5' --out p.lfp");
+  o->present = 1;
+  ASSERT(pol_save_file(pol_trainer_policy(t), path, err, sizeof(err)) == 0);
+  q = pol_load(path, err, sizeof(err));
+  ASSERT_MSG(q, "%s", err);
+  ASSERT(q->origin.present && !strcmp(q->origin.data, o->data) && !strcmp(q->origin.data_sha256, o->data_sha256) &&
+         q->origin.demos == 200 && q->origin.train_windows == 3881 && q->origin.valid_windows == 444 &&
+         q->origin.seed == 12345678901ull && q->origin.steps == 16000 && q->origin.batch == 256 &&
+         q->origin.lr == 3e-4f && q->origin.train_s == 237.5 && !strcmp(q->origin.command, o->command));
+  pol_free(q);
+  pol_policy *snap = pol_trainer_snapshot(t, err, sizeof(err));
+  ASSERT_MSG(snap, "%s", err);
+  ASSERT(snap->origin.present && !strcmp(snap->origin.command, o->command));
+  pol_free(snap);
+  unlink(path);
+  pol_trainer_free(t);
+  ds_dataset_free(d);
+  return 0;
+}
+
 TEST(resumed_training_equals_uninterrupted) {
   ds_dataset *d = s_dataset();
   char err[512], path[] = "/tmp/lfp_ckpt_XXXXXX";

@@ -6,16 +6,26 @@
  * the renderer's own copy of the model: rendering never changes a rollout
  * (the digest is the same with and without --video).
  *
- * Example: after lfp eval's rollouts, with the trajectories recorded
+ * Example: 50 episodes of a policy from seed 100000, 4 of them as videos in dir
  *
- *   video_opts vo;
- *   video_opts_default(&vo);             // then cli_parse with VIDEO_CLI_OPTS(vo)
- *   video_episode eps[50];
- *   for (int i = 0; i < 50; i++) video_episode_from_traj(&eps[i], &ev.traj[i], &ev.res[i], 100000 + i);
- *   video_result vr;
- *   if (video_render(&vo, em, eps, 50, &vr, err, sizeof err)) ...;
- *   video_print(stdout, &vr);
- *   video_result_free(&vr);
+ *   int eval_videos(const env_model *em, const pol_policy *p, const char *dir) {
+ *     char err[512];
+ *     pol_rollout_eval ev;
+ *     if (pol_rollout_policy("example", em, p, p->flow->cfg.sampler, 0, 100000, 50, 2, 1, &ev, err, sizeof err))
+ *       return fprintf(stderr, "%s\n", err), -1;              // record = 1: the trajectories are kept
+ *     video_opts vo;
+ *     video_opts_default(&vo);                                 // or cli_parse with VIDEO_CLI_OPTS(vo)
+ *     vo.dir = dir;
+ *     video_episode eps[50];
+ *     for (int i = 0; i < 50; i++) video_episode_from_traj(&eps[i], &ev.traj[i], &ev.res[i], 100000 + (uint64_t)i);
+ *     video_result vr;
+ *     int rc = video_render(&vo, em, eps, 50, &vr, err, sizeof err);
+ *     if (rc) fprintf(stderr, "%s\n", err);
+ *     else video_print(stdout, dir, &vr);
+ *     video_result_free(&vr);
+ *     pol_rollout_eval_free(&ev, 50);
+ *     return rc;
+ *   }
  */
 #ifndef LFP_VIDEO_H
 #define LFP_VIDEO_H
