@@ -982,6 +982,7 @@ int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(history_and_chunks_follow_horizons),
       TEST_ENTRY(training_lowers_loss_and_files_round_trip),
+      TEST_ENTRY(policy_origin_round_trips_and_is_optional),
       TEST_ENTRY(resumed_training_equals_uninterrupted),
       TEST_ENTRY(nonfinite_observations_are_refused_and_change_nothing),
       TEST_ENTRY(nonfinite_chunk_is_an_error_not_a_command),
