@@ -1,5 +1,6 @@
 /* pol_client: the node's REQ client with Lazy Pirate retries. */
 #include "pol_client.h"
+#include "pol_keys.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@ struct pol_client {
   double sent_at;
   int64_t id;
   char session[64];
+  int curve;                             /* pol_client_secure */
+  char server_key[41], public_key[41], secret_key[41];
 };
 
 static int s_open(pol_client *c) {
@@ -33,7 +36,23 @@ static int s_open(pol_client *c) {
   const int64_t maxmsg = 1 << 20;
   zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
   zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+  if (c->curve && (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, c->server_key, 41) ||
+                   zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, c->public_key, 41) ||
+                   zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, c->secret_key, 41)))
+    return -1;
   return zmq_connect(c->sock, c->endpoint);
+}
+
+int pol_client_secure(pol_client *c, const char *server_key_path, const char *secret_key_path, char *err, size_t errsz) {
+  if (pol_keys_read_public(server_key_path, c->server_key, err, errsz) ||
+      pol_keys_read_secret(secret_key_path, c->secret_key, c->public_key, err, errsz))
+    return -1;
+  c->curve = 1;
+  if (s_open(c)) {
+    c->curve = 0;
+    return fc_set_err(err, errsz, "cannot connect to %s with CURVE: %s", c->endpoint, zmq_strerror(zmq_errno())), -1;
+  }
+  return 0;
 }
 
 pol_client *pol_client_new(void *zctx, const char *endpoint, int timeout_ms, int retries, const char *session,

@@ -55,6 +55,12 @@ typedef struct pol_client pol_client;
  * endpoint is malformed. */
 pol_client *pol_client_new(void *zctx, const char *endpoint, int timeout_ms, int retries, const char *session,
                            char *err, size_t errsz);
+/* Encrypt and authenticate with CURVE (pol_keys.h): the node's public key
+ * (a .pub file) and this client's secret key (a .key file, mode 0600; its
+ * public key must be in the node's allowlist). Reconnects; every retry's
+ * fresh socket uses the keys too. 0, or -1 with a sentence about the files.
+ * A node that does not admit the key never answers: calls time out. */
+int pol_client_secure(pol_client *c, const char *server_key_path, const char *secret_key_path, char *err, size_t errsz);
 void pol_client_free(pol_client *c);
 void pol_client_set_session(pol_client *c, const char *session);
 const char *pol_client_session(const pol_client *c);

@@ -1,5 +1,6 @@
 /* pol_node: request handling, sessions and the ROUTER loop. */
 #include "pol_node.h"
+#include "pol_keys.h"
 
 #include <errno.h>
 #include <math.h>
@@ -41,6 +42,10 @@ struct pol_node {
   pol_node_stats st;
   void *ctx, *sock;
   pthread_mutex_t mu; /* one request at a time, whichever transport (pol_node_lock) */
+  /* CURVE (pol_node_secure): the server's secret key, the allowlist, the ZAP handler's socket */
+  char curve_secret[41];
+  const pol_keys_allow *allow;
+  void *zap;
 };
 
 void pol_node_lock(pol_node *n) { pthread_mutex_lock(&n->mu); }
@@ -89,6 +94,8 @@ pol_node *pol_node_new(const pol_policy *p, const pol_node_config *cfg) {
 void pol_node_free(pol_node *n) {
   if (!n) return;
   if (n->sock) zmq_close(n->sock);
+  if (n->zap) zmq_close(n->zap);
+  memset(n->curve_secret, 0, sizeof(n->curve_secret));
   if (n->ctx) zmq_ctx_term(n->ctx);
   for (int i = 0; i < n->cfg.max_sessions; i++) pol_data_free(n->sessions[i].pd);
   free(n->sessions);
@@ -568,10 +575,79 @@ done:
 
 /* ---- the socket ---- */
 
+void pol_node_secure(pol_node *n, const char *secret_z85, const pol_keys_allow *allow) {
+  FC_ASSERT(!n->sock && strlen(secret_z85) == 40 && allow);
+  memcpy(n->curve_secret, secret_z85, 41);
+  n->allow = allow;
+}
+
+/* the ZAP handler (RFC 27) for CURVE: one request, one reply; a client
+ * whose key is not allowed gets status 400 and one line in the log */
+static void s_zap_one(pol_node *n) {
+  zmq_msg_t f[8];
+  int k = 0, more = 1;
+  while (more) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, n->zap, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      if (!k) return;
+      break;
+    }
+    more = zmq_msg_more(&m);
+    if (k < 8) f[k++] = m;
+    else zmq_msg_close(&m);
+  }
+  /* version, request id, domain, address, routing id, mechanism, credentials */
+  const int ok_frames = k >= 7 && zmq_msg_size(&f[5]) == 5 && !memcmp(zmq_msg_data(&f[5]), "CURVE", 5) &&
+                        zmq_msg_size(&f[6]) == 32;
+  const char *who = ok_frames ? pol_keys_allowed(n->allow, zmq_msg_data(&f[6])) : NULL;
+  if (!who) {
+    n->st.refused++;
+    if (n->cfg.log && n->st.refused <= 20) {
+      char addr[64] = "?", key[41] = "(no CURVE key)";
+      if (k >= 4) snprintf(addr, sizeof(addr), "%.*s", (int)(zmq_msg_size(&f[3]) < 63 ? zmq_msg_size(&f[3]) : 63),
+                           (const char *)zmq_msg_data(&f[3]));
+      if (ok_frames) zmq_z85_encode(key, zmq_msg_data(&f[6]), 32);
+      fprintf(n->cfg.log, "lfp serve: refused a client from %s: its key %s is not in %s%s\n", addr, key,
+              pol_keys_allow_dir(n->allow), n->st.refused == 20 ? " (further refusals are counted, not logged)" : "");
+      fflush(n->cfg.log);
+    }
+  }
+  const char *status = who ? "200" : "400", *text = who ? "OK" : "key not allowed";
+  zmq_send(n->zap, "1.0", 3, ZMQ_SNDMORE);
+  if (k >= 2) zmq_send(n->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
+  else zmq_send(n->zap, "", 0, ZMQ_SNDMORE);
+  zmq_send(n->zap, status, 3, ZMQ_SNDMORE);
+  zmq_send(n->zap, text, strlen(text), ZMQ_SNDMORE);
+  zmq_send(n->zap, who ? who : "", who ? strlen(who) : 0, ZMQ_SNDMORE); /* user id: the key's file name */
+  zmq_send(n->zap, "", 0, 0);
+  for (int i = 0; i < k; i++) zmq_msg_close(&f[i]);
+}
+
 int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz, char *err, size_t errsz) {
   FC_ASSERT(!n->sock);
   n->ctx = zmq_ctx_new();
+  if (n->allow) {
+    /* the ZAP handler is bound before any connection can arrive */
+    n->zap = zmq_socket(n->ctx, ZMQ_REP);
+    const int linger0 = 0;
+    zmq_setsockopt(n->zap, ZMQ_LINGER, &linger0, sizeof(linger0));
+    if (zmq_bind(n->zap, "inproc://zeromq.zap.01")) {
+      fc_set_err(err, errsz, "cannot start the CURVE authentication handler: %s", zmq_strerror(zmq_errno()));
+      zmq_close(n->zap);
+      zmq_ctx_term(n->ctx);
+      n->zap = n->ctx = NULL;
+      return -1;
+    }
+  }
   n->sock = zmq_socket(n->ctx, ZMQ_ROUTER);
+  if (n->allow) {
+    const int one1 = 1;
+    zmq_setsockopt(n->sock, ZMQ_CURVE_SERVER, &one1, sizeof(one1));
+    zmq_setsockopt(n->sock, ZMQ_CURVE_SECRETKEY, n->curve_secret, 41);
+    zmq_setsockopt(n->sock, ZMQ_ZAP_DOMAIN, "lfp", 3);
+  }
   const int linger = 0, one = 1, hwm = 1000;
   const int64_t maxmsg = (int64_t)n->cfg.max_msg * 16;
   zmq_setsockopt(n->sock, ZMQ_LINGER, &linger, sizeof(linger));
@@ -582,8 +658,9 @@ int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz
   if (zmq_bind(n->sock, endpoint)) {
     fc_set_err(err, errsz, "cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
     zmq_close(n->sock);
+    if (n->zap) zmq_close(n->zap);
     zmq_ctx_term(n->ctx);
-    n->sock = n->ctx = NULL;
+    n->sock = n->ctx = n->zap = NULL;
     return -1;
   }
   if (bound && boundsz) {
@@ -636,13 +713,14 @@ static void s_serve_one(pol_node *n, zmq_msg_t *idm) {
 
 int pol_node_run(pol_node *n, volatile sig_atomic_t *stop, char *err, size_t errsz) {
   FC_ASSERT(n->sock);
-  zmq_pollitem_t it = {n->sock, 0, ZMQ_POLLIN, 0};
+  zmq_pollitem_t it[2] = {{n->sock, 0, ZMQ_POLLIN, 0}, {n->zap, 0, ZMQ_POLLIN, 0}};
   while (!*stop) {
-    const int rc = zmq_poll(&it, 1, 100);
+    const int rc = zmq_poll(it, n->zap ? 2 : 1, 100);
     if (rc < 0) {
       if (zmq_errno() == EINTR) continue;
       return fc_set_err(err, errsz, "polling the socket failed: %s", zmq_strerror(zmq_errno())), -1;
     }
+    if (n->zap && (it[1].revents & ZMQ_POLLIN)) s_zap_one(n);
     while (!*stop) {
       zmq_msg_t idm;
       zmq_msg_init(&idm);

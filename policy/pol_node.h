@@ -57,6 +57,7 @@ typedef struct {
 typedef struct {
   int64_t requests, errors, infers, sessions_created, evictions;
   int sessions; /* live now */
+  int64_t refused; /* CURVE clients whose key was not allowed (pol_node_secure) */
 } pol_node_stats;
 
 typedef struct pol_node pol_node;
@@ -82,6 +83,15 @@ void pol_node_info(pol_node *n, const void **reply, size_t *reply_len);
 /* The largest request the node reads (pol_node_config.max_msg). */
 size_t pol_node_max_msg(const pol_node *n);
 
+/* CURVE (pol_keys.h), before pol_node_bind: the ZeroMQ socket encrypts
+ * every connection with the server's secret key (Z85, 40 characters) and
+ * admits only clients whose public key is in allow (which must outlive the
+ * node). A client with another key, a plaintext client and a client that
+ * has the wrong server key get nothing (their handshake fails); the node
+ * logs one line per refused key (the first 20) and counts them
+ * (pol_node_stats.refused). The ZAP handler runs inside pol_node_run. */
+struct pol_keys_allow;
+void pol_node_secure(pol_node *n, const char *secret_z85, const struct pol_keys_allow *allow);
 /* Bind a ROUTER socket (LINGER 0, MAXMSGSIZE, bounded queues). bound gets
  * the resolved endpoint (e.g. the port chosen for "tcp://127.0.0.1:*"). */
 int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz, char *err, size_t errsz);

@@ -21,7 +21,29 @@ struct pol_ws {
   int port;
   atomic_int stop;
   long conns;
+  char api_key[264]; /* "Api-Key K" required of every connection (pol_ws_require_key), or "" */
+  FILE *log;
+  long refused;
 };
+
+void pol_ws_require_key(pol_ws *w, const char *key, FILE *log) {
+  snprintf(w->api_key, sizeof(w->api_key), "Api-Key %s", key);
+  w->log = log;
+}
+
+long pol_ws_refused(const pol_ws *w) { return w->refused; }
+
+/* openpi's Authorization header against the key, in time independent of
+ * where they differ */
+static int s_key_ok(const pol_ws *w, struct lws *wsi) {
+  char got[264] = "";
+  const int n = lws_hdr_copy(wsi, got, sizeof(got), WSI_TOKEN_HTTP_AUTHORIZATION);
+  const size_t want = strlen(w->api_key);
+  if (n < 0 || (size_t)n != want) return 0;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < want; i++) diff |= (unsigned char)(got[i] ^ w->api_key[i]);
+  return diff == 0;
+}
 
 /* one connection: its session, the frame being received, the frame to send */
 typedef struct {
@@ -139,6 +161,18 @@ static int s_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
   pol_ws *w = lws_context_user(lws_get_context(wsi));
   s_conn *c = user;
   switch (reason) {
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    /* before the upgrade: a connection without the API key is refused */
+    if (w->api_key[0] && !s_key_ok(w, wsi)) {
+      w->refused++;
+      if (w->log && w->refused <= 20) {
+        fprintf(w->log, "lfp serve: refused a websocket client: %s API key (openpi's Authorization: Api-Key header)\n",
+                lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0 ? "a wrong" : "no");
+        fflush(w->log);
+      }
+      return 1;
+    }
+    return 0;
   case LWS_CALLBACK_HTTP:
     return s_healthz(wsi, in ? (const char *)in : "");
   case LWS_CALLBACK_ESTABLISHED: {

@@ -36,6 +36,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "pol_node.h"
 
@@ -45,6 +46,12 @@ typedef struct pol_ws pol_ws;
  * bound gets "ws://HOST:PORT". NULL and a sentence when the url is malformed
  * or the port cannot be bound. The node must outlive it. */
 pol_ws *pol_ws_new(pol_node *n, const char *url, char *bound, size_t boundsz, char *err, size_t errsz);
+/* Require openpi's API key: every connection must send the header
+ * "Authorization: Api-Key KEY" (openpi_client's api_key), or it is refused
+ * before the upgrade, with one line on log (the first 20; log may be NULL)
+ * and a count (pol_ws_refused). Before pol_ws_run. */
+void pol_ws_require_key(pol_ws *w, const char *key, FILE *log);
+long pol_ws_refused(const pol_ws *w);
 /* Serve until *stop is nonzero or pol_ws_stop is called (from any thread). */
 int pol_ws_run(pol_ws *w, volatile sig_atomic_t *stop, char *err, size_t errsz);
 void pol_ws_stop(pol_ws *w);

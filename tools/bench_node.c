@@ -24,6 +24,7 @@
 #include "env.h"
 #include "fc_base.h"
 #include "fc_rng.h"
+#include "pol_keys.h"
 #include "pol_node.h"
 #include "pol_train.h"
 #include "pol_client.h"
@@ -264,6 +265,94 @@ static void s_server_timing(zmq_msg_t *reply, double *handle, double *sample) {
   msgpack_unpacked_destroy(&up);
 }
 
+/* The cost of CURVE: a second node on the same policy with CURVE (fresh key
+ * pairs in a scratch folder, the client's key allowed), and ping and infer
+ * round trips to both, interleaved; p50s in us[4]: ping plain, ping curve,
+ * infer plain, infer curve. 0, or -1 with a sentence. */
+static int s_curve_cost(const pol_policy *p, void *ctx, void *plain, int rounds, int per_round, double us[4], char *err,
+                        size_t errsz) {
+  char dir[] = "/tmp/lfp_bench_curve_XXXXXX", name[64], path[96], sec[41], pub[41], spub[41];
+  if (!mkdtemp(dir)) return fc_set_err(err, errsz, "cannot make a scratch folder for the CURVE keys"), -1;
+  snprintf(name, sizeof(name), "%s/server", dir);
+  int rc = pol_keys_generate(name, err, errsz);
+  snprintf(name, sizeof(name), "%s/client", dir);
+  if (!rc) rc = pol_keys_generate(name, err, errsz);
+  snprintf(path, sizeof(path), "%s/server.key", dir);
+  char ssec[41];
+  if (!rc) rc = pol_keys_read_secret(path, ssec, spub, err, errsz);
+  snprintf(path, sizeof(path), "%s/client.key", dir);
+  if (!rc) rc = pol_keys_read_secret(path, sec, pub, err, errsz);
+  pol_keys_allow *allow = rc ? NULL : pol_keys_allow_load(dir, err, errsz);
+  static const char *const files[] = {"server.key", "server.pub", "client.key", "client.pub"};
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+  if (!allow) return -1;
+  pol_node_config cfg;
+  pol_node_config_default(&cfg);
+  s_server srv = {pol_node_new(p, &cfg), 0, ""};
+  pol_node_secure(srv.n, ssec, allow);
+  if (pol_node_bind(srv.n, "tcp://127.0.0.1:*", srv.ep, sizeof(srv.ep), err, errsz)) {
+    pol_node_free(srv.n);
+    pol_keys_allow_free(allow);
+    return -1;
+  }
+  pthread_t th;
+  pthread_create(&th, NULL, s_node_thread, &srv);
+  void *cs = s_socket(ctx, ZMQ_REQ, NULL);
+  zmq_setsockopt(cs, ZMQ_CURVE_SERVERKEY, spub, 41);
+  zmq_setsockopt(cs, ZMQ_CURVE_PUBLICKEY, pub, 41);
+  zmq_setsockopt(cs, ZMQ_CURVE_SECRETKEY, sec, 41);
+  zmq_connect(cs, srv.ep);
+  msgpack_sbuffer ping, req;
+  msgpack_sbuffer_init(&ping);
+  msgpack_sbuffer_init(&req);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &ping, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 1);
+  msgpack_pack_str_with_body(&pk, "endpoint", 8);
+  msgpack_pack_str_with_body(&pk, "ping", 4);
+  const int n = rounds * per_round;
+  double *t[4];
+  for (int k = 0; k < 4; k++) t[k] = fc_malloc(sizeof(double) * (size_t)n);
+  zmq_msg_t reply;
+  zmq_msg_init(&reply);
+  long lost = 0;
+  for (int w = 0; w < 20; w++) lost += s_roundtrip(cs, ping.data, ping.size, 5000, &reply) < 0;
+  for (int r = 0, k = 0; r < rounds && !lost; r++, k += per_round)
+    for (int kind = 0; kind < 4; kind++)
+      for (int i = 0; i < per_round; i++) {
+        void *sock = kind & 1 ? cs : plain;
+        const msgpack_sbuffer *m = &ping;
+        if (kind >= 2) {
+          s_infer_request(p, k + i, &req);
+          m = &req;
+        }
+        const double t0 = cli_now();
+        if (s_roundtrip(sock, m->data, m->size, 5000, &reply) < 0) lost++;
+        t[kind][k + i] = (cli_now() - t0) * 1e6;
+      }
+  for (int k = 0; k < 4; k++) {
+    fc_sort(t[k], n);
+    us[k] = fc_quantile(t[k], n, 0.5);
+    free(t[k]);
+  }
+  zmq_msg_close(&reply);
+  zmq_close(cs);
+  msgpack_sbuffer_destroy(&ping);
+  msgpack_sbuffer_destroy(&req);
+  srv.stop = 1;
+  pthread_join(th, NULL);
+  pol_node_free(srv.n);
+  pol_keys_allow_free(allow);
+  memset(ssec, 0, sizeof(ssec));
+  memset(sec, 0, sizeof(sec));
+  if (lost) return fc_set_err(err, errsz, "the CURVE node at %s did not answer", srv.ep), -1;
+  return 0;
+}
+
 static long s_rss_kb(void) {
   FILE *f = fopen("/proc/self/statm", "r");
   long pages = 0, rss = 0;
@@ -488,6 +577,13 @@ int bench_node(int argc, char **argv) {
   msgpack_sbuffer_destroy(&breq);
   msgpack_sbuffer_destroy(&sreq);
 
+  /* CURVE against plaintext, on the same policy */
+  double cv[4];
+  if (s_curve_cost(p, ctx, cli, rounds, per_round, cv, err, sizeof(err))) {
+    cli_error("bench", "%s", err);
+    return 1;
+  }
+
   /* memory: a node on the narrow policy with 16 sessions; 4 clients with 4
    * sessions each, and a new session every 8th request */
   pol_node_config mcfg;
@@ -525,6 +621,8 @@ int bench_node(int argc, char **argv) {
   printf("  batched infer, B = %d: %.0f chunks/s in batches, %.0f one at a time: %.2fx (median of %d rounds; target "
          ">= 4x)\n    in process (pol_sample_batch vs %d pol_sample): %.0f vs %.0f chunks/s, %.2fx\n",
          batch, cps_batch, cps_one, batch_ratio, brounds, batch, cps_local_batch, cps_local_one, batch_ratio_local);
+  printf("  CURVE (encrypted, allowlisted) against plaintext: ping p50 %.0f vs %.0f us (+%.0f), infer p50 %.0f vs %.0f "
+         "us (+%.0f)\n", cv[1], cv[0], cv[1] - cv[0], cv[3], cv[2], cv[3] - cv[2]);
   printf("  memory: %ld kB resident after 1k requests, %ld kB after %d (%+ld kB; %lld sessions created, %lld evicted, "
          "%.1f s)\n",
          rss_1k, rss_end, mem_requests, rss_end - rss_1k, (long long)mst.sessions_created, (long long)mst.evictions, mem_secs);
@@ -554,6 +652,14 @@ int bench_node(int argc, char **argv) {
     fc_json_num(stdout, overhead_idle);
     printf(", \"node_handle_us_p50\": ");
     fc_json_num(stdout, h50);
+    printf(", \"ping_rtt_us_p50\": ");
+    fc_json_num(stdout, cv[0]);
+    printf(", \"curve_ping_rtt_us_p50\": ");
+    fc_json_num(stdout, cv[1]);
+    printf(", \"plain_infer_rtt_us_p50\": ");
+    fc_json_num(stdout, cv[2]);
+    printf(", \"curve_infer_rtt_us_p50\": ");
+    fc_json_num(stdout, cv[3]);
     printf(", \"batch\": %d, \"batch_chunks_per_s\": ", batch);
     fc_json_num(stdout, cps_batch);
     printf(", \"single_chunks_per_s\": ");

@@ -378,3 +378,31 @@ void cli_command_line(int argc, char **argv, char *buf, size_t n) {
   }
   if (o >= n) buf[n - 1] = 0;
 }
+
+int cli_endpoint_local(const char *ep) {
+  if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9)) return 1;
+  const char *h = !strncmp(ep, "tcp://", 6) ? ep + 6 : !strncmp(ep, "ws://", 5) ? ep + 5 : NULL;
+  if (!h) return 0;
+  /* a ZeroMQ tcp endpoint may name a source first: "tcp://SRC;HOST:PORT" */
+  const char *semi = strchr(h, ';');
+  if (semi) h = semi + 1;
+  char host[256];
+  size_t n;
+  if (*h == '[') {
+    const char *e = strchr(h, ']');
+    if (!e) return 0;
+    n = (size_t)(e - h - 1);
+    if (n >= sizeof(host)) return 0;
+    memcpy(host, h + 1, n);
+  } else {
+    const char *e = strrchr(h, ':');
+    n = e ? (size_t)(e - h) : strlen(h);
+    if (n >= sizeof(host)) return 0;
+    memcpy(host, h, n);
+  }
+  host[n] = 0;
+  if (!strcmp(host, "localhost") || !strcmp(host, "::1")) return 1;
+  unsigned a, b, c, d;
+  char tail;
+  return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 && c < 256 && d < 256;
+}

@@ -74,6 +74,13 @@ int cli_sha256_file(const char *path, char hex[65], char *err, size_t errsz);
  * single-quoted where a shell would need it, cut at n - 1 bytes. */
 void cli_command_line(int argc, char **argv, char *buf, size_t n);
 
+/* 1 when a ZeroMQ or websocket endpoint stays on this machine: ipc://,
+ * inproc://, or tcp:// / ws:// on a loopback host (127.x.y.z, localhost,
+ * ::1); 0 for any other host, an interface name or a wildcard ("*",
+ * 0.0.0.0). lfp serve and lfp broker bind such an endpoint unencrypted only
+ * with --insecure. */
+int cli_endpoint_local(const char *endpoint);
+
 /* Monotonic seconds. */
 double cli_now(void);
 

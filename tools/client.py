@@ -24,9 +24,17 @@ def main():
     ap.add_argument("--connect", default="tcp://127.0.0.1:5555")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--timeout-ms", type=int, default=2000)
+    ap.add_argument("--curve-server", help="CURVE: the node's public key (its .pub file, from lfp keygen)")
+    ap.add_argument("--curve-secret", help="CURVE: this client's secret key (lfp keygen's .key, mode 0600)")
     args = ap.parse_args()
     sock = zmq.Context.instance().socket(zmq.REQ)
     sock.setsockopt(zmq.LINGER, 0)                    # never hang on exit
+    if args.curve_server or args.curve_secret:        # encrypted, and our key must be on the node's allowlist
+        if not (args.curve_server and args.curve_secret):
+            sys.exit("client: --curve-server and --curve-secret go together")
+        secret = open(args.curve_secret, "rb").read().strip()
+        sock.curve_serverkey = open(args.curve_server, "rb").read().strip()
+        sock.curve_secretkey, sock.curve_publickey = secret, zmq.curve_public(secret)
     sock.setsockopt(zmq.RCVTIMEO, args.timeout_ms)    # a dead server -> zmq.Again
     sock.connect(args.connect)
 

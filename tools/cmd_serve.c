@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "pol_keys.h"
 #include "pol_node.h"
 #include "pol_wire.h"
 #include "pol_ws.h"
@@ -34,7 +35,8 @@ static void *s_ws_main(void *arg) {
 int cmd_serve(int argc, char **argv) {
   const char *path = NULL, *sampler = NULL;
   cli_strs binds = {{"tcp://127.0.0.1:5555"}, 1, 0};
-  int json = 0, max_sessions = 64, max_kb = 1024, seed = 0, steps = 0;
+  int json = 0, max_sessions = 64, max_kb = 1024, seed = 0, steps = 0, insecure = 0;
+  const char *curve_secret = NULL, *allow_dir = NULL, *api_key_file = NULL;
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   cli_opt opts[] = {
       {"--policy", CLI_STR, &path, "policy file (from lfp train)", NULL, 0, 0},
@@ -45,9 +47,18 @@ int cmd_serve(int argc, char **argv) {
       {"--seed", CLI_INT, &seed, "sampler seeds of sessions that do not send one", NULL, 0, 2147483647},
       {"--sampler", CLI_CHOICE, &sampler, "override the trained ODE sampler", samplers, 0, 0},
       {"--ode-steps", CLI_INT, &steps, "override the steps per block", NULL, 0, 100000},
+      {"--curve-secret", CLI_STR, &curve_secret, "CURVE: encrypt the ZeroMQ endpoint with this server secret key "
+                                                 "(lfp keygen's NAME.key, mode 0600); needs --allow", NULL, 0, 0},
+      {"--allow", CLI_STR, &allow_dir, "CURVE: admit only clients whose public key is a .pub file in this folder", NULL, 0,
+       0},
+      {"--api-key-file", CLI_STR, &api_key_file, "websocket: require openpi's 'Authorization: Api-Key K' header, K read "
+                                                 "from this file (mode 0600)", NULL, 0, 0},
+      {"--insecure", CLI_FLAG, &insecure, "allow binding beyond loopback without CURVE (ZeroMQ) or an API key (websocket)",
+       NULL, 0, 0},
       {"--json", CLI_FLAG, &json, "on shutdown, print only one JSON object (the counters), on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
   };
-  int rc = cli_parse("serve", "lfp serve --policy POLICY.lfp [--bind tcp://127.0.0.1:5555] [--json]", argc, argv, opts,
+  int rc = cli_parse("serve", "lfp serve --policy POLICY.lfp [--bind tcp://127.0.0.1:5555] [--curve-secret KEY --allow DIR] "
+                     "[--json]", argc, argv, opts,
                      (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   if (!path) {
@@ -80,7 +91,36 @@ int cmd_serve(int argc, char **argv) {
     }
     *slot = binds.v[i];
   }
+  if (!curve_secret != !allow_dir) {
+    cli_error("serve", "%s needs %s", curve_secret ? "--curve-secret" : "--allow", curve_secret ? "--allow DIR" : "--curve-secret KEY");
+    pol_free(p);
+    return 2;
+  }
+  if (!insecure && ((zbind && !curve_secret && !cli_endpoint_local(zbind)) ||
+                    (wbind && !api_key_file && !cli_endpoint_local(wbind)))) {
+    const char *ep = zbind && !curve_secret && !cli_endpoint_local(zbind) ? zbind : wbind;
+    cli_error("serve", "--bind %s leaves this machine unencrypted and open to anyone: give %s, or --insecure to serve it "
+              "as it is", ep, ep == zbind ? "--curve-secret KEY --allow DIR" : "--api-key-file FILE");
+    pol_free(p);
+    return 2;
+  }
+  char secret[41] = "", public_key[41] = "", api_key[256] = "";
+  pol_keys_allow *allow = NULL;
+  if (curve_secret && (pol_keys_read_secret(curve_secret, secret, public_key, err, sizeof(err)) ||
+                       !(allow = pol_keys_allow_load(allow_dir, err, sizeof(err))))) {
+    cli_error("serve", "%s", err);
+    pol_free(p);
+    return 1;
+  }
+  if (api_key_file && pol_keys_read_api_key(api_key_file, api_key, err, sizeof(err))) {
+    cli_error("serve", "%s", err);
+    pol_keys_allow_free(allow);
+    pol_free(p);
+    return 1;
+  }
   pol_node *n = pol_node_new(p, &cfg);
+  if (allow) pol_node_secure(n, secret, allow);
+  memset(secret, 0, sizeof(secret));
   char wbound[256] = "";
   pol_ws *ws = NULL;
   /* libwebsockets logs process-wide: nothing while binding (a failure is one
@@ -90,9 +130,12 @@ int cmd_serve(int argc, char **argv) {
       (wbind && !(ws = pol_ws_new(n, wbind, wbound, sizeof(wbound), err, sizeof(err))))) {
     cli_error("serve", "%s", err);
     pol_node_free(n);
+    pol_keys_allow_free(allow);
     pol_free(p);
     return 1;
   }
+  if (ws && api_key[0]) pol_ws_require_key(ws, api_key, stderr);
+  memset(api_key, 0, sizeof(api_key));
   if (!zbind) snprintf(bound, sizeof(bound), "%s", wbound);
   lws_set_log_level(LLL_ERR, s_lws_log);
   struct sigaction sa;
@@ -106,6 +149,10 @@ int cmd_serve(int argc, char **argv) {
   printf("lfp serve: %s (%s, To %d, Ta %d, NFE %d) on %s, protocol %d; SIGINT/SIGTERM stops\n", path,
          pol_method_name((pol_method)p->meta.method), p->meta.To, p->meta.Ta,
          pol_node_nfe(n), where, PW_PROTOCOL);
+  if (allow)
+    printf("lfp serve: CURVE on %s: server public key %s; admitting the %d key%s in %s\n", bound, public_key,
+           pol_keys_allow_count(allow), pol_keys_allow_count(allow) == 1 ? "" : "s", allow_dir);
+  if (ws && api_key_file) printf("lfp serve: %s requires the API key of %s\n", wbound, api_key_file);
   fflush(stdout);
   const double t0 = cli_now();
   s_ws_thread wt = {ws, 0, ""};
@@ -118,13 +165,16 @@ int cmd_serve(int argc, char **argv) {
     pthread_join(wth, NULL);
   }
   if (wt.rc) rc = wt.rc, snprintf(err, sizeof(err), "%s", wt.err);
+  const long ws_refused = ws ? pol_ws_refused(ws) : 0;
   pol_ws_free(ws);
   const pol_node_stats st = pol_node_get_stats(n);
   const double secs = cli_now() - t0;
   if (rc) cli_error("serve", "%s", err);
-  printf("lfp serve: stopped%s after %.1f s: %lld requests (%lld infer, %lld errors), %lld sessions (%lld evicted)\n",
+  printf("lfp serve: stopped%s after %.1f s: %lld requests (%lld infer, %lld errors), %lld sessions (%lld evicted)",
          s_stop == SIGTERM ? " by SIGTERM" : s_stop == SIGINT ? " by SIGINT" : "", secs, (long long)st.requests,
          (long long)st.infers, (long long)st.errors, (long long)st.sessions_created, (long long)st.evictions);
+  if (allow || api_key_file) printf(", %lld clients refused", (long long)st.refused + ws_refused);
+  printf("\n");
   if (json) {
     cli_json_stdout();
     printf("{\"endpoint\": ");
@@ -135,13 +185,15 @@ int cmd_serve(int argc, char **argv) {
     printf(", \"policy\": ");
     fc_json_str(stdout, path);
     printf(", \"protocol\": %d, \"requests\": %lld, \"infers\": %lld, \"errors\": %lld, \"sessions_created\": %lld, "
-           "\"sessions_live\": %d, \"evictions\": %lld, \"seconds\": ",
+           "\"sessions_live\": %d, \"evictions\": %lld, \"curve\": %s, \"refused\": %lld, \"seconds\": ",
            PW_PROTOCOL, (long long)st.requests, (long long)st.infers, (long long)st.errors,
-           (long long)st.sessions_created, st.sessions, (long long)st.evictions);
+           (long long)st.sessions_created, st.sessions, (long long)st.evictions, allow ? "true" : "false",
+           (long long)st.refused + ws_refused);
     fc_json_num(stdout, secs);
     printf("}\n");
   }
   pol_node_free(n);
+  pol_keys_allow_free(allow);
   pol_free(p);
   return rc ? 1 : 0;
 }

@@ -361,6 +361,7 @@ int cmd_sim(int argc, char **argv) {
   static const char *const joins[] = {"replace", "blend", "rtc", NULL};
   video_opts vo;
   video_opts_default(&vo);
+  const char *curve_server = NULL, *curve_secret = NULL;
   cli_opt opts[] = {
       {"--env", CLI_STR, &envname, "task (default: the one the controller's policy was trained on)", NULL, 0, 0},
       {"--connect", CLI_STR, &connect, "the controller's ZeroMQ endpoint (lfp serve)", NULL, 0, 0},
@@ -380,6 +381,10 @@ int cmd_sim(int argc, char **argv) {
                                     "over the overlap) or rtc (real-time chunking on the node)", joins, 0, 0},
       {"--rtc", CLI_FLAG, &rtc, "realtime: --join rtc", NULL, 0, 0},
       VIDEO_CLI_OPTS(vo),
+      {"--curve-server", CLI_STR, &curve_server, "CURVE: the node's public key (its .pub file); needs --curve-secret", NULL,
+       0, 0},
+      {"--curve-secret", CLI_STR, &curve_secret, "CURVE: this client's secret key (lfp keygen's .key, mode 0600)", NULL, 0,
+       0},
       {"--horizon", CLI_INT, &horizon, "actions per reply, up to the policy's Tp (0: its Ta); more than Ta keeps "
                                        "actions to execute while a late reply is on its way (protocol 3)", NULL, 0, S_MAX_H},
       CLI_OPT_JSON(json),
@@ -408,7 +413,14 @@ int cmd_sim(int argc, char **argv) {
   video_episode *eps = NULL;
   video_result vr = {0};
   int status = 1, refused = 0;
+  if (!curve_server != !curve_secret) {
+    cli_error("sim", "%s needs %s", curve_server ? "--curve-server" : "--curve-secret",
+              curve_server ? "--curve-secret KEY" : "--curve-server PUB");
+    free(S);
+    return 2;
+  }
   if (!(S->link = pol_client_new(NULL, connect, timeout_ms, retries, NULL, err, sizeof(err))) ||
+      (curve_server && pol_client_secure(S->link, curve_server, curve_secret, err, sizeof(err))) ||
       pol_client_get_info(S->link, &S->info, err, sizeof(err)))
     goto fail;
   S->H = horizon ? horizon : (int)S->info.Ta;

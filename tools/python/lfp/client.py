@@ -10,6 +10,7 @@ import os, time
 import msgpack
 import numpy as np
 import zmq
+import zmq.utils.z85
 
 from ._native import Error, RefusedError
 
@@ -27,19 +28,48 @@ def _unpack_hook(obj):
     return obj
 
 
+def read_key(path, secret=False):
+    """A CURVE key file of lfp keygen (one line of 40 Z85 characters) -> bytes.
+
+    A secret key must not be readable by group or others (mode 0600), as lfp checks."""
+    if secret:
+        mode = os.stat(path).st_mode & 0o777
+        if mode & 0o077:
+            raise ValueError(f"the secret key {path} may be read by others (mode {mode:04o}): chmod 600 {path}")
+    with open(path, "rb") as f:
+        text = f.read().rstrip(b"\r\n")
+    try:
+        ok = len(text) == 40 and len(zmq.utils.z85.decode(text)) == 32
+    except Exception:
+        ok = False
+    if not ok:
+        raise ValueError(f"{path} is not a CURVE {'secret' if secret else 'public'} key: it should hold one line of "
+                         f"40 Z85 characters (lfp keygen writes them)")
+    return text
+
+
 class Client:
     """A client of the node at endpoint ("tcp://host:port", "ipc://path").
 
     info() -> dict; reset(seed=None); infer(obs, horizon=None) -> (Ta or horizon, action_dim);
     observe(obs) -> frames in the history. obs maps each key to its newest frame (dim,) or to
     frames (n, dim), oldest first. One session per client (its history and RNG on the node).
+    With curve_server (the node's .pub file) and curve_secret (this client's .key file) the
+    connection is encrypted with CURVE; a node that does not admit the key never answers.
     """
 
-    def __init__(self, endpoint, timeout_ms=2000, retries=3, session=None, context=None):
+    def __init__(self, endpoint, timeout_ms=2000, retries=3, session=None, context=None, curve_server=None,
+                 curve_secret=None):
         self.endpoint, self.timeout_ms, self.retries = endpoint, int(timeout_ms), int(retries)
         self.session = session or f"py-{os.getpid()}-{id(self):x}-{time.time_ns()}"
         self._ctx = context or zmq.Context.instance()
         self._sock, self._id = None, 0
+        if (curve_server is None) != (curve_secret is None):
+            raise ValueError("CURVE needs both curve_server (the node's .pub) and curve_secret (this client's .key)")
+        self._curve = None
+        if curve_server is not None:
+            sec = read_key(curve_secret, secret=True)
+            self._curve = (read_key(curve_server), zmq.curve_public(sec), sec)
         self._open()
 
     def _open(self):
@@ -47,6 +77,8 @@ class Client:
             self._sock.close(0)
         self._sock = self._ctx.socket(zmq.REQ)
         self._sock.setsockopt(zmq.LINGER, 0)
+        if self._curve is not None:
+            self._sock.curve_serverkey, self._sock.curve_publickey, self._sock.curve_secretkey = self._curve
         self._sock.connect(self.endpoint)
 
     def close(self):
