@@ -193,3 +193,70 @@ const char *pol_keys_allowed(const pol_keys_allow *a, const unsigned char key[32
     if (!memcmp(a->keys[i], key, 32)) return a->names[i];
   return NULL;
 }
+
+/* ---------- CURVE on a socket, and the ZAP handler ---------- */
+
+void pol_keys_curve_server(void *sock, const char *secret_z85) {
+  const int one = 1;
+  zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one));
+  zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret_z85, 41);
+  zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "lfp", 3);
+}
+
+void *pol_keys_zap_open(void *ctx, char *err, size_t errsz) {
+  void *zap = zmq_socket(ctx, ZMQ_REP);
+  const int linger = 0;
+  zmq_setsockopt(zap, ZMQ_LINGER, &linger, sizeof(linger));
+  if (zmq_bind(zap, "inproc://zeromq.zap.01")) {
+    fc_set_err(err, errsz, "cannot start the CURVE authentication handler: %s", zmq_strerror(zmq_errno()));
+    zmq_close(zap);
+    return NULL;
+  }
+  return zap;
+}
+
+/* the ZAP handler (RFC 27) for CURVE: one request, one reply; a client
+ * whose key is not allowed gets status 400 and one line in the log */
+int pol_keys_zap_handle(void *zap, const pol_keys_allow *allow, FILE *log, const char *cmd, int64_t *refused) {
+  zmq_msg_t f[8];
+  int k = 0, more = 1;
+  while (more) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, zap, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      if (!k) return 0;
+      break;
+    }
+    more = zmq_msg_more(&m);
+    if (k < 8) f[k++] = m;
+    else zmq_msg_close(&m);
+  }
+  /* version, request id, domain, address, routing id, mechanism, credentials */
+  const int ok_frames = k >= 7 && zmq_msg_size(&f[5]) == 5 && !memcmp(zmq_msg_data(&f[5]), "CURVE", 5) &&
+                        zmq_msg_size(&f[6]) == 32;
+  const char *who = ok_frames ? pol_keys_allowed(allow, zmq_msg_data(&f[6])) : NULL;
+  if (!who) {
+    (*refused)++;
+    if (log && *refused <= 20) {
+      char addr[64] = "?", key[41] = "(no CURVE key)";
+      if (k >= 4) snprintf(addr, sizeof(addr), "%.*s", (int)(zmq_msg_size(&f[3]) < 63 ? zmq_msg_size(&f[3]) : 63),
+                           (const char *)zmq_msg_data(&f[3]));
+      if (ok_frames) zmq_z85_encode(key, zmq_msg_data(&f[6]), 32);
+      fprintf(log, "lfp %s: refused a client from %s: its key %s is not in %s%s\n", cmd, addr, key,
+              pol_keys_allow_dir(allow), *refused == 20 ? " (further refusals are counted, not logged)" : "");
+      fflush(log);
+    }
+  }
+  const char *status = who ? "200" : "400", *text = who ? "OK" : "key not allowed";
+  zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+  if (k >= 2) zmq_send(zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
+  else zmq_send(zap, "", 0, ZMQ_SNDMORE);
+  zmq_send(zap, status, 3, ZMQ_SNDMORE);
+  zmq_send(zap, text, strlen(text), ZMQ_SNDMORE);
+  zmq_send(zap, who ? who : "", who ? strlen(who) : 0, ZMQ_SNDMORE); /* user id: the key's file name */
+  zmq_send(zap, "", 0, 0);
+  for (int i = 0; i < k; i++) zmq_msg_close(&f[i]);
+  return who ? 1 : 0;
+}
+

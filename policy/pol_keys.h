@@ -33,6 +33,8 @@
 #define POL_KEYS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <zmq.h>
 
 /* NAME.key (0600, written atomically, never over an existing file) and
@@ -62,5 +64,19 @@ const char *pol_keys_allow_dir(const pol_keys_allow *a);
 /* the file name (e.g. "robot1.pub") of a 32-byte public key, or NULL when
  * it is not allowed */
 const char *pol_keys_allowed(const pol_keys_allow *a, const unsigned char key[32]);
+
+/* ---------- CURVE on a socket, and the ZAP handler (RFC 27) ---------- */
+
+/* a socket as a CURVE server with this secret key (Z85), in ZAP domain "lfp" */
+void pol_keys_curve_server(void *sock, const char *secret_z85);
+/* The ZAP handler's REP socket on ctx (inproc://zeromq.zap.01), bound
+ * before any CURVE socket of ctx binds; NULL with a sentence. */
+void *pol_keys_zap_open(void *ctx, char *err, size_t errsz);
+/* Answer one ZAP request waiting on zap (call when it polls readable): 200
+ * for a CURVE client whose key is in allow, 400 otherwise, with one line
+ * "lfp CMD: refused a client from ADDRESS: its key K is not in DIR" on log
+ * (the first 20; log may be NULL) and *refused incremented. 1 admitted, 0
+ * refused or nothing waiting. */
+int pol_keys_zap_handle(void *zap, const pol_keys_allow *allow, FILE *log, const char *cmd, int64_t *refused);
 
 #endif

@@ -1,5 +1,6 @@
 /* pol_node: request handling, sessions and the ROUTER loop. */
 #include "pol_node.h"
+#include "pol_broker.h"
 #include "pol_keys.h"
 
 #include <errno.h>
@@ -46,6 +47,11 @@ struct pol_node {
   char curve_secret[41];
   const pol_keys_allow *allow;
   void *zap;
+  /* a broker's worker (pol_node_connect) */
+  int worker;
+  pol_node_worker wk;
+  char wk_keys[3][41], endpoint[256];
+  double broker_seen;
 };
 
 void pol_node_lock(pol_node *n) { pthread_mutex_lock(&n->mu); }
@@ -581,73 +587,19 @@ void pol_node_secure(pol_node *n, const char *secret_z85, const pol_keys_allow *
   n->allow = allow;
 }
 
-/* the ZAP handler (RFC 27) for CURVE: one request, one reply; a client
- * whose key is not allowed gets status 400 and one line in the log */
-static void s_zap_one(pol_node *n) {
-  zmq_msg_t f[8];
-  int k = 0, more = 1;
-  while (more) {
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, n->zap, ZMQ_DONTWAIT) < 0) {
-      zmq_msg_close(&m);
-      if (!k) return;
-      break;
-    }
-    more = zmq_msg_more(&m);
-    if (k < 8) f[k++] = m;
-    else zmq_msg_close(&m);
-  }
-  /* version, request id, domain, address, routing id, mechanism, credentials */
-  const int ok_frames = k >= 7 && zmq_msg_size(&f[5]) == 5 && !memcmp(zmq_msg_data(&f[5]), "CURVE", 5) &&
-                        zmq_msg_size(&f[6]) == 32;
-  const char *who = ok_frames ? pol_keys_allowed(n->allow, zmq_msg_data(&f[6])) : NULL;
-  if (!who) {
-    n->st.refused++;
-    if (n->cfg.log && n->st.refused <= 20) {
-      char addr[64] = "?", key[41] = "(no CURVE key)";
-      if (k >= 4) snprintf(addr, sizeof(addr), "%.*s", (int)(zmq_msg_size(&f[3]) < 63 ? zmq_msg_size(&f[3]) : 63),
-                           (const char *)zmq_msg_data(&f[3]));
-      if (ok_frames) zmq_z85_encode(key, zmq_msg_data(&f[6]), 32);
-      fprintf(n->cfg.log, "lfp serve: refused a client from %s: its key %s is not in %s%s\n", addr, key,
-              pol_keys_allow_dir(n->allow), n->st.refused == 20 ? " (further refusals are counted, not logged)" : "");
-      fflush(n->cfg.log);
-    }
-  }
-  const char *status = who ? "200" : "400", *text = who ? "OK" : "key not allowed";
-  zmq_send(n->zap, "1.0", 3, ZMQ_SNDMORE);
-  if (k >= 2) zmq_send(n->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE);
-  else zmq_send(n->zap, "", 0, ZMQ_SNDMORE);
-  zmq_send(n->zap, status, 3, ZMQ_SNDMORE);
-  zmq_send(n->zap, text, strlen(text), ZMQ_SNDMORE);
-  zmq_send(n->zap, who ? who : "", who ? strlen(who) : 0, ZMQ_SNDMORE); /* user id: the key's file name */
-  zmq_send(n->zap, "", 0, 0);
-  for (int i = 0; i < k; i++) zmq_msg_close(&f[i]);
-}
-
 int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz, char *err, size_t errsz) {
   FC_ASSERT(!n->sock);
   n->ctx = zmq_ctx_new();
   if (n->allow) {
     /* the ZAP handler is bound before any connection can arrive */
-    n->zap = zmq_socket(n->ctx, ZMQ_REP);
-    const int linger0 = 0;
-    zmq_setsockopt(n->zap, ZMQ_LINGER, &linger0, sizeof(linger0));
-    if (zmq_bind(n->zap, "inproc://zeromq.zap.01")) {
-      fc_set_err(err, errsz, "cannot start the CURVE authentication handler: %s", zmq_strerror(zmq_errno()));
-      zmq_close(n->zap);
+    if (!(n->zap = pol_keys_zap_open(n->ctx, err, errsz))) {
       zmq_ctx_term(n->ctx);
-      n->zap = n->ctx = NULL;
+      n->ctx = NULL;
       return -1;
     }
   }
   n->sock = zmq_socket(n->ctx, ZMQ_ROUTER);
-  if (n->allow) {
-    const int one1 = 1;
-    zmq_setsockopt(n->sock, ZMQ_CURVE_SERVER, &one1, sizeof(one1));
-    zmq_setsockopt(n->sock, ZMQ_CURVE_SECRETKEY, n->curve_secret, 41);
-    zmq_setsockopt(n->sock, ZMQ_ZAP_DOMAIN, "lfp", 3);
-  }
+  if (n->allow) pol_keys_curve_server(n->sock, n->curve_secret);
   const int linger = 0, one = 1, hwm = 1000;
   const int64_t maxmsg = (int64_t)n->cfg.max_msg * 16;
   zmq_setsockopt(n->sock, ZMQ_LINGER, &linger, sizeof(linger));
@@ -666,6 +618,56 @@ int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz
   if (bound && boundsz) {
     size_t sz = boundsz;
     if (zmq_getsockopt(n->sock, ZMQ_LAST_ENDPOINT, bound, &sz)) snprintf(bound, boundsz, "%s", endpoint);
+  }
+  return 0;
+}
+
+/* ---- a broker's worker: a DEALER connected to its backend ---- */
+
+static double s_now_s(void) { return s_now_us() * 1e-6; }
+
+static int s_worker_open(pol_node *n) {
+  if (n->sock) zmq_close(n->sock);
+  n->sock = zmq_socket(n->ctx, ZMQ_DEALER);
+  const int linger = 0, hwm = 1000;
+  const int64_t maxmsg = (int64_t)n->cfg.max_msg * 16;
+  zmq_setsockopt(n->sock, ZMQ_LINGER, &linger, sizeof(linger));
+  zmq_setsockopt(n->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+  zmq_setsockopt(n->sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+  zmq_setsockopt(n->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+  if (n->wk.server_key) {
+    zmq_setsockopt(n->sock, ZMQ_CURVE_SERVERKEY, n->wk_keys[0], 41);
+    zmq_setsockopt(n->sock, ZMQ_CURVE_PUBLICKEY, n->wk_keys[1], 41);
+    zmq_setsockopt(n->sock, ZMQ_CURVE_SECRETKEY, n->wk_keys[2], 41);
+  }
+  if (zmq_connect(n->sock, n->endpoint)) return -1;
+  const unsigned char ready = POL_BROKER_READY;
+  zmq_send(n->sock, &ready, 1, ZMQ_DONTWAIT);
+  n->broker_seen = s_now_s();
+  return 0;
+}
+
+int pol_node_connect(pol_node *n, const char *endpoint, const pol_node_worker *w, char *err, size_t errsz) {
+  FC_ASSERT(!n->sock && !n->allow);
+  if (strlen(endpoint) >= sizeof(n->endpoint)) return fc_set_err(err, errsz, "the endpoint %.60s... is too long", endpoint), -1;
+  n->worker = 1;
+  n->wk = *w;
+  if (n->wk.heartbeat_ms < 10) n->wk.heartbeat_ms = 10;
+  if (w->server_key) {
+    FC_ASSERT(strlen(w->server_key) == 40 && strlen(w->public_key) == 40 && strlen(w->secret_key) == 40);
+    memcpy(n->wk_keys[0], w->server_key, 41);
+    memcpy(n->wk_keys[1], w->public_key, 41);
+    memcpy(n->wk_keys[2], w->secret_key, 41);
+    n->wk.server_key = n->wk_keys[0], n->wk.public_key = n->wk_keys[1], n->wk.secret_key = n->wk_keys[2];
+  }
+  snprintf(n->endpoint, sizeof(n->endpoint), "%s", endpoint);
+  n->ctx = zmq_ctx_new();
+  if (s_worker_open(n)) {
+    fc_set_err(err, errsz, "cannot connect to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+    zmq_close(n->sock);
+    zmq_ctx_term(n->ctx);
+    n->sock = n->ctx = NULL;
+    return -1;
   }
   return 0;
 }
@@ -714,19 +716,52 @@ static void s_serve_one(pol_node *n, zmq_msg_t *idm) {
 int pol_node_run(pol_node *n, volatile sig_atomic_t *stop, char *err, size_t errsz) {
   FC_ASSERT(n->sock);
   zmq_pollitem_t it[2] = {{n->sock, 0, ZMQ_POLLIN, 0}, {n->zap, 0, ZMQ_POLLIN, 0}};
+  const double period = n->worker ? n->wk.heartbeat_ms * 1e-3 : 0;
+  double next_beat = s_now_s() + period;
   while (!*stop) {
-    const int rc = zmq_poll(it, n->zap ? 2 : 1, 100);
+    if (n->worker) {
+      /* Paranoid Pirate: a heartbeat every period; a broker silent for 3
+       * periods is reconnected to (a fresh socket, READY again) */
+      const double t = s_now_s();
+      if (t - n->broker_seen > 3 * period) {
+        if (n->cfg.log) {
+          fprintf(n->cfg.log, "lfp serve: the broker at %s is silent; reconnecting\n", n->endpoint);
+          fflush(n->cfg.log);
+        }
+        if (s_worker_open(n))
+          return fc_set_err(err, errsz, "cannot reconnect to %s: %s", n->endpoint, zmq_strerror(zmq_errno())), -1;
+        it[0].socket = n->sock;
+        next_beat = t + period;
+      } else if (t >= next_beat) {
+        const unsigned char beat = POL_BROKER_HEARTBEAT;
+        zmq_send(n->sock, &beat, 1, ZMQ_DONTWAIT);
+        next_beat = t + period;
+      }
+    }
+    long wait = 100;
+    if (n->worker) {
+      wait = (long)((next_beat - s_now_s()) * 1e3);
+      wait = wait < 0 ? 0 : wait > 100 ? 100 : wait;
+    }
+    const int rc = zmq_poll(it, n->zap ? 2 : 1, wait);
     if (rc < 0) {
       if (zmq_errno() == EINTR) continue;
       return fc_set_err(err, errsz, "polling the socket failed: %s", zmq_strerror(zmq_errno())), -1;
     }
-    if (n->zap && (it[1].revents & ZMQ_POLLIN)) s_zap_one(n);
+    if (n->zap && (it[1].revents & ZMQ_POLLIN)) pol_keys_zap_handle(n->zap, n->allow, n->cfg.log, "serve", &n->st.refused);
     while (!*stop) {
       zmq_msg_t idm;
       zmq_msg_init(&idm);
       if (zmq_msg_recv(&idm, n->sock, ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&idm);
         break;
+      }
+      if (n->worker) {
+        n->broker_seen = s_now_s();
+        if (!zmq_msg_more(&idm)) { /* the broker's heartbeat (or a stray single frame) */
+          zmq_msg_close(&idm);
+          continue;
+        }
       }
       s_serve_one(n, &idm);
       zmq_msg_close(&idm);

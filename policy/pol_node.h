@@ -95,6 +95,17 @@ void pol_node_secure(pol_node *n, const char *secret_z85, const struct pol_keys_
 /* Bind a ROUTER socket (LINGER 0, MAXMSGSIZE, bounded queues). bound gets
  * the resolved endpoint (e.g. the port chosen for "tcp://127.0.0.1:*"). */
 int pol_node_bind(pol_node *n, const char *endpoint, char *bound, size_t boundsz, char *err, size_t errsz);
+/* Instead of pol_node_bind: a worker of a broker (pol_broker.h). A DEALER
+ * connects to the broker's backend, says READY and heartbeats every
+ * heartbeat_ms; a broker silent for 3 periods is reconnected to. With
+ * server_key (the broker's public key), public_key and secret_key (this
+ * worker's; Z85, 40 characters each) the link is CURVE-encrypted; all NULL:
+ * plaintext. */
+typedef struct {
+  int heartbeat_ms;
+  const char *server_key, *public_key, *secret_key;
+} pol_node_worker;
+int pol_node_connect(pol_node *n, const char *endpoint, const pol_node_worker *w, char *err, size_t errsz);
 /* Serve until *stop is nonzero (checked at least every 100 ms and on EINTR). */
 int pol_node_run(pol_node *n, volatile sig_atomic_t *stop, char *err, size_t errsz);
 

@@ -36,7 +36,8 @@ int cmd_serve(int argc, char **argv) {
   const char *path = NULL, *sampler = NULL;
   cli_strs binds = {{"tcp://127.0.0.1:5555"}, 1, 0};
   int json = 0, max_sessions = 64, max_kb = 1024, seed = 0, steps = 0, insecure = 0;
-  const char *curve_secret = NULL, *allow_dir = NULL, *api_key_file = NULL;
+  const char *curve_secret = NULL, *allow_dir = NULL, *api_key_file = NULL, *connect = NULL, *curve_server = NULL;
+  int heartbeat_ms = 500;
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   cli_opt opts[] = {
       {"--policy", CLI_STR, &path, "policy file (from lfp train)", NULL, 0, 0},
@@ -53,6 +54,12 @@ int cmd_serve(int argc, char **argv) {
        0},
       {"--api-key-file", CLI_STR, &api_key_file, "websocket: require openpi's 'Authorization: Api-Key K' header, K read "
                                                  "from this file (mode 0600)", NULL, 0, 0},
+      {"--connect", CLI_STR, &connect, "instead of a ZeroMQ --bind: serve as a worker of lfp broker, connected to its "
+                                       "backend (tcp://HOST:PORT)", NULL, 0, 0},
+      {"--heartbeat-ms", CLI_INT, &heartbeat_ms, "--connect: heartbeat period (the broker's --heartbeat-ms)", NULL, 10,
+       60000},
+      {"--curve-server", CLI_STR, &curve_server, "--connect: the broker's CURVE public key (.pub); with --curve-secret, this "
+                                                 "worker's key", NULL, 0, 0},
       {"--insecure", CLI_FLAG, &insecure, "allow binding beyond loopback without CURVE (ZeroMQ) or an API key (websocket)",
        NULL, 0, 0},
       {"--json", CLI_FLAG, &json, "on shutdown, print only one JSON object (the counters), on one line, on stdout (the text goes to stderr)", NULL, 0, 0},
@@ -81,6 +88,7 @@ int cmd_serve(int argc, char **argv) {
   cfg.sampler = sampler ? fc_sampler_parse(sampler) : -1;
   cfg.steps = steps;
   const char *zbind = NULL, *wbind = NULL;
+  if (connect && !binds.given) binds.n = 0; /* the default ZeroMQ bind gives way to --connect */
   for (int i = 0; i < binds.n; i++) {
     const char **slot = pol_ws_url(binds.v[i]) ? &wbind : &zbind;
     if (*slot) {
@@ -91,7 +99,23 @@ int cmd_serve(int argc, char **argv) {
     }
     *slot = binds.v[i];
   }
-  if (!curve_secret != !allow_dir) {
+  if (connect && zbind) {
+    cli_error("serve", "--connect %s and --bind %s: a worker of a broker binds no ZeroMQ endpoint of its own", connect, zbind);
+    pol_free(p);
+    return 2;
+  }
+  if (connect && (allow_dir || (!curve_server != !curve_secret))) {
+    cli_error("serve", "%s", allow_dir ? "--allow belongs to a bound node; a worker (--connect) is admitted by the broker"
+                                       : "--connect with CURVE needs both --curve-server BROKER.pub and --curve-secret KEY");
+    pol_free(p);
+    return 2;
+  }
+  if (curve_server && !connect) {
+    cli_error("serve", "--curve-server belongs to --connect (a bound node takes --curve-secret and --allow)");
+    pol_free(p);
+    return 2;
+  }
+  if (!connect && !curve_secret != !allow_dir) {
     cli_error("serve", "%s needs %s", curve_secret ? "--curve-secret" : "--allow", curve_secret ? "--allow DIR" : "--curve-secret KEY");
     pol_free(p);
     return 2;
@@ -106,8 +130,10 @@ int cmd_serve(int argc, char **argv) {
   }
   char secret[41] = "", public_key[41] = "", api_key[256] = "";
   pol_keys_allow *allow = NULL;
-  if (curve_secret && (pol_keys_read_secret(curve_secret, secret, public_key, err, sizeof(err)) ||
-                       !(allow = pol_keys_allow_load(allow_dir, err, sizeof(err))))) {
+  char broker_key[41] = "";
+  if ((curve_secret && pol_keys_read_secret(curve_secret, secret, public_key, err, sizeof(err))) ||
+      (allow_dir && !(allow = pol_keys_allow_load(allow_dir, err, sizeof(err)))) ||
+      (curve_server && pol_keys_read_public(curve_server, broker_key, err, sizeof(err)))) {
     cli_error("serve", "%s", err);
     pol_free(p);
     return 1;
@@ -120,13 +146,16 @@ int cmd_serve(int argc, char **argv) {
   }
   pol_node *n = pol_node_new(p, &cfg);
   if (allow) pol_node_secure(n, secret, allow);
-  memset(secret, 0, sizeof(secret));
   char wbound[256] = "";
   pol_ws *ws = NULL;
   /* libwebsockets logs process-wide: nothing while binding (a failure is one
    * sentence below), then its errors only, as the node's lines */
   lws_set_log_level(0, NULL);
-  if ((zbind && pol_node_bind(n, zbind, bound, sizeof(bound), err, sizeof(err))) ||
+  pol_node_worker wk = {heartbeat_ms, curve_server ? broker_key : NULL, curve_server ? public_key : NULL,
+                        curve_server ? secret : NULL};
+  if (connect) snprintf(bound, sizeof(bound), "%s (a worker of the broker)", connect);
+  if ((connect && pol_node_connect(n, connect, &wk, err, sizeof(err))) ||
+      (zbind && pol_node_bind(n, zbind, bound, sizeof(bound), err, sizeof(err))) ||
       (wbind && !(ws = pol_ws_new(n, wbind, wbound, sizeof(wbound), err, sizeof(err))))) {
     cli_error("serve", "%s", err);
     pol_node_free(n);
@@ -134,9 +163,11 @@ int cmd_serve(int argc, char **argv) {
     pol_free(p);
     return 1;
   }
+  memset(secret, 0, sizeof(secret));
   if (ws && api_key[0]) pol_ws_require_key(ws, api_key, stderr);
   memset(api_key, 0, sizeof(api_key));
-  if (!zbind) snprintf(bound, sizeof(bound), "%s", wbound);
+  const int zmq_side = zbind || connect;
+  if (!zmq_side) snprintf(bound, sizeof(bound), "%s", wbound);
   lws_set_log_level(LLL_ERR, s_lws_log);
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
@@ -144,7 +175,7 @@ int cmd_serve(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   char where[600];
-  if (zbind && ws) snprintf(where, sizeof(where), "%s and %s", bound, wbound);
+  if (zmq_side && ws) snprintf(where, sizeof(where), "%s and %s", bound, wbound);
   else snprintf(where, sizeof(where), "%s", bound);
   printf("lfp serve: %s (%s, To %d, Ta %d, NFE %d) on %s, protocol %d; SIGINT/SIGTERM stops\n", path,
          pol_method_name((pol_method)p->meta.method), p->meta.To, p->meta.Ta,
@@ -157,10 +188,10 @@ int cmd_serve(int argc, char **argv) {
   const double t0 = cli_now();
   s_ws_thread wt = {ws, 0, ""};
   pthread_t wth;
-  if (ws && zbind) pthread_create(&wth, NULL, s_ws_main, &wt);
-  if (zbind) rc = pol_node_run(n, &s_stop, err, sizeof(err));
+  if (ws && zmq_side) pthread_create(&wth, NULL, s_ws_main, &wt);
+  if (zmq_side) rc = pol_node_run(n, &s_stop, err, sizeof(err));
   else s_ws_main(&wt);
-  if (ws && zbind) {
+  if (ws && zmq_side) {
     pol_ws_stop(ws);
     pthread_join(wth, NULL);
   }

@@ -15,6 +15,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
+int cmd_broker(int argc, char **argv);
 /* lfp sim --model SCENE.xml --map MAP.json (tools/cmd_sim_model.c), dispatched by cmd_sim */
 int cmd_sim_model(int argc, char **argv);
 /* lfp bench node (tools/bench_node.c), dispatched by cmd_bench */

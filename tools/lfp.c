@@ -24,6 +24,7 @@ static const s_command s_commands[] = {
     {"eval", cmd_eval, "run a policy in closed loop in MuJoCo: success rate, task figures, latency"},
     {"serve", cmd_serve, "serve a policy as a ZeroMQ controller node (msgpack requests: info, infer, observe, reset, ping)"},
     {"sim", cmd_sim, "run a task in MuJoCo as a separate node driven by an 'lfp serve' controller (lockstep or realtime)"},
+    {"broker", cmd_broker, "put several 'lfp serve --connect' workers behind one endpoint (sticky sessions, heartbeats)"},
     {"keygen", cmd_keygen, "write a CURVE key pair (NAME.key, NAME.pub) for an encrypted, allowlisted node"},
     {"replay", cmd_replay, "replay a file's actions from its recorded states and report the largest deviation"},
     {"report", cmd_report, "write one self-contained HTML page of a policy: card, training curves, evaluations, videos"},

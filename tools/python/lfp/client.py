@@ -64,6 +64,8 @@ class Client:
         self.session = session or f"py-{os.getpid()}-{id(self):x}-{time.time_ns()}"
         self._ctx = context or zmq.Context.instance()
         self._sock, self._id = None, 0
+        self.resent = 0       # requests sent again after a timeout (Lazy Pirate), over the client's life
+        self.last_attempts = 0  # sends of the last request (1: answered at once)
         if (curve_server is None) != (curve_secret is None):
             raise ValueError("CURVE needs both curve_server (the node's .pub) and curve_secret (this client's .key)")
         self._curve = None
@@ -99,6 +101,8 @@ class Client:
         for attempt in range(self.retries + 1):
             if attempt:
                 self._open()  # Lazy Pirate: the old REQ socket waits for its reply forever
+                self.resent += 1
+            self.last_attempts = attempt + 1
             self._sock.send(msg)
             if self._sock.poll(self.timeout_ms, zmq.POLLIN):
                 reply = msgpack.unpackb(self._sock.recv(), object_hook=_unpack_hook, strict_map_key=False)
