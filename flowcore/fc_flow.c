@@ -490,6 +490,7 @@ void fc_lfm_diagnose(const fc_lfm *m, fc_lfm_ws *ws, const float *x, const float
 /* ---------- training ---------- */
 
 void fc_train_config_default(fc_train_config *tc) {
+  memset(tc, 0, sizeof(*tc)); /* no teacher, no sharding */
   tc->steps = 10000;
   tc->batch = 256;
   fc_adamw_config_default(&tc->opt);
@@ -555,6 +556,9 @@ fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c
       return fc_set_err(err, errsz, "teacher pairs per block must be 0 (fresh every step) to 16777216 (got %lld)",
                         (long long)tc->teacher_pairs), NULL;
   }
+  if (tc->nshards > 1 && (tc->shard < 0 || tc->shard >= tc->nshards || !tc->reduce || tc->batch < tc->nshards))
+    return fc_set_err(err, errsz, "data parallelism needs a shard in 0..%d, a reduction, and a batch (%d) of at least one "
+                      "row per shard", tc->nshards - 1, tc->batch), NULL;
   fc_lfm_trainer *tr = fc_calloc(1, sizeof(*tr));
   const size_t B = (size_t)tc->batch, P = model->block_params;
   tr->model = model;
@@ -566,7 +570,7 @@ fc_lfm_trainer *fc_lfm_trainer_new(fc_lfm *model, const float *x, const float *c
   fc_rng_seed(&tr->rng, tc->seed);
   tr->perm = fc_malloc(n * sizeof(int));
   fc_rng_permutation(&tr->rng, tr->perm, (int)n);
-  tr->grads = fc_calloc(P, sizeof(float));
+  tr->grads = fc_calloc(P + 1, sizeof(float)); /* + the loss, reduced with the gradient */
   tr->ema = fc_calloc(P, sizeof(float));
   tr->opt = fc_adamw_new(P, &tc->opt);
   tr->fm = fc_fm_ws_new(&model->cfg.net, tc->batch);
@@ -630,11 +634,34 @@ static void s_block_begin(fc_lfm_trainer *tr) {
 /* the inputs of block b + 1 from those of block b (x, n rows, in place):
  * pushed forward (t: 0 -> 1) through block b of the model, or of the
  * teacher when distilling (the students are independent of each other) */
+/* this shard's rows [lo, lo + *cnt) of n (all of them without sharding) */
+static size_t s_shard_rows(const fc_lfm_trainer *tr, size_t n, size_t *cnt) {
+  if (tr->tc.nshards <= 1) return *cnt = n, 0;
+  const size_t K = (size_t)tr->tc.nshards, s = (size_t)tr->tc.shard;
+  const size_t lo = n * s / K, hi = n * (s + 1) / K;
+  *cnt = hi - lo;
+  return lo;
+}
+
+/* fc_lfm_push of n rows, a slice per shard: each shard pushes its rows,
+ * zeroes the others', and the sum across shards assembles them all */
+static void s_push_shard(fc_lfm_trainer *tr, const fc_lfm *src, int b, int dir, float *x, const float *c, size_t n,
+                         fc_sampler smp, int steps) {
+  const size_t D = (size_t)fc_net_dx(&tr->model->cfg.net), C = (size_t)fc_net_dc(&tr->model->cfg.net);
+  size_t cnt;
+  const size_t lo = s_shard_rows(tr, n, &cnt);
+  if (cnt) fc_lfm_push(src, tr->push, b, dir, x + lo * D, c ? c + lo * C : NULL, (int)cnt, smp, steps);
+  if (tr->tc.nshards <= 1) return;
+  memset(x, 0, lo * D * sizeof(float));
+  memset(x + (lo + cnt) * D, 0, (n - lo - cnt) * D * sizeof(float));
+  tr->tc.reduce(x, n * D, tr->tc.reduce_user);
+}
+
 static void s_push_inputs(fc_lfm_trainer *tr, int b, float *x, const float *c, size_t n) {
   const fc_lfm *src = tr->tc.teacher ? tr->tc.teacher : tr->model;
   const fc_sampler smp = tr->tc.teacher ? tr->tc.teacher_sampler : tr->model->cfg.sampler;
   const int steps = tr->tc.teacher ? tr->tc.teacher_steps : tr->model->cfg.steps;
-  fc_lfm_push(src, tr->push, b, 1, x, c, (int)n, smp, steps);
+  s_push_shard(tr, src, b, 1, x, c, n, smp, steps);
 }
 
 /* distillation pairs: x0 (B, D) := the teacher block's endpoint from the
@@ -655,11 +682,18 @@ static void s_times(const fc_lfm_trainer *tr, fc_rng *r, float *t, int B) {
 
 /* the block's objective on the pairs (x0, tr->x1) at times tr->t (and DFM's
  * tr->eps): flow matching (linear when distilling), DFM, or the regression */
-static double s_loss(fc_lfm_trainer *tr, const fc_net *net, float *grads, const float *x0, const float *c, int B) {
+static double s_loss_rows(fc_lfm_trainer *tr, const fc_net *net, float *grads, const float *x0, const float *c, int B,
+                          size_t lo) {
   const fc_lfm_config *cfg = &tr->model->cfg;
+  const size_t D = (size_t)fc_net_dx(&cfg->net);
+  const float *t = tr->t + lo, *x1 = tr->x1 + lo * D, *eps = tr->eps + lo * D;
   if (cfg->objective == FC_OBJ_REGRESS) return fc_regress_loss(net, tr->fm, grads, x0, c, B);
-  if (cfg->objective == FC_OBJ_DFM) return fc_dfm_loss(net, tr->fm, grads, cfg->dfm_sigma, tr->t, x0, tr->x1, tr->eps, c, B);
-  return fc_fm_loss(net, tr->fm, grads, tr->tc.teacher ? FC_INTERP_LINEAR : cfg->interp, tr->t, x0, tr->x1, c, B);
+  if (cfg->objective == FC_OBJ_DFM) return fc_dfm_loss(net, tr->fm, grads, cfg->dfm_sigma, t, x0, x1, eps, c, B);
+  return fc_fm_loss(net, tr->fm, grads, tr->tc.teacher ? FC_INTERP_LINEAR : cfg->interp, t, x0, x1, c, B);
+}
+
+static double s_loss(fc_lfm_trainer *tr, const fc_net *net, float *grads, const float *x0, const float *c, int B) {
+  return s_loss_rows(tr, net, grads, x0, c, B, 0);
 }
 
 /* a finished block keeps its EMA weights; its inputs, pushed forward through
@@ -739,8 +773,8 @@ static void s_pool_build(fc_lfm_trainer *tr) {
     s_start_points(tr, &r, tr->block, m->cfg.coupling, tr->x0, tr->pool_x1 + off * D, nb);
   }
   memcpy(tr->pool_x0, tr->pool_x1, P * D * sizeof(float));
-  fc_lfm_push(tr->tc.teacher, tr->push, tr->block, 0, tr->pool_x0, C ? tr->pool_c : NULL, (int)P,
-              tr->tc.teacher_sampler, tr->tc.teacher_steps);
+  s_push_shard(tr, tr->tc.teacher, tr->block, 0, tr->pool_x0, C ? tr->pool_c : NULL, P, tr->tc.teacher_sampler,
+               tr->tc.teacher_steps);
   tr->pool_block = tr->block;
 }
 
@@ -777,12 +811,24 @@ double fc_lfm_trainer_step(fc_lfm_trainer *tr) {
     s_start_points(tr, &tr->rng, tr->block, m->cfg.coupling, tr->x0, tr->x1, B);
     s_times(tr, &tr->rng, tr->t, B);
     if (m->cfg.objective == FC_OBJ_DFM) fc_rng_normal_fill(&tr->rng, tr->eps, (size_t)B * D);
-    /* distilling: x1 is the start point, x0 the teacher's endpoint from it */
-    if (tr->tc.teacher) s_distill_targets(tr, tr->block, tr->x0, tr->x1, C ? tr->cb : NULL, tr->t, B);
   }
+  /* this shard's rows of the minibatch (all of them without sharding) */
+  size_t nb;
+  const size_t lo = s_shard_rows(tr, (size_t)B, &nb);
+  /* distilling: x1 is the start point, x0 the teacher's endpoint from it */
+  if (tr->tc.teacher && !tr->tc.teacher_pairs)
+    s_distill_targets(tr, tr->block, tr->x0 + lo * D, tr->x1 + lo * D, C ? tr->cb + lo * C : NULL, tr->t + lo, (int)nb);
 
   /* loss, gradient (written, not accumulated), clipped AdamW step, EMA */
-  double loss = s_loss(tr, net, tr->grads, tr->x0, C ? tr->cb : NULL, B);
+  double loss = s_loss_rows(tr, net, tr->grads, tr->x0 + lo * D, C ? tr->cb + lo * C : NULL, (int)nb, lo);
+  if (tr->tc.nshards > 1) {
+    /* the minibatch's mean: each shard's mean weighted by its rows, summed */
+    const float w = (float)nb / (float)B;
+    for (size_t i = 0; i < m->block_params; i++) tr->grads[i] *= w;
+    tr->grads[m->block_params] = (float)(loss * w);
+    tr->tc.reduce(tr->grads, m->block_params + 1, tr->tc.reduce_user);
+    loss = tr->grads[m->block_params];
+  }
   float gn = fc_grad_norm(tr->grads, m->block_params);
   tr->last_lr = fc_lr_schedule(&tr->tc.opt, tr->step_in_block, tr->block_steps[tr->block]);
   if (isfinite(loss) && isfinite(gn)) {

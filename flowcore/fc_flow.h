@@ -298,6 +298,24 @@ typedef struct {
    * pool with replacement. The pool costs P x NFE evaluations per block,
    * whatever the steps; 1 .. 2^24. */
   int64_t teacher_pairs;
+  /* Data parallelism (lfp train under mpirun): nshards > 1 trainers, one per
+   * process, shard 0 .. nshards - 1, built from the same data and config,
+   * step in lockstep. Every shard draws the whole minibatch (indices,
+   * noise, times: the same stream as one trainer, a few percent of a step)
+   * and evaluates the loss and gradient on its rows only, rows
+   * [B s / K, B (s + 1) / K); the gradients, weighted by rows, and the loss
+   * are summed across shards by reduce (in place, the same sum on every
+   * shard, e.g. one MPI_Allreduce), so every shard takes the same AdamW
+   * step and K shards equal one trainer to float rounding. The pushed-
+   * forward inputs of LFM's later blocks and distillation's teacher pool
+   * are computed a slice per shard and summed likewise. The validation loss
+   * is computed whole on every shard. nshards 0 or 1: one trainer, reduce
+   * unused. reduce must be called by all shards in the same order: drive
+   * the trainers identically (the same steps, validation and checkpoint
+   * calls). */
+  int nshards, shard;
+  void (*reduce)(float *buf, size_t n, void *user);
+  void *reduce_user;
 } fc_train_config;
 
 /* 10000 steps, batch 256, fc_adamw defaults, warm start on, seed 0, no

@@ -178,6 +178,10 @@ static void s_train_config(const pol_train_config *c, int nblocks, fc_train_conf
   tc->seed = c->seed;
   tc->opt.lr = c->lr;
   tc->opt.warmup = c->steps / nblocks / 10 < 500 ? (int)(c->steps / nblocks / 10) : 500;
+  tc->nshards = c->par.n;
+  tc->shard = c->par.shard;
+  tc->reduce = c->par.reduce;
+  tc->reduce_user = c->par.user;
 }
 
 /* the flowcore trainer on the materialized windows, with the validation split */
@@ -288,6 +292,7 @@ pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, c
   t->cfg.To = tm->To, t->cfg.Tp = tm->Tp, t->cfg.Ta = tm->Ta;
   t->cfg.net = tf->net;
   t->cfg.lr = c->lr;
+  t->cfg.par = c->par;
   snprintf(t->split, sizeof(t->split), "%s", train.source);
   s_windows(t, d, &train, &valid, tm->To, tm->Tp, &teacher->obs_norm, &teacher->act_norm);
   ds_split_free(&train);

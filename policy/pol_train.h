@@ -28,6 +28,17 @@
 #include "ds_seq.h"
 #include "pol.h"
 
+/* Data parallelism (fc_train_config's nshards, shard, reduce): n > 1
+ * trainers, one per process, each built from the same data and config and
+ * stepped identically, rows of every minibatch split among them and the
+ * gradients summed by reduce (lfp train under mpirun: MPI_Allreduce).
+ * All zero: one trainer. */
+typedef struct {
+  int n, shard;
+  void (*reduce)(float *buf, size_t n, void *user);
+  void *user;
+} pol_shards;
+
 typedef struct {
   pol_method method;
   int blocks;            /* lfm: N (fm: 1, mse: 1) */
@@ -57,6 +68,7 @@ typedef struct {
    * per action dimension. An override must be finite and keep low < high. */
   int action_nlow, action_nhigh;
   double action_low[POL_MAX_ACTION], action_high[POL_MAX_ACTION];
+  pol_shards par;        /* data parallelism; zero: none */
 } pol_train_config;
 
 /* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, mlp width 256
@@ -121,6 +133,7 @@ typedef struct {
   fc_sampler teacher_sampler; /* the teacher's ODE for the targets */
   int teacher_steps;      /* per block; <= 0: the teacher's own sampler and steps */
   int64_t pairs;          /* teacher pairs per block (fc_train_config's teacher_pairs); 0: fresh every step */
+  pol_shards par;         /* data parallelism; zero: none */
 } pol_distill_config;
 
 /* 4000 steps (2000 per block of the default LFM), batch 256, seed 0, lr

@@ -3,6 +3,7 @@
  * N = 1 vs global FM, checkpoints, W2, LFM end to end on 8 Gaussians, and
  * the network interface (fc_net) against its kinds. */
 #include <dirent.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "fc_par.h"
@@ -558,6 +559,131 @@ TEST(training_across_thread_counts) {
   }
   ASSERT_MSG(maxd <= 1e-4 * maxv, "max difference %g (max weight %g)", maxd, maxv);
   free(one); free(two); free(x); free(c);
+  return 0;
+}
+
+/* data parallelism without MPI: two shards in two threads, their reduce a
+ * sum through shared memory between two barriers */
+typedef struct {
+  pthread_barrier_t bar;
+  float *acc;       /* the sum being built */
+  size_t cap;
+  pthread_mutex_t mu;
+  float *inputs[2]; /* each shard's buffer, for the sum */
+} s_shared_sum;
+
+typedef struct {
+  s_shared_sum *ss;
+  int shard;
+} s_shard_user;
+
+static void s_thread_reduce(float *buf, size_t n, void *user) {
+  s_shard_user *u = user;
+  s_shared_sum *ss = u->ss;
+  ss->inputs[u->shard] = buf;
+  pthread_barrier_wait(&ss->bar);
+  if (u->shard == 0) {
+    if (ss->cap < n) ss->acc = realloc(ss->acc, (ss->cap = n) * sizeof(float));
+    for (size_t i = 0; i < n; i++) ss->acc[i] = ss->inputs[0][i] + ss->inputs[1][i];
+  }
+  pthread_barrier_wait(&ss->bar);
+  memcpy(buf, ss->acc, n * sizeof(float));
+  pthread_barrier_wait(&ss->bar);
+}
+
+typedef struct {
+  const float *x, *c, *vx, *vc;
+  int n, nv, D, C;
+  int shard, nshards, objective;
+  s_shard_user user;
+  float *params; /* out */
+  size_t P;
+  double valid, last_loss;
+} s_shard_run;
+
+static void *s_shard_train(void *arg) {
+  s_shard_run *r = arg;
+  fc_lfm_config lc;
+  fc_lfm_config_default(&lc, r->D, r->C);
+  lc.objective = (fc_objective)r->objective;
+  lc.nblocks = r->objective == FC_OBJ_FLOW ? 3 : 1;
+  lc.net.mlp.width = 24;
+  lc.net.mlp.depth = 1;
+  lc.steps = 3;
+  fc_lfm *m = fc_lfm_new(&lc, NULL, 0);
+  fc_train_config tc;
+  fc_train_config_default(&tc);
+  tc.steps = 45;
+  tc.batch = 31; /* odd: shards of 15 and 16 rows */
+  tc.seed = 23;
+  if (r->nshards > 1) {
+    tc.nshards = r->nshards;
+    tc.shard = r->shard;
+    tc.reduce = s_thread_reduce;
+    tc.reduce_user = &r->user;
+  }
+  fc_lfm_trainer *tr = fc_lfm_trainer_new(m, r->x, r->c, (size_t)r->n, &tc, NULL, 0);
+  fc_lfm_trainer_set_valid(tr, r->vx, r->vc, (size_t)r->nv);
+  while (!fc_lfm_trainer_done(tr)) r->last_loss = fc_lfm_trainer_step(tr);
+  r->valid = fc_lfm_trainer_valid_loss(tr);
+  fc_lfm_trainer_free(tr);
+  r->P = fc_lfm_nparams(m);
+  r->params = malloc(r->P * sizeof(float));
+  memcpy(r->params, m->params, r->P * sizeof(float));
+  fc_lfm_free(m);
+  return NULL;
+}
+
+TEST(sharded_training_equals_one_trainer) {
+  /* 2 shards (rows of each minibatch split, gradients summed) against one
+   * trainer on the same data and seed: the same weights to float rounding,
+   * for 3 LFM blocks (the pushed-forward inputs computed half per shard),
+   * with a condition, and for DFM and the regression objective; and the shards'
+   * weights equal each other bit for bit */
+  enum { N = 200, NV = 40, D = 2, C = 3 };
+  static float x[N * D], c[N * C], vx[NV * D], vc[NV * C];
+  fc_rng dr;
+  fc_rng_seed(&dr, 8);
+  fc_toy_sample(FC_TOY_8GAUSSIANS, &dr, x, NULL, N);
+  fc_toy_sample(FC_TOY_8GAUSSIANS, &dr, vx, NULL, NV);
+  fc_rng_normal_fill(&dr, c, N * C);
+  fc_rng_normal_fill(&dr, vc, NV * C);
+  static const int objectives[3] = {FC_OBJ_FLOW, FC_OBJ_DFM, FC_OBJ_REGRESS};
+  for (int obj = 0; obj < 3; obj++) {
+    const int objective = objectives[obj];
+    s_shard_run one = {x, c, vx, vc, N, NV, D, C, 0, 1, objective, {0}, NULL, 0, 0, 0};
+    s_shard_train(&one);
+    s_shared_sum ss = {0};
+    pthread_barrier_init(&ss.bar, NULL, 2);
+    s_shard_run two[2];
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+      two[k] = one;
+      two[k].params = NULL;
+      two[k].shard = k;
+      two[k].nshards = 2;
+      two[k].user = (s_shard_user){&ss, k};
+      pthread_create(&th[k], NULL, s_shard_train, &two[k]);
+    }
+    for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    pthread_barrier_destroy(&ss.bar);
+    free(ss.acc);
+    ASSERT(two[0].P == one.P && !memcmp(two[0].params, two[1].params, one.P * sizeof(float)));
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < one.P; i++) {
+      const double d = fabs((double)two[0].params[i] - one.params[i]);
+      worst = d > worst ? d : worst;
+      scale = fabs(one.params[i]) > scale ? fabs(one.params[i]) : scale;
+    }
+    ASSERT_MSG(worst < 1e-4 * scale, "objective %d: 2 shards differ from one trainer by %g (weights up to %g)", objective,
+               worst, scale);
+    ASSERT_MSG(fabs(two[0].last_loss - one.last_loss) < 1e-4 * (1 + fabs(one.last_loss)) &&
+                   fabs(two[0].valid - one.valid) < 1e-4 * (1 + fabs(one.valid)),
+               "losses: %g vs %g, validation %g vs %g", two[0].last_loss, one.last_loss, two[0].valid, one.valid);
+    free(one.params);
+    free(two[0].params);
+    free(two[1].params);
+  }
   return 0;
 }
 
@@ -2016,7 +2142,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(non_finite_inputs_propagate_without_undefined_behaviour), TEST_ENTRY(adamw_step_by_hand),
       TEST_ENTRY(sampler_convergence_order), TEST_ENTRY(lfm_single_block_is_fm),
       TEST_ENTRY(lfm_training_is_deterministic), TEST_ENTRY(training_across_thread_counts),
-      TEST_ENTRY(trainer_resume_is_bit_identical), TEST_ENTRY(regression_objective_and_validation_loss),
+      TEST_ENTRY(trainer_resume_is_bit_identical), TEST_ENTRY(sharded_training_equals_one_trainer), TEST_ENTRY(regression_objective_and_validation_loss),
       TEST_ENTRY(lfm_gamma_schedule),
       TEST_ENTRY(checkpoint_round_trip_and_damage), TEST_ENTRY(crc32_known_value),
       TEST_ENTRY(w2_exact_assignment),      TEST_ENTRY(lfm_8gaussians_end_to_end),

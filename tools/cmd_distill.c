@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "commands.h"
 #include "ds_file.h"
 #include "env.h"
@@ -51,6 +52,13 @@ int cmd_distill(int argc, char **argv) {
   }
   c.steps = steps;
   c.seed = (uint64_t)seed;
+  if (dist_size() > 1) { /* under mpirun: data parallel, --batch the global batch */
+    if (c.batch < dist_size()) {
+      cli_error("distill", "--batch %d is less than the %d ranks: each rank needs at least one row", c.batch, dist_size());
+      return 2;
+    }
+    c.par = (pol_shards){dist_size(), dist_rank(), dist_reduce_cb, NULL};
+  }
   c.lr = (float)lr;
   if (sampler && !teacher_steps) {
     cli_error("distill", "--teacher-sampler needs --teacher-steps");

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "commands.h"
 #include "ds_file.h"
 #include "env.h"
@@ -162,6 +163,15 @@ int cmd_train(int argc, char **argv) {
   }
   c.blocks = blocks;
   c.seed = (uint64_t)seed;
+  /* under mpirun: data parallel, --batch the global batch (dist.h) */
+  const int ranks = dist_size();
+  if (ranks > 1) {
+    if (c.batch < ranks) {
+      cli_error("train", "--batch %d is less than the %d ranks: each rank needs at least one row", c.batch, ranks);
+      return 2;
+    }
+    c.par = (pol_shards){ranks, dist_rank(), dist_reduce_cb, NULL};
+  }
   c.lr = (float)lr;
   c.gamma_c = (float)gc;
   c.gamma_rho = (float)grho;
@@ -266,6 +276,9 @@ int cmd_train(int argc, char **argv) {
          pol_trainer_split(t), klist, p->flow->cfg.nblocks, desc, fc_lfm_nparams(p->flow),
          (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0));
   if (recipe) printf("  defaults from the task's recipe (%s); flags given override them\n", pol_train_recipe_text(task));
+  if (ranks > 1)
+    printf("  data parallel on %d ranks (mpirun): %d rows of each minibatch per rank, gradients summed by MPI_Allreduce "
+           "(%zu floats per step)\n", ranks, c.batch / ranks, fc_lfm_nparams(p->flow) / (size_t)p->flow->cfg.nblocks + 1);
   if (eval_every)
     printf("  evaluating every %d steps and at the end: %d episodes of %s from seed %d (selection seeds), best -> %s\n",
            eval_every, lo.eval_episodes, env_name(lo.em), (int)lo.eval_seed, best);
@@ -282,6 +295,7 @@ int cmd_train(int argc, char **argv) {
            fc_net_kind_name(p->flow->cfg.net.kind));
     fc_json_str(stdout, desc);
     if (p->flow->cfg.net.kind == FC_NET_MLP) printf(", \"width\": %d", p->flow->cfg.net.mlp.width);
+    printf(", \"ranks\": %d", ranks);
     printf(", \"params\": %zu, \"steps\": %lld, \"batch\": %d, \"nfe\": %d, "
            "\"train_windows\": %lld, \"valid_windows\": %lld",
            fc_lfm_nparams(p->flow), (long long)c.steps, c.batch,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "dist.h"
 #include "lfp_version.h"
 #include "env.h"
 #include "fc_par.h"
@@ -60,6 +61,16 @@ int main(int argc, char **argv) {
   }
   /* flowcore's pool (FC_THREADS or the usable CPUs) and OpenBLAS at one
    * thread per call: the process-wide settings, made once, here */
+  {
+    /* under mpirun, K ranks on one machine share its CPUs */
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (local && !getenv("FC_THREADS")) {
+      const long ncpu = sysconf(_SC_NPROCESSORS_ONLN), k = atol(local);
+      char buf[32];
+      snprintf(buf, sizeof(buf), "%ld", k > 0 && ncpu / k > 1 ? ncpu / k : 1);
+      setenv("FC_THREADS", buf, 1);
+    }
+  }
   fc_par_init(0);
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     if (argc > 2) {
@@ -83,8 +94,23 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lfp: %s\n", err);
     return 1;
   }
+  /* under mpirun: MPI, and rank 0 alone speaks on stdout (errors stay on stderr) */
+  if (dist_init(&argc, &argv, err, sizeof(err))) {
+    fprintf(stderr, "lfp: %s\n", err);
+    return 1;
+  }
+  if (dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) {
+    fprintf(stderr, "lfp: rank %d cannot silence its stdout\n", dist_rank());
+    return 1;
+  }
   for (int i = 0; i < S_NCMD; i++)
-    if (!strcmp(cmd, s_commands[i].name)) return s_commands[i].run(argc - 1, argv + 1);
+    if (!strcmp(cmd, s_commands[i].name)) {
+      const int rc = s_commands[i].run(argc - 1, argv + 1);
+      if (rc) dist_abort(rc); /* a rank that failed must not leave the others waiting */
+      dist_finalize();
+      return rc;
+    }
+  dist_finalize();
   fprintf(stderr, "lfp: unknown command '%s' (see 'lfp help')\n", cmd);
   return 2;
 }

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "fc_ckpt.h"
+#include "dist.h"
 #include "pol_rollout.h"
 
 #define S_SELECTION_VERSION 1
@@ -122,7 +123,10 @@ int train_loop_run(pol_trainer *t, const train_loop_opts *o, train_loop_result *
     if (pol_trainer_resume(t, ckpt, err, errsz)) return -1;
     if (o->eval_every) s_select_resume(o, r);
   }
-  FILE *lg = fopen(r->log, o->resume ? "a" : "w");
+  /* under mpirun every rank trains, rank 0 alone writes (log, checkpoints,
+   * the policy) and evaluates */
+  const int lead = dist_rank() == 0;
+  FILE *lg = lead ? fopen(r->log, o->resume ? "a" : "w") : fopen("/dev/null", "w");
   if (!lg) return snprintf(err, errsz, "cannot write the log %.400s", r->log), -1;
   if (!o->resume) fprintf(lg, "step,block,train_loss,valid_loss,lr,train_s,score,success\n");
 
@@ -141,7 +145,7 @@ int train_loop_run(pol_trainer *t, const train_loop_opts *o, train_loop_result *
     const double trained = cli_now() - t0 - r->eval_s; /* training time, rollouts excluded */
     int evaluated = 0;
     if (o->eval_every && (s % o->eval_every == 0 || last)) {
-      if (s_select_run(o, r, t, s, err, errsz)) goto done;
+      if (lead && s_select_run(o, r, t, s, err, errsz)) goto done;
       evaluated = 1;
     }
     if (s % o->ckpt_every == 0 || last || evaluated) {
@@ -152,7 +156,12 @@ int train_loop_run(pol_trainer *t, const train_loop_opts *o, train_loop_result *
       if (evaluated) fprintf(lg, ",%.6g,%.6g\n", r->last_score, r->last_success);
       else fprintf(lg, ",,\n");
       fflush(lg);
-      if (!last && s % o->ckpt_every == 0 && pol_trainer_checkpoint(t, ckpt, err, errsz)) goto done;
+      if (dist_size() > 1 && !dist_same_u32(pol_params_crc(pol_trainer_policy(t)))) {
+        snprintf(err, errsz, "the ranks' weights differ at step %lld (a data-parallel run must stay in lockstep)",
+                 (long long)s);
+        goto done;
+      }
+      if (lead && !last && s % o->ckpt_every == 0 && pol_trainer_checkpoint(t, ckpt, err, errsz)) goto done;
     } else if (s % 100 == 0) {
       fprintf(lg, "%lld,%d,%.6g,,%.6g,%.6g,,\n", (long long)s, blk, ema, pol_trainer_lr(t), trained);
     }
@@ -168,8 +177,8 @@ int train_loop_run(pol_trainer *t, const train_loop_opts *o, train_loop_result *
   r->train_loss = ema;
   r->samples_per_s = (double)(pol_trainer_steps_done(t) - r->start) * o->batch / (r->secs > 0 ? r->secs : 1e-9);
   pol_trainer_origin(t)->train_s = r->secs;
-  if (pol_save_file(pol_trainer_policy(t), o->out, err, errsz)) goto done;
-  unlink(ckpt); /* the run is complete: nothing left to resume */
+  if (lead && pol_save_file(pol_trainer_policy(t), o->out, err, errsz)) goto done;
+  if (lead) unlink(ckpt); /* the run is complete: nothing left to resume */
   rc = 0;
 done:
   fclose(lg);
