@@ -54,12 +54,28 @@ static int s_write_int_attr(hid_t obj, const char *name, int64_t value) {
  * writes by default: a chunk index costs about 3 KB per dataset, more than
  * compression saves on a short trajectory (measured on lift demos: 10.9 MB
  * chunked vs 3.9 MB contiguous for 200 demos). */
+/* creation properties without modification times: a file's bytes depend
+ * only on what is written (two runs, or one run split across processes,
+ * give the same file) */
+static hid_t s_plist(hid_t cls) {
+  hid_t pl = H5Pcreate(cls);
+  H5Pset_obj_track_times(pl, 0);
+  return pl;
+}
+
+static hid_t s_group(hid_t parent, const char *name) {
+  hid_t gcpl = s_plist(H5P_GROUP_CREATE);
+  hid_t g = H5Gcreate2(parent, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+  H5Pclose(gcpl);
+  return g;
+}
+
 static int s_write_dataset(ds_writer *w, hid_t g, const char *name, hid_t ftype, hid_t mtype, const void *buf,
                            int64_t rows, int cols, int demo) {
   hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
   int rank = cols > 0 ? 2 : 1;
   hid_t sp = H5Screate_simple(rank, dims, NULL);
-  hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  hid_t dcpl = s_plist(H5P_DATASET_CREATE);
   size_t bytes = (size_t)rows * (size_t)(cols > 0 ? cols : 1) * H5Tget_size(ftype);
   if (bytes >= 64 * 1024) {
     hsize_t chunk[2] = {(hsize_t)(rows < 4096 ? rows : 4096), (hsize_t)(cols > 0 ? cols : 1)};
@@ -99,7 +115,7 @@ static ds_writer *s_create(const char *path, const char *env_args, char *err, si
   w->path = fc_malloc(n);
   memcpy(w->path, path, n);
   w->fid = fid;
-  w->data = H5Gcreate2(fid, "data", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  w->data = s_group(fid, "data");
   if (w->data < 0 || s_write_int_attr(w->data, "total", 0) ||
       (env_args && s_write_str_attr(w->data, "env_args", env_args)) || H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) {
     fc_set_err(err, errsz, "cannot write the /data group of %s", path);
@@ -145,7 +161,7 @@ static int s_add(ds_writer *w, const ds_demo_data *d, char *err, size_t errsz) {
       return fc_set_err(err, errsz, "%s: %s/obs/%s has a non-finite value", w->path, name, o->name), -1;
   }
 
-  hid_t g = H5Gcreate2(w->data, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t g = s_group(w->data, name);
   int bad = g < 0;
   const int demo = w->count;
   bad = bad || s_write_int_attr(g, "num_samples", d->len);
@@ -161,7 +177,7 @@ static int s_add(ds_writer *w, const ds_demo_data *d, char *err, size_t errsz) {
     int any = 0;
     for (int k = 0; k < d->nobs; k++) any |= pass ? d->obs[k].next_obs != NULL : 1;
     if (!any) continue;
-    hid_t og = H5Gcreate2(g, pass ? "next_obs" : "obs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t og = s_group(g, pass ? "next_obs" : "obs");
     bad = og < 0;
     for (int k = 0; k < d->nobs && !bad; k++) {
       const double *v = pass ? d->obs[k].next_obs : d->obs[k].obs;
@@ -191,7 +207,7 @@ int ds_writer_add(ds_writer *w, const ds_demo_data *d, char *err, size_t errsz) 
 
 static int s_set_mask(ds_writer *w, const char *name, const int *idx, int n, char *err, size_t errsz) {
   hid_t mg = H5Lexists(w->fid, "mask", H5P_DEFAULT) > 0 ? H5Gopen2(w->fid, "mask", H5P_DEFAULT)
-                                                         : H5Gcreate2(w->fid, "mask", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+                                                         : s_group(w->fid, "mask");
   if (mg < 0) return fc_set_err(err, errsz, "%s: cannot create /mask", w->path), -1;
   if (H5Lexists(mg, name, H5P_DEFAULT) > 0) H5Ldelete(mg, name, H5P_DEFAULT);
   /* fixed-width, null-padded ASCII, as numpy's 'S' dtype */
@@ -215,7 +231,9 @@ static int s_set_mask(ds_writer *w, const char *name, const int *idx, int n, cha
   H5Tset_strpad(t, H5T_STR_NULLPAD);
   hsize_t dims[1] = {(hsize_t)n};
   hid_t sp = H5Screate_simple(1, dims, NULL);
-  hid_t ds = H5Dcreate2(mg, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t mdcpl = s_plist(H5P_DATASET_CREATE);
+  hid_t ds = H5Dcreate2(mg, name, t, sp, H5P_DEFAULT, mdcpl, H5P_DEFAULT);
+  H5Pclose(mdcpl);
   herr_t rc = ds >= 0 ? (n ? H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0) : -1;
   if (ds >= 0) H5Dclose(ds);
   H5Sclose(sp);

@@ -165,6 +165,64 @@ void pol_rollout_traj_post(pol_rollout_traj *tr, const env_model *em, const env_
   tr->len = t + 1;
 }
 
+/* the arrays of a trajectory of len steps, and their sizes in doubles */
+static int s_traj_arrays(const pol_rollout_traj *tr, const env_model *em, int64_t len, double **a, size_t *n) {
+  const size_t L = (size_t)len, O = (size_t)env_obs_dim(em), A = (size_t)env_action_dim(em), S = (size_t)env_state_dim(em);
+  a[0] = tr->obs, n[0] = L * O;
+  a[1] = tr->next_obs, n[1] = L * O;
+  a[2] = tr->actions, n[2] = L * A;
+  a[3] = tr->rewards, n[3] = L;
+  a[4] = tr->states, n[4] = L * S;
+  a[5] = tr->final_state, n[5] = S;
+  return 6;
+}
+
+size_t pol_rollout_traj_bytes(const pol_rollout_traj *tr, const env_model *em) {
+  double *a[6];
+  size_t n[6], tot = sizeof(int64_t) * (1 + (size_t)tr->len); /* len, dones */
+  const int k = s_traj_arrays(tr, em, tr->len, a, n);
+  for (int i = 0; i < k; i++) tot += n[i] * sizeof(double);
+  return tot;
+}
+
+void pol_rollout_traj_pack(const pol_rollout_traj *tr, const env_model *em, unsigned char *out) {
+  double *a[6];
+  size_t n[6];
+  const int k = s_traj_arrays(tr, em, tr->len, a, n);
+  memcpy(out, &tr->len, sizeof(int64_t));
+  out += sizeof(int64_t);
+  memcpy(out, tr->dones, sizeof(int64_t) * (size_t)tr->len);
+  out += sizeof(int64_t) * (size_t)tr->len;
+  for (int i = 0; i < k; i++) {
+    memcpy(out, a[i], n[i] * sizeof(double));
+    out += n[i] * sizeof(double);
+  }
+}
+
+size_t pol_rollout_traj_unpack(pol_rollout_traj *tr, const env_model *em, const unsigned char *in, size_t avail) {
+  int64_t len;
+  if (avail < sizeof(len)) return 0;
+  memcpy(&len, in, sizeof(len));
+  if (len < 0 || len > env_horizon(em)) return 0;
+  pol_rollout_traj_alloc(tr, em);
+  tr->len = len;
+  if (pol_rollout_traj_bytes(tr, em) > avail) {
+    pol_rollout_traj_free(tr);
+    return 0;
+  }
+  double *a[6];
+  size_t n[6];
+  const int k = s_traj_arrays(tr, em, len, a, n);
+  const unsigned char *p = in + sizeof(int64_t);
+  memcpy(tr->dones, p, sizeof(int64_t) * (size_t)len);
+  p += sizeof(int64_t) * (size_t)len;
+  for (int i = 0; i < k; i++) {
+    memcpy(a[i], p, n[i] * sizeof(double));
+    p += n[i] * sizeof(double);
+  }
+  return (size_t)(p - in);
+}
+
 int pol_rollout_traj_write(ds_writer *w, const env_model *em, const pol_rollout_traj *tr, char *err, size_t errsz) {
   const int O = env_obs_dim(em), nk = env_nkeys(em);
   const env_key *keys = env_keys(em);

@@ -116,6 +116,14 @@ void pol_rollout_traj_pre(pol_rollout_traj *tr, const env_model *em, const env_d
 /* after env_step succeeded with action: its action, next observation, reward
  * and the state it left (final_state); len + 1 */
 void pol_rollout_traj_post(pol_rollout_traj *tr, const env_model *em, const env_data *ed, const double *action);
+/* The trajectory as bytes (for moving it between processes of the same
+ * build: lfp under mpirun): pol_rollout_traj_bytes of them written by
+ * pack; unpack allocates tr (pol_rollout_traj_alloc) and fills it from
+ * bytes written by pack for the same task, returning the bytes it read, or
+ * 0 when they do not fit (a bug: they come from the same binary). */
+size_t pol_rollout_traj_bytes(const pol_rollout_traj *tr, const env_model *em);
+void pol_rollout_traj_pack(const pol_rollout_traj *tr, const env_model *em, unsigned char *out);
+size_t pol_rollout_traj_unpack(pol_rollout_traj *tr, const env_model *em, const unsigned char *in, size_t n);
 /* append the episode (len > 0) to w as the next demo, its observation keys
  * split out and the task's model attached; 0 or -1 with err */
 struct ds_writer;

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "video.h"
+#include "dist.h"
 #include "commands.h"
 #include "ds_file.h"
 #include "ds_writer.h"
@@ -94,6 +95,104 @@ static void *s_worker(void *arg) {
   return NULL;
 }
 
+/* what rank 0 (or the one process) makes of the attempts, in order */
+typedef struct {
+  ds_writer *w; /* NULL on ranks > 0 */
+  const env_model *em;
+  int keep;
+  uint64_t seed;
+  int written, attempted, successes, unstable, failed_write, contacts_lost, constraints_lost;
+  int sides[3]; /* left, undecided, right over attempts */
+  double cov_sum;
+  cli_progress pb;
+} s_tally;
+
+/* attempt i: counted, written when it is a demo, freed */
+static void s_take(s_tally *t, s_episode *e, int i, char *err, size_t errsz) {
+  if (e->bad_action) { /* a scripted expert's non-finite action is a bug: stop */
+    snprintf(err, errsz, "attempt %d (seed %llu): %s", i, (unsigned long long)(t->seed + (uint64_t)i), e->why);
+    t->failed_write = 1;
+    s_episode_free(e);
+    return;
+  }
+  if (e->unstable)
+    fprintf(stderr, "lfp collect: warning: attempt %d (seed %llu) dropped as unstable: %s\n", i,
+            (unsigned long long)(t->seed + (uint64_t)i), e->why);
+  t->attempted++;
+  t->successes += e->success;
+  t->unstable += e->unstable;
+  t->contacts_lost += e->contact_full > 0;
+  t->constraints_lost += e->constraint_full > 0;
+  t->sides[e->side + 1]++;
+  t->cov_sum += e->max_coverage;
+  if (!e->unstable && e->tr.len > 0 && (e->success || t->keep)) {
+    if (pol_rollout_traj_write(t->w, t->em, &e->tr, err, errsz)) t->failed_write = 1;
+    else t->written++;
+  }
+  s_episode_free(e);
+  char extra[96];
+  snprintf(extra, sizeof(extra), "attempts %d, expert success %.1f%%", t->attempted, 100.0 * t->successes / t->attempted);
+  cli_progress_update(&t->pb, t->written, extra);
+}
+
+/* under mpirun: rounds of attempts, each split among the ranks (every rank
+ * on its threads), gathered by rank 0, which takes them in attempt order
+ * until it has its demos; a round asks for a quarter more than the demos
+ * still missing, so one or two rounds usually do */
+static void s_collect_rounds(s_tally *t, int episodes, int max_attempts, int jobs, char *err, size_t errsz) {
+  const int K = dist_size();
+  int base = 0, done = 0;
+  while (!done) {
+    const int need = episodes - t->written;
+    int A = need + need / 4 + K * jobs;
+    if (A > max_attempts - base) A = max_attempts - base;
+    int lo, n;
+    dist_split(A, &lo, &n);
+    s_pool p = {.em = t->em, .max_attempts = n, .seed = t->seed + (uint64_t)base + (uint64_t)lo};
+    p.eps = fc_calloc((size_t)(n > 0 ? n : 1), sizeof(s_episode));
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
+    for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_worker, &p);
+    for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
+    free(th);
+    /* this rank's episodes as bytes: each its fields, then its trajectory */
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) bytes += sizeof(s_episode) + pol_rollout_traj_bytes(&p.eps[i].tr, t->em);
+    unsigned char *buf = fc_malloc(bytes ? bytes : 1), *q = buf;
+    for (int i = 0; i < n; i++) {
+      memcpy(q, &p.eps[i], sizeof(s_episode));
+      q += sizeof(s_episode);
+      pol_rollout_traj_pack(&p.eps[i].tr, t->em, q);
+      q += pol_rollout_traj_bytes(&p.eps[i].tr, t->em);
+      s_episode_free(&p.eps[i]);
+    }
+    free(p.eps);
+    void *all;
+    size_t total;
+    dist_gather(buf, bytes, &all, &total);
+    free(buf);
+    if (dist_rank() == 0) {
+      const unsigned char *r = all, *end = (const unsigned char *)all + total;
+      for (int i = 0; i < A && r < end; i++) {
+        s_episode e;
+        memcpy(&e, r, sizeof(e));
+        r += sizeof(e);
+        const size_t used = pol_rollout_traj_unpack(&e.tr, t->em, r, (size_t)(end - r));
+        FC_ASSERT(used > 0); /* the same binary packed it */
+        r += used;
+        if (t->written < episodes && !t->failed_write) s_take(t, &e, base + i, err, errsz);
+        else s_episode_free(&e);
+      }
+      free(all);
+    }
+    base += A;
+    int flag = dist_rank() == 0 ? (t->written >= episodes || t->failed_write || base >= max_attempts) : 0;
+    dist_bcast(&flag, sizeof(flag));
+    done = flag;
+  }
+}
+
 int cmd_collect(int argc, char **argv) {
   const char *envname = "lift", *out = NULL;
   int episodes = 200, seed = 0, jobs = (int)sysconf(_SC_NPROCESSORS_ONLN), keep = 0, json = 0, max_attempts = 0;
@@ -129,64 +228,54 @@ int cmd_collect(int argc, char **argv) {
     cli_error("collect", "%s", err);
     return 1;
   }
-  ds_writer *w = ds_writer_create(out, env_args_json(em), err, sizeof(err));
-  if (!w) {
+  ds_writer *w = dist_rank() == 0 ? ds_writer_create(out, env_args_json(em), err, sizeof(err)) : NULL;
+  if (!w && dist_rank() == 0) {
     cli_error("collect", "%s", err);
     env_model_free(em);
     return 1;
   }
 
   /* workers roll out attempts in parallel; this thread writes them in
-   * attempt order, so the file does not depend on --jobs */
-  s_pool p = {.em = em, .max_attempts = max_attempts, .seed = (uint64_t)seed};
-  p.eps = fc_calloc((size_t)max_attempts, sizeof(s_episode));
-  pthread_mutex_init(&p.mu, NULL);
-  pthread_cond_init(&p.cv, NULL);
-  pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
+   * attempt order, so the file does not depend on --jobs (nor, under
+   * mpirun, on the ranks: they roll out rounds of attempts that rank 0
+   * takes in order) */
+  s_tally ty = {0};
+  ty.w = w;
+  ty.em = em;
+  ty.keep = keep;
+  ty.seed = (uint64_t)seed;
   double t0 = cli_now();
-  for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_worker, &p);
-
-  int written = 0, attempted = 0, successes = 0, unstable = 0, failed_write = 0, contacts_lost = 0, constraints_lost = 0;
-  int sides[3] = {0, 0, 0}; /* left, undecided, right over attempts */
-  double cov_sum = 0.0;
-  cli_progress pb;
-  cli_progress_begin(&pb, "collect", episodes);
-  for (int i = 0; i < max_attempts && written < episodes && !failed_write; i++) {
-    pthread_mutex_lock(&p.mu);
-    while (!p.eps[i].status) pthread_cond_wait(&p.cv, &p.mu);
-    pthread_mutex_unlock(&p.mu);
-    s_episode *e = &p.eps[i];
-    if (e->bad_action) { /* a scripted expert's non-finite action is a bug: stop */
-      snprintf(err, sizeof(err), "attempt %d (seed %llu): %s", i, (unsigned long long)(p.seed + (uint64_t)i), e->why);
-      failed_write = 1;
-      s_episode_free(e);
-      break;
+  cli_progress_begin(&ty.pb, "collect", episodes);
+  if (dist_size() == 1) {
+    s_pool p = {.em = em, .max_attempts = max_attempts, .seed = (uint64_t)seed};
+    p.eps = fc_calloc((size_t)max_attempts, sizeof(s_episode));
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    pthread_t *th = fc_calloc((size_t)jobs, sizeof(pthread_t));
+    for (int j = 0; j < jobs; j++) pthread_create(&th[j], NULL, s_worker, &p);
+    for (int i = 0; i < max_attempts && ty.written < episodes && !ty.failed_write; i++) {
+      pthread_mutex_lock(&p.mu);
+      while (!p.eps[i].status) pthread_cond_wait(&p.cv, &p.mu);
+      pthread_mutex_unlock(&p.mu);
+      s_take(&ty, &p.eps[i], i, err, sizeof(err));
     }
-    if (e->unstable)
-      fprintf(stderr, "lfp collect: warning: attempt %d (seed %llu) dropped as unstable: %s\n", i,
-              (unsigned long long)(p.seed + (uint64_t)i), e->why);
-    attempted++;
-    successes += e->success;
-    unstable += e->unstable;
-    contacts_lost += e->contact_full > 0;
-    constraints_lost += e->constraint_full > 0;
-    sides[e->side + 1]++;
-    cov_sum += e->max_coverage;
-    if (!e->unstable && e->tr.len > 0 && (e->success || keep)) {
-      if (pol_rollout_traj_write(w, em, &e->tr, err, sizeof(err))) failed_write = 1;
-      else written++;
-    }
-    s_episode_free(e);
-    char extra[96];
-    snprintf(extra, sizeof(extra), "attempts %d, expert success %.1f%%", attempted, 100.0 * successes / attempted);
-    cli_progress_update(&pb, written, extra);
+    atomic_store(&p.stop, 1);
+    for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
+    for (int i = 0; i < max_attempts; i++) s_episode_free(&p.eps[i]);
+    free(p.eps);
+    free(th);
+  } else {
+    s_collect_rounds(&ty, episodes, max_attempts, jobs, err, sizeof(err));
   }
-  atomic_store(&p.stop, 1);
-  for (int j = 0; j < jobs; j++) pthread_join(th[j], NULL);
-  cli_progress_end(&pb);
-  for (int i = 0; i < max_attempts; i++) s_episode_free(&p.eps[i]);
-  free(p.eps);
-  free(th);
+  cli_progress_end(&ty.pb);
+  int written = ty.written, attempted = ty.attempted, successes = ty.successes, unstable = ty.unstable;
+  int failed_write = ty.failed_write, contacts_lost = ty.contacts_lost, constraints_lost = ty.constraints_lost;
+  int *sides = ty.sides;
+  double cov_sum = ty.cov_sum;
+  if (dist_rank() != 0) { /* rank 0 writes and reports */
+    env_model_free(em);
+    return 0;
+  }
 
   /* a seeded 90/10 train/valid split of the written demos */
   if (!failed_write && written > 0) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "commands.h"
 #include "env.h"
 #include "ds_writer.h"
@@ -38,6 +39,95 @@ static int s_record(const char *path, const env_model *em, const pol_rollout_eva
   free(bad);
   if (ds_writer_close(w, rc ? NULL : err, errsz)) rc = -1;
   return rc;
+}
+
+/* ---- under mpirun: each rank ran a contiguous slice of the episodes; rank 0
+ * gathers them, in seed order, into what one process would have measured ---- */
+
+typedef struct {
+  int64_t n, chunks, clipped, obs_clipped, state_clamped, refused, has_traj, nfe;
+  double seconds;
+  char first_refusal[640];
+} s_part;
+
+static void s_put(unsigned char **p, const void *src, size_t n) {
+  memcpy(*p, src, n);
+  *p += n;
+}
+
+/* 0; the other ranks' results are in ev on rank 0 (episodes of them in all) */
+static int s_gather(pol_rollout_eval *ev, const env_model *em, int mine, int episodes, char *err, size_t errsz) {
+  s_part h = {mine, ev->chunks, ev->clipped, ev->obs_clipped, ev->state_clamped, ev->refused, ev->traj != NULL, ev->nfe,
+              ev->seconds, ""};
+  snprintf(h.first_refusal, sizeof(h.first_refusal), "%s", ev->first_refusal);
+  size_t n = sizeof(h) + sizeof(pol_rollout_result) * (size_t)mine + sizeof(double) * (size_t)ev->chunks;
+  for (int i = 0; ev->traj && i < mine; i++) n += pol_rollout_traj_bytes(&ev->traj[i], em);
+  unsigned char *buf = fc_malloc(n), *p = buf;
+  s_put(&p, &h, sizeof(h));
+  s_put(&p, ev->res, sizeof(pol_rollout_result) * (size_t)mine);
+  s_put(&p, ev->latency_us, sizeof(double) * (size_t)ev->chunks);
+  for (int i = 0; ev->traj && i < mine; i++) {
+    pol_rollout_traj_pack(&ev->traj[i], em, p);
+    p += pol_rollout_traj_bytes(&ev->traj[i], em);
+  }
+  void *all;
+  size_t total;
+  dist_gather(buf, n, &all, &total);
+  free(buf);
+  if (dist_rank() != 0) return 0;
+  /* rank 0: the whole run */
+  const int had_traj = ev->traj != NULL;
+  pol_rollout_eval_free(ev, mine);
+  pol_rollout_eval out;
+  memset(&out, 0, sizeof(out));
+  out.res = fc_calloc((size_t)episodes, sizeof(pol_rollout_result));
+  if (had_traj) out.traj = fc_calloc((size_t)episodes, sizeof(pol_rollout_traj));
+  const unsigned char *q = all, *end = (const unsigned char *)all + total;
+  int at = 0, rc = 0;
+  long lat_cap = 0;
+  for (int r = 0; r < dist_size() && !rc; r++) {
+    s_part ph;
+    if ((size_t)(end - q) < sizeof(ph)) {
+      rc = -1;
+      break;
+    }
+    memcpy(&ph, q, sizeof(ph));
+    q += sizeof(ph);
+    if (at + ph.n > episodes || (size_t)(end - q) < sizeof(pol_rollout_result) * ph.n + sizeof(double) * ph.chunks) {
+      rc = -1;
+      break;
+    }
+    memcpy(out.res + at, q, sizeof(pol_rollout_result) * ph.n);
+    q += sizeof(pol_rollout_result) * ph.n;
+    if (out.chunks + ph.chunks > lat_cap) out.latency_us = fc_realloc(out.latency_us, sizeof(double) * (size_t)(lat_cap = 2 * (out.chunks + ph.chunks) + 1));
+    memcpy(out.latency_us + out.chunks, q, sizeof(double) * ph.chunks);
+    q += sizeof(double) * ph.chunks;
+    for (int i = 0; ph.has_traj && i < ph.n && !rc; i++) {
+      const size_t used = pol_rollout_traj_unpack(&out.traj[at + i], em, q, (size_t)(end - q));
+      if (!used) rc = -1;
+      q += used;
+    }
+    out.chunks += ph.chunks;
+    out.clipped += ph.clipped;
+    out.obs_clipped += ph.obs_clipped;
+    out.state_clamped += ph.state_clamped;
+    out.refused += (int)ph.refused;
+    if (!out.first_refusal[0]) snprintf(out.first_refusal, sizeof(out.first_refusal), "%s", ph.first_refusal);
+    out.seconds = ph.seconds > out.seconds ? ph.seconds : out.seconds;
+    out.nfe = (int)ph.nfe;
+    at += (int)ph.n;
+  }
+  free(all);
+  if (rc || at != episodes) {
+    pol_rollout_eval_free(&out, episodes);
+    return fc_set_err(err, errsz, "the ranks' episodes did not add up (%d of %d)", at, episodes), -1;
+  }
+  fc_sort(out.latency_us, (int)out.chunks);
+  out.latency_us_p50 = fc_quantile(out.latency_us, (int)out.chunks, 0.50);
+  out.latency_us_p99 = fc_quantile(out.latency_us, (int)out.chunks, 0.99);
+  pol_rollout_summarize(out.res, episodes, &out.stats);
+  *ev = out;
+  return 0;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -81,9 +171,12 @@ int cmd_eval(int argc, char **argv) {
   const fc_sampler smp = sampler ? (fc_sampler)fc_sampler_parse(sampler) : p->flow->cfg.sampler;
   const int nsteps = steps > 0 ? steps : p->flow->cfg.steps;
   pol_rollout_eval ev;
-  const int rrc = pol_rollout_policy("eval", em, p, smp, nsteps, (uint64_t)seed, episodes, jobs,
-                                     record != NULL || vo.dir != NULL || json, &ev, err,
-                                 sizeof(err));
+  /* under mpirun: this rank's slice of the episodes (dist.h); rank 0 gathers */
+  int first = 0, mine = episodes;
+  dist_split(episodes, &first, &mine);
+  const int rrc = mine == 0 ? (memset(&ev, 0, sizeof(ev)), 0)
+                            : pol_rollout_policy("eval", em, p, smp, nsteps, (uint64_t)seed + (uint64_t)first, mine, jobs,
+                                                 record != NULL || vo.dir != NULL || json, &ev, err, sizeof(err));
   if (rrc) {
     if (rrc == POL_ROLLOUT_MISFIT)
       cli_error("eval", "%s does not fit task %s: %s", path, env_name(em), err);
@@ -92,6 +185,19 @@ int cmd_eval(int argc, char **argv) {
     env_model_free(em);
     pol_free(p);
     return 1;
+  }
+  if (dist_size() > 1) {
+    if (s_gather(&ev, em, mine, episodes, err, sizeof(err))) {
+      cli_error("eval", "%s", err);
+      env_model_free(em);
+      pol_free(p);
+      return 1;
+    }
+    if (dist_rank() != 0) { /* rank 0 reports and writes */
+      env_model_free(em);
+      pol_free(p);
+      return 0;
+    }
   }
   if (ev.refused)
     cli_error("eval", "warning: %s: %d episode%s stopped because the policy refused to act (counted as failures); the first: "

@@ -17,6 +17,7 @@ PACKAGES=(
   libegl-dev libegl-mesa0 libgl1-mesa-dri  # envs: headless rendering (EGL surfaceless, Mesa's llvmpipe)
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev  # envs: MP4 (H.264 through libx264)
   libssl-dev                         # tools: SHA-256 of training data, base64 of the report's videos
+  libopenmpi-dev openmpi-bin         # tools: lfp train / eval / collect under mpirun
   clang libclang-rt-dev              # tests: the sanitizer build and libFuzzer
   python3-numpy python3-h5py python3-zmq python3-msgpack  # interoperability tests (/usr/bin/python3)
   python3-websockets                 # tests: openpi's websocket client side (asyncio, version 10)
