@@ -14,17 +14,22 @@ command -v mpirun > /dev/null || { echo "FAIL: mpirun is not installed (tools/se
 # OpenMPI refuses root unless told (CI containers run as root)
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1 # one machine: shared memory, no network probing
+# In the sanitizer build, LeakSanitizer is off under mpirun (ASan and UBSan
+# stay on): OpenMPI unloads its plugins in MPI_Finalize, so their own
+# allocations are reported from unknown modules, which no suppression can
+# name. lfp's code on these paths is leak-checked in the one-process runs.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
 mpi() { timeout 300 mpirun --oversubscribe -np 2 "$@"; }
 
 # collect: the same file, byte for byte
-"$LFP" collect --env avoid --episodes 24 --seed 1 --out "$tmp/d1.hdf5" > /dev/null 2>&1 || { echo "FAIL: collect"; exit 1; }
+ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=1" "$LFP" collect --env avoid --episodes 24 --seed 1 --out "$tmp/d1.hdf5" > /dev/null 2>&1 || { echo "FAIL: collect"; exit 1; }
 mpi "$LFP" collect --env avoid --episodes 24 --seed 1 --out "$tmp/d2.hdf5" --jobs 1 > "$tmp/c2.txt" 2>&1 \
   || { echo "FAIL: mpirun collect: $(tail -5 "$tmp/c2.txt")"; exit 1; }
 cmp -s "$tmp/d1.hdf5" "$tmp/d2.hdf5" || { echo "FAIL: collect under mpirun wrote other bytes than one process"; fail=1; }
 
 # train: one process and 2 ranks, the same global batch
 args=(--data "$tmp/d1.hdf5" --steps 400 --width 64 --batch 64 --ckpt-every 100)
-FC_THREADS=1 "$LFP" train "${args[@]}" --out "$tmp/k1.lfp" --json > "$tmp/k1.json" 2> /dev/null || { echo "FAIL: train"; exit 1; }
+ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=1" FC_THREADS=1 "$LFP" train "${args[@]}" --out "$tmp/k1.lfp" --json > "$tmp/k1.json" 2> /dev/null || { echo "FAIL: train"; exit 1; }
 mpi "$LFP" train "${args[@]}" --out "$tmp/k2.lfp" --json > "$tmp/k2.json" 2> "$tmp/k2.txt" \
   || { echo "FAIL: mpirun train: $(tail -5 "$tmp/k2.txt")"; exit 1; }
 grep -q "data parallel on 2 ranks" "$tmp/k2.txt" || { echo "FAIL: train does not say it runs on 2 ranks"; fail=1; }
@@ -85,7 +90,7 @@ sys.exit(1 if bad else 0)
 PY
 
 # eval: one process's digest and figures; --record's file the same too
-FC_THREADS=1 "$LFP" eval --policy "$tmp/k1.lfp" --episodes 9 --jobs 1 --record "$tmp/e1.hdf5" --json > "$tmp/e1.json" 2> /dev/null
+ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=1" FC_THREADS=1 "$LFP" eval --policy "$tmp/k1.lfp" --episodes 9 --jobs 1 --record "$tmp/e1.hdf5" --json > "$tmp/e1.json" 2> /dev/null
 mpi "$LFP" eval --policy "$tmp/k1.lfp" --episodes 9 --jobs 1 --record "$tmp/e2.hdf5" --json > "$tmp/e2.json" 2> "$tmp/e2.txt" \
   || { echo "FAIL: mpirun eval: $(tail -5 "$tmp/e2.txt")"; fail=1; }
 /usr/bin/python3 - "$tmp/e1.json" "$tmp/e2.json" <<'PY' || fail=1

@@ -621,8 +621,8 @@ int bench_node(int argc, char **argv) {
   printf("  batched infer, B = %d: %.0f chunks/s in batches, %.0f one at a time: %.2fx (median of %d rounds; target "
          ">= 4x)\n    in process (pol_sample_batch vs %d pol_sample): %.0f vs %.0f chunks/s, %.2fx\n",
          batch, cps_batch, cps_one, batch_ratio, brounds, batch, cps_local_batch, cps_local_one, batch_ratio_local);
-  printf("  CURVE (encrypted, allowlisted) against plaintext: ping p50 %.0f vs %.0f us (+%.0f), infer p50 %.0f vs %.0f "
-         "us (+%.0f)\n", cv[1], cv[0], cv[1] - cv[0], cv[3], cv[2], cv[3] - cv[2]);
+  printf("  CURVE (encrypted, allowlisted) against plaintext: ping p50 %.0f vs %.0f us (%+.0f), infer p50 %.0f vs %.0f "
+         "us (%+.0f)\n", cv[1], cv[0], cv[1] - cv[0], cv[3], cv[2], cv[3] - cv[2]);
   printf("  memory: %ld kB resident after 1k requests, %ld kB after %d (%+ld kB; %lld sessions created, %lld evicted, "
          "%.1f s)\n",
          rss_1k, rss_end, mem_requests, rss_end - rss_1k, (long long)mst.sessions_created, (long long)mst.evictions, mem_secs);
