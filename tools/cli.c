@@ -406,3 +406,13 @@ int cli_endpoint_local(const char *ep) {
   char tail;
   return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 && c < 256 && d < 256;
 }
+
+int cli_endpoint_exposed(const char *ep) {
+  const char *h = !strncmp(ep, "tcp://", 6) ? ep + 6 : !strncmp(ep, "ws://", 5) ? ep + 5 : NULL;
+  if (!h) return 0;
+  const char *colon = strrchr(h, ':');
+  if (!colon || colon == h || !colon[1]) return 0;
+  const char *port = colon + 1;
+  if (strcmp(port, "*") && strspn(port, "0123456789") != strlen(port)) return 0;
+  return !cli_endpoint_local(ep);
+}

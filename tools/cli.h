@@ -80,6 +80,11 @@ void cli_command_line(int argc, char **argv, char *buf, size_t n);
  * 0.0.0.0). lfp serve and lfp broker bind such an endpoint unencrypted only
  * with --insecure. */
 int cli_endpoint_local(const char *endpoint);
+/* 1 when endpoint is a well-formed tcp:// or ws:// endpoint (HOST:PORT,
+ * PORT digits or "*") that is not local: what needs CURVE, an API key or
+ * --insecure. A malformed endpoint is 0: binding it fails with its own
+ * sentence. */
+int cli_endpoint_exposed(const char *endpoint);
 
 /* Monotonic seconds. */
 double cli_now(void);

@@ -37,10 +37,10 @@ int cmd_broker(int argc, char **argv) {
     cli_error("broker", "%s needs %s", curve_secret ? "--curve-secret" : "--allow", curve_secret ? "--allow DIR" : "--curve-secret KEY");
     return 2;
   }
-  if (!curve_secret && !insecure && (!cli_endpoint_local(frontend) || !cli_endpoint_local(backend))) {
+  if (!curve_secret && !insecure && (cli_endpoint_exposed(frontend) || cli_endpoint_exposed(backend))) {
+    const int f = cli_endpoint_exposed(frontend);
     cli_error("broker", "--%s %s leaves this machine unencrypted and open to anyone: give --curve-secret KEY --allow DIR, "
-              "or --insecure to serve it as it is", cli_endpoint_local(frontend) ? "backend" : "frontend",
-              cli_endpoint_local(frontend) ? backend : frontend);
+              "or --insecure to serve it as it is", f ? "frontend" : "backend", f ? frontend : backend);
     return 2;
   }
   char err[512], secret[41], public_key[41], fb[256], bb[256];

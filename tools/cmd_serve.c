@@ -120,9 +120,9 @@ int cmd_serve(int argc, char **argv) {
     pol_free(p);
     return 2;
   }
-  if (!insecure && ((zbind && !curve_secret && !cli_endpoint_local(zbind)) ||
-                    (wbind && !api_key_file && !cli_endpoint_local(wbind)))) {
-    const char *ep = zbind && !curve_secret && !cli_endpoint_local(zbind) ? zbind : wbind;
+  if (!insecure && ((zbind && !curve_secret && cli_endpoint_exposed(zbind)) ||
+                    (wbind && !api_key_file && cli_endpoint_exposed(wbind)))) {
+    const char *ep = zbind && !curve_secret && cli_endpoint_exposed(zbind) ? zbind : wbind;
     cli_error("serve", "--bind %s leaves this machine unencrypted and open to anyone: give %s, or --insecure to serve it "
               "as it is", ep, ep == zbind ? "--curve-secret KEY --allow DIR" : "--api-key-file FILE");
     pol_free(p);
