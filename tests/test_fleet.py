@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools", "python"))
 import lfp  # noqa: E402
 
-HB = 200  # ms
+HB = 500  # ms: heartbeat period (a loaded CI machine must not starve a worker for 3 of them)
 
 
 def start(args, tmp, tag):
