@@ -153,7 +153,7 @@ int cmd_serve(int argc, char **argv) {
   lws_set_log_level(0, NULL);
   pol_node_worker wk = {heartbeat_ms, curve_server ? broker_key : NULL, curve_server ? public_key : NULL,
                         curve_server ? secret : NULL};
-  if (connect) snprintf(bound, sizeof(bound), "%s (a worker of the broker)", connect);
+  if (connect) snprintf(bound, sizeof(bound), "%s", connect);
   if ((connect && pol_node_connect(n, connect, &wk, err, sizeof(err))) ||
       (zbind && pol_node_bind(n, zbind, bound, sizeof(bound), err, sizeof(err))) ||
       (wbind && !(ws = pol_ws_new(n, wbind, wbound, sizeof(wbound), err, sizeof(err))))) {
@@ -175,8 +175,8 @@ int cmd_serve(int argc, char **argv) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   char where[600];
-  if (zmq_side && ws) snprintf(where, sizeof(where), "%s and %s", bound, wbound);
-  else snprintf(where, sizeof(where), "%s", bound);
+  if (zmq_side && ws) snprintf(where, sizeof(where), "%s%s and %s", bound, connect ? " (a worker of the broker)" : "", wbound);
+  else snprintf(where, sizeof(where), "%s%s", bound, connect ? " (a worker of the broker)" : "");
   printf("lfp serve: %s (%s, To %d, Ta %d, NFE %d) on %s, protocol %d; SIGINT/SIGTERM stops\n", path,
          pol_method_name((pol_method)p->meta.method), p->meta.To, p->meta.Ta,
          pol_node_nfe(n), where, PW_PROTOCOL);
@@ -210,7 +210,7 @@ int cmd_serve(int argc, char **argv) {
     cli_json_stdout();
     printf("{\"endpoint\": ");
     fc_json_str(stdout, bound);
-    printf(", \"websocket\": ");
+    printf(", \"worker\": %s, \"websocket\": ", connect ? "true" : "false");
     if (wbound[0]) fc_json_str(stdout, wbound);
     else printf("null");
     printf(", \"policy\": ");
