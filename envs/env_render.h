@@ -74,6 +74,18 @@ void env_render_free(env_render *r);
  * right (either NULL; lines split by '\n'). 0, or -1 with a sentence. */
 int env_render_state(env_render *r, const double *state, const char *left, const char *right, unsigned char *rgb,
                      char *err, size_t errsz);
+/* A renderer of any MuJoCo model (the user's own, lfp sim --model): from
+ * its camera named camera, or with NULL MuJoCo's default free camera,
+ * which frames the model; shadows on. Drawn with env_render_data. NULL
+ * with a sentence (no such camera, no OpenGL, bad size). */
+struct mjModel_;
+struct mjData_;
+env_render *env_render_new_model(const struct mjModel_ *m, const char *camera, int width, int height, char *err,
+                                 size_t errsz);
+/* Draw d (of the model the renderer was made for) into rgb as
+ * env_render_state does; d is copied, never written. */
+int env_render_data(env_render *r, const struct mjData_ *d, const char *left, const char *right, unsigned char *rgb,
+                    char *err, size_t errsz);
 /* "EGL surfaceless, llvmpipe (LLVM 15.0.6, 256 bits)": what draws */
 const char *env_render_backend(const env_render *r);
 

@@ -335,6 +335,28 @@ TEST(record_train_attach_on_a_users_model) {
   }
   const char *d0 = strstr(out[0], "\"digest\""), *d1 = strstr(out[1], "\"digest\"");
   ASSERT(d0 && d1 && !strncmp(d0, d1, 22));
+  /* --video films the first episode (a frame per control step and the
+   * start: 21 frames) without changing the run: the same digest; ffprobe,
+   * an independent reader, counts the frames */
+  char vout[8192];
+  snprintf(cmd, sizeof(cmd), "%s sim --model %s/scene.xml --map %s --policy %s --episodes 2 --seconds 1 --json --video "
+           "%s/videos --video-episodes 1 --size 96x64 2>/dev/null", LFP_BINARY, s_dir, mapfile, pol, s_dir);
+  FILE *vp = popen(cmd, "r");
+  ASSERT(vp);
+  const size_t vn = fread(vout, 1, sizeof(vout) - 1, vp);
+  vout[vn] = 0;
+  ASSERT_MSG(pclose(vp) == 0, "%s: %s", cmd, vout);
+  const char *dv = strstr(vout, "\"digest\"");
+  ASSERT_MSG(dv && !strncmp(d0, dv, 22), "the digest changed with --video: %s", vout);
+  ASSERT_MSG(strstr(vout, "seed100000.mp4") && strstr(vout, "\"frames\": 21") && !strstr(vout, "seed100001"), "%s", vout);
+  snprintf(cmd, sizeof(cmd), "ffprobe -v error -count_frames -select_streams v:0 -show_entries "
+           "stream=width,height,nb_read_frames -of csv=p=0 %s/videos/seed100000.mp4", s_dir);
+  FILE *fp = popen(cmd, "r");
+  ASSERT(fp);
+  char probe[256] = "";
+  const size_t pn = fread(probe, 1, sizeof(probe) - 1, fp);
+  probe[pn] = 0;
+  ASSERT_MSG(pclose(fp) == 0 && !strncmp(probe, "96,64,21", 8), "ffprobe read '%s'", probe);
   /* and through a controller node (lfp serve on an ipc socket): the same
    * actions, so the same final states, bit for bit */
   char remote[4096];

@@ -11,7 +11,9 @@
 #include "env.h"
 #include "fc_ckpt.h"
 #include "pol_client.h"
+#include "env_render.h"
 #include "pol_mj.h"
+#include "video.h"
 
 /* the node as the model's actor: every control step one request, "infer"
  * when the chunk of Ta actions is used up, else "observe" (the node's
@@ -76,6 +78,9 @@ int cmd_sim_model(int argc, char **argv) {
   const char *model = NULL, *map = NULL, *path = NULL, *connect = NULL;
   int episodes = 1, seed = 100000, json = 0, keyframe = -1, callback = 0, timeout_ms = 2000, retries = 3;
   double seconds = 10;
+  const char *camera = NULL;
+  video_opts vo;
+  video_opts_default(&vo);
   cli_opt opts[] = {
       {"--model", CLI_STR, &model, "the user's MJCF scene", NULL, 0, 0},
       {"--map", CLI_STR, &map, "the mapping file: observation sources and actuators (see policy/pol_mj.h)", NULL, 0, 0},
@@ -88,6 +93,12 @@ int cmd_sim_model(int argc, char **argv) {
       {"--seed", CLI_INT, &seed, "the sampler's seed of the first episode (then +1 each)", NULL, 0, 2147483647},
       {"--keyframe", CLI_INT, &keyframe, "start each episode from this keyframe (-1: the model's qpos0)", NULL, 0, 1000000},
       {"--callback", CLI_FLAG, &callback, "run the policy as MuJoCo's mjcb_control instead of an explicit loop", NULL, 0, 0},
+      {"--video", CLI_STR, &vo.dir, "render the first --video-episodes episodes into this folder as MP4 (seedS.mp4), "
+                                    "one frame per control step", NULL, 0, 0},
+      {"--video-episodes", CLI_INT, &vo.episodes, "episodes to render", NULL, 1, 100000},
+      {"--size", CLI_STR, &vo.size, "video frame size WxH, even", NULL, 0, 0},
+      {"--camera", CLI_STR, &camera, "the model's camera to film from (default: MuJoCo's free camera framing the model)",
+       NULL, 0, 0},
       CLI_OPT_JSON(json),
   };
   int rc = cli_parse("sim", "lfp sim --model SCENE.xml --map MAP.json (--policy POLICY.lfp | --connect ENDPOINT) "
@@ -137,6 +148,24 @@ int cmd_sim_model(int argc, char **argv) {
   if (!path) path = connect;
   mjData *d = mj_makeData(m);
   const int substeps = pol_mj_map_substeps(pol_mj_get_map(a), m);
+  /* --video: drawn from a copy of the data after each control step (the
+   * rollout is only read) */
+  env_render *rr = NULL;
+  video_result vr = {0};
+  unsigned char *rgb = NULL;
+  int vw = 0, vh = 0;
+  if (vo.dir && (video_prepare(&vo, &vw, &vh, err, sizeof(err)) ||
+                 !(rr = env_render_new_model(m, camera, vw, vh, err, sizeof(err))))) {
+    cli_error("sim", "--video: %s", err);
+    rc = 1;
+    episodes = 0;
+  }
+  if (rr) {
+    rgb = fc_malloc((size_t)vw * (size_t)vh * 3);
+    vr.files = fc_calloc((size_t)(vo.episodes < episodes ? vo.episodes : episodes), sizeof(video_file));
+    vr.width = vw, vr.height = vh, vr.fps = 1.0 / (substeps * m->opt.timestep);
+    snprintf(vr.backend, sizeof(vr.backend), "%s", env_render_backend(rr));
+  }
   const long steps = (long)ceil(seconds / m->opt.timestep);
   if (callback && pol_mj_install(a, m, err, sizeof(err))) {
     cli_error("sim", "%s", err);
@@ -155,7 +184,31 @@ int cmd_sim_model(int argc, char **argv) {
     else mj_resetData(m, d);
     pol_mj_reset(a, (uint64_t)seed + (uint64_t)e);
     const pol_mj_stats s0 = pol_mj_get_stats(a);
-    for (long t = 0; t < steps; t++) {
+    env_video *v = NULL;
+    video_file *vf = rr && e < vo.episodes ? &vr.files[vr.n] : NULL;
+    if (vf) {
+      snprintf(vf->name, sizeof(vf->name), "seed%llu", (unsigned long long)seed + (unsigned long long)e);
+      snprintf(vf->path, sizeof(vf->path), "%s/%s.mp4", vo.dir, vf->name);
+      if (!(v = env_video_open(vf->path, vw, vh, vr.fps, err, sizeof(err)))) {
+        cli_error("sim", "--video: %s", err);
+        rc = 1;
+        break;
+      }
+      if (!vr.encoder[0]) snprintf(vr.encoder, sizeof(vr.encoder), "%s", env_video_encoder(v));
+    }
+    int vrc = 0;
+    for (long t = 0; t <= steps && !vrc; t++) {
+      if (v && t % substeps == 0) { /* a frame per control step, the first at the start */
+        char caption[96];
+        snprintf(caption, sizeof(caption), "%s  t %.2f s", vf->name, d->time);
+        const double f0 = cli_now();
+        vrc = env_render_data(rr, d, caption, NULL, rgb, err, sizeof(err));
+        const double f1 = cli_now();
+        if (!vrc) vrc = env_video_frame(v, rgb, err, sizeof(err));
+        vr.draw_s += f1 - f0, vr.encode_s += cli_now() - f1;
+        vf->frames++;
+      }
+      if (t == steps) break;
       if (callback) {
         mj_step(m, d);
       } else {
@@ -164,6 +217,19 @@ int cmd_sim_model(int argc, char **argv) {
           snprintf(first_refusal, sizeof(first_refusal), "episode %d, step %ld: %s", e, t, err);
         mj_step2(m, d);
       }
+    }
+    if (v) {
+      const double c0 = cli_now();
+      if (env_video_close(v, vrc ? NULL : err, sizeof(err))) vrc = -1;
+      vr.encode_s += cli_now() - c0;
+      if (vrc) {
+        cli_error("sim", "--video: %s", err);
+        rc = 1;
+        break;
+      }
+      vf->success = pol_mj_get_stats(a).refused == s0.refused;
+      vr.frames += vf->frames;
+      vr.n++;
     }
     if (callback && pol_mj_last_error(a)[0] && !first_refusal[0])
       snprintf(first_refusal, sizeof(first_refusal), "episode %d: %s", e, pol_mj_last_error(a));
@@ -179,6 +245,7 @@ int cmd_sim_model(int argc, char **argv) {
          (long long)st.clamped, (long long)st.policy.clipped + remote.clipped, (long long)st.policy.chunks + remote.chunks, secs,
          secs > 0 ? episodes * seconds / secs : 0.0, digest);
   if (first_refusal[0]) printf("  first refusal: %s\n", first_refusal);
+  if (rr && !rc) video_print(stdout, vo.dir, &vr);
   if (json) {
     cli_json_stdout();
     printf("{\"model\": ");
@@ -193,8 +260,12 @@ int cmd_sim_model(int argc, char **argv) {
            digest,
            callback ? "true" : "false");
     fc_json_num(stdout, secs);
+    if (rr && !rc) video_json(stdout, &vr);
     printf("}\n");
   }
+  video_result_free(&vr);
+  free(rgb);
+  env_render_free(rr);
   mj_deleteData(d);
   pol_mj_free(a);
   pol_client_free(remote.c);

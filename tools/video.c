@@ -66,19 +66,24 @@ static void s_caption(const env_model *em, env_data *ed, const video_episode *e,
   else snprintf(buf + k, n - (size_t)k, "\nreward %.3g", env_reward(em, ed));
 }
 
-int video_render(const video_opts *o, const env_model *em, const video_episode *eps, int n,
-                 video_result *out, char *err, size_t errsz) {
-  memset(out, 0, sizeof(*out));
-  int w, h;
-  if (s_size(o->size, &w, &h))
+int video_prepare(const video_opts *o, int *w, int *h, char *err, size_t errsz) {
+  if (s_size(o->size, w, h))
     return fc_set_err(err, errsz, "--size '%s' is not WIDTHxHEIGHT (e.g. 320x320)", o->size), -1;
-  if (w < 16 || h < 16 || w > 4096 || h > 4096 || (w | h) & 1)
+  if (*w < 16 || *h < 16 || *w > 4096 || *h > 4096 || (*w | *h) & 1)
     return fc_set_err(err, errsz, "--size '%s': each side must be even, 16 to 4096 pixels (H.264 frames)", o->size), -1;
   if (mkdir(o->dir, 0777) != 0 && errno != EEXIST)
     return fc_set_err(err, errsz, "--video: cannot make the folder %s (%s)", o->dir, strerror(errno)), -1;
   struct stat st;
   if (stat(o->dir, &st) != 0 || !S_ISDIR(st.st_mode))
     return fc_set_err(err, errsz, "--video: %s is not a folder", o->dir), -1;
+  return 0;
+}
+
+int video_render(const video_opts *o, const env_model *em, const video_episode *eps, int n,
+                 video_result *out, char *err, size_t errsz) {
+  memset(out, 0, sizeof(*out));
+  int w, h;
+  if (video_prepare(o, &w, &h, err, errsz)) return -1;
   env_render *r = env_render_new(em, w, h, err, errsz);
   if (!r) return -1;
   int *idx = fc_malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));

@@ -86,6 +86,9 @@ typedef struct {
   char backend[160], encoder[32];
 } video_result;
 
+/* o's frame size into w, h, and its folder made (when missing); 0, or -1
+ * with a sentence (a malformed or odd --size, a folder that cannot be) */
+int video_prepare(const video_opts *o, int *w, int *h, char *err, size_t errsz);
 /* The frames of one episode: the len + 1 states, then the last one held for
  * one second (control_hz frames) with the outcome written on it; the frame
  * rate is the task's control rate. */
