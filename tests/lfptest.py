@@ -68,3 +68,20 @@ def serve(lfp_bin, pol, tmp, binds=("tcp://127.0.0.1:*",), extra=()):
         time.sleep(0.05)
     p.kill()
     raise RuntimeError(f"lfp serve did not start: {open(err).read()[-400:]}")
+
+
+def wait_for(path, pattern, n=1, timeout=10):
+    """True once the file at path holds n matches of the regex pattern (polled), False at timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(re.findall(pattern, open(path).read())) >= n:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def one_sentence(r, code, words):
+    """(ok, detail): a finished subprocess exited with code and wrote one stderr line holding every word."""
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    return (r.returncode == code and len(lines) == 1 and all(w in lines[0] for w in words),
+            f"exit {r.returncode}, stderr {r.stderr!r}")

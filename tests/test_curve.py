@@ -21,7 +21,7 @@ import asyncio, os, shutil, stat, subprocess, sys, tempfile, time
 import msgpack
 import zmq
 
-from lfptest import check, finish, free_port, serve, train_policy
+from lfptest import check, finish, free_port, one_sentence, serve, train_policy
 
 LFP = sys.argv[1]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,12 +31,6 @@ import lfp  # noqa: E402  (the Python package, from the tree)
 
 def run(*args, timeout=120):
     return subprocess.run([LFP, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def one_sentence(r, code, words):
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
-    return (r.returncode == code and len(lines) == 1 and all(w in lines[0] for w in words),
-            f"exit {r.returncode}, stderr {r.stderr!r}")
 
 
 def req(endpoint, keys=None, timeout_ms=1500):

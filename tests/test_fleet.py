@@ -15,11 +15,11 @@ package's lfp.Client over pyzmq, Lazy Pirate retries), one worker killed mid-run
    never given a request; beyond loopback without CURVE needs --insecure.
 6. Usage errors: one sentence each.
 """
-import json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time
+import json, os, shutil, signal, subprocess, sys, tempfile, threading, time
 
 import numpy as np
 
-from lfptest import check, finish, free_port, train_policy
+from lfptest import check, finish, free_port, one_sentence, train_policy, wait_for
 
 LFP = sys.argv[1]
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,15 +36,6 @@ def start(args, tmp, tag):
     with open(err, "wb") as ef, open(out, "wb") as of:
         p = subprocess.Popen([LFP, *args, "--json"], stdout=of, stderr=ef, stdin=subprocess.DEVNULL, env=env)
     return p, err, out
-
-
-def wait_for(path, pattern, n=1, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(re.findall(pattern, open(path).read())) >= n:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def stop(p, out):
@@ -199,16 +190,14 @@ def main():
     stop(br, br_out)
 
     # 6. usage
-    def one_sentence(args, code, words):
-        p = subprocess.run([LFP, *args], capture_output=True, text=True, timeout=30)
-        lines = [l for l in p.stderr.splitlines() if l.strip()]
-        return check(f"lfp {' '.join(args[:3])}...: exit {code}, one sentence",
-                     p.returncode == code and len(lines) == 1 and all(w in lines[0] for w in words), p.stderr)
+    def usage(args, code, words):
+        ok, why = one_sentence(subprocess.run([LFP, *args], capture_output=True, text=True, timeout=30), code, words)
+        return check(f"lfp {' '.join(args[:3])}...: exit {code}, one sentence", ok, why)
 
-    one_sentence(["broker", "--frontend", f"tcp://0.0.0.0:{free_port()}", "--backend", back], 2, ["--insecure"])
-    one_sentence(["broker", "--frontend", front, "--backend", back, "--allow", allow], 2, ["--curve-secret"])
-    one_sentence(["serve", "--policy", pol, "--connect", back, "--bind", "tcp://127.0.0.1:*"], 2, ["--connect", "--bind"])
-    one_sentence(["serve", "--policy", pol, "--connect", back, "--curve-secret", k("robot.key")], 2, ["--curve-server"])
+    usage(["broker", "--frontend", f"tcp://0.0.0.0:{free_port()}", "--backend", back], 2, ["--insecure"])
+    usage(["broker", "--frontend", front, "--backend", back, "--allow", allow], 2, ["--curve-secret"])
+    usage(["serve", "--policy", pol, "--connect", back, "--bind", "tcp://127.0.0.1:*"], 2, ["--connect", "--bind"])
+    usage(["serve", "--policy", pol, "--connect", back, "--curve-secret", k("robot.key")], 2, ["--curve-server"])
     shutil.rmtree(tmp, ignore_errors=True)
     return finish()
 

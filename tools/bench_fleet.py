@@ -10,7 +10,7 @@ share this machine's cores: on a 2-core machine a second worker has at most the 
 clients leave it; the figure that carries to a real fleet is the broker's cost (direct node
 against 1 worker) and what a second machine's worker adds.
 """
-import argparse, json, os, re, signal, subprocess, sys, tempfile, threading, time
+import argparse, json, os, signal, subprocess, sys, tempfile, threading, time
 
 import numpy as np
 
@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "python"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 import lfp  # noqa: E402
+import lfptest  # noqa: E402
 from lfptest import free_port  # noqa: E402
 
 
@@ -28,13 +29,9 @@ def start(binary, args, tmp, tag):
     return p, err
 
 
-def wait_for(path, pattern, n=1, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(re.findall(pattern, open(path).read())) >= n:
-            return True
-        time.sleep(0.05)
-    raise RuntimeError(f"{path}: no {pattern!r}: {open(path).read()[-300:]}")
+def wait_for(path, pattern, n=1):
+    if not lfptest.wait_for(path, pattern, n, timeout=15):
+        raise RuntimeError(f"{path}: no {pattern!r}: {open(path).read()[-300:]}")
 
 
 def load(ep, nclients, secs):
