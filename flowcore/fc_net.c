@@ -209,6 +209,67 @@ static int s_unet_get(fc_ckpt_cur *c, fc_net_config *cfg) {
   return 0;
 }
 
+/* ---------- transformer ---------- */
+
+S_NET_COMMON(tfm)
+
+/* fc_tfm's defaults; set_io then gives the real horizon (the policy's Tp) */
+static void s_tfm_default(fc_net_config *cfg, int dx, int dc) { fc_tfm_config_default(&cfg->tfm, 1, dx, dc); }
+
+static void s_tfm_set_io(fc_net_config *cfg, int dx, int dc, int horizon) {
+  fc_tfm_config *m = &cfg->tfm;
+  m->dx = dx;
+  m->dc = dc;
+  m->horizon = horizon > 0 ? horizon : 1;
+  m->adim = dx / m->horizon; /* a dx the horizon does not divide fails the check */
+}
+
+static int s_tfm_check(const fc_net_config *cfg, char *err, size_t errsz) {
+  const fc_tfm_config *m = &cfg->tfm;
+  if (m->horizon > 0 && m->adim * m->horizon != m->dx)
+    return fc_set_err(err, errsz, "the transformer needs x of horizon x action values: %d values do not split into %d "
+                      "steps", m->dx, m->horizon), -1;
+  if (fc_tfm_config_check(m, err, errsz)) return -1;
+  if (m->dx > FC_NET_MAX_DIM || m->dc > FC_NET_MAX_DIM || m->temb > FC_NET_MAX_TEMB)
+    return fc_set_err(err, errsz, "transformer dimensions %d and %d or time embedding %d beyond flowcore's bounds (%d, "
+                      "%d)", m->dx, m->dc, m->temb, FC_NET_MAX_DIM, FC_NET_MAX_TEMB), -1;
+  return 0;
+}
+
+static void s_tfm_match(fc_net_config *out, int copies) { out->tfm = fc_tfm_width_matching(&out->tfm, copies); }
+
+static void s_tfm_describe(const fc_net_config *cfg, char *out, size_t n) {
+  const fc_tfm_config *m = &cfg->tfm;
+  snprintf(out, n, "transformer width %d depth %d heads %d ffn %d %s %s", m->width, m->depth, m->heads, m->ffn,
+           m->cond == FC_TFM_ADALN ? "adaln" : "film", fc_act_name(m->act));
+}
+
+static void s_tfm_put(fc_ckpt_buf *b, const fc_net_config *cfg) {
+  const fc_tfm_config *m = &cfg->tfm;
+  const int32_t v[11] = {m->dx, m->dc, m->horizon, m->adim, m->width, m->depth, m->heads, m->ffn, m->temb, m->act,
+                         m->cond};
+  for (int i = 0; i < 11; i++) fc_ckpt_put_i32(b, v[i]);
+}
+
+static int s_tfm_get(fc_ckpt_cur *c, fc_net_config *cfg) {
+  static const struct {
+    const char *name;
+    int32_t lo, hi;
+  } f[11] = {{"dx", 1, FC_NET_MAX_DIM},          {"dc", 0, FC_NET_MAX_DIM},
+             {"horizon", 1, FC_TFM_MAX_HORIZON}, {"adim", 1, FC_TFM_MAX_ADIM},
+             {"width", 1, FC_TFM_MAX_WIDTH},     {"depth", 1, FC_TFM_MAX_DEPTH},
+             {"heads", 1, FC_TFM_MAX_WIDTH},     {"ffn", 1, FC_TFM_MAX_FFN},
+             {"temb", 2, FC_NET_MAX_TEMB},       {"act", FC_ACT_SILU, FC_ACT_GELU},
+             {"cond", FC_TFM_ADALN, FC_TFM_FILM}};
+  int32_t v[11];
+  for (int i = 0; i < 11; i++)
+    if (fc_ckpt_get_i32(c, f[i].name, f[i].lo, f[i].hi, &v[i])) return -1;
+  fc_tfm_config *m = &cfg->tfm;
+  m->dx = v[0]; m->dc = v[1]; m->horizon = v[2]; m->adim = v[3]; m->width = v[4]; m->depth = v[5];
+  m->heads = v[6]; m->ffn = v[7]; m->temb = v[8]; m->act = (fc_act)v[9]; m->cond = (fc_tfm_cond)v[10];
+  return 0;
+}
+
 /* ---------- the kinds ---------- */
 
 static const s_ops s_kinds[FC_NET_KINDS] = {
@@ -218,6 +279,9 @@ static const s_ops s_kinds[FC_NET_KINDS] = {
     [FC_NET_UNET] = {.name = "unet", .config_default = s_unet_default, .set_io = s_unet_set_io,
                      .check = s_unet_check, .match = s_unet_match, .describe = s_unet_describe, .put = s_unet_put,
                      .get = s_unet_get, S_COMMON_OPS(unet)},
+    [FC_NET_TRANSFORMER] = {.name = "transformer", .config_default = s_tfm_default, .set_io = s_tfm_set_io,
+                            .check = s_tfm_check, .match = s_tfm_match, .describe = s_tfm_describe,
+                            .put = s_tfm_put, .get = s_tfm_get, S_COMMON_OPS(tfm)},
 };
 
 static int s_known(int kind) { return kind >= 0 && kind < FC_NET_KINDS; }

@@ -8,6 +8,7 @@
  * Kinds (the number is what checkpoints store, so it never changes):
  *   FC_NET_MLP  0  the residual FiLM MLP of fc_mlp.h
  *   FC_NET_UNET 1  Diffusion Policy's 1-D temporal conv U-Net of fc_unet.h
+ *   FC_NET_TRANSFORMER 2  the DiT-style transformer over chunk steps of fc_tfm.h
  * x is (B, dx) and c is (B, dc) for every kind; a kind that sees the time
  * axis of an action chunk reads x as `horizon` steps of dx / horizon values,
  * time-major (x[b][t * A + a]), the horizon given by fc_net_config_set_io.
@@ -51,13 +52,15 @@
 
 #include "fc_ckpt.h"
 #include "fc_mlp.h"
+#include "fc_tfm.h"
 #include "fc_unet.h"
 #include "fc_rng.h"
 
 typedef enum {
   FC_NET_MLP = 0,   /* fc_mlp.h */
   FC_NET_UNET = 1,  /* fc_unet.h: x is `horizon` steps of dx / horizon values */
-  FC_NET_KINDS = 2  /* how many kinds this lfp knows */
+  FC_NET_TRANSFORMER = 2, /* fc_tfm.h: likewise, one token per step */
+  FC_NET_KINDS = 3  /* how many kinds this lfp knows */
 } fc_net_kind;
 
 /* A network's config: the kind, then that kind's own config. Build one with
@@ -67,6 +70,7 @@ typedef struct {
   union {
     fc_mlp_config mlp; /* FC_NET_MLP */
     fc_unet_config unet; /* FC_NET_UNET */
+    fc_tfm_config tfm;   /* FC_NET_TRANSFORMER */
   };
 } fc_net_config;
 
@@ -122,6 +126,7 @@ typedef struct {
   union {
     fc_mlp mlp;        /* the kind's own view of the same config and params */
     fc_unet unet;
+    fc_tfm tfm;
   };
 } fc_net;
 
@@ -162,6 +167,8 @@ void fc_net_backward_ref(const fc_net_config *cfg, const double *params, fc_net_
  *   mlp: i32 dx, dc, width, depth, temb, act, cond
  *   unet: i32 dx, dc, horizon, adim, temb, nlevels, dims[4] (0 past
  *         nlevels), kernel, groups, act
+ *   transformer: i32 dx, dc, horizon, adim, width, depth, heads, ffn, temb,
+ *         act, cond
  * The owner of a section puts it where its layout says (fc_flow.h's
  * lfm.config). Reading bounds every field (the limits above, the known
  * kinds and enum values): an unknown kind is "mismatched" (a newer lfp's

@@ -6,6 +6,7 @@
  *   fc_nn.h      the layers kinds share: split sgemm kernels, activations, time embedding
  *   fc_mlp.h     the residual FiLM MLP kind, forward/backward on sgemm
  *   fc_unet.h    the U-Net kind over action chunks: Diffusion Policy's 1-D conv U-Net
+ *   fc_tfm.h     the transformer kind over action chunks: DiT blocks, adaLN-Zero
  *   fc_optim.h   AdamW, gradient clipping, warm-up + cosine schedule, EMA
  *   fc_flow.h    interpolants, FM loss, ODE samplers, Local Flow Matching chain + trainer
  *   fc_metric.h  exact W2 (optimal assignment), energy distance
@@ -25,6 +26,7 @@
 #include "fc_net.h"
 #include "fc_nn.h"
 #include "fc_norm.h"
+#include "fc_tfm.h"
 #include "fc_unet.h"
 #include "fc_optim.h"
 #include "fc_par.h"

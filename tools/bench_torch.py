@@ -4,7 +4,8 @@
 Builds the same velocity network as flowcore/fc_mlp.c (FiLM residual MLP:
 x 112, condition 38, width 512, 4 blocks, sinusoidal time embedding 32, SiLU)
 or, with --unet, as flowcore/fc_unet.c (Diffusion Policy's ConditionalUnet1D
-with FiLM (1 + scale), see fc_unet.h), and times, in the fastest thread /
+with FiLM (1 + scale), see fc_unet.h), or, with --tfm, as flowcore/fc_tfm.c
+(DiT blocks with adaLN-Zero over the chunk's steps, see fc_tfm.h), and times, in the fastest thread /
 execution setting found on this machine:
   - one training step at batch 256: flow-matching loss on the linear
     interpolant, backward, clip_grad_norm_(1.0), AdamW (lr 1e-4, wd 1e-6) and
@@ -15,15 +16,18 @@ execution setting found on this machine:
     pre-transposes the weights), each setting screened over 300 calls (30
     for the U-Net), the fastest timed over 2000 (500), in microseconds.
 
-Usage: /usr/bin/python3 tools/bench_torch.py [--json] [--unet T,A,C,D0-D1-D2,TEMB]
+Usage: /usr/bin/python3 tools/bench_torch.py [--json] [--unet T,A,C,D0-D1-D2,TEMB | --tfm T,A,C,D,L,H,F,E,COND]
   --unet 16,2,40,64-128-256,64: chunks of T = 16 steps of A = 2 actions,
   condition C = 40, level channels 64, 128, 256, time embedding 64 (kernel 5,
   8 groups, Mish, as fc_unet_config_default).
+  --tfm 16,2,40,128,4,4,512,64,0: the same chunks, width 128, depth 4, 4
+  heads, MLP width 512, time embedding 64, adaLN (1: FiLM), GELU.
 Progress goes to stderr; with --json the last stdout line is one JSON object
 (read by tools/cmd_bench.c), otherwise a human summary goes to stdout.
 Needs Debian's python3-torch (OpenBLAS); exits 1 if torch cannot be imported.
 UNet1D and unet_flat_params are also what tests/make_unet_fixture.py builds
-the U-Net's PyTorch fixture with.
+the U-Net's PyTorch fixture with; DiT1D and tfm_flat_params,
+tests/make_tfm_fixture.py the transformer's.
 """
 import os
 import sys
@@ -147,6 +151,62 @@ class UNet1D(nn.Module):
         return h.transpose(1, 2).reshape(x.shape)
 
 
+class DiT1D(nn.Module):
+    """v(t, x, c) exactly as fc_tfm_impl.inc's forward: one token per chunk
+    step, learned positions, pre-LayerNorm blocks (no affine, eps 1e-6)
+    modulated by adaLN (shift, scale, gate; cond 0) or FiLM (shift, scale;
+    cond 1) from act([time MLP(e) ; c]), GELU (tanh) throughout."""
+
+    def __init__(self, T, A, C, D, L, H, Fh, E, cond=0):
+        super().__init__()
+        self.T, self.A, self.D, self.L, self.H, self.cond = T, A, D, L, H, cond
+        self.nm = 6 if cond == 0 else 4
+        act = lambda x: F.gelu(x, approximate="tanh")
+        self.act = act
+        self.fc1, self.fc2 = nn.Linear(E, 4 * E), nn.Linear(4 * E, E)
+        j = torch.arange(E // 2, dtype=torch.float64)
+        self.register_buffer("freq", 1000.0 * 10000.0 ** (-j / (E // 2)))
+        self.inp = nn.Linear(A, D)
+        self.pos = nn.Parameter(0.02 * torch.randn(T, D))
+        self.qkv = nn.ModuleList(nn.Linear(D, 3 * D) for _ in range(L))
+        self.proj = nn.ModuleList(nn.Linear(D, D) for _ in range(L))
+        self.m1 = nn.ModuleList(nn.Linear(D, Fh) for _ in range(L))
+        self.m2 = nn.ModuleList(nn.Linear(Fh, D) for _ in range(L))
+        self.mod = nn.Linear(E + C, (L * self.nm + 2) * D)
+        self.out = nn.Linear(D, A)
+        if cond == 0:  # adaLN-Zero
+            for m in (self.mod, self.out):
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, t, x, c):
+        e = time_features(self.freq, t).to(x.dtype)
+        km = self.act(torch.cat([self.fc2(self.act(self.fc1(e))), c], dim=1))
+        mod = self.mod(km).unsqueeze(1).chunk(self.L * self.nm + 2, dim=2)
+        B, T, D, H = x.shape[0], self.T, self.D, self.H
+        h = self.inp(x.view(B, T, self.A)) + self.pos
+        ln = lambda z: F.layer_norm(z, (D,), eps=1e-6)
+        for l in range(self.L):
+            m = mod[l * self.nm:(l + 1) * self.nm]
+            sh1, sc1, g1, sh2, sc2, g2 = m if self.cond == 0 else (m[0], m[1], 1, m[2], m[3], 1)
+            q, k, v = self.qkv[l](ln(h) * (1 + sc1) + sh1).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4)
+            p = torch.softmax(q @ k.transpose(-1, -2) / (D // H) ** 0.5, dim=-1)
+            h = h + g1 * self.proj[l]((p @ v).transpose(1, 2).reshape(B, T, D))
+            h = h + g2 * self.m2[l](self.act(self.m1[l](ln(h) * (1 + sc2) + sh2)))
+        h = ln(h) * (1 + mod[-1]) + mod[-2]
+        return self.out(h).reshape(x.shape)
+
+
+def tfm_flat_params(net):
+    """The parameters as fc_tfm's flat vector (fc_tfm_layout's order)."""
+    parts = [net.fc1.weight, net.fc1.bias, net.fc2.weight, net.fc2.bias, net.inp.weight, net.inp.bias, net.pos]
+    for l in range(net.L):
+        for m in (net.qkv[l], net.proj[l], net.m1[l], net.m2[l]):
+            parts.extend([m.weight, m.bias])
+    parts.extend([net.mod.weight, net.mod.bias, net.out.weight, net.out.bias])
+    return torch.cat([p.detach().reshape(-1) for p in parts])
+
+
 def unet_blocks(net):
     """The residual blocks in fc_unet's order: encoder, middle, decoder."""
     return [b for pair in net.enc for b in pair] + list(net.mid) + [b for pair in net.dec for b in pair]
@@ -228,10 +288,16 @@ def parse_unet(spec):
     return int(T), int(A), int(C), [int(d) for d in dims.split("-")], int(E)
 
 
+def parse_tfm(spec):
+    """"T,A,C,D,L,H,F,E,COND" -> the transformer's sizes"""
+    return [int(v) for v in spec.split(",")]
+
+
 def main():
     argv = sys.argv[1:]
     json_out = "--json" in argv
     unet = parse_unet(argv[argv.index("--unet") + 1]) if "--unet" in argv else None
+    tfm = parse_tfm(argv[argv.index("--tfm") + 1]) if "--tfm" in argv else None
     torch.manual_seed(0)
     set_blas = openblas_setter()
     # (torch intra-op threads, OpenBLAS threads); 2 + 2 would oversubscribe 2 cores
@@ -246,12 +312,16 @@ def main():
         T, A, Cu, dims, E = unet
         net, Dn, Cn = UNet1D(T, A, Cu, dims, E), T * A, Cu
         train_n, screen_n, fwd_n = (10, 2), (30, 5), 500
+    elif tfm:
+        T, A, Ct = tfm[:3]
+        net, Dn, Cn = DiT1D(*tfm), T * A, Ct
+        train_n, screen_n, fwd_n = (10, 2), (30, 5), 500
     else:
         net, Dn, Cn = VelocityNet(), D, C
         train_n, screen_n, fwd_n = (30, 3), (300, 50), 2000
     params = list(net.parameters())
     n_params = sum(p.numel() for p in params)
-    if not unet:
+    if not unet and not tfm:
         assert n_params == N_PARAMS, (n_params, N_PARAMS)  # = fc_mlp_nparams() on the C side
     log(f"bench_torch: torch {torch.__version__}, {n_params} parameters, batch {B}, "
         f"{os.cpu_count()} cpus, OpenBLAS thread control {'yes' if set_blas else 'no'}")
@@ -299,7 +369,7 @@ def main():
         fwd_us = median_s(lambda: modes[mode](*a1), fwd_n, 100) * 1e6
     # the hand-written matrix-vector forward (MLP only), in its best thread setting
     mv_us = None
-    if not unet:
+    if not unet and not tfm:
         with torch.inference_mode():
             v1 = (t[:1].clone(), x0[0].clone(), c[0].clone())
             assert torch.allclose(forward_b1_addmv(net, *v1), net(*a1)[0], atol=1e-5)
@@ -313,7 +383,7 @@ def main():
             log(f"  fwd b1 addmv ({desc_short(s_mv)}): {mv_us:8.1f} us")
 
     desc = lambda s: f"{max(s)} thread(s): torch {s[0]}, OpenBLAS {s[1]}"
-    summary = (f"PyTorch {torch.__version__} {'U-Net' if unet else 'MLP'}: training {train[best_train]:.0f} "
+    summary = (f"PyTorch {torch.__version__} {'U-Net' if unet else 'transformer' if tfm else 'MLP'}: training {train[best_train]:.0f} "
                f"samples/s ({desc(best_train)}); batch-1 forward {fwd_us:.1f} us ({mode}, {desc(s_fwd)})"
                + (f"; hand-written addmv batch-1 forward {mv_us:.1f} us" if mv_us is not None else ""))
     print(summary, file=sys.stderr if json_out else sys.stdout)
