@@ -191,23 +191,25 @@ static void s_reference_net(fc_net_config *cfg) {
   cfg->mlp.depth = 4;
 }
 
-/* The U-Net (fc_unet, driven directly, not through fc_flow): one training
- * step as the trainer's (FM loss on the linear interpolant, forward,
- * backward, gradient-norm clipping, AdamW + EMA in one sweep) at batch B,
- * in rounds of `per_round` steps that each start with one sgemm peak sample;
- * batch-1 forward latency on one thread; PyTorch's twin at the same sizes. */
+/* The chunk networks (the U-Net, the transformer; through fc_net, not
+ * fc_flow): one training step as the trainer's (FM loss on the linear
+ * interpolant, forward, backward, gradient-norm clipping, AdamW + EMA in one
+ * sweep) at batch B, in rounds of `per_round` steps that each start with
+ * one sgemm peak sample; batch-1 forward latency on one thread; PyTorch's
+ * twin at the same sizes. */
 typedef struct {
   int T, A, C;
-  fc_unet_config cfg;
+  fc_net_config cfg;
   size_t params;
   double macs, train_sps, train_gflops, peak_fraction, fwd_b1_us;
   s_torch th;
-} s_unet_case;
+} s_chunk_case;
 
-/* the case's config: fc_unet's default, with the options' dims and temb
- * when given (dims[0] = 0: not given); 0 when usable */
-static int s_unet_setup(s_unet_case *uc, const int *dims, int temb, char *err, size_t errsz) {
-  fc_unet_config *cfg = &uc->cfg;
+/* the U-Net case's config: fc_unet's default, with the options' dims and
+ * temb when given (dims[0] = 0: not given); 0 when usable */
+static int s_unet_setup(s_chunk_case *uc, const int *dims, int temb, char *err, size_t errsz) {
+  fc_net_config_default(&uc->cfg, FC_NET_UNET, uc->T * uc->A, uc->C);
+  fc_unet_config *cfg = &uc->cfg.unet;
   fc_unet_config_default(cfg, uc->T, uc->A, uc->C);
   if (dims[0] > 0) {
     int n = 0;
@@ -216,33 +218,57 @@ static int s_unet_setup(s_unet_case *uc, const int *dims, int temb, char *err, s
     for (int i = 0; i < FC_UNET_MAX_LEVELS; i++) cfg->dims[i] = i < n ? dims[i] : 0;
   }
   if (temb > 0) cfg->temb = temb;
-  return fc_unet_config_check(cfg, err, errsz);
+  return fc_net_config_check(&uc->cfg, err, errsz);
 }
 
-static void s_unet_bench(s_unet_case *uc, s_peak *pk, int threads, int rounds, int per_round, const char *script,
-                         const char *python, int no_torch) {
+/* the transformer case's config: fc_tfm's default, with the options' width
+ * and depth when given (0: not given; ffn 4 x width); 0 when usable */
+static int s_tfm_setup(s_chunk_case *uc, int width, int depth, char *err, size_t errsz) {
+  fc_net_config_default(&uc->cfg, FC_NET_TRANSFORMER, uc->T * uc->A, uc->C);
+  fc_tfm_config *cfg = &uc->cfg.tfm;
+  fc_tfm_config_default(cfg, uc->T, uc->A, uc->C);
+  if (width > 0) cfg->width = width, cfg->ffn = 4 * width;
+  if (depth > 0) cfg->depth = depth;
+  return fc_net_config_check(&uc->cfg, err, errsz);
+}
+
+/* FLOPs of one training step at batch B: forward + weight gradients (the
+ * same MACs) + input gradients, less those nothing needs (the U-Net's first
+ * block's convolutions, the transformer's token projection; the time MLP's
+ * first layer) */
+static double s_chunk_train_flops(const fc_net_config *nc, int B) {
+  const double macs = fc_net_macs(nc);
+  double first = 0;
+  if (nc->kind == FC_NET_UNET) {
+    const fc_unet_config *cfg = &nc->unet;
+    fc_unet_layout lay;
+    fc_unet_layout_make(&lay, cfg);
+    const fc_unet_block *b0 = &lay.blk[0];
+    first = (double)cfg->horizon * b0->cout * (cfg->kernel * b0->cin + (b0->res ? b0->cin : 0)) +
+            4.0 * cfg->temb * cfg->temb;
+  } else {
+    const fc_tfm_config *cfg = &nc->tfm;
+    first = (double)cfg->horizon * cfg->adim * cfg->width + 4.0 * cfg->temb * cfg->temb;
+  }
+  return 2.0 * B * (3.0 * macs - first);
+}
+
+static void s_chunk_bench(s_chunk_case *uc, s_peak *pk, int threads, int rounds, int per_round, const char *script,
+                          const char *python, int no_torch) {
   const int B = 256;
-  const fc_unet_config *cfg = &uc->cfg;
-  const int D = cfg->dx, C = cfg->dc;
-  uc->params = fc_unet_nparams(cfg);
-  uc->macs = fc_unet_macs(cfg);
-  /* forward + weight gradients (same MACs) + input gradients (all but the
-   * first block's convolutions and the time MLP's first layer, whose input
-   * gradients nothing needs) */
-  fc_unet_layout lay;
-  fc_unet_layout_make(&lay, cfg);
-  const fc_unet_block *b0 = &lay.blk[0];
-  const double first = (double)cfg->horizon * b0->cout * (cfg->kernel * b0->cin + (b0->res ? b0->cin : 0)) +
-                       4.0 * cfg->temb * cfg->temb;
-  const double train_flops = 2.0 * B * (3.0 * uc->macs - first);
+  const fc_net_config *cfg = &uc->cfg;
+  const int D = fc_net_dx(cfg), C = fc_net_dc(cfg);
+  uc->params = fc_net_nparams(cfg);
+  uc->macs = fc_net_macs(cfg);
+  const double train_flops = s_chunk_train_flops(cfg, B);
 
   fc_rng rng;
   fc_rng_seed(&rng, 7);
   float *params = fc_calloc(uc->params, sizeof(float)), *grads = fc_calloc(uc->params, sizeof(float));
   float *ema = fc_calloc(uc->params, sizeof(float));
-  fc_unet net;
-  fc_unet_bind(&net, cfg, params);
-  fc_unet_init(&net, &rng);
+  fc_net net;
+  fc_net_bind(&net, cfg, params);
+  fc_net_init(&net, &rng);
   memcpy(ema, params, uc->params * sizeof(float));
   fc_adamw_config oc;
   fc_adamw_config_default(&oc);
@@ -255,7 +281,7 @@ static void s_unet_bench(s_unet_case *uc, s_peak *pk, int threads, int rounds, i
   fc_rng_normal_fill(&rng, x1, n);
   fc_rng_normal_fill(&rng, c, (size_t)B * C);
   for (int b = 0; b < B; b++) t[b] = (float)fc_rng_uniform(&rng);
-  fc_unet_ws *ws = fc_unet_ws_new(cfg, B);
+  fc_net_ws *ws = fc_net_ws_new(cfg, B);
   double *peaks = fc_malloc((size_t)rounds * sizeof(double)), *trains = fc_malloc((size_t)rounds * sizeof(double));
   double *ratios = fc_malloc((size_t)rounds * sizeof(double)), st[16];
   for (int r = -1; r < rounds; r++) { /* round -1 warms up */
@@ -268,9 +294,9 @@ static void s_unet_bench(s_unet_case *uc, s_peak *pk, int threads, int rounds, i
           size_t i = (size_t)b * D + j;
           xt[i] = (1.0f - t[b]) * x0[i] + t[b] * x1[i];
         }
-      fc_unet_forward(&net, ws, v, t, xt, C ? c : NULL, B);
+      fc_net_forward(&net, ws, v, t, xt, C ? c : NULL, B);
       for (size_t i = 0; i < n; i++) v[i] = 2.0f / (float)n * (v[i] - (x1[i] - x0[i]));
-      fc_unet_backward(&net, ws, grads, 0, NULL, NULL, v, B);
+      fc_net_backward(&net, ws, grads, 0, NULL, NULL, v, B);
       float gs = fc_clip_scale(fc_grad_norm(grads, uc->params), oc.clip);
       fc_adamw_step(opt, params, grads, gs, 1e-4f, ema, 0.999f);
       st[it] = cli_now() - t0;
@@ -287,10 +313,10 @@ static void s_unet_bench(s_unet_case *uc, s_peak *pk, int threads, int rounds, i
   /* batch-1 forward latency (one thread: a single sample's products are too small to split) */
   const int reps = 500;
   double *lt = fc_malloc((size_t)reps * sizeof(double));
-  fc_unet_ws *ws1 = fc_unet_ws_new(cfg, 1);
+  fc_net_ws *ws1 = fc_net_ws_new(cfg, 1);
   for (int r = -50; r < reps; r++) {
     double t0 = cli_now();
-    fc_unet_forward(&net, ws1, v, t, x0, c, 1);
+    fc_net_forward(&net, ws1, v, t, x0, c, 1);
     if (r >= 0) lt[r] = cli_now() - t0;
   }
   uc->fwd_b1_us = s_median(lt, reps) * 1e6;
@@ -298,28 +324,35 @@ static void s_unet_bench(s_unet_case *uc, s_peak *pk, int threads, int rounds, i
   memset(&uc->th, 0, sizeof(uc->th));
   uc->th.train_sps = uc->th.fwd_b1_us = uc->th.fwd_b1_addmv_us = NAN;
   if (!no_torch) {
-    char args[128];
-    snprintf(args, sizeof(args), "--unet %d,%d,%d,%d", uc->T, uc->A, uc->C, cfg->dims[0]);
-    for (int i = 1; i < cfg->nlevels; i++) snprintf(args + strlen(args), sizeof(args) - strlen(args), "-%d", cfg->dims[i]);
-    snprintf(args + strlen(args), sizeof(args) - strlen(args), ",%d", cfg->temb);
+    char args[160];
+    if (cfg->kind == FC_NET_UNET) {
+      const fc_unet_config *u = &cfg->unet;
+      snprintf(args, sizeof(args), "--unet %d,%d,%d,%d", uc->T, uc->A, uc->C, u->dims[0]);
+      for (int i = 1; i < u->nlevels; i++) snprintf(args + strlen(args), sizeof(args) - strlen(args), "-%d", u->dims[i]);
+      snprintf(args + strlen(args), sizeof(args) - strlen(args), ",%d", u->temb);
+    } else {
+      const fc_tfm_config *m = &cfg->tfm;
+      snprintf(args, sizeof(args), "--tfm %d,%d,%d,%d,%d,%d,%d,%d,%d", uc->T, uc->A, uc->C, m->width, m->depth,
+               m->heads, m->ffn, m->temb, (int)m->cond);
+    }
     s_run_torch(script, python, args, &uc->th);
   }
-  fc_unet_ws_free(ws);
-  fc_unet_ws_free(ws1);
+  fc_net_ws_free(ws);
+  fc_net_ws_free(ws1);
   fc_adamw_free(opt);
   free(params); free(grads); free(ema); free(x0); free(x1); free(xt); free(v); free(c);
   free(peaks); free(trains); free(ratios); free(lt);
 }
 
-static void s_unet_print(const s_unet_case *uc, int threads) {
-  const fc_unet_config *cfg = &uc->cfg;
-  char dims[64] = "";
-  for (int i = 0; i < cfg->nlevels; i++)
-    snprintf(dims + strlen(dims), sizeof(dims) - strlen(dims), "%s%d", i ? "," : "", cfg->dims[i]);
-  printf("\n  U-Net Tp %d, A %d, C %d: dims {%s}, temb %d, kernel %d, %zu parameters, %.1f M MACs per sample\n",
-         uc->T, uc->A, uc->C, dims, cfg->temb, cfg->kernel, uc->params, uc->macs * 1e-6);
-  printf("  training step (fc_unet, %d thr)        %8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n", threads,
-         uc->train_sps, uc->train_gflops, 100.0 * uc->peak_fraction);
+static void s_chunk_print(const s_chunk_case *uc, int threads) {
+  char desc[128];
+  fc_net_describe(&uc->cfg, desc, sizeof(desc));
+  const int unet = uc->cfg.kind == FC_NET_UNET;
+  printf("\n  %s Tp %d, A %d, C %d: %s, %zu parameters, %.1f M MACs per sample\n", unet ? "U-Net" : "Transformer",
+         uc->T, uc->A, uc->C, desc, uc->params, uc->macs * 1e-6);
+  printf("  training step (%s, %d thr)%*s%8.0f samples/s  %6.1f GFLOP/s  = %.0f%% of sgemm peak\n",
+         unet ? "fc_unet" : "fc_tfm", threads, unet ? 8 : 9, "", uc->train_sps, uc->train_gflops,
+         100.0 * uc->peak_fraction);
   printf("  batch-1 forward (1 thread)             %8.1f us\n", uc->fwd_b1_us);
   if (isfinite(uc->th.train_sps)) {
     printf("  PyTorch %s training                  %8.0f samples/s  -> lfp x%.2f\n", uc->th.version, uc->th.train_sps,
@@ -329,10 +362,18 @@ static void s_unet_print(const s_unet_case *uc, int threads) {
   }
 }
 
-static void s_unet_json(const s_unet_case *uc) {
-  printf("{\"horizon\": %d, \"adim\": %d, \"cond\": %d, \"dims\": [", uc->T, uc->A, uc->C);
-  for (int i = 0; i < uc->cfg.nlevels; i++) printf("%s%d", i ? ", " : "", uc->cfg.dims[i]);
-  printf("], \"temb\": %d, \"params\": %zu, \"macs\": ", uc->cfg.temb, uc->params);
+static void s_chunk_json(const s_chunk_case *uc) {
+  printf("{\"horizon\": %d, \"adim\": %d, \"cond\": %d, ", uc->T, uc->A, uc->C);
+  if (uc->cfg.kind == FC_NET_UNET) {
+    printf("\"dims\": [");
+    for (int i = 0; i < uc->cfg.unet.nlevels; i++) printf("%s%d", i ? ", " : "", uc->cfg.unet.dims[i]);
+    printf("], \"temb\": %d", uc->cfg.unet.temb);
+  } else {
+    const fc_tfm_config *m = &uc->cfg.tfm;
+    printf("\"width\": %d, \"depth\": %d, \"heads\": %d, \"ffn\": %d, \"temb\": %d, \"conditioning\": \"%s\"", m->width,
+           m->depth, m->heads, m->ffn, m->temb, m->cond == FC_TFM_ADALN ? "adaln" : "film");
+  }
+  printf(", \"params\": %zu, \"macs\": ", uc->params);
   fc_json_num(stdout, uc->macs);
   printf(", \"train_samples_per_s\": ");
   fc_json_num(stdout, uc->train_sps);
@@ -371,6 +412,7 @@ static int s_parse_dims(const char *s, int *dims) {
 
 static int s_bench_flowcore(int argc, char **argv) {
   int json = 0, no_torch = 0, iters = 100, threads = 0, unet_iters = 15, unet_temb = 0, no_unet = 0;
+  int tfm_width = 0, tfm_depth = 0, no_tfm = 0;
   const char *script = LFP_SOURCE_DIR "/tools/bench_torch.py", *python = "/usr/bin/python3", *unet_dims = "";
   cli_opt opts[] = {
       {"--iters", CLI_INT, &iters, "timed training steps (in rounds of 5, each with one sgemm peak sample)", NULL, 5, 100000},
@@ -378,14 +420,17 @@ static int s_bench_flowcore(int argc, char **argv) {
       {"--torch-script", CLI_STR, &script, "the PyTorch reference script", NULL, 0, 0},
       {"--python", CLI_STR, &python, "interpreter that has Debian's python3-torch", NULL, 0, 0},
       {"--no-torch", CLI_FLAG, &no_torch, "skip the PyTorch comparison", NULL, 0, 0},
-      {"--unet-iters", CLI_INT, &unet_iters, "timed U-Net training steps per case (in rounds of 3)", NULL, 3, 10000},
+      {"--unet-iters", CLI_INT, &unet_iters, "timed U-Net and transformer training steps per case (in rounds of 3)", NULL, 3, 10000},
       {"--unet-dims", CLI_STR, &unet_dims, "U-Net level channels, one per level, e.g. 32,64,128 (default: fc_unet's)", NULL, 0, 0},
       {"--unet-temb", CLI_INT, &unet_temb, "U-Net time-embedding size (0: fc_unet's default)", NULL, 0, 4096},
       {"--no-unet", CLI_FLAG, &no_unet, "skip the U-Net cases", NULL, 0, 0},
+      {"--tfm-width", CLI_INT, &tfm_width, "transformer width, ffn 4 x width (0: fc_tfm's default)", NULL, 0, 4096},
+      {"--tfm-depth", CLI_INT, &tfm_depth, "transformer blocks (0: fc_tfm's default)", NULL, 0, 32},
+      {"--no-tfm", CLI_FLAG, &no_tfm, "skip the transformer cases", NULL, 0, 0},
       CLI_OPT_JSON(json),
   };
   int rc = cli_parse("bench flowcore",
-                     "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--unet-dims D0,D1,..] [--json]",
+                     "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--unet-dims D0,D1,..] [--tfm-width W] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   /* the U-Net at Tp 16: Push-T sizes (A 2, To 2 x 20-D observations) and
@@ -396,15 +441,23 @@ static int s_bench_flowcore(int argc, char **argv) {
               FC_UNET_MAX_LEVELS, unet_dims);
     return 2;
   }
-  s_unet_case uc[2] = {{.T = 16, .A = 2, .C = 40}, {.T = 16, .A = 7, .C = 38}};
-  const int nu = no_unet ? 0 : 2;
-  for (int k = 0; k < nu; k++) {
-    char uerr[256];
-    if (s_unet_setup(&uc[k], udims, unet_temb, uerr, sizeof(uerr))) {
-      cli_error("bench flowcore", "U-Net: %s", uerr);
-      return 2;
+  /* the chunk networks: the U-Nets, then the transformers, at both sizes */
+  s_chunk_case uc[4];
+  int nu = 0;
+  const int sizes[2][3] = {{16, 2, 40}, {16, 7, 38}};
+  for (int kind = 0; kind < 2; kind++)
+    for (int z = 0; z < 2; z++) {
+      if (kind ? no_tfm : no_unet) continue;
+      s_chunk_case *u = &uc[nu++];
+      memset(u, 0, sizeof(*u));
+      u->T = sizes[z][0], u->A = sizes[z][1], u->C = sizes[z][2];
+      char uerr[256];
+      if (kind ? s_tfm_setup(u, tfm_width, tfm_depth, uerr, sizeof(uerr))
+               : s_unet_setup(u, udims, unet_temb, uerr, sizeof(uerr))) {
+        cli_error("bench flowcore", "%s: %s", kind ? "transformer" : "U-Net", uerr);
+        return 2;
+      }
     }
-  }
   if (threads > 0) fc_set_threads(threads);
   const int train_threads = fc_threads();
 
@@ -533,11 +586,11 @@ static int s_bench_flowcore(int argc, char **argv) {
   } else if (!no_torch) {
     printf("  PyTorch: not measured (%s with torch, or %s, not found)\n", python, script);
   }
-  /* 7. the U-Net cases */
+  /* 7. the U-Net and transformer cases */
   const int urounds = (unet_iters + 2) / 3;
   for (int k = 0; k < nu; k++) {
-    s_unet_bench(&uc[k], &pk, train_threads, urounds, 3, script, python, no_torch);
-    s_unet_print(&uc[k], train_threads);
+    s_chunk_bench(&uc[k], &pk, train_threads, urounds, 3, script, python, no_torch);
+    s_chunk_print(&uc[k], train_threads);
     fflush(stdout);
   }
   s_peak_free(&pk);
@@ -575,12 +628,18 @@ static int s_bench_flowcore(int argc, char **argv) {
     fc_json_num(stdout, train_sps / th.train_sps);
     printf(", \"fwd_b1_vs_torch\": ");
     fc_json_num(stdout, th.fwd_b1_us / fwd_b1_us);
-    printf(", \"unet\": [");
-    for (int k = 0; k < nu; k++) {
-      if (k) printf(", ");
-      s_unet_json(&uc[k]);
+    for (int kind = 0; kind < 2; kind++) {
+      printf(", \"%s\": [", kind ? "transformer" : "unet");
+      int first = 1;
+      for (int k = 0; k < nu; k++) {
+        if ((uc[k].cfg.kind == FC_NET_TRANSFORMER) != kind) continue;
+        printf("%s", first ? "" : ", ");
+        first = 0;
+        s_chunk_json(&uc[k]);
+      }
+      printf("]");
     }
-    printf("]}\n");
+    printf("}\n");
   }
   free(data); free(cond); free(peaks); free(trains); free(ratios); free(lt); free(vin); free(vout);
   fc_lfm_free(model);

@@ -72,18 +72,17 @@ int cmd_train(int argc, char **argv) {
   const int recipe = pol_train_recipe(task, &c);
   const char *data = NULL, *out = NULL, *keys_csv = NULL, *method = "lfm", *sampler = "rk4", *norm = "minmax",
              *low_csv = NULL, *high_csv = NULL, *net = fc_net_kind_name(c.net.kind),
-             *unet_dims = NULL;
+             *unet_dims = NULL, *tfm_cond = NULL;
   int blocks = c.blocks, steps = (int)c.steps, epochs = 0, seed = 0, json = 0;
   train_loop_opts lo;
   train_loop_opts_default(&lo, "train", NULL, 0);
-  pol_train_config general;
-  pol_train_config_default(&general); /* the mlp's widths (a recipe may choose another kind) */
-  int width = general.net.mlp.width, depth = general.net.mlp.depth;
+  int width = 0, depth = 0, heads = 0, ffn = 0; /* 0: the kind's default */
   double lr = c.lr, gc = c.gamma_c, grho = c.gamma_rho, dsig = c.dfm_sigma, ddel = c.dfm_delta;
   int ode_steps = 0;
   static const char *const methods[] = {"lfm", "fm", "mse", "dfm", NULL};
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   static const char *const norms[] = {"minmax", "meanstd", NULL};
+  static const char *const tconds[] = {"adaln", "film", NULL};
   const char *nets[FC_NET_KINDS + 1] = {NULL};
   for (int k = 0; k < FC_NET_KINDS; k++) nets[k] = fc_net_kind_name((fc_net_kind)k);
   cli_opt opts[] = {
@@ -100,8 +99,13 @@ int cmd_train(int argc, char **argv) {
       {"--Tp", CLI_INT, &c.Tp, "predicted actions per chunk", NULL, 1, 256},
       {"--Ta", CLI_INT, &c.Ta, "executed actions per chunk", NULL, 1, 256},
       {"--net", CLI_CHOICE, &net, "velocity network kind", nets, 0, 0},
-      {"--width", CLI_INT, &width, "mlp width (fm/mse; lfm blocks: same total parameters)", NULL, 4, 8192},
-      {"--depth", CLI_INT, &depth, "mlp residual blocks (FiLM conditions t and c inside them)", NULL, 1, 32},
+      {"--width", CLI_INT, &width, "mlp hidden width (0: 256) or transformer model width (0: 128); fm/mse take it "
+                                   "as given, lfm blocks are narrowed to the same total parameters", NULL, 0, 8192},
+      {"--depth", CLI_INT, &depth, "mlp residual blocks (0: 3) or transformer blocks (0: 4)", NULL, 0, 32},
+      {"--heads", CLI_INT, &heads, "transformer attention heads, dividing --width (0: 4)", NULL, 0, 256},
+      {"--ffn", CLI_INT, &ffn, "transformer MLP width (0: 4 x --width)", NULL, 0, 16384},
+      {"--tfm-cond", CLI_CHOICE, &tfm_cond, "transformer conditioning: adaln (adaLN-Zero: shift, scale and gate of "
+                                            "every block, zero-initialized) or film (shift and scale)", tconds, 0, 0},
       {"--unet-dims", CLI_STR, &unet_dims, "unet channels per level, 1 to 4 comma-separated (default 64,128,256; "
                                            "Tp must be divisible by 2^(levels - 1))", NULL, 0, 0},
       {"--lr", CLI_DOUBLE, &lr, "peak learning rate", NULL, 1e-7, 1},
@@ -141,10 +145,22 @@ int cmd_train(int argc, char **argv) {
   fc_net_config_default(&c.net, (fc_net_kind)fc_net_kind_parse(net), 1, 0);
   if (c.net.kind == recipe_net.kind) c.net = recipe_net; /* the recipe's widths for its own kind */
   if (c.net.kind == FC_NET_MLP) {
-    c.net.mlp.width = width, c.net.mlp.depth = depth;
-  } else if (width != general.net.mlp.width || depth != general.net.mlp.depth) {
-    cli_error("train", "--width and --depth are the mlp's; this run trains a %s (--net mlp to use them)",
-              fc_net_kind_name(c.net.kind));
+    if (width) c.net.mlp.width = width;
+    if (depth) c.net.mlp.depth = depth;
+  } else if (c.net.kind == FC_NET_TRANSFORMER) {
+    if (width) c.net.tfm.width = width;
+    if (depth) c.net.tfm.depth = depth;
+    if (heads) c.net.tfm.heads = heads;
+    c.net.tfm.ffn = ffn ? ffn : 4 * c.net.tfm.width;
+    if (tfm_cond) c.net.tfm.cond = !strcmp(tfm_cond, "film") ? FC_TFM_FILM : FC_TFM_ADALN;
+  } else if (width || depth) {
+    cli_error("train", "--width and --depth are the mlp's and the transformer's; this run trains a %s (--net mlp or "
+              "--net transformer to use them)", fc_net_kind_name(c.net.kind));
+    return 2;
+  }
+  if (c.net.kind != FC_NET_TRANSFORMER && (heads || ffn || tfm_cond)) {
+    cli_error("train", "--heads, --ffn and --tfm-cond are the transformer's; this run trains a %s (--net transformer "
+              "to use them)", fc_net_kind_name(c.net.kind));
     return 2;
   }
   if (unet_dims) {
@@ -295,6 +311,7 @@ int cmd_train(int argc, char **argv) {
            fc_net_kind_name(p->flow->cfg.net.kind));
     fc_json_str(stdout, desc);
     if (p->flow->cfg.net.kind == FC_NET_MLP) printf(", \"width\": %d", p->flow->cfg.net.mlp.width);
+    if (p->flow->cfg.net.kind == FC_NET_TRANSFORMER) printf(", \"width\": %d", p->flow->cfg.net.tfm.width);
     printf(", \"ranks\": %d", ranks);
     printf(", \"params\": %zu, \"steps\": %lld, \"batch\": %d, \"nfe\": %d, "
            "\"train_windows\": %lld, \"valid_windows\": %lld",

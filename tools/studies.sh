@@ -8,6 +8,11 @@
 #   tools/studies.sh dfm [OUTDIR]       DFM: toy W2 against the NFE; avoid
 #   tools/studies.sh video [OUTDIR]     what a video frame costs: each task at
 #                                       320x320, pusht at 640x480 (expert demos)
+#   tools/studies.sh tfm-cond [OUTDIR]  the transformer's conditioning, adaLN-Zero
+#                                       vs FiLM at equal parameters (lift, FM,
+#                                       training seed 0, the selection seeds
+#                                       200000..; the two runs side by side on
+#                                       one thread each)
 # Environment: LFP (default build/lfp), TASKS, METHODS (distill: "lfm fm"),
 # SEEDS (training seeds, default "0 1 2"), EPISODES (evaluation episodes,
 # default 50), DISTILL_FLAGS (extra lfp distill flags, e.g. "--steps 1000";
@@ -16,7 +21,7 @@
 # Training uses lfp train's defaults; evaluation the seeds 100000.. only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-study=${1:?usage: tools/studies.sh distill|realtime|dfm|video [OUTDIR]}
+study=${1:?usage: tools/studies.sh distill|realtime|dfm|video|tfm-cond [OUTDIR]}
 out=${2:-results/$study}
 mkdir -p "$out"
 LFP=${LFP:-build/lfp}
@@ -193,8 +198,37 @@ PY
     done
   } | tee "$out/video.md"
   ;;
+tfm-cond)
+  # lift's parameter count (its MLP's, 561520): adaLN at width 80 (559895),
+  # FiLM, whose modulation is a third smaller, at width 88 (573855)
+  demos "$out" lift
+  for v in adaln:80 film:88; do
+    cond=${v%:*}
+    [ -f "$out/lift.$cond.lfp" ] || FC_THREADS=1 "$LFP" train --data "$out/lift.hdf5" --out "$out/lift.$cond.lfp" \
+      --method fm --net transformer --tfm-cond "$cond" --width "${v#*:}" --seed 0 --json 2> /dev/null |
+      tail -n 1 > "$out/lift.$cond.train.json" &
+  done
+  wait
+  for cond in adaln film; do
+    [ -s "$out/lift.$cond.select.json" ] || "$LFP" eval --policy "$out/lift.$cond.lfp" --episodes "$EPISODES" \
+      --seed 200000 --json | tail -n 1 > "$out/lift.$cond.select.json"
+  done
+  {
+    echo "| conditioning | params | train s (1 thread, two runs at once) | final train / valid loss | success (selection seeds) | refused |"
+    echo "|---|---|---|---|---|---|"
+    for cond in adaln film; do
+      /usr/bin/python3 - "$out/lift.$cond.train.json" "$out/lift.$cond.select.json" "$cond" <<'PY'
+import json, sys
+t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+print("| %s (%s) | %d | %.0f | %.4f / %.4f | %.0f%% (%d/%d) | %d |" % (sys.argv[3], t["net_desc"], t["params"], t["train_s"],
+      t["train_loss"], t["valid_loss"], 100 * e["success_rate"], round(e["success_rate"] * e["episodes"]),
+      e["episodes"], e["refused"]))
+PY
+    done
+  } | tee "$out/tfm-cond.md"
+  ;;
 *)
-  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm or video)" >&2
+  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm, video or tfm-cond)" >&2
   exit 2
   ;;
 esac
