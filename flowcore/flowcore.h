@@ -7,6 +7,7 @@
  *   fc_mlp.h     the residual FiLM MLP kind, forward/backward on sgemm
  *   fc_unet.h    the U-Net kind over action chunks: Diffusion Policy's 1-D conv U-Net
  *   fc_tfm.h     the transformer kind over action chunks: DiT blocks, adaLN-Zero
+ *   fc_ae.h      an MLP autoencoder, for flows in a learned latent space
  *   fc_optim.h   AdamW, gradient clipping, warm-up + cosine schedule, EMA
  *   fc_flow.h    interpolants, FM loss, ODE samplers, Local Flow Matching chain + trainer
  *   fc_metric.h  exact W2 (optimal assignment), energy distance
@@ -18,6 +19,7 @@
 #ifndef FLOWCORE_H
 #define FLOWCORE_H
 
+#include "fc_ae.h"
 #include "fc_base.h"
 #include "fc_ckpt.h"
 #include "fc_flow.h"
