@@ -60,7 +60,8 @@ const char *pol_method_name(pol_method m) { return (unsigned)m < 4 ? s_methods[m
 int pol_method_parse(const char *s) { return fc_name_index(s, s_methods, 4); }
 
 /* the parts must agree: dims, horizons, statistics, network sizes */
-static int s_check(const pol_meta *m, const fc_norm *on, const fc_norm *an, const fc_lfm *f, char *err, size_t errsz) {
+static int s_check(const pol_meta *m, const fc_norm *on, const fc_norm *an, const fc_lfm *f, const fc_ae *ae, char *err,
+                   size_t errsz) {
   if (m->method < POL_LFM || m->method > POL_DFM) return fc_set_err(err, errsz, "unknown policy method %d", m->method), -1;
   if (m->To < 1 || m->Tp < 1 || m->Ta < 1 || m->Ta > m->Tp || m->To > 64 || m->Tp > 256)
     return fc_set_err(err, errsz, "bad horizons To %d, Tp %d, Ta %d (need 1 <= Ta <= Tp)", m->To, m->Tp, m->Ta), -1;
@@ -78,7 +79,10 @@ static int s_check(const pol_meta *m, const fc_norm *on, const fc_norm *an, cons
     return fc_set_err(err, errsz, "normalization statistics are for %d obs / %d action values, the policy has %d / %d",
                       on->dim, an->dim, m->obs_dim, m->action_dim), -1;
   const int D = fc_net_dx(&f->cfg.net), C = fc_net_dc(&f->cfg.net);
-  if (D != m->Tp * m->action_dim || C != m->To * m->obs_dim)
+  if (ae && (ae->cfg.dx != m->Tp * m->action_dim || ae->cfg.dz != D))
+    return fc_set_err(err, errsz, "the autoencoder maps %d-D chunks to %d latent values; the policy has %d-D chunks and a "
+                      "flow over %d values", ae->cfg.dx, ae->cfg.dz, m->Tp * m->action_dim, D), -1;
+  if ((!ae && D != m->Tp * m->action_dim) || C != m->To * m->obs_dim)
     return fc_set_err(err, errsz, "the network takes %d-D chunks and %d-D conditions; the policy needs %d and %d", D, C,
                       m->Tp * m->action_dim, m->To * m->obs_dim), -1;
   if ((m->method == POL_MSE) != (f->cfg.objective == FC_OBJ_REGRESS) || (m->method == POL_DFM) != (f->cfg.objective == FC_OBJ_DFM) ||
@@ -92,19 +96,37 @@ static int s_check(const pol_meta *m, const fc_norm *on, const fc_norm *an, cons
   return 0;
 }
 
-pol_policy *pol_new(const pol_meta *meta, const fc_norm *on, const fc_norm *an, fc_lfm *flow, char *err, size_t errsz) {
-  if (s_check(meta, on, an, flow, err, errsz)) return NULL;
+pol_policy *pol_new_latent(const pol_meta *meta, const fc_norm *on, const fc_norm *an, fc_lfm *flow, fc_ae *ae,
+                           char *err, size_t errsz) {
+  if (s_check(meta, on, an, flow, ae, err, errsz)) {
+    fc_ae_free(ae);
+    return NULL;
+  }
   pol_policy *p = fc_calloc(1, sizeof(*p));
   p->meta = *meta;
   p->obs_norm = *on;
   p->act_norm = *an;
   p->flow = flow;
+  p->latent = ae;
   return p;
+}
+
+pol_policy *pol_new(const pol_meta *meta, const fc_norm *on, const fc_norm *an, fc_lfm *flow, char *err, size_t errsz) {
+  return pol_new_latent(meta, on, an, flow, NULL, err, errsz);
+}
+
+void pol_describe(const pol_policy *p, char *out, size_t n) {
+  fc_net_describe(&p->flow->cfg.net, out, n);
+  const size_t len = strlen(out);
+  if (p->latent && len < n)
+    snprintf(out + len, n - len, ", flowing in a latent of %d values (autoencoder width %d)", p->latent->cfg.dz,
+             p->latent->cfg.width);
 }
 
 void pol_free(pol_policy *p) {
   if (!p) return;
   fc_lfm_free(p->flow);
+  fc_ae_free(p->latent);
   free(p);
 }
 
@@ -278,10 +300,13 @@ void pol_save(const pol_policy *p, fc_ckpt_writer *w) {
   fc_lfm_save(p->flow, w, NULL);
   if (p->distill.present) s_distill_save(&p->distill, w);
   if (p->origin.present) s_origin_save(&p->origin, w);
+  if (p->latent) fc_ae_save(p->latent, w, "pol.latent");
 }
 
 uint32_t pol_params_crc(const pol_policy *p) {
-  return fc_crc32(0, p->flow->params, fc_lfm_nparams(p->flow) * sizeof(float));
+  uint32_t crc = fc_crc32(0, p->flow->params, fc_lfm_nparams(p->flow) * sizeof(float));
+  if (p->latent) crc = fc_crc32(crc, p->latent->params, fc_ae_nparams(&p->latent->cfg) * sizeof(float));
+  return crc;
 }
 
 int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz) {
@@ -309,9 +334,15 @@ pol_policy *pol_load_ckpt(const fc_ckpt *ck, const char *path, char *err, size_t
   if (on.dim != meta.obs_dim || an.dim != meta.action_dim)
     return fc_set_err(err, errsz, "%s is mismatched: normalization statistics are for %d obs / %d action values, the policy has %d / %d",
                       path, on.dim, an.dim, meta.obs_dim, meta.action_dim), NULL;
+  int no_latent = 0;
+  fc_ae *ae = fc_ae_load(ck, "pol.latent", &no_latent, why, sizeof(why));
+  if (!ae && !no_latent) return fc_set_err(err, errsz, "%s: %s", path, why), NULL;
   fc_lfm *f = fc_lfm_load(ck, NULL, why, sizeof(why));
-  if (!f) return fc_set_err(err, errsz, "%s: %s", path, why), NULL;
-  pol_policy *p = pol_new(&meta, &on, &an, f, why, sizeof(why));
+  if (!f) {
+    fc_ae_free(ae);
+    return fc_set_err(err, errsz, "%s: %s", path, why), NULL;
+  }
+  pol_policy *p = pol_new_latent(&meta, &on, &an, f, ae, why, sizeof(why));
   if (!p) {
     fc_lfm_free(f);
     return fc_set_err(err, errsz, "%s is mismatched: %s", path, why), NULL;
@@ -350,6 +381,10 @@ pol_data *pol_data_new(const pol_policy *p, uint64_t seed) {
   pd->wts = fc_calloc((size_t)m->Tp * m->action_dim, sizeof(float));
   pd->ws = fc_lfm_ws_new(p->flow, 1);
   pd->ws->ode->bound = POL_STATE_BOUND;
+  if (p->latent) {
+    pd->z = fc_calloc((size_t)p->latent->cfg.dz, sizeof(float));
+    pd->aews = fc_ae_ws_new(&p->latent->cfg, 1);
+  }
   pd->sampler = p->flow->cfg.sampler;
   pd->steps = p->flow->cfg.steps;
   pol_reset(pd, seed);
@@ -365,6 +400,8 @@ void pol_data_free(pol_data *pd) {
   free(pd->chunk);
   free(pd->prev);
   free(pd->wts);
+  free(pd->z);
+  fc_ae_ws_free(pd->aews);
   fc_lfm_ws_free(pd->ws);
   free(pd);
 }
@@ -516,17 +553,30 @@ static int s_finish(const pol_policy *p, pol_data *pd, int n, double *actions, c
   return clipped;
 }
 
-/* a chunk's start: the condition from the history, the noise into pd->chunk */
+/* a chunk's start: the condition from the history, the noise into the
+ * flow's state (pd->chunk, a latent policy's pd->z) */
 static void s_chunk_begin(const pol_policy *p, pol_data *pd) {
   const pol_meta *m = &p->meta;
   memcpy(pd->cond, pd->hist, (size_t)m->To * m->obs_dim * sizeof(float));
-  fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * m->action_dim);
+  if (p->latent) fc_rng_normal_fill(&pd->rng, pd->z, (size_t)p->latent->cfg.dz);
+  else fc_rng_normal_fill(&pd->rng, pd->chunk, (size_t)m->Tp * m->action_dim);
+}
+
+/* one chunk from the flow into pd->chunk (a latent policy: sampled in its
+ * latent, then decoded) */
+static void s_chunk_sample(const pol_policy *p, pol_data *pd) {
+  if (!p->latent) {
+    fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
+    return;
+  }
+  fc_lfm_sample(p->flow, pd->ws, pd->z, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
+  fc_ae_decode_std(p->latent, pd->aews, pd->chunk, pd->z, 1);
 }
 
 int pol_sample_n(const pol_policy *p, pol_data *pd, int n, double *actions, char *err, size_t errsz) {
   /* sample Tp actions conditioned on the history, keep the first n */
   s_chunk_begin(p, pd);
-  fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
+  s_chunk_sample(p, pd);
   return s_finish(p, pd, n, actions, err, errsz);
 }
 
@@ -539,6 +589,8 @@ struct pol_batch {
   fc_lfm_ws *ws;
   float *cond;  /* (max_batch, To * obs_dim) */
   float *x;     /* (max_batch, Tp * A) */
+  float *z;     /* latent policies: (max_batch, d) the flow's state */
+  fc_ae_ws *aews;
   float *frame; /* (obs_dim) */
   int64_t obs_clipped;
 };
@@ -553,6 +605,10 @@ pol_batch *pol_batch_new(const pol_policy *p, int max_batch) {
   b->cond = fc_malloc(sizeof(float) * (size_t)max_batch * m->To * m->obs_dim);
   b->x = fc_malloc(sizeof(float) * (size_t)max_batch * m->Tp * m->action_dim);
   b->frame = fc_malloc(sizeof(float) * (size_t)m->obs_dim);
+  if (p->latent) {
+    b->z = fc_malloc(sizeof(float) * (size_t)max_batch * p->latent->cfg.dz);
+    b->aews = fc_ae_ws_new(&p->latent->cfg, max_batch);
+  }
   return b;
 }
 
@@ -562,6 +618,8 @@ void pol_batch_free(pol_batch *b) {
   free(b->cond);
   free(b->x);
   free(b->frame);
+  free(b->z);
+  fc_ae_ws_free(b->aews);
   free(b);
 }
 
@@ -586,9 +644,12 @@ int pol_sample_batch(const pol_policy *p, pol_batch *b, const double *frames, in
   }
   b->obs_clipped += oclip;
   /* the noise row by row, as B successive pol_sample calls on rng draw it */
-  for (int r = 0; r < B; r++) fc_rng_normal_fill(rng, b->x + (size_t)r * D, (size_t)D);
+  const int Dz = p->latent ? p->latent->cfg.dz : D;
+  float *state = p->latent ? b->z : b->x;
+  for (int r = 0; r < B; r++) fc_rng_normal_fill(rng, state + (size_t)r * Dz, (size_t)Dz);
   const int64_t clamped0 = b->ws->ode->clamped;
-  fc_lfm_sample(p->flow, b->ws, b->x, b->cond, B, s, steps, rng);
+  fc_lfm_sample(p->flow, b->ws, state, b->cond, B, s, steps, rng);
+  if (p->latent) fc_ae_decode_std(p->latent, b->aews, b->x, b->z, B);
   if (b->ws->ode->clamped != clamped0)
     return fc_set_err(err, errsz, "the policy's sampler diverged on this batch (its state left +-%g in normalized "
                       "action units): no actions", (double)POL_STATE_BOUND), -1;
@@ -631,9 +692,10 @@ int pol_sample_rtc(const pol_policy *p, pol_data *pd, fc_guide_ws *gws, const po
     }
   s_chunk_begin(p, pd);
   const int one_step = pd->steps == 1 && pd->sampler == FC_SAMPLER_EULER;
-  if (one_step) {
-    /* nothing to guide in one step: sample, then blend towards the old plan */
-    fc_lfm_sample(p->flow, pd->ws, pd->chunk, pd->cond, 1, pd->sampler, pd->steps, &pd->rng);
+  if (one_step || p->latent) {
+    /* nothing to guide in one step, and no guidance through a decoder:
+     * sample, then blend towards the old plan */
+    s_chunk_sample(p, pd);
     for (int i = 0; i < D; i++) pd->chunk[i] = pd->wts[i] * pd->prev[i] + (1.0f - pd->wts[i]) * pd->chunk[i];
     *how = POL_RTC_BLENDED;
   } else {

@@ -56,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fc_ae.h"
 #include "fc_norm.h"
 #include "fc_flow.h"
 
@@ -132,10 +133,17 @@ typedef struct {
   char command[2048];               /* the command line */
 } pol_origin;
 
+/* A latent policy (lfp train --latent d) samples its flow in the d
+ * standardized latent dimensions of an autoencoder over normalized action
+ * chunks (fc_ae.h) and decodes every sample into a chunk; saved as section
+ * "pol.latent" (fc_ae_save's layout) when present. Real-time chunking with
+ * guidance needs the flow in action space: a latent policy blends its new
+ * chunk towards the old plan instead (POL_RTC_BLENDED). */
 typedef struct {
   pol_meta meta;
   fc_norm obs_norm, act_norm;
-  fc_lfm *flow;                     /* dx = Tp * A, dc = To * obs_dim */
+  fc_lfm *flow;                     /* dx = Tp * A (latent: d), dc = To * obs_dim */
+  fc_ae *latent;                    /* NULL, or the autoencoder (dx Tp * A, dz d) the flow samples in */
   pol_distill distill;              /* present: a distilled student */
   pol_origin origin;                /* present: how it was trained */
 } pol_policy;
@@ -154,7 +162,14 @@ int pol_method_parse(const char *s);
 /* A policy from its parts (the flow is owned by the policy afterwards). */
 pol_policy *pol_new(const pol_meta *meta, const fc_norm *obs_norm, const fc_norm *act_norm, fc_lfm *flow,
                     char *err, size_t errsz);
+/* The same for a latent policy: the flow samples in the latent of ae (owned
+ * by the policy afterwards, also on failure); ae NULL is pol_new. */
+pol_policy *pol_new_latent(const pol_meta *meta, const fc_norm *obs_norm, const fc_norm *act_norm, fc_lfm *flow,
+                           fc_ae *ae, char *err, size_t errsz);
 void pol_free(pol_policy *p);
+/* Its network for people: fc_net_describe's line, and for a latent policy
+ * ", flowing in a latent of d values (autoencoder width W)". */
+void pol_describe(const pol_policy *p, char *out, size_t n);
 /* Add the policy's sections to a checkpoint of kind "policy". */
 void pol_save(const pol_policy *p, struct fc_ckpt_writer *w);
 int pol_save_file(const pol_policy *p, const char *path, char *err, size_t errsz);
@@ -271,8 +286,8 @@ int64_t pol_batch_obs_clipped(const pol_batch *b);
  * c expm1(c) / (e - 1), c falling linearly to 0 at the overlap's end).
  * Flows with more than one Euler step are guided (fc_lfm_sample_guided,
  * beta: the largest guidance weight); a one-step policy (a distilled
- * student), which has no solver steps to guide, is blended with the same
- * weights. Without a previous chunk of this episode, with index outside
+ * student), which has no solver steps to guide, and a latent policy, whose
+ * flow is not in action space, are blended with the same weights. Without a previous chunk of this episode, with index outside
  * 0..Tp-1 or for DFM / MSE policies it is pol_sample_n (how = POL_RTC_NONE).
  * Writes the chunk's first n (1..Tp) actions; returns as pol_sample. */
 typedef struct {

@@ -16,6 +16,8 @@ struct pol_data {
   int has_chunk;      /* chunk holds a good chunk of this episode (for RTC) */
   float *prev, *wts;  /* (Tp * A) RTC scratch: the old plan aligned, its weights */
   fc_lfm_ws *ws;
+  float *z;           /* latent policies: (d) the flow's state */
+  fc_ae_ws *aews;     /* latent policies: the decoder's workspace */
   fc_rng rng;
   fc_sampler sampler; /* inference setting (default: the trained one) */
   int steps;

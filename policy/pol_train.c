@@ -44,6 +44,9 @@ void pol_train_config_default(pol_train_config *c) {
    * lift (LFM) 98% -> 96%, within the interval */
   c->obs_min_range = 0.01;
   c->valid_frac = 0.1;
+  c->latent = 0;
+  c->ae_width = 256;
+  c->ae_steps = 4000;
 }
 
 struct pol_trainer {
@@ -53,6 +56,7 @@ struct pol_trainer {
   float *xo, *xa, *vo, *va; /* windows: obs conditions and action chunks, train and valid */
   int64_t ntrain, nvalid;
   char split[64];
+  fc_ae_fit_result ae_fit; /* latent runs: the autoencoder's fit */
 };
 
 /* Per-task recipes (README, "Per-task recipes", has the runs). Each entry
@@ -110,11 +114,13 @@ const char *pol_train_recipe_text(const char *task) {
 }
 
 fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, char *err, size_t errsz) {
-  /* lfm N blocks of matched width, fm one block, mse a regression */
+  /* lfm N blocks of matched width, fm one block, mse a regression; x: Tp
+   * actions, time-major, or a latent run's d values (no time axis) */
+  const int dx = c->latent > 0 ? c->latent : c->Tp * action_dim, horizon = c->latent > 0 ? 1 : c->Tp;
   fc_lfm_config lc;
-  fc_lfm_config_default(&lc, c->Tp * action_dim, c->To * obs_dim);
+  fc_lfm_config_default(&lc, dx, c->To * obs_dim);
   lc.net = c->net;
-  fc_net_config_set_io(&lc.net, c->Tp * action_dim, c->To * obs_dim, c->Tp); /* x: Tp actions, time-major */
+  fc_net_config_set_io(&lc.net, dx, c->To * obs_dim, horizon);
   lc.nblocks = c->method == POL_LFM ? c->blocks : 1;
   if (lc.nblocks > 1) fc_net_match(&lc.net, &lc.net, lc.nblocks);
   lc.objective = c->method == POL_MSE ? FC_OBJ_REGRESS : c->method == POL_DFM ? FC_OBJ_DFM : FC_OBJ_FLOW;
@@ -169,6 +175,49 @@ static void s_windows(pol_trainer *t, const ds_dataset *d, const ds_split *train
   }
 }
 
+/* the windows' chunks replaced by their standardized latents under ae */
+static void s_encode_windows(pol_trainer *t, const fc_ae *ae) {
+  float **sets[2] = {&t->xa, &t->va};
+  const int64_t counts[2] = {t->ntrain, t->nvalid};
+  const int chunk = 256, dx = ae->cfg.dx, dz = ae->cfg.dz;
+  fc_ae_ws *ws = fc_ae_ws_new(&ae->cfg, chunk);
+  for (int k = 0; k < 2; k++) {
+    if (!counts[k]) continue;
+    float *z = fc_malloc(sizeof(float) * (size_t)counts[k] * dz);
+    for (int64_t r = 0; r < counts[k]; r += chunk) {
+      const int B = counts[k] - r < chunk ? (int)(counts[k] - r) : chunk;
+      fc_ae_encode_std(ae, ws, z + (size_t)r * dz, *sets[k] + (size_t)r * dx, B);
+    }
+    free(*sets[k]);
+    *sets[k] = z;
+  }
+  fc_ae_ws_free(ws);
+}
+
+/* a latent run's autoencoder, fitted on the training chunks (NULL, and err,
+ * when the config is unusable) */
+static fc_ae *s_fit_latent(pol_trainer *t, const pol_train_config *c, int action_dim, char *err, size_t errsz) {
+  fc_ae_config ac;
+  fc_ae_config_default(&ac, c->Tp * action_dim, c->latent);
+  ac.width = c->ae_width;
+  char why[256];
+  if (fc_ae_config_check(&ac, why, sizeof(why)))
+    return fc_set_err(err, errsz, "--latent %d: %s", c->latent, why), NULL;
+  fc_ae *ae = fc_ae_new(&ac);
+  fc_ae_fit_config fc;
+  fc_ae_fit_config_default(&fc);
+  fc.steps = c->ae_steps;
+  fc.batch = c->batch;
+  fc.seed = c->seed;
+  if (fc_ae_fit(ae, t->xa, (size_t)t->ntrain, t->va, (size_t)t->nvalid, &fc, &t->ae_fit, err, errsz)) {
+    fc_ae_free(ae);
+    return NULL;
+  }
+  return ae;
+}
+
+fc_ae_fit_result pol_trainer_latent_fit(const pol_trainer *t) { return t->ae_fit; }
+
 /* flowcore's training config for a policy config: its steps, batch, seed
  * and lr, warm-up a tenth of a block (at most 500 steps) */
 static void s_train_config(const pol_train_config *c, int nblocks, fc_train_config *tc) {
@@ -211,9 +260,18 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
   fc_norm_set_min_range(&on, c->obs_min_range);
 
   s_windows(t, d, &train, &valid, c->To, c->Tp, &on, &an);
+  t->ae_fit.train_mse = t->ae_fit.valid_mse = NAN;
+  fc_ae *ae = NULL;
+  if (c->latent > 0) {
+    if (!(ae = s_fit_latent(t, c, d->action_dim, err, errsz))) goto fail;
+    s_encode_windows(t, ae);
+  }
 
   fc_lfm *flow = pol_flow_new(c, d->obs_dim, d->action_dim, err, errsz);
-  if (!flow) goto fail;
+  if (!flow) {
+    fc_ae_free(ae);
+    goto fail;
+  }
   const int nblocks = flow->cfg.nblocks;
 
   pol_meta m;
@@ -224,9 +282,10 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
                     err, errsz) ||
       s_action_bounds(c, &an, &m, err, errsz)) {
     fc_lfm_free(flow);
+    fc_ae_free(ae);
     goto fail;
   }
-  t->policy = pol_new(&m, &on, &an, flow, err, errsz);
+  t->policy = pol_new_latent(&m, &on, &an, flow, ae, err, errsz);
   if (!t->policy) {
     fc_lfm_free(flow);
     goto fail;
@@ -297,6 +356,12 @@ pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, c
   s_windows(t, d, &train, &valid, tm->To, tm->Tp, &teacher->obs_norm, &teacher->act_norm);
   ds_split_free(&train);
   ds_split_free(&valid);
+  /* a latent teacher's student shares its autoencoder and flows in its latent */
+  t->ae_fit.train_mse = t->ae_fit.valid_mse = NAN;
+  if (teacher->latent) {
+    t->cfg.latent = teacher->latent->cfg.dz;
+    s_encode_windows(t, teacher->latent);
+  }
 
   /* the student: the teacher's chain, one Euler step per block */
   fc_lfm_config sc = *tf;
@@ -308,7 +373,8 @@ pol_trainer *pol_distiller_new(const ds_dataset *d, const pol_policy *teacher, c
    * its turn comes): a snapshot mid-run is the students so far followed by
    * the teacher's blocks taken in one step */
   memcpy(flow->params, teacher->flow->params, fc_lfm_nparams(flow) * sizeof(float));
-  t->policy = pol_new(tm, &teacher->obs_norm, &teacher->act_norm, flow, err, errsz);
+  t->policy = pol_new_latent(tm, &teacher->obs_norm, &teacher->act_norm, flow,
+                             teacher->latent ? fc_ae_clone(teacher->latent) : NULL, err, errsz);
   if (!t->policy) {
     fc_lfm_free(flow);
     goto fail;
@@ -366,7 +432,8 @@ pol_policy *pol_trainer_snapshot(const pol_trainer *t, char *err, size_t errsz) 
   fc_lfm *flow = fc_lfm_new(&p->flow->cfg, err, errsz);
   if (!flow) return NULL;
   fc_lfm_trainer_snapshot(t->tr, flow);
-  pol_policy *s = pol_new(&p->meta, &p->obs_norm, &p->act_norm, flow, err, errsz);
+  pol_policy *s = pol_new_latent(&p->meta, &p->obs_norm, &p->act_norm, flow, p->latent ? fc_ae_clone(p->latent) : NULL,
+                                 err, errsz);
   if (!s) {
     fc_lfm_free(flow);
   } else {
@@ -416,6 +483,12 @@ static const char *s_differs(const pol_policy *a, const pol_policy *b) {
       f->gamma_c != g->gamma_c || f->gamma_rho != g->gamma_rho || f->coupling != g->coupling ||
       f->objective != g->objective || f->sampler != g->sampler || f->steps != g->steps)
     return "network config";
+  const fc_ae *la = a->latent, *lb = b->latent;
+  if (!la != !lb ||
+      (la && (memcmp(&la->cfg, &lb->cfg, sizeof(la->cfg)) ||
+              !s_same_floats(la->params, lb->params, (int)fc_ae_nparams(&la->cfg)) ||
+              !s_same_floats(la->mu, lb->mu, la->cfg.dz) || !s_same_floats(la->sd, lb->sd, la->cfg.dz))))
+    return "latent autoencoder (a different fit: other data, seed or thread count)";
   const pol_distill *da = &a->distill, *db = &b->distill;
   if (da->present != db->present ||
       (da->present && (da->teacher_crc != db->teacher_crc || da->teacher_sampler != db->teacher_sampler ||

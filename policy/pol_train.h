@@ -69,6 +69,16 @@ typedef struct {
   int action_nlow, action_nhigh;
   double action_low[POL_MAX_ACTION], action_high[POL_MAX_ACTION];
   pol_shards par;        /* data parallelism; zero: none */
+  /* Latent flows (Jiao et al., seed 000): latent > 0 pre-trains an
+   * autoencoder (fc_ae.h) of the normalized Tp x A chunks to `latent`
+   * values on the training windows (ae_steps AdamW steps of the same batch,
+   * lr 1e-3, ae_width wide, 2 hidden layers a side, seeded by seed), then
+   * trains the flow on their standardized latents (the network sees x of
+   * `latent` values, horizon 1); sampling decodes. 0: the flow runs on the
+   * chunks themselves. */
+  int latent;
+  int ae_width;          /* default 256 */
+  int64_t ae_steps;      /* default 4000 */
 } pol_train_config;
 
 /* Defaults that work for lfp's tasks (To 2, Tp 16, Ta 8, mlp width 256
@@ -94,6 +104,10 @@ typedef struct pol_trainer pol_trainer;
 pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, const char *env_args, double control_hz,
                              char *err, size_t errsz);
 void pol_trainer_free(pol_trainer *t);
+/* The autoencoder's fit of a latent run (pol_train_config.latent > 0):
+ * reconstruction MSE of the normalized training and validation chunks, and
+ * its seconds; all NaN / 0 for a run without one. */
+fc_ae_fit_result pol_trainer_latent_fit(const pol_trainer *t);
 double pol_trainer_step(pol_trainer *t);
 int pol_trainer_done(const pol_trainer *t);
 int64_t pol_trainer_steps_done(const pol_trainer *t);

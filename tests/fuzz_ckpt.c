@@ -18,8 +18,8 @@
  * Built without libFuzzer it replays files given on the command line
  * (the seeds, or a crash artifact): fuzz_ckpt FILE... ; and
  * `fuzz_ckpt --write-seeds DIR` writes the seed corpus (tiny policies of
- * each method and norm kind, width 8, depth 1, Tp 2, a bare "lfm" file and
- * an interrupted "run").
+ * each method and norm kind, width 8, depth 1, Tp 2, a transformer and a
+ * latent flow, a bare "lfm" file and an interrupted "run").
  * The seeds v1-* were written by this generator built at commit a28839e,
  * the last lfp of checkpoint format 1, and the seeds cfg1-* at commit
  * 28aa4df, the last lfp of lfm.config section version 1 (no network kind);
@@ -125,8 +125,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 /* ---------- the seed corpus ---------- */
 
 /* a tiny policy: keys "pos" (2) and "grip" (1), To 2, Tp 2, Ta 1, 2-D
- * actions, width 8, depth 1, statistics fitted on random rows */
-static pol_policy *s_seed_policy(pol_method method, fc_norm_kind kind, fc_cond_mode cond, uint64_t seed) {
+ * actions, width 8, depth 1, statistics fitted on random rows; net: an mlp
+ * or a transformer (width 8, 2 heads); latent > 0: flowing in the latent of
+ * an autoencoder of width 8 */
+static pol_policy *s_seed_policy_of(pol_method method, fc_norm_kind kind, fc_cond_mode cond, uint64_t seed,
+                                    fc_net_kind net, int latent) {
   pol_meta m;
   memset(&m, 0, sizeof(m));
   m.method = method;
@@ -140,13 +143,20 @@ static pol_policy *s_seed_policy(pol_method method, fc_norm_kind kind, fc_cond_m
   snprintf(m.version, sizeof(m.version), "seed");
   m.control_hz = 10;
   fc_lfm_config lc;
-  fc_lfm_config_default(&lc, m.Tp * m.action_dim, m.To * m.obs_dim);
+  const int dx = latent ? latent : m.Tp * m.action_dim;
+  fc_lfm_config_default(&lc, dx, m.To * m.obs_dim);
   lc.nblocks = method == POL_LFM ? 2 : 1;
   lc.objective = method == POL_MSE ? FC_OBJ_REGRESS : FC_OBJ_FLOW;
-  lc.net.mlp.width = 8;
-  lc.net.mlp.depth = 1;
-  lc.net.mlp.temb = 4;
-  lc.net.mlp.cond = cond;
+  if (net == FC_NET_TRANSFORMER) {
+    fc_net_config_default(&lc.net, FC_NET_TRANSFORMER, dx, m.To * m.obs_dim);
+    fc_net_config_set_io(&lc.net, dx, m.To * m.obs_dim, m.Tp);
+    lc.net.tfm.width = 8, lc.net.tfm.depth = 1, lc.net.tfm.heads = 2, lc.net.tfm.ffn = 8, lc.net.tfm.temb = 4;
+  } else {
+    lc.net.mlp.width = 8;
+    lc.net.mlp.depth = 1;
+    lc.net.mlp.temb = 4;
+    lc.net.mlp.cond = cond;
+  }
   lc.steps = 2;
   fc_lfm *f = fc_lfm_new(&lc, NULL, 0);
   fc_rng r;
@@ -157,7 +167,19 @@ static pol_policy *s_seed_policy(pol_method method, fc_norm_kind kind, fc_cond_m
   fc_norm on, an;
   fc_norm_fit_rows(&on, kind, rows, 32, 3, NULL, 0);
   fc_norm_fit_rows(&an, kind, rows, 48, 2, NULL, 0);
-  return pol_new(&m, &on, &an, f, NULL, 0);
+  fc_ae *ae = NULL;
+  if (latent) {
+    fc_ae_config ac;
+    fc_ae_config_default(&ac, m.Tp * m.action_dim, latent);
+    ac.width = 8, ac.depth = 1;
+    ae = fc_ae_new(&ac);
+    fc_ae_init(ae, &r);
+  }
+  return pol_new_latent(&m, &on, &an, f, ae, NULL, 0);
+}
+
+static pol_policy *s_seed_policy(pol_method method, fc_norm_kind kind, fc_cond_mode cond, uint64_t seed) {
+  return s_seed_policy_of(method, kind, cond, seed, FC_NET_MLP, 0);
 }
 
 /* flag byte + the file at tmp */
@@ -198,6 +220,14 @@ static int s_write_seeds(const char *dir) {
     if (!p || pol_save_file(p, tmp, err, sizeof(err))) return fprintf(stderr, "fuzz_ckpt: %s\n", err), 1;
     pol_free(p);
     if (s_write_seed(dir, pols[i].name, tmp, pols[i].flag)) return 1;
+  }
+  /* a transformer, and a latent flow (sections lfm.config's kind 2, pol.latent) */
+  for (int k = 0; k < 2; k++) {
+    pol_policy *q = s_seed_policy_of(POL_FM, FC_NORM_MINMAX, FC_COND_FILM, 30 + k, k ? FC_NET_MLP : FC_NET_TRANSFORMER,
+                                     k ? 3 : 0);
+    if (!q || pol_save_file(q, tmp, err, sizeof(err))) return fprintf(stderr, "fuzz_ckpt: %s\n", err), 1;
+    pol_free(q);
+    if (s_write_seed(dir, k ? "fm-latent.seed" : "fm-transformer.seed", tmp, 1)) return 1;
   }
   pol_policy *p = s_seed_policy(POL_LFM, FC_NORM_MINMAX, FC_COND_FILM, 20);
   int rc = fc_lfm_save_file(p->flow, tmp, err, sizeof(err));

@@ -978,6 +978,124 @@ TEST(pooled_distillation_resumes_and_records_its_pool) {
   return 0;
 }
 
+/* ---------- latent flows (issue 16) ---------- */
+
+TEST(latent_policy_decodes_its_flow_and_round_trips) {
+  ds_dataset *d = s_dataset();
+  char err[512], path[] = "/tmp/lfp_latent_XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  pol_train_config c = s_small_config(POL_FM);
+  c.latent = 3; /* chunks of Tp 4 x 2 = 8 values */
+  c.ae_width = 16;
+  c.ae_steps = 300;
+  c.steps = 200;
+  pol_trainer *t = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(t, "%s", err);
+  const fc_ae_fit_result af = pol_trainer_latent_fit(t);
+  ASSERT(isfinite(af.train_mse) && isfinite(af.valid_mse) && af.train_mse < 0.5);
+  while (!pol_trainer_done(t)) pol_trainer_step(t);
+  const pol_policy *p = pol_trainer_policy(t);
+  ASSERT(p->latent && p->latent->cfg.dx == 8 && p->latent->cfg.dz == 3);
+  ASSERT_EQ_INT(fc_net_dx(&p->flow->cfg.net), 3);
+  /* one chunk by hand: 3 normals, the flow, the decoder, unnormalized and clipped */
+  const double obs[3] = {0.2, -0.4, 1.0};
+  pol_data *pd = pol_data_new(p, 5);
+  double act[2 * 2];
+  ASSERT(pol_observe(p, pd, obs, err, sizeof(err)) == 0);
+  ASSERT_MSG(pol_sample(p, pd, act, err, sizeof(err)) >= 0, "%s", err);
+  fc_rng rng;
+  fc_rng_seed(&rng, 5);
+  float z[3], chunk[8];
+  fc_rng_normal_fill(&rng, z, 3);
+  fc_lfm_ws *ws = fc_lfm_ws_new(p->flow, 1);
+  fc_lfm_sample(p->flow, ws, z, pd->cond, 1, p->flow->cfg.sampler, p->flow->cfg.steps, &rng);
+  fc_ae_ws *aw = fc_ae_ws_new(&p->latent->cfg, 1);
+  fc_ae_decode_std(p->latent, aw, chunk, z, 1);
+  fc_norm_invert(&p->act_norm, chunk, 4);
+  for (int i = 0; i < 4; i++) {
+    const int j = i % 2;
+    const double want = fmin(fmax(chunk[i], p->meta.action_low[j]), p->meta.action_high[j]);
+    ASSERT_MSG(act[i] == want, "action %d: %.9g vs %.9g", i, act[i], want);
+  }
+  fc_ae_ws_free(aw);
+  fc_lfm_ws_free(ws);
+  /* the batch path: row r is the r-th of successive samples on one stream */
+  const int B = 3;
+  double frames[3 * 3], seq[3 * 2 * 2], bat[3 * 2 * 2];
+  for (int i = 0; i < B * 3; i++) frames[i] = 0.3 * sin(0.9 * i);
+  pol_reset(pd, 8);
+  for (int r = 0; r < B; r++) {
+    pol_forget(pd);
+    ASSERT(pol_observe(p, pd, frames + r * 3, err, sizeof(err)) == 0);
+    ASSERT(pol_sample(p, pd, seq + r * 4, err, sizeof(err)) >= 0);
+  }
+  pol_batch *pb = pol_batch_new(p, 4);
+  fc_rng_seed(&rng, 8);
+  ASSERT_MSG(pol_sample_batch(p, pb, frames, B, 1, p->flow->cfg.sampler, p->flow->cfg.steps, &rng, 2, bat, err,
+                              sizeof(err)) >= 0, "%s", err);
+  for (int i = 0; i < B * 4; i++) ASSERT_NEAR(bat[i], seq[i], 1e-5);
+  pol_batch_free(pb);
+  /* RTC on a latent policy blends (no guidance through the decoder) */
+  fc_guide_ws *gw = fc_guide_ws_new(p->flow, 1);
+  pol_rtc r = {.index = 2, .delay = 1, .beta = 0};
+  int how = -1;
+  ASSERT(pol_sample_rtc(p, pd, gw, &r, 2, act, &how, err, sizeof(err)) >= 0);
+  ASSERT_EQ_INT(how, POL_RTC_BLENDED);
+  fc_guide_ws_free(gw);
+  pol_data_free(pd);
+  /* the file holds the autoencoder: it reloads bit for bit and samples the same */
+  ASSERT_MSG(pol_save_file(p, path, err, sizeof(err)) == 0, "%s", err);
+  pol_policy *q = pol_load(path, err, sizeof(err));
+  ASSERT_MSG(q, "%s", err);
+  ASSERT(q->latent && !memcmp(q->latent->params, p->latent->params, fc_ae_nparams(&p->latent->cfg) * sizeof(float)));
+  ASSERT(pol_params_crc(q) == pol_params_crc(p));
+  double a1[4], a2[4];
+  pol_data *d1 = pol_data_new(p, 3), *d2 = pol_data_new(q, 3);
+  ASSERT(pol_act(p, d1, obs, a1, err, sizeof(err)) == 0 && pol_act(q, d2, obs, a2, err, sizeof(err)) == 0);
+  ASSERT(!memcmp(a1, a2, 2 * sizeof(double)));
+  pol_data_free(d1);
+  pol_data_free(d2);
+  pol_free(q);
+  /* resuming a latent run: the autoencoder is fitted again, identically */
+  pol_trainer *b = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  while (pol_trainer_steps_done(b) < 80) pol_trainer_step(b);
+  ASSERT(pol_trainer_checkpoint(b, path, err, sizeof(err)) == 0);
+  pol_trainer_free(b);
+  pol_trainer *rr = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT_MSG(pol_trainer_resume(rr, path, err, sizeof(err)) == 0, "%s", err);
+  while (!pol_trainer_done(rr)) pol_trainer_step(rr);
+  ASSERT(!memcmp(pol_trainer_policy(rr)->flow->params, p->flow->params, fc_lfm_nparams(p->flow) * sizeof(float)));
+  pol_trainer_free(rr);
+  /* another latent size, or none, is another run */
+  c.latent = 2;
+  pol_trainer *o = pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err));
+  ASSERT(pol_trainer_resume(o, path, err, sizeof(err)) == -1);
+  pol_trainer_free(o);
+  /* a latent wider than the chunk: one sentence */
+  c.latent = 9;
+  ASSERT(pol_trainer_new(d, &c, "{}", 10.0, err, sizeof(err)) == NULL);
+  ASSERT_CONTAINS(err, "--latent 9: the latent dimension must be in 1..8");
+  /* distilling a latent teacher: the student shares its autoencoder */
+  pol_distill_config dc;
+  pol_distill_config_default(&dc);
+  dc.steps = 40;
+  dc.batch = 16;
+  pol_trainer *st = pol_distiller_new(d, p, "teacher.lfp", &dc, err, sizeof(err));
+  ASSERT_MSG(st, "%s", err);
+  while (!pol_trainer_done(st)) pol_trainer_step(st);
+  const pol_policy *sp = pol_trainer_policy(st);
+  ASSERT(sp->latent && !memcmp(sp->latent->params, p->latent->params, fc_ae_nparams(&p->latent->cfg) * sizeof(float)));
+  pol_data *ds = pol_data_new(sp, 1);
+  ASSERT_MSG(pol_act(sp, ds, obs, a1, err, sizeof(err)) == 0, "%s", err);
+  pol_data_free(ds);
+  pol_trainer_free(st);
+  pol_trainer_free(t);
+  unlink(path);
+  ds_dataset_free(d);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(history_and_chunks_follow_horizons),
@@ -994,6 +1112,7 @@ int main(int argc, char **argv) {
       TEST_ENTRY(resume_compares_fields_not_the_lfp_version),
       TEST_ENTRY(distilled_policy_reloads_bit_for_bit_and_resumes),
       TEST_ENTRY(pooled_distillation_resumes_and_records_its_pool),
+      TEST_ENTRY(latent_policy_decodes_its_flow_and_round_trips),
   };
   fc_par_init(0); /* as lfp does: the pool sized from the CPUs, OpenBLAS one thread per call */
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -94,8 +94,8 @@ int cmd_distill(int argc, char **argv) {
   if (!t || train_loop_origin(t, data, d->ndemos, c.seed, c.steps, c.batch, c.lr, argc, argv, err, sizeof(err))) goto fail;
   const pol_policy *p = pol_trainer_policy(t);
   const pol_distill *rec = &p->distill;
-  char desc[128], pairs[64] = "fresh teacher pairs every step";
-  fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  char desc[256], pairs[64] = "fresh teacher pairs every step";
+  pol_describe(p, desc, sizeof(desc));
   if (c.pairs) snprintf(pairs, sizeof(pairs), "a pool of %lld teacher pairs per block", (long long)c.pairs);
   printf("lfp distill: %s (%s, %d block(s) of %s, NFE %d with %s x %d per block) -> %s, one Euler step per block "
          "(NFE %d); %lld train / %lld valid windows of %s, %lld steps of batch %d, %s\n",

@@ -207,8 +207,8 @@ int cmd_eval(int argc, char **argv) {
   const int nfe = ev.nfe, refused = ev.refused;
   if (jobs > episodes) jobs = episodes;
 
-  char desc[128];
-  fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  char desc[256];
+  pol_describe(p, desc, sizeof(desc));
   printf("lfp eval: %s on %s, %d episodes (seeds %d..%d), %s (%d block(s) of %s) %s x %d steps per block (NFE %d)\n",
          path, env_name(em), episodes, seed, seed + episodes - 1, pol_method_name((pol_method)p->meta.method),
          p->flow->cfg.nblocks, desc, fc_sampler_name(smp), nsteps, nfe);
@@ -251,9 +251,9 @@ int cmd_eval(int argc, char **argv) {
     const pol_rollout_run run = {path, pol_method_name((pol_method)p->meta.method), seed, nfe, ev.clipped, p50, p99};
     pol_rollout_json_open(stdout, em, &run, &rs);
     cli_print_bounds(stdout, p->meta.action_low, p->meta.action_high, p->meta.action_dim, 1);
-    printf(", \"refused\": %d, \"obs_clipped\": %ld, \"state_clamped\": %ld, \"net\": \"%s\", \"net_desc\": ", refused,
-           ev.obs_clipped, ev.state_clamped,
-           fc_net_kind_name(p->flow->cfg.net.kind));
+    printf(", \"refused\": %d, \"obs_clipped\": %ld, \"state_clamped\": %ld, \"net\": \"%s\", \"latent\": %d, "
+           "\"net_desc\": ", refused, ev.obs_clipped, ev.state_clamped, fc_net_kind_name(p->flow->cfg.net.kind),
+           p->latent ? p->latent->cfg.dz : 0);
     fc_json_str(stdout, desc);
     if (p->distill.present) {
       printf(", \"distilled_from\": ");

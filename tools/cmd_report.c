@@ -221,8 +221,8 @@ static void s_row(FILE *f, const char *k, const char *fmt, ...) {
 
 static void s_card(FILE *f, const char *path, const pol_policy *p, const char *task) {
   const pol_meta *m = &p->meta;
-  char desc[128], keys[512] = "";
-  fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  char desc[256], keys[512] = "";
+  pol_describe(p, desc, sizeof(desc));
   for (int k = 0; k < m->nkeys; k++) {
     char one[96];
     snprintf(one, sizeof(one), "%s%s (%d)", k ? ", " : "", m->keys[k], m->key_dims[k]);

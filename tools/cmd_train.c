@@ -104,6 +104,11 @@ int cmd_train(int argc, char **argv) {
       {"--depth", CLI_INT, &depth, "mlp residual blocks (0: 3) or transformer blocks (0: 4)", NULL, 0, 32},
       {"--heads", CLI_INT, &heads, "transformer attention heads, dividing --width (0: 4)", NULL, 0, 256},
       {"--ffn", CLI_INT, &ffn, "transformer MLP width (0: 4 x --width)", NULL, 0, 16384},
+      {"--latent", CLI_INT, &c.latent, "flow in a learned latent of this many values: an autoencoder of the Tp x A "
+                                       "chunks is pre-trained first, the flow samples its latent, decoding gives the "
+                                       "chunk (0: no latent)", NULL, 0, 65536},
+      {"--ae-width", CLI_INT, &c.ae_width, "--latent: the autoencoder's hidden width (2 layers a side)", NULL, 1, 8192},
+      {"--ae-steps", CLI_I64, &c.ae_steps, "--latent: the autoencoder's training steps (batch --batch, lr 1e-3)", NULL, 1, 1e9},
       {"--tfm-cond", CLI_CHOICE, &tfm_cond, "transformer conditioning: adaln (adaLN-Zero: shift, scale and gate of "
                                             "every block, zero-initialized) or film (shift and scale)", tconds, 0, 0},
       {"--unet-dims", CLI_STR, &unet_dims, "unet channels per level, 1 to 4 comma-separated (default 64,128,256; "
@@ -266,7 +271,10 @@ int cmd_train(int argc, char **argv) {
   pol_trainer *t = NULL;
   if (epochs > 0) {
     c.steps = blocks; /* a first trainer only to count windows (lfm needs a step per block) */
+    const int latent = c.latent;
+    c.latent = 0; /* no autoencoder for counting */
     t = pol_trainer_new(d, &c, d->env_args, hz, err, sizeof(err));
+    c.latent = latent;
     if (!t) goto fail;
     int64_t w = pol_trainer_train_windows(t);
     pol_trainer_free(t);
@@ -284,14 +292,20 @@ int cmd_train(int argc, char **argv) {
     if (k) strncat(klist, ",", sizeof(klist) - strlen(klist) - 1);
     strncat(klist, p->meta.keys[k], sizeof(klist) - strlen(klist) - 1);
   }
-  char desc[128];
-  fc_net_describe(&p->flow->cfg.net, desc, sizeof(desc));
+  char desc[256];
+  pol_describe(p, desc, sizeof(desc));
   printf("lfp train: %s on %s (%lld train / %lld valid windows, %s; obs %s), %d block(s) of %s, "
          "%zu parameters, %lld steps of batch %d, NFE %d per chunk\n",
          method, data, (long long)pol_trainer_train_windows(t), (long long)pol_trainer_valid_windows(t),
          pol_trainer_split(t), klist, p->flow->cfg.nblocks, desc, fc_lfm_nparams(p->flow),
          (long long)c.steps, c.batch, pol_nfe(p, p->flow->cfg.sampler, 0));
   if (recipe) printf("  defaults from the task's recipe (%s); flags given override them\n", pol_train_recipe_text(task));
+  const fc_ae_fit_result af = pol_trainer_latent_fit(t);
+  if (p->latent)
+    printf("  latent flow: %d values for %d-value chunks, autoencoder width %d (%zu parameters) pre-trained %lld steps in "
+           "%.1f s: reconstruction MSE %.5f train, %.5f validation (normalized actions)\n", p->latent->cfg.dz,
+           p->latent->cfg.dx, p->latent->cfg.width, fc_ae_nparams(&p->latent->cfg), (long long)c.ae_steps, af.seconds,
+           af.train_mse, af.valid_mse);
   if (ranks > 1)
     printf("  data parallel on %d ranks (mpirun): %d rows of each minibatch per rank, gradients summed by MPI_Allreduce "
            "(%zu floats per step)\n", ranks, c.batch / ranks, fc_lfm_nparams(p->flow) / (size_t)p->flow->cfg.nblocks + 1);
@@ -312,7 +326,16 @@ int cmd_train(int argc, char **argv) {
     fc_json_str(stdout, desc);
     if (p->flow->cfg.net.kind == FC_NET_MLP) printf(", \"width\": %d", p->flow->cfg.net.mlp.width);
     if (p->flow->cfg.net.kind == FC_NET_TRANSFORMER) printf(", \"width\": %d", p->flow->cfg.net.tfm.width);
-    printf(", \"ranks\": %d", ranks);
+    printf(", \"ranks\": %d, \"latent\": %d", ranks, p->latent ? p->latent->cfg.dz : 0);
+    if (p->latent) {
+      printf(", \"ae_params\": %zu, \"ae_steps\": %lld, \"ae_s\": ", fc_ae_nparams(&p->latent->cfg),
+             (long long)c.ae_steps);
+      fc_json_num(stdout, af.seconds);
+      printf(", \"ae_train_mse\": ");
+      fc_json_num(stdout, af.train_mse);
+      printf(", \"ae_valid_mse\": ");
+      fc_json_num(stdout, af.valid_mse);
+    }
     printf(", \"params\": %zu, \"steps\": %lld, \"batch\": %d, \"nfe\": %d, "
            "\"train_windows\": %lld, \"valid_windows\": %lld",
            fc_lfm_nparams(p->flow), (long long)c.steps, c.batch,

@@ -10,7 +10,12 @@
 #   tools/results.sh [OUTDIR]          (default results/)
 # Environment: LFP (the program, default build/lfp), TASKS (default "lift pusht avoid can"), METHODS ("lfm fm mse"),
 # NETS ("default": the network of the task's recipe, e.g. pusht's U-Net;
-# or "mlp unet" to compare both on every task), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
+# or "mlp unet transformer" to compare them on every task; "transformer" is
+# sized to the task's parameter count: width 80 on lift and can (the MLP's
+# 0.56M parameters), 128 on pusht (its U-Net's 1.18M), 64 on avoid; "latentD",
+# e.g. "latent16", is the task's default network flowing in a D-value latent
+# of an autoencoder of width 128: --latent D --ae-width 128, its parameters
+# counted in the params column), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
 # "--steps 8000" for a quick look: the table then says so). Runs are kept:
 # a cell whose eval JSON exists is not trained again, so an interrupted run
 # resumes where it stopped (delete OUTDIR to start afresh). How long it runs
@@ -42,7 +47,16 @@ for task in $TASKS; do
         cell="$out/$task.$method.$net.s$seed"
         if [ ! -s "$cell.eval.json" ]; then
           netflag=""
-          [ "$net" = default ] || netflag="--net $net"
+          case "$net" in
+          default) ;;
+          transformer)
+            w=80
+            [ "$task" = pusht ] && w=128
+            [ "$task" = avoid ] && w=64
+            netflag="--net transformer --width $w" ;;
+          latent*) netflag="--latent ${net#latent} --ae-width 128" ;;
+          *) netflag="--net $net" ;;
+          esac
           # shellcheck disable=SC2086
           "$LFP" train --data "$out/$task.hdf5" --out "$cell.lfp" --method "$method" $netflag --seed "$seed" $EXTRA \
             --json | tail -n 1 > "$cell.train.json"
@@ -52,7 +66,12 @@ for task in $TASKS; do
 import json, sys
 t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 keep = ("method", "blocks", "net", "params", "steps", "train_s", "nfe")
-print(json.dumps({**{k: t[k] for k in keep}, "train_seed": int(sys.argv[3]), **e}))
+row = {**{k: t[k] for k in keep}, "train_seed": int(sys.argv[3]), **e}
+if t.get("latent"):  # a latent flow: its decoder is part of the policy
+    row["net"] = "%s, latent %d" % (t["net"], t["latent"])
+    row["params"] = t["params"] + t["ae_params"]
+    row["ae_valid_mse"] = t["ae_valid_mse"]
+print(json.dumps(row))
 PY
         echo "results: $task $method $net seed $seed done ($(( $(date +%s) - t0 )) s so far)" >&2
       done
@@ -86,6 +105,8 @@ for (env, method, net), rs in cells.items():
     fig = ""
     if "max_coverage_mean" in rs[0]: fig = "mean max coverage %.3f" % st.mean(r["max_coverage_mean"] for r in rs)
     if "left" in rs[0]: fig = "%d left, %d right" % (sum(r["left"] for r in rs), sum(r["right"] for r in rs))
+    if "ae_valid_mse" in rs[0]:
+        fig = (fig + "; " if fig else "") + "reconstruction MSE %.4f (validation)" % st.mean(r["ae_valid_mse"] for r in rs)
     print("| %s | %s | %s | %d | %d | %.0f | %s%% (%.0f%%) | %s (%.3f) | [%.0f%%, %.0f%%] of %d | %d / %d | %d | %.0f / %.0f | %s |" % (
         env, method, net, rs[0]["params"], rs[0]["steps"], st.mean(r["train_s"] for r in rs), ms(succ, "%.0f"),
         max(succ), ms(score, "%.3f"), max(score), 100 * lo, 100 * hi, n, sum(r["refused"] for r in rs),
