@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fc_ae.h"
 #include "fc_base.h"
 #include "fc_metric.h"
 
@@ -83,6 +84,56 @@ void fc_toy_config_default(fc_toy_config *tc) {
   tc->dfm_sigma = 0.5f;
   tc->dfm_delta = 0.02f;
   tc->nsweep = 0;
+  tc->ambient = 2;
+  tc->latent = 0;
+  tc->ae_width = 256;
+  tc->ae_steps = 4000;
+}
+
+/* ---------- the ambient embedding of latent runs ---------- */
+
+#define S_PHI 6
+
+/* Q (D, 6): Gram-Schmidt on fixed normal draws */
+static void s_embed_matrix(double *Q, int D) {
+  fc_rng r;
+  fc_rng_seed(&r, 0x51ee7);
+  for (int k = 0; k < S_PHI; k++) {
+    double *q = Q + (size_t)k * D; /* column k, stored contiguously */
+    for (int i = 0; i < D; i++) q[i] = fc_rng_normal(&r);
+    for (int j = 0; j < k; j++) {
+      const double *p = Q + (size_t)j * D;
+      double dot = 0;
+      for (int i = 0; i < D; i++) dot += p[i] * q[i];
+      for (int i = 0; i < D; i++) q[i] -= dot * p[i];
+    }
+    double nn = 0;
+    for (int i = 0; i < D; i++) nn += q[i] * q[i];
+    for (int i = 0; i < D; i++) q[i] /= sqrt(nn);
+  }
+}
+
+/* y (n, D) = Q phi(x (n, 2)) */
+static void s_embed(const double *Q, int D, const float *x, float *y, int n) {
+  for (int i = 0; i < n; i++) {
+    const double a = x[2 * i], b = x[2 * i + 1];
+    const double phi[S_PHI] = {a, b, sin(1.5 * a), sin(1.5 * b), 0.5 * cos(a + b), 0.25 * a * b};
+    for (int d = 0; d < D; d++) {
+      double v = 0;
+      for (int k = 0; k < S_PHI; k++) v += Q[(size_t)k * D + d] * phi[k];
+      y[(size_t)i * D + d] = (float)v;
+    }
+  }
+}
+
+/* x (n, 2) = the first two coordinates of Q^T y: the point on the sheet nearest y's projection */
+static void s_project(const double *Q, int D, const float *y, float *x, int n) {
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < 2; k++) {
+      double v = 0;
+      for (int d = 0; d < D; d++) v += Q[(size_t)k * D + d] * y[(size_t)i * D + d];
+      x[2 * i + k] = (float)v;
+    }
 }
 
 /* the toy's network: an mlp on 2-D points, no condition */
@@ -140,6 +191,13 @@ int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *er
   if (tc->nsweep < 0 || tc->nsweep > 16) return fc_set_err(err, errsz, "at most 16 NFEs to sweep"), -1;
   if (tc->eval_reps < 1 || tc->eval_reps > 64)
     return fc_set_err(err, errsz, "evaluation repetitions must be in 1..64 (got %d)", tc->eval_reps), -1;
+  if (tc->ambient != 2 && (tc->ambient < S_PHI || tc->ambient > 4096))
+    return fc_set_err(err, errsz, "the ambient dimension is 2 (the plane) or in %d..4096, where the curved sheet fits "
+                      "(got %d)", S_PHI, tc->ambient), -1;
+  if (tc->latent < 0 || tc->latent > tc->ambient)
+    return fc_set_err(err, errsz, "the latent dimension must be in 0..%d, the ambient dimension (got %d)", tc->ambient,
+                      tc->latent), -1;
+  if (tc->latent && tc->dfm) return fc_set_err(err, errsz, "latent runs are flows, not DFM"), -1;
 
   /* independent streams: training set, held-out targets (two sets per
    * repetition: A for the model, B for the noise floor), noise, training */
@@ -152,15 +210,63 @@ int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *er
   fc_rng r_sweep; /* split last: the streams above are those of runs without a sweep */
   fc_rng_split(&master, &r_sweep);
 
-  const int n = tc->eval_size, R = tc->eval_reps;
-  float *train = fc_malloc((size_t)tc->train_size * 2 * sizeof(float));
-  float *ta = fc_malloc((size_t)n * 2 * sizeof(float)), *tb = fc_malloc((size_t)n * 2 * sizeof(float));
-  float *gen = fc_malloc((size_t)n * 2 * sizeof(float));
+  const int n = tc->eval_size, R = tc->eval_reps, D = tc->ambient, dz = tc->latent ? tc->latent : D;
+  const int emb = D > 2;
+  double *Q = emb ? fc_malloc((size_t)D * S_PHI * sizeof(double)) : NULL;
+  if (emb) s_embed_matrix(Q, D);
+  /* 2-D points (p2 scratch), their ambient images (D values each), the flow's space (dz) */
+  float *p2 = fc_malloc((size_t)(tc->train_size > n ? tc->train_size : n) * 2 * sizeof(float));
+  float *train = fc_malloc((size_t)tc->train_size * D * sizeof(float));
+  float *ta = fc_malloc((size_t)n * D * sizeof(float)), *tb = fc_malloc((size_t)n * D * sizeof(float));
+  float *gen = fc_malloc((size_t)n * D * sizeof(float)), *ta2 = fc_malloc((size_t)n * 2 * sizeof(float));
+  float *gen2 = fc_malloc((size_t)n * 2 * sizeof(float)), *gz = fc_malloc((size_t)n * dz * sizeof(float));
+  float *za = fc_malloc((size_t)n * dz * sizeof(float));
   int *lab = fc_malloc((size_t)n * sizeof(int));
-  fc_toy_sample(tc->dist, &r_train, train, NULL, tc->train_size);
+  fc_toy_sample(tc->dist, &r_train, emb ? p2 : train, NULL, tc->train_size);
+  if (emb) s_embed(Q, D, p2, train, tc->train_size);
+  out->w2_ae = out->w2_ae_sd = out->w2_latent = out->w2_latent_sd = out->ae_mse = NAN;
+  /* a latent run: the autoencoder first, on the training points and a held-out set */
+  fc_ae *ae = NULL;
+  float *ztrain = NULL;
+  if (tc->latent) {
+    fc_ae_config ac;
+    fc_ae_config_default(&ac, D, tc->latent);
+    ac.width = tc->ae_width;
+    if (fc_ae_config_check(&ac, err, errsz)) {
+      free(Q); free(p2); free(train); free(ta); free(tb); free(gen); free(ta2); free(gen2); free(gz); free(za); free(lab);
+      return -1;
+    }
+    ae = fc_ae_new(&ac);
+    fc_rng r_ae;
+    fc_rng_split(&r_train, &r_ae);
+    fc_toy_sample(tc->dist, &r_ae, p2, NULL, n);
+    if (emb) s_embed(Q, D, p2, ta, n);
+    else memcpy(ta, p2, (size_t)n * 2 * sizeof(float));
+    fc_ae_fit_config afc;
+    fc_ae_fit_config_default(&afc);
+    afc.steps = tc->ae_steps;
+    afc.batch = tc->batch;
+    afc.seed = train_seed ^ 0xae;
+    fc_ae_fit_result afr;
+    if (fc_ae_fit(ae, train, (size_t)tc->train_size, ta, (size_t)n, &afc, &afr, err, errsz)) {
+      fc_ae_free(ae);
+      free(Q); free(p2); free(train); free(ta); free(tb); free(gen); free(ta2); free(gen2); free(gz); free(za); free(lab);
+      return -1;
+    }
+    out->ae_mse = afr.valid_mse;
+    out->ae_params = fc_ae_nparams(&ac);
+    ztrain = fc_malloc((size_t)tc->train_size * dz * sizeof(float));
+    fc_ae_ws *aw = fc_ae_ws_new(&ac, 1024);
+    for (int r = 0; r < tc->train_size; r += 1024) {
+      const int b = tc->train_size - r < 1024 ? tc->train_size - r : 1024;
+      fc_ae_encode_std(ae, aw, ztrain + (size_t)r * dz, train + (size_t)r * D, b);
+    }
+    fc_ae_ws_free(aw);
+  }
+  const float *flow_train = ztrain ? ztrain : train;
 
   fc_lfm_config lc;
-  fc_lfm_config_default(&lc, 2, 0);
+  fc_lfm_config_default(&lc, dz, 0);
   lc.nblocks = blocks;
   out->width = blocks == 1 ? tc->width : fc_toy_block_width(tc, blocks);
   s_net_config(tc, &lc.net, out->width);
@@ -183,10 +289,12 @@ int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *er
   trc.opt.lr = tc->lr;
   trc.opt.warmup = 200;
   trc.seed = train_seed;
-  fc_lfm_trainer *tr = model ? fc_lfm_trainer_new(model, train, NULL, (size_t)tc->train_size, &trc, err, errsz) : NULL;
+  fc_lfm_trainer *tr = model ? fc_lfm_trainer_new(model, flow_train, NULL, (size_t)tc->train_size, &trc, err, errsz) : NULL;
   if (!tr) {
     fc_lfm_free(model);
-    free(train); free(ta); free(tb); free(gen); free(lab);
+    fc_ae_free(ae);
+    free(Q); free(p2); free(train); free(ta); free(tb); free(gen); free(ta2); free(gen2); free(gz); free(za); free(lab);
+    free(ztrain);
     return -1;
   }
 
@@ -206,22 +314,43 @@ int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *er
   int64_t bad = fc_lfm_trainer_nonfinite(tr);
   fc_lfm_trainer_free(tr);
 
-  /* generate and measure against held-out targets, R independent times */
+  /* generate and measure against held-out targets, R independent times
+   * (in the ambient space; the modes on the plane) */
   fc_lfm_ws *ws = fc_lfm_ws_new(model, 1024);
-  double w2[64], floor_[64], energy[64], off[64];
+  fc_ae_ws *aw = ae ? fc_ae_ws_new(&ae->cfg, n) : NULL;
+  double w2[64], floor_[64], energy[64], off[64], w2ae[64], w2z[64];
   int covered_min = 1 << 30;
   for (int r = 0; r < R; r++) {
-    fc_toy_sample(tc->dist, &r_eval, ta, lab, n);
-    fc_toy_sample(tc->dist, &r_eval, tb, NULL, n);
-    fc_rng_normal_fill(&r_z, gen, (size_t)n * 2);
+    fc_toy_sample(tc->dist, &r_eval, ta2, lab, n);
+    fc_toy_sample(tc->dist, &r_eval, p2, NULL, n);
+    if (emb) {
+      s_embed(Q, D, ta2, ta, n);
+      s_embed(Q, D, p2, tb, n);
+    } else {
+      memcpy(ta, ta2, (size_t)n * 2 * sizeof(float));
+      memcpy(tb, p2, (size_t)n * 2 * sizeof(float));
+    }
+    float *g = ae ? gz : gen;
+    fc_rng_normal_fill(&r_z, g, (size_t)n * dz);
     t0 = fc_now();
-    fc_lfm_sample(model, ws, gen, NULL, n, lc.sampler, lc.steps, &r_z);
+    fc_lfm_sample(model, ws, g, NULL, n, lc.sampler, lc.steps, &r_z);
+    if (ae) fc_ae_decode_std(ae, aw, gen, gz, n);
     out->sample_s += (fc_now() - t0) / R;
-    w2[r] = fc_w2_exact(gen, ta, n, 2, NULL);
-    floor_[r] = fc_w2_exact(tb, ta, n, 2, NULL);
-    energy[r] = fc_energy_distance(gen, n, ta, n, 2);
+    w2[r] = fc_w2_exact(gen, ta, n, D, NULL);
+    floor_[r] = fc_w2_exact(tb, ta, n, D, NULL);
+    energy[r] = fc_energy_distance(gen, n, ta, n, D);
+    if (ae) {
+      /* the autoencoder's part: B through it against A; the flow's: its latents against A's */
+      fc_ae_encode_std(ae, aw, za, tb, n);
+      fc_ae_decode_std(ae, aw, tb, za, n);
+      w2ae[r] = fc_w2_exact(tb, ta, n, D, NULL);
+      fc_ae_encode_std(ae, aw, za, ta, n);
+      w2z[r] = fc_w2_exact(gz, za, n, dz, NULL);
+    }
+    if (emb) s_project(Q, D, gen, gen2, n);
+    else memcpy(gen2, gen, (size_t)n * 2 * sizeof(float));
     int cov;
-    s_modes(gen, ta, lab, n, fc_toy_dist_modes(tc->dist), &cov, &off[r]);
+    s_modes(gen2, ta2, lab, n, fc_toy_dist_modes(tc->dist), &cov, &off[r]);
     covered_min = cov < covered_min ? cov : covered_min;
   }
   double dummy;
@@ -229,9 +358,13 @@ int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *er
   s_mean_sd(floor_, R, &out->w2_floor, &out->w2_floor_sd);
   s_mean_sd(energy, R, &out->energy, &dummy);
   s_mean_sd(off, R, &out->off_mode, &dummy);
+  if (ae) {
+    s_mean_sd(w2ae, R, &out->w2_ae, &out->w2_ae_sd);
+    s_mean_sd(w2z, R, &out->w2_latent, &out->w2_latent_sd);
+  }
   out->modes_total = fc_toy_dist_modes(tc->dist);
   out->modes_covered = covered_min; /* in every repetition */
-  if (!tc->dfm) fc_lfm_diagnose(model, ws, train, NULL, n, lc.sampler, lc.steps, out->diag);
+  if (!tc->dfm) fc_lfm_diagnose(model, ws, flow_train, NULL, n, lc.sampler, lc.steps, out->diag);
   /* the sweep: W2 against the number of first-order steps, R repetitions each */
   for (int i = 0; i < tc->nsweep; i++) {
     const int nfe = tc->sweep[i], per = tc->dfm ? nfe : nfe / blocks;
@@ -239,13 +372,18 @@ int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *er
     if (nfe < 1 || (!tc->dfm && nfe % blocks)) continue;
     double sum = 0.0;
     for (int r = 0; r < R; r++) {
-      fc_toy_sample(tc->dist, &r_sweep, ta, NULL, n);
-      fc_rng_normal_fill(&r_sweep, gen, (size_t)n * 2);
-      fc_lfm_sample(model, ws, gen, NULL, n, FC_SAMPLER_EULER, per, &r_sweep);
-      sum += fc_w2_exact(gen, ta, n, 2, NULL);
+      fc_toy_sample(tc->dist, &r_sweep, p2, NULL, n);
+      if (emb) s_embed(Q, D, p2, ta, n);
+      else memcpy(ta, p2, (size_t)n * 2 * sizeof(float));
+      float *g = ae ? gz : gen;
+      fc_rng_normal_fill(&r_sweep, g, (size_t)n * dz);
+      fc_lfm_sample(model, ws, g, NULL, n, FC_SAMPLER_EULER, per, &r_sweep);
+      if (ae) fc_ae_decode_std(ae, aw, gen, gz, n);
+      sum += fc_w2_exact(gen, ta, n, D, NULL);
     }
     out->sweep_w2[i] = sum / R;
   }
+  fc_ae_ws_free(aw);
   fc_lfm_ws_free(ws);
 
   out->blocks = blocks;
@@ -258,6 +396,8 @@ int fc_toy_run(const fc_toy_config *tc, int blocks, fc_toy_result *out, char *er
     rc = -1;
   }
   fc_lfm_free(model);
-  free(train); free(ta); free(tb); free(gen); free(lab);
+  fc_ae_free(ae);
+  free(Q); free(p2); free(train); free(ta); free(tb); free(gen); free(ta2); free(gen2); free(gz); free(za); free(lab);
+  free(ztrain);
   return rc;
 }

@@ -59,6 +59,19 @@ typedef struct {
   int nsweep;           /* after training, W2 at each of these NFEs with first-order
                            steps: Euler for flows (NFE / N per block), Euler-Maruyama for DFM */
   int sweep[16];
+  /* Latent flows (seed 000): ambient > 2 embeds the 2-D distribution in
+   * that many dimensions, y = Q phi(x) with phi(x) = (x1, x2, sin 1.5 x1,
+   * sin 1.5 x2, cos(x1 + x2) / 2, x1 x2 / 4) and Q a fixed (ambient, 6)
+   * matrix of orthonormal columns (the same for every seed): a curved 2-D
+   * sheet; every W2 is then measured in the ambient space (modes on the
+   * sheet's first two coordinates). latent > 0 fits an autoencoder
+   * (fc_ae.h, ae_width wide, ae_steps steps) of the ambient points to
+   * `latent` values first and trains the flow on their standardized
+   * latents; samples are decoded. */
+  int ambient;          /* 2 (the plane), or >= 6 */
+  int latent;           /* 0: the flow on the points themselves */
+  int ae_width;
+  int64_t ae_steps;
 } fc_toy_config;
 
 typedef struct {
@@ -74,6 +87,14 @@ typedef struct {
   double train_s, sample_s;
   fc_block_diag diag[64]; /* flows only */
   double sweep_w2[16];  /* at tc->sweep[i] (NAN where N does not divide it) */
+  /* latent runs (NaN otherwise): the terms of Jiao et al.'s bound
+   * W2(p, D#q) <= W2(p, D#E#p) + Lip(D) W2(E#p, q): w2_ae is W2 between
+   * held-out targets and other held-out targets passed through the
+   * autoencoder (its part), w2_latent W2 between generated latents and
+   * encoded held-out targets (the flow's part, in standardized latent
+   * units); ae_mse the validation reconstruction MSE */
+  double w2_ae, w2_ae_sd, w2_latent, w2_latent_sd, ae_mse;
+  size_t ae_params;     /* latent runs: the autoencoder's (params: the flow's) */
 } fc_toy_result;
 
 void fc_toy_config_default(fc_toy_config *tc);

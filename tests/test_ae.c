@@ -209,12 +209,36 @@ TEST(ae_section_round_trips_and_refuses_bad_bytes) {
   return 0;
 }
 
+TEST(toy_latent_run_reports_the_bounds_parts) {
+  fc_toy_config tc;
+  fc_toy_config_default(&tc);
+  tc.steps = 300, tc.train_size = 2000, tc.eval_size = 200, tc.eval_reps = 2, tc.width = 64;
+  tc.ambient = 8, tc.latent = 2, tc.ae_steps = 300, tc.ae_width = 32;
+  fc_toy_result r;
+  char err[256];
+  ASSERT_MSG(fc_toy_run(&tc, 1, &r, err, sizeof(err)) == 0, "%s", err);
+  ASSERT(isfinite(r.w2) && isfinite(r.w2_ae) && isfinite(r.w2_latent) && isfinite(r.ae_mse) && r.ae_params > 0);
+  ASSERT(r.w2_ae > 0.5 * r.w2_floor); /* other held-out points through the autoencoder: at least near the floor */
+  /* without a latent: no parts */
+  tc.latent = 0;
+  ASSERT(fc_toy_run(&tc, 1, &r, err, sizeof(err)) == 0 && isnan(r.w2_ae) && isnan(r.w2_latent));
+  /* refusals */
+  tc.ambient = 4;
+  ASSERT(fc_toy_run(&tc, 1, &r, err, sizeof(err)) != 0);
+  ASSERT_CONTAINS(err, "ambient dimension is 2 (the plane) or in 6..4096");
+  tc.ambient = 8, tc.latent = 9;
+  ASSERT(fc_toy_run(&tc, 1, &r, err, sizeof(err)) != 0);
+  ASSERT_CONTAINS(err, "latent dimension must be in 0..8");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static const test_case cases[] = {
       TEST_ENTRY(ae_reference_gradients),
       TEST_ENTRY(ae_blas_matches_reference),
       TEST_ENTRY(ae_fit_finds_the_manifold_and_its_scale),
       TEST_ENTRY(ae_section_round_trips_and_refuses_bad_bytes),
+      TEST_ENTRY(toy_latent_run_reports_the_bounds_parts),
   };
   fc_par_init(0);
   return test_main(argc, argv, cases, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -44,6 +44,19 @@ static void s_print_json(const fc_toy_config *tc, const fc_toy_result *res, int 
     cli_json_nums(stdout, inv, r->blocks);
     printf(", \"transport\": ");
     cli_json_nums(stdout, tra, r->blocks);
+    printf(", \"ambient\": %d, \"latent\": %d", tc->ambient, tc->latent);
+    if (tc->latent) {
+      printf(", \"ae_params\": %zu, \"ae_mse\": ", r->ae_params);
+      fc_json_num(stdout, r->ae_mse);
+      printf(", \"w2_ae\": ");
+      fc_json_num(stdout, r->w2_ae);
+      printf(", \"w2_ae_sd\": ");
+      fc_json_num(stdout, r->w2_ae_sd);
+      printf(", \"w2_latent\": ");
+      fc_json_num(stdout, r->w2_latent);
+      printf(", \"w2_latent_sd\": ");
+      fc_json_num(stdout, r->w2_latent_sd);
+    }
     if (tc->nsweep) {
       double nf[16];
       for (int k = 0; k < tc->nsweep; k++) nf[k] = tc->sweep[k];
@@ -96,10 +109,17 @@ int cmd_toy(int argc, char **argv) {
       {"--ode-steps", CLI_INT, &tc.ode_steps, "sampler steps over the chain (LFM: divided among its blocks, a multiple of N, so FM and LFM use the same NFE)", NULL, 1, 10000},
       {"--train-size", CLI_INT, &tc.train_size, "training set size", NULL, 16, 10000000},
       {"--eval-size", CLI_INT, &tc.eval_size, "held-out points for W2 (exact, O(n^3))", NULL, 16, 5000},
+      {"--ambient", CLI_INT, &tc.ambient, "embed the distribution as a curved 2-D sheet in this many dimensions (>= 6; "
+                                          "2: the plane); W2 is then measured there", NULL, 2, 4096},
+      {"--latent", CLI_INT, &tc.latent, "flow in the standardized latent of an autoencoder of this many values, "
+                                        "pre-trained on the training points (0: none)", NULL, 0, 4096},
+      {"--ae-width", CLI_INT, &tc.ae_width, "--latent: the autoencoder's hidden width", NULL, 1, 8192},
+      {"--ae-steps", CLI_I64, &tc.ae_steps, "--latent: the autoencoder's training steps", NULL, 1, 1e9},
       {"--eval-reps", CLI_INT, &tc.eval_reps, "independent evaluations averaged (new targets and samples each)", NULL, 1, 64},
       CLI_OPT_JSON(json),
   };
-  int rc = cli_parse("toy", "lfp toy [--dist D] [--method fm|lfm|both|dfm|all] [--blocks N] [--steps K] [--seed S] [--json]",
+  int rc = cli_parse("toy", "lfp toy [--dist D] [--method fm|lfm|both|dfm|all] [--blocks N] [--steps K] [--seed S] "
+                            "[--ambient D --latent d] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   tc.dist = (fc_toy_dist)fc_toy_dist_parse(dist);
@@ -126,6 +146,18 @@ int cmd_toy(int argc, char **argv) {
     }
   }
   const int all = !strcmp(method, "all"), both = !strcmp(method, "both") || all;
+  if (tc.latent && (all || !strcmp(method, "dfm"))) {
+    cli_error("toy", "--latent runs flows (fm, lfm or both), not dfm");
+    return 2;
+  }
+  if (tc.ambient != 2 && tc.ambient < 6) {
+    cli_error("toy", "--ambient %d: the curved sheet needs at least 6 dimensions (or 2, the plane)", tc.ambient);
+    return 2;
+  }
+  if (tc.latent > tc.ambient) {
+    cli_error("toy", "--latent %d is more than the %d dimensions of the points (--ambient)", tc.latent, tc.ambient);
+    return 2;
+  }
   if (tc.steps < blocks && (both || !strcmp(method, "lfm"))) {
     cli_error("toy", "--steps (%lld) must be at least --blocks (%d)", (long long)tc.steps, blocks);
     return 2;
@@ -147,6 +179,10 @@ int cmd_toy(int argc, char **argv) {
   tc.progress_ctx = &pb;
   printf("lfp toy: %s, %d training points, %lld steps, seed %d, sampler %s, %d steps over the chain\n",
          dist, tc.train_size, (long long)tc.steps, seed, sampler, tc.ode_steps);
+  if (tc.ambient > 2) printf("  embedded as a curved 2-D sheet in %d dimensions\n", tc.ambient);
+  if (tc.latent)
+    printf("  flowing in a latent of %d values: an autoencoder of width %d pre-trained %lld steps\n", tc.latent,
+           tc.ae_width, (long long)tc.ae_steps);
   fflush(stdout);
   for (int i = 0; i < nruns; i++) {
     tc.dfm = dfms[i];
@@ -162,6 +198,17 @@ int cmd_toy(int argc, char **argv) {
     printf("%-6s %6d %6d %8zu %6lld %5d %7.4f +- %.4f %7.4f +- %.4f %9.5f %3d/%-2d %8.1f\n",
            r->method, r->blocks, r->width, r->params, (long long)r->steps, r->nfe, r->w2,
            r->w2_sd, r->w2_floor, r->w2_floor_sd, r->energy, r->modes_covered, r->modes_total, r->train_s);
+  }
+  if (tc.latent) {
+    printf("\nthe bound's two parts (Jiao et al.): W2(p, D#q) <= W2(p, D#E#p) + Lip(D) W2(E#p, q)\n");
+    printf("%-6s %15s %15s %15s %12s %9s\n", "method", "W2 total", "W2 autoenc.", "W2 latent", "recon. MSE", "AE params");
+    for (int i = 0; i < nruns; i++) {
+      const fc_toy_result *r = &res[i];
+      printf("%-6s %7.4f +- %.4f %7.4f +- %.4f %7.4f +- %.4f %12.6f %9zu\n", r->method, r->w2, r->w2_sd, r->w2_ae,
+             r->w2_ae_sd, r->w2_latent, r->w2_latent_sd, r->ae_mse, r->ae_params);
+    }
+    printf("W2 autoenc.: held-out targets against other held-out targets passed through the autoencoder (its floor is\n"
+           "W2 floor); W2 latent: generated latents against encoded held-out targets, standardized latent units.\n");
   }
   if (tc.nsweep) {
     printf("\nW2 against the NFE, first-order steps (Euler; dfm: Euler-Maruyama), mean of %d repetitions\n%-6s",
