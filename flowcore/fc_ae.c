@@ -94,33 +94,10 @@ int fc_ae_tensors(const fc_ae_config *cfg, fc_tensor_info *out, int max) {
 
 /* ---------- instantiations ---------- */
 
-#define REAL float
-#define WS s_ws_f
-#define FN(name) s_##name##_f
-#define EXPR(x) fc__expf(x)
-#define MM(name) fc__mm_##name
-#define PAR_FOR(n, grain, fn, ctx) fc_par_for((n), (grain), (fn), (ctx))
-#include "fc_ae_impl.inc"
-#undef REAL
-#undef WS
-#undef FN
-#undef EXPR
-#undef MM
-#undef PAR_FOR
-
-#define REAL double
-#define WS s_ws_d
-#define FN(name) s_##name##_d
-#define EXPR(x) exp(x)
-#define MM(name) fc__mm_##name##_ref
-#define PAR_FOR(n, grain, fn, ctx) ((void)(grain), (fn)((ctx), 0, (n)))
-#include "fc_ae_impl.inc"
-#undef REAL
-#undef WS
-#undef FN
-#undef EXPR
-#undef MM
-#undef PAR_FOR
+#define FC_NN_IMPL "fc_ae_impl.inc"
+#define FC_NN_WS_F s_ws_f
+#define FC_NN_WS_D s_ws_d
+#include "fc_nn_inst.inc"
 
 struct fc_ae_ws {
   s_ws_f *w;

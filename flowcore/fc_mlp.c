@@ -161,33 +161,10 @@ int fc_cond_parse(const char *s) { return fc_name_index(s, s_cond_names, 2); }
 
 /* ---------- instantiations ---------- */
 
-#define REAL float
-#define WS fc_mlp_ws
-#define FN(name) s_##name##_f
-#define EXPR(x) fc__expf(x)
-#define MM(name) fc__mm_##name
-#define PAR_FOR(n, grain, fn, ctx) fc_par_for((n), (grain), (fn), (ctx))
-#include "fc_mlp_impl.inc"
-#undef REAL
-#undef WS
-#undef FN
-#undef EXPR
-#undef MM
-#undef PAR_FOR
-
-#define REAL double
-#define WS fc_mlp_ws_ref
-#define FN(name) s_##name##_d
-#define EXPR(x) exp(x)
-#define MM(name) fc__mm_##name##_ref
-#define PAR_FOR(n, grain, fn, ctx) ((void)(grain), (fn)((ctx), 0, (n)))
-#include "fc_mlp_impl.inc"
-#undef REAL
-#undef WS
-#undef FN
-#undef EXPR
-#undef MM
-#undef PAR_FOR
+#define FC_NN_IMPL "fc_mlp_impl.inc"
+#define FC_NN_WS_F fc_mlp_ws
+#define FC_NN_WS_D fc_mlp_ws_ref
+#include "fc_nn_inst.inc"
 
 fc_mlp_ws *fc_mlp_ws_new(const fc_mlp_config *cfg, int max_batch) { return s_ws_alloc_f(cfg, max_batch); }
 void fc_mlp_ws_free(fc_mlp_ws *ws) { s_ws_release_f(ws); }

@@ -1529,7 +1529,8 @@ TEST(net_tensors_cover_the_parameters_exactly_once) {
 
 TEST(net_config_names_checks_and_descriptions) {
   ASSERT_EQ_INT(fc_net_kind_parse("mlp"), FC_NET_MLP);
-  ASSERT_EQ_INT(fc_net_kind_parse("transformer"), -1);
+  ASSERT_EQ_INT(fc_net_kind_parse("transformer"), FC_NET_TRANSFORMER);
+  ASSERT_EQ_INT(fc_net_kind_parse("resnet"), -1);
   ASSERT_EQ_INT(fc_net_kind_parse(NULL), -1);
   ASSERT(!strcmp(fc_net_kind_name(FC_NET_MLP), "mlp"));
   ASSERT(!strcmp(fc_net_kind_name((fc_net_kind)7), "?"));
@@ -1602,9 +1603,10 @@ TEST(net_every_kind_against_its_reference) {
     fc_net_tensors(&nc, ti, nt);
     size_t next = 0;
     for (int i = 0; i < nt; i++) {
-      /* GroupNorm's weights and biases have no fan-in (initialized to 1 and 0) */
-      ASSERT_MSG(ti[i].offset == next && (ti[i].fan_in > 0 || strstr(ti[i].name, "gn")), "%s: tensor %s", desc,
-                 ti[i].name);
+      /* GroupNorm's weights and biases (initialized to 1 and 0) and the
+       * transformer's positions (N(0, 0.02^2)) have no fan-in */
+      ASSERT_MSG(ti[i].offset == next && (ti[i].fan_in > 0 || strstr(ti[i].name, "gn") || !strcmp(ti[i].name, "pos")),
+                 "%s: tensor %s", desc, ti[i].name);
       next += (size_t)ti[i].rows * (size_t)ti[i].cols;
     }
     ASSERT_MSG(next == P, "%s: the tensors cover %zu of %zu parameters", desc, next, P);
@@ -1632,7 +1634,9 @@ TEST(net_every_kind_against_its_reference) {
     fc_rng rng;
     fc_rng_seed(&rng, 300 + kind);
     fc_net_init(&net, &rng);
-    for (size_t i = 0; i < P; i++) pd[i] = pf[i];
+    /* off the initialization, where adaLN-Zero's zeros leave all but the
+     * output layer without gradient */
+    for (size_t i = 0; i < P; i++) pd[i] = pf[i] += (float)(0.05 * (fc_rng_uniform(&rng) - 0.5));
     float tf[2], xf[16], cf[6], yf[16];
     double t[2], x[16], c[6], r[16], y[16], dx[16], dc[6];
     for (int i = 0; i < B; i++) t[i] = tf[i] = (float)fc_rng_uniform(&rng);

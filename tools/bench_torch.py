@@ -25,9 +25,9 @@ Usage: /usr/bin/python3 tools/bench_torch.py [--json] [--unet T,A,C,D0-D1-D2,TEM
 Progress goes to stderr; with --json the last stdout line is one JSON object
 (read by tools/cmd_bench.c), otherwise a human summary goes to stdout.
 Needs Debian's python3-torch (OpenBLAS); exits 1 if torch cannot be imported.
-UNet1D and unet_flat_params are also what tests/make_unet_fixture.py builds
+UNet1D and unet_flat_params are also what tests/make_torch_fixtures.py builds
 the U-Net's PyTorch fixture with; DiT1D and tfm_flat_params,
-tests/make_tfm_fixture.py the transformer's.
+tests/make_torch_fixtures.py the transformer's.
 """
 import os
 import sys
