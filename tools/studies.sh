@@ -8,6 +8,10 @@
 #   tools/studies.sh dfm [OUTDIR]       DFM: toy W2 against the NFE; avoid
 #   tools/studies.sh video [OUTDIR]     what a video frame costs: each task at
 #                                       320x320, pusht at 640x480 (expert demos)
+#   tools/studies.sh latent-toy [OUTDIR] lfp toy in a latent: 8gaussians as a
+#                                       curved sheet in 16 dimensions, FM on the
+#                                       points and in latents of 1, 2, 4, 8
+#                                       values, with the two parts of the bound
 #   tools/studies.sh tfm-cond [OUTDIR]  the transformer's conditioning, adaLN-Zero
 #                                       vs FiLM at equal parameters (lift, FM,
 #                                       training seed 0, the selection seeds
@@ -21,7 +25,7 @@
 # Training uses lfp train's defaults; evaluation the seeds 100000.. only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-study=${1:?usage: tools/studies.sh distill|realtime|dfm|video|tfm-cond [OUTDIR]}
+study=${1:?usage: tools/studies.sh distill|realtime|dfm|video|latent-toy|tfm-cond [OUTDIR]}
 out=${2:-results/$study}
 mkdir -p "$out"
 LFP=${LFP:-build/lfp}
@@ -198,6 +202,25 @@ PY
     done
   } | tee "$out/video.md"
   ;;
+latent-toy)
+  LATENTS=${LATENTS:-0 1 2 4 8}
+  {
+    echo "| latent d | flow params | AE params | W2 total | W2 floor | W2 autoencoder | W2 latent | reconstruction MSE | modes | train s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for d in $LATENTS; do
+      j="$out/toy.latent$d.json"
+      [ -s "$j" ] || "$LFP" toy --dist 8gaussians --method fm --ambient 16 --latent "$d" --json 2> /dev/null | tail -n 1 > "$j"
+      /usr/bin/python3 - "$j" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+pm = lambda k: "%.3f ± %.3f" % (r[k], r[k + "_sd"]) if k in r else "-"
+print("| %s | %d | %s | %s | %s | %s | %s | %s | %d/%d | %.0f |" % (r["latent"] or "none (the 16-D points)", r["params"],
+      r.get("ae_params", "-"), pm("w2"), pm("w2_floor"), pm("w2_ae"), pm("w2_latent"),
+      "%.5f" % r["ae_mse"] if "ae_mse" in r else "-", r["modes_covered"], r["modes_total"], r["train_s"]))
+PY
+    done
+  } | tee "$out/latent-toy.md"
+  ;;
 tfm-cond)
   # lift's parameter count (its MLP's, 561520): adaLN at width 80 (559895),
   # FiLM, whose modulation is a third smaller, at width 88 (573855)
@@ -228,7 +251,7 @@ PY
   } | tee "$out/tfm-cond.md"
   ;;
 *)
-  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm, video or tfm-cond)" >&2
+  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm, video, latent-toy or tfm-cond)" >&2
   exit 2
   ;;
 esac
