@@ -45,6 +45,7 @@ void pol_train_config_default(pol_train_config *c) {
   c->obs_min_range = 0.01;
   c->valid_frac = 0.1;
   c->latent = 0;
+  c->latent_tokens = 1;
   c->ae_width = 256;
   c->ae_steps = 4000;
 }
@@ -116,7 +117,10 @@ const char *pol_train_recipe_text(const char *task) {
 fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, char *err, size_t errsz) {
   /* lfm N blocks of matched width, fm one block, mse a regression; x: Tp
    * actions, time-major, or a latent run's d values (no time axis) */
-  const int dx = c->latent > 0 ? c->latent : c->Tp * action_dim, horizon = c->latent > 0 ? 1 : c->Tp;
+  const int dx = c->latent > 0 ? c->latent : c->Tp * action_dim, horizon = c->latent > 0 ? c->latent_tokens : c->Tp;
+  if (c->latent > 0 && (c->latent_tokens < 1 || c->latent % c->latent_tokens))
+    return fc_set_err(err, errsz, "--latent-tokens %d does not divide the %d latent values into equal tokens",
+                      c->latent_tokens, c->latent), NULL;
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, dx, c->To * obs_dim);
   lc.net = c->net;
@@ -263,6 +267,11 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
   t->ae_fit.train_mse = t->ae_fit.valid_mse = NAN;
   fc_ae *ae = NULL;
   if (c->latent > 0) {
+    if (c->latent_tokens < 1 || c->latent % c->latent_tokens) {
+      fc_set_err(err, errsz, "--latent-tokens %d does not divide the %d latent values into equal tokens",
+                 c->latent_tokens, c->latent);
+      goto fail;
+    }
     if (!(ae = s_fit_latent(t, c, d->action_dim, err, errsz))) goto fail;
     s_encode_windows(t, ae);
   }

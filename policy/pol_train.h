@@ -77,6 +77,8 @@ typedef struct {
    * `latent` values, horizon 1); sampling decodes. 0: the flow runs on the
    * chunks themselves. */
   int latent;
+  int latent_tokens;     /* a chunk network (transformer, U-Net) reads the latent as this many steps of
+                            latent / latent_tokens values (default 1; must divide latent) */
   int ae_width;          /* default 256 */
   int64_t ae_steps;      /* default 4000 */
 } pol_train_config;

@@ -52,6 +52,11 @@ ev=$("$LFP" eval --policy "$tmp/t.lfp" --episodes 1 --json 2>&1) && [[ "$(echo "
   || { echo "FAIL: eval of a transformer: $ev"; fail=1; }
 "$LFP" train --data "$tmp/d.hdf5" --out "$tmp/f.lfp" --method lfm --net transformer --width 16 --depth 1 --tfm-cond film \
   --steps 40 > "$tmp/f.txt" 2>&1 && grep -q "film gelu" "$tmp/f.txt" || { echo "FAIL: lfm transformer, film: $(cat "$tmp/f.txt")"; fail=1; }
+# a transformer over a latent of 4 tokens of 4 values
+out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/lt.lfp" --method fm --net transformer --width 16 --depth 1 \
+  --latent 16 --latent-tokens 4 --ae-width 32 --ae-steps 50 --steps 30 --json 2>&1) || { echo "FAIL: transformer in a latent: $out"; fail=1; }
+ev=$("$LFP" eval --policy "$tmp/lt.lfp" --episodes 1 2>&1) && [[ "$ev" == *"transformer width 16"*"flowing in a latent of 16 values"* ]] \
+  || { echo "FAIL: eval of a transformer in a latent: $ev"; fail=1; }
 # usage errors: one sentence, no file
 check() { # WANT_RC WORDS ARGS...
   local want=$1 words=$2
@@ -67,4 +72,5 @@ check 2 "--heads, --ffn and --tfm-cond are the transformer's" --heads 2
 check 2 "--width and --depth are the mlp's and the transformer's" --net unet --width 32
 check 1 "width 128 does not split into 3 attention heads" --net transformer --heads 3
 check 2 "--tfm-cond" --net transformer --tfm-cond gated
+check 1 "--latent-tokens 3 does not divide the 16 latent values" --net transformer --latent 16 --latent-tokens 3
 exit $fail

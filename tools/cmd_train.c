@@ -107,6 +107,8 @@ int cmd_train(int argc, char **argv) {
       {"--latent", CLI_INT, &c.latent, "flow in a learned latent of this many values: an autoencoder of the Tp x A "
                                        "chunks is pre-trained first, the flow samples its latent, decoding gives the "
                                        "chunk (0: no latent)", NULL, 0, 65536},
+      {"--latent-tokens", CLI_INT, &c.latent_tokens, "--latent with a transformer (or U-Net): the latent as this "
+                                                      "many tokens of --latent / K values each", NULL, 1, 4096},
       {"--ae-width", CLI_INT, &c.ae_width, "--latent: the autoencoder's hidden width (2 layers a side)", NULL, 1, 8192},
       {"--ae-steps", CLI_I64, &c.ae_steps, "--latent: the autoencoder's training steps (batch --batch, lr 1e-3)", NULL, 1, 1e9},
       {"--tfm-cond", CLI_CHOICE, &tfm_cond, "transformer conditioning: adaln (adaLN-Zero: shift, scale and gate of "
