@@ -95,6 +95,7 @@ int fc_ae_tensors(const fc_ae_config *cfg, fc_tensor_info *out, int max) {
 /* ---------- instantiations ---------- */
 
 #define FC_NN_IMPL "fc_ae_impl.inc"
+#define FC_NN_TAG ae
 #define FC_NN_WS_F s_ws_f
 #define FC_NN_WS_D s_ws_d
 #include "fc_nn_inst.inc"

@@ -162,6 +162,7 @@ int fc_cond_parse(const char *s) { return fc_name_index(s, s_cond_names, 2); }
 /* ---------- instantiations ---------- */
 
 #define FC_NN_IMPL "fc_mlp_impl.inc"
+#define FC_NN_TAG mlp
 #define FC_NN_WS_F fc_mlp_ws
 #define FC_NN_WS_D fc_mlp_ws_ref
 #include "fc_nn_inst.inc"

@@ -330,6 +330,7 @@ static void s_att_bwd_scores_d(const s_att *g, double *dqkv, const double *ds, c
 /* ---------- instantiations ---------- */
 
 #define FC_NN_IMPL "fc_tfm_impl.inc"
+#define FC_NN_TAG tfm
 #define FC_NN_WS_F fc_tfm_ws
 #define FC_NN_WS_D fc_tfm_ws_ref
 #include "fc_nn_inst.inc"

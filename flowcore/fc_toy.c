@@ -136,9 +136,10 @@ static void s_project(const double *Q, int D, const float *y, float *x, int n) {
     }
 }
 
-/* the toy's network: an mlp on 2-D points, no condition */
+/* the toy's network: an mlp on the flow's points, no condition */
 static void s_net_config(const fc_toy_config *tc, fc_net_config *net, int width) {
-  fc_net_config_default(net, FC_NET_MLP, 2, 0);
+  /* the flow's points: the plane, the ambient space, or the latent */
+  fc_net_config_default(net, FC_NET_MLP, tc->latent > 0 ? tc->latent : tc->ambient > 2 ? tc->ambient : 2, 0);
   net->mlp.width = width;
   net->mlp.depth = tc->depth;
 }

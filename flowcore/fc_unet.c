@@ -498,6 +498,7 @@ static void s_conv_bwd_d(const s_conv *g, double *dw, double *db, double *dx, co
 /* ---------- instantiations ---------- */
 
 #define FC_NN_IMPL "fc_unet_impl.inc"
+#define FC_NN_TAG unet
 #define FC_NN_WS_F fc_unet_ws
 #define FC_NN_WS_D fc_unet_ws_ref
 #include "fc_nn_inst.inc"

@@ -213,7 +213,7 @@ TEST(toy_latent_run_reports_the_bounds_parts) {
   fc_toy_config tc;
   fc_toy_config_default(&tc);
   tc.steps = 300, tc.train_size = 2000, tc.eval_size = 200, tc.eval_reps = 2, tc.width = 64;
-  tc.ambient = 8, tc.latent = 2, tc.ae_steps = 300, tc.ae_width = 32;
+  tc.ambient = 8, tc.latent = 3, tc.ae_steps = 300, tc.ae_width = 32;
   fc_toy_result r;
   char err[256];
   ASSERT_MSG(fc_toy_run(&tc, 1, &r, err, sizeof(err)) == 0, "%s", err);
