@@ -29,7 +29,7 @@ void fc_tfm_config_default(fc_tfm_config *cfg, int T, int A, int dc) {
   cfg->ffn = 4 * cfg->width;
   cfg->temb = 64;
   cfg->act = FC_ACT_GELU;
-  cfg->cond = FC_TFM_ADALN;
+  cfg->cond = FC_TFM_FILM; /* README: FiLM 98% against adaLN-Zero's 94% on lift's selection seeds */
 }
 
 int fc_tfm_config_check(const fc_tfm_config *cfg, char *err, size_t errsz) {

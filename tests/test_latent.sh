@@ -46,12 +46,12 @@ ev=$("$LFP" eval --policy "$tmp/ls.lfp" --episodes 1 2>&1) && [[ "$ev" == *"flow
 # a transformer
 out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/t.lfp" --method fm --net transformer --width 16 --depth 1 --heads 2 \
   --steps 40 --json) || { echo "FAIL: train --net transformer: $out"; exit 1; }
-[[ "$(echo "$out" | tail -n 1)" == *'"net_desc": "transformer width 16 depth 1 heads 2 ffn 64 adaln gelu"'* ]] \
+[[ "$(echo "$out" | tail -n 1)" == *'"net_desc": "transformer width 16 depth 1 heads 2 ffn 64 film gelu"'* ]] \
   || { echo "FAIL: transformer json: $out"; fail=1; }
 ev=$("$LFP" eval --policy "$tmp/t.lfp" --episodes 1 --json 2>&1) && [[ "$(echo "$ev" | tail -n 1)" == *'"net": "transformer"'* ]] \
   || { echo "FAIL: eval of a transformer: $ev"; fail=1; }
-"$LFP" train --data "$tmp/d.hdf5" --out "$tmp/f.lfp" --method lfm --net transformer --width 16 --depth 1 --tfm-cond film \
-  --steps 40 > "$tmp/f.txt" 2>&1 && grep -q "film gelu" "$tmp/f.txt" || { echo "FAIL: lfm transformer, film: $(cat "$tmp/f.txt")"; fail=1; }
+"$LFP" train --data "$tmp/d.hdf5" --out "$tmp/f.lfp" --method lfm --net transformer --width 16 --depth 1 --tfm-cond adaln \
+  --steps 40 > "$tmp/f.txt" 2>&1 && grep -q "adaln gelu" "$tmp/f.txt" || { echo "FAIL: lfm transformer, adaln: $(cat "$tmp/f.txt")"; fail=1; }
 # a transformer over a latent of 4 tokens of 4 values
 out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/lt.lfp" --method fm --net transformer --width 16 --depth 1 \
   --latent 16 --latent-tokens 4 --ae-width 32 --ae-steps 50 --steps 30 --json 2>&1) || { echo "FAIL: transformer in a latent: $out"; fail=1; }

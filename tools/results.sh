@@ -11,8 +11,8 @@
 # Environment: LFP (the program, default build/lfp), TASKS (default "lift pusht avoid can"), METHODS ("lfm fm mse"),
 # NETS ("default": the network of the task's recipe, e.g. pusht's U-Net;
 # or "mlp unet transformer" to compare them on every task; "transformer" is
-# sized to the task's parameter count: width 80 on lift and can (the MLP's
-# 0.56M parameters), 128 on pusht (its U-Net's 1.18M), 64 on avoid; "latentD",
+# sized to the task's parameter count: width 88 on lift and can (the MLP's
+# 0.56M parameters), 136 on pusht (its U-Net's 1.18M), 72 on avoid; "latentD",
 # e.g. "latent16", is the task's default network flowing in a D-value latent
 # of an autoencoder of width 128: --latent D --ae-width 128, its parameters
 # counted in the params column), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
@@ -50,9 +50,9 @@ for task in $TASKS; do
           case "$net" in
           default) ;;
           transformer)
-            w=80
-            [ "$task" = pusht ] && w=128
-            [ "$task" = avoid ] && w=64
+            w=88
+            [ "$task" = pusht ] && w=136
+            [ "$task" = avoid ] && w=72
             netflag="--net transformer --width $w" ;;
           latent*) netflag="--latent ${net#latent} --ae-width 128" ;;
           *) netflag="--net $net" ;;
