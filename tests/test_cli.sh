@@ -45,7 +45,7 @@ expect 0 "usage: lfp info" info --help
 expect 0 "envs" bench --help
 expect 0 "--keep-failures" collect --help
 expect 0 "usage: lfp replay" replay --help
-expect 0 "--net {mlp|unet}" train --help
-expect 2 "--net must be one of mlp, unet, got 'transformer'" train --data d.hdf5 --out p.lfp --net transformer
+expect 0 "--net {mlp|unet|transformer}" train --help
+expect 2 "--net must be one of mlp, unet, transformer, got 'resnet'" train --data d.hdf5 --out p.lfp --net resnet
 [ $fail = 0 ] && echo "all CLI checks passed"
 exit $fail

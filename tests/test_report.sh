@@ -102,7 +102,7 @@ grep -q "3 videos" "$tmp/report.txt" || { echo "FAIL: report: $(cat "$tmp/report
 grep -qiE '(src|href)="(https?:)?//|<link |@import|url\(https?:' "$tmp/r.html" && { echo "FAIL: the report loads something from outside itself"; fail=1; }
 grep -q "$(sha256sum "$tmp/d.hdf5" | cut -c1-64)" "$tmp/r.html" || { echo "FAIL: the card lacks the data's SHA-256"; fail=1; }
 chrome() {
-  timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/chrome" --virtual-time-budget=8000 \
+  timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/chrome" --virtual-time-budget=30000 \
     --window-size=1000,2600 "$@" "file://$tmp/r.html" 2> "$tmp/chrome.err"
 }
 chrome --dump-dom > "$tmp/dom.html" || { echo "FAIL: chromium --dump-dom: $(tail -3 "$tmp/chrome.err")"; fail=1; }

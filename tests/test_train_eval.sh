@@ -131,9 +131,9 @@ out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/t.lfp" --steps 50 --net mlp 
 # pusht has a recipe (its defaults, shown by --help); the flags given override it
 [[ "$out" == *'"recipe": "pusht"'* && "$out" == *'"steps": 50,'* ]] || { echo "FAIL: pusht recipe / override: $out"; fail=1; }
 help=$("$LFP" train --data "$tmp/t.hdf5" --help)
-[[ "$help" == *"--net {mlp|unet}"*"(default unet)"* ]] || { echo "FAIL: pusht's recipe network not in --help"; fail=1; }
+[[ "$help" == *"--net {mlp|unet|transformer}"*"(default unet)"* ]] || { echo "FAIL: pusht's recipe network not in --help"; fail=1; }
 msg=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/x.lfp" --width 32 2>&1); rc=$?
-[ $rc = 2 ] && [[ "$msg" == *"--width and --depth are the mlp's; this run trains a unet"* ]] || { echo "FAIL: mlp flags on a unet -> $rc: $msg"; fail=1; }
+[ $rc = 2 ] && [[ "$msg" == *"--width and --depth are the mlp's and the transformer's; this run trains a unet"* ]] || { echo "FAIL: mlp flags on a unet -> $rc: $msg"; fail=1; }
 [[ "$help" != *"--steps N              optimizer steps over all blocks (default 16000)"* ]] || { echo "FAIL: recipe not in --help"; fail=1; }
 out=$("$LFP" eval --policy "$tmp/t.lfp" --episodes 1 --json 2>&1) || { echo "FAIL: eval pusht keypoints: $out"; fail=1; }
 out=$("$LFP" train --data "$tmp/t.hdf5" --out "$tmp/u.lfp" --steps 50 --net mlp --width 32 --method fm --obs-keys block_pose,agent_pos 2>&1) \
