@@ -256,25 +256,21 @@ int fc_ae_fit(fc_ae *ae, const float *x, size_t n, const float *vx, size_t nv, c
   free(g);
   free(xb);
   if (rc) return rc;
-  /* the latents' scale on the training rows */
+  /* the latents' scale on the training rows: encoded once, then two passes
+   * (mean, then squared deviations: no cancellation) */
   const int d = cfg->dz, chunk = 256;
   double *s1 = fc_calloc((size_t)d, sizeof(double)), *s2 = fc_calloc((size_t)d, sizeof(double));
-  float *z = fc_malloc((size_t)chunk * d * sizeof(float));
+  float *z = fc_malloc(n * (size_t)d * sizeof(float));
   fc_ae_ws *wz = fc_ae_ws_new(cfg, chunk);
-  for (int j = 0; j < d; j++) ae->mu[j] = 0.0f, ae->sd[j] = 1.0f;
   for (size_t r = 0; r < n; r += chunk) {
     const int B = n - r < (size_t)chunk ? (int)(n - r) : chunk;
-    fc_ae_encode(ae, wz, z, x + r * D, B);
-    for (int b = 0; b < B; b++)
-      for (int j = 0; j < d; j++) s1[j] += z[(size_t)b * d + j];
+    fc_ae_encode(ae, wz, z + r * d, x + r * D, B);
   }
+  for (size_t i = 0; i < n; i++)
+    for (int j = 0; j < d; j++) s1[j] += z[i * d + j];
   for (int j = 0; j < d; j++) s1[j] /= (double)n;
-  for (size_t r = 0; r < n; r += chunk) {
-    const int B = n - r < (size_t)chunk ? (int)(n - r) : chunk;
-    fc_ae_encode(ae, wz, z, x + r * D, B);
-    for (int b = 0; b < B; b++)
-      for (int j = 0; j < d; j++) s2[j] += (z[(size_t)b * d + j] - s1[j]) * (z[(size_t)b * d + j] - s1[j]);
-  }
+  for (size_t i = 0; i < n; i++)
+    for (int j = 0; j < d; j++) s2[j] += (z[i * d + j] - s1[j]) * (z[i * d + j] - s1[j]);
   for (int j = 0; j < d; j++) {
     const double sd = sqrt(s2[j] / (double)n);
     ae->mu[j] = (float)s1[j];

@@ -114,13 +114,19 @@ const char *pol_train_recipe_text(const char *task) {
   return r ? r->text : "";
 }
 
+/* a latent run's tokens must split its latent evenly; 0, or -1 and err */
+static int s_check_latent_tokens(const pol_train_config *c, char *err, size_t errsz) {
+  if (c->latent > 0 && (c->latent_tokens < 1 || c->latent % c->latent_tokens))
+    return fc_set_err(err, errsz, "--latent-tokens %d does not divide the %d latent values into equal tokens",
+                      c->latent_tokens, c->latent), -1;
+  return 0;
+}
+
 fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, char *err, size_t errsz) {
   /* lfm N blocks of matched width, fm one block, mse a regression; x: Tp
    * actions, time-major, or a latent run's d values (no time axis) */
   const int dx = c->latent > 0 ? c->latent : c->Tp * action_dim, horizon = c->latent > 0 ? c->latent_tokens : c->Tp;
-  if (c->latent > 0 && (c->latent_tokens < 1 || c->latent % c->latent_tokens))
-    return fc_set_err(err, errsz, "--latent-tokens %d does not divide the %d latent values into equal tokens",
-                      c->latent_tokens, c->latent), NULL;
+  if (s_check_latent_tokens(c, err, errsz)) return NULL;
   fc_lfm_config lc;
   fc_lfm_config_default(&lc, dx, c->To * obs_dim);
   lc.net = c->net;
@@ -267,11 +273,7 @@ pol_trainer *pol_trainer_new(const ds_dataset *d, const pol_train_config *c, con
   t->ae_fit.train_mse = t->ae_fit.valid_mse = NAN;
   fc_ae *ae = NULL;
   if (c->latent > 0) {
-    if (c->latent_tokens < 1 || c->latent % c->latent_tokens) {
-      fc_set_err(err, errsz, "--latent-tokens %d does not divide the %d latent values into equal tokens",
-                 c->latent_tokens, c->latent);
-      goto fail;
-    }
+    if (s_check_latent_tokens(c, err, errsz)) goto fail; /* before the autoencoder's fit */
     if (!(ae = s_fit_latent(t, c, d->action_dim, err, errsz))) goto fail;
     s_encode_windows(t, ae);
   }
