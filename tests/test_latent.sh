@@ -30,7 +30,7 @@ kill $SERVE
 import json, math, sys
 t, e, s = (json.loads(a) for a in sys.argv[1:4])
 ok = {
-    "train json": t["latent"] == 8 and t["ae_params"] > 0 and t["ae_steps"] == 200 and math.isfinite(t["ae_valid_mse"]),
+    "train json": t["latent"] == 8 and t["chunk_values"] == 112 and t["ae_params"] > 0 and t["ae_steps"] == 200 and math.isfinite(t["ae_valid_mse"]),
     "flow over 8 values": t["net_desc"].startswith("mlp width 32"),
     "eval json": e["latent"] == 8 and e["episodes"] == 2,
     "sim equals eval": s["digest"] == e["digest"],

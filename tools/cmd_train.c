@@ -330,8 +330,8 @@ int cmd_train(int argc, char **argv) {
     if (p->flow->cfg.net.kind == FC_NET_TRANSFORMER) printf(", \"width\": %d", p->flow->cfg.net.tfm.width);
     printf(", \"ranks\": %d, \"latent\": %d", ranks, p->latent ? p->latent->cfg.dz : 0);
     if (p->latent) {
-      printf(", \"ae_params\": %zu, \"ae_steps\": %lld, \"ae_s\": ", fc_ae_nparams(&p->latent->cfg),
-             (long long)c.ae_steps);
+      printf(", \"chunk_values\": %d, \"ae_params\": %zu, \"ae_steps\": %lld, \"ae_s\": ", p->latent->cfg.dx,
+             fc_ae_nparams(&p->latent->cfg), (long long)c.ae_steps);
       fc_json_num(stdout, af.seconds);
       printf(", \"ae_train_mse\": ");
       fc_json_num(stdout, af.train_mse);

@@ -17,6 +17,15 @@
 #                                       training seed 0, the selection seeds
 #                                       200000..; the two runs side by side on
 #                                       one thread each)
+#   tools/studies.sh latent-recon [OUTDIR] the autoencoder's reconstruction
+#                                       error against the latent size d on
+#                                       lift, pusht and can (lfp train's
+#                                       autoencoder, width 128 as results.sh;
+#                                       the flow runs 1 step: only the fit counts)
+#   tools/studies.sh latent-steps [OUTDIR] pusht's latent flow (d 8) at the
+#                                       recipe's 8000 steps and at 32000 (FM,
+#                                       training seed 0, the selection seeds
+#                                       200000..; one thread each)
 # Environment: LFP (default build/lfp), TASKS, METHODS (distill: "lfm fm"),
 # SEEDS (training seeds, default "0 1 2"), EPISODES (evaluation episodes,
 # default 50), DISTILL_FLAGS (extra lfp distill flags, e.g. "--steps 1000";
@@ -25,7 +34,7 @@
 # Training uses lfp train's defaults; evaluation the seeds 100000.. only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-study=${1:?usage: tools/studies.sh distill|realtime|dfm|video|latent-toy|tfm-cond [OUTDIR]}
+study=${1:?usage: tools/studies.sh distill|realtime|dfm|video|latent-toy|tfm-cond|latent-recon|latent-steps [OUTDIR]}
 out=${2:-results/$study}
 mkdir -p "$out"
 LFP=${LFP:-build/lfp}
@@ -250,8 +259,59 @@ PY
     done
   } | tee "$out/tfm-cond.md"
   ;;
+latent-recon)
+  # d from 4 to the whole chunk (pusht's 16 x 2 = 32, lift's and can's 16 x 7 = 112)
+  {
+    echo "| task | chunk values | latent d | AE params | reconstruction MSE train | validation | fit s |"
+    echo "|---|---|---|---|---|---|---|"
+    for task in lift pusht can; do
+      demos "$out" "$task"
+      ds="4 8 16 32 64 112"
+      flags=""
+      # pusht's U-Net reads the latent as 4 tokens (tools/results.sh)
+      [ "$task" = pusht ] && ds="4 8 16 32" && flags="--latent-tokens 4"
+      for d in $ds; do
+        j="$out/$task.latent$d.json"
+        # shellcheck disable=SC2086
+        [ -s "$j" ] || FC_THREADS=1 "$LFP" train --data "$out/$task.hdf5" --out "$out/$task.latent$d.lfp" --method fm \
+          --latent "$d" --ae-width 128 $flags --steps 1 --seed 0 --json 2> /dev/null | tail -n 1 > "$j"
+        /usr/bin/python3 - "$j" "$task" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1]))
+print("| %s | %d | %d | %d | %.5f | %.5f | %.1f |" % (sys.argv[2], t["chunk_values"], t["latent"], t["ae_params"],
+      t["ae_train_mse"], t["ae_valid_mse"], t["ae_s"]))
+PY
+      done
+    done
+  } | tee "$out/latent-recon.md"
+  ;;
+latent-steps)
+  demos "$out" pusht
+  for steps in 8000 32000; do
+    [ -f "$out/pusht.latent8.$steps.lfp" ] || FC_THREADS=1 "$LFP" train --data "$out/pusht.hdf5" \
+      --out "$out/pusht.latent8.$steps.lfp" --method fm --latent 8 --ae-width 128 --latent-tokens 4 --steps "$steps" \
+      --seed 0 --json 2> /dev/null | tail -n 1 > "$out/pusht.latent8.$steps.train.json" &
+  done
+  wait
+  {
+    echo "| steps | train s (1 thread) | final train / valid loss | success (selection seeds) | score | mean max coverage |"
+    echo "|---|---|---|---|---|---|"
+    for steps in 8000 32000; do
+      j="$out/pusht.latent8.$steps.select.json"
+      [ -s "$j" ] || "$LFP" eval --policy "$out/pusht.latent8.$steps.lfp" --episodes "$EPISODES" --seed 200000 --json |
+        tail -n 1 > "$j"
+      /usr/bin/python3 - "$out/pusht.latent8.$steps.train.json" "$j" <<'PY'
+import json, sys
+t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+print("| %d | %.0f | %.4f / %.4f | %.0f%% (%d/%d) | %.3f | %.3f |" % (t["steps"], t["train_s"], t["train_loss"],
+      t["valid_loss"], 100 * e["success_rate"], round(e["success_rate"] * e["episodes"]), e["episodes"],
+      e["mean_score"], e["max_coverage_mean"]))
+PY
+    done
+  } | tee "$out/latent-steps.md"
+  ;;
 *)
-  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm, video, latent-toy or tfm-cond)" >&2
+  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm, video, latent-toy, tfm-cond, latent-recon or latent-steps)" >&2
   exit 2
   ;;
 esac
