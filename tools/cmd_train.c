@@ -271,6 +271,9 @@ int cmd_train(int argc, char **argv) {
   /* --epochs: passes over the training windows */
   int status = 1;
   pol_trainer *t = NULL;
+  c.steps = steps;
+  /* a latent flow: the recipe's own steps and tokens where the flags leave them */
+  pol_train_recipe_latent(task, &c, s_arg(argc, argv, "--steps") || epochs > 0, s_arg(argc, argv, "--latent-tokens") != NULL);
   if (epochs > 0) {
     c.steps = blocks; /* a first trainer only to count windows (lfm needs a step per block) */
     const int latent = c.latent;
@@ -281,8 +284,6 @@ int cmd_train(int argc, char **argv) {
     int64_t w = pol_trainer_train_windows(t);
     pol_trainer_free(t);
     c.steps = (epochs * w + c.batch - 1) / c.batch;
-  } else {
-    c.steps = steps;
   }
   if (c.method == POL_LFM && c.steps < blocks) c.steps = blocks;
   t = pol_trainer_new(d, &c, d->env_args, hz, err, sizeof(err));

@@ -15,8 +15,8 @@
 # 0.56M parameters), 136 on pusht (its U-Net's 1.18M), 72 on avoid; "latentD",
 # e.g. "latent16", is the task's default network flowing in a D-value latent
 # of an autoencoder of width 128: --latent D --ae-width 128, its parameters
-# counted in the params column; on pusht the U-Net reads the latent as 4
-# tokens of D / 4 values, --latent-tokens 4), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
+# counted in the params column; pusht's recipe reads the latent as 4 tokens
+# of D / 4 values for its U-Net and trains it 32000 steps), SEEDS ("0 1 2"), EXTRA (more lfp train flags, e.g.
 # "--steps 8000" for a quick look: the table then says so). Runs are kept:
 # a cell whose eval JSON exists is not trained again, so an interrupted run
 # resumes where it stopped (delete OUTDIR to start afresh). How long it runs
@@ -55,11 +55,7 @@ for task in $TASKS; do
             [ "$task" = pusht ] && w=136
             [ "$task" = avoid ] && w=72
             netflag="--net transformer --width $w" ;;
-          latent*)
-            netflag="--latent ${net#latent} --ae-width 128"
-            # pusht's U-Net needs a horizon its 3 levels can halve twice:
-            # the latent is read as 4 tokens of D / 4 values
-            [ "$task" = pusht ] && netflag="$netflag --latent-tokens 4" ;;
+          latent*) netflag="--latent ${net#latent} --ae-width 128" ;;
           *) netflag="--net $net" ;;
           esac
           # shellcheck disable=SC2086
