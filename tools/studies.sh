@@ -267,14 +267,12 @@ latent-recon)
     for task in lift pusht can; do
       demos "$out" "$task"
       ds="4 8 16 32 64 112"
-      flags=""
-      # pusht's U-Net reads the latent as 4 tokens (tools/results.sh)
-      [ "$task" = pusht ] && ds="4 8 16 32" && flags="--latent-tokens 4"
+      # pusht's chunk is 32 values (its recipe reads the latent as 4 tokens)
+      [ "$task" = pusht ] && ds="4 8 16 32"
       for d in $ds; do
         j="$out/$task.latent$d.json"
-        # shellcheck disable=SC2086
         [ -s "$j" ] || FC_THREADS=1 "$LFP" train --data "$out/$task.hdf5" --out "$out/$task.latent$d.lfp" --method fm \
-          --latent "$d" --ae-width 128 $flags --steps 1 --seed 0 --json 2> /dev/null | tail -n 1 > "$j"
+          --latent "$d" --ae-width 128 --steps 1 --seed 0 --json 2> /dev/null | tail -n 1 > "$j"
         /usr/bin/python3 - "$j" "$task" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1]))
@@ -289,7 +287,7 @@ latent-steps)
   demos "$out" pusht
   for steps in 8000 32000; do
     [ -f "$out/pusht.latent8.$steps.lfp" ] || FC_THREADS=1 "$LFP" train --data "$out/pusht.hdf5" \
-      --out "$out/pusht.latent8.$steps.lfp" --method fm --latent 8 --ae-width 128 --latent-tokens 4 --steps "$steps" \
+      --out "$out/pusht.latent8.$steps.lfp" --method fm --latent 8 --ae-width 128 --steps "$steps" \
       --seed 0 --json 2> /dev/null | tail -n 1 > "$out/pusht.latent8.$steps.train.json" &
   done
   wait
