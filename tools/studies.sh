@@ -26,6 +26,9 @@
 #                                       recipe's 8000 steps and at 32000 (FM,
 #                                       training seed 0, the selection seeds
 #                                       200000..; one thread each)
+#   tools/studies.sh tfm-steps [OUTDIR] pusht's transformer (width 136, its
+#                                       U-Net's parameters) at the recipe's
+#                                       8000 steps and at 16000 (as latent-steps)
 # Environment: LFP (default build/lfp), TASKS, METHODS (distill: "lfm fm"),
 # SEEDS (training seeds, default "0 1 2"), EPISODES (evaluation episodes,
 # default 50), DISTILL_FLAGS (extra lfp distill flags, e.g. "--steps 1000";
@@ -34,7 +37,7 @@
 # Training uses lfp train's defaults; evaluation the seeds 100000.. only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-study=${1:?usage: tools/studies.sh distill|realtime|dfm|video|latent-toy|tfm-cond|latent-recon|latent-steps [OUTDIR]}
+study=${1:?usage: tools/studies.sh distill|realtime|dfm|video|latent-toy|tfm-cond|latent-recon|latent-steps|tfm-steps [OUTDIR]}
 out=${2:-results/$study}
 mkdir -p "$out"
 LFP=${LFP:-build/lfp}
@@ -60,6 +63,36 @@ policy() {
 evaluate() {
   local j="$out/$1.eval.json"
   [ -s "$j" ] || "$LFP" eval --policy "$2" --episodes "$EPISODES" --seed 100000 --json "${@:3}" | tail -n 1 > "$j"
+}
+# The selection studies (tfm-cond, latent-steps, tfm-steps) compare variants
+# of one task's FM policy, training seed 0, trained side by side on one
+# thread each and evaluated on the selection seeds 200000.. only.
+# side NAME TASK [train flags]: trains NAME in the background, once
+side() {
+  local n=$1 task=$2
+  [ -f "$out/$n.lfp" ] || FC_THREADS=1 "$LFP" train --data "$out/$task.hdf5" --out "$out/$n.lfp" --method fm --seed 0 \
+    --json "${@:3}" 2> "$out/$n.train.log" | tail -n 1 > "$out/$n.train.json" &
+}
+# select_table NAME:LABEL...: evaluates each NAME on the selection seeds
+# (once) and prints the comparison table; `wait` for the side runs first
+select_table() {
+  echo "| variant | net | params | steps | train s (1 thread, runs side by side) | final train / valid loss | success (selection seeds) | score | refused | task figure |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  local v j
+  for v in "$@"; do
+    j="$out/${v%%:*}.select.json"
+    [ -s "$j" ] || "$LFP" eval --policy "$out/${v%%:*}.lfp" --episodes "$EPISODES" --seed 200000 --json |
+      tail -n 1 > "$j"
+    /usr/bin/python3 - "$out/${v%%:*}.train.json" "$j" "${v#*:}" <<'PY'
+import json, sys
+t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+fig = "mean max coverage %.3f" % e["max_coverage_mean"] if "max_coverage_mean" in e else ""
+if "left" in e: fig = "%d left, %d right" % (e["left"], e["right"])
+print("| %s | %s | %d | %d | %.0f | %.4f / %.4f | %.0f%% (%d/%d) | %.3f | %d | %s |" % (sys.argv[3], t["net_desc"],
+      t["params"], t["steps"], t["train_s"], t["train_loss"], t["valid_loss"], 100 * e["success_rate"],
+      round(e["success_rate"] * e["episodes"]), e["episodes"], e["mean_score"], e["refused"], fig))
+PY
+  done
 }
 
 case "$study" in
@@ -234,30 +267,10 @@ tfm-cond)
   # lift's parameter count (its MLP's, 561520): adaLN at width 80 (559895),
   # FiLM, whose modulation is a third smaller, at width 88 (573855)
   demos "$out" lift
-  for v in adaln:80 film:88; do
-    cond=${v%:*}
-    [ -f "$out/lift.$cond.lfp" ] || FC_THREADS=1 "$LFP" train --data "$out/lift.hdf5" --out "$out/lift.$cond.lfp" \
-      --method fm --net transformer --tfm-cond "$cond" --width "${v#*:}" --seed 0 --json 2> /dev/null |
-      tail -n 1 > "$out/lift.$cond.train.json" &
-  done
+  side lift.adaln lift --net transformer --tfm-cond adaln --width 80
+  side lift.film lift --net transformer --tfm-cond film --width 88
   wait
-  for cond in adaln film; do
-    [ -s "$out/lift.$cond.select.json" ] || "$LFP" eval --policy "$out/lift.$cond.lfp" --episodes "$EPISODES" \
-      --seed 200000 --json | tail -n 1 > "$out/lift.$cond.select.json"
-  done
-  {
-    echo "| conditioning | params | train s (1 thread, two runs at once) | final train / valid loss | success (selection seeds) | refused |"
-    echo "|---|---|---|---|---|---|"
-    for cond in adaln film; do
-      /usr/bin/python3 - "$out/lift.$cond.train.json" "$out/lift.$cond.select.json" "$cond" <<'PY'
-import json, sys
-t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-print("| %s (%s) | %d | %.0f | %.4f / %.4f | %.0f%% (%d/%d) | %d |" % (sys.argv[3], t["net_desc"], t["params"], t["train_s"],
-      t["train_loss"], t["valid_loss"], 100 * e["success_rate"], round(e["success_rate"] * e["episodes"]),
-      e["episodes"], e["refused"]))
-PY
-    done
-  } | tee "$out/tfm-cond.md"
+  select_table lift.adaln:adaln lift.film:film | tee "$out/tfm-cond.md"
   ;;
 latent-recon)
   # d from 4 to the whole chunk (pusht's 16 x 2 = 32, lift's and can's 16 x 7 = 112)
@@ -285,31 +298,20 @@ PY
   ;;
 latent-steps)
   demos "$out" pusht
-  for steps in 8000 32000; do
-    [ -f "$out/pusht.latent8.$steps.lfp" ] || FC_THREADS=1 "$LFP" train --data "$out/pusht.hdf5" \
-      --out "$out/pusht.latent8.$steps.lfp" --method fm --latent 8 --ae-width 128 --steps "$steps" \
-      --seed 0 --json 2> /dev/null | tail -n 1 > "$out/pusht.latent8.$steps.train.json" &
-  done
+  for steps in 8000 32000; do side "pusht.latent8.$steps" pusht --latent 8 --ae-width 128 --steps "$steps"; done
   wait
-  {
-    echo "| steps | train s (1 thread) | final train / valid loss | success (selection seeds) | score | mean max coverage |"
-    echo "|---|---|---|---|---|---|"
-    for steps in 8000 32000; do
-      j="$out/pusht.latent8.$steps.select.json"
-      [ -s "$j" ] || "$LFP" eval --policy "$out/pusht.latent8.$steps.lfp" --episodes "$EPISODES" --seed 200000 --json |
-        tail -n 1 > "$j"
-      /usr/bin/python3 - "$out/pusht.latent8.$steps.train.json" "$j" <<'PY'
-import json, sys
-t, e = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-print("| %d | %.0f | %.4f / %.4f | %.0f%% (%d/%d) | %.3f | %.3f |" % (t["steps"], t["train_s"], t["train_loss"],
-      t["valid_loss"], 100 * e["success_rate"], round(e["success_rate"] * e["episodes"]), e["episodes"],
-      e["mean_score"], e["max_coverage_mean"]))
-PY
-    done
-  } | tee "$out/latent-steps.md"
+  select_table pusht.latent8.8000:8000 pusht.latent8.32000:32000 | tee "$out/latent-steps.md"
+  ;;
+tfm-steps)
+  # the transformer at pusht's parameter count (width 136, 1185690, its
+  # U-Net's 1.18M) at the recipe's 8000 steps and at 16000
+  demos "$out" pusht
+  for steps in 8000 16000; do side "pusht.tfm.$steps" pusht --net transformer --width 136 --steps "$steps"; done
+  wait
+  select_table pusht.tfm.8000:8000 pusht.tfm.16000:16000 | tee "$out/tfm-steps.md"
   ;;
 *)
-  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm, video, latent-toy, tfm-cond, latent-recon or latent-steps)" >&2
+  echo "tools/studies.sh: unknown study '$study' (distill, realtime, dfm, video, latent-toy, tfm-cond, latent-recon, latent-steps or tfm-steps)" >&2
   exit 2
   ;;
 esac
