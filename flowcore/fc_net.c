@@ -241,7 +241,7 @@ static void s_tfm_match(fc_net_config *out, int copies) { out->tfm = fc_tfm_widt
 static void s_tfm_describe(const fc_net_config *cfg, char *out, size_t n) {
   const fc_tfm_config *m = &cfg->tfm;
   snprintf(out, n, "transformer width %d depth %d heads %d ffn %d %s %s", m->width, m->depth, m->heads, m->ffn,
-           m->cond == FC_TFM_ADALN ? "adaln" : "film", fc_act_name(m->act));
+           m->cond == FC_TFM_ADALN ? "adaln" : m->cond == FC_TFM_CROSS ? "cross" : "film", fc_act_name(m->act));
 }
 
 static void s_tfm_put(fc_ckpt_buf *b, const fc_net_config *cfg) {
@@ -249,6 +249,7 @@ static void s_tfm_put(fc_ckpt_buf *b, const fc_net_config *cfg) {
   const int32_t v[11] = {m->dx, m->dc, m->horizon, m->adim, m->width, m->depth, m->heads, m->ffn, m->temb, m->act,
                          m->cond};
   for (int i = 0; i < 11; i++) fc_ckpt_put_i32(b, v[i]);
+  if (m->cond == FC_TFM_CROSS) fc_ckpt_put_i32(b, m->ctok); /* files of the other two read as before */
 }
 
 static int s_tfm_get(fc_ckpt_cur *c, fc_net_config *cfg) {
@@ -260,13 +261,15 @@ static int s_tfm_get(fc_ckpt_cur *c, fc_net_config *cfg) {
              {"width", 1, FC_TFM_MAX_WIDTH},     {"depth", 1, FC_TFM_MAX_DEPTH},
              {"heads", 1, FC_TFM_MAX_WIDTH},     {"ffn", 1, FC_TFM_MAX_FFN},
              {"temb", 2, FC_NET_MAX_TEMB},       {"act", FC_ACT_SILU, FC_ACT_GELU},
-             {"cond", FC_TFM_ADALN, FC_TFM_FILM}};
+             {"cond", FC_TFM_ADALN, FC_TFM_CROSS}};
   int32_t v[11];
   for (int i = 0; i < 11; i++)
     if (fc_ckpt_get_i32(c, f[i].name, f[i].lo, f[i].hi, &v[i])) return -1;
   fc_tfm_config *m = &cfg->tfm;
   m->dx = v[0]; m->dc = v[1]; m->horizon = v[2]; m->adim = v[3]; m->width = v[4]; m->depth = v[5];
   m->heads = v[6]; m->ffn = v[7]; m->temb = v[8]; m->act = (fc_act)v[9]; m->cond = (fc_tfm_cond)v[10];
+  m->ctok = 1;
+  if (m->cond == FC_TFM_CROSS && fc_ckpt_get_i32(c, "ctok", 1, FC_NET_MAX_DIM, &m->ctok)) return -1;
   return 0;
 }
 

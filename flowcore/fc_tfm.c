@@ -30,6 +30,7 @@ void fc_tfm_config_default(fc_tfm_config *cfg, int T, int A, int dc) {
   cfg->temb = 64;
   cfg->act = FC_ACT_GELU;
   cfg->cond = FC_TFM_FILM; /* README: FiLM 98% against adaLN-Zero's 94% on lift's selection seeds */
+  cfg->ctok = 1;
 }
 
 int fc_tfm_config_check(const fc_tfm_config *cfg, char *err, size_t errsz) {
@@ -58,8 +59,11 @@ int fc_tfm_config_check(const fc_tfm_config *cfg, char *err, size_t errsz) {
     return fc_set_err(err, errsz, "transformer MLP width must be in 1..%d (got %d)", FC_TFM_MAX_FFN, cfg->ffn), -1;
   if (cfg->act < FC_ACT_SILU || cfg->act > FC_ACT_GELU)
     return fc_set_err(err, errsz, "unknown activation %d", (int)cfg->act), -1;
-  if (cfg->cond != FC_TFM_ADALN && cfg->cond != FC_TFM_FILM)
-    return fc_set_err(err, errsz, "unknown transformer conditioning %d (0 adaln, 1 film)", (int)cfg->cond), -1;
+  if (cfg->cond != FC_TFM_ADALN && cfg->cond != FC_TFM_FILM && cfg->cond != FC_TFM_CROSS)
+    return fc_set_err(err, errsz, "unknown transformer conditioning %d (0 adaln, 1 film, 2 cross)", (int)cfg->cond), -1;
+  if (cfg->cond == FC_TFM_CROSS && cfg->dc && (cfg->ctok < 1 || cfg->dc % cfg->ctok))
+    return fc_set_err(err, errsz, "the transformer's cross-attention splits the %d condition values into %d tokens: "
+                      "the tokens must be at least 1 and divide the values", cfg->dc, cfg->ctok), -1;
   return 0;
 }
 
@@ -67,8 +71,12 @@ void fc_tfm_layout_make(fc_tfm_layout *lay, const fc_tfm_config *cfg) {
   memset(lay, 0, sizeof(*lay));
   const size_t E = (size_t)cfg->temb, D = (size_t)cfg->width, F = (size_t)cfg->ffn, A = (size_t)cfg->adim;
   lay->dk = cfg->temb + cfg->dc;
-  lay->nm = cfg->cond == FC_TFM_ADALN ? 6 : 4;
-  lay->mw = (cfg->depth * lay->nm + 2) * cfg->width;
+  const int cross = cfg->cond == FC_TFM_CROSS;
+  lay->nm = cfg->cond == FC_TFM_ADALN ? 6 : cross ? 0 : 4;
+  lay->mw = cross ? 0 : (cfg->depth * lay->nm + 2) * cfg->width;
+  const int tc = cross && cfg->dc ? (cfg->ctok > 0 ? cfg->ctok : 1) : 0;
+  lay->ns = cross ? 1 + tc : 0;
+  lay->cw = tc ? cfg->dc / tc : 0;
   size_t o = 0;
   lay->tw1 = o; o += 4 * E * E;
   lay->tb1 = o; o += 4 * E;
@@ -77,12 +85,32 @@ void fc_tfm_layout_make(fc_tfm_layout *lay, const fc_tfm_config *cfg) {
   lay->w_in = o; o += D * A;
   lay->b_in = o; o += D;
   lay->pos = o; o += (size_t)cfg->horizon * D;
+  if (cross) {
+    const size_t S = (size_t)lay->ns, cw = (size_t)lay->cw;
+    lay->w_ct = o; o += D * E;
+    lay->b_ct = o; o += D;
+    lay->w_co = o; o += D * cw;
+    lay->b_co = o; o += tc ? D : 0;
+    lay->cpos = o; o += S * D;
+    lay->w_e1 = o; o += F * D;
+    lay->b_e1 = o; o += F;
+    lay->w_e2 = o; o += D * F;
+    lay->b_e2 = o; o += D;
+  }
   for (int l = 0; l < cfg->depth; l++) {
     fc_tfm_block *b = &lay->blk[l];
     b->wqkv = o; o += 3 * D * D;
     b->bqkv = o; o += 3 * D;
     b->wo = o; o += D * D;
     b->bo = o; o += D;
+    if (cross) {
+      b->wq2 = o; o += D * D;
+      b->bq2 = o; o += D;
+      b->wkv2 = o; o += 2 * D * D;
+      b->bkv2 = o; o += 2 * D;
+      b->wo2 = o; o += D * D;
+      b->bo2 = o; o += D;
+    }
     b->w1 = o; o += F * D;
     b->b1 = o; o += F;
     b->w2 = o; o += D * F;
@@ -108,6 +136,11 @@ double fc_tfm_macs(const fc_tfm_config *cfg) {
   double m = 8.0 * E * E + (double)lay.dk * lay.mw;                   /* time MLP, modulation */
   m += T * A * D * 2.0;                                                /* tokens in, velocity out */
   m += cfg->depth * (T * (4.0 * D * D + 2.0 * D * F) + 2.0 * T * T * D); /* qkv, o, MLP; q k^T and p v */
+  if (cfg->cond == FC_TFM_CROSS) {
+    const double S = lay.ns;
+    m += D * E + (S - 1) * lay.cw * D + S * 2.0 * D * F;                       /* memory tokens, memory MLP */
+    m += cfg->depth * (T * 2.0 * D * D + S * 2.0 * D * D + 2.0 * T * S * D); /* q2, o2; k2 v2; q2 k2^T, p2 v2 */
+  }
   return m;
 }
 
@@ -160,24 +193,40 @@ static int s_tensors(const fc_tfm_config *cfg, fc_tensor_info *out, int *kinds, 
   fc_tfm_layout_make(&lay, cfg);
   const int E = cfg->temb, D = cfg->width, F = cfg->ffn, A = cfg->adim;
   const int zero = cfg->cond == FC_TFM_ADALN ? S_INIT_ZERO : S_INIT_UNIFORM; /* adaLN-Zero */
+  const int cross = cfg->cond == FC_TFM_CROSS;
   char pre[24];
   int n = 0;
   n = s_add_lin(out, kinds, n, max, "time.fc1", lay.tw1, lay.tb1, 4 * E, E, S_INIT_UNIFORM);
   n = s_add_lin(out, kinds, n, max, "time.fc2", lay.tw2, lay.tb2, E, 4 * E, S_INIT_UNIFORM);
   n = s_add_lin(out, kinds, n, max, "in", lay.w_in, lay.b_in, D, A, S_INIT_UNIFORM);
   n = s_add(out, kinds, n, max, "pos", lay.pos, cfg->horizon, D, 0, S_INIT_POS);
+  if (cross) {
+    n = s_add_lin(out, kinds, n, max, "ctime", lay.w_ct, lay.b_ct, D, E, S_INIT_UNIFORM);
+    if (lay.cw) n = s_add_lin(out, kinds, n, max, "ccond", lay.w_co, lay.b_co, D, lay.cw, S_INIT_UNIFORM);
+    n = s_add(out, kinds, n, max, "cpos", lay.cpos, lay.ns, D, 0, S_INIT_POS);
+    n = s_add_lin(out, kinds, n, max, "mem.fc1", lay.w_e1, lay.b_e1, F, D, S_INIT_UNIFORM);
+    n = s_add_lin(out, kinds, n, max, "mem.fc2", lay.w_e2, lay.b_e2, D, F, S_INIT_UNIFORM);
+  }
   for (int l = 0; l < cfg->depth; l++) {
     const fc_tfm_block *b = &lay.blk[l];
     snprintf(pre, sizeof(pre), "blk%d.qkv", l);
     n = s_add_lin(out, kinds, n, max, pre, b->wqkv, b->bqkv, 3 * D, D, S_INIT_UNIFORM);
     snprintf(pre, sizeof(pre), "blk%d.proj", l);
     n = s_add_lin(out, kinds, n, max, pre, b->wo, b->bo, D, D, S_INIT_UNIFORM);
+    if (cross) {
+      snprintf(pre, sizeof(pre), "blk%d.xq", l);
+      n = s_add_lin(out, kinds, n, max, pre, b->wq2, b->bq2, D, D, S_INIT_UNIFORM);
+      snprintf(pre, sizeof(pre), "blk%d.xkv", l);
+      n = s_add_lin(out, kinds, n, max, pre, b->wkv2, b->bkv2, 2 * D, D, S_INIT_UNIFORM);
+      snprintf(pre, sizeof(pre), "blk%d.xproj", l);
+      n = s_add_lin(out, kinds, n, max, pre, b->wo2, b->bo2, D, D, S_INIT_UNIFORM);
+    }
     snprintf(pre, sizeof(pre), "blk%d.fc1", l);
     n = s_add_lin(out, kinds, n, max, pre, b->w1, b->b1, F, D, S_INIT_UNIFORM);
     snprintf(pre, sizeof(pre), "blk%d.fc2", l);
     n = s_add_lin(out, kinds, n, max, pre, b->w2, b->b2, D, F, S_INIT_UNIFORM);
   }
-  n = s_add_lin(out, kinds, n, max, "mod", lay.wm, lay.bm, lay.mw, lay.dk, zero);
+  if (!cross) n = s_add_lin(out, kinds, n, max, "mod", lay.wm, lay.bm, lay.mw, lay.dk, zero);
   n = s_add_lin(out, kinds, n, max, "out", lay.w_out, lay.b_out, A, D, zero);
   return n;
 }
@@ -211,120 +260,117 @@ void fc_tfm_init(fc_tfm *net, fc_rng *rng) {
 }
 
 /* ---------- attention kernels ----------
- * One sample's multi-head attention over its T tokens. qkv (T, 3D) holds
- * [q ; k ; v] per token, head h in columns h dh .. (h + 1) dh of each; p
- * (H, T, T) the softmax rows; o (T, D) the heads' outputs side by side.
+ * One sample's multi-head attention of Tq query tokens over Tk key tokens
+ * (self-attention: Tq = Tk = T, q, k, v the three thirds of each token's
+ * qkv row; cross: the block's queries over the S memory tokens). q (Tq, ldq),
+ * k (Tk, ldk), v (Tk, ldv) rows, head h in columns h dh .. (h + 1) dh; p
+ * (H, Tq, Tk) the softmax rows; o (Tq, D) the heads' outputs side by side.
+ * The gradients dq, dk, dv have the layouts of q, k, v.
  *   forward:  s = q_h k_h^T / sqrt(dh), p = softmax(s) per row, o_h = p v_h
  *   backward: dp = do_h v_h^T, dv_h = p^T do_h,
  *             ds = p (dp - rowsum(dp p)), dq_h = ds k_h / sqrt(dh), dk_h = ds^T q_h / sqrt(dh)
- * dp (H, T, T) is the sample's scratch, dqkv (T, 3D) is overwritten. The
- * softmax (shared by both types) is in fc_tfm_impl.inc; these are the
- * products around it. */
+ * dp (H, Tq, Tk) is the sample's scratch. The softmax (shared by both types)
+ * is in fc_tfm_impl.inc; these are the products around it. */
 typedef struct {
-  int T, D, H, dh;
+  int Tq, Tk, D, H, dh;
+  int ldq, ldk, ldv;
   double scale; /* 1 / sqrt(dh) */
 } s_att;
 
 /* float: every product is one single-threaded sgemm on strided views */
-static void s_att_scores_f(const s_att *g, float *p, const float *qkv) {
-  const int T = g->T, D3 = 3 * g->D;
-  for (int h = 0; h < g->H; h++) {
-    const float *q = qkv + h * g->dh, *k = q + g->D;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, g->dh, (float)g->scale, q, D3, k, D3, 0.0f,
-                p + (size_t)h * T * T, T);
-  }
+static void s_att_scores_f(const s_att *g, float *p, const float *q, const float *k) {
+  for (int h = 0; h < g->H; h++)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->Tq, g->Tk, g->dh, (float)g->scale, q + h * g->dh, g->ldq,
+                k + h * g->dh, g->ldk, 0.0f, p + (size_t)h * g->Tq * g->Tk, g->Tk);
 }
 
-static void s_att_values_f(const s_att *g, float *o, const float *p, const float *qkv) {
-  const int T = g->T, D3 = 3 * g->D;
-  for (int h = 0; h < g->H; h++) {
-    const float *v = qkv + 2 * g->D + h * g->dh;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, g->dh, T, 1.0f, p + (size_t)h * T * T, T, v, D3, 0.0f,
-                o + h * g->dh, g->D);
-  }
+static void s_att_values_f(const s_att *g, float *o, const float *p, const float *v) {
+  for (int h = 0; h < g->H; h++)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->Tq, g->dh, g->Tk, 1.0f, p + (size_t)h * g->Tq * g->Tk,
+                g->Tk, v + h * g->dh, g->ldv, 0.0f, o + h * g->dh, g->D);
 }
 
 /* dp = do v^T and dv = p^T do */
-static void s_att_bwd_values_f(const s_att *g, float *dp, float *dqkv, const float *p, const float *qkv,
+static void s_att_bwd_values_f(const s_att *g, float *dp, float *dv, const float *p, const float *v,
                                const float *dout) {
-  const int T = g->T, D3 = 3 * g->D;
   for (int h = 0; h < g->H; h++) {
-    const float *v = qkv + 2 * g->D + h * g->dh, *d = dout + h * g->dh;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, g->dh, 1.0f, d, g->D, v, D3, 0.0f,
-                dp + (size_t)h * T * T, T);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, g->dh, T, 1.0f, p + (size_t)h * T * T, T, d, g->D, 0.0f,
-                dqkv + 2 * g->D + h * g->dh, D3);
+    const float *d = dout + h * g->dh;
+    const size_t ph = (size_t)h * g->Tq * g->Tk;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->Tq, g->Tk, g->dh, 1.0f, d, g->D, v + h * g->dh, g->ldv,
+                0.0f, dp + ph, g->Tk);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->Tk, g->dh, g->Tq, 1.0f, p + ph, g->Tk, d, g->D, 0.0f,
+                dv + h * g->dh, g->ldv);
   }
 }
 
 /* dq = ds k scale and dk = ds^T q scale (ds in dp) */
-static void s_att_bwd_scores_f(const s_att *g, float *dqkv, const float *ds, const float *qkv) {
-  const int T = g->T, D3 = 3 * g->D;
+static void s_att_bwd_scores_f(const s_att *g, float *dq, float *dk, const float *ds, const float *q,
+                               const float *k) {
   for (int h = 0; h < g->H; h++) {
-    const float *q = qkv + h * g->dh, *k = q + g->D, *s = ds + (size_t)h * T * T;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, g->dh, T, (float)g->scale, s, T, k, D3, 0.0f,
-                dqkv + h * g->dh, D3);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, g->dh, T, (float)g->scale, s, T, q, D3, 0.0f,
-                dqkv + g->D + h * g->dh, D3);
+    const float *s = ds + (size_t)h * g->Tq * g->Tk;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->Tq, g->dh, g->Tk, (float)g->scale, s, g->Tk,
+                k + h * g->dh, g->ldk, 0.0f, dq + h * g->dh, g->ldq);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g->Tk, g->dh, g->Tq, (float)g->scale, s, g->Tk,
+                q + h * g->dh, g->ldq, 0.0f, dk + h * g->dh, g->ldk);
   }
 }
 
 /* double: the same four as loops */
-static void s_att_scores_d(const s_att *g, double *p, const double *qkv) {
-  const int T = g->T, D3 = 3 * g->D;
+static void s_att_scores_d(const s_att *g, double *p, const double *q, const double *k) {
   for (int h = 0; h < g->H; h++)
-    for (int i = 0; i < T; i++)
-      for (int j = 0; j < T; j++) {
+    for (int i = 0; i < g->Tq; i++)
+      for (int j = 0; j < g->Tk; j++) {
         double s = 0;
-        for (int e = 0; e < g->dh; e++) s += qkv[(size_t)i * D3 + h * g->dh + e] * qkv[(size_t)j * D3 + g->D + h * g->dh + e];
-        p[((size_t)h * T + i) * T + j] = s * g->scale;
+        for (int e = 0; e < g->dh; e++) s += q[(size_t)i * g->ldq + h * g->dh + e] * k[(size_t)j * g->ldk + h * g->dh + e];
+        p[((size_t)h * g->Tq + i) * g->Tk + j] = s * g->scale;
       }
 }
 
-static void s_att_values_d(const s_att *g, double *o, const double *p, const double *qkv) {
-  const int T = g->T, D3 = 3 * g->D;
+static void s_att_values_d(const s_att *g, double *o, const double *p, const double *v) {
   for (int h = 0; h < g->H; h++)
-    for (int i = 0; i < T; i++)
+    for (int i = 0; i < g->Tq; i++)
       for (int e = 0; e < g->dh; e++) {
         double s = 0;
-        for (int j = 0; j < T; j++) s += p[((size_t)h * T + i) * T + j] * qkv[(size_t)j * D3 + 2 * g->D + h * g->dh + e];
+        for (int j = 0; j < g->Tk; j++) s += p[((size_t)h * g->Tq + i) * g->Tk + j] * v[(size_t)j * g->ldv + h * g->dh + e];
         o[(size_t)i * g->D + h * g->dh + e] = s;
       }
 }
 
-static void s_att_bwd_values_d(const s_att *g, double *dp, double *dqkv, const double *p, const double *qkv,
+static void s_att_bwd_values_d(const s_att *g, double *dp, double *dv, const double *p, const double *v,
                                const double *dout) {
-  const int T = g->T, D3 = 3 * g->D;
   for (int h = 0; h < g->H; h++) {
-    for (int i = 0; i < T; i++)
-      for (int j = 0; j < T; j++) {
+    for (int i = 0; i < g->Tq; i++)
+      for (int j = 0; j < g->Tk; j++) {
         double s = 0;
         for (int e = 0; e < g->dh; e++)
-          s += dout[(size_t)i * g->D + h * g->dh + e] * qkv[(size_t)j * D3 + 2 * g->D + h * g->dh + e];
-        dp[((size_t)h * T + i) * T + j] = s;
+          s += dout[(size_t)i * g->D + h * g->dh + e] * v[(size_t)j * g->ldv + h * g->dh + e];
+        dp[((size_t)h * g->Tq + i) * g->Tk + j] = s;
       }
-    for (int j = 0; j < T; j++)
+    for (int j = 0; j < g->Tk; j++)
       for (int e = 0; e < g->dh; e++) {
         double s = 0;
-        for (int i = 0; i < T; i++) s += p[((size_t)h * T + i) * T + j] * dout[(size_t)i * g->D + h * g->dh + e];
-        dqkv[(size_t)j * D3 + 2 * g->D + h * g->dh + e] = s;
+        for (int i = 0; i < g->Tq; i++) s += p[((size_t)h * g->Tq + i) * g->Tk + j] * dout[(size_t)i * g->D + h * g->dh + e];
+        dv[(size_t)j * g->ldv + h * g->dh + e] = s;
       }
   }
 }
 
-static void s_att_bwd_scores_d(const s_att *g, double *dqkv, const double *ds, const double *qkv) {
-  const int T = g->T, D3 = 3 * g->D;
-  for (int h = 0; h < g->H; h++)
-    for (int i = 0; i < T; i++)
+static void s_att_bwd_scores_d(const s_att *g, double *dq, double *dk, const double *ds, const double *q,
+                               const double *k) {
+  for (int h = 0; h < g->H; h++) {
+    for (int i = 0; i < g->Tq; i++)
       for (int e = 0; e < g->dh; e++) {
-        double sq = 0, sk = 0;
-        for (int j = 0; j < T; j++) {
-          sq += ds[((size_t)h * T + i) * T + j] * qkv[(size_t)j * D3 + g->D + h * g->dh + e];
-          sk += ds[((size_t)h * T + j) * T + i] * qkv[(size_t)j * D3 + h * g->dh + e];
-        }
-        dqkv[(size_t)i * D3 + h * g->dh + e] = sq * g->scale;
-        dqkv[(size_t)i * D3 + g->D + h * g->dh + e] = sk * g->scale;
+        double s = 0;
+        for (int j = 0; j < g->Tk; j++) s += ds[((size_t)h * g->Tq + i) * g->Tk + j] * k[(size_t)j * g->ldk + h * g->dh + e];
+        dq[(size_t)i * g->ldq + h * g->dh + e] = s * g->scale;
       }
+    for (int j = 0; j < g->Tk; j++)
+      for (int e = 0; e < g->dh; e++) {
+        double s = 0;
+        for (int i = 0; i < g->Tq; i++) s += ds[((size_t)h * g->Tq + i) * g->Tk + j] * q[(size_t)i * g->ldq + h * g->dh + e];
+        dk[(size_t)j * g->ldk + h * g->dh + e] = s * g->scale;
+      }
+  }
 }
 
 /* ---------- instantiations ---------- */

@@ -27,11 +27,24 @@
  *   out:   y_t = (LN(h) (1 + sc) + sh) W_out^T + b_out       (A values per token)
  * Attention is bidirectional over the T steps of the chunk (no mask).
  *
+ * Cross-attention (cond FC_TFM_CROSS, Diffusion Policy's transformer): no
+ * modulation; time and condition become S = 1 + Tc memory tokens instead
+ * (Tc = ctok, c split into Tc tokens of cw = C / Tc values, a policy's To
+ * observation frames; S = 1 without a condition):
+ *          mem0 = [W_ct km[0:E] + b_ct ; W_co c_j + b_co (j < Tc)] + cpos   (S, D)
+ *          mem  = W_e2 act(W_e1 mem0 + b_e1) + b_e2                        (DP's memory MLP, F wide)
+ *   and every block gains a cross-attention between its two halves (LN
+ *   without modulation everywhere, the final one too):
+ *          h = h + SA(LN(h));  h = h + Wo2 CA(Wq2 LN(h) + bq2, Wkv2 mem + bkv2) + bo2;  h = h + MLP(LN(h))
+ *   per head softmax(q2 k2^T / sqrt(dh)) v2 over the S memory tokens.
+ *
  * Conditioning (cond): FC_TFM_ADALN is DiT's adaLN-Zero: the modulation
  * matrix and the output layer start at zero, so every block starts as the
  * identity and the network at v = 0; FC_TFM_FILM drops the gates and starts
  * from PyTorch's initialization everywhere. README ("the transformer") has
- * the measurement that picked the default (FiLM).
+ * the measurement that picked the default (FiLM). FC_TFM_CROSS starts from
+ * PyTorch's initialization too; it is DP's design with this network's
+ * LayerNorms (no affine) and bidirectional attention (DP's is causal).
  *
  * Parameters: one flat float vector (fc_tfm_layout names the views; every
  * tensor row-major). The double-precision *_ref functions run the same layer
@@ -81,7 +94,7 @@
 #define FC_TFM_MAX_COND 65536
 #define FC_TFM_MAX_TEMB 4096
 
-typedef enum { FC_TFM_ADALN = 0, FC_TFM_FILM = 1 } fc_tfm_cond;
+typedef enum { FC_TFM_ADALN = 0, FC_TFM_FILM = 1, FC_TFM_CROSS = 2 } fc_tfm_cond;
 
 typedef struct {
   int dx;          /* T * A: dimension of x and of the output velocity */
@@ -95,19 +108,25 @@ typedef struct {
   int temb;        /* time-embedding size, even, >= 2 */
   fc_act act;      /* GELU (tanh form, as DiT), SiLU or Mish */
   fc_tfm_cond cond;
+  int ctok;        /* cross: the condition's tokens Tc (C a multiple of it; 1 by default, a policy's To) */
 } fc_tfm_config;
 
 /* Offsets (in floats) of each tensor, in this order in the vector. */
 typedef struct {
-  size_t wqkv, bqkv, wo, bo, w1, b1, w2, b2; /* (3D, D), (3D), (D, D), (D), (F, D), (F), (D, F), (D) */
+  size_t wqkv, bqkv, wo, bo;  /* (3D, D), (3D), (D, D), (D) */
+  size_t wq2, bq2, wkv2, bkv2, wo2, bo2; /* cross only: (D, D), (D), (2D, D), (2D), (D, D), (D) */
+  size_t w1, b1, w2, b2;      /* (F, D), (F), (D, F), (D) */
 } fc_tfm_block;
 
 typedef struct {
   int dk;                    /* temb + C */
-  int nm;                    /* modulation vectors per block: 6 (adaLN) or 4 (FiLM) */
-  int mw;                    /* modulation width: L nm D + 2 D */
+  int nm;                    /* modulation vectors per block: 6 (adaLN), 4 (FiLM), 0 (cross) */
+  int mw;                    /* modulation width: L nm D + 2 D (cross: 0) */
+  int ns, cw;                /* cross: memory tokens S = 1 + Tc (1 without a condition), values per condition token */
   size_t tw1, tb1, tw2, tb2; /* time MLP (4E, E), (4E), (E, 4E), (E) */
   size_t w_in, b_in, pos;    /* (D, A), (D), (T, D) */
+  size_t w_ct, b_ct, w_co, b_co, cpos; /* cross: time token (D, E), (D); condition tokens (D, cw), (D); (S, D) */
+  size_t w_e1, b_e1, w_e2, b_e2;       /* cross: memory MLP (F, D), (F), (D, F), (D) */
   fc_tfm_block blk[FC_TFM_MAX_DEPTH];
   size_t wm, bm;             /* modulation: (mw, dk), (mw) */
   size_t w_out, b_out;       /* (A, D), (A) */
@@ -141,9 +160,11 @@ double fc_tfm_macs(const fc_tfm_config *cfg);
 fc_tfm_config fc_tfm_width_matching(const fc_tfm_config *cfg, int copies);
 /* Fill out[0..max) with the tensors of the layout in vector order; returns
  * their count (at most FC_TFM_MAX_TENSORS). Names like "time.fc1.w",
- * "in.w", "pos", "blk2.qkv.w", "mod.w", "out.b". The positional embedding
- * has fan_in 0 (it starts from N(0, 0.02^2), not from a fan-in). */
-#define FC_TFM_MAX_TENSORS (4 + 3 + 8 * FC_TFM_MAX_DEPTH + 2 + 2)
+ * "in.w", "pos", "blk2.qkv.w", "mod.w", "out.b" (cross: "ctime.w", "ccond.w",
+ * "cpos", "mem.fc1.w", "blk2.xq.w", "blk2.xkv.w", "blk2.xproj.w", no "mod").
+ * The positional embeddings have fan_in 0 (they start from N(0, 0.02^2),
+ * not from a fan-in). */
+#define FC_TFM_MAX_TENSORS (4 + 3 + 9 + 14 * FC_TFM_MAX_DEPTH + 2 + 2)
 int fc_tfm_tensors(const fc_tfm_config *cfg, fc_tensor_info *out, int max);
 
 /* Point net at params (fc_tfm_nparams floats, owned by the caller); cfg
@@ -169,7 +190,13 @@ void fc_tfm_init(fc_tfm *net, fc_rng *rng);
   T *xhf, *rsf, *f;             /* final LN, 1/std, modulated */                                \
   T *dh, *dhm, *dt, *dqkv, *dp, *dbig; /* gradients: streams (D), a token (D), (3D), (H T), (F) */ \
   T *dmod, *dk, *dtf, *da1;     /* (mw), (dk), (E), (4E) */                                     \
-  const T *x; /* input of the last forward, read by backward */
+  /* cross only: memory (S tokens) and each block's cross-attention */                           \
+  T *kt, *tt, *co, *mem0, *me1, *meu, *mem; /* act(tf) (E), time token (D), condition tokens (Tc D), (S D), (S F) x 2, (S D) */ \
+  T *xh3[FC_TFM_MAX_DEPTH], *a3[FC_TFM_MAX_DEPTH], *q2[FC_TFM_MAX_DEPTH]; /* LN, LN, queries (D) */ \
+  T *kv2[FC_TFM_MAX_DEPTH], *p2[FC_TFM_MAX_DEPTH], *o2[FC_TFM_MAX_DEPTH]; /* (S 2D), (H T S), (D) */ \
+  T *ao2[FC_TFM_MAX_DEPTH], *hc[FC_TFM_MAX_DEPTH], *rs3[FC_TFM_MAX_DEPTH]; /* Wo2 o2, stream, 1/std */ \
+  T *dkv2, *dmem, *dmeu, *dmem0, *dtt, *dco, *dp2; /* (S 2D), (S D), (S F), (S D), (D), (Tc D), (H T S) */ \
+  const T *x, *c; /* inputs of the last forward, read by backward */
 
 typedef struct { FC_TFM_WS_FIELDS(float) } fc_tfm_ws;
 typedef struct { FC_TFM_WS_FIELDS(double) } fc_tfm_ws_ref;
@@ -178,7 +205,7 @@ fc_tfm_ws *fc_tfm_ws_new(const fc_tfm_config *cfg, int max_batch);
 void fc_tfm_ws_free(fc_tfm_ws *ws);
 
 /* y (B, T * A) = v(t (B), x (B, T * A), c (B, C) or NULL when C = 0).
- * B <= max_batch. Allocates nothing; x must stay unchanged until the
+ * B <= max_batch. Allocates nothing; x (and c, with cross-attention) must stay unchanged until the
  * backward of this forward. */
 void fc_tfm_forward(const fc_tfm *net, fc_tfm_ws *ws, float *y, const float *t, const float *x, const float *c,
                     int B);

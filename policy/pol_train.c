@@ -151,6 +151,8 @@ fc_lfm *pol_flow_new(const pol_train_config *c, int obs_dim, int action_dim, cha
   fc_lfm_config_default(&lc, dx, c->To * obs_dim);
   lc.net = c->net;
   fc_net_config_set_io(&lc.net, dx, c->To * obs_dim, horizon);
+  /* a cross-attention transformer reads one memory token per observation frame */
+  if (lc.net.kind == FC_NET_TRANSFORMER && lc.net.tfm.cond == FC_TFM_CROSS) lc.net.tfm.ctok = c->To;
   lc.nblocks = c->method == POL_LFM ? c->blocks : 1;
   if (lc.nblocks > 1) fc_net_match(&lc.net, &lc.net, lc.nblocks);
   lc.objective = c->method == POL_MSE ? FC_OBJ_REGRESS : c->method == POL_DFM ? FC_OBJ_DFM : FC_OBJ_FLOW;

@@ -54,9 +54,19 @@ TEST(tfm_reference_gradients) {
   fc_tfm_config b = s_cfg(3, 3, 2, 6, 1, 1, 10, 6, FC_ACT_SILU, FC_TFM_FILM);
   fc_tfm_config c = s_cfg(5, 1, 0, 4, 2, 2, 8, 4, FC_ACT_MISH, FC_TFM_ADALN);
   fc_tfm_config d = s_cfg(1, 2, 2, 4, 1, 2, 4, 2, FC_ACT_GELU, FC_TFM_ADALN);
+  /* cross-attention: two condition tokens of 3 over two blocks; one token of 2; four of 1 (without a
+   * condition the memory is the time token alone, the queries' gradient exactly zero: the BLAS test has it) */
+  fc_tfm_config e = s_cfg(4, 2, 6, 8, 2, 2, 12, 4, FC_ACT_GELU, FC_TFM_CROSS);
+  e.ctok = 2;
+  fc_tfm_config f = s_cfg(3, 1, 2, 6, 1, 3, 10, 6, FC_ACT_SILU, FC_TFM_CROSS);
+  fc_tfm_config g = s_cfg(2, 3, 4, 4, 2, 1, 8, 4, FC_ACT_MISH, FC_TFM_CROSS);
+  g.ctok = 4;
   if (s_ref_grads(&a, 1)) return 1;
   if (s_ref_grads(&b, 2)) return 1;
   if (s_ref_grads(&c, 3)) return 1;
+  if (s_ref_grads(&e, 5)) return 1;
+  if (s_ref_grads(&f, 6)) return 1;
+  if (s_ref_grads(&g, 7)) return 1;
   return s_ref_grads(&d, 4);
 }
 
@@ -83,13 +93,16 @@ TEST(tfm_matches_pytorch) {
 /* ---------- the float BLAS path against the double reference ---------- */
 
 TEST(tfm_blas_matches_reference) {
-  fc_tfm_config cfgs[4] = {
+  fc_tfm_config cfgs[6] = {
       s_cfg(16, 3, 5, 32, 2, 4, 64, 8, FC_ACT_GELU, FC_TFM_ADALN),
       s_cfg(7, 2, 4, 24, 1, 3, 40, 4, FC_ACT_SILU, FC_TFM_FILM),
       s_cfg(8, 7, 0, 16, 3, 1, 16, 6, FC_ACT_MISH, FC_TFM_ADALN),
       s_cfg(1, 2, 6, 16, 2, 2, 32, 8, FC_ACT_GELU, FC_TFM_FILM),
+      s_cfg(16, 2, 20, 32, 2, 4, 64, 8, FC_ACT_GELU, FC_TFM_CROSS), /* 2 condition tokens of 10 */
+      s_cfg(5, 3, 0, 16, 1, 2, 24, 4, FC_ACT_MISH, FC_TFM_CROSS),
   };
-  for (int k = 0; k < 4; k++) {
+  cfgs[4].ctok = 2;
+  for (int k = 0; k < 6; k++) {
     char err[256];
     ASSERT_MSG(fc_tfm_config_check(&cfgs[k], err, sizeof(err)) == 0, "%s", err);
     if (s_check_blas(&cfgs[k], 1, 10 + k)) return 1; /* one sample */
@@ -126,9 +139,18 @@ TEST(tfm_config_check_refusals) {
   cfg.temb = 7;
   ASSERT(fc_tfm_config_check(&cfg, err, sizeof(err)) != 0);
   fc_tfm_config_default(&cfg, 16, 2, 40);
-  cfg.cond = (fc_tfm_cond)2;
+  cfg.cond = (fc_tfm_cond)3;
   ASSERT(fc_tfm_config_check(&cfg, err, sizeof(err)) != 0);
-  ASSERT_CONTAINS(err, "unknown transformer conditioning 2");
+  ASSERT_CONTAINS(err, "unknown transformer conditioning 3");
+  fc_tfm_config_default(&cfg, 16, 2, 40);
+  cfg.cond = FC_TFM_CROSS;
+  cfg.ctok = 3; /* 40 values do not split into 3 tokens */
+  ASSERT(fc_tfm_config_check(&cfg, err, sizeof(err)) != 0);
+  ASSERT_CONTAINS(err, "splits the 40 condition values into 3 tokens");
+  cfg.ctok = 0;
+  ASSERT(fc_tfm_config_check(&cfg, err, sizeof(err)) != 0);
+  cfg.ctok = 4;
+  ASSERT_MSG(fc_tfm_config_check(&cfg, err, sizeof(err)) == 0, "%s", err);
   fc_tfm_config_default(&cfg, 16, 2, 40);
   cfg.ffn = 0;
   ASSERT(fc_tfm_config_check(&cfg, err, sizeof(err)) != 0);
@@ -145,14 +167,17 @@ static int s_cmp_offset(const void *a, const void *b) {
 
 TEST(tfm_tensors_cover_the_vector) {
   for (int L = 1; L <= 4; L += 3)
-    for (int cond = 0; cond <= 1; cond++) {
-      fc_tfm_config cfg = s_cfg(16, 3, 5 * cond, 32, L, 4, 48, 16, FC_ACT_GELU, (fc_tfm_cond)cond);
+    for (int cond = 0; cond <= 3; cond++) { /* adaLN, FiLM, cross, cross without a condition */
+      fc_tfm_config cfg = s_cfg(16, 3, cond == 3 ? 0 : 5 * cond, 32, L, 4, 48, 16, FC_ACT_GELU,
+                                (fc_tfm_cond)(cond < 2 ? cond : FC_TFM_CROSS));
+      cfg.ctok = 5;
       char err[256];
       ASSERT_MSG(fc_tfm_config_check(&cfg, err, sizeof(err)) == 0, "%s", err);
       fc_tensor_info ti[FC_TFM_MAX_TENSORS + 1];
       const int n = fc_tfm_tensors(&cfg, ti, FC_TFM_MAX_TENSORS + 1);
       ASSERT(n <= FC_TFM_MAX_TENSORS);
-      ASSERT_EQ_INT(n, 4 + 3 + 8 * L + 4); /* time, in + pos, blocks, modulation, out */
+      /* time, in + pos, blocks, modulation, out; cross: the memory's 9 (7 without a condition), 6 more a block, no modulation */
+      ASSERT_EQ_INT(n, cond < 2 ? 4 + 3 + 8 * L + 4 : 4 + 3 + (cond == 2 ? 9 : 7) + 14 * L + 2);
       qsort(ti, (size_t)n, sizeof(ti[0]), s_cmp_offset);
       size_t next = 0;
       for (int k = 0; k < n; k++) {
@@ -166,20 +191,25 @@ TEST(tfm_tensors_cover_the_vector) {
       /* the modulation: 6 vectors a block with adaLN, 4 with FiLM, and the final 2 */
       fc_tfm_layout lay;
       fc_tfm_layout_make(&lay, &cfg);
-      ASSERT_EQ_INT(lay.mw, ((cond ? 4 : 6) * L + 2) * 32);
+      ASSERT_EQ_INT(lay.mw, cond >= 2 ? 0 : ((cond ? 4 : 6) * L + 2) * 32);
+      ASSERT_EQ_INT(lay.ns, cond == 2 ? 1 + 5 : cond == 3 ? 1 : 0); /* memory tokens: time + 5 of 2 values */
     }
   /* DiT's count for one block of width D, ffn 4 D: 12 D^2 + 9 D, plus 6 D (dk + 1) of modulation */
   fc_tfm_config a = s_cfg(16, 2, 10, 64, 1, 4, 256, 16, FC_ACT_GELU, FC_TFM_ADALN), b = a;
   b.depth = 2;
   ASSERT_EQ_INT(fc_tfm_nparams(&b) - fc_tfm_nparams(&a), 12 * 64 * 64 + 9 * 64 + 6 * 64 * (16 + 10 + 1));
+  /* cross-attention: each block adds 4 D^2 + 4 D (q, kv, proj) to the 12 D^2 + 9 D, no modulation */
+  a.cond = b.cond = FC_TFM_CROSS;
+  ASSERT_EQ_INT(fc_tfm_nparams(&b) - fc_tfm_nparams(&a), 16 * 64 * 64 + 13 * 64);
   return 0;
 }
 
 TEST(tfm_init_is_adaln_zero) {
-  for (int cond = 0; cond <= 1; cond++) {
+  for (int cond = 0; cond <= 2; cond++) {
     fc_tfm_config cfg;
     fc_tfm_config_default(&cfg, 16, 2, 20);
     cfg.cond = (fc_tfm_cond)cond;
+    cfg.ctok = 2;
     const size_t P = fc_tfm_nparams(&cfg);
     float *p = malloc(P * sizeof(float));
     fc_tfm net;
@@ -197,7 +227,7 @@ TEST(tfm_init_is_adaln_zero) {
       const int zero = cond == FC_TFM_ADALN && (!strncmp(ti[k].name, "mod.", 4) || !strncmp(ti[k].name, "out.", 4));
       if (zero) {
         ASSERT_MSG(lo == 0 && hi == 0, "%s in [%g, %g], adaLN-Zero wants 0", ti[k].name, lo, hi);
-      } else if (!strcmp(ti[k].name, "pos")) {
+      } else if (!strcmp(ti[k].name, "pos") || !strcmp(ti[k].name, "cpos")) {
         ASSERT_EQ_INT(ti[k].fan_in, 0);
         const double sd = sqrt(ss / (double)cnt);
         ASSERT_MSG(sd > 0.018 && sd < 0.022, "pos sd %g, want 0.02", sd);
@@ -254,7 +284,11 @@ TEST(tfm_batch1_equals_row_of_batch) {
   fc_tfm_config cfg;
   fc_tfm_config_default(&cfg, 16, 7, 38);
   const fc_net_config nc = s_net(&cfg);
-  return net_check_batch_rows(&nc, 5, 0.1);
+  if (net_check_batch_rows(&nc, 5, 0.1)) return 1;
+  cfg.cond = FC_TFM_CROSS; /* two condition tokens of 19 */
+  cfg.ctok = 2;
+  const fc_net_config xc = s_net(&cfg);
+  return net_check_batch_rows(&xc, 5, 0.1);
 }
 
 int main(int argc, char **argv) {

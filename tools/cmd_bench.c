@@ -371,7 +371,7 @@ static void s_chunk_json(const s_chunk_case *uc) {
   } else {
     const fc_tfm_config *m = &uc->cfg.tfm;
     printf("\"width\": %d, \"depth\": %d, \"heads\": %d, \"ffn\": %d, \"temb\": %d, \"conditioning\": \"%s\"", m->width,
-           m->depth, m->heads, m->ffn, m->temb, m->cond == FC_TFM_ADALN ? "adaln" : "film");
+           m->depth, m->heads, m->ffn, m->temb, m->cond == FC_TFM_ADALN ? "adaln" : m->cond == FC_TFM_CROSS ? "cross" : "film");
   }
   printf(", \"params\": %zu, \"macs\": ", uc->params);
   fc_json_num(stdout, uc->macs);
