@@ -29,10 +29,11 @@ UNET_CASES = [
     (8, 2, 3, [2, 4, 6], 3, 2, 4, 2),  # 3 levels: downsampling, upsampling, 1x1 residuals
     (4, 3, 0, [4, 2], 5, 2, 2, 2),     # 2 levels, no condition, channels shrinking with depth
 ]
-# T, A, C, width, depth, heads, ffn, temb, cond (0 adaLN, 1 FiLM), B
+# T, A, C, width, depth, heads, ffn, temb, cond (0 adaLN, 1 FiLM, 2 cross), condition tokens, B
 TFM_CASES = [
-    (4, 2, 3, 8, 2, 2, 12, 4, 0, 2),  # adaLN-Zero, two blocks of two heads
-    (3, 3, 0, 6, 1, 3, 10, 6, 1, 2),  # FiLM, no condition, three heads of 2
+    (4, 2, 3, 8, 2, 2, 12, 4, 0, 1, 2),  # adaLN-Zero, two blocks of two heads
+    (3, 3, 0, 6, 1, 3, 10, 6, 1, 1, 2),  # FiLM, no condition, three heads of 2
+    (4, 2, 6, 8, 2, 2, 12, 4, 2, 2, 3),  # cross-attention to a time token and 2 condition tokens of 3
 ]
 
 
@@ -50,13 +51,13 @@ def unet_case(case):
 
 
 def tfm_case(case):
-    T, A, C, D, L, H, Fh, E, cond, B = case
-    build = lambda: DiT1D(T, A, C, D, L, H, Fh, E, cond).double()
+    T, A, C, D, L, H, Fh, E, cond, ctok, B = case
+    build = lambda: DiT1D(T, A, C, D, L, H, Fh, E, cond, ctok).double()
     net = build()
     with torch.no_grad():  # off adaLN-Zero's zeros
         for p in net.parameters():
             p.add_(0.2 * torch.randn_like(p))
-    return net, build, tfm_flat_params, f"case {T} {A} {C} {D} {L} {H} {Fh} {E} {cond} {B}", T * A, C, B
+    return net, build, tfm_flat_params, f"case {T} {A} {C} {D} {L} {H} {Fh} {E} {cond} {ctok} {B}", T * A, C, B
 
 
 def write(name, cases, make):

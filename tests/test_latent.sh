@@ -52,6 +52,14 @@ ev=$("$LFP" eval --policy "$tmp/t.lfp" --episodes 1 --json 2>&1) && [[ "$(echo "
   || { echo "FAIL: eval of a transformer: $ev"; fail=1; }
 "$LFP" train --data "$tmp/d.hdf5" --out "$tmp/f.lfp" --method lfm --net transformer --width 16 --depth 1 --tfm-cond adaln \
   --steps 40 > "$tmp/f.txt" 2>&1 && grep -q "adaln gelu" "$tmp/f.txt" || { echo "FAIL: lfm transformer, adaln: $(cat "$tmp/f.txt")"; fail=1; }
+# cross-attention conditioning (Diffusion Policy's): one memory token per
+# observation frame (lift's To 2) and the time token; the file keeps it
+out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/x.lfp" --method fm --net transformer --width 16 --depth 1 --heads 2 \
+  --tfm-cond cross --steps 40 --json 2>&1) || { echo "FAIL: train --tfm-cond cross: $out"; fail=1; }
+[[ "$(echo "$out" | tail -n 1)" == *'"net_desc": "transformer width 16 depth 1 heads 2 ffn 64 cross gelu"'* ]] \
+  || { echo "FAIL: cross transformer json: $out"; fail=1; }
+ev=$("$LFP" eval --policy "$tmp/x.lfp" --episodes 1 2>&1) && [[ "$ev" == *"transformer width 16 depth 1 heads 2 ffn 64 cross gelu"* ]] \
+  || { echo "FAIL: eval of a cross transformer: $ev"; fail=1; }
 # a transformer over a latent of 4 tokens of 4 values
 out=$("$LFP" train --data "$tmp/d.hdf5" --out "$tmp/lt.lfp" --method fm --net transformer --width 16 --depth 1 \
   --latent 16 --latent-tokens 4 --ae-width 32 --ae-steps 50 --steps 30 --json 2>&1) || { echo "FAIL: transformer in a latent: $out"; fail=1; }

@@ -78,15 +78,16 @@ TEST(tfm_matches_pytorch) {
   ASSERT_MSG(f, "cannot open %s", LFP_TFM_FIXTURE);
   char line[512];
   ASSERT(fgets(line, sizeof(line), f) && line[0] == '#');
-  int cases = 0, T, A, C, D, L, H, F, E, cond, B;
-  while (fscanf(f, " case %d %d %d %d %d %d %d %d %d %d", &T, &A, &C, &D, &L, &H, &F, &E, &cond, &B) == 10) {
+  int cases = 0, T, A, C, D, L, H, F, E, cond, ctok, B;
+  while (fscanf(f, " case %d %d %d %d %d %d %d %d %d %d %d", &T, &A, &C, &D, &L, &H, &F, &E, &cond, &ctok, &B) == 11) {
     fc_tfm_config cfg = s_cfg(T, A, C, D, L, H, F, E, FC_ACT_GELU, (fc_tfm_cond)cond);
+    cfg.ctok = ctok;
     const fc_net_config nc = s_net(&cfg);
     if (net_check_fixture(&nc, f, B)) return 1;
     cases++;
   }
   fclose(f);
-  ASSERT_EQ_INT(cases, 2);
+  ASSERT_EQ_INT(cases, 3);
   return 0;
 }
 

@@ -155,11 +155,14 @@ class DiT1D(nn.Module):
     """v(t, x, c) exactly as fc_tfm_impl.inc's forward: one token per chunk
     step, learned positions, pre-LayerNorm blocks (no affine, eps 1e-6)
     modulated by adaLN (shift, scale, gate; cond 0) or FiLM (shift, scale;
-    cond 1) from act([time MLP(e) ; c]), GELU (tanh) throughout."""
+    cond 1) from act([time MLP(e) ; c]), or (cond 2, Diffusion Policy's
+    transformer) unmodulated blocks with a cross-attention to memory tokens:
+    a time token from act(time MLP(e)) and ctok condition tokens of c, plus
+    their positions, through the memory MLP; GELU (tanh) throughout."""
 
-    def __init__(self, T, A, C, D, L, H, Fh, E, cond=0):
+    def __init__(self, T, A, C, D, L, H, Fh, E, cond=0, ctok=1):
         super().__init__()
-        self.T, self.A, self.D, self.L, self.H, self.cond = T, A, D, L, H, cond
+        self.T, self.A, self.D, self.L, self.H, self.cond, self.E = T, A, D, L, H, cond, E
         self.nm = 6 if cond == 0 else 4
         act = lambda x: F.gelu(x, approximate="tanh")
         self.act = act
@@ -168,30 +171,56 @@ class DiT1D(nn.Module):
         self.register_buffer("freq", 1000.0 * 10000.0 ** (-j / (E // 2)))
         self.inp = nn.Linear(A, D)
         self.pos = nn.Parameter(0.02 * torch.randn(T, D))
+        if cond == 2:
+            self.Tc = ctok if C else 0
+            self.ctime = nn.Linear(E, D)
+            self.ccond = nn.Linear(C // ctok, D) if C else None
+            self.cpos = nn.Parameter(0.02 * torch.randn(1 + self.Tc, D))
+            self.me1, self.me2 = nn.Linear(D, Fh), nn.Linear(Fh, D)
         self.qkv = nn.ModuleList(nn.Linear(D, 3 * D) for _ in range(L))
         self.proj = nn.ModuleList(nn.Linear(D, D) for _ in range(L))
+        if cond == 2:
+            self.xq = nn.ModuleList(nn.Linear(D, D) for _ in range(L))
+            self.xkv = nn.ModuleList(nn.Linear(D, 2 * D) for _ in range(L))
+            self.xproj = nn.ModuleList(nn.Linear(D, D) for _ in range(L))
         self.m1 = nn.ModuleList(nn.Linear(D, Fh) for _ in range(L))
         self.m2 = nn.ModuleList(nn.Linear(Fh, D) for _ in range(L))
-        self.mod = nn.Linear(E + C, (L * self.nm + 2) * D)
+        if cond != 2:
+            self.mod = nn.Linear(E + C, (L * self.nm + 2) * D)
         self.out = nn.Linear(D, A)
         if cond == 0:  # adaLN-Zero
             for m in (self.mod, self.out):
                 nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def attend(self, q, k, v):
+        """softmax(q k^T / sqrt(dh)) v per head; q (B, Tq, D), k and v (B, Tk, D)"""
+        B, H, dh = q.shape[0], self.H, self.D // self.H
+        heads = lambda z: z.reshape(B, z.shape[1], H, dh).transpose(1, 2)
+        p = torch.softmax(heads(q) @ heads(k).transpose(-1, -2) / dh ** 0.5, dim=-1)
+        return (p @ heads(v)).transpose(1, 2).reshape(B, q.shape[1], self.D)
+
     def forward(self, t, x, c):
         e = time_features(self.freq, t).to(x.dtype)
         km = self.act(torch.cat([self.fc2(self.act(self.fc1(e))), c], dim=1))
-        mod = self.mod(km).unsqueeze(1).chunk(self.L * self.nm + 2, dim=2)
-        B, T, D, H = x.shape[0], self.T, self.D, self.H
+        B, T, D = x.shape[0], self.T, self.D
         h = self.inp(x.view(B, T, self.A)) + self.pos
         ln = lambda z: F.layer_norm(z, (D,), eps=1e-6)
+        if self.cond == 2:
+            tok = [self.ctime(km[:, :self.E]).unsqueeze(1)]
+            if self.Tc:
+                tok.append(self.ccond(c.reshape(B, self.Tc, -1)))
+            mem = self.me2(self.act(self.me1(torch.cat(tok, dim=1) + self.cpos)))
+            for l in range(self.L):
+                h = h + self.proj[l](self.attend(*self.qkv[l](ln(h)).chunk(3, dim=2)))
+                h = h + self.xproj[l](self.attend(self.xq[l](ln(h)), *self.xkv[l](mem).chunk(2, dim=2)))
+                h = h + self.m2[l](self.act(self.m1[l](ln(h))))
+            return self.out(ln(h)).reshape(x.shape)
+        mod = self.mod(km).unsqueeze(1).chunk(self.L * self.nm + 2, dim=2)
         for l in range(self.L):
             m = mod[l * self.nm:(l + 1) * self.nm]
             sh1, sc1, g1, sh2, sc2, g2 = m if self.cond == 0 else (m[0], m[1], 1, m[2], m[3], 1)
-            q, k, v = self.qkv[l](ln(h) * (1 + sc1) + sh1).view(B, T, 3, H, D // H).permute(2, 0, 3, 1, 4)
-            p = torch.softmax(q @ k.transpose(-1, -2) / (D // H) ** 0.5, dim=-1)
-            h = h + g1 * self.proj[l]((p @ v).transpose(1, 2).reshape(B, T, D))
+            h = h + g1 * self.proj[l](self.attend(*self.qkv[l](ln(h) * (1 + sc1) + sh1).chunk(3, dim=2)))
             h = h + g2 * self.m2[l](self.act(self.m1[l](ln(h) * (1 + sc2) + sh2)))
         h = ln(h) * (1 + mod[-1]) + mod[-2]
         return self.out(h).reshape(x.shape)
@@ -200,10 +229,20 @@ class DiT1D(nn.Module):
 def tfm_flat_params(net):
     """The parameters as fc_tfm's flat vector (fc_tfm_layout's order)."""
     parts = [net.fc1.weight, net.fc1.bias, net.fc2.weight, net.fc2.bias, net.inp.weight, net.inp.bias, net.pos]
+    cross = net.cond == 2
+    if cross:
+        parts.extend([net.ctime.weight, net.ctime.bias])
+        if net.ccond is not None:
+            parts.extend([net.ccond.weight, net.ccond.bias])
+        parts.extend([net.cpos, net.me1.weight, net.me1.bias, net.me2.weight, net.me2.bias])
     for l in range(net.L):
-        for m in (net.qkv[l], net.proj[l], net.m1[l], net.m2[l]):
+        mods = (net.qkv[l], net.proj[l], net.xq[l], net.xkv[l], net.xproj[l], net.m1[l], net.m2[l]) if cross else \
+            (net.qkv[l], net.proj[l], net.m1[l], net.m2[l])
+        for m in mods:
             parts.extend([m.weight, m.bias])
-    parts.extend([net.mod.weight, net.mod.bias, net.out.weight, net.out.bias])
+    if not cross:
+        parts.extend([net.mod.weight, net.mod.bias])
+    parts.extend([net.out.weight, net.out.bias])
     return torch.cat([p.detach().reshape(-1) for p in parts])
 
 
