@@ -16,12 +16,13 @@ execution setting found on this machine:
     pre-transposes the weights), each setting screened over 300 calls (30
     for the U-Net), the fastest timed over 2000 (500), in microseconds.
 
-Usage: /usr/bin/python3 tools/bench_torch.py [--json] [--unet T,A,C,D0-D1-D2,TEMB | --tfm T,A,C,D,L,H,F,E,COND]
+Usage: /usr/bin/python3 tools/bench_torch.py [--json] [--unet T,A,C,D0-D1-D2,TEMB | --tfm T,A,C,D,L,H,F,E,COND[,CTOK]]
   --unet 16,2,40,64-128-256,64: chunks of T = 16 steps of A = 2 actions,
   condition C = 40, level channels 64, 128, 256, time embedding 64 (kernel 5,
   8 groups, Mish, as fc_unet_config_default).
   --tfm 16,2,40,128,4,4,512,64,0: the same chunks, width 128, depth 4, 4
-  heads, MLP width 512, time embedding 64, adaLN (1: FiLM), GELU.
+  heads, MLP width 512, time embedding 64, adaLN (1: FiLM; 2: cross-attention
+  to a time token and CTOK condition tokens, default 1), GELU.
 Progress goes to stderr; with --json the last stdout line is one JSON object
 (read by tools/cmd_bench.c), otherwise a human summary goes to stdout.
 Needs Debian's python3-torch (OpenBLAS); exits 1 if torch cannot be imported.
@@ -328,7 +329,7 @@ def parse_unet(spec):
 
 
 def parse_tfm(spec):
-    """"T,A,C,D,L,H,F,E,COND" -> the transformer's sizes"""
+    """"T,A,C,D,L,H,F,E,COND[,CTOK]" -> the transformer's sizes (COND 2, cross: CTOK condition tokens)"""
     return [int(v) for v in spec.split(",")]
 
 

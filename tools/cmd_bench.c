@@ -222,13 +222,17 @@ static int s_unet_setup(s_chunk_case *uc, const int *dims, int temb, char *err, 
 }
 
 /* the transformer case's config: fc_tfm's default, with the options' width
- * and depth when given (0: not given; ffn 4 x width); 0 when usable */
-static int s_tfm_setup(s_chunk_case *uc, int width, int depth, char *err, size_t errsz) {
+ * and depth when given (0: not given; ffn 4 x width) and conditioning
+ * (cond < 0: the default; cross reads the To = 2 frames as 2 tokens); 0 when
+ * usable */
+static int s_tfm_setup(s_chunk_case *uc, int width, int depth, int cond, char *err, size_t errsz) {
   fc_net_config_default(&uc->cfg, FC_NET_TRANSFORMER, uc->T * uc->A, uc->C);
   fc_tfm_config *cfg = &uc->cfg.tfm;
   fc_tfm_config_default(cfg, uc->T, uc->A, uc->C);
   if (width > 0) cfg->width = width, cfg->ffn = 4 * width;
   if (depth > 0) cfg->depth = depth;
+  if (cond >= 0) cfg->cond = (fc_tfm_cond)cond;
+  cfg->ctok = 2;
   return fc_net_config_check(&uc->cfg, err, errsz);
 }
 
@@ -332,8 +336,8 @@ static void s_chunk_bench(s_chunk_case *uc, s_peak *pk, int threads, int rounds,
       snprintf(args + strlen(args), sizeof(args) - strlen(args), ",%d", u->temb);
     } else {
       const fc_tfm_config *m = &cfg->tfm;
-      snprintf(args, sizeof(args), "--tfm %d,%d,%d,%d,%d,%d,%d,%d,%d", uc->T, uc->A, uc->C, m->width, m->depth,
-               m->heads, m->ffn, m->temb, (int)m->cond);
+      snprintf(args, sizeof(args), "--tfm %d,%d,%d,%d,%d,%d,%d,%d,%d,%d", uc->T, uc->A, uc->C, m->width, m->depth,
+               m->heads, m->ffn, m->temb, (int)m->cond, m->ctok);
     }
     s_run_torch(script, python, args, &uc->th);
   }
@@ -413,6 +417,8 @@ static int s_parse_dims(const char *s, int *dims) {
 static int s_bench_flowcore(int argc, char **argv) {
   int json = 0, no_torch = 0, iters = 100, threads = 0, unet_iters = 15, unet_temb = 0, no_unet = 0;
   int tfm_width = 0, tfm_depth = 0, no_tfm = 0;
+  const char *tfm_cond = NULL;
+  static const char *const tconds[] = {"adaln", "film", "cross", NULL}; /* fc_tfm_cond's order */
   const char *script = LFP_SOURCE_DIR "/tools/bench_torch.py", *python = "/usr/bin/python3", *unet_dims = "";
   cli_opt opts[] = {
       {"--iters", CLI_INT, &iters, "timed training steps (in rounds of 5, each with one sgemm peak sample)", NULL, 5, 100000},
@@ -426,15 +432,20 @@ static int s_bench_flowcore(int argc, char **argv) {
       {"--no-unet", CLI_FLAG, &no_unet, "skip the U-Net cases", NULL, 0, 0},
       {"--tfm-width", CLI_INT, &tfm_width, "transformer width, ffn 4 x width (0: fc_tfm's default)", NULL, 0, 4096},
       {"--tfm-depth", CLI_INT, &tfm_depth, "transformer blocks (0: fc_tfm's default)", NULL, 0, 32},
+      {"--tfm-cond", CLI_CHOICE, &tfm_cond, "transformer conditioning (default: fc_tfm's, film)", tconds, 0, 0},
       {"--no-tfm", CLI_FLAG, &no_tfm, "skip the transformer cases", NULL, 0, 0},
       CLI_OPT_JSON(json),
   };
   int rc = cli_parse("bench flowcore",
-                     "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--unet-dims D0,D1,..] [--tfm-width W] [--json]",
+                     "lfp bench flowcore [--iters N] [--threads T] [--no-torch] [--unet-dims D0,D1,..] [--tfm-width W] "
+                     "[--tfm-cond adaln|film|cross] [--json]",
                      argc, argv, opts, (int)(sizeof(opts) / sizeof(opts[0])));
   if (rc) return rc > 0 ? 0 : 2;
   /* the U-Net at Tp 16: Push-T sizes (A 2, To 2 x 20-D observations) and
    * Lift sizes (A 7, To 2 x 19-D), checked before anything runs */
+  int tcond = -1;
+  for (int k = 0; tfm_cond && tconds[k]; k++)
+    if (!strcmp(tfm_cond, tconds[k])) tcond = k;
   int udims[FC_UNET_MAX_LEVELS];
   if (s_parse_dims(unet_dims, udims)) {
     cli_error("bench flowcore", "--unet-dims wants 1 to %d channel counts like 64,128,256 (got '%s')",
@@ -452,7 +463,7 @@ static int s_bench_flowcore(int argc, char **argv) {
       memset(u, 0, sizeof(*u));
       u->T = sizes[z][0], u->A = sizes[z][1], u->C = sizes[z][2];
       char uerr[256];
-      if (kind ? s_tfm_setup(u, tfm_width, tfm_depth, uerr, sizeof(uerr))
+      if (kind ? s_tfm_setup(u, tfm_width, tfm_depth, tcond, uerr, sizeof(uerr))
                : s_unet_setup(u, udims, unet_temb, uerr, sizeof(uerr))) {
         cli_error("bench flowcore", "%s: %s", kind ? "transformer" : "U-Net", uerr);
         return 2;
