@@ -1,6 +1,7 @@
 /* fc_base: error-message and allocation helpers shared by flowcore. */
 #include "fc_base.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -83,3 +84,32 @@ static int s_cmp_double(const void *a, const void *b) {
 void fc_sort(double *v, int n) { qsort(v, (size_t)n, sizeof(double), s_cmp_double); }
 
 double fc_quantile(const double *v, int n, double q) { return n < 1 ? NAN : v[(size_t)(q * (n - 1))]; }
+
+char *fc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errsz) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return fc_set_err(err, errsz, "cannot read %s (%s)", path, strerror(errno)), NULL;
+  size_t cap = 1 << 16, n = 0;
+  char *buf = fc_malloc(cap + 1);
+  size_t k;
+  while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
+    n += k;
+    if (n == cap) {
+      if (cap >= max) {
+        free(buf);
+        fclose(f);
+        return fc_set_err(err, errsz, "%s is larger than %zu MB", path, max >> 20), NULL;
+      }
+      cap *= 2;
+      buf = fc_realloc(buf, cap + 1);
+    }
+  }
+  const int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(buf);
+    return fc_set_err(err, errsz, "cannot read %s (a read error)", path), NULL;
+  }
+  buf[n] = 0;
+  *len = n;
+  return buf;
+}

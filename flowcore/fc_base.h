@@ -51,6 +51,10 @@ void *fc_malloc(size_t n);
 void *fc_calloc(size_t n, size_t size);
 void *fc_realloc(void *p, size_t n); /* as realloc; aborts when out of memory, like fc_malloc */
 
+/* A whole file of at most max bytes, NUL-terminated (len: its bytes);
+ * NULL and a sentence in err when it cannot be read or is larger. */
+char *fc_read_file(const char *path, size_t max, size_t *len, char *err, size_t errsz);
+
 /* Seconds on the monotonic clock (for durations). */
 double fc_now(void);
 

@@ -144,14 +144,9 @@ static int s_act_parse(s_errs *e, const mjModel *m, const cJSON *o, s_act *a, co
 pol_mj_map *pol_mj_map_load(const mjModel *m, const char *path, const pol_mj_spec *spec, char *err, size_t errsz) {
   if (err && errsz) err[0] = 0;
   s_errs e = {err, errsz, 0, 0, path};
-  FILE *f = fopen(path, "rb");
-  if (!f) return fc_set_err(err, errsz, "%s: cannot open the mapping file", path), NULL;
-  char *text = fc_malloc(1 << 20);
-  const size_t n = fread(text, 1, (1 << 20) - 1, f);
-  const int big = !feof(f);
-  fclose(f);
-  text[n] = 0;
-  if (big) return free(text), fc_set_err(err, errsz, "%s: the mapping file is over 1 MB", path), NULL;
+  size_t n;
+  char *text = fc_read_file(path, (size_t)1 << 20, &n, err, errsz); /* "cannot read PATH (...)" or "PATH is larger than 1 MB" */
+  if (!text) return NULL;
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
   if (!root) {

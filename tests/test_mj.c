@@ -113,7 +113,13 @@ TEST(map_mismatches_are_one_sentence_each) {
   ASSERT(pol_mj_map_load(m, s_write("nojson.json", "{\"obs\": "), &spec, err, sizeof(err)) == NULL);
   ASSERT_MSG(strstr(err, "not valid JSON"), "%s", err);
   ASSERT(pol_mj_map_load(m, "/nonexistent/map.json", &spec, err, sizeof(err)) == NULL);
-  ASSERT_MSG(strstr(err, "/nonexistent/map.json: cannot open"), "%s", err);
+  ASSERT_MSG(strstr(err, "cannot read /nonexistent/map.json"), "%s", err);
+  char *big = malloc((1 << 20) + 16); /* valid JSON, but past the 1 MB a mapping may have */
+  memset(big, ' ', (1 << 20) + 8);
+  memcpy(big + (1 << 20) + 8, "{}", 3);
+  ASSERT(pol_mj_map_load(m, s_write("big.json", big), &spec, err, sizeof(err)) == NULL);
+  free(big);
+  ASSERT_MSG(strstr(err, "big.json is larger than 1 MB"), "%s", err);
   mj_deleteModel(m);
   s_cleanup();
   return 0;

@@ -120,38 +120,9 @@ typedef struct {
   cJSON *run;
 } s_eval;
 
-static char *s_slurp(const char *path, size_t max, size_t *len, char *err, size_t errsz) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return fc_set_err(err, errsz, "cannot read %s (%s)", path, strerror(errno)), NULL;
-  size_t cap = 1 << 16, n = 0;
-  char *buf = fc_malloc(cap + 1);
-  size_t k;
-  while ((k = fread(buf + n, 1, cap - n, f)) > 0) {
-    n += k;
-    if (n == cap) {
-      if (cap >= max) {
-        free(buf);
-        fclose(f);
-        return fc_set_err(err, errsz, "%s is larger than %zu MB", path, max >> 20), NULL;
-      }
-      cap *= 2;
-      buf = fc_realloc(buf, cap + 1);
-    }
-  }
-  const int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return fc_set_err(err, errsz, "cannot read %s (a read error)", path), NULL;
-  }
-  buf[n] = 0;
-  *len = n;
-  return buf;
-}
-
 static int s_eval_read(const char *path, s_eval *e, char *err, size_t errsz) {
   size_t n;
-  char *text = s_slurp(path, (size_t)256 << 20, &n, err, errsz);
+  char *text = fc_read_file(path, (size_t)256 << 20, &n, err, errsz);
   if (!text) return -1;
   const char *end = NULL;
   cJSON *j = cJSON_ParseWithLengthOpts(text, n, &end, 0);
@@ -354,7 +325,7 @@ static int s_video_embed(FILE *f, const char *dir, const s_video *v, char *err, 
   char path[4400];
   snprintf(path, sizeof(path), "%s/%s", dir, v->name);
   size_t n;
-  unsigned char *bytes = (unsigned char *)s_slurp(path, (size_t)64 << 20, &n, err, errsz);
+  unsigned char *bytes = (unsigned char *)fc_read_file(path, (size_t)64 << 20, &n, err, errsz);
   if (!bytes) return -1;
   if (n < 8 || memcmp(bytes + 4, "ftyp", 4)) {
     free(bytes);
