@@ -13,9 +13,10 @@
 #                                       points and in latents of 1, 2, 4, 8
 #                                       values, with the two parts of the bound
 #   tools/studies.sh tfm-cond [OUTDIR]  the transformer's conditioning, adaLN-Zero
-#                                       vs FiLM at equal parameters (lift, FM,
+#                                       vs FiLM vs cross-attention at equal
+#                                       parameters (TFM_CONDS: some; lift, FM,
 #                                       training seed 0, the selection seeds
-#                                       200000..; the two runs side by side on
+#                                       200000..; the runs side by side on
 #                                       one thread each)
 #   tools/studies.sh latent-recon [OUTDIR] the autoencoder's reconstruction
 #                                       error against the latent size d on
@@ -33,7 +34,8 @@
 # SEEDS (training seeds, default "0 1 2"), EPISODES (evaluation episodes,
 # default 50), DISTILL_FLAGS (extra lfp distill flags, e.g. "--steps 1000";
 # default none; pusht: "--steps 2000 --pairs 16384", see README), DELAYS (realtime, ms:
-# "0 50 120 250"), JOINS ("replace blend rtc"), RT_TASKS (realtime: "lift").
+# "0 50 120 250"), JOINS ("replace blend rtc"), RT_TASKS (realtime: "lift"),
+# TFM_CONDS (tfm-cond: "adaln:80 film:88 cross:84", conditioning:width).
 # Training uses lfp train's defaults; evaluation the seeds 100000.. only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -265,12 +267,17 @@ PY
   ;;
 tfm-cond)
   # lift's parameter count (its MLP's, 561520): adaLN at width 80 (559895),
-  # FiLM, whose modulation is a third smaller, at width 88 (573855)
+  # FiLM, whose modulation is a third smaller, at width 88 (573855), cross-
+  # attention, without modulation but with a memory MLP and a second
+  # attention a block, at width 84 (555911); TFM_CONDS picks some of them
   demos "$out" lift
-  side lift.adaln lift --net transformer --tfm-cond adaln --width 80
-  side lift.film lift --net transformer --tfm-cond film --width 88
+  rows=()
+  for v in ${TFM_CONDS:-adaln:80 film:88 cross:84}; do
+    side "lift.${v%:*}" lift --net transformer --tfm-cond "${v%:*}" --width "${v#*:}"
+    rows+=("lift.${v%:*}:${v%:*}")
+  done
   wait
-  select_table lift.adaln:adaln lift.film:film | tee "$out/tfm-cond.md"
+  select_table "${rows[@]}" | tee "$out/tfm-cond.md"
   ;;
 latent-recon)
   # d from 4 to the whole chunk (pusht's 16 x 2 = 32, lift's and can's 16 x 7 = 112)
