@@ -12,7 +12,9 @@
 # NETS ("default": the network of the task's recipe, e.g. pusht's U-Net;
 # or "mlp unet transformer" to compare them on every task; "transformer" is
 # sized to the task's parameter count: width 88 on lift and can (the MLP's
-# 0.56M parameters), 136 on pusht (its U-Net's 1.18M), 72 on avoid; "latentD",
+# 0.56M parameters), 136 on pusht (its U-Net's 1.18M), 84 on avoid (486942
+# against its MLP's 474400; README's avoid row ran at 72, 380634, with
+# EXTRA="--width 72": the last --width wins); "latentD",
 # e.g. "latent16", is the task's default network flowing in a D-value latent
 # of an autoencoder of width 128: --latent D --ae-width 128, its parameters
 # counted in the params column; pusht's recipe reads the latent as 4 tokens
@@ -53,7 +55,7 @@ for task in $TASKS; do
           transformer)
             w=88
             [ "$task" = pusht ] && w=136
-            [ "$task" = avoid ] && w=72
+            [ "$task" = avoid ] && w=84
             netflag="--net transformer --width $w" ;;
           latent*) netflag="--latent ${net#latent} --ae-width 128" ;;
           *) netflag="--net $net" ;;
