@@ -18,8 +18,9 @@
  * Built without libFuzzer it replays files given on the command line
  * (the seeds, or a crash artifact): fuzz_ckpt FILE... ; and
  * `fuzz_ckpt --write-seeds DIR` writes the seed corpus (tiny policies of
- * each method and norm kind, width 8, depth 1, Tp 2, a transformer and a
- * latent flow, a bare "lfm" file and an interrupted "run").
+ * each method and norm kind, width 8, depth 1, Tp 2, transformers
+ * (adaLN-Zero, FiLM, cross-attention) and a latent flow, a bare "lfm" file
+ * and an interrupted "run").
  * The seeds v1-* were written by this generator built at commit a28839e,
  * the last lfp of checkpoint format 1, and the seeds cfg1-* at commit
  * 28aa4df, the last lfp of lfm.config section version 1 (no network kind);
@@ -126,10 +127,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 /* a tiny policy: keys "pos" (2) and "grip" (1), To 2, Tp 2, Ta 1, 2-D
  * actions, width 8, depth 1, statistics fitted on random rows; net: an mlp
- * or a transformer (width 8, 2 heads); latent > 0: flowing in the latent of
- * an autoencoder of width 8 */
+ * or a transformer (width 8, 2 heads, conditioned by tcond; cross-attention
+ * reads the To frames); latent > 0: flowing in the latent of an autoencoder
+ * of width 8 */
 static pol_policy *s_seed_policy_of(pol_method method, fc_norm_kind kind, fc_cond_mode cond, uint64_t seed,
-                                    fc_net_kind net, int latent) {
+                                    fc_net_kind net, fc_tfm_cond tcond, int latent) {
   pol_meta m;
   memset(&m, 0, sizeof(m));
   m.method = method;
@@ -151,6 +153,8 @@ static pol_policy *s_seed_policy_of(pol_method method, fc_norm_kind kind, fc_con
     fc_net_config_default(&lc.net, FC_NET_TRANSFORMER, dx, m.To * m.obs_dim);
     fc_net_config_set_io(&lc.net, dx, m.To * m.obs_dim, m.Tp);
     lc.net.tfm.width = 8, lc.net.tfm.depth = 1, lc.net.tfm.heads = 2, lc.net.tfm.ffn = 8, lc.net.tfm.temb = 4;
+    lc.net.tfm.cond = tcond;
+    lc.net.tfm.ctok = m.To;
   } else {
     lc.net.mlp.width = 8;
     lc.net.mlp.depth = 1;
@@ -179,7 +183,7 @@ static pol_policy *s_seed_policy_of(pol_method method, fc_norm_kind kind, fc_con
 }
 
 static pol_policy *s_seed_policy(pol_method method, fc_norm_kind kind, fc_cond_mode cond, uint64_t seed) {
-  return s_seed_policy_of(method, kind, cond, seed, FC_NET_MLP, 0);
+  return s_seed_policy_of(method, kind, cond, seed, FC_NET_MLP, FC_TFM_FILM, 0);
 }
 
 /* flag byte + the file at tmp */
@@ -221,13 +225,23 @@ static int s_write_seeds(const char *dir) {
     pol_free(p);
     if (s_write_seed(dir, pols[i].name, tmp, pols[i].flag)) return 1;
   }
-  /* a transformer, and a latent flow (sections lfm.config's kind 2, pol.latent) */
-  for (int k = 0; k < 2; k++) {
-    pol_policy *q = s_seed_policy_of(POL_FM, FC_NORM_MINMAX, FC_COND_FILM, 30 + k, k ? FC_NET_MLP : FC_NET_TRANSFORMER,
-                                     k ? 3 : 0);
+  /* transformers of the three conditionings, and a latent flow (sections
+   * lfm.config's kind 2, cross-attention's ctok, pol.latent) */
+  static const struct {
+    const char *name;
+    fc_net_kind net;
+    fc_tfm_cond tcond;
+    int latent;
+  } more[] = {{"fm-transformer.seed", FC_NET_TRANSFORMER, FC_TFM_ADALN, 0},
+              {"fm-latent.seed", FC_NET_MLP, FC_TFM_FILM, 3},
+              {"fm-transformer-film.seed", FC_NET_TRANSFORMER, FC_TFM_FILM, 0},
+              {"fm-transformer-cross.seed", FC_NET_TRANSFORMER, FC_TFM_CROSS, 0}};
+  for (int k = 0; k < 4; k++) {
+    pol_policy *q = s_seed_policy_of(POL_FM, FC_NORM_MINMAX, FC_COND_FILM, 30 + (uint64_t)k, more[k].net, more[k].tcond,
+                                     more[k].latent);
     if (!q || pol_save_file(q, tmp, err, sizeof(err))) return fprintf(stderr, "fuzz_ckpt: %s\n", err), 1;
     pol_free(q);
-    if (s_write_seed(dir, k ? "fm-latent.seed" : "fm-transformer.seed", tmp, 1)) return 1;
+    if (s_write_seed(dir, more[k].name, tmp, 1)) return 1;
   }
   pol_policy *p = s_seed_policy(POL_LFM, FC_NORM_MINMAX, FC_COND_FILM, 20);
   int rc = fc_lfm_save_file(p->flow, tmp, err, sizeof(err));
