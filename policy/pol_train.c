@@ -67,9 +67,11 @@ typedef struct {
   int64_t steps;
   int Ta;
   int unet_dims[FC_UNET_MAX_LEVELS]; /* nonzero: the U-Net with these channels per level */
-  /* a latent flow on the recipe's own network (--latent d, pol_train_recipe_latent) */
+  /* a latent flow on the recipe's own network (--latent d), and the
+   * transformer in action space (--net transformer): pol_train_recipe_net */
   int64_t latent_steps;
   int latent_tokens;
+  int64_t tfm_steps;
   const char *text;
 } s_recipe;
 
@@ -85,13 +87,16 @@ static const s_recipe s_recipes[] = {
      * selection seeds: 40% (score 0.907) at 8000 steps, 76% (0.985) at
      * 32000, whose step costs a quarter of the chunk's (4 tokens for 16), so
      * it trains as long as the action-space recipe (tools/studies.sh
-     * latent-steps) */
+     * latent-steps). The transformer at the U-Net's parameters (width 136,
+     * FM, training seed 0) on the selection seeds: 64% (score 0.965) at 8000
+     * steps, 90% (0.997) at 16000 (tools/studies.sh tfm-steps) */
     {.task = "pusht",
      .steps = 8000,
      .unet_dims = {32, 64, 128},
      .latent_steps = 32000,
      .latent_tokens = 4,
-     .text = "pusht: unet dims 32,64,128, 8000 steps; a latent flow: 32000 steps, 4 tokens"},
+     .tfm_steps = 16000,
+     .text = "pusht: unet dims 32,64,128, 8000 steps; a latent flow: 32000 steps, 4 tokens; a transformer: 16000 steps"},
     /* can: training length. FM, the MLP, 200 demos, one 32000-step run with
      * --eval-every 4000 on selection seeds 200000..200049: score 0.24 /
      * 0.64 / 0.84 / 0.94 at 4000..16000 steps, 1.00 from 20000 to 32000
@@ -122,9 +127,14 @@ int pol_train_recipe(const char *task, pol_train_config *c) {
   return 1;
 }
 
-void pol_train_recipe_latent(const char *task, pol_train_config *c, int steps_given, int tokens_given) {
+void pol_train_recipe_net(const char *task, pol_train_config *c, int steps_given, int tokens_given) {
   const s_recipe *r = s_recipe_find(task);
-  if (!r || c->latent <= 0 || (r->unet_dims[0] && c->net.kind != FC_NET_UNET)) return;
+  if (!r) return;
+  if (c->latent <= 0) {
+    if (r->tfm_steps && c->net.kind == FC_NET_TRANSFORMER && !steps_given) c->steps = r->tfm_steps;
+    return;
+  }
+  if (r->unet_dims[0] && c->net.kind != FC_NET_UNET) return;
   if (r->latent_steps && !steps_given) c->steps = r->latent_steps;
   if (r->latent_tokens && !tokens_given) c->latent_tokens = r->latent_tokens;
 }

@@ -93,10 +93,11 @@ void pol_train_config_default(pol_train_config *c);
  * recipe does not set keep their defaults. Returns 1 when the task has a
  * recipe of its own, 0 when it gets the general defaults (c unchanged). */
 int pol_train_recipe(const char *task, pol_train_config *c);
-/* After the flags: a latent run's (c->latent > 0) steps and tokens from the
- * task's recipe, where the flags did not set them (steps_given, tokens_given)
- * and the run keeps the recipe's network kind; c unchanged otherwise. */
-void pol_train_recipe_latent(const char *task, pol_train_config *c, int steps_given, int tokens_given);
+/* After the flags, the recipe's settings for the network they chose, where
+ * the flags did not set them (steps_given, tokens_given): a latent run's
+ * (c->latent > 0) steps and tokens when it keeps the recipe's network kind;
+ * an action-space transformer's steps; c unchanged otherwise. */
+void pol_train_recipe_net(const char *task, pol_train_config *c, int steps_given, int tokens_given);
 /* One line describing the task's recipe ("pusht: 64000 steps ..."), for
  * --help and the training output; "" for a task without one. */
 const char *pol_train_recipe_text(const char *task);

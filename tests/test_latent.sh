@@ -67,7 +67,8 @@ ev=$("$LFP" eval --policy "$tmp/lt.lfp" --episodes 1 2>&1) && [[ "$ev" == *"tran
   || { echo "FAIL: eval of a transformer in a latent: $ev"; fail=1; }
 # pusht's recipe for a latent flow on its U-Net: 32000 steps, 4 tokens (the
 # chunk network's horizon), unless flags set them; another network keeps the
-# action-space recipe's 8000 steps (tiny networks: the step count is the test)
+# action-space recipe's 8000 steps; a transformer gets 16000 (tiny networks:
+# the step count is the test)
 "$LFP" collect --env pusht --episodes 3 --seed 1 --out "$tmp/p.hdf5" > /dev/null || { echo "FAIL: collect pusht"; exit 1; }
 recipe_steps() { # ARGS...: the steps of a pusht latent run's JSON
   "$LFP" train --data "$tmp/p.hdf5" --out "$tmp/p.lfp" --method fm --latent 8 --ae-width 8 --ae-steps 20 --batch 2 "$@" \
@@ -76,6 +77,13 @@ recipe_steps() { # ARGS...: the steps of a pusht latent run's JSON
 [ "$(recipe_steps --unet-dims 8,8,8)" = 32000 ] || { echo "FAIL: pusht latent recipe: not 32000 steps"; fail=1; }
 [ "$(recipe_steps --unet-dims 8,8,8 --steps 50)" = 50 ] || { echo "FAIL: pusht latent recipe: --steps 50 not kept"; fail=1; }
 [ "$(recipe_steps --net mlp --width 8 --depth 1)" = 8000 ] || { echo "FAIL: pusht latent mlp: not the recipe's 8000"; fail=1; }
+# and a transformer in action space: 16000 steps
+tfm_steps() { # ARGS...: the steps of a pusht transformer run's JSON
+  "$LFP" train --data "$tmp/p.hdf5" --out "$tmp/p.lfp" --method fm --net transformer --width 8 --depth 1 --heads 2 \
+    --batch 2 "$@" --json 2> /dev/null | tail -n 1 | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["steps"])'
+}
+[ "$(tfm_steps)" = 16000 ] || { echo "FAIL: pusht transformer recipe: not 16000 steps"; fail=1; }
+[ "$(tfm_steps --steps 30)" = 30 ] || { echo "FAIL: pusht transformer recipe: --steps 30 not kept"; fail=1; }
 msg=$("$LFP" train --data "$tmp/p.hdf5" --out "$tmp/p.lfp" --method fm --latent 8 --latent-tokens 1 --unet-dims 8,8,8 \
   --steps 5 2>&1) && { echo "FAIL: pusht latent of 1 token on the U-Net trained"; fail=1; }
 [[ "$msg" == *"not divisible by 2^(levels - 1) = 4"* ]] || { echo "FAIL: pusht latent tokens 1: $msg"; fail=1; }

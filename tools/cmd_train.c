@@ -274,8 +274,8 @@ int cmd_train(int argc, char **argv) {
   int status = 1;
   pol_trainer *t = NULL;
   c.steps = steps;
-  /* a latent flow: the recipe's own steps and tokens where the flags leave them */
-  pol_train_recipe_latent(task, &c, s_arg(argc, argv, "--steps") || epochs > 0, s_arg(argc, argv, "--latent-tokens") != NULL);
+  /* a latent flow or a transformer: the recipe's own steps (and tokens) where the flags leave them */
+  pol_train_recipe_net(task, &c, s_arg(argc, argv, "--steps") || epochs > 0, s_arg(argc, argv, "--latent-tokens") != NULL);
   if (epochs > 0) {
     c.steps = blocks; /* a first trainer only to count windows (lfm needs a step per block) */
     const int latent = c.latent;
