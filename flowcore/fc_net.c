@@ -241,7 +241,7 @@ static void s_tfm_match(fc_net_config *out, int copies) { out->tfm = fc_tfm_widt
 static void s_tfm_describe(const fc_net_config *cfg, char *out, size_t n) {
   const fc_tfm_config *m = &cfg->tfm;
   snprintf(out, n, "transformer width %d depth %d heads %d ffn %d %s %s", m->width, m->depth, m->heads, m->ffn,
-           m->cond == FC_TFM_ADALN ? "adaln" : m->cond == FC_TFM_CROSS ? "cross" : "film", fc_act_name(m->act));
+           fc_tfm_cond_name(m->cond), fc_act_name(m->act));
 }
 
 static void s_tfm_put(fc_ckpt_buf *b, const fc_net_config *cfg) {

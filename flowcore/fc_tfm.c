@@ -33,6 +33,10 @@ void fc_tfm_config_default(fc_tfm_config *cfg, int T, int A, int dc) {
   cfg->ctok = 1;
 }
 
+const char *const fc_tfm_cond_names[] = {"adaln", "film", "cross", NULL}; /* fc_tfm_cond's order */
+const char *fc_tfm_cond_name(fc_tfm_cond c) { return (unsigned)c <= FC_TFM_CROSS ? fc_tfm_cond_names[c] : "?"; }
+int fc_tfm_cond_parse(const char *s) { return fc_name_index(s, fc_tfm_cond_names, FC_TFM_CROSS + 1); }
+
 int fc_tfm_config_check(const fc_tfm_config *cfg, char *err, size_t errsz) {
   if (cfg->horizon < 1 || cfg->horizon > FC_TFM_MAX_HORIZON)
     return fc_set_err(err, errsz, "transformer horizon must be in 1..%d (got %d)", FC_TFM_MAX_HORIZON, cfg->horizon), -1;

@@ -146,6 +146,11 @@ typedef struct {
  * sampler states out of bounds (README, "The transformer and latent action
  * flows"); the width's speed is in "lfp bench flowcore: the transformer". */
 void fc_tfm_config_default(fc_tfm_config *cfg, int T, int A, int dc);
+/* Name <-> enum ("adaln", "film", "cross"; fc_tfm_cond_names is that list,
+ * NULL-terminated, for option parsers); -1 when unknown. */
+extern const char *const fc_tfm_cond_names[];
+const char *fc_tfm_cond_name(fc_tfm_cond c);
+int fc_tfm_cond_parse(const char *s);
 /* 0 when the config is usable, else -1 and a sentence in err. */
 int fc_tfm_config_check(const fc_tfm_config *cfg, char *err, size_t errsz);
 void fc_tfm_layout_make(fc_tfm_layout *lay, const fc_tfm_config *cfg);
@@ -182,17 +187,17 @@ void fc_tfm_init(fc_tfm *net, fc_rng *rng);
   T *arena; /* every buffer below points into it */                                           \
   T *e, *h1, *a1, *tf, *k, *km, *mod; /* time (E), (4E), (4E), (E); (dk), (dk); (mw) */         \
   T *h[FC_TFM_MAX_DEPTH + 1];   /* the residual stream: block l's input, h[L] the last output (D) */ \
-  T *xh1[FC_TFM_MAX_DEPTH], *a[FC_TFM_MAX_DEPTH], *qkv[FC_TFM_MAX_DEPTH]; /* LN, modulated, (3D) */ \
+  T *xh1[FC_TFM_MAX_DEPTH], *a[FC_TFM_MAX_DEPTH], *qkv[FC_TFM_MAX_DEPTH]; /* LN, modulated (cross: xh1 itself), (3D) */ \
   T *p[FC_TFM_MAX_DEPTH], *o[FC_TFM_MAX_DEPTH], *ao[FC_TFM_MAX_DEPTH]; /* softmax (H T), heads, Wo o */ \
-  T *hm[FC_TFM_MAX_DEPTH], *xh2[FC_TFM_MAX_DEPTH], *m[FC_TFM_MAX_DEPTH]; /* mid stream, LN, modulated */ \
+  T *hm[FC_TFM_MAX_DEPTH], *xh2[FC_TFM_MAX_DEPTH], *m[FC_TFM_MAX_DEPTH]; /* mid stream, LN, modulated (cross: xh2) */ \
   T *z1[FC_TFM_MAX_DEPTH], *u[FC_TFM_MAX_DEPTH], *z2[FC_TFM_MAX_DEPTH]; /* (F), act (F), (D) */ \
   T *rs1[FC_TFM_MAX_DEPTH], *rs2[FC_TFM_MAX_DEPTH]; /* 1/std per token (1) */                   \
-  T *xhf, *rsf, *f;             /* final LN, 1/std, modulated */                                \
+  T *xhf, *rsf, *f;             /* final LN, 1/std, modulated (cross: xhf) */                           \
   T *dh, *dhm, *dt, *dqkv, *dp, *dbig; /* gradients: streams (D), a token (D), (3D), (H T), (F) */ \
   T *dmod, *dk, *dtf, *da1;     /* (mw), (dk), (E), (4E) */                                     \
   /* cross only: memory (S tokens) and each block's cross-attention */                           \
   T *kt, *tt, *co, *mem0, *me1, *meu, *mem; /* act(tf) (E), time token (D), condition tokens (Tc D), (S D), (S F) x 2, (S D) */ \
-  T *xh3[FC_TFM_MAX_DEPTH], *a3[FC_TFM_MAX_DEPTH], *q2[FC_TFM_MAX_DEPTH]; /* LN, LN, queries (D) */ \
+  T *xh3[FC_TFM_MAX_DEPTH], *q2[FC_TFM_MAX_DEPTH]; /* LN (no modulation: the queries' input), queries (D) */ \
   T *kv2[FC_TFM_MAX_DEPTH], *p2[FC_TFM_MAX_DEPTH], *o2[FC_TFM_MAX_DEPTH]; /* (S 2D), (H T S), (D) */ \
   T *ao2[FC_TFM_MAX_DEPTH], *hc[FC_TFM_MAX_DEPTH], *rs3[FC_TFM_MAX_DEPTH]; /* Wo2 o2, stream, 1/std */ \
   T *dkv2, *dmem, *dmeu, *dmem0, *dtt, *dco, *dp2; /* (S 2D), (S D), (S F), (S D), (D), (Tc D), (H T S) */ \

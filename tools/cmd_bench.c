@@ -375,7 +375,7 @@ static void s_chunk_json(const s_chunk_case *uc) {
   } else {
     const fc_tfm_config *m = &uc->cfg.tfm;
     printf("\"width\": %d, \"depth\": %d, \"heads\": %d, \"ffn\": %d, \"temb\": %d, \"conditioning\": \"%s\"", m->width,
-           m->depth, m->heads, m->ffn, m->temb, m->cond == FC_TFM_ADALN ? "adaln" : m->cond == FC_TFM_CROSS ? "cross" : "film");
+           m->depth, m->heads, m->ffn, m->temb, fc_tfm_cond_name(m->cond));
   }
   printf(", \"params\": %zu, \"macs\": ", uc->params);
   fc_json_num(stdout, uc->macs);
@@ -418,7 +418,6 @@ static int s_bench_flowcore(int argc, char **argv) {
   int json = 0, no_torch = 0, iters = 100, threads = 0, unet_iters = 15, unet_temb = 0, no_unet = 0;
   int tfm_width = 0, tfm_depth = 0, no_tfm = 0;
   const char *tfm_cond = NULL;
-  static const char *const tconds[] = {"adaln", "film", "cross", NULL}; /* fc_tfm_cond's order */
   const char *script = LFP_SOURCE_DIR "/tools/bench_torch.py", *python = "/usr/bin/python3", *unet_dims = "";
   cli_opt opts[] = {
       {"--iters", CLI_INT, &iters, "timed training steps (in rounds of 5, each with one sgemm peak sample)", NULL, 5, 100000},
@@ -432,7 +431,7 @@ static int s_bench_flowcore(int argc, char **argv) {
       {"--no-unet", CLI_FLAG, &no_unet, "skip the U-Net cases", NULL, 0, 0},
       {"--tfm-width", CLI_INT, &tfm_width, "transformer width, ffn 4 x width (0: fc_tfm's default)", NULL, 0, 4096},
       {"--tfm-depth", CLI_INT, &tfm_depth, "transformer blocks (0: fc_tfm's default)", NULL, 0, 32},
-      {"--tfm-cond", CLI_CHOICE, &tfm_cond, "transformer conditioning (default: fc_tfm's, film)", tconds, 0, 0},
+      {"--tfm-cond", CLI_CHOICE, &tfm_cond, "transformer conditioning (default: fc_tfm's, film)", fc_tfm_cond_names, 0, 0},
       {"--no-tfm", CLI_FLAG, &no_tfm, "skip the transformer cases", NULL, 0, 0},
       CLI_OPT_JSON(json),
   };
@@ -443,9 +442,7 @@ static int s_bench_flowcore(int argc, char **argv) {
   if (rc) return rc > 0 ? 0 : 2;
   /* the U-Net at Tp 16: Push-T sizes (A 2, To 2 x 20-D observations) and
    * Lift sizes (A 7, To 2 x 19-D), checked before anything runs */
-  int tcond = -1;
-  for (int k = 0; tfm_cond && tconds[k]; k++)
-    if (!strcmp(tfm_cond, tconds[k])) tcond = k;
+  const int tcond = tfm_cond ? fc_tfm_cond_parse(tfm_cond) : -1; /* the parser took only known names */
   int udims[FC_UNET_MAX_LEVELS];
   if (s_parse_dims(unet_dims, udims)) {
     cli_error("bench flowcore", "--unet-dims wants 1 to %d channel counts like 64,128,256 (got '%s')",

@@ -82,7 +82,6 @@ int cmd_train(int argc, char **argv) {
   static const char *const methods[] = {"lfm", "fm", "mse", "dfm", NULL};
   static const char *const samplers[] = {"euler", "heun", "rk4", NULL};
   static const char *const norms[] = {"minmax", "meanstd", NULL};
-  static const char *const tconds[] = {"adaln", "film", "cross", NULL}; /* fc_tfm_cond's order */
   const char *nets[FC_NET_KINDS + 1] = {NULL};
   for (int k = 0; k < FC_NET_KINDS; k++) nets[k] = fc_net_kind_name((fc_net_kind)k);
   cli_opt opts[] = {
@@ -114,7 +113,7 @@ int cmd_train(int argc, char **argv) {
       {"--tfm-cond", CLI_CHOICE, &tfm_cond, "transformer conditioning: adaln (adaLN-Zero: shift, scale and gate of "
                                             "every block, zero-initialized), film (shift and scale) or cross "
                                             "(cross-attention to a time token and one token per observation frame, "
-                                            "Diffusion Policy's)", tconds, 0, 0},
+                                            "Diffusion Policy's)", fc_tfm_cond_names, 0, 0},
       {"--unet-dims", CLI_STR, &unet_dims, "unet channels per level, 1 to 4 comma-separated (default 64,128,256; "
                                            "Tp must be divisible by 2^(levels - 1))", NULL, 0, 0},
       {"--lr", CLI_DOUBLE, &lr, "peak learning rate", NULL, 1e-7, 1},
@@ -161,7 +160,7 @@ int cmd_train(int argc, char **argv) {
     if (depth) c.net.tfm.depth = depth;
     if (heads) c.net.tfm.heads = heads;
     c.net.tfm.ffn = ffn ? ffn : 4 * c.net.tfm.width;
-    if (tfm_cond) c.net.tfm.cond = !strcmp(tfm_cond, "film") ? FC_TFM_FILM : !strcmp(tfm_cond, "cross") ? FC_TFM_CROSS : FC_TFM_ADALN;
+    if (tfm_cond) c.net.tfm.cond = (fc_tfm_cond)fc_tfm_cond_parse(tfm_cond); /* a name the parser took */
   } else if (width || depth) {
     cli_error("train", "--width and --depth are the mlp's and the transformer's; this run trains a %s (--net mlp or "
               "--net transformer to use them)", fc_net_kind_name(c.net.kind));
